@@ -1,0 +1,195 @@
+"""One scan: for each account, read -> thread -> judge, and collect one Report.
+
+Per-account isolation: an account that cannot be read is an error in the
+report, and the other accounts still run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from inboxwatch.config import Account, env_password_name, resolve_secret
+from inboxwatch.errors import ConfigError, InboxwatchError
+from inboxwatch.model import AccountSummary, MessageMeta, Report, ReportError
+from inboxwatch.rules import Owner, Policy
+from inboxwatch.source import FolderInfo, MailSource, Progress, discover_sent
+from inboxwatch.threads import build_threads
+from inboxwatch.unanswered import evaluate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AccountPlan:
+    """What to scan for one account, whatever the source."""
+
+    name: str
+    addresses: tuple[str, ...]
+    folders: tuple[str, ...] | None  # None: every folder that is not a sent folder (local)
+    sent_folders: tuple[str, ...]  # empty: discover
+    window: timedelta
+    lookback: timedelta
+    policy: Policy
+
+    @classmethod
+    def from_account(cls, account: Account, window: timedelta | None = None) -> AccountPlan:
+        return cls(
+            name=account.name,
+            addresses=tuple(account.addresses),
+            folders=tuple(account.folders),
+            sent_folders=tuple(account.sent_folders),
+            window=window or account.window,
+            lookback=account.lookback,
+            policy=Policy(
+                include_cc=account.include_cc,
+                ignore_senders=tuple(account.ignore_senders),
+                ignore_subjects=tuple(re.compile(p) for p in account.ignore_subjects),
+            ),
+        )
+
+
+SourceFactory = Callable[[], MailSource]
+
+
+def open_imap(account: Account) -> SourceFactory:
+    def factory() -> MailSource:
+        from inboxwatch.imap_source import ImapSource
+
+        password = resolve_secret(account, f"accounts[{account.name}]",
+                                  env_password_name(account.name))
+        return ImapSource(account, password)
+
+    return factory
+
+
+def counterpart_matcher(owner: Owner) -> Callable[[MessageMeta, MessageMeta], bool]:
+    """Contract rule 3: the owner's message was sent to the other's From or Reply-To."""
+
+    def match(mine: MessageMeta, theirs: MessageMeta) -> bool:
+        if not owner.wrote(mine) or owner.wrote(theirs) or theirs.sender is None:
+            return False
+        recipients = {a.key for a in mine.to + mine.cc}
+        candidates = {theirs.sender.key} | {a.key for a in theirs.reply_to}
+        return bool(recipients & candidates)
+
+    return match
+
+
+class _AccountScan:
+    def __init__(self, plan: AccountPlan, source: MailSource, as_of: datetime) -> None:
+        self.plan = plan
+        self.source = source
+        self.as_of = as_of
+        self.errors: list[ReportError] = []
+
+    def error(self, kind: str, message: str, code: int, folder: str | None = None) -> None:
+        self.errors.append(ReportError(self.plan.name, kind, message, code, folder))
+
+    def folders(self, available: Sequence[FolderInfo]) -> tuple[list[str], list[str]]:
+        names = {f.name for f in available}
+        sent = list(self.plan.sent_folders) or discover_sent(available)
+        watched = (
+            list(self.plan.folders)
+            if self.plan.folders is not None
+            else [n for n in names if n not in sent]
+        )
+        for folder in [*watched, *self.plan.sent_folders]:
+            if folder not in names:
+                self.error(
+                    "folder",
+                    f"folder {folder!r} not found; check accounts[{self.plan.name}] "
+                    f"(folders on the server: {', '.join(sorted(names)[:12])})",
+                    ConfigError.exit_code,
+                    folder,
+                )
+        return [f for f in watched if f in names], [f for f in sent if f in names]
+
+    def read(self, folders: Sequence[str], progress: Progress | None) -> list[MessageMeta]:
+        since = self.as_of - self.plan.lookback
+        messages: list[MessageMeta] = []
+        for folder in dict.fromkeys(folders):
+            scan = self.source.fetch_since(folder, since, progress)
+            for failure in scan.failures:
+                self.errors.append(
+                    ReportError(self.plan.name, "parse", failure.reason, 0, folder, failure.uid)
+                )
+            # --as-of: judge as if it were then; later mail is ignored.
+            messages.extend(m for m in scan.messages if m.received <= self.as_of)
+        return messages
+
+    def coverage(self, messages: Sequence[MessageMeta], owner: Owner, sent: list[str]) -> bool:
+        """Contract rule 6: without a usable sent folder every thread would look unanswered."""
+        if not sent:
+            self.error(
+                "coverage",
+                "no sent folder found, so replies cannot be seen and nothing is reported as "
+                f"overdue; set accounts[{self.plan.name}].sent_folders",
+                ConfigError.exit_code,
+            )
+            return False
+        if self.plan.sent_folders:
+            return True  # named explicitly: trusted even when empty
+        owned = any(owner.wrote(m) for m in messages if m.folder in sent)
+        inbound = any(not owner.wrote(m) for m in messages if m.folder not in sent)
+        if inbound and not owned:
+            self.error(
+                "coverage",
+                f"sent folder {', '.join(sent)} holds no message from "
+                f"{', '.join(self.plan.addresses)} in the lookback, so nothing is reported as "
+                f"overdue; check accounts[{self.plan.name}].addresses or set sent_folders",
+                ConfigError.exit_code,
+            )
+            return False
+        return True
+
+
+def scan_account(
+    plan: AccountPlan, source: MailSource, as_of: datetime, report: Report,
+    progress: Progress | None = None,
+) -> None:
+    """Scan one account into `report`; the source is closed by the caller."""
+    job = _AccountScan(plan, source, as_of)
+    watched, sent = job.folders(source.list_folders())
+    messages = job.read([*watched, *sent], progress)
+    owner = Owner.of(plan.addresses)
+    threads = build_threads(messages, counterpart_matcher(owner))
+    findings, stats = evaluate(plan.name, threads, owner, plan.policy, as_of, plan.window)
+    if not job.coverage(messages, owner, sent):
+        findings = []
+        stats.pending += stats.overdue
+        stats.overdue = 0
+    report.accounts.append(
+        AccountSummary(plan.name, tuple(watched), tuple(sent), len(messages), len(threads))
+    )
+    report.overdue.extend(findings)
+    report.stats.add(stats)
+    report.errors.extend(job.errors)
+
+
+def run_scan(
+    jobs: Sequence[tuple[AccountPlan, SourceFactory]],
+    as_of: datetime,
+    generated_at: datetime,
+    progress: Progress | None = None,
+) -> Report:
+    """Scan every account; a failing account becomes an error, the others go on."""
+    windows = {plan.window for plan, _ in jobs}
+    report = Report(generated_at, as_of, windows.pop() if len(windows) == 1 else None)
+    for plan, factory in jobs:
+        try:
+            source = factory()
+        except InboxwatchError as exc:
+            report.errors.append(ReportError(plan.name, exc.kind, str(exc), exc.exit_code))
+            continue
+        try:
+            scan_account(plan, source, as_of, report, progress)
+        except InboxwatchError as exc:
+            report.errors.append(ReportError(plan.name, exc.kind, str(exc), exc.exit_code))
+        finally:
+            source.close()
+    report.overdue.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
+    return report

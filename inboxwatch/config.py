@@ -1,0 +1,273 @@
+"""Settings: the TOML file plus INBOXWATCH_* environment variables, validated once.
+
+Nothing is read at import time; `load_settings(path)` is the one entry point.
+Unknown keys are errors: a typo must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from inboxwatch.errors import ConfigError
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+
+
+def parse_duration(value: object) -> timedelta:
+    """`90m`, `24h`, `2d`, `1w`, `1h30m` -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    text = str(value).strip().lower()
+    parts = _DURATION.findall(text)
+    if not parts or _DURATION.sub("", text).strip():
+        raise ValueError(f"{value!r} is not a duration; use a number and a unit: 90m, 24h, 2d, 1w")
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"{value!r} must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Security = Literal["tls", "starttls", "plain"]
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _Server(BaseModel):
+    model_config = _STRICT
+
+    host: str = ""
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Security = "tls"
+    allow_insecure: bool = False
+    ca_file: str = ""
+    username: str = ""
+    password: SecretStr | None = None
+    password_file: str = ""
+    timeout: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> _Server:
+        if self.password is not None and self.password_file:
+            raise ValueError("set either password or password_file, not both")
+        if self.ca_file and not Path(self.ca_file).expanduser().is_file():
+            raise ValueError(f"ca_file {self.ca_file!r} does not exist")
+        return self
+
+
+class Account(_Server):
+    name: str = Field(min_length=1)
+    addresses: list[str] = []
+    folders: list[str] = Field(default=["INBOX"], min_length=1)
+    sent_folders: list[str] = []
+    window: Duration = timedelta(hours=24)
+    lookback: Duration = timedelta(days=30)
+    include_cc: bool = False
+    ignore_senders: list[str] = []
+    ignore_subjects: list[str] = []
+
+    @field_validator("ignore_subjects")
+    @classmethod
+    def _regexes(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
+        return patterns
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Account:
+        if not self.host:
+            raise ValueError("host is required")
+        if not self.addresses:
+            if "@" not in self.username:
+                raise ValueError("addresses is required when username is not an e-mail address")
+            self.addresses = [self.username]
+        if self.port is None:
+            self.port = 993 if self.security == "tls" else 143
+        return self
+
+
+class Digest(BaseModel):
+    model_config = _STRICT
+
+    to: list[str] = []
+    sender: str = ""
+    schedule: str = "0 8 * * 1-5"
+    timezone: str = "UTC"
+    send_when_empty: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r} (use an IANA name)") from exc
+        return name
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, expr: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(expr)
+        except ValueError as exc:
+            raise ValueError(f"{expr!r} is not a cron expression: {exc}") from exc
+        return expr
+
+
+class Smtp(_Server):
+    security: Security = "starttls"
+
+    @model_validator(mode="after")
+    def _port(self) -> Smtp:
+        if self.port is None:
+            self.port = {"tls": 465, "starttls": 587, "plain": 25}[self.security]
+        return self
+
+
+class Service(BaseModel):
+    model_config = _STRICT
+    poll_interval: Duration = timedelta(minutes=15)
+
+
+class State(BaseModel):
+    model_config = _STRICT
+    path: str = "~/.local/state/inboxwatch/state.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INBOXWATCH_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    accounts: list[Account] = Field(min_length=1)
+    digest: Digest = Digest()
+    smtp: Smtp = Smtp()
+    service: Service = Service()
+    state: State = State()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        names = [a.name for a in self.accounts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"account names must be unique: {', '.join(dupes)}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (init), as containers expect.
+        return env_settings, init_settings
+
+
+def find_config(explicit: str | None) -> Path:
+    """--config, then $INBOXWATCH_CONFIG, ./config.toml, ~/.config/inboxwatch/config.toml."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {explicit} does not exist")
+        return path
+    env = os.environ.get("INBOXWATCH_CONFIG")
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"INBOXWATCH_CONFIG points at {env}, which does not exist")
+        return path
+    for candidate in (Path("config.toml"), Path("~/.config/inboxwatch/config.toml").expanduser()):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        "no config file found (looked for --config, $INBOXWATCH_CONFIG, ./config.toml, "
+        "~/.config/inboxwatch/config.toml); copy config.example.toml, or try `inboxwatch demo`"
+    )
+
+
+def load_settings(path: Path) -> Settings:
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe(exc, data)}") from None
+
+
+def describe(exc: ValidationError, data: dict[str, Any]) -> str:
+    """Pydantic's errors as `accounts[work].window: <why>`, naming the key."""
+    lines = []
+    for err in exc.errors()[:3]:
+        key = _key_path(err["loc"], data)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against config.example.toml)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"{key}: {msg}" if key else msg)
+    more = exc.error_count() - len(lines)
+    return "; ".join(lines) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _key_path(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
+    parts: list[str] = []
+    node: Any = data
+    for item in loc:
+        if isinstance(item, int):
+            name = node[item].get("name") if isinstance(node, list) and item < len(node) else None
+            parts[-1] += f"[{name or item}]"
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts)
+
+
+def env_password_name(account: str) -> str:
+    return "INBOXWATCH_ACCOUNT_" + re.sub(r"[^A-Z0-9]", "_", account.upper()) + "_PASSWORD"
+
+
+def resolve_secret(server: _Server, what: str, env_name: str) -> str:
+    """The password from the environment, else password_file, else password."""
+    if os.environ.get(env_name):
+        return os.environ[env_name]
+    if server.password_file:
+        path = Path(server.password_file).expanduser()
+        try:
+            mode = path.stat().st_mode
+            secret = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"{what}.password_file: cannot read {path}: {exc.strerror}") from None
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "%s is readable by other users; chmod 600 it", path
+            )
+        return secret
+    if server.password is not None:
+        return server.password.get_secret_value()
+    raise ConfigError(f"{what}: no password; set password_file, password or {env_name}")

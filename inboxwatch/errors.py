@@ -1,0 +1,42 @@
+"""One error family; `cli.main` maps each class to the contract's exit code."""
+
+from __future__ import annotations
+
+
+class InboxwatchError(Exception):
+    """Base class: `str(err)` is the one line shown to the user."""
+
+    exit_code = 1
+    kind = "error"
+
+
+class UsageError(InboxwatchError):
+    exit_code = 2
+    kind = "usage"
+
+
+class ConfigError(InboxwatchError):
+    exit_code = 3
+    kind = "config"
+
+
+class AuthError(InboxwatchError):
+    exit_code = 4
+    kind = "auth"
+
+
+class ServerError(InboxwatchError):
+    """Server unreachable, TLS failure, dropped connection, protocol trouble."""
+
+    exit_code = 5
+    kind = "connection"
+
+
+class DeliveryError(InboxwatchError):
+    exit_code = 6
+    kind = "delivery"
+
+
+class LockError(InboxwatchError):
+    exit_code = 7
+    kind = "lock"

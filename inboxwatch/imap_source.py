@@ -1,0 +1,214 @@
+"""The IMAP source: the only module that imports imapclient.
+
+Read-only by construction: folders are opened with EXAMINE (`readonly=True`),
+headers are fetched with BODY.PEEK (RFC 3501 6.4.5: no implicit \\Seen), and
+no STORE, COPY, MOVE, EXPUNGE, APPEND, CREATE, DELETE or RENAME is ever sent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import ssl
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from imapclient import IMAPClient, SocketTimeout
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+
+from inboxwatch.config import Account
+from inboxwatch.errors import AuthError, ConfigError, InboxwatchError, ServerError
+from inboxwatch.model import ParseFailure
+from inboxwatch.parse import HEADER_FIELDS, parse_headers
+from inboxwatch.source import FolderInfo, FolderScan, Progress
+
+log = logging.getLogger(__name__)
+
+BATCH = 500  # UIDs per FETCH: bounded memory, and far below Dovecot's 64 KB command line
+_FETCH_ITEMS = [
+    f"BODY.PEEK[HEADER.FIELDS ({' '.join(f.upper() for f in HEADER_FIELDS)})]",
+    "FLAGS",
+    "INTERNALDATE",
+]
+# RFC 5530 response codes that mean "try again later", not "wrong password".
+_TRANSIENT_CODES = ("[UNAVAILABLE]", "[LIMIT]", "[INUSE]", "[SERVERBUG]", "[CONTACTADMIN]")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_context(ca_file: str) -> ssl.SSLContext:
+    """System trust store plus an optional private CA; verification is never off."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
+def _network_error(host: str, exc: BaseException, timeout: float) -> ServerError:
+    """One actionable line for a failure to reach or talk to the server."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = exc.verify_message or str(exc)
+        return ServerError(
+            f"TLS certificate of {host} not trusted ({why}); for a private CA set ca_file"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return ServerError(f"TLS handshake with {host} failed ({exc.reason or exc})")
+    if isinstance(exc, socket.gaierror):
+        return ServerError(f"cannot resolve {host}; check the host name and your network")
+    if isinstance(exc, ConnectionRefusedError):
+        return ServerError(f"{host} refused the connection; check host, port and security")
+    if isinstance(exc, TimeoutError):
+        return ServerError(f"{host} did not answer within {timeout:g}s; try again later")
+    if isinstance(exc, IMAPClientAbortError | ConnectionError | EOFError):
+        return ServerError(f"connection to {host} dropped ({exc}); try again later")
+    return ServerError(f"cannot talk to {host}: {exc}")
+
+
+def login_error(host: str, text: str) -> InboxwatchError:
+    """Tell a wrong password (exit 4) from a server that is busy or refusing (exit 5)."""
+    if any(code in text.upper() for code in _TRANSIENT_CODES):
+        return ServerError(f"{host} refused the login for now ({text.strip()}); try again later")
+    hint = "check username and password"
+    if "application-specific" in text.lower() or "gmail" in host.lower():
+        hint += " (Gmail needs an app password: see the README FAQ)"
+    return AuthError(f"login to {host} failed: {text.strip() or 'rejected'}; {hint}")
+
+
+class ImapSource:
+    """A logged-in, read-only IMAP session for one account."""
+
+    def __init__(self, account: Account, password: str) -> None:
+        self.host = account.host
+        self.timeout = account.timeout.total_seconds()
+        self.client = self._connect(account)
+        try:
+            self._login(account.username, password)
+        except BaseException:
+            self._shutdown()
+            raise
+
+    def _connect(self, account: Account) -> IMAPClient:
+        if account.security == "plain" and not (is_loopback(account.host) or account.allow_insecure):
+            raise ConfigError(
+                f"accounts[{account.name}].security: plain IMAP sends the password in clear; "
+                "use tls or starttls, or set allow_insecure = true"
+            )
+        context = tls_context(account.ca_file)
+        try:
+            client = IMAPClient(
+                account.host,
+                port=account.port,
+                ssl=account.security == "tls",
+                ssl_context=context,
+                timeout=SocketTimeout(connect=self.timeout, read=self.timeout),
+            )
+            client.normalise_times = False  # keep INTERNALDATE's own offset; we convert to UTC
+            if account.security == "starttls":
+                self._starttls(client, context)
+        except (OSError, IMAPClientError, EOFError) as exc:
+            raise _network_error(account.host, exc, self.timeout) from exc
+        return client
+
+    def _starttls(self, client: IMAPClient, context: ssl.SSLContext) -> None:
+        if b"STARTTLS" not in client.capabilities():
+            client.shutdown()
+            raise ServerError(
+                f"{self.host} does not offer STARTTLS; refusing to send the password in clear "
+                "(use security = \"tls\" on port 993 if the server supports it)"
+            )
+        client.starttls(context)
+
+    def _login(self, username: str, password: str) -> None:
+        try:
+            self.client.login(username, password)
+        except LoginError as exc:
+            raise login_error(self.host, str(exc)) from None
+        except (OSError, IMAPClientError, EOFError) as exc:
+            raise _network_error(self.host, exc, self.timeout) from exc
+
+    def _shutdown(self) -> None:
+        try:
+            self.client.shutdown()
+        except (OSError, IMAPClientError):
+            pass
+
+    def close(self) -> None:
+        try:
+            self.client.logout()
+        except (OSError, IMAPClientError, EOFError):
+            self._shutdown()
+
+    def list_folders(self) -> list[FolderInfo]:
+        """Every folder with its SPECIAL-USE flags; imapclient decodes modified UTF-7."""
+        try:
+            listing = self.client.list_folders()
+        except (OSError, IMAPClientError, EOFError) as exc:
+            raise _network_error(self.host, exc, self.timeout) from exc
+        folders = []
+        for flags, _delimiter, name in listing:
+            names = frozenset(f.decode("ascii", "replace") for f in flags)
+            lowered = {f.lower() for f in names}
+            folders.append(
+                FolderInfo(str(name), names, not ({"\\noselect", "\\nonexistent"} & lowered))
+            )
+        return folders
+
+    def fetch_since(
+        self, folder: str, since: datetime, progress: Progress | None = None
+    ) -> FolderScan:
+        """Header fields, FLAGS and INTERNALDATE of every message from `since` on."""
+        try:
+            self.client.select_folder(folder, readonly=True)
+            # SEARCH SINCE has day granularity in the server's zone (RFC 3501
+            # 6.4.4): ask a day early, then filter on INTERNALDATE exactly.
+            uids = sorted(self.client.search(["SINCE", (since - timedelta(days=1)).date()]))
+            scan = FolderScan(folder)
+            for batch in _batches(uids, BATCH):
+                self._fetch_batch(folder, batch, since, scan)
+                if progress is not None:
+                    progress(len(batch))
+        except (OSError, IMAPClientAbortError, EOFError) as exc:
+            raise _network_error(self.host, exc, self.timeout) from exc
+        except IMAPClientError as exc:
+            raise ServerError(f"{self.host}: reading folder {folder!r} failed: {exc}") from exc
+        return scan
+
+    def _fetch_batch(
+        self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan
+    ) -> None:
+        response: dict[int, dict[bytes, Any]] = self.client.fetch(uids, _FETCH_ITEMS)
+        for uid, data in response.items():
+            header = next((v for k, v in data.items() if k.startswith(b"BODY[")), None)
+            received = data.get(b"INTERNALDATE")
+            if header is None or not isinstance(received, datetime):
+                continue  # an unsolicited FETCH (flag update) for another message
+            received = _utc(received)
+            if received < since:
+                continue
+            flags = [f.decode("ascii", "replace") for f in data.get(b"FLAGS", ())]
+            meta = parse_headers(bytes(header), folder, uid, received, flags)
+            if isinstance(meta, ParseFailure):
+                scan.failures.append(meta)
+            else:
+                scan.messages.append(meta)
+
+    def folder_exists(self, folder: str) -> bool:
+        return any(f.name == folder for f in self.list_folders())
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

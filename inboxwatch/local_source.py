@@ -1,0 +1,123 @@
+"""Local sources: mbox files and Maildir trees (as synced by mbsync or offlineimap).
+
+They sit behind the same interface as the IMAP source, serve the bundled
+demo, and never write: mailbox.mbox/Maildir are only read. Local mail has no
+INTERNALDATE, so the Date header is the clock (contract, rule 5); failing
+that, the mbox "From " line or the Maildir file's mtime, which is when the
+message was delivered.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from inboxwatch.errors import ConfigError
+from inboxwatch.model import MessageMeta, ParseFailure
+from inboxwatch.parse import MAX_HEADER_BYTES, parse_headers
+from inboxwatch.source import FolderInfo, FolderScan, Progress
+
+# mbox Status/X-Status letters and Maildir info letters -> IMAP flags.
+_MBOX_FLAGS = {"A": "\\Answered", "D": "\\Deleted", "F": "\\Flagged", "R": "\\Seen"}
+_MAILDIR_FLAGS = {"R": "\\Answered", "T": "\\Deleted", "F": "\\Flagged", "S": "\\Seen"}
+
+
+def _header_block(raw: bytes) -> bytes:
+    head = raw[:MAX_HEADER_BYTES]
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        end = head.find(sep)
+        if end >= 0:
+            return head[: end + len(sep)]
+    return head
+
+
+def _from_line_date(from_line: str) -> datetime | None:
+    """`user@host  Fri Feb 22 17:06:23 2008` -> aware UTC time (asctime is UTC by convention)."""
+    parts = from_line.split()
+    try:
+        parsed = time.strptime(" ".join(parts[1:6]), "%a %b %d %H:%M:%S %Y")
+    except (ValueError, IndexError):
+        return None
+    return datetime(*parsed[:6], tzinfo=UTC)
+
+
+class LocalSource:
+    """mbox files (one folder each, named by the file's stem) and/or one Maildir tree."""
+
+    def __init__(self, mboxes: Iterable[Path] = (), maildir: Path | None = None) -> None:
+        self._folders: dict[str, mailbox.Mailbox[mailbox.Message]] = {}
+        for path in mboxes:
+            if not path.is_file():
+                raise ConfigError(f"mbox file {path} does not exist")
+            self._folders[path.stem] = mailbox.mbox(path, create=False)
+        if maildir is not None:
+            self._add_maildir_tree(maildir)
+        if not self._folders:
+            raise ConfigError("no local mail given: pass --mbox PATH or --maildir PATH")
+
+    def _add_maildir_tree(self, root: Path) -> None:
+        if not root.is_dir():
+            raise ConfigError(f"Maildir {root} does not exist")
+        if (root / "cur").is_dir():
+            # Maildir++: the root is INBOX, sub-folders are dot-directories.
+            box = mailbox.Maildir(root, factory=None, create=False)
+            self._folders["INBOX"] = box
+            for name in box.list_folders():
+                self._folders[name] = box.get_folder(name)
+            return
+        # mbsync/offlineimap "Path" layout: one Maildir per sub-directory.
+        for cur in sorted(root.rglob("cur")):
+            folder = cur.parent
+            name = folder.relative_to(root).as_posix()
+            self._folders[name] = mailbox.Maildir(folder, factory=None, create=False)
+
+    def list_folders(self) -> list[FolderInfo]:
+        return [FolderInfo(name) for name in self._folders]
+
+    def fetch_since(
+        self, folder: str, since: datetime, progress: Progress | None = None
+    ) -> FolderScan:
+        box = self._folders.get(folder)
+        if box is None:
+            raise ConfigError(f"folder {folder!r} not found among {', '.join(self._folders)}")
+        scan = FolderScan(folder)
+        for uid, meta in self._read(folder, box):
+            if isinstance(meta, ParseFailure):
+                scan.failures.append(meta)
+            elif meta.received >= since:
+                scan.messages.append(meta)
+            if progress is not None and uid % 100 == 0:
+                progress(100)
+        return scan
+
+    def _read(
+        self, folder: str, box: mailbox.Mailbox[mailbox.Message]
+    ) -> Iterator[tuple[int, MessageMeta | ParseFailure]]:
+        for uid, key in enumerate(sorted(box.keys()) if isinstance(box, mailbox.Maildir)
+                                  else box.keys(), start=1):
+            msg = box.get_message(key)
+            flags, fallback = self._flags_and_time(box, key, msg)
+            raw = _header_block(box.get_bytes(key))
+            meta = parse_headers(raw, folder, uid, None, flags)
+            if isinstance(meta, ParseFailure) and fallback is not None:
+                meta = parse_headers(raw, folder, uid, fallback, flags)
+            yield uid, meta
+
+    @staticmethod
+    def _flags_and_time(
+        box: mailbox.Mailbox[mailbox.Message], key: str, msg: mailbox.Message
+    ) -> tuple[list[str], datetime | None]:
+        if isinstance(msg, mailbox.MaildirMessage):
+            flags = [_MAILDIR_FLAGS[c] for c in msg.get_flags() if c in _MAILDIR_FLAGS]
+            return flags, datetime.fromtimestamp(msg.get_date(), UTC)
+        if isinstance(msg, mailbox.mboxMessage):
+            flags = [_MBOX_FLAGS[c] for c in msg.get_flags() if c in _MBOX_FLAGS]
+            return flags, _from_line_date(msg.get_from())
+        return [], None
+
+    def close(self) -> None:
+        for box in self._folders.values():
+            box.close()

@@ -1,0 +1,143 @@
+"""Typed records passed between the layers; raw IMAP data never leaves the sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A mailbox: display name (decoded, sanitised) and address as written."""
+
+    name: str
+    address: str
+
+    @property
+    def key(self) -> str:
+        return self.address.lower()
+
+    def display(self) -> str:
+        return f"{self.name} <{self.address}>" if self.name else self.address
+
+
+@dataclass(frozen=True, slots=True)
+class MessageMeta:
+    """What inboxwatch knows of one message: header facts, flags and its clock."""
+
+    folder: str
+    uid: int
+    message_id: str | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    subject: str
+    sender: Address | None
+    received: datetime  # INTERNALDATE (IMAP) or Date (local sources); aware, UTC
+    date: datetime | None = None  # the Date header: shown, never trusted as the clock
+    reply_to: tuple[Address, ...] = ()
+    to: tuple[Address, ...] = ()
+    cc: tuple[Address, ...] = ()
+    flags: frozenset[str] = frozenset()
+    auto_submitted: str = ""
+    precedence: str = ""
+    list_headers: bool = False  # List-Id or List-Unsubscribe present
+    content_type: str = ""
+    null_sender: bool = False  # Return-Path: <> (RFC 5321 4.5.5: DSNs, RFC 3834 auto-replies)
+    autoreply_header: bool = False  # X-Autoreply / X-Autorespond (vacation programs)
+    sender_ambiguous: bool = False  # From names two different addresses (CVE-2023-27043 shape)
+
+    @property
+    def linked(self) -> bool:
+        """True when the message carries In-Reply-To or References."""
+        return bool(self.in_reply_to or self.references)
+
+
+@dataclass(frozen=True, slots=True)
+class ParseFailure:
+    """A message the parsers could not understand: counted, never a crash."""
+
+    folder: str
+    uid: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """Messages joined by their linking headers (or the guarded subject fallback)."""
+
+    thread_id: str
+    messages: tuple[MessageMeta, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One overdue thread, with what the user needs to act on it."""
+
+    account: str
+    thread_id: str
+    subject: str
+    correspondent: Address
+    waiting_since: datetime
+    waiting: timedelta
+    message_ids: tuple[str, ...]
+    folder: str
+    uids: tuple[int, ...]
+    messages_in_thread: int
+    last_reply: datetime | None
+    reason: str
+
+
+@dataclass(slots=True)
+class Stats:
+    threads: int = 0
+    answered: int = 0
+    overdue: int = 0
+    pending: int = 0
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: Stats) -> None:
+        self.threads += other.threads
+        self.answered += other.answered
+        self.overdue += other.overdue
+        self.pending += other.pending
+        for key, value in other.excluded.items():
+            self.excluded[key] = self.excluded.get(key, 0) + value
+
+
+@dataclass(frozen=True, slots=True)
+class ReportError:
+    """A problem the report carries; `exit_code` says how serious it is."""
+
+    account: str
+    kind: str
+    message: str
+    exit_code: int
+    folder: str | None = None
+    uid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSummary:
+    name: str
+    folders: tuple[str, ...]
+    sent_folders: tuple[str, ...]
+    messages: int
+    threads: int
+
+
+@dataclass(slots=True)
+class Report:
+    generated_at: datetime
+    as_of: datetime
+    window: timedelta | None = None  # set when every account shares one window
+    accounts: list[AccountSummary] = field(default_factory=list)
+    overdue: list[Finding] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+    errors: list[ReportError] = field(default_factory=list)
+
+    def exit_code(self) -> int:
+        """The contract's exit code: the worst error, else 1 if overdue, else 0."""
+        serious = [e.exit_code for e in self.errors if e.exit_code > 1]
+        if serious:
+            return max(serious)
+        return 1 if self.overdue else 0

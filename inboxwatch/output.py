@@ -1,0 +1,138 @@
+"""Report -> the contract's JSON, or a table for people. Data to stdout, problems to stderr."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from inboxwatch.model import Finding, Report, ReportError
+from inboxwatch.unanswered import human_duration
+
+REPORT_VERSION = 1
+SUBJECT_WIDTH = 80
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    return {
+        "account": f.account,
+        "thread_id": f.thread_id,
+        "subject": f.subject,
+        "correspondent": {"name": f.correspondent.name, "address": f.correspondent.address},
+        "waiting_since": iso(f.waiting_since),
+        "waiting_hours": round(f.waiting.total_seconds() / 3600, 1),
+        "message_ids": list(f.message_ids),
+        "folder": f.folder,
+        "uids": list(f.uids),
+        "messages_in_thread": f.messages_in_thread,
+        "last_reply": iso(f.last_reply) if f.last_reply else None,
+        "reason": f.reason,
+    }
+
+
+def _error_json(e: ReportError) -> dict[str, Any]:
+    return {"account": e.account, "kind": e.kind, "message": e.message,
+            "folder": e.folder, "uid": e.uid}
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The pinned `scan --format json` envelope (contract.md); keys may be added, never renamed."""
+    return {
+        "version": REPORT_VERSION,
+        "generated_at": iso(report.generated_at),
+        "as_of": iso(report.as_of),
+        "accounts": [
+            {"name": a.name, "folders": list(a.folders), "sent_folders": list(a.sent_folders),
+             "messages": a.messages, "threads": a.threads}
+            for a in report.accounts
+        ],
+        "overdue": [_finding_json(f) for f in report.overdue],
+        "stats": {
+            "threads": report.stats.threads,
+            "answered": report.stats.answered,
+            "overdue": report.stats.overdue,
+            "pending": report.stats.pending,
+            "excluded": dict(sorted(report.stats.excluded.items())),
+        },
+        "errors": [_error_json(e) for e in report.errors],
+    }
+
+
+def dumps(report: Report) -> str:
+    return json.dumps(report_json(report), indent=2, ensure_ascii=False)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render_table(report: Report, console: Console) -> None:
+    """Longest wait first; the dim line under each subject says why it is listed."""
+    if report.overdue:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        table.add_column("Waiting", no_wrap=True, style="bold red")
+        table.add_column("From", overflow="fold", max_width=36)
+        table.add_column("Subject / why", overflow="fold")
+        table.add_column("Folder", no_wrap=True)
+        several = len(report.accounts) > 1
+        if several:
+            table.add_column("Account", no_wrap=True)
+        for f in report.overdue:
+            subject = Text(_cut(f.subject or "(no subject)", SUBJECT_WIDTH))
+            subject.append("\n" + f.reason, style="dim")
+            row: list[str | Text] = [
+                human_duration(f.waiting), Text(f.correspondent.display()), subject,
+                Text(f.folder),
+            ]
+            if several:
+                row.append(Text(f.account))
+            table.add_row(*row)
+        console.print(table)
+    console.print(summary(report), highlight=False)
+
+
+def summary(report: Report) -> str:
+    s = report.stats
+    count = len(report.overdue)
+    window = f" > {_short(report.window)}" if report.window else " past their window"
+    head = (f"{count} conversation{'s' if count != 1 else ''} waiting{window}"
+            if count else f"Nothing waiting{window}")
+    as_of = report.as_of.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return escape(
+        f"{head} (as of {as_of}) · {s.threads} threads, {s.answered} answered, "
+        f"{s.pending} waiting inside the window"
+    )
+
+
+def _short(delta: timedelta) -> str:
+    """24h stays 24h (how people state a reply standard); 2d, 1w, 90m as written."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and (unit != "d" or seconds >= 2 * 86400):
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def render_errors(report: Report, console: Console) -> None:
+    """Serious errors one line each; parse failures as one count per account."""
+    parse_counts: dict[str, int] = {}
+    for e in report.errors:
+        if e.kind == "parse":
+            parse_counts[e.account] = parse_counts.get(e.account, 0) + 1
+        else:
+            console.print(f"inboxwatch: {e.account}: {e.message}", markup=False, highlight=False)
+    for account, n in parse_counts.items():
+        console.print(
+            f"inboxwatch: {account}: {n} message{'s' if n != 1 else ''} could not be parsed "
+            "(counted in the JSON report's errors)", markup=False, highlight=False,
+        )

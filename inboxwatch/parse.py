@@ -1,0 +1,218 @@
+"""Header bytes -> MessageMeta, tolerant of broken and hostile mail.
+
+The fast path uses the stdlib parser in `compat32` mode (the modern
+`email.policy.default` is ~6x slower per message and can go quadratic on
+pathological headers); mail-parser is the careful fallback for a message the
+fast path rejects. Anything displayed is stripped of CR/LF and control
+characters here, at the edge, so no later layer has to remember to.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses, parsedate_to_datetime
+
+from inboxwatch.model import Address, MessageMeta, ParseFailure
+
+log = logging.getLogger(__name__)
+
+# The header fields inboxwatch needs; the IMAP source fetches exactly these.
+HEADER_FIELDS = (
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "Subject",
+    "From",
+    "Reply-To",
+    "To",
+    "Cc",
+    "Date",
+    "Auto-Submitted",
+    "Precedence",
+    "List-Id",
+    "List-Unsubscribe",
+    "Content-Type",
+    "Return-Path",
+    "X-Autoreply",
+    "X-Autorespond",
+)
+
+MAX_HEADER_BYTES = 64 * 1024  # bounded cost: a 100 KB subject or 20,000 ids is cut here
+MAX_REFERENCES = 50  # the last N References are the ones that link a reply
+MAX_ADDRESSES = 100
+MAX_ADDRESS_FIELD = 16 * 1024
+MAX_SUBJECT = 998  # RFC 5322 line limit; the display layer cuts further
+_MSGID = re.compile(r"<([^<>\s]{1,500})>")
+_ADDRLIKE = re.compile(r"[^\s<>()\",;:@]+@[^\s<>()\",;:@]+")
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_SPACE = re.compile(r"\s+")
+_PARSER = BytesHeaderParser(policy=compat32)
+
+
+def clean_text(value: str, limit: int = MAX_SUBJECT) -> str:
+    """Fold whitespace and drop control/format characters (CR/LF, NUL, bidi overrides)."""
+    kept = []
+    for ch in value[: limit * 2]:
+        if ch in "\r\n\t":
+            kept.append(" ")
+        elif unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co"):
+            kept.append(ch)
+    return _SPACE.sub(" ", "".join(kept)).strip()[:limit]
+
+
+def _unescape_raw(value: str) -> str:
+    """compat32 keeps raw 8-bit bytes as surrogates: read them as UTF-8, else Latin-1."""
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return value
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def decode_words(value: str) -> str:
+    """RFC 2047 encoded-words to text; unknown charsets degrade, never raise."""
+    value = _unescape_raw(value)
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (LookupError, UnicodeError, ValueError, AssertionError):
+        parts = []
+        for chunk, charset in decode_header(value):
+            if isinstance(chunk, str):
+                parts.append(chunk)
+                continue
+            try:
+                parts.append(chunk.decode(charset or "ascii", "replace"))
+            except LookupError:
+                parts.append(chunk.decode("utf-8", "replace"))
+        return "".join(parts)
+
+
+def message_ids(value: str | None, keep_last: int = MAX_REFERENCES) -> tuple[str, ...]:
+    """The `<id>` tokens of a header, lower-cased host kept as written (RFC 5322 3.6.4)."""
+    if not value:
+        return ()
+    found = [f"<{m}>" for m in _MSGID.findall(value[:MAX_HEADER_BYTES])]
+    return tuple(found[-keep_last:])
+
+
+def _addresses(values: Iterable[str]) -> tuple[Address, ...]:
+    out: list[Address] = []
+    fields = [decode_words(v)[:MAX_ADDRESS_FIELD] for v in values]
+    for name, addr in getaddresses(fields):
+        addr = clean_text(addr, 320)
+        if "@" not in addr:
+            continue
+        out.append(Address(clean_text(name, 200), addr))
+        if len(out) >= MAX_ADDRESSES:
+            break
+    return tuple(out)
+
+
+def _is_ambiguous(raw_from: str) -> bool:
+    """True when a From header names two different addresses.
+
+    Python before 3.11.10 parses `victim@ext.example)<me@mydomain>` as one of
+    the two (CVE-2023-27043); such a header must never count as the owner's.
+    """
+    unquoted = _QUOTED.sub("", raw_from)
+    return len({a.lower() for a in _ADDRLIKE.findall(unquoted)}) > 1
+
+
+def _date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(clean_text(value, 200))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _get(msg: Message, name: str) -> str:
+    value = msg.get(name)
+    return "" if value is None else str(value)
+
+
+def _meta_from_message(
+    msg: Message, folder: str, uid: int, received: datetime | None, flags: frozenset[str]
+) -> MessageMeta:
+    raw_from = decode_words(_get(msg, "From"))
+    senders = _addresses([raw_from]) if raw_from else ()
+    date = _date(_get(msg, "Date"))
+    when = received or date
+    if when is None:
+        raise ValueError("no usable date (no INTERNALDATE and no valid Date header)")
+    ids = message_ids(_get(msg, "Message-ID"), 1)
+    return MessageMeta(
+        folder=folder,
+        uid=uid,
+        message_id=ids[0] if ids else None,
+        in_reply_to=message_ids(_get(msg, "In-Reply-To"), 1),
+        references=message_ids(_get(msg, "References")),
+        subject=clean_text(decode_words(_get(msg, "Subject"))),
+        sender=senders[0] if senders else None,
+        received=when,
+        date=date,
+        reply_to=_addresses(msg.get_all("Reply-To") or []),
+        to=_addresses(msg.get_all("To") or []),
+        cc=_addresses(msg.get_all("Cc") or []),
+        flags=flags,
+        auto_submitted=clean_text(_get(msg, "Auto-Submitted"), 100).lower(),
+        precedence=clean_text(_get(msg, "Precedence"), 100).lower(),
+        list_headers=bool(msg.get("List-Id") or msg.get("List-Unsubscribe")),
+        content_type=clean_text(_get(msg, "Content-Type"), 200).lower(),
+        null_sender=_get(msg, "Return-Path").strip() == "<>",
+        autoreply_header=bool(msg.get("X-Autoreply") or msg.get("X-Autorespond")),
+        sender_ambiguous=_is_ambiguous(raw_from),
+    )
+
+
+def parse_headers(
+    header: bytes,
+    folder: str,
+    uid: int,
+    received: datetime | None = None,
+    flags: Iterable[str] = (),
+) -> MessageMeta | ParseFailure:
+    """Parse one message's header block; returns a ParseFailure instead of raising."""
+    header = header[:MAX_HEADER_BYTES]
+    try:
+        msg = _PARSER.parsebytes(header)
+    except Exception as exc:  # noqa: BLE001 - the stdlib parser's bugs must not end a scan
+        log.debug("fast parse failed for %s/%s: %r; trying mail-parser", folder, uid, exc)
+        msg = _careful_message(header)
+    if msg is None:
+        return ParseFailure(folder, uid, "unparsable header block")
+    try:
+        return _meta_from_message(msg, folder, uid, received, frozenset(flags))
+    except Exception as exc:  # noqa: BLE001 - unparsable mail is counted, never fatal
+        return ParseFailure(folder, uid, clean_text(str(exc), 200))
+
+
+def _careful_message(header: bytes) -> Message | None:
+    """mail-parser's more forgiving route, for a header block the fast path rejected."""
+    import mailparser
+
+    try:
+        message: Message = mailparser.parse_from_bytes(header).message
+    except Exception:  # noqa: BLE001 - give up on this one message only
+        return None
+    return message

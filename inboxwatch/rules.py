@@ -1,0 +1,188 @@
+""""Expects a reply?" — named, pure predicates, each giving the reason it excludes a message.
+
+The contract lists the rules; the extra signals below each cite where they
+come from. Order matters only for the reason shown: the first rule that
+matches names the exclusion.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from inboxwatch.model import Address, MessageMeta
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose mailbox this is: addresses compared case-insensitively, `+tag` ignored."""
+
+    addresses: frozenset[str]
+
+    @classmethod
+    def of(cls, addresses: Sequence[str]) -> Owner:
+        return cls(frozenset(normalise_address(a) for a in addresses))
+
+    def is_address(self, address: str) -> bool:
+        return normalise_address(address) in self.addresses
+
+    def wrote(self, msg: MessageMeta) -> bool:
+        """The owner's own message: a reply wherever it was found."""
+        if msg.sender is None or msg.sender_ambiguous:
+            return False
+        return self.is_address(msg.sender.address)
+
+    def among(self, addresses: Sequence[Address]) -> bool:
+        return any(self.is_address(a.address) for a in addresses)
+
+
+def normalise_address(address: str) -> str:
+    """`User+tag@Domain` -> `user@domain` (subaddressing, RFC 5233)."""
+    local, at, domain = address.strip().lower().rpartition("@")
+    if not at:
+        return domain
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    include_cc: bool = False
+    ignore_senders: tuple[str, ...] = ()
+    ignore_subjects: tuple[re.Pattern[str], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    rule: str  # the rule's name
+    category: str  # the report's `stats.excluded` key
+    reason: str  # what the user is told
+
+
+_NOREPLY = re.compile(
+    r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|dont[-_.]?reply|noreply[-_.].*|.*[-_.]noreply"
+    r"|no[-_.]?response|bounces?(?:[-+].*)?|notifications?|mailer)$"
+)
+_DAEMON = re.compile(r"^(?:mailer[-_]?daemon|postmaster|mail[-_]?daemon)$")
+# Exchange and other servers send out-of-office replies without Auto-Submitted
+# (sisimai's rfc3834 samples); their subject prefixes are the remaining signal.
+_AUTO_SUBJECT = re.compile(
+    r"^(?:automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|out of (?:the )?office"
+    r"|abwesenheitsnotiz|automatische antwort|r[ée]ponse automatique|respuesta autom[áa]tica"
+    r"|risposta automatica|automatisch antwoord|undeliver(?:ed|able)(?: mail)?"
+    r"|delivery status notification|mail delivery failed|returned mail)\b",
+    re.IGNORECASE,
+)
+
+Rule = Callable[[MessageMeta, Owner, Policy], Exclusion | None]
+
+
+def deleted(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
+    if "\\Deleted" in msg.flags:
+        return Exclusion("deleted", "deleted", "flagged \\Deleted")
+    return None
+
+
+def ignored(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
+    sender = msg.sender.address.lower() if msg.sender else ""
+    for glob in policy.ignore_senders:
+        if sender and fnmatch.fnmatchcase(sender, glob.lower()):
+            return Exclusion("ignore_senders", "ignored", f"sender matches ignore_senders {glob!r}")
+    for pattern in policy.ignore_subjects:
+        if pattern.search(msg.subject):
+            return Exclusion(
+                "ignore_subjects", "ignored", f"subject matches ignore_subjects {pattern.pattern!r}"
+            )
+    return None
+
+
+def auto_submitted(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
+    # RFC 3834 5: any value other than "no" marks machine-sent mail.
+    value = msg.auto_submitted.split(";", 1)[0].strip()
+    if value and value != "no":
+        return Exclusion("auto_submitted", "automated", f"Auto-Submitted: {value}")
+    return None
+
+
+def precedence(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
+    value = msg.precedence.strip()
+    if value in ("bulk", "list"):
+        return Exclusion("precedence", "list", f"Precedence: {value}")
+    if value in ("junk", "auto_reply"):
+        return Exclusion("precedence", "automated", f"Precedence: {value}")
+    return None
+
+
+def mailing_list(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
+    # RFC 2369 / RFC 2919: list software adds List-Id and List-Unsubscribe.
+    if msg.list_headers:
+        return Exclusion("list_headers", "list", "mailing-list mail (List-Id/List-Unsubscribe)")
+    return None
+
+
+def delivery_report(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
+    # RFC 6522 multipart/report covers DSNs (RFC 3464), MDNs and ARF feedback (RFC 5965).
+    if msg.content_type.startswith("multipart/report"):
+        return Exclusion("delivery_report", "automated", "delivery or feedback report")
+    local = _local_part(msg.sender)
+    if _DAEMON.match(local):
+        return Exclusion("delivery_report", "automated", f"sent by {local}")
+    if msg.null_sender:
+        # RFC 5321 4.5.5 / RFC 3834 3.3: notifications are sent with an empty envelope sender.
+        return Exclusion("null_sender", "automated", "empty envelope sender (Return-Path: <>)")
+    return None
+
+
+def auto_reply(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
+    if msg.autoreply_header:
+        return Exclusion("autoreply_header", "automated", "X-Autoreply/X-Autorespond header")
+    if _AUTO_SUBJECT.match(msg.subject):
+        return Exclusion("auto_reply_subject", "automated", "automatic-reply subject")
+    return None
+
+
+def no_reply_sender(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
+    local = _local_part(msg.sender)
+    if not _NOREPLY.match(local):
+        return None
+    personal = [a for a in msg.reply_to if not _NOREPLY.match(_local_part(a))]
+    if personal:
+        return None
+    return Exclusion("no_reply_sender", "automated", f"no-reply sender {local}@…")
+
+
+def cc_only(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
+    if policy.include_cc:
+        return None
+    if owner.among(msg.cc) and not owner.among(msg.to):
+        return Exclusion("cc_only", "cc_only", "you were only in Cc")
+    return None
+
+
+def _local_part(address: Address | None) -> str:
+    if address is None:
+        return ""
+    return address.address.lower().rpartition("@")[0]
+
+
+RULES: tuple[Rule, ...] = (
+    deleted,
+    ignored,
+    auto_submitted,
+    precedence,
+    mailing_list,
+    delivery_report,
+    auto_reply,
+    no_reply_sender,
+    cc_only,
+)
+
+
+def exclusion(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
+    """Why an inbound message does not expect a reply, or None when it does."""
+    for rule in RULES:
+        found = rule(msg, owner, policy)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,126 @@
+"""Threads + owner + now -> overdue findings and stats. Pure: `now` is a parameter.
+
+Contract, "Pending and overdue": pending messages expect a reply and are dated
+after the owner's latest message and after the latest `\\Answered` message in
+the thread; a thread is overdue when its oldest pending message is older than
+the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from inboxwatch.model import Address, Finding, MessageMeta, Stats, Thread
+from inboxwatch.rules import Owner, Policy, exclusion
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How one thread stands; `pending` is empty when nothing waits."""
+
+    thread: Thread
+    pending: tuple[MessageMeta, ...]
+    cutoff: datetime | None  # the owner's latest reply, or latest \Answered message
+    expecting: int  # inbound messages that expect a reply
+
+
+def _unique(messages: Iterable[MessageMeta]) -> list[MessageMeta]:
+    """One copy per Message-ID (Gmail labels and Bcc-to-self put a message in two folders)."""
+    seen: set[str] = set()
+    out = []
+    for msg in messages:
+        key = msg.message_id or f"{msg.folder}/{msg.uid}"
+        if key not in seen:
+            seen.add(key)
+            out.append(msg)
+    return out
+
+
+def judge_thread(thread: Thread, owner: Owner, policy: Policy, stats: Stats) -> Verdict:
+    """Find the pending messages of one thread; counts exclusions into `stats`."""
+    messages = _unique(thread.messages)
+    marks = [m.received for m in messages if owner.wrote(m) or "\\Answered" in m.flags]
+    cutoff = max(marks, default=None)
+    expecting: list[MessageMeta] = []
+    for msg in messages:
+        if owner.wrote(msg):
+            continue
+        excluded = exclusion(msg, owner, policy)
+        if excluded is None:
+            expecting.append(msg)
+        else:
+            stats.excluded[excluded.category] = stats.excluded.get(excluded.category, 0) + 1
+    pending = tuple(m for m in expecting if cutoff is None or m.received > cutoff)
+    return Verdict(thread, pending, cutoff, len(expecting))
+
+
+def human_duration(delta: timedelta) -> str:
+    """`2 days 3 hours`, `5 hours 10 minutes`, `12 minutes`."""
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [(days, "day"), (hours, "hour")] if days else [(hours, "hour"), (mins, "minute")]
+    words = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in parts if n]
+    return " ".join(words) or "0 minutes"
+
+
+def _reason(first: MessageMeta, verdict: Verdict, owner: Owner) -> str:
+    who = first.sender.name or first.sender.address if first.sender else "an unknown sender"
+    later = len(verdict.pending) - 1
+    text = f"{who} wrote"
+    if later:
+        text += f" (and {later} more message{'s' if later > 1 else ''} since)"
+    owned = [m.received for m in verdict.thread.messages if owner.wrote(m)]
+    if verdict.cutoff is None:
+        return text + "; no reply from you in this thread"
+    gap = human_duration(first.received - verdict.cutoff)
+    if owned and max(owned) == verdict.cutoff:
+        return text + f"; your last reply was {gap} earlier"
+    return text + f"; the last message marked answered was {gap} earlier"
+
+
+def finding(account: str, verdict: Verdict, owner: Owner, now: datetime) -> Finding:
+    first = verdict.pending[0]
+    sender = first.sender or Address("", "(unknown sender)")
+    in_folder = [m for m in verdict.pending if m.folder == first.folder]
+    return Finding(
+        account=account,
+        thread_id=verdict.thread.thread_id,
+        subject=first.subject,
+        correspondent=sender,
+        waiting_since=first.received,
+        waiting=now - first.received,
+        message_ids=tuple(m.message_id for m in verdict.pending if m.message_id),
+        folder=first.folder,
+        uids=tuple(m.uid for m in in_folder),
+        messages_in_thread=len(verdict.thread.messages),
+        last_reply=verdict.cutoff,
+        reason=_reason(first, verdict, owner),
+    )
+
+
+def evaluate(
+    account: str,
+    threads: Iterable[Thread],
+    owner: Owner,
+    policy: Policy,
+    now: datetime,
+    window: timedelta,
+) -> tuple[list[Finding], Stats]:
+    """Overdue findings (longest wait first) and the account's stats."""
+    stats = Stats()
+    findings: list[Finding] = []
+    for thread in threads:
+        stats.threads += 1
+        verdict = judge_thread(thread, owner, policy, stats)
+        if not verdict.pending:
+            stats.answered += verdict.expecting > 0
+        elif now - verdict.pending[0].received > window:
+            stats.overdue += 1
+            findings.append(finding(account, verdict, owner, now))
+        else:
+            stats.pending += 1
+    findings.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
+    return findings, stats
