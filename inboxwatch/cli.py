@@ -98,7 +98,7 @@ def _emit(report: Report, fmt: str) -> None:
         click.echo(dumps(report))
     else:
         render_table(report, Console(soft_wrap=False))
-    render_errors(report, Console(stderr=True))
+    render_errors(report, lambda line: click.echo(line, err=True))
 
 
 def _local_jobs(

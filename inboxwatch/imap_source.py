@@ -8,6 +8,7 @@ no STORE, COPY, MOVE, EXPUNGE, APPEND, CREATE, DELETE or RENAME is ever sent.
 from __future__ import annotations
 
 import ipaddress
+import re
 import logging
 import socket
 import ssl
@@ -131,7 +132,7 @@ class ImapSource:
         try:
             self.client.login(username, password)
         except LoginError as exc:
-            raise login_error(self.host, str(exc)) from None
+            raise login_error(self.host, _server_text(exc)) from None
         except (OSError, IMAPClientError, EOFError) as exc:
             raise _network_error(self.host, exc, self.timeout) from exc
 
@@ -203,6 +204,14 @@ class ImapSource:
 
     def folder_exists(self, folder: str) -> bool:
         return any(f.name == folder for f in self.list_folders())
+
+
+def _server_text(exc: Exception) -> str:
+    """The server's words from an imapclient error, which may carry a bytes repr."""
+    arg = exc.args[0] if exc.args else ""
+    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+    text = re.sub(r"b'(.*)'", r"\1", text, flags=re.DOTALL).replace("\\r", " ").replace("\\n", " ")
+    return " ".join(text.split())
 
 
 def _utc(value: datetime) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,6 +79,8 @@ def _cut(text: str, width: int) -> str:
 
 def render_table(report: Report, console: Console) -> None:
     """Longest wait first; the dim line under each subject says why it is listed."""
+    if not report.accounts:
+        return  # every account failed: the errors on stderr say why; "nothing waiting" would lie
     if report.overdue:
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
         table.add_column("Waiting", no_wrap=True, style="bold red")
@@ -98,7 +101,7 @@ def render_table(report: Report, console: Console) -> None:
                 row.append(Text(f.account))
             table.add_row(*row)
         console.print(table)
-    console.print(summary(report), highlight=False)
+    console.print(summary(report), highlight=False, soft_wrap=True)
 
 
 def summary(report: Report) -> str:
@@ -123,16 +126,14 @@ def _short(delta: timedelta) -> str:
     return f"{seconds}s"
 
 
-def render_errors(report: Report, console: Console) -> None:
+def render_errors(report: Report, echo: Callable[[str], None]) -> None:
     """Serious errors one line each; parse failures as one count per account."""
     parse_counts: dict[str, int] = {}
     for e in report.errors:
         if e.kind == "parse":
             parse_counts[e.account] = parse_counts.get(e.account, 0) + 1
         else:
-            console.print(f"inboxwatch: {e.account}: {e.message}", markup=False, highlight=False)
+            echo(f"inboxwatch: {e.account}: {e.message}")
     for account, n in parse_counts.items():
-        console.print(
-            f"inboxwatch: {account}: {n} message{'s' if n != 1 else ''} could not be parsed "
-            "(counted in the JSON report's errors)", markup=False, highlight=False,
-        )
+        echo(f"inboxwatch: {account}: {n} message{'s' if n != 1 else ''} could not be parsed "
+             "(counted in the JSON report's errors)")

@@ -1,0 +1,75 @@
+"""A recording TCP proxy between the client under test and a real server.
+
+It records every line the client sends, so a test can prove which IMAP
+commands were (and were not) issued: Dovecot answers a STORE on a read-only
+mailbox with "OK Store ignored", so only the client's own words prove read-only.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+
+class RecordingProxy:
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = int(self.listener.getsockname()[1])
+        self.client_bytes = bytearray()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> RecordingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.listener.close()
+
+    def commands(self) -> list[str]:
+        """The command names the client sent (`UID FETCH` counts as `UID FETCH`)."""
+        with self._lock:
+            text = bytes(self.client_bytes).decode("utf-8", "replace")
+        names = []
+        for line in text.split("\r\n"):
+            parts = line.split(" ")
+            if len(parts) < 2 or not parts[0] or parts[0].startswith("{"):
+                continue
+            name = parts[1].upper()
+            if name == "UID" and len(parts) > 2:
+                name = f"UID {parts[2].upper()}"
+            names.append(name)
+        return names
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, record: bool) -> None:
+        try:
+            while chunk := src.recv(65536):
+                if record:
+                    with self._lock:
+                        self.client_bytes.extend(chunk)
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

@@ -1,0 +1,310 @@
+"""End-to-end: `inboxwatch scan` against a real Dovecot, one contract clause per test."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import NOW, OWNER, Mailbox, mail
+
+pytestmark = pytest.mark.dovecot
+
+ANNA = "Anna Keller <anna@client.example>"
+H = timedelta(hours=1)
+
+
+def overdue_subjects(result) -> list[str]:
+    return [item["subject"] for item in result.json()["overdue"]]
+
+
+def seed_coverage(box: Mailbox) -> None:
+    """An unrelated sent message, so the coverage rule sees a usable sent folder."""
+    box.add("Sent", mail(OWNER, "zed@else.example", "Unrelated"), NOW - 5 * 24 * H)
+
+
+def test_unanswered_inbound_is_overdue_with_contract_fields(sent_mailbox, scan):
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail(ANNA, subject="Invoice question", mid="<q1@client.example>"),
+                     NOW - 46.8 * H)
+    result = scan()
+    assert result.code == 1, result.err
+    report = result.json()
+    item = report["overdue"][0]
+    assert item["subject"] == "Invoice question"
+    assert item["correspondent"] == {"name": "Anna Keller", "address": "anna@client.example"}
+    assert item["waiting_hours"] == 46.8
+    assert item["message_ids"] == ["<q1@client.example>"]
+    assert item["thread_id"] == "<q1@client.example>"
+    assert item["folder"] == "INBOX" and item["uids"] == [1]
+    assert "no reply from you" in item["reason"]
+    assert report["accounts"][0]["sent_folders"] == ["Sent"]
+    assert report["stats"]["overdue"] == 1
+
+
+@pytest.mark.parametrize("linking", ["in_reply_to", "references"])
+def test_reply_in_sent_answers_the_thread(sent_mailbox, scan, linking):
+    sent_mailbox.add("INBOX", mail(ANNA, mid="<a1@client.example>"), NOW - 50 * H)
+    link = ({"in_reply_to": "<a1@client.example>"} if linking == "in_reply_to"
+            else {"references": ("<a1@client.example>",)})
+    sent_mailbox.add("Sent", mail(OWNER, ANNA, "Re: Hello", **link), NOW - 40 * H)
+    result = scan()
+    assert result.code == 0, result.out
+    assert result.json()["stats"]["answered"] == 1
+
+
+def test_reply_joins_through_a_missing_intermediate_message(sent_mailbox, scan):
+    sent_mailbox.add("INBOX", mail(ANNA, mid="<root@client.example>"), NOW - 50 * H)
+    # The reply cites a message we never saw between them (JWZ: still one thread).
+    sent_mailbox.add("Sent", mail(OWNER, ANNA, "Re: Hello", references=(
+        "<root@client.example>", "<lost@elsewhere.example>")), NOW - 40 * H)
+    assert scan().code == 0
+
+
+def test_answered_flag_counts_as_a_reply(sent_mailbox, scan):
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail(ANNA), NOW - 50 * H, flags=("\\Answered", "\\Seen"))
+    assert scan().code == 0
+
+
+def test_reply_from_an_alias_or_plus_address_counts(sent_mailbox, scan):
+    sent_mailbox.add("INBOX", mail(ANNA, mid="<b1@client.example>"), NOW - 50 * H)
+    sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", mid="<b2@x.example>"), NOW - 50 * H)
+    sent_mailbox.add("Sent", mail("Me <ME@Alias.example>", ANNA, in_reply_to="<b1@client.example>"),
+                     NOW - 30 * H)
+    sent_mailbox.add("Sent", mail("me+work@mydomain.example", "bo@x.example",
+                                  in_reply_to="<b2@x.example>"), NOW - 30 * H)
+    result = scan(addresses=[OWNER, "me@alias.example"])
+    assert result.code == 0, result.out
+
+
+def test_bcc_to_self_copy_in_inbox_counts_as_reply(sent_mailbox, scan):
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail(ANNA, mid="<c1@client.example>"), NOW - 50 * H)
+    sent_mailbox.add("INBOX", mail(OWNER, ANNA, in_reply_to="<c1@client.example>"), NOW - 45 * H)
+    assert scan().code == 0
+
+
+def test_customer_writing_again_after_the_reply_is_pending_again(sent_mailbox, scan):
+    sent_mailbox.add("INBOX", mail(ANNA, mid="<d1@client.example>"), NOW - 90 * H)
+    sent_mailbox.add("Sent", mail(OWNER, ANNA, mid="<d2@mydomain.example>",
+                                  in_reply_to="<d1@client.example>"), NOW - 80 * H)
+    sent_mailbox.add("INBOX", mail(ANNA, subject="Re: Hello", mid="<d3@client.example>",
+                                   in_reply_to="<d2@mydomain.example>",
+                                   references=("<d1@client.example>", "<d2@mydomain.example>")),
+                     NOW - 30 * H)
+    result = scan()
+    assert result.code == 1
+    item = result.json()["overdue"][0]
+    assert item["message_ids"] == ["<d3@client.example>"]
+    assert item["waiting_hours"] == 30.0
+    assert item["thread_id"] == "<d1@client.example>"
+    assert "your last reply was 2 days 2 hours earlier" in item["reason"]
+
+
+@pytest.mark.parametrize(
+    ("sender", "headers", "content_type", "category"),
+    [
+        ("List <dev@lists.example>", {"List-Id": "<dev.lists.example>"}, None, "list"),
+        ("News <news@shop.example>", {"List-Unsubscribe": "<mailto:u@shop.example>"}, None, "list"),
+        ("Bulk <b@shop.example>", {"Precedence": "bulk"}, None, "list"),
+        ("Dana <dana@x.example>", {"Auto-Submitted": "auto-replied"}, None, "automated"),
+        ("Mail Delivery System <MAILER-DAEMON@mx.example>", {}, None, "automated"),
+        ("postmaster@mx.example", {}, None, "automated"),
+        ("Reports <r@mx.example>", {}, "multipart/report; report-type=delivery-status; "
+         "boundary=x", "automated"),
+        ("Shop <no-reply@shop.example>", {}, None, "automated"),
+        ("Shop <donotreply@shop.example>", {}, None, "automated"),
+        ("Bounced <x@y.example>", {"Return-Path": "<>"}, None, "automated"),
+    ],
+)
+def test_mail_that_expects_no_reply_is_excluded(sent_mailbox, scan, sender, headers,
+                                                content_type, category):
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail(sender, headers=headers,
+                                   content_type=content_type or "text/plain"), NOW - 50 * H)
+    result = scan()
+    assert result.code == 0, result.out
+    assert result.json()["stats"]["excluded"] == {category: 1}
+
+
+def test_no_reply_sender_with_a_personal_reply_to_expects_a_reply(sent_mailbox, scan):
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail("Shop <noreply@shop.example>",
+                                   headers={"Reply-To": "Lena <lena@shop.example>"}), NOW - 50 * H)
+    assert scan().code == 1
+
+
+def test_cc_only_is_excluded_unless_include_cc(sent_mailbox, scan):
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail(ANNA, to="team@client.example", cc=OWNER), NOW - 50 * H)
+    result = scan()
+    assert result.code == 0
+    assert result.json()["stats"]["excluded"] == {"cc_only": 1}
+    assert scan(include_cc=True).code == 1
+
+
+def test_notes_to_self_and_deleted_mail_are_not_waiting(sent_mailbox, scan):
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail(OWNER, OWNER, "Note to self"), NOW - 50 * H)
+    sent_mailbox.add("INBOX", mail(ANNA), NOW - 50 * H, flags=("\\Deleted",))
+    result = scan()
+    assert result.code == 0
+    assert result.json()["stats"]["excluded"] == {"deleted": 1}
+
+
+def test_ignore_senders_and_subjects(sent_mailbox, scan):
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail("Bot <bot@notifications.example>"), NOW - 50 * H)
+    sent_mailbox.add("INBOX", mail(ANNA, subject="[JIRA] PRJ-1 updated"), NOW - 50 * H)
+    result = scan(ignore_senders=["*@notifications.example"], ignore_subjects=["^\\[JIRA\\]"])
+    assert result.code == 0
+    assert result.json()["stats"]["excluded"] == {"ignored": 2}
+
+
+def test_message_without_message_id_is_still_reported(sent_mailbox, scan):
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail(ANNA, mid=""), NOW - 50 * H)
+    result = scan()
+    assert result.code == 1
+    item = result.json()["overdue"][0]
+    assert item["message_ids"] == []
+    assert item["thread_id"].startswith("<no-message-id.")
+
+
+def test_hostile_and_encoded_subjects_are_decoded_and_defused(sent_mailbox, scan):
+    seed_coverage(sent_mailbox)
+    # Encoded words that decode to CR/LF + a header, and to markup.
+    sent_mailbox.add("INBOX", mail(ANNA, subject="=?utf-8?q?Hi=0D=0ABcc:_evil@x.example?="),
+                     NOW - 50 * H)
+    sent_mailbox.add("INBOX", mail("=?utf-8?b?SsO2cmc=?= <j@x.example>",
+                                   subject="=?utf-8?q?<script>alert(1)</script>_f=C3=BCr?="),
+                     NOW - 49 * H)
+    result = scan()
+    subjects = overdue_subjects(result)
+    assert subjects == ["Hi Bcc: evil@x.example", "<script>alert(1)</script> für"]
+    assert result.json()["overdue"][1]["correspondent"]["name"] == "Jörg"
+    table = scan("--format", "table")
+    assert "\r" not in table.out and "Hi Bcc: evil@x.example" in table.out
+
+
+def test_internaldate_is_the_clock_not_the_date_header(sent_mailbox, scan):
+    seed_coverage(sent_mailbox)
+    lying = mail(ANNA, date=NOW + timedelta(days=365 * 70))  # Date: 2096
+    sent_mailbox.add("INBOX", lying, NOW - 26 * H)
+    result = scan()
+    assert result.json()["overdue"][0]["waiting_hours"] == 26.0
+
+
+def test_window_and_as_of(sent_mailbox, scan):
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail(ANNA), NOW - 5 * H)
+    assert scan().code == 0
+    assert scan().json()["stats"]["pending"] == 1
+    assert scan("--window", "4h").code == 1
+    # Judged 10 hours earlier, the message had not arrived yet.
+    earlier = scan("--as-of", (NOW - 10 * H).isoformat(), "--window", "1h")
+    assert earlier.code == 0 and earlier.json()["accounts"][0]["messages"] == 1
+
+
+def test_messages_older_than_lookback_are_not_read(sent_mailbox, scan):
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail(ANNA), NOW - timedelta(days=40))
+    result = scan(lookback="30d")
+    assert result.code == 0
+    assert result.json()["accounts"][0]["messages"] == 1  # only the sent one
+
+
+def test_subject_fallback_needs_the_counterpart_address(sent_mailbox, scan):
+    sent_mailbox.add("INBOX", mail(ANNA, subject="Quote", mid="<e1@client.example>"), NOW - 50 * H)
+    sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="Logo", mid="<e2@x.example>"),
+                     NOW - 50 * H)
+    # Replies from a client that drops In-Reply-To/References.
+    sent_mailbox.add("Sent", mail(OWNER, "anna@client.example", "Re: Quote"), NOW - 40 * H)
+    sent_mailbox.add("Sent", mail(OWNER, "someone@else.example", "RE: Logo"), NOW - 40 * H)
+    result = scan()
+    assert overdue_subjects(result) == ["Logo"]
+
+
+def test_sent_folder_found_by_special_use_under_another_name(mailbox, scan):
+    mailbox.create("Éléments envoyés")  # modified UTF-7 on the wire
+    mailbox.add("INBOX", mail(ANNA, mid="<f1@client.example>"), NOW - 50 * H)
+    mailbox.add("Éléments envoyés", mail(OWNER, ANNA, in_reply_to="<f1@client.example>"),
+                NOW - 40 * H)
+    result = scan()
+    assert result.code == 0, result.out + result.err
+    assert result.json()["accounts"][0]["sent_folders"] == ["Éléments envoyés"]
+
+
+def test_sent_folder_found_by_usual_name(mailbox, scan):
+    mailbox.create("Sent Items")
+    mailbox.add("INBOX", mail(ANNA, mid="<g1@client.example>"), NOW - 50 * H)
+    mailbox.add("Sent Items", mail(OWNER, ANNA, in_reply_to="<g1@client.example>"), NOW - 40 * H)
+    result = scan()
+    assert result.code == 0
+    assert result.json()["accounts"][0]["sent_folders"] == ["Sent Items"]
+
+
+def test_missing_sent_folder_reports_nothing_overdue_and_says_why(mailbox, scan):
+    mailbox.add("INBOX", mail(ANNA), NOW - 50 * H)
+    result = scan()
+    assert result.code == 3
+    report = result.json()
+    assert report["overdue"] == []
+    assert report["errors"][0]["kind"] == "coverage"
+    assert "no sent folder found" in result.err
+
+
+def test_empty_sent_folder_holds_back_unless_named(sent_mailbox, scan):
+    sent_mailbox.add("INBOX", mail(ANNA), NOW - 50 * H)
+    result = scan()
+    assert result.code == 3 and result.json()["overdue"] == []
+    assert "holds no message from me@mydomain.example" in result.err
+    named = scan(sent_folders=["Sent"])
+    assert named.code == 1 and len(named.json()["overdue"]) == 1
+
+
+def test_missing_watched_folder_is_a_config_error(sent_mailbox, scan):
+    seed_coverage(sent_mailbox)
+    result = scan(folders=["INBOX", "Support"])
+    assert result.code == 3
+    assert "folder 'Support' not found" in result.err
+
+
+def test_several_accounts_and_account_filter(dovecot, sent_mailbox, run, tmp_path):
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail(ANNA), NOW - 50 * H)
+    common = (f'host = "127.0.0.1"\nport = {dovecot.port}\nsecurity = "plain"\n'
+              f'password = "{dovecot.password}"\naddresses = ["{OWNER}"]\n')
+    config = tmp_path / "multi.toml"
+    config.write_text(
+        f'[[accounts]]\nname = "a"\nusername = "{sent_mailbox.user}"\n{common}'
+        f'[[accounts]]\nname = "b"\nusername = "{sent_mailbox.user}"\n{common}'
+    )
+    both = run("scan", "--config", str(config), "--format", "json", "--as-of", NOW.isoformat())
+    assert [i["account"] for i in both.json()["overdue"]] == ["a", "b"]
+    one = run("scan", "--config", str(config), "--format", "json", "--as-of", NOW.isoformat(),
+              "--account", "b")
+    assert [a["name"] for a in one.json()["accounts"]] == ["b"]
+    missing = run("scan", "--config", str(config), "--account", "nope")
+    assert missing.code == 2
+
+
+def test_wrong_password_exits_4_with_one_line(dovecot, mailbox, run, tmp_path):
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, dovecot, mailbox.user, password="wrong")
+    result = run("scan", "--config", str(config))
+    assert result.code == 4
+    assert result.err.count("\n") == 1 and "login to 127.0.0.1 failed" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_unreachable_server_exits_5(dovecot, mailbox, run, tmp_path):
+    from tests.conftest import write_config
+    from tests.dovecot import free_port
+
+    config = write_config(tmp_path, dovecot, mailbox.user, port=free_port(), timeout="5s")
+    result = run("scan", "--config", str(config))
+    assert result.code == 5
+    assert "refused the connection" in result.err and "Traceback" not in result.err
