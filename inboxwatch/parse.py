@@ -146,41 +146,60 @@ def _date(value: str | None) -> datetime | None:
         return None
 
 
-def _get(msg: Message, name: str) -> str:
-    value = msg.get(name)
-    return "" if value is None else str(value)
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+class _Headers:
+    """Raw header values by lower-cased name.
+
+    compat32's `msg.get` turns raw 8-bit bytes into U+FFFD; `raw_items` keeps
+    them (as surrogates) so `_unescape_raw` can read them as UTF-8 or Latin-1.
+    """
+
+    def __init__(self, msg: Message) -> None:
+        self._values: dict[str, list[str]] = {}
+        for name, value in msg.raw_items():
+            self._values.setdefault(name.lower(), []).append(_FOLD.sub("", str(value)))
+
+    def first(self, name: str) -> str:
+        values = self._values.get(name.lower())
+        return values[0] if values else ""
+
+    def all(self, name: str) -> list[str]:
+        return self._values.get(name.lower(), [])
 
 
 def _meta_from_message(
     msg: Message, folder: str, uid: int, received: datetime | None, flags: frozenset[str]
 ) -> MessageMeta:
-    raw_from = decode_words(_get(msg, "From"))
+    h = _Headers(msg)
+    raw_from = decode_words(h.first("From"))
     senders = _addresses([raw_from]) if raw_from else ()
-    date = _date(_get(msg, "Date"))
+    date = _date(h.first("Date"))
     when = received or date
     if when is None:
         raise ValueError("no usable date (no INTERNALDATE and no valid Date header)")
-    ids = message_ids(_get(msg, "Message-ID"), 1)
+    ids = message_ids(h.first("Message-ID"), 1)
     return MessageMeta(
         folder=folder,
         uid=uid,
         message_id=ids[0] if ids else None,
-        in_reply_to=message_ids(_get(msg, "In-Reply-To"), 1),
-        references=message_ids(_get(msg, "References")),
-        subject=clean_text(decode_words(_get(msg, "Subject"))),
+        in_reply_to=message_ids(h.first("In-Reply-To"), 1),
+        references=message_ids(h.first("References")),
+        subject=clean_text(decode_words(h.first("Subject"))),
         sender=senders[0] if senders else None,
         received=when,
         date=date,
-        reply_to=_addresses(msg.get_all("Reply-To") or []),
-        to=_addresses(msg.get_all("To") or []),
-        cc=_addresses(msg.get_all("Cc") or []),
+        reply_to=_addresses(h.all("Reply-To")),
+        to=_addresses(h.all("To")),
+        cc=_addresses(h.all("Cc")),
         flags=flags,
-        auto_submitted=clean_text(_get(msg, "Auto-Submitted"), 100).lower(),
-        precedence=clean_text(_get(msg, "Precedence"), 100).lower(),
-        list_headers=bool(msg.get("List-Id") or msg.get("List-Unsubscribe")),
-        content_type=clean_text(_get(msg, "Content-Type"), 200).lower(),
-        null_sender=_get(msg, "Return-Path").strip() == "<>",
-        autoreply_header=bool(msg.get("X-Autoreply") or msg.get("X-Autorespond")),
+        auto_submitted=clean_text(h.first("Auto-Submitted"), 100).lower(),
+        precedence=clean_text(h.first("Precedence"), 100).lower(),
+        list_headers=bool(h.first("List-Id") or h.first("List-Unsubscribe")),
+        content_type=clean_text(h.first("Content-Type"), 200).lower(),
+        null_sender=h.first("Return-Path").strip() == "<>",
+        autoreply_header=bool(h.first("X-Autoreply") or h.first("X-Autorespond")),
         sender_ambiguous=_is_ambiguous(raw_from),
     )
 

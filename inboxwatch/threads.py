@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from inboxwatch.model import MessageMeta, Thread
 
@@ -102,8 +103,11 @@ class _Graph:
 
 
 class _Union:
-    def __init__(self) -> None:
+    """Union-find over thread keys; the earlier thread (by `rank`) stays the root."""
+
+    def __init__(self, rank: dict[int, tuple[datetime, str]]) -> None:
         self.parent: dict[int, int] = {}
+        self.rank = rank
 
     def find(self, key: int) -> int:
         root = self.parent.setdefault(key, key)
@@ -116,7 +120,8 @@ class _Union:
     def join(self, a: int, b: int) -> None:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
+            first, second = sorted((ra, rb), key=self.rank.__getitem__)
+            self.parent[second] = first
 
 
 CounterpartMatch = Callable[[MessageMeta, MessageMeta], bool]
@@ -143,7 +148,8 @@ def build_threads(
             roots[id(root)] = root
             groups.setdefault(id(root), []).extend(node.messages)
     if counterpart is not None:
-        groups = _subject_fallback(groups, counterpart)
+        rank = {key: (min(m.received for m in msgs), roots[key].msgid) for key, msgs in groups.items()}
+        groups = _subject_fallback(groups, counterpart, _Union(rank))
     threads = [
         Thread(roots[key].msgid, tuple(sorted(msgs, key=lambda m: (m.received, m.folder, m.uid))))
         for key, msgs in groups.items()
@@ -153,7 +159,7 @@ def build_threads(
 
 
 def _subject_fallback(
-    groups: dict[int, list[MessageMeta]], counterpart: CounterpartMatch
+    groups: dict[int, list[MessageMeta]], counterpart: CounterpartMatch, union: _Union
 ) -> dict[int, list[MessageMeta]]:
     """Join a lone unlinked message to the thread its subject and counterpart name."""
     by_subject: dict[str, list[int]] = {}
@@ -161,7 +167,6 @@ def _subject_fallback(
         for subject in {base_subject(m.subject) for m in msgs}:
             if subject:
                 by_subject.setdefault(subject, []).append(key)
-    union = _Union()
     for key, msgs in groups.items():
         if len(msgs) != 1 or msgs[0].linked:
             continue

@@ -1,0 +1,124 @@
+"""The command line: demo, exit codes, the pinned JSON envelope, local sources."""
+
+from __future__ import annotations
+
+import mailbox
+import subprocess
+import sys
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+from tests.conftest import NOW, OWNER
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_demo_runs_without_an_account(run):
+    result = run("demo")
+    assert result.code == 0
+    for expected in ("Kim Lee", "Anna Keller", "Jörg Müller", "Ben Okafor",
+                     "4 conversations waiting > 24h"):
+        assert expected in result.out
+    for excluded in ("Design Weekly", "CloudHost", "Friday drinks", "Frank", "Grace", "Hugo",
+                     "Carla"):
+        assert excluded not in result.out
+
+
+def test_demo_json_pins_the_contract_envelope(run):
+    report = run("scan", "--demo", "--format", "json")
+    assert report.code == 1  # scan's exit code: something is overdue
+    data = report.json()
+    assert list(data) == ["version", "generated_at", "as_of", "accounts", "overdue", "stats",
+                          "errors"]
+    assert data["version"] == 1 and data["as_of"] == "2026-11-24T09:00:00Z"
+    assert set(data["accounts"][0]) == {"name", "folders", "sent_folders", "messages", "threads"}
+    item = data["overdue"][0]
+    assert {"account", "thread_id", "subject", "correspondent", "waiting_since", "waiting_hours",
+            "message_ids", "folder", "uids"} <= set(item)
+    assert set(data["stats"]) == {"threads", "answered", "overdue", "pending", "excluded"}
+    assert data["stats"]["excluded"] == {"automated": 3, "cc_only": 1, "list": 1}
+    waits = [i["waiting_hours"] for i in data["overdue"]]
+    assert waits == sorted(waits, reverse=True)
+
+
+def test_version_help_and_usage_errors(run):
+    assert run("--version").code == 0
+    assert run("scan", "--help").code == 0
+    assert run("scan", "--bogus").code == 2
+    assert run("scan", "--demo", "--window", "soon").code == 2
+    assert run("scan", "--demo", "--as-of", "yesterday").code == 2
+    assert run("scan", "--mbox", "x.mbox").code == 2  # needs --address
+
+
+def test_missing_config_is_exit_3_with_one_line(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("INBOXWATCH_CONFIG", raising=False)
+    result = run("scan")
+    assert result.code == 3 and result.err.count("\n") == 1
+    assert "no config file found" in result.err
+    assert run("scan", "--config", str(tmp_path / "nope.toml")).code == 3
+
+
+def test_traceback_only_with_vv(run, tmp_path):
+    bad = tmp_path / "c.toml"
+    bad.write_text("[[accounts]]\n")
+    assert "Traceback" not in run("scan", "--config", str(bad)).err
+    assert "Traceback" in run("scan", "-vv", "--config", str(bad)).err
+
+
+def _message(sender: str, subject: str, hours_ago: float, mid: str, irt: str | None = None,
+             ) -> EmailMessage:
+    from datetime import timedelta
+
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, OWNER, subject
+    msg["Date"] = format_datetime(NOW - timedelta(hours=hours_ago))
+    msg["Message-ID"] = mid
+    if irt:
+        msg["In-Reply-To"] = irt
+    msg.set_content("x")
+    return msg
+
+
+def test_local_mbox_and_maildir_sources(run, tmp_path):
+    inbox = mailbox.mbox(tmp_path / "INBOX.mbox")
+    inbox.add(_message("anna@client.example", "Q1", 50, "<q1@c>"))
+    inbox.add(_message("bo@x.example", "Q2", 50, "<q2@x>"))
+    inbox.close()
+    sent = mailbox.mbox(tmp_path / "Sent.mbox")
+    sent.add(_message(OWNER, "Re: Q1", 40, "<r1@m>", "<q1@c>"))
+    sent.close()
+    args = ("scan", "--format", "json", "--as-of", NOW.isoformat(), "--address", OWNER)
+    result = run(*args, "--mbox", str(tmp_path / "INBOX.mbox"), "--mbox",
+                 str(tmp_path / "Sent.mbox"))
+    assert result.code == 1, result.err
+    assert [i["subject"] for i in result.json()["overdue"]] == ["Q2"]
+
+    root = tmp_path / "Mail"  # mbsync layout: one Maildir per folder
+    root.mkdir()
+    for name, msgs in (("INBOX", [_message("anna@client.example", "Q1", 50, "<q1@c>")]),
+                       ("Sent", [_message(OWNER, "Re: Q1", 40, "<r1@m>", "<q1@c>")])):
+        box = mailbox.Maildir(root / name)
+        for m in msgs:
+            box.add(m)
+    result = run(*args, "--maildir", str(root))
+    assert result.code == 0, result.out + result.err
+
+
+def test_console_script_entry_point():
+    result = subprocess.run([sys.executable, "-m", "inboxwatch", "demo", "--format", "json"],
+                            capture_output=True, text=True, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr
+    assert '"version": 1' in result.stdout
+
+
+def test_core_imports_no_io_libraries():
+    code = ("import sys, inboxwatch.threads, inboxwatch.rules, inboxwatch.unanswered, "
+            "inboxwatch.model, inboxwatch.parse; "
+            "print(sorted(m for m in ('imapclient','smtplib','apscheduler','click','rich') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,125 @@
+"""Config: TOML + environment, every key validated, errors that name key and file (exit 3)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from inboxwatch.config import find_config, load_settings, parse_duration, resolve_secret
+from inboxwatch.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+MINIMAL = '[[accounts]]\nname = "work"\nhost = "imap.example.com"\nusername = "me@example.com"\n'
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_config_is_valid_and_documents_every_key():
+    settings = load_settings(ROOT / "config.example.toml")
+    account = settings.accounts[0]
+    text = (ROOT / "config.example.toml").read_text()
+    for section in (account, settings.digest, settings.smtp, settings.service, settings.state):
+        for key in type(section).model_fields:
+            assert f"{key} =" in text, f"config.example.toml does not document {key}"
+
+
+def test_defaults(tmp_path):
+    account = load_settings(write(tmp_path, MINIMAL)).accounts[0]
+    assert account.addresses == ["me@example.com"] and account.port == 993
+    assert account.folders == ["INBOX"] and account.sent_folders == []
+    assert account.window == timedelta(hours=24) and account.lookback == timedelta(days=30)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('windw = "2h"\n', "accounts[work].windw: unknown key"),
+        ('window = "soon"\n', "accounts[work].window: 'soon' is not a duration"),
+        ('security = "ssl"\n', "accounts[work].security: Input should be 'tls', 'starttls'"),
+        ('port = 0\n', "accounts[work].port"),
+        ('ignore_subjects = ["("]\n', "is not a valid regular expression"),
+        ('password = "a"\npassword_file = "/x"\n', "set either password or password_file"),
+        ('ca_file = "/nonexistent.pem"\n', "ca_file '/nonexistent.pem' does not exist"),
+        ('[digest]\ntimezone = "Mars/Base"\n', "digest.timezone: unknown time zone"),
+        ('[digest]\nschedule = "every day"\n', "digest.schedule"),
+        ('[smtp]\nsecurity = "x"\n', "smtp.security"),
+        ('[servce]\npoll_interval = "1m"\n', "servce: unknown key"),
+    ],
+)
+def test_invalid_keys_are_named_with_the_file(tmp_path, extra, message):
+    path = write(tmp_path, MINIMAL + extra)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+    assert err.value.exit_code == 3
+
+
+def test_missing_keys_and_bad_toml(tmp_path):
+    with pytest.raises(ConfigError, match="accounts: required key is missing"):
+        load_settings(write(tmp_path, "[digest]\n"))
+    with pytest.raises(ConfigError, match="addresses is required"):
+        load_settings(write(tmp_path, MINIMAL.replace("me@example.com", "me")))
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(write(tmp_path, "[[accounts]\n"))
+
+
+def test_environment_overrides_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("INBOXWATCH_DIGEST__TIMEZONE", "Europe/Berlin")
+    monkeypatch.setenv("INBOXWATCH_SERVICE__POLL_INTERVAL", "5m")
+    settings = load_settings(write(tmp_path, MINIMAL))
+    assert settings.digest.timezone == "Europe/Berlin"
+    assert settings.service.poll_interval == timedelta(minutes=5)
+    monkeypatch.setenv("INBOXWATCH_DIGEST__TIMEZONE", "Nowhere/Never")
+    with pytest.raises(ConfigError, match="digest.timezone"):
+        load_settings(write(tmp_path, MINIMAL))
+
+
+def test_secrets_from_environment_file_or_config(tmp_path, monkeypatch, caplog):
+    account = load_settings(write(tmp_path, MINIMAL)).accounts[0]
+    with pytest.raises(ConfigError, match="INBOXWATCH_ACCOUNT_WORK_PASSWORD"):
+        resolve_secret(account, "accounts[work]", "INBOXWATCH_ACCOUNT_WORK_PASSWORD")
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    os.chmod(secret, 0o644)
+    with_file = load_settings(write(tmp_path, MINIMAL + f'password_file = "{secret}"\n'))
+    assert resolve_secret(with_file.accounts[0], "a", "UNSET_VAR_X") == "s3cret"
+    assert "readable by other users" in caplog.text
+    monkeypatch.setenv("INBOXWATCH_ACCOUNT_WORK_PASSWORD", "from-env")
+    assert resolve_secret(with_file.accounts[0], "a", "INBOXWATCH_ACCOUNT_WORK_PASSWORD") == "from-env"
+    inline = load_settings(write(tmp_path, MINIMAL + 'password = "inline"\n')).accounts[0]
+    assert "inline" not in repr(inline)  # SecretStr: never printed
+
+
+def test_find_config_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("INBOXWATCH_CONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with pytest.raises(ConfigError, match="no config file found"):
+        find_config(None)
+    with pytest.raises(ConfigError, match="does not exist"):
+        find_config("missing.toml")
+    write(tmp_path, MINIMAL)
+    assert find_config(None) == Path("config.toml")
+    other = tmp_path / "other.toml"
+    other.write_text(MINIMAL)
+    monkeypatch.setenv("INBOXWATCH_CONFIG", str(other))
+    assert find_config(None) == other
+
+
+@pytest.mark.parametrize(("text", "hours"), [("90m", 1.5), ("24h", 24), ("2d", 48), ("1w", 168),
+                                              ("1h30m", 1.5)])
+def test_durations(text, hours):
+    assert parse_duration(text) == timedelta(hours=hours)
+
+
+@pytest.mark.parametrize("text", ["", "24", "h", "-1h", "0m", "2 days"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)

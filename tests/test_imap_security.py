@@ -1,0 +1,104 @@
+"""Read-only proof, TLS and STARTTLS against the real Dovecot (trustme certificates)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NOW, OWNER, mail, write_config
+from tests.dovecot import Dovecot
+from tests.proxy import RecordingProxy
+
+pytestmark = pytest.mark.dovecot
+H = timedelta(hours=1)
+WRITE_COMMANDS = {"STORE", "UID STORE", "COPY", "UID COPY", "MOVE", "UID MOVE", "EXPUNGE",
+                  "UID EXPUNGE", "APPEND", "CREATE", "DELETE", "RENAME", "SELECT", "SUBSCRIBE"}
+
+
+def test_scan_leaves_the_mailbox_untouched_and_sends_no_write_command(
+    dovecot, sent_mailbox, run, tmp_path
+):
+    box = sent_mailbox
+    box.add("INBOX", mail("Anna <anna@client.example>", mid="<r1@c.example>"), NOW - 50 * H)
+    box.add("INBOX", mail("Bo <bo@x.example>"), NOW - 50 * H, flags=("\\Flagged",))
+    box.add("Sent", mail(OWNER, "anna@client.example", in_reply_to="<r1@c.example>"), NOW - 9 * H)
+    before = box.snapshot()
+    with RecordingProxy(dovecot.port) as proxy:
+        config = write_config(tmp_path, dovecot, box.user, port=proxy.port)
+        result = run("scan", "--config", str(config), "--format", "json",
+                     "--as-of", NOW.isoformat())
+        commands = proxy.commands()
+    assert result.code == 1, result.err
+    assert box.snapshot() == before  # no \Seen added, nothing moved or expunged
+    assert "EXAMINE" in commands and "UID FETCH" in commands
+    assert not WRITE_COMMANDS & set(commands), commands
+    fetches = [line for line in proxy.client_bytes.decode().splitlines() if " FETCH " in line]
+    assert fetches and all("BODY.PEEK[HEADER.FIELDS" in line for line in fetches)
+    assert all("BODY[]" not in line and "RFC822" not in line for line in fetches)
+
+
+def _tls_config(tmp_path, dovecot, user, **extra):
+    return write_config(tmp_path, dovecot, user, host="localhost", **extra)
+
+
+def test_implicit_tls_with_private_ca(dovecot, sent_mailbox, run, tmp_path, ca_file):
+    sent_mailbox.add("Sent", mail(OWNER, "x@y.example"), NOW - 5 * H)
+    config = _tls_config(tmp_path, dovecot, sent_mailbox.user, security="tls",
+                         port=dovecot.tls_port, ca_file=str(ca_file))
+    result = run("scan", "--config", str(config))
+    assert result.code == 0, result.err
+
+
+def test_starttls_with_private_ca(dovecot, sent_mailbox, run, tmp_path, ca_file):
+    sent_mailbox.add("Sent", mail(OWNER, "x@y.example"), NOW - 5 * H)
+    with RecordingProxy(dovecot.port) as proxy:
+        config = _tls_config(tmp_path, dovecot, sent_mailbox.user, security="starttls",
+                             port=proxy.port, ca_file=str(ca_file))
+        result = run("scan", "--config", str(config))
+        sent_in_clear = proxy.client_bytes.decode("latin-1")
+    assert result.code == 0, result.err
+    assert "STARTTLS" in sent_in_clear
+    assert dovecot.password not in sent_in_clear  # LOGIN only after the handshake
+
+
+def test_untrusted_certificate_is_refused_with_exit_5(dovecot, mailbox, run, tmp_path):
+    config = _tls_config(tmp_path, dovecot, mailbox.user, security="tls", port=dovecot.tls_port)
+    result = run("scan", "--config", str(config))
+    assert result.code == 5
+    assert "certificate of localhost not trusted" in result.err
+    assert "ca_file" in result.err and "Traceback" not in result.err
+
+
+@pytest.fixture(scope="module")
+def dovecot_without_tls(tmp_path_factory):
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="inboxwatch-dovecot-plain-"))
+    server = Dovecot(base)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_starttls_refuses_to_log_in_when_not_offered(dovecot_without_tls, run, tmp_path):
+    with RecordingProxy(dovecot_without_tls.port) as proxy:
+        config = write_config(tmp_path, dovecot_without_tls, "u1", security="starttls",
+                              port=proxy.port)
+        result = run("scan", "--config", str(config))
+        sent = proxy.client_bytes.decode("latin-1")
+    assert result.code == 5
+    assert "does not offer STARTTLS" in result.err
+    assert "LOGIN" not in sent.upper() and dovecot_without_tls.password not in sent
+
+
+def test_plain_is_refused_off_loopback_without_allow_insecure(run, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[[accounts]]\nname = "w"\nhost = "imap.example.com"\nsecurity = "plain"\n'
+                      'username = "me@example.com"\npassword = "x"\n')
+    result = run("scan", "--config", str(config))
+    assert result.code == 3
+    assert "plain IMAP sends the password in clear" in result.err

@@ -1,0 +1,103 @@
+"""The "expects a reply" rules and the pending/overdue judgement (pure core)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from inboxwatch.model import Address, Thread
+from inboxwatch.rules import Owner, Policy, exclusion, normalise_address
+from inboxwatch.unanswered import evaluate, human_duration
+from tests.factory import T0, msg
+
+ME = "me@mydomain.example"
+OWNER = Owner.of([ME, "me@alias.example"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "rule"),
+    [
+        ({"flags": frozenset({"\\Deleted"})}, "deleted"),
+        ({"auto_submitted": "auto-replied"}, "auto_submitted"),
+        ({"auto_submitted": "auto-generated; type=x"}, "auto_submitted"),
+        ({"precedence": "list"}, "precedence"),
+        ({"precedence": "junk"}, "precedence"),
+        ({"precedence": "auto_reply"}, "precedence"),
+        ({"list_headers": True}, "list_headers"),
+        ({"content_type": "multipart/report; report-type=feedback-report"}, "delivery_report"),
+        ({"null_sender": True}, "null_sender"),
+        ({"autoreply_header": True}, "autoreply_header"),
+        ({"subject": "Automatic reply: Poster"}, "auto_reply_subject"),
+        ({"sender": "MAILER-DAEMON@mx.example"}, "delivery_report"),
+        ({"sender": "noreply@shop.example"}, "no_reply_sender"),
+        ({"sender": "do-not-reply@shop.example"}, "no_reply_sender"),
+        ({"to": ("team@x.example",), "cc": (Address("", ME),)}, "cc_only"),
+    ],
+)
+def test_each_rule_names_itself(extra, rule):
+    found = exclusion(msg("x", **extra), OWNER, Policy())
+    assert found is not None and found.rule == rule and found.reason
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"auto_submitted": "no"},
+        {"precedence": "first-class"},
+        {"sender": "noreply@shop.example", "reply_to": (Address("Lena", "lena@shop.example"),)},
+        {"to": ("team@x.example",), "cc": ()},  # Bcc or an unknown alias: still for you
+        {"subject": "Re: automatic replies are annoying"},
+    ],
+)
+def test_person_to_person_mail_expects_a_reply(extra):
+    assert exclusion(msg("x", **extra), OWNER, Policy()) is None
+
+
+def test_include_cc_and_ignore_lists():
+    cc = msg("x", to=("t@x.example",), cc=(Address("", ME),))
+    assert exclusion(cc, OWNER, Policy(include_cc=True)) is None
+    policy = Policy(ignore_senders=("*@Jira.example",), ignore_subjects=(re.compile(r"^\[CI\]"),))
+    assert exclusion(msg("y", sender="bot@jira.example"), OWNER, policy).category == "ignored"
+    assert exclusion(msg("z", subject="[CI] red"), OWNER, policy).category == "ignored"
+
+
+def test_owner_identity():
+    assert normalise_address("Me+Work@MyDomain.example") == ME
+    assert OWNER.wrote(msg("a", sender="ME@alias.example"))
+    assert not OWNER.wrote(msg("b", sender=ME, sender_ambiguous=True))
+
+
+def judge(messages, now_hours, window=timedelta(hours=24)):
+    threads = [Thread("<t>", tuple(messages))]
+    return evaluate("acct", threads, OWNER, Policy(), T0 + timedelta(hours=now_hours), window)
+
+
+def test_pending_after_the_latest_reply_and_answered_flag():
+    q = msg("q", hours=0)
+    reply = msg("r", sender=ME, hours=5)
+    again = msg("a", hours=10)
+    findings, stats = judge([q, reply, again], 40)
+    assert [f.message_ids for f in findings] == [("<a>",)]
+    assert findings[0].waiting == timedelta(hours=30)
+    assert "your last reply was 5 hours earlier" in findings[0].reason
+    flagged = msg("f", hours=12, flags=frozenset({"\\Answered"}))
+    findings, stats = judge([q, flagged], 40)
+    assert findings == [] and stats.answered == 1
+
+
+def test_overdue_only_past_the_window_and_duplicates_count_once():
+    q = msg("q", hours=0)
+    copy = msg("q", hours=0, folder="Support")
+    findings, stats = judge([q, copy], 23)
+    assert findings == [] and stats.pending == 1
+    findings, _ = judge([q, copy], 25)
+    assert findings[0].message_ids == ("<q>",) and findings[0].uids == (q.uid,)
+
+
+def test_human_duration():
+    assert human_duration(timedelta(days=2, hours=3, minutes=5)) == "2 days 3 hours"
+    assert human_duration(timedelta(hours=1, minutes=1)) == "1 hour 1 minute"
+    assert human_duration(timedelta(seconds=30)) == "0 minutes"

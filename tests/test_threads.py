@@ -1,0 +1,83 @@
+"""Threading: JWZ linking, loops, duplicates, the guarded subject fallback; properties."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from inboxwatch.rules import Owner
+from inboxwatch.app import counterpart_matcher
+from inboxwatch.threads import base_subject, build_threads
+from tests.factory import msg
+
+ME = "me@mydomain.example"
+
+
+def groups(threads) -> set[frozenset[str]]:
+    return {frozenset(m.message_id or str(m.uid) for m in t.messages) for t in threads}
+
+
+def test_replies_and_missing_parents_join():
+    a, b = msg("a"), msg("b", refs=("a",), hours=1)
+    c = msg("c", refs=("a", "missing"), hours=2)  # parent never seen
+    d = msg("d", irt=("b",), hours=3)  # In-Reply-To only
+    other = msg("z")
+    threads = build_threads([d, c, b, a, other])
+    assert groups(threads) == {frozenset({"<a>", "<b>", "<c>", "<d>"}), frozenset({"<z>"})}
+    assert next(t for t in threads if len(t.messages) == 4).thread_id == "<a>"
+
+
+def test_loops_self_references_and_duplicates_terminate():
+    loop = [msg("l1", refs=("l2", "l3")), msg("l2", refs=("l3", "l1")), msg("l3", refs=("l1", "l2"))]
+    selfref = msg("s", refs=("s",))
+    dup1, dup2 = msg("d", folder="INBOX"), msg("d", folder="Sent", hours=1)
+    threads = build_threads([*loop, selfref, dup1, dup2])
+    assert sum(len(t.messages) for t in threads) == 6
+    assert frozenset({"<l1>", "<l2>", "<l3>"}) in groups(threads)
+    assert any(len(t.messages) == 2 and t.thread_id == "<d>" for t in threads)
+
+
+def test_own_references_override_a_guessed_parent_rfc5256():
+    # imaptest "thread": b links a->c, but c's own References say b: c becomes a root.
+    a, b, c = msg("a"), msg("b", refs=("a", "c"), hours=1), msg("c", refs=("b",), hours=2)
+    assert groups(build_threads([a, b, c])) == {frozenset({"<a>"}), frozenset({"<b>", "<c>"})}
+
+
+def test_base_subject():
+    assert base_subject("Re: AW: Fwd:  Invoice   Q") == "invoice q"
+    assert base_subject("RE[2]: SV: x (fwd)") == "x"
+    assert base_subject("Re:") == ""
+
+
+def test_subject_fallback_is_guarded_by_the_counterpart():
+    match = counterpart_matcher(Owner.of([ME]))
+    question = msg("q", subject="Quote", sender="anna@client.example")
+    reply = msg("r", subject="Re: quote", sender=ME, to=("anna@client.example",), hours=2)
+    stranger = msg("s", subject="Re: Quote", sender=ME, to=("bob@else.example",), hours=3)
+    linked = msg("l", subject="Quote", sender="carl@x.example", refs=("zz",), hours=4)
+    threads = build_threads([question, reply, stranger, linked], match)
+    assert groups(threads) == {frozenset({"<q>", "<r>"}), frozenset({"<s>"}), frozenset({"<l>"})}
+    assert threads[0].thread_id == "<q>"  # the earlier message's thread names the merged one
+    assert build_threads([question, reply]) != build_threads([question, reply], match)
+
+
+ids = st.sampled_from([f"m{i}" for i in range(12)])
+messages = st.lists(
+    st.tuples(st.one_of(st.none(), ids), st.lists(ids, max_size=5), st.lists(ids, max_size=1),
+              st.integers(0, 100)),
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(messages, st.randoms(use_true_random=False))
+def test_every_message_in_exactly_one_thread_whatever_the_order(spec, rnd: random.Random):
+    batch = [msg(mid, refs=tuple(refs), irt=tuple(irt), hours=h) for mid, refs, irt, h in spec]
+    threads = build_threads(batch)
+    uids = [m.uid for t in threads for m in t.messages]
+    assert sorted(uids) == sorted(m.uid for m in batch)
+    shuffled = batch[:]
+    rnd.shuffle(shuffled)
+    assert groups(build_threads(shuffled)) == groups(threads)
