@@ -198,7 +198,8 @@ def _meta_from_message(
         precedence=clean_text(h.first("Precedence"), 100).lower(),
         list_headers=bool(h.first("List-Id") or h.first("List-Unsubscribe")),
         content_type=clean_text(h.first("Content-Type"), 200).lower(),
-        null_sender=h.first("Return-Path").strip() == "<>",
+        # An empty Return-Path, or a From of just "<>" (McAfee's DSNs), is the null sender.
+        null_sender="<>" in (h.first("Return-Path").strip(), raw_from.strip()),
         autoreply_header=bool(h.first("X-Autoreply") or h.first("X-Autorespond")),
         sender_ambiguous=_is_ambiguous(raw_from),
     )

@@ -64,7 +64,8 @@ _NOREPLY = re.compile(
     r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|dont[-_.]?reply|noreply[-_.].*|.*[-_.]noreply"
     r"|no[-_.]?response|bounces?(?:[-+].*)?|notifications?|mailer)$"
 )
-_DAEMON = re.compile(r"^(?:mailer[-_]?daemon|postmaster|mail[-_]?daemon)$")
+# post_master: Verizon's and Apache James' bounce sender (sisimai lhost samples).
+_DAEMON = re.compile(r"^(?:mailer[-_]?daemon|post[-_]?master|mail[-_]?daemon)$")
 # Exchange and other servers send out-of-office replies without Auto-Submitted
 # (sisimai's rfc3834 samples); their subject prefixes are the remaining signal.
 _AUTO_SUBJECT = re.compile(

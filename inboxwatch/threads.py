@@ -14,22 +14,32 @@ from datetime import datetime
 from inboxwatch.model import MessageMeta, Thread
 
 _PREFIX = re.compile(
-    r"^\s*(?:(?:re|aw|sv|vs|antw|odp|ynt|r|rif|wg|fw|fwd|tr|rv|enc|doorst|vl)"
-    r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
+    r"^\s*(?:\[[^\[\]]*\]\s*)*"  # RFC 5256 subj-blob: [list-tag] before a prefix
+    r"(?:re|aw|sv|vs|antw|odp|ynt|r|rif|wg|fw|fwd|tr|rv|enc|doorst|vl)"
+    r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*",
     re.IGNORECASE,
 )
+_BLOB = re.compile(r"^\s*\[[^\[\]]*\]\s*")
+_FWD_TRAILER = re.compile(r"\s*\(fwd\)\s*$", re.IGNORECASE)
+_FWD_WRAP = re.compile(r"^\[fwd:\s*(.*)\]$", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
 
 
 def base_subject(subject: str) -> str:
-    """Subject without reply/forward prefixes (Re:, AW:, Fwd:, SV:, ...), case-folded."""
+    """RFC 5256 base subject: no Re:/AW:/Fwd:/SV: prefixes, [blobs], (fwd) trailers; case-folded."""
+    text = _SPACES.sub(" ", subject).strip()
     previous = None
-    text = subject
     while previous != text:
         previous = text
         text = _PREFIX.sub("", text)
-        text = re.sub(r"\s*\((?:fwd)\)\s*$", "", text, flags=re.IGNORECASE)
-    return _SPACES.sub(" ", text).strip().casefold()
+        text = _FWD_TRAILER.sub("", text)
+        wrapped = _FWD_WRAP.match(text)
+        if wrapped:
+            text = wrapped.group(1)
+        unblobbed = _BLOB.sub("", text)
+        if unblobbed:  # a subject that is only a blob keeps it (RFC 5256 5.(5))
+            text = unblobbed
+    return text.strip().casefold()
 
 
 @dataclass(eq=False)
