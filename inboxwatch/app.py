@@ -59,8 +59,9 @@ def open_imap(account: Account) -> SourceFactory:
     def factory() -> MailSource:
         from inboxwatch.imap_source import ImapSource
 
-        password = resolve_secret(account, f"accounts[{account.name}]",
-                                  env_password_name(account.name))
+        password = resolve_secret(
+            account, f"accounts[{account.name}]", env_password_name(account.name)
+        )
         return ImapSource(account, password)
 
     return factory
@@ -148,7 +149,10 @@ class _AccountScan:
 
 
 def scan_account(
-    plan: AccountPlan, source: MailSource, as_of: datetime, report: Report,
+    plan: AccountPlan,
+    source: MailSource,
+    as_of: datetime,
+    report: Report,
     progress: Progress | None = None,
 ) -> None:
     """Scan one account into `report`; the source is closed by the caller."""

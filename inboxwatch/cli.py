@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from traceback import print_exception
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from traceback import print_exception
 from typing import Any
 
 import click
@@ -47,14 +47,18 @@ def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> d
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 time (2026-11-20T17:00:00Z)") from None
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time (2026-11-20T17:00:00Z)"
+        ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     """--config, -v and -q on every command, as the contract promises."""
     func = click.option("-q", "--quiet", count=True, help="Less logging on stderr.")(func)
-    func = click.option("-v", "--verbose", count=True, help="More logging; -vv adds tracebacks.")(func)
+    func = click.option("-v", "--verbose", count=True, help="More logging; -vv adds tracebacks.")(
+        func
+    )
     return click.option("--config", "config_path", metavar="PATH", help="Config file (TOML).")(func)
 
 
@@ -87,8 +91,12 @@ def _progress(enabled: bool) -> Iterator[Callable[[int], None] | None]:
     if not enabled or not sys.stderr.isatty():
         yield None
         return
-    with Progress(SpinnerColumn(), TextColumn("reading mail… {task.completed} messages"),
-                  console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("reading mail… {task.completed} messages"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task("read", total=None)
         yield lambda n: bar.advance(task, n)
 
@@ -102,14 +110,22 @@ def _emit(report: Report, fmt: str) -> None:
 
 
 def _local_jobs(
-    mbox: Sequence[str], maildir: str | None, addresses: Sequence[str],
-    sent: Sequence[str], window: timedelta | None,
+    mbox: Sequence[str],
+    maildir: str | None,
+    addresses: Sequence[str],
+    sent: Sequence[str],
+    window: timedelta | None,
 ) -> list[tuple[AccountPlan, SourceFactory]]:
     if not addresses:
         raise UsageError("--mbox/--maildir need --address (your own address, repeatable)")
     plan = AccountPlan(
-        name="local", addresses=tuple(addresses), folders=None, sent_folders=tuple(sent),
-        window=window or timedelta(hours=24), lookback=timedelta(days=30), policy=Policy(),
+        name="local",
+        addresses=tuple(addresses),
+        folders=None,
+        sent_folders=tuple(sent),
+        window=window or timedelta(hours=24),
+        lookback=timedelta(days=30),
+        policy=Policy(),
     )
 
     def factory() -> MailSource:
@@ -122,8 +138,13 @@ def _demo_jobs(window: timedelta | None) -> list[tuple[AccountPlan, SourceFactor
     base = resources.files("inboxwatch") / "demo"
     paths = [Path(str(base / "INBOX.mbox")), Path(str(base / "Sent.mbox"))]
     plan = AccountPlan(
-        name="demo", addresses=(DEMO_ADDRESS,), folders=("INBOX",), sent_folders=(),
-        window=window or timedelta(hours=24), lookback=timedelta(days=30), policy=Policy(),
+        name="demo",
+        addresses=(DEMO_ADDRESS,),
+        folders=("INBOX",),
+        sent_folders=(),
+        window=window or timedelta(hours=24),
+        lookback=timedelta(days=30),
+        policy=Policy(),
     )
     return [(plan, lambda: LocalSource(paths))]
 
@@ -140,10 +161,20 @@ def _config_jobs(
     return [(AccountPlan.from_account(a, window), open_imap(a)) for a in chosen]
 
 
-_FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-                       show_default=True, help="Output format.")
-_WINDOW = click.option("--window", callback=_duration, metavar="DURATION",
-                       help="Reply window for this run (90m, 24h, 2d, 1w).")
+_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+_WINDOW = click.option(
+    "--window",
+    callback=_duration,
+    metavar="DURATION",
+    help="Reply window for this run (90m, 24h, 2d, 1w).",
+)
 
 
 @cli.command()
@@ -151,20 +182,45 @@ _WINDOW = click.option("--window", callback=_duration, metavar="DURATION",
 @_FORMAT
 @click.option("--account", "accounts", multiple=True, metavar="NAME", help="Only this account.")
 @_WINDOW
-@click.option("--as-of", callback=_instant, metavar="TIME",
-              help="Judge as if it were then (ISO 8601); later mail is ignored.")
+@click.option(
+    "--as-of",
+    callback=_instant,
+    metavar="TIME",
+    help="Judge as if it were then (ISO 8601); later mail is ignored.",
+)
 @click.option("--mbox", multiple=True, metavar="PATH", help="Scan a local mbox file instead.")
 @click.option("--maildir", metavar="PATH", help="Scan a local Maildir tree instead.")
-@click.option("--address", "addresses", multiple=True, metavar="ADDR",
-              help="Your address, for --mbox/--maildir (repeatable).")
-@click.option("--sent-folder", "sent", multiple=True, metavar="NAME",
-              help="Sent folder name, for --mbox/--maildir (default: discover).")
+@click.option(
+    "--address",
+    "addresses",
+    multiple=True,
+    metavar="ADDR",
+    help="Your address, for --mbox/--maildir (repeatable).",
+)
+@click.option(
+    "--sent-folder",
+    "sent",
+    multiple=True,
+    metavar="NAME",
+    help="Sent folder name, for --mbox/--maildir (default: discover).",
+)
 @click.option("--demo", is_flag=True, help="Scan the bundled demo mailbox.")
 @click.pass_context
-def scan(ctx: click.Context, config_path: str | None, verbose: int, quiet: int, fmt: str,
-         accounts: Sequence[str], window: timedelta | None, as_of: datetime | None,
-         mbox: Sequence[str], maildir: str | None, addresses: Sequence[str],
-         sent: Sequence[str], demo: bool) -> None:
+def scan(
+    ctx: click.Context,
+    config_path: str | None,
+    verbose: int,
+    quiet: int,
+    fmt: str,
+    accounts: Sequence[str],
+    window: timedelta | None,
+    as_of: datetime | None,
+    mbox: Sequence[str],
+    maildir: str | None,
+    addresses: Sequence[str],
+    sent: Sequence[str],
+    demo: bool,
+) -> None:
     """One-off audit: list the threads waiting longer than the window (exit 1 if any)."""
     _setup_logging(ctx, verbose, quiet)
     if demo:
@@ -185,8 +241,14 @@ def scan(ctx: click.Context, config_path: str | None, verbose: int, quiet: int, 
 @_FORMAT
 @_WINDOW
 @click.pass_context
-def demo(ctx: click.Context, config_path: str | None, verbose: int, quiet: int, fmt: str,
-         window: timedelta | None) -> None:
+def demo(
+    ctx: click.Context,
+    config_path: str | None,
+    verbose: int,
+    quiet: int,
+    fmt: str,
+    window: timedelta | None,
+) -> None:
     """Scan the bundled demo mailbox (no account needed); exits 0 when it worked."""
     _setup_logging(ctx, verbose, quiet)
     report = run_scan(_demo_jobs(window), DEMO_AS_OF, datetime.now(UTC))
@@ -217,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InboxwatchError as exc:
         _explain(exc, args)
         return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - the one boundary: a bug gets one line too
+    except Exception as exc:  # the one boundary: a bug gets one line too
         _explain(exc, args)
         return INTERNAL_ERROR
     return code if isinstance(code, int) else 0

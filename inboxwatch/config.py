@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
-from pydantic import field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from inboxwatch.errors import ConfigError
@@ -264,9 +272,7 @@ def resolve_secret(server: _Server, what: str, env_name: str) -> str:
         if mode & (stat.S_IRGRP | stat.S_IROTH):
             import logging
 
-            logging.getLogger(__name__).warning(
-                "%s is readable by other users; chmod 600 it", path
-            )
+            logging.getLogger(__name__).warning("%s is readable by other users; chmod 600 it", path)
         return secret
     if server.password is not None:
         return server.password.get_secret_value()

@@ -7,9 +7,10 @@ no STORE, COPY, MOVE, EXPUNGE, APPEND, CREATE, DELETE or RENAME is ever sent.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-import re
 import logging
+import re
 import socket
 import ssl
 from collections.abc import Iterator, Sequence
@@ -54,7 +55,7 @@ def tls_context(ca_file: str) -> ssl.SSLContext:
     return context
 
 
-def _network_error(host: str, exc: BaseException, timeout: float) -> ServerError:
+def _network_error(host: str, exc: BaseException, timeout: float) -> ServerError:  # noqa: PLR0911
     """One actionable line for a failure to reach or talk to the server."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = exc.verify_message or str(exc)
@@ -98,7 +99,9 @@ class ImapSource:
             raise
 
     def _connect(self, account: Account) -> IMAPClient:
-        if account.security == "plain" and not (is_loopback(account.host) or account.allow_insecure):
+        if account.security == "plain" and not (
+            is_loopback(account.host) or account.allow_insecure
+        ):
             raise ConfigError(
                 f"accounts[{account.name}].security: plain IMAP sends the password in clear; "
                 "use tls or starttls, or set allow_insecure = true"
@@ -124,7 +127,7 @@ class ImapSource:
             client.shutdown()
             raise ServerError(
                 f"{self.host} does not offer STARTTLS; refusing to send the password in clear "
-                "(use security = \"tls\" on port 993 if the server supports it)"
+                '(use security = "tls" on port 993 if the server supports it)'
             )
         client.starttls(context)
 
@@ -137,10 +140,8 @@ class ImapSource:
             raise _network_error(self.host, exc, self.timeout) from exc
 
     def _shutdown(self) -> None:
-        try:
+        with contextlib.suppress(OSError, IMAPClientError):
             self.client.shutdown()
-        except (OSError, IMAPClientError):
-            pass
 
     def close(self) -> None:
         try:

@@ -96,8 +96,9 @@ class LocalSource:
     def _read(
         self, folder: str, box: mailbox.Mailbox[mailbox.Message]
     ) -> Iterator[tuple[int, MessageMeta | ParseFailure]]:
-        for uid, key in enumerate(sorted(box.keys()) if isinstance(box, mailbox.Maildir)
-                                  else box.keys(), start=1):
+        for uid, key in enumerate(
+            sorted(box.keys()) if isinstance(box, mailbox.Maildir) else box.keys(), start=1
+        ):
             msg = box.get_message(key)
             flags, fallback = self._flags_and_time(box, key, msg)
             raw = _header_block(box.get_bytes(key))

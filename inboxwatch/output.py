@@ -42,8 +42,13 @@ def _finding_json(f: Finding) -> dict[str, Any]:
 
 
 def _error_json(e: ReportError) -> dict[str, Any]:
-    return {"account": e.account, "kind": e.kind, "message": e.message,
-            "folder": e.folder, "uid": e.uid}
+    return {
+        "account": e.account,
+        "kind": e.kind,
+        "message": e.message,
+        "folder": e.folder,
+        "uid": e.uid,
+    }
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -53,8 +58,13 @@ def report_json(report: Report) -> dict[str, Any]:
         "generated_at": iso(report.generated_at),
         "as_of": iso(report.as_of),
         "accounts": [
-            {"name": a.name, "folders": list(a.folders), "sent_folders": list(a.sent_folders),
-             "messages": a.messages, "threads": a.threads}
+            {
+                "name": a.name,
+                "folders": list(a.folders),
+                "sent_folders": list(a.sent_folders),
+                "messages": a.messages,
+                "threads": a.threads,
+            }
             for a in report.accounts
         ],
         "overdue": [_finding_json(f) for f in report.overdue],
@@ -94,7 +104,9 @@ def render_table(report: Report, console: Console) -> None:
             subject = Text(_cut(f.subject or "(no subject)", SUBJECT_WIDTH))
             subject.append("\n" + f.reason, style="dim")
             row: list[str | Text] = [
-                human_duration(f.waiting), Text(f.correspondent.display()), subject,
+                human_duration(f.waiting),
+                Text(f.correspondent.display()),
+                subject,
                 Text(f.folder),
             ]
             if several:
@@ -108,8 +120,11 @@ def summary(report: Report) -> str:
     s = report.stats
     count = len(report.overdue)
     window = f" > {_short(report.window)}" if report.window else " past their window"
-    head = (f"{count} conversation{'s' if count != 1 else ''} waiting{window}"
-            if count else f"Nothing waiting{window}")
+    head = (
+        f"{count} conversation{'s' if count != 1 else ''} waiting{window}"
+        if count
+        else f"Nothing waiting{window}"
+    )
     as_of = report.as_of.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return escape(
         f"{head} (as of {as_of}) · {s.threads} threads, {s.answered} answered, "
@@ -135,5 +150,7 @@ def render_errors(report: Report, echo: Callable[[str], None]) -> None:
         else:
             echo(f"inboxwatch: {e.account}: {e.message}")
     for account, n in parse_counts.items():
-        echo(f"inboxwatch: {account}: {n} message{'s' if n != 1 else ''} could not be parsed "
-             "(counted in the JSON report's errors)")
+        echo(
+            f"inboxwatch: {account}: {n} message{'s' if n != 1 else ''} could not be parsed "
+            "(counted in the JSON report's errors)"
+        )

@@ -111,8 +111,8 @@ def message_ids(value: str | None, keep_last: int = MAX_REFERENCES) -> tuple[str
 def _addresses(values: Iterable[str]) -> tuple[Address, ...]:
     out: list[Address] = []
     fields = [decode_words(v)[:MAX_ADDRESS_FIELD] for v in values]
-    for name, addr in getaddresses(fields):
-        addr = clean_text(addr, 320)
+    for name, raw_addr in getaddresses(fields):
+        addr = clean_text(raw_addr, 320)
         if "@" not in addr:
             continue
         out.append(Address(clean_text(name, 200), addr))
@@ -214,16 +214,17 @@ def parse_headers(
 ) -> MessageMeta | ParseFailure:
     """Parse one message's header block; returns a ParseFailure instead of raising."""
     header = header[:MAX_HEADER_BYTES]
+    msg: Message | None
     try:
         msg = _PARSER.parsebytes(header)
-    except Exception as exc:  # noqa: BLE001 - the stdlib parser's bugs must not end a scan
+    except Exception as exc:  # the stdlib parser's bugs must not end a scan
         log.debug("fast parse failed for %s/%s: %r; trying mail-parser", folder, uid, exc)
         msg = _careful_message(header)
     if msg is None:
         return ParseFailure(folder, uid, "unparsable header block")
     try:
         return _meta_from_message(msg, folder, uid, received, frozenset(flags))
-    except Exception as exc:  # noqa: BLE001 - unparsable mail is counted, never fatal
+    except Exception as exc:  # unparsable mail is counted, never fatal
         return ParseFailure(folder, uid, clean_text(str(exc), 200))
 
 
@@ -233,6 +234,6 @@ def _careful_message(header: bytes) -> Message | None:
 
     try:
         message: Message = mailparser.parse_from_bytes(header).message
-    except Exception:  # noqa: BLE001 - give up on this one message only
+    except Exception:  # give up on this one message only
         return None
     return message

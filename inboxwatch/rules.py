@@ -1,4 +1,4 @@
-""""Expects a reply?" — named, pure predicates, each giving the reason it excludes a message.
+""" "Expects a reply?" — named, pure predicates, each giving the reason it excludes a message.
 
 The contract lists the rules; the extra signals below each cite where they
 come from. Order matters only for the reason shown: the first rule that

@@ -158,7 +158,9 @@ def build_threads(
             roots[id(root)] = root
             groups.setdefault(id(root), []).extend(node.messages)
     if counterpart is not None:
-        rank = {key: (min(m.received for m in msgs), roots[key].msgid) for key, msgs in groups.items()}
+        rank = {
+            key: (min(m.received for m in msgs), roots[key].msgid) for key, msgs in groups.items()
+        }
         groups = _subject_fallback(groups, counterpart, _Union(rank))
     threads = [
         Thread(roots[key].msgid, tuple(sorted(msgs, key=lambda m: (m.received, m.folder, m.uid))))
@@ -181,8 +183,9 @@ def _subject_fallback(
         if len(msgs) != 1 or msgs[0].linked:
             continue
         lone = msgs[0]
-        target = _best_candidate(lone, by_subject.get(base_subject(lone.subject), []), groups, key,
-                                 counterpart)
+        target = _best_candidate(
+            lone, by_subject.get(base_subject(lone.subject), []), groups, key, counterpart
+        )
         if target is not None:
             union.join(key, target)
     merged: dict[int, list[MessageMeta]] = {}

@@ -117,8 +117,12 @@ def mail(
     content_type: str = "text/plain; charset=utf-8",
 ) -> bytes:
     """A small RFC 5322 message; `mid=None` gives a unique Message-ID, `mid=""` none."""
-    lines = [f"From: {sender}", f"To: {to}", f"Subject: {subject}",
-             f"Date: {format_datetime(date or NOW - timedelta(days=1))}"]
+    lines = [
+        f"From: {sender}",
+        f"To: {to}",
+        f"Subject: {subject}",
+        f"Date: {format_datetime(date or NOW - timedelta(days=1))}",
+    ]
     if mid != "":
         lines.append(f"Message-ID: {mid or f'<{next(_users)}.{os.getpid()}@test.example>'}")
     if in_reply_to:
@@ -136,8 +140,13 @@ def mail(
 def write_config(tmp_path: Path, server: Dovecot, user: str, **account: Any) -> Path:
     """A config.toml for one account on the test Dovecot (plain on loopback by default)."""
     values: dict[str, Any] = {
-        "name": "work", "host": "127.0.0.1", "port": server.port, "security": "plain",
-        "username": user, "password": server.password, "addresses": [OWNER],
+        "name": "work",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "security": "plain",
+        "username": user,
+        "password": server.password,
+        "addresses": [OWNER],
     }
     values.update(account)
     body = "[[accounts]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
@@ -175,8 +184,9 @@ def scan(run: Any, tmp_path: Path, dovecot: Dovecot, mailbox: Mailbox) -> Any:
 
     def invoke(*extra: str, **account: Any) -> Result:
         config = write_config(tmp_path, dovecot, mailbox.user, **account)
-        return run("scan", "--config", str(config), "--format", "json",
-                   "--as-of", NOW.isoformat(), *extra)
+        return run(
+            "scan", "--config", str(config), "--format", "json", "--as-of", NOW.isoformat(), *extra
+        )
 
     return invoke
 

@@ -117,10 +117,16 @@ class Dovecot:
         ssl_files = f"ssl_cert = <{cert}\nssl_key = <{key}" if cert else ""
         self.config.write_text(
             CONFIG.format(
-                base=self.base, ssl="yes" if cert else "no", ssl_files=ssl_files,
-                login_user="dovenull" if root else me, internal_user="dovecot" if root else me,
-                mail_user="dovecot" if root else me, mail_group="dovecot" if root else me,
-                password=self.password, port=self.port, tls_port=self.tls_port,
+                base=self.base,
+                ssl="yes" if cert else "no",
+                ssl_files=ssl_files,
+                login_user="dovenull" if root else me,
+                internal_user="dovecot" if root else me,
+                mail_user="dovecot" if root else me,
+                mail_group="dovecot" if root else me,
+                password=self.password,
+                port=self.port,
+                tls_port=self.tls_port,
             ),
             encoding="utf-8",
         )
@@ -157,8 +163,9 @@ class Dovecot:
 
     def doveadm(self, *args: str) -> str:
         doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
-        result = subprocess.run([doveadm, "-c", str(self.config), *args], capture_output=True,
-                                text=True, check=True)
+        result = subprocess.run(
+            [doveadm, "-c", str(self.config), *args], capture_output=True, text=True, check=True
+        )
         return result.stdout
 
     def log(self) -> str:

@@ -7,6 +7,7 @@ mailbox with "OK Store ignored", so only the client's own words prove read-only.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -69,7 +70,5 @@ class RecordingProxy:
             pass
         finally:
             for sock in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass

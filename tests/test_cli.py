@@ -17,11 +17,23 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_demo_runs_without_an_account(run):
     result = run("demo")
     assert result.code == 0
-    for expected in ("Kim Lee", "Anna Keller", "Jörg Müller", "Ben Okafor",
-                     "4 conversations waiting > 24h"):
+    for expected in (
+        "Kim Lee",
+        "Anna Keller",
+        "Jörg Müller",
+        "Ben Okafor",
+        "4 conversations waiting > 24h",
+    ):
         assert expected in result.out
-    for excluded in ("Design Weekly", "CloudHost", "Friday drinks", "Frank", "Grace", "Hugo",
-                     "Carla"):
+    for excluded in (
+        "Design Weekly",
+        "CloudHost",
+        "Friday drinks",
+        "Frank",
+        "Grace",
+        "Hugo",
+        "Carla",
+    ):
         assert excluded not in result.out
 
 
@@ -29,13 +41,29 @@ def test_demo_json_pins_the_contract_envelope(run):
     report = run("scan", "--demo", "--format", "json")
     assert report.code == 1  # scan's exit code: something is overdue
     data = report.json()
-    assert list(data) == ["version", "generated_at", "as_of", "accounts", "overdue", "stats",
-                          "errors"]
+    assert list(data) == [
+        "version",
+        "generated_at",
+        "as_of",
+        "accounts",
+        "overdue",
+        "stats",
+        "errors",
+    ]
     assert data["version"] == 1 and data["as_of"] == "2026-11-24T09:00:00Z"
     assert set(data["accounts"][0]) == {"name", "folders", "sent_folders", "messages", "threads"}
     item = data["overdue"][0]
-    assert {"account", "thread_id", "subject", "correspondent", "waiting_since", "waiting_hours",
-            "message_ids", "folder", "uids"} <= set(item)
+    assert {
+        "account",
+        "thread_id",
+        "subject",
+        "correspondent",
+        "waiting_since",
+        "waiting_hours",
+        "message_ids",
+        "folder",
+        "uids",
+    } <= set(item)
     assert set(data["stats"]) == {"threads", "answered", "overdue", "pending", "excluded"}
     assert data["stats"]["excluded"] == {"automated": 3, "cc_only": 1, "list": 1}
     waits = [i["waiting_hours"] for i in data["overdue"]]
@@ -68,8 +96,13 @@ def test_traceback_only_with_vv(run, tmp_path):
     assert "Traceback" in run("scan", "-vv", "--config", str(bad)).err
 
 
-def _message(sender: str, subject: str, hours_ago: float, mid: str, irt: str | None = None,
-             ) -> EmailMessage:
+def _message(
+    sender: str,
+    subject: str,
+    hours_ago: float,
+    mid: str,
+    irt: str | None = None,
+) -> EmailMessage:
     from datetime import timedelta
 
     msg = EmailMessage()
@@ -91,15 +124,18 @@ def test_local_mbox_and_maildir_sources(run, tmp_path):
     sent.add(_message(OWNER, "Re: Q1", 40, "<r1@m>", "<q1@c>"))
     sent.close()
     args = ("scan", "--format", "json", "--as-of", NOW.isoformat(), "--address", OWNER)
-    result = run(*args, "--mbox", str(tmp_path / "INBOX.mbox"), "--mbox",
-                 str(tmp_path / "Sent.mbox"))
+    result = run(
+        *args, "--mbox", str(tmp_path / "INBOX.mbox"), "--mbox", str(tmp_path / "Sent.mbox")
+    )
     assert result.code == 1, result.err
     assert [i["subject"] for i in result.json()["overdue"]] == ["Q2"]
 
     root = tmp_path / "Mail"  # mbsync layout: one Maildir per folder
     root.mkdir()
-    for name, msgs in (("INBOX", [_message("anna@client.example", "Q1", 50, "<q1@c>")]),
-                       ("Sent", [_message(OWNER, "Re: Q1", 40, "<r1@m>", "<q1@c>")])):
+    for name, msgs in (
+        ("INBOX", [_message("anna@client.example", "Q1", 50, "<q1@c>")]),
+        ("Sent", [_message(OWNER, "Re: Q1", 40, "<r1@m>", "<q1@c>")]),
+    ):
         box = mailbox.Maildir(root / name)
         for m in msgs:
             box.add(m)
@@ -108,17 +144,25 @@ def test_local_mbox_and_maildir_sources(run, tmp_path):
 
 
 def test_console_script_entry_point():
-    result = subprocess.run([sys.executable, "-m", "inboxwatch", "demo", "--format", "json"],
-                            capture_output=True, text=True, cwd=ROOT, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "inboxwatch", "demo", "--format", "json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert '"version": 1' in result.stdout
 
 
 def test_core_imports_no_io_libraries():
-    code = ("import sys, inboxwatch.threads, inboxwatch.rules, inboxwatch.unanswered, "
-            "inboxwatch.model, inboxwatch.parse; "
-            "print(sorted(m for m in ('imapclient','smtplib','apscheduler','click','rich') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, inboxwatch.threads, inboxwatch.rules, inboxwatch.unanswered, "
+        "inboxwatch.model, inboxwatch.parse; "
+        "print(sorted(m for m in ('imapclient','smtplib','apscheduler','click','rich') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"

@@ -43,7 +43,7 @@ def test_defaults(tmp_path):
         ('windw = "2h"\n', "accounts[work].windw: unknown key"),
         ('window = "soon"\n', "accounts[work].window: 'soon' is not a duration"),
         ('security = "ssl"\n', "accounts[work].security: Input should be 'tls', 'starttls'"),
-        ('port = 0\n', "accounts[work].port"),
+        ("port = 0\n", "accounts[work].port"),
         ('ignore_subjects = ["("]\n', "is not a valid regular expression"),
         ('password = "a"\npassword_file = "/x"\n', "set either password or password_file"),
         ('ca_file = "/nonexistent.pem"\n', "ca_file '/nonexistent.pem' does not exist"),
@@ -77,7 +77,7 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
     assert settings.digest.timezone == "Europe/Berlin"
     assert settings.service.poll_interval == timedelta(minutes=5)
     monkeypatch.setenv("INBOXWATCH_DIGEST__TIMEZONE", "Nowhere/Never")
-    with pytest.raises(ConfigError, match="digest.timezone"):
+    with pytest.raises(ConfigError, match=r"digest\.timezone"):
         load_settings(write(tmp_path, MINIMAL))
 
 
@@ -92,7 +92,9 @@ def test_secrets_from_environment_file_or_config(tmp_path, monkeypatch, caplog):
     assert resolve_secret(with_file.accounts[0], "a", "UNSET_VAR_X") == "s3cret"
     assert "readable by other users" in caplog.text
     monkeypatch.setenv("INBOXWATCH_ACCOUNT_WORK_PASSWORD", "from-env")
-    assert resolve_secret(with_file.accounts[0], "a", "INBOXWATCH_ACCOUNT_WORK_PASSWORD") == "from-env"
+    assert (
+        resolve_secret(with_file.accounts[0], "a", "INBOXWATCH_ACCOUNT_WORK_PASSWORD") == "from-env"
+    )
     inline = load_settings(write(tmp_path, MINIMAL + 'password = "inline"\n')).accounts[0]
     assert "inline" not in repr(inline)  # SecretStr: never printed
 
@@ -113,8 +115,9 @@ def test_find_config_order(tmp_path, monkeypatch):
     assert find_config(None) == other
 
 
-@pytest.mark.parametrize(("text", "hours"), [("90m", 1.5), ("24h", 24), ("2d", 48), ("1w", 168),
-                                              ("1h30m", 1.5)])
+@pytest.mark.parametrize(
+    ("text", "hours"), [("90m", 1.5), ("24h", 24), ("2d", 48), ("1w", 168), ("1h30m", 1.5)]
+)
 def test_durations(text, hours):
     assert parse_duration(text) == timedelta(hours=hours)
 

@@ -35,6 +35,7 @@ def corpus() -> Path:
 
 # --- threading: Dovecot imaptest THREAD=REFERENCES cases -------------------------------
 
+
 def _thread_groups(answer: str) -> list[set[int]]:
     """`(1 (2 4)(3))(5)` -> [{1, 2, 3, 4}, {5}]: the top-level threads of a THREAD answer."""
     groups: list[set[int]] = []
@@ -55,10 +56,11 @@ def _merge_shared_ids(groups: list[set[int]], ids: dict[int, str | None]) -> lis
     merged: list[set[int]] = []
     for group in groups:
         names = {ids[n] for n in group} - {None}
+        combined = set(group)
         for other in [g for g in merged if names & {ids[n] for n in g}]:
             merged.remove(other)
-            group = group | other
-        merged.append(group)
+            combined |= other
+        merged.append(combined)
     return merged
 
 
@@ -82,8 +84,11 @@ def _imaptest_checks(script: str, total: int) -> list[tuple[list[int], str]]:
 
 
 def _imaptest_cases(corpus: Path) -> list[Path]:
-    return sorted(p for p in (corpus / "imaptest-thread").glob("thread*")
-                  if p.suffix == "" and "orderedsubject" not in p.name)
+    return sorted(
+        p
+        for p in (corpus / "imaptest-thread").glob("thread*")
+        if p.suffix == "" and "orderedsubject" not in p.name
+    )
 
 
 def test_imaptest_thread_cases_agree(corpus):
@@ -121,6 +126,7 @@ def test_orderedsubject_cases_lose_no_message(corpus):
 
 # --- threading: jwz's TestThreader vectors ----------------------------------------------
 
+
 def _expected_jwz_groups(tree: str) -> list[Counter[str]]:
     groups: list[Counter[str]] = []
     for line in tree.splitlines():
@@ -139,8 +145,12 @@ def test_jwz_vectors(corpus):
         assert base_subject(case["input"]) == case["base"]
     vectors = data["references_algorithm"]
     batch = [
-        msg(m["message_id"].strip("<>") or None, refs=tuple(r.strip("<>") for r in m["references"]),
-            subject=m["subject"], hours=n)
+        msg(
+            m["message_id"].strip("<>") or None,
+            refs=tuple(r.strip("<>") for r in m["references"]),
+            subject=m["subject"],
+            hours=n,
+        )
         for n, m in enumerate(vectors["messages"])
     ]
     threads = build_threads(batch)
@@ -151,16 +161,20 @@ def test_jwz_vectors(corpus):
         subjects = Counter(m.subject for m in thread.messages if m.subject not in looped)
         if subjects:
             assert any(not subjects - e for e in expected), subjects
-    print(f"\njwz vectors: {len(batch)} messages in {len(threads)} threads "
-          f"({len(looped)} loop messages kept, which MailKit drops)")
+    print(
+        f"\njwz vectors: {len(batch)} messages in {len(threads)} threads "
+        f"({len(looped)} loop messages kept, which MailKit drops)"
+    )
 
 
 # --- threading: a month of a real mailing list ------------------------------------------
 
+
 def _fedora(corpus: Path, tmp_path: Path) -> list[MessageMeta]:
     path = tmp_path / "fedora.mbox"  # decompressed into the test's temp dir, not the project
-    path.write_bytes(gzip.decompress((corpus / "fedora-devel-2010-01" / "2010-January.txt.gz")
-                                     .read_bytes()))
+    path.write_bytes(
+        gzip.decompress((corpus / "fedora-devel-2010-01" / "2010-January.txt.gz").read_bytes())
+    )
     source = LocalSource([path])
     messages = source.fetch_since("fedora", EPOCH).messages
     source.close()
@@ -172,15 +186,22 @@ def test_fedora_month_threads_follow_header_links_and_the_archive(corpus, tmp_pa
     assert len(messages) == 292
     thread_of = {m.uid: n for n, t in enumerate(build_threads(messages)) for m in t.messages}
     by_id = {m.message_id: m for m in messages if m.message_id}
-    header_links = [(by_id[r].uid, m.uid) for m in messages
-                    for r in (m.in_reply_to or m.references[-1:]) if r in by_id]
+    header_links = [
+        (by_id[r].uid, m.uid)
+        for m in messages
+        for r in (m.in_reply_to or m.references[-1:])
+        if r in by_id
+    ]
     assert header_links and all(thread_of[a] == thread_of[b] for a, b in header_links)
-    html = gzip.decompress((corpus / "fedora-devel-2010-01" / "2010-January_thread.html.gz")
-                           .read_bytes()).decode("latin-1")
+    html = gzip.decompress(
+        (corpus / "fedora-devel-2010-01" / "2010-January_thread.html.gz").read_bytes()
+    ).decode("latin-1")
     archive_links = _archive_links(html)
     agree = sum(thread_of[p + 1] == thread_of[c + 1] for p, c in archive_links)
-    print(f"\nfedora-devel: {len(header_links)} header links all joined; archive index "
-          f"agrees on {agree}/{len(archive_links)} parent-child links")
+    print(
+        f"\nfedora-devel: {len(header_links)} header links all joined; archive index "
+        f"agrees on {agree}/{len(archive_links)} parent-child links"
+    )
     assert agree / len(archive_links) >= 0.97
 
 
@@ -204,11 +225,13 @@ def _archive_links(html: str) -> list[tuple[int, int]]:
 
 # --- parsing: mikel-mail's broken messages ----------------------------------------------
 
+
 def test_every_mikel_mail_message_parses_or_is_counted(corpus):
     files = sorted((corpus / "mikel-mail").rglob("*.eml"))
     assert len(files) >= 100
-    results = [parse_headers(_header_block(f.read_bytes()), "corpus", n, WHEN)
-               for n, f in enumerate(files)]
+    results = [
+        parse_headers(_header_block(f.read_bytes()), "corpus", n, WHEN) for n, f in enumerate(files)
+    ]
     failures = [r for r in results if isinstance(r, ParseFailure)]
     understood = [r for r in results if isinstance(r, MessageMeta)]
     print(f"\nmikel-mail: {len(understood)} understood, {len(failures)} counted as unparsable")
@@ -217,6 +240,7 @@ def test_every_mikel_mail_message_parses_or_is_counted(corpus):
 
 
 # --- rules: sisimai's bounces and auto-replies ------------------------------------------
+
 
 def _sisimai(corpus: Path, sub: str) -> list[tuple[str, MessageMeta]]:
     out = []
@@ -234,8 +258,10 @@ def test_sisimai_bounces_and_auto_replies_are_automated(corpus):
     missed = sorted(set(results) - set(caught))
     by_rule = Counter(found.rule for found in results.values() if found is not None)
     share = len(caught) / len(results)
-    print(f"\nsisimai bsd: {len(caught)}/{len(results)} = {share:.1%} classified automated; "
-          f"by rule {dict(by_rule.most_common())}; missed: {missed}")
+    print(
+        f"\nsisimai bsd: {len(caught)}/{len(results)} = {share:.1%} classified automated; "
+        f"by rule {dict(by_rule.most_common())}; missed: {missed}"
+    )
     assert len(results) == 623
     assert share >= 0.977
 

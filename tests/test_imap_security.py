@@ -13,8 +13,22 @@ from tests.proxy import RecordingProxy
 
 pytestmark = pytest.mark.dovecot
 H = timedelta(hours=1)
-WRITE_COMMANDS = {"STORE", "UID STORE", "COPY", "UID COPY", "MOVE", "UID MOVE", "EXPUNGE",
-                  "UID EXPUNGE", "APPEND", "CREATE", "DELETE", "RENAME", "SELECT", "SUBSCRIBE"}
+WRITE_COMMANDS = {
+    "STORE",
+    "UID STORE",
+    "COPY",
+    "UID COPY",
+    "MOVE",
+    "UID MOVE",
+    "EXPUNGE",
+    "UID EXPUNGE",
+    "APPEND",
+    "CREATE",
+    "DELETE",
+    "RENAME",
+    "SELECT",
+    "SUBSCRIBE",
+}
 
 
 def test_scan_leaves_the_mailbox_untouched_and_sends_no_write_command(
@@ -27,8 +41,9 @@ def test_scan_leaves_the_mailbox_untouched_and_sends_no_write_command(
     before = box.snapshot()
     with RecordingProxy(dovecot.port) as proxy:
         config = write_config(tmp_path, dovecot, box.user, port=proxy.port)
-        result = run("scan", "--config", str(config), "--format", "json",
-                     "--as-of", NOW.isoformat())
+        result = run(
+            "scan", "--config", str(config), "--format", "json", "--as-of", NOW.isoformat()
+        )
         commands = proxy.commands()
     assert result.code == 1, result.err
     assert box.snapshot() == before  # no \Seen added, nothing moved or expunged
@@ -45,8 +60,14 @@ def _tls_config(tmp_path, dovecot, user, **extra):
 
 def test_implicit_tls_with_private_ca(dovecot, sent_mailbox, run, tmp_path, ca_file):
     sent_mailbox.add("Sent", mail(OWNER, "x@y.example"), NOW - 5 * H)
-    config = _tls_config(tmp_path, dovecot, sent_mailbox.user, security="tls",
-                         port=dovecot.tls_port, ca_file=str(ca_file))
+    config = _tls_config(
+        tmp_path,
+        dovecot,
+        sent_mailbox.user,
+        security="tls",
+        port=dovecot.tls_port,
+        ca_file=str(ca_file),
+    )
     result = run("scan", "--config", str(config))
     assert result.code == 0, result.err
 
@@ -54,8 +75,14 @@ def test_implicit_tls_with_private_ca(dovecot, sent_mailbox, run, tmp_path, ca_f
 def test_starttls_with_private_ca(dovecot, sent_mailbox, run, tmp_path, ca_file):
     sent_mailbox.add("Sent", mail(OWNER, "x@y.example"), NOW - 5 * H)
     with RecordingProxy(dovecot.port) as proxy:
-        config = _tls_config(tmp_path, dovecot, sent_mailbox.user, security="starttls",
-                             port=proxy.port, ca_file=str(ca_file))
+        config = _tls_config(
+            tmp_path,
+            dovecot,
+            sent_mailbox.user,
+            security="starttls",
+            port=proxy.port,
+            ca_file=str(ca_file),
+        )
         result = run("scan", "--config", str(config))
         sent_in_clear = proxy.client_bytes.decode("latin-1")
     assert result.code == 0, result.err
@@ -86,8 +113,9 @@ def dovecot_without_tls(tmp_path_factory):
 
 def test_starttls_refuses_to_log_in_when_not_offered(dovecot_without_tls, run, tmp_path):
     with RecordingProxy(dovecot_without_tls.port) as proxy:
-        config = write_config(tmp_path, dovecot_without_tls, "u1", security="starttls",
-                              port=proxy.port)
+        config = write_config(
+            tmp_path, dovecot_without_tls, "u1", security="starttls", port=proxy.port
+        )
         result = run("scan", "--config", str(config))
         sent = proxy.client_bytes.decode("latin-1")
     assert result.code == 5
@@ -97,8 +125,10 @@ def test_starttls_refuses_to_log_in_when_not_offered(dovecot_without_tls, run, t
 
 def test_plain_is_refused_off_loopback_without_allow_insecure(run, tmp_path):
     config = tmp_path / "c.toml"
-    config.write_text('[[accounts]]\nname = "w"\nhost = "imap.example.com"\nsecurity = "plain"\n'
-                      'username = "me@example.com"\npassword = "x"\n')
+    config.write_text(
+        '[[accounts]]\nname = "w"\nhost = "imap.example.com"\nsecurity = "plain"\n'
+        'username = "me@example.com"\npassword = "x"\n'
+    )
     result = run("scan", "--config", str(config))
     assert result.code == 3
     assert "plain IMAP sends the password in clear" in result.err

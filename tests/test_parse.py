@@ -21,22 +21,30 @@ def meta(raw: str | bytes, received: datetime | None = WHEN) -> MessageMeta:
 
 
 def test_basic_fields():
-    m = meta("From: \"Keller, Anna\" <Anna@Client.example>\r\nTo: me@x.example, b@y.example\r\n"
-             "Cc: c@z.example\r\nReply-To: help@client.example\r\nSubject: Hi\r\n"
-             "Message-ID: <a@b>\r\nIn-Reply-To: <p@b>\r\nReferences: <r1@b> <r2@b>\r\n"
-             "Date: Fri, 20 Nov 2026 10:00:00 +0100\r\n\r\n")
+    m = meta(
+        'From: "Keller, Anna" <Anna@Client.example>\r\nTo: me@x.example, b@y.example\r\n'
+        "Cc: c@z.example\r\nReply-To: help@client.example\r\nSubject: Hi\r\n"
+        "Message-ID: <a@b>\r\nIn-Reply-To: <p@b>\r\nReferences: <r1@b> <r2@b>\r\n"
+        "Date: Fri, 20 Nov 2026 10:00:00 +0100\r\n\r\n"
+    )
     assert m.sender is not None and m.sender.name == "Keller, Anna"
     assert m.sender.key == "anna@client.example"
     assert [a.address for a in m.to] == ["me@x.example", "b@y.example"]
     assert m.cc[0].address == "c@z.example" and m.reply_to[0].address == "help@client.example"
-    assert (m.message_id, m.in_reply_to, m.references) == ("<a@b>", ("<p@b>",), ("<r1@b>", "<r2@b>"))
+    assert (m.message_id, m.in_reply_to, m.references) == (
+        "<a@b>",
+        ("<p@b>",),
+        ("<r1@b>", "<r2@b>"),
+    )
     assert m.date == datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
     assert m.received == WHEN and m.flags == frozenset({"\\Seen"})
 
 
 def test_rfc2047_and_raw_8bit():
-    m = meta("Subject: =?iso-8859-1?q?Gr=FC=DFe?= =?utf-8?b?YXVz?= Wien\r\n"
-             "From: =?utf-8?q?J=C3=B6rg?= <j@x.example>\r\n\r\n")
+    m = meta(
+        "Subject: =?iso-8859-1?q?Gr=FC=DFe?= =?utf-8?b?YXVz?= Wien\r\n"
+        "From: =?utf-8?q?J=C3=B6rg?= <j@x.example>\r\n\r\n"
+    )
     assert m.subject == "Grüßeaus Wien"  # RFC 2047 6.2: space between encoded words is dropped
     assert m.sender is not None and m.sender.name == "Jörg"
     raw = meta("Subject: caf\xe9 latin-1\r\n\r\n".encode("latin-1"))

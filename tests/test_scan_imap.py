@@ -25,8 +25,9 @@ def seed_coverage(box: Mailbox) -> None:
 
 def test_unanswered_inbound_is_overdue_with_contract_fields(sent_mailbox, scan):
     seed_coverage(sent_mailbox)
-    sent_mailbox.add("INBOX", mail(ANNA, subject="Invoice question", mid="<q1@client.example>"),
-                     NOW - 46.8 * H)
+    sent_mailbox.add(
+        "INBOX", mail(ANNA, subject="Invoice question", mid="<q1@client.example>"), NOW - 46.8 * H
+    )
     result = scan()
     assert result.code == 1, result.err
     report = result.json()
@@ -45,8 +46,11 @@ def test_unanswered_inbound_is_overdue_with_contract_fields(sent_mailbox, scan):
 @pytest.mark.parametrize("linking", ["in_reply_to", "references"])
 def test_reply_in_sent_answers_the_thread(sent_mailbox, scan, linking):
     sent_mailbox.add("INBOX", mail(ANNA, mid="<a1@client.example>"), NOW - 50 * H)
-    link = ({"in_reply_to": "<a1@client.example>"} if linking == "in_reply_to"
-            else {"references": ("<a1@client.example>",)})
+    link = (
+        {"in_reply_to": "<a1@client.example>"}
+        if linking == "in_reply_to"
+        else {"references": ("<a1@client.example>",)}
+    )
     sent_mailbox.add("Sent", mail(OWNER, ANNA, "Re: Hello", **link), NOW - 40 * H)
     result = scan()
     assert result.code == 0, result.out
@@ -56,8 +60,16 @@ def test_reply_in_sent_answers_the_thread(sent_mailbox, scan, linking):
 def test_reply_joins_through_a_missing_intermediate_message(sent_mailbox, scan):
     sent_mailbox.add("INBOX", mail(ANNA, mid="<root@client.example>"), NOW - 50 * H)
     # The reply cites a message we never saw between them (JWZ: still one thread).
-    sent_mailbox.add("Sent", mail(OWNER, ANNA, "Re: Hello", references=(
-        "<root@client.example>", "<lost@elsewhere.example>")), NOW - 40 * H)
+    sent_mailbox.add(
+        "Sent",
+        mail(
+            OWNER,
+            ANNA,
+            "Re: Hello",
+            references=("<root@client.example>", "<lost@elsewhere.example>"),
+        ),
+        NOW - 40 * H,
+    )
     assert scan().code == 0
 
 
@@ -70,10 +82,14 @@ def test_answered_flag_counts_as_a_reply(sent_mailbox, scan):
 def test_reply_from_an_alias_or_plus_address_counts(sent_mailbox, scan):
     sent_mailbox.add("INBOX", mail(ANNA, mid="<b1@client.example>"), NOW - 50 * H)
     sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", mid="<b2@x.example>"), NOW - 50 * H)
-    sent_mailbox.add("Sent", mail("Me <ME@Alias.example>", ANNA, in_reply_to="<b1@client.example>"),
-                     NOW - 30 * H)
-    sent_mailbox.add("Sent", mail("me+work@mydomain.example", "bo@x.example",
-                                  in_reply_to="<b2@x.example>"), NOW - 30 * H)
+    sent_mailbox.add(
+        "Sent", mail("Me <ME@Alias.example>", ANNA, in_reply_to="<b1@client.example>"), NOW - 30 * H
+    )
+    sent_mailbox.add(
+        "Sent",
+        mail("me+work@mydomain.example", "bo@x.example", in_reply_to="<b2@x.example>"),
+        NOW - 30 * H,
+    )
     result = scan(addresses=[OWNER, "me@alias.example"])
     assert result.code == 0, result.out
 
@@ -87,12 +103,22 @@ def test_bcc_to_self_copy_in_inbox_counts_as_reply(sent_mailbox, scan):
 
 def test_customer_writing_again_after_the_reply_is_pending_again(sent_mailbox, scan):
     sent_mailbox.add("INBOX", mail(ANNA, mid="<d1@client.example>"), NOW - 90 * H)
-    sent_mailbox.add("Sent", mail(OWNER, ANNA, mid="<d2@mydomain.example>",
-                                  in_reply_to="<d1@client.example>"), NOW - 80 * H)
-    sent_mailbox.add("INBOX", mail(ANNA, subject="Re: Hello", mid="<d3@client.example>",
-                                   in_reply_to="<d2@mydomain.example>",
-                                   references=("<d1@client.example>", "<d2@mydomain.example>")),
-                     NOW - 30 * H)
+    sent_mailbox.add(
+        "Sent",
+        mail(OWNER, ANNA, mid="<d2@mydomain.example>", in_reply_to="<d1@client.example>"),
+        NOW - 80 * H,
+    )
+    sent_mailbox.add(
+        "INBOX",
+        mail(
+            ANNA,
+            subject="Re: Hello",
+            mid="<d3@client.example>",
+            in_reply_to="<d2@mydomain.example>",
+            references=("<d1@client.example>", "<d2@mydomain.example>"),
+        ),
+        NOW - 30 * H,
+    )
     result = scan()
     assert result.code == 1
     item = result.json()["overdue"][0]
@@ -111,18 +137,26 @@ def test_customer_writing_again_after_the_reply_is_pending_again(sent_mailbox, s
         ("Dana <dana@x.example>", {"Auto-Submitted": "auto-replied"}, None, "automated"),
         ("Mail Delivery System <MAILER-DAEMON@mx.example>", {}, None, "automated"),
         ("postmaster@mx.example", {}, None, "automated"),
-        ("Reports <r@mx.example>", {}, "multipart/report; report-type=delivery-status; "
-         "boundary=x", "automated"),
+        (
+            "Reports <r@mx.example>",
+            {},
+            "multipart/report; report-type=delivery-status; boundary=x",
+            "automated",
+        ),
         ("Shop <no-reply@shop.example>", {}, None, "automated"),
         ("Shop <donotreply@shop.example>", {}, None, "automated"),
         ("Bounced <x@y.example>", {"Return-Path": "<>"}, None, "automated"),
     ],
 )
-def test_mail_that_expects_no_reply_is_excluded(sent_mailbox, scan, sender, headers,
-                                                content_type, category):
+def test_mail_that_expects_no_reply_is_excluded(
+    sent_mailbox, scan, sender, headers, content_type, category
+):
     seed_coverage(sent_mailbox)
-    sent_mailbox.add("INBOX", mail(sender, headers=headers,
-                                   content_type=content_type or "text/plain"), NOW - 50 * H)
+    sent_mailbox.add(
+        "INBOX",
+        mail(sender, headers=headers, content_type=content_type or "text/plain"),
+        NOW - 50 * H,
+    )
     result = scan()
     assert result.code == 0, result.out
     assert result.json()["stats"]["excluded"] == {category: 1}
@@ -130,8 +164,11 @@ def test_mail_that_expects_no_reply_is_excluded(sent_mailbox, scan, sender, head
 
 def test_no_reply_sender_with_a_personal_reply_to_expects_a_reply(sent_mailbox, scan):
     seed_coverage(sent_mailbox)
-    sent_mailbox.add("INBOX", mail("Shop <noreply@shop.example>",
-                                   headers={"Reply-To": "Lena <lena@shop.example>"}), NOW - 50 * H)
+    sent_mailbox.add(
+        "INBOX",
+        mail("Shop <noreply@shop.example>", headers={"Reply-To": "Lena <lena@shop.example>"}),
+        NOW - 50 * H,
+    )
     assert scan().code == 1
 
 
@@ -175,11 +212,17 @@ def test_message_without_message_id_is_still_reported(sent_mailbox, scan):
 def test_hostile_and_encoded_subjects_are_decoded_and_defused(sent_mailbox, scan):
     seed_coverage(sent_mailbox)
     # Encoded words that decode to CR/LF + a header, and to markup.
-    sent_mailbox.add("INBOX", mail(ANNA, subject="=?utf-8?q?Hi=0D=0ABcc:_evil@x.example?="),
-                     NOW - 50 * H)
-    sent_mailbox.add("INBOX", mail("=?utf-8?b?SsO2cmc=?= <j@x.example>",
-                                   subject="=?utf-8?q?<script>alert(1)</script>_f=C3=BCr?="),
-                     NOW - 49 * H)
+    sent_mailbox.add(
+        "INBOX", mail(ANNA, subject="=?utf-8?q?Hi=0D=0ABcc:_evil@x.example?="), NOW - 50 * H
+    )
+    sent_mailbox.add(
+        "INBOX",
+        mail(
+            "=?utf-8?b?SsO2cmc=?= <j@x.example>",
+            subject="=?utf-8?q?<script>alert(1)</script>_f=C3=BCr?=",
+        ),
+        NOW - 49 * H,
+    )
     result = scan()
     subjects = overdue_subjects(result)
     assert subjects == ["Hi Bcc: evil@x.example", "<script>alert(1)</script> für"]
@@ -217,8 +260,9 @@ def test_messages_older_than_lookback_are_not_read(sent_mailbox, scan):
 
 def test_subject_fallback_needs_the_counterpart_address(sent_mailbox, scan):
     sent_mailbox.add("INBOX", mail(ANNA, subject="Quote", mid="<e1@client.example>"), NOW - 50 * H)
-    sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="Logo", mid="<e2@x.example>"),
-                     NOW - 50 * H)
+    sent_mailbox.add(
+        "INBOX", mail("Bo <bo@x.example>", subject="Logo", mid="<e2@x.example>"), NOW - 50 * H
+    )
     # Replies from a client that drops In-Reply-To/References.
     sent_mailbox.add("Sent", mail(OWNER, "anna@client.example", "Re: Quote"), NOW - 40 * H)
     sent_mailbox.add("Sent", mail(OWNER, "someone@else.example", "RE: Logo"), NOW - 40 * H)
@@ -229,8 +273,9 @@ def test_subject_fallback_needs_the_counterpart_address(sent_mailbox, scan):
 def test_sent_folder_found_by_special_use_under_another_name(mailbox, scan):
     mailbox.create("Éléments envoyés")  # modified UTF-7 on the wire
     mailbox.add("INBOX", mail(ANNA, mid="<f1@client.example>"), NOW - 50 * H)
-    mailbox.add("Éléments envoyés", mail(OWNER, ANNA, in_reply_to="<f1@client.example>"),
-                NOW - 40 * H)
+    mailbox.add(
+        "Éléments envoyés", mail(OWNER, ANNA, in_reply_to="<f1@client.example>"), NOW - 40 * H
+    )
     result = scan()
     assert result.code == 0, result.out + result.err
     assert result.json()["accounts"][0]["sent_folders"] == ["Éléments envoyés"]
@@ -274,8 +319,10 @@ def test_missing_watched_folder_is_a_config_error(sent_mailbox, scan):
 def test_several_accounts_and_account_filter(dovecot, sent_mailbox, run, tmp_path):
     seed_coverage(sent_mailbox)
     sent_mailbox.add("INBOX", mail(ANNA), NOW - 50 * H)
-    common = (f'host = "127.0.0.1"\nport = {dovecot.port}\nsecurity = "plain"\n'
-              f'password = "{dovecot.password}"\naddresses = ["{OWNER}"]\n')
+    common = (
+        f'host = "127.0.0.1"\nport = {dovecot.port}\nsecurity = "plain"\n'
+        f'password = "{dovecot.password}"\naddresses = ["{OWNER}"]\n'
+    )
     config = tmp_path / "multi.toml"
     config.write_text(
         f'[[accounts]]\nname = "a"\nusername = "{sent_mailbox.user}"\n{common}'
@@ -283,8 +330,17 @@ def test_several_accounts_and_account_filter(dovecot, sent_mailbox, run, tmp_pat
     )
     both = run("scan", "--config", str(config), "--format", "json", "--as-of", NOW.isoformat())
     assert [i["account"] for i in both.json()["overdue"]] == ["a", "b"]
-    one = run("scan", "--config", str(config), "--format", "json", "--as-of", NOW.isoformat(),
-              "--account", "b")
+    one = run(
+        "scan",
+        "--config",
+        str(config),
+        "--format",
+        "json",
+        "--as-of",
+        NOW.isoformat(),
+        "--account",
+        "b",
+    )
     assert [a["name"] for a in one.json()["accounts"]] == ["b"]
     missing = run("scan", "--config", str(config), "--account", "nope")
     assert missing.code == 2

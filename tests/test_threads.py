@@ -7,8 +7,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inboxwatch.rules import Owner
 from inboxwatch.app import counterpart_matcher
+from inboxwatch.rules import Owner
 from inboxwatch.threads import base_subject, build_threads
 from tests.factory import msg
 
@@ -30,7 +30,11 @@ def test_replies_and_missing_parents_join():
 
 
 def test_loops_self_references_and_duplicates_terminate():
-    loop = [msg("l1", refs=("l2", "l3")), msg("l2", refs=("l3", "l1")), msg("l3", refs=("l1", "l2"))]
+    loop = [
+        msg("l1", refs=("l2", "l3")),
+        msg("l2", refs=("l3", "l1")),
+        msg("l3", refs=("l1", "l2")),
+    ]
     selfref = msg("s", refs=("s",))
     dup1, dup2 = msg("d", folder="INBOX"), msg("d", folder="Sent", hours=1)
     threads = build_threads([*loop, selfref, dup1, dup2])
@@ -65,8 +69,12 @@ def test_subject_fallback_is_guarded_by_the_counterpart():
 
 ids = st.sampled_from([f"m{i}" for i in range(12)])
 messages = st.lists(
-    st.tuples(st.one_of(st.none(), ids), st.lists(ids, max_size=5), st.lists(ids, max_size=1),
-              st.integers(0, 100)),
+    st.tuples(
+        st.one_of(st.none(), ids),
+        st.lists(ids, max_size=5),
+        st.lists(ids, max_size=1),
+        st.integers(0, 100),
+    ),
     max_size=30,
 )
 
