@@ -105,7 +105,8 @@ def _emit(report: Report, fmt: str) -> None:
     if fmt == "json":
         click.echo(dumps(report))
     else:
-        render_table(report, Console(soft_wrap=False))
+        # Piped output gets a readable fixed width instead of rich's 80-column default.
+        render_table(report, Console(width=None if sys.stdout.isatty() else 120))
     render_errors(report, lambda line: click.echo(line, err=True))
 
 
