@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from inboxwatch.config import Account, env_password_name, resolve_secret
@@ -161,7 +161,8 @@ def scan_account(
     messages = job.read([*watched, *sent], progress)
     owner = Owner.of(plan.addresses)
     threads = build_threads(messages, counterpart_matcher(owner))
-    findings, stats = evaluate(plan.name, threads, owner, plan.policy, as_of, plan.window)
+    policy = replace(plan.policy, sent_folders=frozenset(sent))
+    findings, stats = evaluate(plan.name, threads, owner, policy, as_of, plan.window)
     if not job.coverage(messages, owner, sent):
         findings = []
         stats.pending += stats.overdue

@@ -51,6 +51,7 @@ class Policy:
     include_cc: bool = False
     ignore_senders: tuple[str, ...] = ()
     ignore_subjects: tuple[re.Pattern[str], ...] = field(default=())
+    sent_folders: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,14 @@ _AUTO_SUBJECT = re.compile(
 )
 
 Rule = Callable[[MessageMeta, Owner, Policy], Exclusion | None]
+
+
+def sent_copy(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
+    # Mail in the sent folder was sent from this mailbox: never mail waiting for you.
+    # From an address missing from `addresses` it is not counted as a reply either.
+    if msg.folder in policy.sent_folders:
+        return Exclusion("sent_folder", "sent", f"in the sent folder {msg.folder!r}")
+    return None
 
 
 def deleted(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
@@ -168,6 +177,7 @@ def _local_part(address: Address | None) -> str:
 
 
 RULES: tuple[Rule, ...] = (
+    sent_copy,
     deleted,
     ignored,
     auto_submitted,

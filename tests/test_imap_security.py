@@ -132,3 +132,20 @@ def test_plain_is_refused_off_loopback_without_allow_insecure(run, tmp_path):
     result = run("scan", "--config", str(config))
     assert result.code == 3
     assert "plain IMAP sends the password in clear" in result.err
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("[AUTHENTICATIONFAILED] Authentication failed.", 4),
+        ("[ALERT] Application-specific password required", 4),
+        ("[UNAVAILABLE] Temporary authentication failure", 5),
+        ("[LIMIT] Too many connections", 5),
+        ("[INUSE] Mailbox in use", 5),
+    ],
+)
+def test_login_failures_are_told_apart(text, code):
+    from inboxwatch.imap_source import login_error
+
+    error = login_error("imap.example.com", text)
+    assert error.exit_code == code and text in str(error)

@@ -190,6 +190,14 @@ def test_notes_to_self_and_deleted_mail_are_not_waiting(sent_mailbox, scan):
     assert result.json()["stats"]["excluded"] == {"deleted": 1}
 
 
+def test_sent_mail_from_an_unlisted_address_is_never_waiting(sent_mailbox, scan):
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("Sent", mail("Me <old-alias@mydomain.example>", ANNA), NOW - 50 * H)
+    result = scan()
+    assert result.code == 0
+    assert result.json()["stats"]["excluded"] == {"sent": 1}
+
+
 def test_ignore_senders_and_subjects(sent_mailbox, scan):
     seed_coverage(sent_mailbox)
     sent_mailbox.add("INBOX", mail("Bot <bot@notifications.example>"), NOW - 50 * H)
