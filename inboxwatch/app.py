@@ -162,15 +162,17 @@ def scan_account(
     owner = Owner.of(plan.addresses)
     threads = build_threads(messages, counterpart_matcher(owner))
     policy = replace(plan.policy, sent_folders=frozenset(sent))
-    findings, stats = evaluate(plan.name, threads, owner, policy, as_of, plan.window)
+    outcome = evaluate(plan.name, threads, owner, policy, as_of, plan.window)
+    stats = outcome.stats
     if not job.coverage(messages, owner, sent):
-        findings = []
+        outcome.overdue, outcome.waiting = [], []
         stats.pending += stats.overdue
         stats.overdue = 0
     report.accounts.append(
         AccountSummary(plan.name, tuple(watched), tuple(sent), len(messages), len(threads))
     )
-    report.overdue.extend(findings)
+    report.overdue.extend(outcome.overdue)
+    report.waiting.extend(outcome.waiting)
     report.stats.add(stats)
     report.errors.extend(job.errors)
 
@@ -196,5 +198,6 @@ def run_scan(
             report.errors.append(ReportError(plan.name, exc.kind, str(exc), exc.exit_code))
         finally:
             source.close()
-    report.overdue.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
+    for items in (report.overdue, report.waiting):
+        items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
     return report

@@ -129,10 +129,10 @@ class Digest(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, expr: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
+        from inboxwatch.periods import cron_trigger
 
         try:
-            CronTrigger.from_crontab(expr)
+            cron_trigger(expr, "UTC")
         except ValueError as exc:
             raise ValueError(f"{expr!r} is not a cron expression: {exc}") from exc
         return expr

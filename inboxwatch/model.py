@@ -88,12 +88,46 @@ class Finding:
 
 
 @dataclass(slots=True)
+class ReplyStandard:
+    """How well the owner kept the window over the lookback, from first messages to first replies.
+
+    A conversation is a thread with an inbound message that expected a reply;
+    `judged` counts the ones that can be scored (answered, or waiting past the window).
+    """
+
+    conversations: int = 0
+    answered: int = 0
+    judged: int = 0
+    within_window: int = 0
+    delays: list[float] = field(default_factory=list)  # seconds to the first reply
+
+    def add(self, other: ReplyStandard) -> None:
+        self.conversations += other.conversations
+        self.answered += other.answered
+        self.judged += other.judged
+        self.within_window += other.within_window
+        self.delays.extend(other.delays)
+
+    def percentile(self, share: float) -> float | None:
+        """Nearest-rank percentile of the reply delays, in seconds."""
+        if not self.delays:
+            return None
+        ordered = sorted(self.delays)
+        rank = max(1, -(-len(ordered) * share // 1))  # ceil without floats drifting
+        return ordered[int(rank) - 1]
+
+    def share_within_window(self) -> float | None:
+        return self.within_window / self.judged if self.judged else None
+
+
+@dataclass(slots=True)
 class Stats:
     threads: int = 0
     answered: int = 0
     overdue: int = 0
     pending: int = 0
     excluded: dict[str, int] = field(default_factory=dict)
+    reply: ReplyStandard = field(default_factory=ReplyStandard)
 
     def add(self, other: Stats) -> None:
         self.threads += other.threads
@@ -102,6 +136,7 @@ class Stats:
         self.pending += other.pending
         for key, value in other.excluded.items():
             self.excluded[key] = self.excluded.get(key, 0) + value
+        self.reply.add(other.reply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +167,7 @@ class Report:
     window: timedelta | None = None  # set when every account shares one window
     accounts: list[AccountSummary] = field(default_factory=list)
     overdue: list[Finding] = field(default_factory=list)
+    waiting: list[Finding] = field(default_factory=list)  # pending, still inside the window
     stats: Stats = field(default_factory=Stats)
     errors: list[ReportError] = field(default_factory=list)
 

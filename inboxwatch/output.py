@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from inboxwatch.model import Finding, Report, ReportError
+from inboxwatch.model import Finding, ReplyStandard, Report, ReportError
 from inboxwatch.unanswered import human_duration
 
 REPORT_VERSION = 1
@@ -51,6 +51,21 @@ def _error_json(e: ReportError) -> dict[str, Any]:
     }
 
 
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 3600, 1)
+
+
+def _standard_json(reply: ReplyStandard) -> dict[str, Any]:
+    share = reply.share_within_window()
+    return {
+        "conversations": reply.conversations,
+        "answered": reply.answered,
+        "median_hours": _hours(reply.percentile(0.5)),
+        "p90_hours": _hours(reply.percentile(0.9)),
+        "within_window_share": None if share is None else round(share, 3),
+    }
+
+
 def report_json(report: Report) -> dict[str, Any]:
     """The pinned `scan --format json` envelope (contract.md); keys may be added, never renamed."""
     return {
@@ -74,6 +89,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "overdue": report.stats.overdue,
             "pending": report.stats.pending,
             "excluded": dict(sorted(report.stats.excluded.items())),
+            "reply_standard": _standard_json(report.stats.reply),
         },
         "errors": [_error_json(e) for e in report.errors],
     }

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from inboxwatch.model import Address, Finding, MessageMeta, Stats, Thread
+from inboxwatch.model import Address, Finding, MessageMeta, ReplyStandard, Stats, Thread
 from inboxwatch.rules import Owner, Policy, exclusion
 
 
@@ -23,7 +23,7 @@ class Verdict:
     thread: Thread
     pending: tuple[MessageMeta, ...]
     cutoff: datetime | None  # the owner's latest reply, or latest \Answered message
-    expecting: int  # inbound messages that expect a reply
+    expecting: tuple[MessageMeta, ...]  # inbound messages that expect a reply
 
 
 def _unique(messages: Iterable[MessageMeta]) -> list[MessageMeta]:
@@ -53,7 +53,7 @@ def judge_thread(thread: Thread, owner: Owner, policy: Policy, stats: Stats) -> 
         else:
             stats.excluded[excluded.category] = stats.excluded.get(excluded.category, 0) + 1
     pending = tuple(m for m in expecting if cutoff is None or m.received > cutoff)
-    return Verdict(thread, pending, cutoff, len(expecting))
+    return Verdict(thread, pending, cutoff, tuple(expecting))
 
 
 def human_duration(delta: timedelta) -> str:
@@ -101,6 +101,35 @@ def finding(account: str, verdict: Verdict, owner: Owner, now: datetime) -> Find
     )
 
 
+def score_reply(
+    verdict: Verdict, owner: Owner, now: datetime, window: timedelta, reply: ReplyStandard
+) -> None:
+    """The thread's time from its first message expecting a reply to the owner's first reply."""
+    if not verdict.expecting:
+        return
+    reply.conversations += 1
+    first = verdict.expecting[0]
+    replies = [m.received for m in verdict.thread.messages
+               if owner.wrote(m) and m.received > first.received]
+    if replies:
+        delay = min(replies) - first.received
+        reply.answered += 1
+        reply.judged += 1
+        reply.delays.append(delay.total_seconds())
+        reply.within_window += delay <= window
+    elif verdict.cutoff is not None and verdict.cutoff >= first.received:
+        reply.answered += 1  # flagged \Answered: replied, but when is unknown
+    elif now - first.received > window:
+        reply.judged += 1
+
+
+@dataclass
+class Outcome:
+    overdue: list[Finding]
+    waiting: list[Finding]  # pending but still inside the window
+    stats: Stats
+
+
 def evaluate(
     account: str,
     threads: Iterable[Thread],
@@ -108,19 +137,22 @@ def evaluate(
     policy: Policy,
     now: datetime,
     window: timedelta,
-) -> tuple[list[Finding], Stats]:
-    """Overdue findings (longest wait first) and the account's stats."""
-    stats = Stats()
-    findings: list[Finding] = []
+) -> Outcome:
+    """Overdue and waiting findings (longest wait first) and the account's stats."""
+    out = Outcome([], [], Stats())
+    stats = out.stats
     for thread in threads:
         stats.threads += 1
         verdict = judge_thread(thread, owner, policy, stats)
+        score_reply(verdict, owner, now, window, stats.reply)
         if not verdict.pending:
-            stats.answered += verdict.expecting > 0
+            stats.answered += bool(verdict.expecting)
         elif now - verdict.pending[0].received > window:
             stats.overdue += 1
-            findings.append(finding(account, verdict, owner, now))
+            out.overdue.append(finding(account, verdict, owner, now))
         else:
             stats.pending += 1
-    findings.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
-    return findings, stats
+            out.waiting.append(finding(account, verdict, owner, now))
+    for items in (out.overdue, out.waiting):
+        items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
+    return out

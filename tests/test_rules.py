@@ -72,7 +72,8 @@ def test_owner_identity():
 
 def judge(messages, now_hours, window=timedelta(hours=24)):
     threads = [Thread("<t>", tuple(messages))]
-    return evaluate("acct", threads, OWNER, Policy(), T0 + timedelta(hours=now_hours), window)
+    out = evaluate("acct", threads, OWNER, Policy(), T0 + timedelta(hours=now_hours), window)
+    return out.overdue, out.stats
 
 
 def test_pending_after_the_latest_reply_and_answered_flag():
@@ -95,6 +96,24 @@ def test_overdue_only_past_the_window_and_duplicates_count_once():
     assert findings == [] and stats.pending == 1
     findings, _ = judge([q, copy], 25)
     assert findings[0].message_ids == ("<q>",) and findings[0].uids == (q.uid,)
+
+
+def test_reply_standard_times_first_replies():
+    from inboxwatch.model import ReplyStandard
+
+    fast = [msg("a", hours=0), msg("r1", sender=ME, hours=2), msg("r2", sender=ME, hours=3)]
+    slow = [msg("b", hours=0), msg("b2", hours=1), msg("s", sender=ME, hours=30)]
+    never = [msg("c", hours=0)]
+    young = [msg("d", hours=99)]
+    reply = ReplyStandard()
+    for group in (fast, slow, never, young):
+        out = evaluate("a", [Thread("<t>", tuple(group))], OWNER, Policy(),
+                       T0 + timedelta(hours=100), timedelta(hours=24))
+        reply.add(out.stats.reply)
+    assert (reply.conversations, reply.answered, reply.judged) == (4, 2, 3)
+    assert reply.delays == [2 * 3600, 30 * 3600]
+    assert reply.percentile(0.5) == 2 * 3600 and reply.percentile(0.9) == 30 * 3600
+    assert reply.share_within_window() == 1 / 3
 
 
 def test_human_duration():
