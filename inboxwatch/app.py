@@ -11,8 +11,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Protocol
 
-from inboxwatch.config import Account, env_password_name, resolve_secret
+from inboxwatch.config import Account, Digest, env_password_name, resolve_secret
 from inboxwatch.errors import ConfigError, InboxwatchError
 from inboxwatch.model import AccountSummary, MessageMeta, Report, ReportError
 from inboxwatch.rules import Owner, Policy
@@ -169,12 +171,27 @@ def scan_account(
         stats.pending += stats.overdue
         stats.overdue = 0
     report.accounts.append(
-        AccountSummary(plan.name, tuple(watched), tuple(sent), len(messages), len(threads))
+        AccountSummary(
+            plan.name, tuple(watched), tuple(sent), len(messages), len(threads), plan.window
+        )
     )
     report.overdue.extend(outcome.overdue)
     report.waiting.extend(outcome.waiting)
     report.stats.add(stats)
     report.errors.extend(job.errors)
+
+
+class Sender(Protocol):
+    def send(self, msg: EmailMessage) -> None: ...
+
+
+def digest_message(report: Report, config: Digest, now: datetime) -> EmailMessage | None:
+    """The digest e-mail, or None when nobody waits and `send_when_empty` is off."""
+    from inboxwatch.digest import compose, render
+
+    if not report.overdue and not config.send_when_empty:
+        return None
+    return compose(render(report, config, now), config, now)
 
 
 def run_scan(

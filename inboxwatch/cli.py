@@ -17,9 +17,11 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from inboxwatch import __version__
-from inboxwatch.app import AccountPlan, SourceFactory, open_imap, run_scan
-from inboxwatch.config import find_config, load_settings, parse_duration
-from inboxwatch.errors import InboxwatchError, UsageError
+from inboxwatch.app import AccountPlan, Sender, SourceFactory, digest_message, open_imap, run_scan
+from inboxwatch.check import run_check
+from inboxwatch.config import Digest, Settings, find_config, load_settings, parse_duration
+from inboxwatch.delivery import SmtpSender, StdoutSender
+from inboxwatch.errors import ConfigError, InboxwatchError, UsageError
 from inboxwatch.local_source import LocalSource
 from inboxwatch.model import Report
 from inboxwatch.output import dumps, render_errors, render_table
@@ -151,9 +153,8 @@ def _demo_jobs(window: timedelta | None) -> list[tuple[AccountPlan, SourceFactor
 
 
 def _config_jobs(
-    config_path: str | None, accounts: Sequence[str], window: timedelta | None
+    settings: Settings, accounts: Sequence[str], window: timedelta | None
 ) -> list[tuple[AccountPlan, SourceFactory]]:
-    settings = load_settings(find_config(config_path))
     chosen = [a for a in settings.accounts if not accounts or a.name in accounts]
     unknown = set(accounts) - {a.name for a in settings.accounts}
     if unknown:
@@ -229,7 +230,7 @@ def scan(
     elif mbox or maildir:
         jobs = _local_jobs(mbox, maildir, addresses, sent, window)
     else:
-        jobs = _config_jobs(config_path, accounts, window)
+        jobs = _config_jobs(load_settings(find_config(config_path)), accounts, window)
     now = datetime.now(UTC)
     with _progress(fmt == "table") as progress:
         report = run_scan(jobs, as_of or now, now, progress)
@@ -262,6 +263,72 @@ def demo(
             err=True,
         )
     ctx.exit(0 if report.exit_code() <= 1 else report.exit_code())
+
+
+def _demo_digest() -> Digest:
+    return Digest(
+        to=[f"Sam Rivera <{DEMO_ADDRESS}>"],
+        sender="inboxwatch <inboxwatch@studio.example>",
+        timezone="Europe/Berlin",
+    )
+
+
+@cli.command()
+@_common
+@click.option("--dry-run", is_flag=True, help="Print the complete e-mail instead of sending it.")
+@click.option("--account", "accounts", multiple=True, metavar="NAME", help="Only this account.")
+@click.option("--demo", is_flag=True, help="The bundled demo mailbox's digest (with --dry-run).")
+@click.pass_context
+def digest(
+    ctx: click.Context,
+    config_path: str | None,
+    verbose: int,
+    quiet: int,
+    dry_run: bool,
+    accounts: Sequence[str],
+    demo: bool,
+) -> None:
+    """Scan, render the digest and send it now (exit 6 if it cannot be delivered)."""
+    _setup_logging(ctx, verbose, quiet)
+    if demo and not dry_run:
+        raise UsageError("the demo digest can only be printed: add --dry-run")
+    now = datetime.now(UTC)
+    sender: Sender = StdoutSender()
+    if demo:
+        config, jobs, now = _demo_digest(), _demo_jobs(None), DEMO_AS_OF
+    else:
+        settings = load_settings(find_config(config_path))
+        config, jobs = settings.digest, _config_jobs(settings, accounts, None)
+        if not config.to:
+            raise ConfigError("digest.to is not set: who should receive the digest?")
+        if not dry_run:
+            sender = SmtpSender(settings.smtp)  # before scanning: a config error fails fast
+    with _progress(not dry_run) as progress:
+        report = run_scan(jobs, now, now, progress)
+    render_errors(report, lambda line: click.echo(line, err=True))
+    message = digest_message(report, config, now)
+    if message is None:
+        click.echo(
+            "inboxwatch: nobody is waiting; no digest sent (digest.send_when_empty = false)",
+            err=True,
+        )
+    else:
+        sender.send(message)
+        if not dry_run:
+            click.echo(f"inboxwatch: digest sent to {message['To']}", err=True)
+    code = report.exit_code()  # an account that failed still fails the run, after the digest
+    ctx.exit(code if code > 1 else 0)
+
+
+@cli.command()
+@_common
+@click.pass_context
+def check(ctx: click.Context, config_path: str | None, verbose: int, quiet: int) -> None:
+    """Validate the config, log in to every account and the SMTP server; send nothing."""
+    _setup_logging(ctx, verbose, quiet)
+    path = find_config(config_path)
+    settings = load_settings(path)
+    ctx.exit(run_check(settings, path, click.echo))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

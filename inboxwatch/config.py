@@ -116,6 +116,14 @@ class Digest(BaseModel):
     schedule: str = "0 8 * * 1-5"
     timezone: str = "UTC"
     send_when_empty: bool = False
+    template_dir: str = ""  # your own digest.html.j2 / digest.txt.j2 override the shipped ones
+
+    @field_validator("template_dir")
+    @classmethod
+    def _templates(cls, path: str) -> str:
+        if path and not Path(path).expanduser().is_dir():
+            raise ValueError(f"template_dir {path!r} is not a directory")
+        return path
 
     @field_validator("timezone")
     @classmethod
@@ -140,6 +148,7 @@ class Digest(BaseModel):
 
 class Smtp(_Server):
     security: Security = "starttls"
+    retries: int = Field(default=3, ge=0, le=10)  # transient failures: waits 2s, 8s, 30s, 30s…
 
     @model_validator(mode="after")
     def _port(self) -> Smtp:

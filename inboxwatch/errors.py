@@ -31,6 +31,10 @@ class ServerError(InboxwatchError):
     exit_code = 5
     kind = "connection"
 
+    def __init__(self, message: str, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable  # False where trying again cannot help (TLS trust, no STARTTLS)
+
 
 class DeliveryError(InboxwatchError):
     exit_code = 6

@@ -158,6 +158,7 @@ class AccountSummary:
     sent_folders: tuple[str, ...]
     messages: int
     threads: int
+    window: timedelta = timedelta(hours=24)
 
 
 @dataclass(slots=True)

@@ -46,8 +46,14 @@ def cron_trigger(schedule: str, timezone: str) -> CronTrigger:
     if len(fields) != 5:
         raise ValueError(f"wrong number of fields; got {len(fields)}, expected 5")
     minute, hour, day, month, weekday = fields
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
-                       day_of_week=_day_names(weekday), timezone=ZoneInfo(timezone))
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_day_names(weekday),
+        timezone=ZoneInfo(timezone),
+    )
 
 
 _trigger = cron_trigger

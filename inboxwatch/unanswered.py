@@ -109,8 +109,11 @@ def score_reply(
         return
     reply.conversations += 1
     first = verdict.expecting[0]
-    replies = [m.received for m in verdict.thread.messages
-               if owner.wrote(m) and m.received > first.received]
+    replies = [
+        m.received
+        for m in verdict.thread.messages
+        if owner.wrote(m) and m.received > first.received
+    ]
     if replies:
         delay = min(replies) - first.received
         reply.answered += 1

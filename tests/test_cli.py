@@ -64,12 +64,21 @@ def test_demo_json_pins_the_contract_envelope(run):
         "folder",
         "uids",
     } <= set(item)
-    assert set(data["stats"]) == {"threads", "answered", "overdue", "pending", "excluded",
-                                  "reply_standard"}
+    assert set(data["stats"]) == {
+        "threads",
+        "answered",
+        "overdue",
+        "pending",
+        "excluded",
+        "reply_standard",
+    }
     # Demo: Ben 6.5 h, Frank 4 h, Hugo 3 h (subject fallback); Kim, Anna, Jörg never;
     # Grace flagged \Answered (time unknown); Carla still inside the window.
     assert data["stats"]["reply_standard"] == {
-        "conversations": 8, "answered": 4, "median_hours": 4.0, "p90_hours": 6.5,
+        "conversations": 8,
+        "answered": 4,
+        "median_hours": 4.0,
+        "p90_hours": 6.5,
         "within_window_share": 0.5,
     }
     assert data["stats"]["excluded"] == {"automated": 3, "cc_only": 1, "list": 1}

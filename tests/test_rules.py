@@ -107,8 +107,14 @@ def test_reply_standard_times_first_replies():
     young = [msg("d", hours=99)]
     reply = ReplyStandard()
     for group in (fast, slow, never, young):
-        out = evaluate("a", [Thread("<t>", tuple(group))], OWNER, Policy(),
-                       T0 + timedelta(hours=100), timedelta(hours=24))
+        out = evaluate(
+            "a",
+            [Thread("<t>", tuple(group))],
+            OWNER,
+            Policy(),
+            T0 + timedelta(hours=100),
+            timedelta(hours=24),
+        )
         reply.add(out.stats.reply)
     assert (reply.conversations, reply.answered, reply.judged) == (4, 2, 3)
     assert reply.delays == [2 * 3600, 30 * 3600]

@@ -1,0 +1,81 @@
+"""`inboxwatch check`: validate the config, log in everywhere, send nothing, change nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from inboxwatch.app import open_imap
+from inboxwatch.config import Account, Settings
+from inboxwatch.errors import ConfigError, InboxwatchError
+from inboxwatch.source import discover_sent
+
+Echo = Callable[[str], None]
+
+
+def masked_config(settings: Settings) -> str:
+    """The effective config as JSON; SecretStr values print as '**********'."""
+    return json.dumps(settings.model_dump(mode="json"), indent=2, ensure_ascii=False)
+
+
+def check_account(account: Account) -> str:
+    """Log in, list folders, find the sent folder; raises InboxwatchError on trouble."""
+    source = open_imap(account)()
+    try:
+        folders = source.list_folders()
+    finally:
+        source.close()
+    names = {f.name for f in folders}
+    missing = [f for f in [*account.folders, *account.sent_folders] if f not in names]
+    if missing:
+        raise ConfigError(
+            f"folder {', '.join(map(repr, missing))} not found "
+            f"(folders on the server: {', '.join(sorted(names)[:12])})"
+        )
+    if account.sent_folders:
+        sent = f"{', '.join(account.sent_folders)} (configured)"
+    else:
+        found = discover_sent(folders)
+        marked = any("\\Sent" in f.special_use for f in folders if f.name in found)
+        how = "SPECIAL-USE \\Sent" if marked else "usual name"
+        sent = f"{', '.join(found)} ({how})" if found else "NONE FOUND: set sent_folders"
+        if not found:
+            raise ConfigError(f"no sent folder found; set accounts[{account.name}].sent_folders")
+    return (
+        f"logged in to {account.host}:{account.port} ({account.security}) as "
+        f"{account.username}; watching {', '.join(account.folders)}; sent folder {sent}"
+    )
+
+
+def check_smtp(settings: Settings) -> str:
+    from inboxwatch.delivery import SmtpSender
+
+    smtp = settings.smtp
+    client = SmtpSender(smtp).open()
+    client.quit()
+    who = f" as {smtp.username}" if smtp.username else " without AUTH"
+    return f"connected to {smtp.host}:{smtp.port} ({smtp.security}){who}; nothing sent"
+
+
+def run_check(settings: Settings, path: Path, echo: Echo) -> int:
+    """Print what was checked, one line each; return the most serious exit code."""
+    echo(f"config {path}: valid")
+    echo("effective config (secrets masked):")
+    echo(masked_config(settings))
+    codes = [0]
+    steps: list[tuple[str, Callable[[], str]]] = [
+        (f"account {a.name}", partial(check_account, a)) for a in settings.accounts
+    ]
+    if settings.smtp.host:
+        steps.append(("smtp", lambda: check_smtp(settings)))
+    else:
+        echo("- smtp: not configured (the digest needs [smtp] host)")
+    for label, step in steps:
+        try:
+            echo(f"ok {label}: {step()}")
+        except InboxwatchError as exc:
+            echo(f"FAILED {label}: {exc}")
+            codes.append(exc.exit_code)
+    return max(codes)

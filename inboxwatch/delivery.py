@@ -1,0 +1,193 @@
+"""Deliver the digest by SMTP (tls, starttls, plain on loopback) with retries, or to stdout.
+
+Transient failures (4xx replies, refused or dropped connections, timeouts)
+are retried with growing delays; permanent ones (5xx, authentication, TLS
+trust) are not. A digest the server did not accept is never reported sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Callable, Sequence
+from email.message import EmailMessage
+
+from inboxwatch.config import Smtp, resolve_secret
+from inboxwatch.errors import AuthError, ConfigError, DeliveryError, ServerError
+from inboxwatch.imap_source import is_loopback, tls_context
+
+log = logging.getLogger(__name__)
+DELAYS = (2.0, 8.0, 30.0)  # seconds before the 2nd, 3rd and 4th attempt; then 30 s each
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def auth_hint(host: str, code: int, text: str) -> str:
+    """What to do about a rejected SMTP login, for the providers people actually use."""
+    lowered = text.lower()
+    if "5.7.30" in text or "basic authentication is" in lowered:
+        return (
+            "Microsoft 365 has basic authentication (passwords) switched off for SMTP in "
+            "this tenant; an administrator must allow SMTP AUTH, or use another relay"
+        )
+    if "5.7.9" in text or "application-specific" in lowered or "gmail" in host.lower():
+        return "Gmail needs an app password (see the README FAQ)"
+    return "check smtp.username and the SMTP password"
+
+
+def _tls_trouble(host: str, exc: ssl.SSLError) -> ServerError:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = exc.verify_message or str(exc)
+        return ServerError(
+            f"TLS certificate of SMTP server {host} not trusted ({why}); "
+            "for a private CA set smtp.ca_file",
+            retryable=False,
+        )
+    return ServerError(
+        f"TLS handshake with SMTP server {host} failed ({exc.reason or exc})", retryable=False
+    )
+
+
+class SmtpSender:
+    """Sends one message through the configured SMTP server."""
+
+    def __init__(
+        self,
+        config: Smtp,
+        delays: Sequence[float] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not config.host:
+            raise ConfigError("smtp.host is not set; the digest needs an SMTP server")
+        if config.security == "plain" and not (is_loopback(config.host) or config.allow_insecure):
+            raise ConfigError(
+                "smtp.security: plain SMTP sends mail and password in clear; use "
+                "tls or starttls, or set allow_insecure = true"
+            )
+        self.config = config
+        self.password = (
+            resolve_secret(config, "smtp", "INBOXWATCH_SMTP__PASSWORD") if config.username else None
+        )
+        if delays is None:
+            delays = [DELAYS[min(n, len(DELAYS) - 1)] for n in range(config.retries)]
+        self.delays = tuple(delays)
+        self.sleep = sleep
+
+    def _connect(self) -> smtplib.SMTP:
+        c = self.config
+        timeout = c.timeout.total_seconds()
+        context = tls_context(c.ca_file)
+        if c.security == "tls":
+            return smtplib.SMTP_SSL(c.host, c.port or 465, timeout=timeout, context=context)
+        client = smtplib.SMTP(c.host, c.port or 587, timeout=timeout)
+        if c.security == "starttls":
+            client.ehlo()
+            if not client.has_extn("starttls"):
+                client.close()
+                raise ServerError(
+                    f"SMTP server {c.host} does not offer STARTTLS; refusing to "
+                    'send in clear (use security = "tls" on port 465 if offered)',
+                    retryable=False,
+                )
+            client.starttls(context=context)
+        return client
+
+    def open(self) -> smtplib.SMTP:
+        """Connected, TLS as configured, logged in: ready to send."""
+        host = self.config.host
+        try:
+            client = self._connect()
+            client.ehlo_or_helo_if_needed()
+            if self.password is not None:
+                client.login(self.config.username, self.password)
+            return client
+        except smtplib.SMTPAuthenticationError as exc:
+            text = _text(exc.smtp_error)
+            raise AuthError(
+                f"SMTP login to {host} failed ({exc.smtp_code} {text}); "
+                f"{auth_hint(host, exc.smtp_code, text)}"
+            ) from None
+        except smtplib.SMTPNotSupportedError:
+            raise DeliveryError(
+                f"SMTP server {host} offers no AUTH on this connection; check "
+                "smtp.security and smtp.port"
+            ) from None
+        except ssl.SSLError as exc:
+            raise _tls_trouble(host, exc) from exc
+        except socket.gaierror:
+            raise ServerError(f"cannot resolve SMTP host {host}", retryable=False) from None
+        except ConnectionRefusedError:
+            raise ServerError(
+                f"SMTP server {host} refused the connection; check smtp.host, "
+                "smtp.port and smtp.security"
+            ) from None
+        except TimeoutError:
+            raise ServerError(
+                f"SMTP server {host} did not answer within {self.config.timeout.total_seconds():g}s"
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            text = _text(exc.smtp_error)
+            raise ServerError(
+                f"SMTP server {host} said {exc.smtp_code} {text}",
+                retryable=400 <= exc.smtp_code < 500,
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ServerError(
+                f"cannot talk to SMTP server {host}: {exc or type(exc).__name__}"
+            ) from exc
+
+    def _send_once(self, msg: EmailMessage) -> None:
+        client = self.open()
+        try:
+            client.send_message(msg)
+        except smtplib.SMTPRecipientsRefused as exc:
+            refused = ", ".join(exc.recipients)
+            raise DeliveryError(
+                f"SMTP server refused the recipients {refused}; check digest.to"
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            text = _text(exc.smtp_error)
+            raise ServerError(
+                f"SMTP server {self.config.host} answered {exc.smtp_code} {text}",
+                retryable=400 <= exc.smtp_code < 500,
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ServerError(
+                f"connection to {self.config.host} dropped while sending: {exc}"
+            ) from exc
+        finally:
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                client.close()
+
+    def send(self, msg: EmailMessage) -> None:
+        """Deliver, retrying transient failures; DeliveryError (exit 6) when it cannot."""
+        attempts = len(self.delays) + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                self._send_once(msg)
+                return
+            except ServerError as exc:
+                if not exc.retryable or attempt == attempts:
+                    raise DeliveryError(
+                        f"digest not delivered: {exc} (after {attempt} attempt"
+                        f"{'s' if attempt > 1 else ''})"
+                    ) from exc
+                delay = self.delays[attempt - 1]
+                log.warning("digest delivery failed (%s); retrying in %gs", exc, delay)
+                self.sleep(delay)
+
+
+class StdoutSender:
+    """--dry-run: the complete MIME message on stdout, nothing sent."""
+
+    def send(self, msg: EmailMessage) -> None:
+        sys.stdout.write(msg.as_string())
+        sys.stdout.flush()

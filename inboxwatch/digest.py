@@ -1,0 +1,203 @@
+"""Report -> the digest e-mail (subject, text, HTML) with Jinja2. Pure: `now` is a parameter.
+
+Everything that came from mail is cleaned of CR/LF and control characters
+(again: a template must not depend on the source having done it) and cut to
+a readable length; the HTML template autoescapes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    select_autoescape,
+)
+
+from inboxwatch.config import Digest
+from inboxwatch.model import Finding, ReplyStandard, Report
+from inboxwatch.parse import clean_text
+from inboxwatch.periods import next_run, period_key
+from inboxwatch.unanswered import human_duration
+
+SUBJECT_LIMIT = 120
+NAME_LIMIT = 80
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    subject: str
+    text: str
+    html: str
+    overdue: int
+
+
+def environment(template_dir: str = "") -> Environment:
+    """Shipped templates, overridden file by file by `digest.template_dir`."""
+    loaders: list[Any] = [FileSystemLoader(template_dir)] if template_dir else []
+    loaders.append(PackageLoader("inboxwatch", "templates"))
+    return Environment(
+        loader=ChoiceLoader(loaders),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _cut(text: str, limit: int) -> str:
+    text = clean_text(text, limit * 2)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _window_text(window: timedelta | None) -> str:
+    if window is None:
+        return "past their reply window"
+    hours = window.total_seconds() / 3600
+    return f"> {hours:g}h" if hours < 48 or hours % 24 else f"> {hours / 24:g} days"
+
+
+def _item(f: Finding, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
+    return {
+        "name": _cut(f.correspondent.name, NAME_LIMIT),
+        "address": _cut(f.correspondent.address, NAME_LIMIT),
+        "subject": _cut(f.subject or "(no subject)", SUBJECT_LIMIT),
+        "waited": human_duration(now - f.waiting_since),
+        "arrived": f.waiting_since.astimezone(zone).strftime("%a %d %b, %H:%M"),
+        "folder": _cut(f.folder, NAME_LIMIT),
+        "messages": f.messages_in_thread,
+        "why": _cut(f.reason, 300),
+    }
+
+
+def short_duration(seconds: float | None) -> str:
+    """Compact, for a figure: `45 min`, `6.5 h`, `3.2 days`."""
+    if seconds is None:
+        return "n/a"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h".replace(".0 h", " h")
+    return f"{seconds / 86400:.1f} days".replace(".0 days", " days")
+
+
+def _standard(reply: ReplyStandard, window: timedelta | None) -> dict[str, Any] | None:
+    if not reply.conversations:
+        return None
+    share = reply.share_within_window()
+    return {
+        "conversations": reply.conversations,
+        "answered": reply.answered,
+        "median": short_duration(reply.percentile(0.5)),
+        "p90": short_duration(reply.percentile(0.9)),
+        "share": f"{share:.0%}" if share is not None else "n/a",
+        "window": _window_text(window).removeprefix("> "),
+    }
+
+
+def _warnings(report: Report) -> list[str]:
+    lines, parse = [], 0
+    for error in report.errors:
+        if error.kind == "parse":
+            parse += 1
+        else:
+            lines.append(_cut(f"{error.account}: {error.message}", 400))
+    if parse:
+        lines.append(
+            f"{parse} message{'s' if parse != 1 else ''} could not be read and were "
+            "left out (see `inboxwatch scan --format json`)"
+        )
+    return lines
+
+
+def context(report: Report, config: Digest, now: datetime) -> dict[str, Any]:
+    """Everything the templates show, as plain, pre-formatted values."""
+    zone = ZoneInfo(config.timezone)
+    upcoming = next_run(config.schedule, config.timezone, now)
+    windows = {a.name: a.window for a in report.accounts}
+    accounts = []
+    for summary in report.accounts:
+        overdue = [f for f in report.overdue if f.account == summary.name]
+        soon = [
+            f
+            for f in report.waiting
+            if f.account == summary.name
+            and upcoming is not None
+            and f.waiting_since + windows[f.account] <= upcoming
+        ]
+        accounts.append(
+            {
+                "name": _cut(summary.name, NAME_LIMIT),
+                "overdue": [_item(f, zone, now) for f in overdue],
+                "due_soon": [_item(f, zone, now) for f in soon],
+            }
+        )
+    count = len(report.overdue)
+    window = _window_text(report.window)
+    subject = (
+        f"{count} conversation{'s' if count != 1 else ''} waiting {window}"
+        if count
+        else f"Nobody is waiting {window}"
+    )
+    return {
+        "subject": subject,
+        "as_of": report.as_of.astimezone(zone).strftime("%A %d %B %Y, %H:%M %Z"),
+        "accounts": accounts,
+        "several_accounts": len(accounts) > 1,
+        "overdue_count": count,
+        "due_soon_count": sum(len(a["due_soon"]) for a in accounts),
+        "standard": _standard(report.stats.reply, report.window),
+        "warnings": _warnings(report),
+        "next_digest": upcoming.astimezone(zone).strftime("%a %d %b, %H:%M") if upcoming else "",
+    }
+
+
+def render(report: Report, config: Digest, now: datetime) -> RenderedDigest:
+    env = environment(config.template_dir)
+    values = context(report, config, now)
+    return RenderedDigest(
+        subject=values["subject"],
+        text=env.get_template("digest.txt.j2").render(values),
+        html=env.get_template("digest.html.j2").render(values),
+        overdue=values["overdue_count"],
+    )
+
+
+def sender_of(config: Digest) -> str:
+    """`digest.sender`, else the first recipient."""
+    return config.sender or (f"inboxwatch <{config.to[0]}>" if config.to else "")
+
+
+def message_id(config: Digest, now: datetime) -> str:
+    """Stable per digest period and recipients: a resend carries the same Message-ID."""
+    period = period_key(config.schedule, config.timezone, now)
+    digest_for = hashlib.sha256("\n".join([period, *sorted(config.to)]).encode()).hexdigest()
+    domain = parseaddr(sender_of(config))[1].rpartition("@")[2] or "inboxwatch.invalid"
+    return f"<digest.{digest_for[:24]}@{domain}>"
+
+
+def compose(rendered: RenderedDigest, config: Digest, now: datetime) -> EmailMessage:
+    """multipart/alternative (text, then HTML), marked machine-sent per RFC 3834."""
+    msg = EmailMessage()
+    msg["Subject"] = rendered.subject
+    msg["From"] = sender_of(config)
+    msg["To"] = ", ".join(formataddr(pair) for pair in getaddresses(config.to) if pair[1])
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id(config, now)
+    # RFC 3834: no auto-reply to this, and no tool (inboxwatch included) counts it as a person's.
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"  # Exchange: no out-of-office replies to a digest
+    msg.set_content(rendered.text)
+    msg.add_alternative(rendered.html, subtype="html")
+    return msg
