@@ -17,11 +17,9 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from inboxwatch import __version__
-from inboxwatch.app import AccountPlan, Sender, SourceFactory, digest_message, open_imap, run_scan
-from inboxwatch.check import run_check
+from inboxwatch.app import AccountPlan, SourceFactory, open_imap, run_scan
 from inboxwatch.config import Digest, Settings, find_config, load_settings, parse_duration
-from inboxwatch.delivery import SmtpSender, StdoutSender
-from inboxwatch.errors import ConfigError, InboxwatchError, UsageError
+from inboxwatch.errors import InboxwatchError, UsageError
 from inboxwatch.local_source import LocalSource
 from inboxwatch.model import Report
 from inboxwatch.output import dumps, render_errors, render_table
@@ -64,15 +62,17 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--config", "config_path", metavar="PATH", help="Config file (TOML).")(func)
 
 
-def _setup_logging(ctx: click.Context, verbose: int, quiet: int) -> None:
+def _setup_logging(ctx: click.Context, verbose: int, quiet: int, service: bool = False) -> None:
+    """Warnings by default; the service logs a line per poll (INFO) with the time."""
     level = ctx.find_root().meta.get("verbosity", 0) + verbose - quiet
     ctx.find_root().meta["verbosity"] = level
+    level += service
     logging.basicConfig(
         stream=sys.stderr,
         level={-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
             max(min(level, 2), -1), logging.DEBUG
         ),
-        format="inboxwatch: %(levelname)s: %(message)s",
+        format=("%(asctime)s " if service else "") + "inboxwatch: %(levelname)s: %(message)s",
         force=True,
     )
 
@@ -150,6 +150,14 @@ def _demo_jobs(window: timedelta | None) -> list[tuple[AccountPlan, SourceFactor
         policy=Policy(),
     )
     return [(plan, lambda: LocalSource(paths))]
+
+
+def _demo_digest() -> Digest:
+    return Digest(
+        to=[f"Sam Rivera <{DEMO_ADDRESS}>"],
+        sender="inboxwatch <inboxwatch@studio.example>",
+        timezone="Europe/Berlin",
+    )
 
 
 def _config_jobs(
@@ -265,72 +273,6 @@ def demo(
     ctx.exit(0 if report.exit_code() <= 1 else report.exit_code())
 
 
-def _demo_digest() -> Digest:
-    return Digest(
-        to=[f"Sam Rivera <{DEMO_ADDRESS}>"],
-        sender="inboxwatch <inboxwatch@studio.example>",
-        timezone="Europe/Berlin",
-    )
-
-
-@cli.command()
-@_common
-@click.option("--dry-run", is_flag=True, help="Print the complete e-mail instead of sending it.")
-@click.option("--account", "accounts", multiple=True, metavar="NAME", help="Only this account.")
-@click.option("--demo", is_flag=True, help="The bundled demo mailbox's digest (with --dry-run).")
-@click.pass_context
-def digest(
-    ctx: click.Context,
-    config_path: str | None,
-    verbose: int,
-    quiet: int,
-    dry_run: bool,
-    accounts: Sequence[str],
-    demo: bool,
-) -> None:
-    """Scan, render the digest and send it now (exit 6 if it cannot be delivered)."""
-    _setup_logging(ctx, verbose, quiet)
-    if demo and not dry_run:
-        raise UsageError("the demo digest can only be printed: add --dry-run")
-    now = datetime.now(UTC)
-    sender: Sender = StdoutSender()
-    if demo:
-        config, jobs, now = _demo_digest(), _demo_jobs(None), DEMO_AS_OF
-    else:
-        settings = load_settings(find_config(config_path))
-        config, jobs = settings.digest, _config_jobs(settings, accounts, None)
-        if not config.to:
-            raise ConfigError("digest.to is not set: who should receive the digest?")
-        if not dry_run:
-            sender = SmtpSender(settings.smtp)  # before scanning: a config error fails fast
-    with _progress(not dry_run) as progress:
-        report = run_scan(jobs, now, now, progress)
-    render_errors(report, lambda line: click.echo(line, err=True))
-    message = digest_message(report, config, now)
-    if message is None:
-        click.echo(
-            "inboxwatch: nobody is waiting; no digest sent (digest.send_when_empty = false)",
-            err=True,
-        )
-    else:
-        sender.send(message)
-        if not dry_run:
-            click.echo(f"inboxwatch: digest sent to {message['To']}", err=True)
-    code = report.exit_code()  # an account that failed still fails the run, after the digest
-    ctx.exit(code if code > 1 else 0)
-
-
-@cli.command()
-@_common
-@click.pass_context
-def check(ctx: click.Context, config_path: str | None, verbose: int, quiet: int) -> None:
-    """Validate the config, log in to every account and the SMTP server; send nothing."""
-    _setup_logging(ctx, verbose, quiet)
-    path = find_config(config_path)
-    settings = load_settings(path)
-    ctx.exit(run_check(settings, path, click.echo))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the contract's exit code; no traceback unless -vv."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -366,3 +308,7 @@ def _explain(exc: BaseException, args: Sequence[str]) -> None:
 
 def run() -> None:
     sys.exit(main())
+
+
+# The digest, check, run and health commands live beside; importing registers them.
+from inboxwatch import cli_service  # noqa: E402, F401

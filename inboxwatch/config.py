@@ -166,6 +166,9 @@ class State(BaseModel):
     model_config = _STRICT
     path: str = "~/.local/state/inboxwatch/state.db"
 
+    def path_resolved(self) -> Path:
+        return Path(self.path).expanduser()
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(

@@ -13,7 +13,7 @@ import logging
 import re
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ from inboxwatch.config import Account
 from inboxwatch.errors import AuthError, ConfigError, InboxwatchError, ServerError
 from inboxwatch.model import ParseFailure
 from inboxwatch.parse import HEADER_FIELDS, parse_headers
-from inboxwatch.source import FolderInfo, FolderScan, Progress
+from inboxwatch.source import FolderInfo, FolderScan, FolderState, FolderSync, Progress
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,9 @@ class ImapSource:
     def _login(self, username: str, password: str) -> None:
         try:
             self.client.login(username, password)
+            if b"CONDSTORE" in self.client.capabilities():
+                # RFC 7162 3.1: HIGHESTMODSEQ on SELECT lets an unchanged folder cost one command.
+                self.client.enable("CONDSTORE")
         except LoginError as exc:
             raise login_error(self.host, _server_text(exc)) from None
         except (OSError, IMAPClientError, EOFError) as exc:
@@ -168,21 +171,91 @@ class ImapSource:
         self, folder: str, since: datetime, progress: Progress | None = None
     ) -> FolderScan:
         """Header fields, FLAGS and INTERNALDATE of every message from `since` on."""
-        try:
+        with self._guard(folder):
             self.client.select_folder(folder, readonly=True)
-            # SEARCH SINCE has day granularity in the server's zone (RFC 3501
-            # 6.4.4): ask a day early, then filter on INTERNALDATE exactly.
-            uids = sorted(self.client.search(["SINCE", (since - timedelta(days=1)).date()]))
             scan = FolderScan(folder)
-            for batch in _batches(uids, BATCH):
-                self._fetch_batch(folder, batch, since, scan)
-                if progress is not None:
-                    progress(len(batch))
+            self._fetch_headers(folder, self._search_since(since), since, scan, progress)
+        return scan
+
+    def sync_folder(
+        self,
+        folder: str,
+        since: datetime,
+        known: FolderState | None,
+        cached: Collection[int],
+        progress: Progress | None = None,
+    ) -> FolderSync:
+        """Only what changed since `known`: new UIDs, flag changes, expunged UIDs.
+
+        Flag changes come from SEARCH MODSEQ (CONDSTORE, RFC 7162) where offered,
+        else from FLAGS of the cached UIDs; expunges from a UID SEARCH diff.
+        """
+        with self._guard(folder):
+            state = self._examine(folder)
+            if state.unchanged_since(known):
+                return FolderSync(folder, state, replace=False)
+            replace = known is None or known.uidvalidity != state.uidvalidity
+            sync = FolderSync(folder, state, replace)
+            current = set(self._search_since(since))
+            previous = set() if replace else set(cached)
+            sync.gone = previous - current
+            if not replace:
+                sync.flags = self._changed_flags(known, state, sorted(previous & current))
+            scan = FolderScan(folder)
+            self._fetch_headers(folder, sorted(current - previous), since, scan, progress)
+            sync.new, sync.failures = scan.messages, scan.failures
+        return sync
+
+    @contextlib.contextmanager
+    def _guard(self, folder: str) -> Iterator[None]:
+        try:
+            yield
         except (OSError, IMAPClientAbortError, EOFError) as exc:
             raise _network_error(self.host, exc, self.timeout) from exc
         except IMAPClientError as exc:
             raise ServerError(f"{self.host}: reading folder {folder!r} failed: {exc}") from exc
-        return scan
+
+    def _examine(self, folder: str) -> FolderState:
+        info = self.client.select_folder(folder, readonly=True)
+        modseq = info.get(b"HIGHESTMODSEQ")
+        return FolderState(
+            int(info[b"UIDVALIDITY"]),
+            int(info.get(b"UIDNEXT") or 0) or None,
+            int(modseq) if modseq else None,
+            int(info.get(b"EXISTS") or 0),
+        )
+
+    def _search_since(self, since: datetime) -> list[int]:
+        # SEARCH SINCE has day granularity in the server's zone (RFC 3501
+        # 6.4.4): ask a day early, then filter on INTERNALDATE exactly.
+        return sorted(self.client.search(["SINCE", (since - timedelta(days=1)).date()]))
+
+    def _fetch_headers(
+        self,
+        folder: str,
+        uids: Sequence[int],
+        since: datetime,
+        scan: FolderScan,
+        progress: Progress | None,
+    ) -> None:
+        for batch in _batches(uids, BATCH):
+            self._fetch_batch(folder, batch, since, scan)
+            if progress is not None:
+                progress(len(batch))
+
+    def _changed_flags(
+        self, known: FolderState | None, state: FolderState, uids: Sequence[int]
+    ) -> dict[int, frozenset[str]]:
+        if known is not None and known.modseq is not None and state.modseq is not None:
+            changed = set(self.client.search(["MODSEQ", str(known.modseq + 1)]))
+            uids = [uid for uid in uids if uid in changed]
+        flags: dict[int, frozenset[str]] = {}
+        for batch in _batches(uids, BATCH * 4):
+            wanted = set(batch)
+            for uid, data in self.client.fetch(batch, ["FLAGS"]).items():
+                if uid in wanted and b"FLAGS" in data:
+                    flags[uid] = frozenset(f.decode("ascii", "replace") for f in data[b"FLAGS"])
+        return flags
 
     def _fetch_batch(
         self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan
@@ -202,9 +275,6 @@ class ImapSource:
                 scan.failures.append(meta)
             else:
                 scan.messages.append(meta)
-
-    def folder_exists(self, folder: str) -> bool:
-        return any(f.name == folder for f in self.list_folders())
 
 
 def _server_text(exc: Exception) -> str:

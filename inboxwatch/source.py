@@ -57,6 +57,34 @@ class FolderScan:
     failures: list[ParseFailure] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class FolderState:
+    """What a server said of a folder on SELECT (RFC 3501 6.3.1, RFC 7162 3.1.2)."""
+
+    uidvalidity: int
+    uidnext: int | None
+    modseq: int | None  # HIGHESTMODSEQ; None without CONDSTORE
+    exists: int | None
+
+    def unchanged_since(self, known: FolderState | None) -> bool:
+        """Same UIDVALIDITY, UIDNEXT, message count and HIGHESTMODSEQ: nothing new, no flag
+        changed, nothing expunged (HIGHESTMODSEQ moves on every flag change and expunge)."""
+        return known == self and self.modseq is not None
+
+
+@dataclass
+class FolderSync:
+    """One folder's changes since the cached state."""
+
+    folder: str
+    state: FolderState
+    replace: bool  # first read, or UIDVALIDITY changed: the cache is rebuilt
+    new: list[MessageMeta] = field(default_factory=list)
+    failures: list[ParseFailure] = field(default_factory=list)
+    flags: dict[int, frozenset[str]] = field(default_factory=dict)  # changed, for cached UIDs
+    gone: set[int] = field(default_factory=set)  # expunged, or no longer in the lookback
+
+
 class MailSource(Protocol):
     """Read-only access to one mailbox."""
 

@@ -1,0 +1,242 @@
+"""The service's state: SQLite (WAL) behind an exclusive lock, file mode 0600.
+
+Per account and folder: UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and the cached
+MessageMeta of every message inside the lookback, so a poll fetches only what
+changed. The digest ledger (pending -> sending -> sent) makes one digest per
+period survive restarts and crashes; poll results feed `inboxwatch health`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from inboxwatch.errors import ConfigError, LockError
+from inboxwatch.model import Address, MessageMeta
+from inboxwatch.source import FolderState
+
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
+        " uidvalidity INTEGER NOT NULL, uidnext INTEGER, modseq INTEGER, exists_count INTEGER,"
+        " PRIMARY KEY (account, folder))",
+        "CREATE TABLE messages (account TEXT NOT NULL, folder TEXT NOT NULL, uid INTEGER NOT NULL,"
+        " meta TEXT NOT NULL, PRIMARY KEY (account, folder, uid))",
+        "CREATE TABLE digests (period TEXT PRIMARY KEY, state TEXT NOT NULL,"
+        " message_id TEXT NOT NULL, updated_at TEXT NOT NULL)",
+        "CREATE TABLE polls (account TEXT PRIMARY KEY, last_attempt TEXT, last_success TEXT,"
+        " last_error TEXT, error_code INTEGER, failures INTEGER NOT NULL DEFAULT 0)",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class PollRecord:
+    account: str
+    last_attempt: datetime | None
+    last_success: datetime | None
+    last_error: str | None
+    error_code: int | None
+    failures: int
+
+
+def meta_to_json(meta: MessageMeta) -> str:
+    data = asdict(meta)
+    for key in ("received", "date"):
+        data[key] = data[key].isoformat() if data[key] else None
+    data["flags"] = sorted(meta.flags)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def meta_from_json(text: str) -> MessageMeta:
+    data: dict[str, Any] = json.loads(text)
+    for key in ("received", "date"):
+        data[key] = datetime.fromisoformat(data[key]) if data[key] else None
+    for key in ("in_reply_to", "references"):
+        data[key] = tuple(data[key])
+    for key in ("reply_to", "to", "cc"):
+        data[key] = tuple(Address(**a) for a in data[key])
+    data["sender"] = Address(**data["sender"]) if data["sender"] else None
+    data["flags"] = frozenset(data["flags"])
+    return MessageMeta(**data)
+
+
+def _iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class StateStore:
+    """One instance per state file: a second one gets LockError (exit 7)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.expanduser()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(
+                f"state.path: cannot create {self.path.parent}: {exc.strerror}"
+            ) from None
+        self._lock = self._take_lock()
+        old_umask = os.umask(0o077)  # the database and its -wal/-shm files: 0600
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def _take_lock(self) -> IO[str]:
+        lock = open(f"{self.path}.lock", "a+", encoding="utf-8")  # noqa: SIM115 - held open
+        os.chmod(lock.name, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise LockError(
+                f"another inboxwatch is using {self.path}; stop it, or give this "
+                "one its own state.path"
+            ) from None
+        return lock
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"{self.path} was written by a newer inboxwatch "
+                f"(schema {version}); upgrade inboxwatch"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.transaction():
+                for statement in MIGRATIONS[target]:
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {target}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All or nothing: an interrupted poll leaves the previous state intact."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+        self._lock.close()
+
+    # --- folders and cached headers -------------------------------------------------
+
+    def folder(self, account: str, folder: str) -> FolderState | None:
+        row = self.db.execute(
+            "SELECT uidvalidity, uidnext, modseq, exists_count FROM folders"
+            " WHERE account = ? AND folder = ?",
+            (account, folder),
+        ).fetchone()
+        return FolderState(*row) if row else None
+
+    def messages(self, account: str, folder: str) -> dict[int, MessageMeta]:
+        rows = self.db.execute(
+            "SELECT uid, meta FROM messages WHERE account = ? AND folder = ?", (account, folder)
+        )
+        return {uid: meta_from_json(meta) for uid, meta in rows}
+
+    def save_folder(
+        self,
+        db: sqlite3.Connection,
+        account: str,
+        folder: str,
+        state: FolderState,
+        upsert: Iterable[MessageMeta],
+        delete: Iterable[int],
+        replace: bool,
+    ) -> None:
+        """Within a transaction: the folder's new state and its cache changes."""
+        if replace:
+            db.execute("DELETE FROM messages WHERE account = ? AND folder = ?", (account, folder))
+        db.executemany(
+            "DELETE FROM messages WHERE account = ? AND folder = ? AND uid = ?",
+            [(account, folder, uid) for uid in delete],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?)",
+            [(account, folder, m.uid, meta_to_json(m)) for m in upsert],
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?, ?)",
+            (account, folder, state.uidvalidity, state.uidnext, state.modseq, state.exists),
+        )
+
+    # --- the digest ledger ----------------------------------------------------------
+
+    def digest(self, period: str) -> tuple[str, str] | None:
+        row = self.db.execute(
+            "SELECT state, message_id FROM digests WHERE period = ?", (period,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def mark_digest(self, period: str, state: str, message_id: str, now: datetime) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?)",
+                (period, state, message_id, now.isoformat()),
+            )
+
+    # --- polls, for health and backoff ---------------------------------------------
+
+    def polls(self) -> dict[str, PollRecord]:
+        return _poll_records(self.db)
+
+    def record_poll(
+        self, account: str, now: datetime, error: str | None = None, code: int | None = None
+    ) -> None:
+        with self.transaction() as db:
+            if error is None:
+                db.execute(
+                    "INSERT INTO polls VALUES (?, ?, ?, NULL, NULL, 0) ON CONFLICT(account)"
+                    " DO UPDATE SET last_attempt = excluded.last_attempt, last_success ="
+                    " excluded.last_success, last_error = NULL, error_code = NULL,"
+                    " failures = 0",
+                    (account, now.isoformat(), now.isoformat()),
+                )
+            else:
+                db.execute(
+                    "INSERT INTO polls VALUES (?, ?, NULL, ?, ?, 1) ON CONFLICT(account)"
+                    " DO UPDATE SET last_attempt = excluded.last_attempt, last_error ="
+                    " excluded.last_error, error_code = excluded.error_code,"
+                    " failures = failures + 1",
+                    (account, now.isoformat(), error, code),
+                )
+
+
+def _poll_records(db: sqlite3.Connection) -> dict[str, PollRecord]:
+    rows = db.execute(
+        "SELECT account, last_attempt, last_success, last_error, error_code, failures FROM polls"
+    ).fetchall()
+    return {r[0]: PollRecord(r[0], _iso(r[1]), _iso(r[2]), r[3], r[4], r[5]) for r in rows}
+
+
+def read_polls(path: Path) -> dict[str, PollRecord]:
+    """Poll records without taking the lock (health runs beside the service), read-only."""
+    path = path.expanduser()
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return _poll_records(db)
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        db.close()

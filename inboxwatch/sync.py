@@ -1,0 +1,100 @@
+"""A MailSource over the IMAP source and the state cache: a poll fetches only what changed.
+
+Changes are staged per folder and written in one transaction by `commit()`,
+after the whole account was read: an interrupted poll writes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from inboxwatch.imap_source import ImapSource
+from inboxwatch.model import MessageMeta
+from inboxwatch.source import FolderInfo, FolderScan, FolderState, Progress
+from inboxwatch.state import StateStore
+
+
+class Interrupted(Exception):
+    """SIGTERM/SIGINT arrived: abandon the poll, commit nothing."""
+
+
+@dataclass
+class _Staged:
+    folder: str
+    state: FolderState
+    replace: bool
+    upsert: list[MessageMeta]
+    delete: set[int]
+
+
+def _apply_flags(
+    cached: dict[int, MessageMeta], flags: dict[int, frozenset[str]]
+) -> list[MessageMeta]:
+    """Update cached messages whose flags changed; returns the updated ones."""
+    changed = []
+    for uid, new in flags.items():
+        if uid in cached and cached[uid].flags != new:
+            cached[uid] = replace(cached[uid], flags=new)
+            changed.append(cached[uid])
+    return changed
+
+
+class SyncingSource:
+    def __init__(
+        self,
+        inner: ImapSource,
+        store: StateStore,
+        account: str,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.inner = inner
+        self.store = store
+        self.account = account
+        self.stop = stop or threading.Event()
+        self.fetched = 0  # header blocks fetched in this poll
+        self._staged: list[_Staged] = []
+
+    def list_folders(self) -> list[FolderInfo]:
+        return self.inner.list_folders()
+
+    def fetch_since(
+        self, folder: str, since: datetime, progress: Progress | None = None
+    ) -> FolderScan:
+        if self.stop.is_set():
+            raise Interrupted
+        known = self.store.folder(self.account, folder)
+        cached = self.store.messages(self.account, folder) if known else {}
+
+        def checked(count: int) -> None:  # a stop request ends the poll between batches
+            if self.stop.is_set():
+                raise Interrupted
+            if progress is not None:
+                progress(count)
+
+        sync = self.inner.sync_folder(folder, since, known, cached.keys(), checked)
+        if self.stop.is_set():
+            raise Interrupted
+        current = {} if sync.replace else cached
+        changed = _apply_flags(current, sync.flags)
+        aged = {uid for uid, m in current.items() if m.received < since} - sync.gone
+        for uid in sync.gone | aged:
+            current.pop(uid, None)
+        current.update((meta.uid, meta) for meta in sync.new)
+        self.fetched += len(sync.new) + len(sync.failures)
+        self._staged.append(
+            _Staged(folder, sync.state, sync.replace, [*changed, *sync.new], sync.gone | aged)
+        )
+        return FolderScan(folder, list(current.values()), sync.failures)
+
+    def commit(self) -> None:
+        with self.store.transaction() as db:
+            for s in self._staged:
+                self.store.save_folder(
+                    db, self.account, s.folder, s.state, s.upsert, s.delete, s.replace
+                )
+        self._staged.clear()
+
+    def close(self) -> None:
+        self.inner.close()
