@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -172,6 +173,8 @@ def run(capsys: pytest.CaptureFixture[str]) -> Any:
 
     def invoke(*args: str) -> Result:
         code = main(list(args))
+        # The CLI pointed logging at capsys's stream, which closes after the test.
+        logging.getLogger().handlers.clear()
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 
 class RecordingProxy:
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1",
+                 delay: float = 0.0) -> None:
         self.target = (target_host, target_port)
+        self.delay = delay  # seconds before forwarding each server->client chunk
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.2)
         self.port = int(self.listener.getsockname()[1])
@@ -65,6 +68,8 @@ class RecordingProxy:
                 if record:
                     with self._lock:
                         self.client_bytes.extend(chunk)
+                elif self.delay:
+                    time.sleep(self.delay)
                 dst.sendall(chunk)
         except OSError:
             pass

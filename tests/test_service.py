@@ -1,0 +1,229 @@
+"""The service: incremental polls, the digest ledger, health — against Dovecot and aiosmtpd.
+
+The clock is a parameter of `poll_once`: days pass without waiting for them.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from inboxwatch.config import Settings
+from inboxwatch.delivery import SmtpSender
+from inboxwatch.errors import DeliveryError, LockError
+from inboxwatch.service import health, poll_once
+from inboxwatch.state import StateStore
+from tests.conftest import OWNER, mail
+from tests.smtp import smtp_server
+
+pytestmark = pytest.mark.dovecot
+H = timedelta(hours=1)
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # 10:00 in Berlin, a Tuesday
+
+
+class Recorder:
+    """An in-memory Sender for ledger tests; SMTP itself is tested with aiosmtpd."""
+
+    def __init__(self) -> None:
+        self.sent: list[EmailMessage] = []
+
+    def send(self, msg: EmailMessage) -> None:
+        self.sent.append(msg)
+
+
+def settings_for(dovecot, user, tmp_path, port=None, smtp_port=None, **digest) -> Settings:
+    return Settings(
+        accounts=[{"name": "work", "host": "127.0.0.1", "port": port or dovecot.port,
+                   "security": "plain", "username": user, "password": dovecot.password,
+                   "addresses": [OWNER]}],
+        digest={"to": [OWNER], "timezone": "Europe/Berlin", "schedule": "0 8 * * *",
+                **digest},
+        smtp={"host": "127.0.0.1", "port": smtp_port or 25, "security": "plain", "retries": 0},
+        service={"poll_interval": "15m"},
+        state={"path": str(tmp_path / "state.db")},
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = StateStore(tmp_path / "state.db")
+    yield store
+    store.close()
+
+
+def seed(box, now=T0):
+    box.add("Sent", mail(OWNER, "x@y.example", mid="<s0@m.example>"), now - 72 * H)
+    for n in range(3):
+        box.add("INBOX", mail("Anna <anna@client.example>", subject=f"Q{n}",
+                              mid=f"<q{n}@client.example>"), now - (40 + n) * H)
+
+
+def test_second_poll_fetches_only_what_is_new(dovecot, sent_mailbox, tmp_path, store):
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    first = poll_once(settings, store, Recorder(), T0)
+    assert first.fetched == 4 and len(first.report.overdue) == 3
+    assert poll_once(settings, store, Recorder(), T0 + H).fetched == 0
+    sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="New"), T0 - 30 * H)
+    sent_mailbox.add("Sent", mail(OWNER, "anna@client.example", in_reply_to="<q0@client.example>"),
+                     T0 - 1 * H)
+    third = poll_once(settings, store, Recorder(), T0 + 2 * H)
+    assert third.fetched == 2
+    assert sorted(f.subject for f in third.report.overdue) == ["New", "Q1", "Q2"]
+
+
+def test_flag_changes_and_expunges_are_noticed(dovecot, sent_mailbox, tmp_path, store):
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    assert len(poll_once(settings, store, Recorder(), T0).report.overdue) == 3
+    other = sent_mailbox.client  # another client changes the mailbox
+    other.select_folder("INBOX")
+    other.add_flags([1], [b"\\Answered"])  # replied from the phone
+    other.add_flags([2], [b"\\Deleted"])
+    other.expunge()
+    result = poll_once(settings, store, Recorder(), T0 + H)
+    assert result.fetched == 0  # no header fetched again
+    assert [f.subject for f in result.report.overdue] == ["Q2"]
+    assert sorted(store.messages("work", "INBOX")) == [1, 3]
+
+
+def test_uidvalidity_change_rebuilds_the_folder_cache(dovecot, sent_mailbox, tmp_path, store):
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    poll_once(settings, store, Recorder(), T0)
+    before = store.folder("work", "INBOX")
+    dovecot.doveadm("mailbox", "update", "-u", sent_mailbox.user, "--uid-validity",
+                    str(before.uidvalidity + 7), "INBOX")
+    result = poll_once(settings, store, Recorder(), T0 + H)
+    assert store.folder("work", "INBOX").uidvalidity == before.uidvalidity + 7
+    assert result.fetched == 3 and len(result.report.overdue) == 3
+
+
+def test_one_digest_per_period_across_restarts_and_downtime(ca, dovecot, sent_mailbox, tmp_path):
+    seed(sent_mailbox)
+    with smtp_server(ca, "plain") as (handler, port):
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, smtp_port=port)
+        sender = SmtpSender(settings.smtp)
+        store = StateStore(settings.state.path_resolved())
+        first = poll_once(settings, store, sender, T0)  # installed at 10:00, schedule 08:00
+        assert first.digest == "2026-11-24T08:00@Europe/Berlin"
+        assert poll_once(settings, store, sender, T0 + 3 * H).digest is None
+        store.close()
+        store = StateStore(settings.state.path_resolved())  # a restart in the same period
+        assert poll_once(settings, store, sender, T0 + 4 * H).digest is None
+        # Down for three days: one catch-up digest, for the latest period only.
+        late = poll_once(settings, store, sender, T0 + 75 * H)
+        assert late.digest == "2026-11-27T08:00@Europe/Berlin"
+        assert poll_once(settings, store, sender, T0 + 76 * H).digest is None
+        store.close()
+    assert len(handler.received) == 2
+    assert handler.received[0]["Message-ID"] != handler.received[1]["Message-ID"]
+
+
+def test_failed_delivery_is_never_marked_sent_and_a_crash_resends_the_same_id(
+    dovecot, sent_mailbox, tmp_path, store
+):
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    from tests.dovecot import free_port
+
+    down = SmtpSender(settings.smtp.model_copy(update={"port": free_port()}))
+    with pytest.raises(DeliveryError):
+        poll_once(settings, store, down, T0)
+    assert store.digest("2026-11-24T08:00@Europe/Berlin")[0] == "pending"
+    # A crash between "sending" and "sent": the next poll resends with the same Message-ID.
+    store.mark_digest("2026-11-24T08:00@Europe/Berlin", "sending", "<x>", T0)
+    recorder = Recorder()
+    assert poll_once(settings, store, recorder, T0 + H).digest is not None
+    again = Recorder()
+    poll_once(settings, store, again, T0 + 2 * H)
+    assert not again.sent and recorder.sent[0]["Message-ID"].startswith("<digest.")
+    from inboxwatch.digest import message_id
+
+    assert recorder.sent[0]["Message-ID"] == message_id(settings.digest, T0 + 5 * H)
+
+
+@pytest.mark.parametrize("start", [datetime(2026, 3, 27, 12, tzinfo=UTC),
+                                   datetime(2026, 10, 23, 12, tzinfo=UTC)])
+def test_dst_changes_give_one_digest_per_local_day(dovecot, sent_mailbox, tmp_path, store, start):
+    seed(sent_mailbox, start)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    recorder = Recorder()
+    periods = [poll_once(settings, store, recorder, start + hour * H).digest
+               for hour in range(0, 4 * 24, 2)]
+    sent = [p for p in periods if p]
+    # From Friday 13:00/14:00 local to Tuesday: Friday's (on start), then one each morning.
+    month = start.strftime("%Y-%m")
+    assert sent == [f"{month}-{day}T08:00@Europe/Berlin" for day in
+                    range(start.day, start.day + 5)]
+    assert len({m["Message-ID"] for m in recorder.sent}) == 5
+
+
+def test_second_instance_on_one_state_file_exits_7(tmp_path, store, run):
+    with pytest.raises(LockError):
+        StateStore(tmp_path / "state.db")
+    config = tmp_path / "c.toml"
+    config.write_text('[[accounts]]\nname = "w"\nhost = "127.0.0.1"\nsecurity = "plain"\n'
+                      f'username = "me@x.example"\npassword = "p"\n[state]\n'
+                      f'path = "{tmp_path / "state.db"}"\n')
+    result = run("run", "--once", "--config", str(config))
+    assert result.code == 7 and "another inboxwatch is using" in result.err
+
+
+def test_state_file_is_private(tmp_path, store):
+    assert (tmp_path / "state.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_health_follows_the_polls(dovecot, sent_mailbox, tmp_path, store):
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    assert health(settings, T0) == (False, "work: no successful poll yet")
+    poll_once(settings, store, Recorder(), T0)
+    assert health(settings, T0 + 30 * timedelta(minutes=1))[0]
+    assert not health(settings, T0 + 2 * H)[0]  # three 15-minute intervals have passed
+    bad = settings.model_copy(update={"accounts": [settings.accounts[0].model_copy(
+        update={"port": 1})]})
+    poll_once(bad, store, Recorder(), T0 + 2 * H)
+    ok, reason = health(bad, T0 + 2 * H)
+    assert not ok and "last error" in reason
+
+
+def test_run_stops_cleanly_on_sigterm_mid_poll(dovecot, sent_mailbox, tmp_path):
+    from tests.proxy import RecordingProxy
+
+    for n in range(400):
+        sent_mailbox.add("INBOX", mail("Anna <anna@client.example>", subject=f"M{n}"),
+                         datetime.now(UTC) - 30 * H)
+    with RecordingProxy(dovecot.port, delay=0.2) as proxy:  # a slow server: polls take long
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[[accounts]]\nname = "work"\nhost = "127.0.0.1"\nport = {proxy.port}\n'
+            f'security = "plain"\nusername = "{sent_mailbox.user}"\n'
+            f'password = "{dovecot.password}"\naddresses = ["{OWNER}"]\n'
+            f'[state]\npath = "{settings.state.path}"\n')
+        process = subprocess.Popen([sys.executable, "-m", "inboxwatch", "run", "--config",
+                                    str(config)], stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while b"FETCH" not in proxy.client_bytes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert b"FETCH" in proxy.client_bytes, "the poll never started fetching"
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=10)
+        stderr = process.stderr.read() if process.stderr else ""
+    assert code == 0, stderr
+    assert time.monotonic() - started < 10
+    db = sqlite3.connect(Path(settings.state.path))
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # The poll was abandoned mid-fetch and committed nothing half-way.
+    assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+    assert "stopping" in stderr and "poll abandoned" in stderr
