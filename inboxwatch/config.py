@@ -6,6 +6,7 @@ Unknown keys are errors: a typo must not silently fall back to a default.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
@@ -266,6 +267,9 @@ def _key_path(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
     return ".".join(parts)
 
 
+_WARNED: set[Path] = set()
+
+
 def env_password_name(account: str) -> str:
     return "INBOXWATCH_ACCOUNT_" + re.sub(r"[^A-Z0-9]", "_", account.upper()) + "_PASSWORD"
 
@@ -281,9 +285,8 @@ def resolve_secret(server: _Server, what: str, env_name: str) -> str:
             secret = path.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise ConfigError(f"{what}.password_file: cannot read {path}: {exc.strerror}") from None
-        if mode & (stat.S_IRGRP | stat.S_IROTH):
-            import logging
-
+        if mode & (stat.S_IRGRP | stat.S_IROTH) and path not in _WARNED:
+            _WARNED.add(path)  # once per process: the service reads it every poll
             logging.getLogger(__name__).warning("%s is readable by other users; chmod 600 it", path)
         return secret
     if server.password is not None:

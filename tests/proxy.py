@@ -14,8 +14,9 @@ import time
 
 
 class RecordingProxy:
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1",
-                 delay: float = 0.0) -> None:
+    def __init__(
+        self, target_port: int, target_host: str = "127.0.0.1", delay: float = 0.0
+    ) -> None:
         self.target = (target_host, target_port)
         self.delay = delay  # seconds before forwarding each server->client chunk
         self.listener = socket.create_server(("127.0.0.1", 0))

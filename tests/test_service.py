@@ -41,11 +41,18 @@ class Recorder:
 
 def settings_for(dovecot, user, tmp_path, port=None, smtp_port=None, **digest) -> Settings:
     return Settings(
-        accounts=[{"name": "work", "host": "127.0.0.1", "port": port or dovecot.port,
-                   "security": "plain", "username": user, "password": dovecot.password,
-                   "addresses": [OWNER]}],
-        digest={"to": [OWNER], "timezone": "Europe/Berlin", "schedule": "0 8 * * *",
-                **digest},
+        accounts=[
+            {
+                "name": "work",
+                "host": "127.0.0.1",
+                "port": port or dovecot.port,
+                "security": "plain",
+                "username": user,
+                "password": dovecot.password,
+                "addresses": [OWNER],
+            }
+        ],
+        digest={"to": [OWNER], "timezone": "Europe/Berlin", "schedule": "0 8 * * *", **digest},
         smtp={"host": "127.0.0.1", "port": smtp_port or 25, "security": "plain", "retries": 0},
         service={"poll_interval": "15m"},
         state={"path": str(tmp_path / "state.db")},
@@ -62,8 +69,11 @@ def store(tmp_path):
 def seed(box, now=T0):
     box.add("Sent", mail(OWNER, "x@y.example", mid="<s0@m.example>"), now - 72 * H)
     for n in range(3):
-        box.add("INBOX", mail("Anna <anna@client.example>", subject=f"Q{n}",
-                              mid=f"<q{n}@client.example>"), now - (40 + n) * H)
+        box.add(
+            "INBOX",
+            mail("Anna <anna@client.example>", subject=f"Q{n}", mid=f"<q{n}@client.example>"),
+            now - (40 + n) * H,
+        )
 
 
 def test_second_poll_fetches_only_what_is_new(dovecot, sent_mailbox, tmp_path, store):
@@ -73,8 +83,9 @@ def test_second_poll_fetches_only_what_is_new(dovecot, sent_mailbox, tmp_path, s
     assert first.fetched == 4 and len(first.report.overdue) == 3
     assert poll_once(settings, store, Recorder(), T0 + H).fetched == 0
     sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="New"), T0 - 30 * H)
-    sent_mailbox.add("Sent", mail(OWNER, "anna@client.example", in_reply_to="<q0@client.example>"),
-                     T0 - 1 * H)
+    sent_mailbox.add(
+        "Sent", mail(OWNER, "anna@client.example", in_reply_to="<q0@client.example>"), T0 - 1 * H
+    )
     third = poll_once(settings, store, Recorder(), T0 + 2 * H)
     assert third.fetched == 2
     assert sorted(f.subject for f in third.report.overdue) == ["New", "Q1", "Q2"]
@@ -100,8 +111,15 @@ def test_uidvalidity_change_rebuilds_the_folder_cache(dovecot, sent_mailbox, tmp
     settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
     poll_once(settings, store, Recorder(), T0)
     before = store.folder("work", "INBOX")
-    dovecot.doveadm("mailbox", "update", "-u", sent_mailbox.user, "--uid-validity",
-                    str(before.uidvalidity + 7), "INBOX")
+    dovecot.doveadm(
+        "mailbox",
+        "update",
+        "-u",
+        sent_mailbox.user,
+        "--uid-validity",
+        str(before.uidvalidity + 7),
+        "INBOX",
+    )
     result = poll_once(settings, store, Recorder(), T0 + H)
     assert store.folder("work", "INBOX").uidvalidity == before.uidvalidity + 7
     assert result.fetched == 3 and len(result.report.overdue) == 3
@@ -151,19 +169,21 @@ def test_failed_delivery_is_never_marked_sent_and_a_crash_resends_the_same_id(
     assert recorder.sent[0]["Message-ID"] == message_id(settings.digest, T0 + 5 * H)
 
 
-@pytest.mark.parametrize("start", [datetime(2026, 3, 27, 12, tzinfo=UTC),
-                                   datetime(2026, 10, 23, 12, tzinfo=UTC)])
+@pytest.mark.parametrize(
+    "start", [datetime(2026, 3, 27, 12, tzinfo=UTC), datetime(2026, 10, 23, 12, tzinfo=UTC)]
+)
 def test_dst_changes_give_one_digest_per_local_day(dovecot, sent_mailbox, tmp_path, store, start):
     seed(sent_mailbox, start)
     settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
     recorder = Recorder()
-    periods = [poll_once(settings, store, recorder, start + hour * H).digest
-               for hour in range(0, 4 * 24, 2)]
+    periods = [
+        poll_once(settings, store, recorder, start + hour * H).digest
+        for hour in range(0, 4 * 24, 2)
+    ]
     sent = [p for p in periods if p]
     # From Friday 13:00/14:00 local to Tuesday: Friday's (on start), then one each morning.
     month = start.strftime("%Y-%m")
-    assert sent == [f"{month}-{day}T08:00@Europe/Berlin" for day in
-                    range(start.day, start.day + 5)]
+    assert sent == [f"{month}-{day}T08:00@Europe/Berlin" for day in range(start.day, start.day + 5)]
     assert len({m["Message-ID"] for m in recorder.sent}) == 5
 
 
@@ -171,9 +191,11 @@ def test_second_instance_on_one_state_file_exits_7(tmp_path, store, run):
     with pytest.raises(LockError):
         StateStore(tmp_path / "state.db")
     config = tmp_path / "c.toml"
-    config.write_text('[[accounts]]\nname = "w"\nhost = "127.0.0.1"\nsecurity = "plain"\n'
-                      f'username = "me@x.example"\npassword = "p"\n[state]\n'
-                      f'path = "{tmp_path / "state.db"}"\n')
+    config.write_text(
+        '[[accounts]]\nname = "w"\nhost = "127.0.0.1"\nsecurity = "plain"\n'
+        f'username = "me@x.example"\npassword = "p"\n[state]\n'
+        f'path = "{tmp_path / "state.db"}"\n'
+    )
     result = run("run", "--once", "--config", str(config))
     assert result.code == 7 and "another inboxwatch is using" in result.err
 
@@ -189,8 +211,9 @@ def test_health_follows_the_polls(dovecot, sent_mailbox, tmp_path, store):
     poll_once(settings, store, Recorder(), T0)
     assert health(settings, T0 + 30 * timedelta(minutes=1))[0]
     assert not health(settings, T0 + 2 * H)[0]  # three 15-minute intervals have passed
-    bad = settings.model_copy(update={"accounts": [settings.accounts[0].model_copy(
-        update={"port": 1})]})
+    bad = settings.model_copy(
+        update={"accounts": [settings.accounts[0].model_copy(update={"port": 1})]}
+    )
     poll_once(bad, store, Recorder(), T0 + 2 * H)
     ok, reason = health(bad, T0 + 2 * H)
     assert not ok and "last error" in reason
@@ -200,8 +223,9 @@ def test_run_stops_cleanly_on_sigterm_mid_poll(dovecot, sent_mailbox, tmp_path):
     from tests.proxy import RecordingProxy
 
     for n in range(400):
-        sent_mailbox.add("INBOX", mail("Anna <anna@client.example>", subject=f"M{n}"),
-                         datetime.now(UTC) - 30 * H)
+        sent_mailbox.add(
+            "INBOX", mail("Anna <anna@client.example>", subject=f"M{n}"), datetime.now(UTC) - 30 * H
+        )
     with RecordingProxy(dovecot.port, delay=0.2) as proxy:  # a slow server: polls take long
         settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
         config = tmp_path / "config.toml"
@@ -209,9 +233,13 @@ def test_run_stops_cleanly_on_sigterm_mid_poll(dovecot, sent_mailbox, tmp_path):
             f'[[accounts]]\nname = "work"\nhost = "127.0.0.1"\nport = {proxy.port}\n'
             f'security = "plain"\nusername = "{sent_mailbox.user}"\n'
             f'password = "{dovecot.password}"\naddresses = ["{OWNER}"]\n'
-            f'[state]\npath = "{settings.state.path}"\n')
-        process = subprocess.Popen([sys.executable, "-m", "inboxwatch", "run", "--config",
-                                    str(config)], stderr=subprocess.PIPE, text=True)
+            f'[state]\npath = "{settings.state.path}"\n'
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "inboxwatch", "run", "--config", str(config)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 20
         while b"FETCH" not in proxy.client_bytes and time.monotonic() < deadline:
             time.sleep(0.05)

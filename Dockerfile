@@ -1,0 +1,37 @@
+# inboxwatch: the scheduler service (`inboxwatch run`) as a container.
+# Build: docker build -t inboxwatch .   (any official python:3.11+-slim base works)
+ARG BASE_IMAGE=python:3.12-slim-bookworm
+
+FROM ${BASE_IMAGE} AS build
+# A CA bundle for pip behind a TLS-intercepting proxy (empty: the image's own trust store).
+ARG PIP_CERT=""
+WORKDIR /src
+COPY pyproject.toml README.md LICENSE ./
+COPY inboxwatch ./inboxwatch
+# `python -m venv`, never a fixed interpreter path: official images keep Python in
+# /usr/local/bin, Debian-based stand-ins in /usr/bin.
+RUN python -m venv /opt/inboxwatch \
+    && /opt/inboxwatch/bin/pip install --no-cache-dir ${PIP_CERT:+--cert "$PIP_CERT"} .
+
+FROM ${BASE_IMAGE}
+LABEL org.opencontainers.image.title="inboxwatch" \
+      org.opencontainers.image.description="Read-only IMAP audit and daily digest of conversations waiting for your reply" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.source="https://example.invalid/inboxwatch"
+# tini as PID 1 forwards SIGTERM to inboxwatch, which stops within seconds.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home inboxwatch \
+    && mkdir -p /data /config \
+    && chown inboxwatch:inboxwatch /data
+COPY --from=build /opt/inboxwatch /opt/inboxwatch
+ENV PATH="/opt/inboxwatch/bin:${PATH}" \
+    PYTHONUNBUFFERED=1 \
+    INBOXWATCH_CONFIG=/config/config.toml \
+    INBOXWATCH_STATE__PATH=/data/state.db
+USER 10001:10001
+VOLUME ["/data"]
+HEALTHCHECK --interval=5m --timeout=30s --start-period=2m --retries=3 CMD ["inboxwatch", "health"]
+ENTRYPOINT ["tini", "--", "inboxwatch"]
+CMD ["run"]
