@@ -255,3 +255,31 @@ def test_run_stops_cleanly_on_sigterm_mid_poll(dovecot, sent_mailbox, tmp_path):
     # The poll was abandoned mid-fetch and committed nothing half-way.
     assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
     assert "stopping" in stderr and "poll abandoned" in stderr
+
+
+def test_unchanged_10000_message_mailbox_is_not_fetched_again(
+    dovecot, sent_mailbox, tmp_path, store
+):
+    from tests.proxy import RecordingProxy
+
+    sent_mailbox.add("Sent", mail(OWNER, "x@y.example"), T0 - 72 * H)
+    sent_mailbox.bulk(
+        "INBOX",
+        [
+            (
+                mail(f"Sender {n} <s{n}@client.example>", subject=f"Question {n}"),
+                T0 - timedelta(minutes=2 * n + 60),
+            )
+            for n in range(10_000)
+        ],
+    )
+    with RecordingProxy(dovecot.port) as proxy:
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        first = poll_once(settings, store, Recorder(), T0)
+        # Two minutes apart: those of the last 24 hours are still inside the window.
+        assert first.fetched == 10_001 and len(first.report.overdue) == 9_309
+        before = len(proxy.client_bytes)
+        second = poll_once(settings, store, Recorder(), T0 + timedelta(minutes=5))
+        second_commands = bytes(proxy.client_bytes[before:]).decode()
+    assert second.fetched == 0 and len(second.report.overdue) == 9_312
+    assert "BODY.PEEK" not in second_commands and "FETCH" not in second_commands
