@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from typing import Protocol
 
 from inboxwatch.config import Account, Digest, env_password_name, resolve_secret
-from inboxwatch.errors import ConfigError, InboxwatchError
+from inboxwatch.errors import ConfigError, InboxwatchError, ServerError
 from inboxwatch.model import AccountSummary, MessageMeta, Report, ReportError
 from inboxwatch.rules import Owner, Policy
 from inboxwatch.source import FolderInfo, MailSource, Progress, discover_sent
@@ -194,6 +194,11 @@ def digest_message(report: Report, config: Digest, now: datetime) -> EmailMessag
     return compose(render(report, config, now), config, now)
 
 
+def _account_error(account: str, exc: InboxwatchError) -> ReportError:
+    wait = exc.retry_after if isinstance(exc, ServerError) else 0.0
+    return ReportError(account, exc.kind, str(exc), exc.exit_code, retry_after=wait)
+
+
 def run_scan(
     jobs: Sequence[tuple[AccountPlan, SourceFactory]],
     as_of: datetime,
@@ -207,12 +212,12 @@ def run_scan(
         try:
             source = factory()
         except InboxwatchError as exc:
-            report.errors.append(ReportError(plan.name, exc.kind, str(exc), exc.exit_code))
+            report.errors.append(_account_error(plan.name, exc))
             continue
         try:
             scan_account(plan, source, as_of, report, progress)
         except InboxwatchError as exc:
-            report.errors.append(ReportError(plan.name, exc.kind, str(exc), exc.exit_code))
+            report.errors.append(_account_error(plan.name, exc))
         finally:
             source.close()
     for items in (report.overdue, report.waiting):

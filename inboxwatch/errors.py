@@ -31,9 +31,10 @@ class ServerError(InboxwatchError):
     exit_code = 5
     kind = "connection"
 
-    def __init__(self, message: str, retryable: bool = True) -> None:
+    def __init__(self, message: str, retryable: bool = True, retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.retryable = retryable  # False where trying again cannot help (TLS trust, no STARTTLS)
+        self.retry_after = retry_after  # seconds the server asked us to wait (throttling)
 
 
 class DeliveryError(InboxwatchError):

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from imapclient import IMAPClient, SocketTimeout
-from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError, ProtocolError
 
 from inboxwatch.config import Account
 from inboxwatch.errors import AuthError, ConfigError, InboxwatchError, ServerError
@@ -34,6 +34,10 @@ _FETCH_ITEMS = [
     "FLAGS",
     "INTERNALDATE",
 ]
+_BACKOFF = re.compile(r"Suggested Backoff Time:\s*(\d+)\s*milliseconds", re.IGNORECASE)
+# A header block is small; a server announcing a far bigger literal is broken or hostile,
+# and imaplib would allocate the announced size up front.
+MAX_LITERAL = 32 * 1024 * 1024
 # RFC 5530 response codes that mean "try again later", not "wrong password".
 _TRANSIENT_CODES = ("[UNAVAILABLE]", "[LIMIT]", "[INUSE]", "[SERVERBUG]", "[CONTACTADMIN]")
 
@@ -75,8 +79,34 @@ def _network_error(host: str, exc: BaseException, timeout: float) -> ServerError
     return ServerError(f"cannot talk to {host}: {exc}")
 
 
+def throttled(host: str, text: str) -> ServerError | None:
+    """Provider throttling and connection limits: transient, never a bad password.
+
+    Microsoft 365: `BAD Request is throttled. Suggested Backoff Time: N milliseconds`.
+    Gmail: `[ALERT] Too many simultaneous connections`.
+    """
+    suggested = _BACKOFF.search(text)
+    if suggested or "throttl" in text.lower():
+        wait = int(suggested.group(1)) / 1000 if suggested else 60.0
+        return ServerError(
+            f"{host} is throttling this client ({text.strip()}); waiting "
+            f"{wait:g}s before trying again",
+            retry_after=wait,
+        )
+    if "too many simultaneous connections" in text.lower() or "[LIMIT]" in text.upper():
+        return ServerError(
+            f"{host} has too many connections open for this account "
+            f"({text.strip()}); close other mail clients or try again later",
+            retry_after=60.0,
+        )
+    return None
+
+
 def login_error(host: str, text: str) -> InboxwatchError:
     """Tell a wrong password (exit 4) from a server that is busy or refusing (exit 5)."""
+    busy = throttled(host, text)
+    if busy is not None:
+        return busy
     if any(code in text.upper() for code in _TRANSIENT_CODES):
         return ServerError(f"{host} refused the login for now ({text.strip()}); try again later")
     hint = "check username and password"
@@ -116,6 +146,7 @@ class ImapSource:
                 timeout=SocketTimeout(connect=self.timeout, read=self.timeout),
             )
             client.normalise_times = False  # keep INTERNALDATE's own offset; we convert to UTC
+            _bound_literals(client)
             if account.security == "starttls":
                 self._starttls(client, context)
         except (OSError, IMAPClientError, EOFError) as exc:
@@ -213,7 +244,10 @@ class ImapSource:
         except (OSError, IMAPClientAbortError, EOFError) as exc:
             raise _network_error(self.host, exc, self.timeout) from exc
         except IMAPClientError as exc:
-            raise ServerError(f"{self.host}: reading folder {folder!r} failed: {exc}") from exc
+            text = _server_text(exc)
+            raise throttled(self.host, text) or ServerError(
+                f"{self.host}: reading folder {folder!r} failed: {text}"
+            ) from exc
 
     def _examine(self, folder: str) -> FolderState:
         info = self.client.select_folder(folder, readonly=True)
@@ -260,7 +294,20 @@ class ImapSource:
     def _fetch_batch(
         self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan
     ) -> None:
-        response: dict[int, dict[bytes, Any]] = self.client.fetch(uids, _FETCH_ITEMS)
+        try:
+            response: dict[int, dict[bytes, Any]] = self.client.fetch(uids, _FETCH_ITEMS)
+        except (ProtocolError, ValueError, TypeError) as exc:
+            # One malformed FETCH response: that batch is reported, the others go on.
+            log.warning(
+                "%s: malformed FETCH response for %d message(s) in %s: %s",
+                self.host,
+                len(uids),
+                folder,
+                exc,
+            )
+            reason = f"the server sent a malformed FETCH response ({str(exc)[:80]})"
+            scan.failures.extend(ParseFailure(folder, uid, reason) for uid in uids)
+            return
         for uid, data in response.items():
             header = next((v for k, v in data.items() if k.startswith(b"BODY[")), None)
             received = data.get(b"INTERNALDATE")
@@ -275,6 +322,24 @@ class ImapSource:
                 scan.failures.append(meta)
             else:
                 scan.messages.append(meta)
+
+
+def _bound_literals(client: IMAPClient) -> None:
+    """Refuse a literal over MAX_LITERAL before imaplib allocates it (bounded memory)."""
+    imap = client._imap
+    read = imap.read
+
+    def guarded(size: int) -> bytes:
+        if size > MAX_LITERAL:
+            # The stream cannot be resynchronised after a refused literal: drop it.
+            raise IMAPClientAbortError(
+                f"server announced a {size:,}-byte literal (limit "
+                f"{MAX_LITERAL:,}); refusing to read it"
+            )
+        data: bytes = read(size)
+        return data
+
+    imap.read = guarded
 
 
 def _server_text(exc: Exception) -> str:

@@ -149,6 +149,7 @@ class ReportError:
     exit_code: int
     folder: str | None = None
     uid: int | None = None
+    retry_after: float = 0.0  # seconds the server asked us to wait (throttling)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from inboxwatch.app import Sender
 from inboxwatch.config import Settings
 from inboxwatch.errors import InboxwatchError
 from inboxwatch.periods import cron_trigger
-from inboxwatch.service import poll_once
+from inboxwatch.service import AuthBlock, poll_once
 from inboxwatch.state import StateStore
 from inboxwatch.sync import Interrupted
 
@@ -43,6 +43,7 @@ class Service:
         self.stop = threading.Event()
         self.busy = threading.Lock()
         self.store = StateStore(settings.state.path_resolved())
+        self.blocked: dict[str, AuthBlock] = {}  # failed logins, not retried
 
     def job(self) -> int:
         """One poll; returns its exit code. Never runs twice at once."""
@@ -50,7 +51,9 @@ class Service:
             log.info("previous poll still running; skipped")
             return 0
         try:
-            result = poll_once(self.settings, self.store, self.sender, self.clock(), self.stop)
+            result = poll_once(
+                self.settings, self.store, self.sender, self.clock(), self.stop, self.blocked
+            )
             log.warning(result.line()) if result.report.errors else log.info(result.line())
             code = result.report.exit_code()
             return code if code > 1 else 0

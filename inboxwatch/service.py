@@ -8,6 +8,7 @@ time on `digest.schedule` has passed and no digest for that period was sent.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -17,8 +18,8 @@ from datetime import datetime, timedelta
 
 from inboxwatch.app import AccountPlan, Sender, digest_message, run_scan
 from inboxwatch.config import Account, Settings, env_password_name, resolve_secret
-from inboxwatch.errors import InboxwatchError
-from inboxwatch.model import Report
+from inboxwatch.errors import AuthError, InboxwatchError, ServerError
+from inboxwatch.model import Report, ReportError
 from inboxwatch.periods import latest_run, period_key
 from inboxwatch.source import MailSource
 from inboxwatch.state import StateStore, read_polls
@@ -47,12 +48,58 @@ class PollResult:
 
 
 def _backing_off(store: StateStore, account: str, interval: timedelta, now: datetime) -> bool:
-    """After consecutive failures, wait 1, 2, 4… poll intervals (at most an hour)."""
+    """After consecutive failures, wait 1, 2, 4… poll intervals (at most an hour), and at
+    least as long as a throttling server asked (Microsoft 365's Suggested Backoff Time)."""
     record = store.polls().get(account)
     if record is None or not record.failures or record.last_attempt is None:
         return False
+    if record.not_before is not None and now < record.not_before:
+        return True
     delay = min(interval * 2 ** (record.failures - 1), MAX_BACKOFF)
     return bool(now < record.last_attempt + delay)
+
+
+def fingerprint(account: Account) -> str:
+    """Changes when the account's config or password does (held in memory only)."""
+    try:
+        secret = resolve_secret(account, "", env_password_name(account.name))
+    except InboxwatchError:
+        secret = ""
+    text = account.model_dump_json() + "\0" + secret
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuthBlock:
+    """A login that failed: not retried (no retry storm) until config or password change."""
+
+    fingerprint: str
+    message: str
+
+
+def _skipped(
+    settings: Settings, store: StateStore, now: datetime, blocked: dict[str, AuthBlock]
+) -> list[ReportError]:
+    """Accounts left out of this poll, each with the reason the report and digest show."""
+    interval = settings.service.poll_interval
+    skipped = []
+    for account in settings.accounts:
+        block = blocked.get(account.name)
+        if block is not None and block.fingerprint == fingerprint(account):
+            message = f"{block.message} (not retried until the password or config changes)"
+            skipped.append(ReportError(account.name, "auth", message, AuthError.exit_code))
+        elif _backing_off(store, account.name, interval, now):
+            record = store.polls()[account.name]
+            message = f"skipped while backing off after {record.failures} failed poll(s): "
+            skipped.append(
+                ReportError(
+                    account.name,
+                    "connection",
+                    message + str(record.last_error),
+                    ServerError.exit_code,
+                )
+            )
+    return skipped
 
 
 def _source_factory(
@@ -77,29 +124,53 @@ def poll_once(
     sender: Sender,
     now: datetime,
     stop: threading.Event | None = None,
+    blocked: dict[str, AuthBlock] | None = None,
 ) -> PollResult:
-    """Poll every account (incrementally), commit what was read, send the digest if due."""
+    """Poll every account (incrementally), commit what was read, send the digest if due.
+
+    `blocked` (kept by the caller across polls) holds accounts whose login failed.
+    """
     stop = stop or threading.Event()
+    blocked = {} if blocked is None else blocked
     started = time.monotonic()
     opened: dict[str, SyncingSource] = {}
-    interval = settings.service.poll_interval
-    accounts = [a for a in settings.accounts if not _backing_off(store, a.name, interval, now)]
+    skipped = _skipped(settings, store, now, blocked)
+    left_out = {e.account for e in skipped}
+    accounts = [a for a in settings.accounts if a.name not in left_out]
     jobs = [
         (AccountPlan.from_account(a), _source_factory(a, store, stop, opened)) for a in accounts
     ]
     report = run_scan(jobs, now, now)
+    report.errors.extend(skipped)
     read = {summary.name for summary in report.accounts}
     for account in accounts:
         if account.name in read:
             opened[account.name].commit()
             store.record_poll(account.name, now)
         else:
-            error = next(e for e in report.errors if e.account == account.name)
-            store.record_poll(account.name, now, error.message, error.exit_code)
-            log.warning("%s: %s", account.name, error.message)
+            _record_failure(store, account, report, now, blocked)
     fetched = sum(source.fetched for source in opened.values())
     period = send_digest_if_due(settings, store, report, sender, now)
     return PollResult(report, fetched, time.monotonic() - started, period)
+
+
+def _record_failure(
+    store: StateStore,
+    account: Account,
+    report: Report,
+    now: datetime,
+    blocked: dict[str, AuthBlock],
+) -> None:
+    error = next(e for e in report.errors if e.account == account.name)
+    wait = now + timedelta(seconds=error.retry_after) if error.retry_after else None
+    store.record_poll(account.name, now, error.message, error.exit_code, wait)
+    if error.kind == "auth":
+        blocked[account.name] = AuthBlock(fingerprint(account), error.message)
+        log.error(
+            "%s: %s; not retrying until its password or config changes", account.name, error.message
+        )
+    else:
+        log.warning("%s: %s", account.name, error.message)
 
 
 def send_digest_if_due(

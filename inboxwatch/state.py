@@ -23,7 +23,7 @@ from inboxwatch.errors import ConfigError, LockError
 from inboxwatch.model import Address, MessageMeta
 from inboxwatch.source import FolderState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
@@ -36,6 +36,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE TABLE polls (account TEXT PRIMARY KEY, last_attempt TEXT, last_success TEXT,"
         " last_error TEXT, error_code INTEGER, failures INTEGER NOT NULL DEFAULT 0)",
     ),
+    # 2: a throttling server's "come back later" time (Microsoft 365's Suggested Backoff).
+    2: ("ALTER TABLE polls ADD COLUMN not_before TEXT",),
 }
 
 
@@ -47,6 +49,7 @@ class PollRecord:
     last_error: str | None
     error_code: int | None
     failures: int
+    not_before: datetime | None = None
 
 
 def meta_to_json(meta: MessageMeta) -> str:
@@ -200,32 +203,42 @@ class StateStore:
         return _poll_records(self.db)
 
     def record_poll(
-        self, account: str, now: datetime, error: str | None = None, code: int | None = None
+        self,
+        account: str,
+        now: datetime,
+        error: str | None = None,
+        code: int | None = None,
+        not_before: datetime | None = None,
     ) -> None:
+        stamp = now.isoformat()
+        until = not_before.isoformat() if not_before else None
         with self.transaction() as db:
             if error is None:
                 db.execute(
-                    "INSERT INTO polls VALUES (?, ?, ?, NULL, NULL, 0) ON CONFLICT(account)"
+                    "INSERT INTO polls VALUES (?, ?, ?, NULL, NULL, 0, NULL) ON CONFLICT(account)"
                     " DO UPDATE SET last_attempt = excluded.last_attempt, last_success ="
-                    " excluded.last_success, last_error = NULL, error_code = NULL,"
-                    " failures = 0",
-                    (account, now.isoformat(), now.isoformat()),
+                    " excluded.last_success, last_error = NULL, error_code = NULL, failures = 0,"
+                    " not_before = NULL",
+                    (account, stamp, stamp),
                 )
             else:
                 db.execute(
-                    "INSERT INTO polls VALUES (?, ?, NULL, ?, ?, 1) ON CONFLICT(account)"
+                    "INSERT INTO polls VALUES (?, ?, NULL, ?, ?, 1, ?) ON CONFLICT(account)"
                     " DO UPDATE SET last_attempt = excluded.last_attempt, last_error ="
                     " excluded.last_error, error_code = excluded.error_code,"
-                    " failures = failures + 1",
-                    (account, now.isoformat(), error, code),
+                    " failures = failures + 1, not_before = excluded.not_before",
+                    (account, stamp, error, code, until),
                 )
 
 
 def _poll_records(db: sqlite3.Connection) -> dict[str, PollRecord]:
     rows = db.execute(
-        "SELECT account, last_attempt, last_success, last_error, error_code, failures FROM polls"
+        "SELECT account, last_attempt, last_success, last_error, error_code, failures,"
+        " not_before FROM polls"
     ).fetchall()
-    return {r[0]: PollRecord(r[0], _iso(r[1]), _iso(r[2]), r[3], r[4], r[5]) for r in rows}
+    return {
+        r[0]: PollRecord(r[0], _iso(r[1]), _iso(r[2]), r[3], r[4], r[5], _iso(r[6])) for r in rows
+    }
 
 
 def read_polls(path: Path) -> dict[str, PollRecord]:

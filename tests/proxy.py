@@ -1,8 +1,10 @@
-"""A recording TCP proxy between the client under test and a real server.
+"""A fault-injecting TCP proxy between the client under test and a real server.
 
 It records every line the client sends, so a test can prove which IMAP
 commands were (and were not) issued: Dovecot answers a STORE on a read-only
 mailbox with "OK Store ignored", so only the client's own words prove read-only.
+Faults: cut the connection after N bytes from the server or when the client
+sends a given command, stall (hold it open and silent), delay every chunk.
 """
 
 from __future__ import annotations
@@ -15,14 +17,26 @@ import time
 
 class RecordingProxy:
     def __init__(
-        self, target_port: int, target_host: str = "127.0.0.1", delay: float = 0.0
+        self,
+        target_port: int,
+        target_host: str = "127.0.0.1",
+        delay: float = 0.0,
+        cut_after: int | None = None,
+        cut_on: bytes | None = None,
+        stall_on: bytes | None = None,
+        faulty_connections: int = 1_000_000,
     ) -> None:
         self.target = (target_host, target_port)
         self.delay = delay  # seconds before forwarding each server->client chunk
+        self.cut_after = cut_after  # close after this many server->client bytes
+        self.cut_on = cut_on  # close when the client sends a line containing this
+        self.stall_on = stall_on  # go silent (but stay open) when the client sends this
+        self.faulty_connections = faulty_connections  # later connections pass through
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.2)
         self.port = int(self.listener.getsockname()[1])
         self.client_bytes = bytearray()
+        self.connections = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -59,18 +73,37 @@ class RecordingProxy:
                 continue
             except OSError:
                 return
+            self.connections += 1
+            faulty = self.connections <= self.faulty_connections
             upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+            state = {"stalled": False, "sent": 0}
+            for src, dst, record in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(
+                    target=self._pipe, args=(src, dst, record, faulty, state), daemon=True
+                ).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, record: bool) -> None:
+    def _pipe(
+        self, src: socket.socket, dst: socket.socket, record: bool, faulty: bool, state: dict
+    ) -> None:
         try:
             while chunk := src.recv(65536):
                 if record:
                     with self._lock:
                         self.client_bytes.extend(chunk)
+                    if faulty and self.cut_on and self.cut_on in chunk:
+                        break
+                    if faulty and self.stall_on and self.stall_on in chunk:
+                        state["stalled"] = True
                 elif self.delay:
                     time.sleep(self.delay)
+                if state["stalled"]:
+                    continue  # swallow: the peer waits for an answer that never comes
+                if not record and faulty and self.cut_after is not None:
+                    room = self.cut_after - state["sent"]
+                    if room <= len(chunk):
+                        dst.sendall(chunk[: max(room, 0)])
+                        break
+                    state["sent"] += len(chunk)
                 dst.sendall(chunk)
         except OSError:
             pass

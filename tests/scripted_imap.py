@@ -1,0 +1,116 @@
+"""A tiny scripted IMAP server for answers a real Dovecot cannot be made to give.
+
+Microsoft 365's throttling, Gmail's connection limit, a huge announced
+literal, a malformed FETCH response, BYE in mid-session. Everything else a
+scan needs gets a plain, valid answer; `script` overrides a command's answer.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from email.utils import format_datetime
+
+from tests.conftest import NOW, OWNER, mail
+
+Answer = bytes | Callable[[str, str], bytes | None]  # (tag, folder) -> bytes; None: hang up
+
+
+def fetch_item(uid: int, header: bytes, flags: str = "\\Seen") -> bytes:
+    date = format_datetime(NOW).replace(",", "")
+    stamp = date[4:]  # RFC 3501 date-time: "24 Nov 2026 12:00:00 +0000" -> "dd-Mon-yyyy ..."
+    day, mon, year, clock, zone = stamp.split()
+    return (f'* {uid} FETCH (UID {uid} FLAGS ({flags}) INTERNALDATE "{int(day):02d}-{mon}-{year} '
+            f'{clock} {zone}" BODY[HEADER.FIELDS (FROM)] {{{len(header)}}}\r\n').encode() + \
+        header + b")\r\n"
+
+
+def inbound(uid: int) -> bytes:
+    header = mail("Anna <anna@client.example>", subject=f"Q{uid}").split(b"\r\n\r\n")[0]
+    return fetch_item(uid, header + b"\r\n\r\n")
+
+
+def sent(uid: int) -> bytes:
+    header = mail(OWNER, "x@y.example", "Sent note").split(b"\r\n\r\n")[0]
+    return fetch_item(uid, header + b"\r\n\r\n")
+
+
+class ScriptedImap:
+    def __init__(self, script: dict[str, Answer] | None = None) -> None:
+        self.script = script or {}
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = int(self.listener.getsockname()[1])
+        self.lines: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> ScriptedImap:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.listener.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        reader = conn.makefile("rb")
+        folder = ""
+        try:
+            conn.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN ENABLE] scripted ready\r\n")
+            while line := reader.readline():
+                text = line.decode("utf-8", "replace").rstrip("\r\n")
+                self.lines.append(text)
+                tag, _, rest = text.partition(" ")
+                words = rest.split(" ")
+                name = " ".join(words[:2]).upper() if words[0].upper() == "UID" else words[0].upper()
+                if name in ("EXAMINE", "SELECT"):
+                    folder = words[1].strip('"')
+                answer = self._answer(name, tag, folder)
+                if answer is None:
+                    return  # hang up
+                conn.sendall(answer)
+                if name == "LOGOUT":
+                    return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def _answer(self, name: str, tag: str, folder: str) -> bytes | None:
+        scripted = self.script.get(name)
+        if scripted is not None:
+            return scripted(tag, folder) if callable(scripted) else scripted.replace(
+                b"{tag}", tag.encode())
+        return DEFAULTS.get(name, b"{tag} OK done\r\n").replace(b"{tag}", tag.encode()) \
+            if name != "UID FETCH" else self._fetch(tag, folder)
+
+    @staticmethod
+    def _fetch(tag: str, folder: str) -> bytes:
+        body = inbound(1) + inbound(2) if folder == "INBOX" else sent(1)
+        return body + f"{tag} OK Fetch completed\r\n".encode()
+
+
+DEFAULTS = {
+    "CAPABILITY": b"* CAPABILITY IMAP4rev1 AUTH=PLAIN ENABLE\r\n{tag} OK done\r\n",
+    "LOGIN": b"{tag} OK Logged in\r\n",
+    "LIST": b'* LIST (\\HasNoChildren) "/" INBOX\r\n* LIST (\\HasNoChildren \\Sent) "/" Sent\r\n'
+            b"{tag} OK List completed\r\n",
+    "EXAMINE": b"* 2 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY 7] UIDs valid\r\n"
+               b"* OK [UIDNEXT 3] next\r\n{tag} OK [READ-ONLY] Examine completed\r\n",
+    "UID SEARCH": b"* SEARCH 1 2\r\n{tag} OK Search completed\r\n",
+    "LOGOUT": b"* BYE Logging out\r\n{tag} OK Logout completed\r\n",
+}

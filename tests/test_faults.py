@@ -1,0 +1,194 @@
+"""Fault injection: network faults through a proxy to the real Dovecot, and the answers only
+a scripted server gives (throttling, connection limits, huge literals, malformed FETCH, BYE)."""
+
+from __future__ import annotations
+
+import resource
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import SecretStr
+
+from inboxwatch.config import Settings
+from inboxwatch.service import AuthBlock, poll_once
+from inboxwatch.state import StateStore
+from tests.conftest import NOW, OWNER, mail, write_config
+from tests.proxy import RecordingProxy
+from tests.scripted_imap import ScriptedImap
+from tests.test_service import Recorder, seed, settings_for
+
+pytestmark = pytest.mark.dovecot
+H = timedelta(hours=1)
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def scripted_config(tmp_path, server, **extra):
+    values = {"name": "work", "host": "127.0.0.1", "port": server.port, "security": "plain",
+              "username": "me@mydomain.example", "password": "pw", "timeout": "5s", **extra}
+    path = tmp_path / "scripted.toml"
+    path.write_text("[[accounts]]\n" + "".join(f'{k} = "{v}"\n' if isinstance(v, str)
+                                               else f"{k} = {v}\n" for k, v in values.items()))
+    return path
+
+
+def one_line(result):
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err, result.err
+    return result.err
+
+
+# --- answers only a scripted server gives -------------------------------------------------
+
+def test_microsoft_365_throttling_is_transient_and_honoured(run, tmp_path):
+    throttle = b"{tag} BAD Request is throttled. Suggested Backoff Time: 1800000 milliseconds\r\n"
+    with ScriptedImap({"UID SEARCH": throttle}) as server:
+        result = run("scan", "--config", str(scripted_config(tmp_path, server)))
+        assert result.code == 5
+        assert "throttling" in one_line(result) and "1800s" in result.err
+        settings = Settings(accounts=[{"name": "work", "host": "127.0.0.1", "port": server.port,
+                                       "security": "plain", "username": "me@mydomain.example",
+                                       "password": "pw"}],
+                            state={"path": str(tmp_path / "s.db")})
+        store = StateStore(tmp_path / "s.db")
+        poll_once(settings, store, Recorder(), T0)
+        logins = sum("LOGIN" in line for line in server.lines)
+        # Exponential backoff alone would retry after one 15-minute interval; the server
+        # asked for 30 minutes, so at +20 minutes the account is still left alone.
+        later = poll_once(settings, store, Recorder(), T0 + 20 * timedelta(minutes=1))
+        assert sum("LOGIN" in line for line in server.lines) == logins
+        assert "backing off" in later.report.errors[0].message
+        store.close()
+
+
+def test_gmail_connection_limit_is_not_a_bad_password(run, tmp_path):
+    alert = b"{tag} NO [ALERT] Too many simultaneous connections. (Failure)\r\n"
+    with ScriptedImap({"LOGIN": alert}) as server:
+        result = run("scan", "--config", str(scripted_config(tmp_path, server)))
+    assert result.code == 5 and "too many connections" in one_line(result)
+
+
+def test_huge_announced_literal_is_refused_with_bounded_memory(run, tmp_path):
+    huge = b"* 1 FETCH (UID 1 BODY[HEADER.FIELDS (FROM)] {2000000000}\r\nFrom: a@b\r\n"
+    with ScriptedImap({"UID FETCH": huge}) as server:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.monotonic()
+        result = run("scan", "--config", str(scripted_config(tmp_path, server)))
+        grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert result.code == 5 and "refusing to read it" in one_line(result)
+    assert time.monotonic() - started < 10
+    assert grown_kib < 100 * 1024  # far below the 2 GB announced
+
+
+def test_one_malformed_fetch_batch_is_reported_and_the_rest_goes_on(run, tmp_path):
+    def fetch(tag: str, folder: str) -> bytes:
+        from tests.scripted_imap import sent
+
+        if folder == "INBOX":
+            return f"* 1 FETCH (UID 1 FLAGS (\\Seen INTERNALDATE\r\n{tag} OK done\r\n".encode()
+        return sent(1) + f"{tag} OK done\r\n".encode()
+
+    with ScriptedImap({"UID FETCH": fetch}) as server:
+        result = run("scan", "--format", "json", "--as-of", NOW.isoformat(), "--config",
+                     str(scripted_config(tmp_path, server)))
+    report = result.json()
+    assert result.code == 0, result.err
+    parse_errors = [e for e in report["errors"] if e["kind"] == "parse"]
+    assert [e["uid"] for e in parse_errors] == [1, 2]
+    assert "malformed FETCH" in parse_errors[0]["message"]
+    assert report["accounts"][0]["messages"] == 1  # the Sent folder was still read
+
+
+def test_bye_mid_session_is_a_transient_error(run, tmp_path):
+    with ScriptedImap({"UID FETCH": b"* BYE Server shutting down\r\n"}) as server:
+        result = run("scan", "--config", str(scripted_config(tmp_path, server)))
+    assert result.code == 5 and "dropped" in one_line(result)
+
+
+# --- network faults between inboxwatch and the real Dovecot ------------------------------
+
+@pytest.mark.parametrize("fault", [{"cut_on": b"UID FETCH"}, {"cut_after": 2000}])
+def test_connection_cut_mid_fetch_exits_5_with_one_line(dovecot, sent_mailbox, run, tmp_path,
+                                                        fault):
+    seed(sent_mailbox, NOW)
+    with RecordingProxy(dovecot.port, **fault) as proxy:
+        config = write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port)
+        result = run("scan", "--config", str(config))
+    assert result.code == 5 and "dropped" in one_line(result)
+
+
+def test_stalled_server_gives_up_within_the_timeout(dovecot, sent_mailbox, run, tmp_path):
+    seed(sent_mailbox, NOW)
+    with RecordingProxy(dovecot.port, stall_on=b"UID FETCH") as proxy:
+        config = write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port,
+                              timeout="2s")
+        started = time.monotonic()
+        result = run("scan", "--config", str(config))
+    assert result.code == 5 and "did not answer within 2s" in one_line(result)
+    assert time.monotonic() - started < 8
+
+
+def test_service_survives_a_cut_poll_and_converges(dovecot, sent_mailbox, tmp_path):
+    seed(sent_mailbox)
+    with RecordingProxy(dovecot.port, cut_on=b"UID FETCH", faulty_connections=1) as proxy:
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        store = StateStore(settings.state.path_resolved())
+        cut = poll_once(settings, store, Recorder(), T0)
+        assert cut.report.errors[0].exit_code == 5 and cut.digest is None
+        assert store.messages("work", "INBOX") == {}  # nothing half-written
+        good = poll_once(settings, store, Recorder(), T0 + H)  # after the backoff interval
+        store.close()
+    fresh_settings = settings_for(dovecot, sent_mailbox.user, tmp_path / "fresh")
+    fresh_store = StateStore(fresh_settings.state.path_resolved())
+    fresh = poll_once(fresh_settings, fresh_store, Recorder(), T0 + H)
+    fresh_store.close()
+    assert [f.thread_id for f in good.report.overdue] == [f.thread_id for f in
+                                                           fresh.report.overdue]
+    assert len(good.report.overdue) == 3 and good.digest is not None
+
+
+def test_wrong_password_is_not_retried_until_it_changes(dovecot, sent_mailbox, tmp_path):
+    seed(sent_mailbox)
+    with RecordingProxy(dovecot.port) as proxy:
+        good = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        bad = good.model_copy(update={"accounts": [good.accounts[0].model_copy(
+            update={"password": SecretStr("wrong")})]})
+        store = StateStore(bad.state.path_resolved())
+        blocked: dict[str, AuthBlock] = {}
+        first = poll_once(bad, store, Recorder(), T0, blocked=blocked)
+        assert first.report.errors[0].exit_code == 4 and "work" in blocked
+        attempts = proxy.connections
+        recorder = Recorder()
+        for hour in range(1, 6):  # hours pass: no retry storm, not even one retry
+            poll_once(bad, store, recorder, T0 + hour * H, blocked=blocked)
+        assert proxy.connections == attempts
+        assert not recorder.sent  # no account could be read: no digest of warnings only
+        fixed = poll_once(good, store, recorder, T0 + 6 * H, blocked=blocked)
+        assert proxy.connections == attempts + 1 and not fixed.report.errors
+        store.close()
+
+
+def test_mailbox_changes_converge_without_false_alarms(dovecot, sent_mailbox, tmp_path):
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    store = StateStore(settings.state.path_resolved())
+    poll_once(settings, store, Recorder(), T0)
+    client = sent_mailbox.client
+    # The Sent folder renamed away: no sent folder any more, so nothing is flagged.
+    client.rename_folder("Sent", "Old sent")
+    renamed = poll_once(settings, store, Recorder(), T0 + H)
+    assert renamed.report.overdue == [] and renamed.report.errors[0].kind == "coverage"
+    client.rename_folder("Old sent", "Sent")
+    # INBOX deleted and recreated: UID 1 is reused for another message.
+    client.select_folder("INBOX")
+    client.delete_messages(client.search(["ALL"]))
+    client.expunge()
+    client.unselect_folder()
+    sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="Fresh", mid="<f@x.example>"),
+                     T0 - 30 * H)
+    # UIDs renumbered: Dovecot's uidlist removed, the server reassigns UIDs.
+    uidlist = dovecot.base / "mail" / sent_mailbox.user / "dovecot-uidlist"
+    uidlist.unlink(missing_ok=True)
+    after = poll_once(settings, store, Recorder(), T0 + 2 * H)
+    assert [f.subject for f in after.report.overdue] == ["Fresh"]
+    assert len({f.thread_id for f in after.report.overdue}) == len(after.report.overdue)
+    store.close()
