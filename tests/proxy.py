@@ -36,6 +36,7 @@ class RecordingProxy:
         self.listener.settimeout(0.2)
         self.port = int(self.listener.getsockname()[1])
         self.client_bytes = bytearray()
+        self.server_bytes = 0  # how much the server sent
         self.connections = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -94,8 +95,10 @@ class RecordingProxy:
                         break
                     if faulty and self.stall_on and self.stall_on in chunk:
                         state["stalled"] = True
-                elif self.delay:
-                    time.sleep(self.delay)
+                else:
+                    self.server_bytes += len(chunk)
+                    if self.delay:
+                        time.sleep(self.delay)
                 if state["stalled"]:
                     continue  # swallow: the peer waits for an answer that never comes
                 if not record and faulty and self.cut_after is not None:

@@ -21,9 +21,14 @@ def fetch_item(uid: int, header: bytes, flags: str = "\\Seen") -> bytes:
     date = format_datetime(NOW).replace(",", "")
     stamp = date[4:]  # RFC 3501 date-time: "24 Nov 2026 12:00:00 +0000" -> "dd-Mon-yyyy ..."
     day, mon, year, clock, zone = stamp.split()
-    return (f'* {uid} FETCH (UID {uid} FLAGS ({flags}) INTERNALDATE "{int(day):02d}-{mon}-{year} '
-            f'{clock} {zone}" BODY[HEADER.FIELDS (FROM)] {{{len(header)}}}\r\n').encode() + \
-        header + b")\r\n"
+    return (
+        (
+            f'* {uid} FETCH (UID {uid} FLAGS ({flags}) INTERNALDATE "{int(day):02d}-{mon}-{year} '
+            f'{clock} {zone}" BODY[HEADER.FIELDS (FROM)] {{{len(header)}}}\r\n'
+        ).encode()
+        + header
+        + b")\r\n"
+    )
 
 
 def inbound(uid: int) -> bytes:
@@ -76,7 +81,9 @@ class ScriptedImap:
                 self.lines.append(text)
                 tag, _, rest = text.partition(" ")
                 words = rest.split(" ")
-                name = " ".join(words[:2]).upper() if words[0].upper() == "UID" else words[0].upper()
+                name = (
+                    " ".join(words[:2]).upper() if words[0].upper() == "UID" else words[0].upper()
+                )
                 if name in ("EXAMINE", "SELECT"):
                     folder = words[1].strip('"')
                 answer = self._answer(name, tag, folder)
@@ -93,10 +100,16 @@ class ScriptedImap:
     def _answer(self, name: str, tag: str, folder: str) -> bytes | None:
         scripted = self.script.get(name)
         if scripted is not None:
-            return scripted(tag, folder) if callable(scripted) else scripted.replace(
-                b"{tag}", tag.encode())
-        return DEFAULTS.get(name, b"{tag} OK done\r\n").replace(b"{tag}", tag.encode()) \
-            if name != "UID FETCH" else self._fetch(tag, folder)
+            return (
+                scripted(tag, folder)
+                if callable(scripted)
+                else scripted.replace(b"{tag}", tag.encode())
+            )
+        return (
+            DEFAULTS.get(name, b"{tag} OK done\r\n").replace(b"{tag}", tag.encode())
+            if name != "UID FETCH"
+            else self._fetch(tag, folder)
+        )
 
     @staticmethod
     def _fetch(tag: str, folder: str) -> bytes:
@@ -108,9 +121,9 @@ DEFAULTS = {
     "CAPABILITY": b"* CAPABILITY IMAP4rev1 AUTH=PLAIN ENABLE\r\n{tag} OK done\r\n",
     "LOGIN": b"{tag} OK Logged in\r\n",
     "LIST": b'* LIST (\\HasNoChildren) "/" INBOX\r\n* LIST (\\HasNoChildren \\Sent) "/" Sent\r\n'
-            b"{tag} OK List completed\r\n",
+    b"{tag} OK List completed\r\n",
     "EXAMINE": b"* 2 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY 7] UIDs valid\r\n"
-               b"* OK [UIDNEXT 3] next\r\n{tag} OK [READ-ONLY] Examine completed\r\n",
+    b"* OK [UIDNEXT 3] next\r\n{tag} OK [READ-ONLY] Examine completed\r\n",
     "UID SEARCH": b"* SEARCH 1 2\r\n{tag} OK Search completed\r\n",
     "LOGOUT": b"* BYE Logging out\r\n{tag} OK Logout completed\r\n",
 }

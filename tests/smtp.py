@@ -24,16 +24,25 @@ class Handler:
     """Keeps what was accepted; `fail_first` answers DATA with 451 that many times."""
 
     fail_first: int = 0
+    drop_first: int = 0  # hang up after DATA (the message arrived, the reply did not)
+    delay: float = 0.0  # seconds to sit on DATA before answering
     received: list[EmailMessage] = field(default_factory=list)
     attempts: int = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import asyncio
+
         self.attempts += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.attempts <= self.fail_first:
             return "451 4.3.0 Try again later"
         parsed = message_from_bytes(envelope.original_content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
         self.received.append(parsed)
+        if self.attempts <= self.fail_first + self.drop_first:
+            server.transport.close()
+            return "250 2.0.0 never seen by the client"
         return "250 2.0.0 OK"
 
 
@@ -80,10 +89,13 @@ def smtp_server(
     auth: bool = False,
     fail_first: int = 0,
     auth_message: str = "",
+    drop_first: int = 0,
+    delay: float = 0.0,
+    port: int | None = None,
 ) -> Iterator[tuple[Handler, int]]:
     """mode: plain | starttls | tls | nostarttls (plain, no STARTTLS offered)."""
-    handler = Handler(fail_first=fail_first)
-    port = free_port()
+    handler = Handler(fail_first=fail_first, drop_first=drop_first, delay=delay)
+    port = port or free_port()
     kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": port}
     if auth:
         kwargs.update(

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from inboxwatch.config import Settings
 from inboxwatch.service import AuthBlock, poll_once
 from inboxwatch.state import StateStore
-from tests.conftest import NOW, OWNER, mail, write_config
+from tests.conftest import NOW, mail, write_config
 from tests.proxy import RecordingProxy
 from tests.scripted_imap import ScriptedImap
 from tests.test_service import Recorder, seed, settings_for
@@ -24,11 +24,23 @@ T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 def scripted_config(tmp_path, server, **extra):
-    values = {"name": "work", "host": "127.0.0.1", "port": server.port, "security": "plain",
-              "username": "me@mydomain.example", "password": "pw", "timeout": "5s", **extra}
+    values = {
+        "name": "work",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "security": "plain",
+        "username": "me@mydomain.example",
+        "password": "pw",
+        "timeout": "5s",
+        **extra,
+    }
     path = tmp_path / "scripted.toml"
-    path.write_text("[[accounts]]\n" + "".join(f'{k} = "{v}"\n' if isinstance(v, str)
-                                               else f"{k} = {v}\n" for k, v in values.items()))
+    path.write_text(
+        "[[accounts]]\n"
+        + "".join(
+            f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {v}\n" for k, v in values.items()
+        )
+    )
     return path
 
 
@@ -39,16 +51,26 @@ def one_line(result):
 
 # --- answers only a scripted server gives -------------------------------------------------
 
+
 def test_microsoft_365_throttling_is_transient_and_honoured(run, tmp_path):
     throttle = b"{tag} BAD Request is throttled. Suggested Backoff Time: 1800000 milliseconds\r\n"
     with ScriptedImap({"UID SEARCH": throttle}) as server:
         result = run("scan", "--config", str(scripted_config(tmp_path, server)))
         assert result.code == 5
         assert "throttling" in one_line(result) and "1800s" in result.err
-        settings = Settings(accounts=[{"name": "work", "host": "127.0.0.1", "port": server.port,
-                                       "security": "plain", "username": "me@mydomain.example",
-                                       "password": "pw"}],
-                            state={"path": str(tmp_path / "s.db")})
+        settings = Settings(
+            accounts=[
+                {
+                    "name": "work",
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "security": "plain",
+                    "username": "me@mydomain.example",
+                    "password": "pw",
+                }
+            ],
+            state={"path": str(tmp_path / "s.db")},
+        )
         store = StateStore(tmp_path / "s.db")
         poll_once(settings, store, Recorder(), T0)
         logins = sum("LOGIN" in line for line in server.lines)
@@ -88,8 +110,15 @@ def test_one_malformed_fetch_batch_is_reported_and_the_rest_goes_on(run, tmp_pat
         return sent(1) + f"{tag} OK done\r\n".encode()
 
     with ScriptedImap({"UID FETCH": fetch}) as server:
-        result = run("scan", "--format", "json", "--as-of", NOW.isoformat(), "--config",
-                     str(scripted_config(tmp_path, server)))
+        result = run(
+            "scan",
+            "--format",
+            "json",
+            "--as-of",
+            NOW.isoformat(),
+            "--config",
+            str(scripted_config(tmp_path, server)),
+        )
     report = result.json()
     assert result.code == 0, result.err
     parse_errors = [e for e in report["errors"] if e["kind"] == "parse"]
@@ -106,9 +135,11 @@ def test_bye_mid_session_is_a_transient_error(run, tmp_path):
 
 # --- network faults between inboxwatch and the real Dovecot ------------------------------
 
+
 @pytest.mark.parametrize("fault", [{"cut_on": b"UID FETCH"}, {"cut_after": 2000}])
-def test_connection_cut_mid_fetch_exits_5_with_one_line(dovecot, sent_mailbox, run, tmp_path,
-                                                        fault):
+def test_connection_cut_mid_fetch_exits_5_with_one_line(
+    dovecot, sent_mailbox, run, tmp_path, fault
+):
     seed(sent_mailbox, NOW)
     with RecordingProxy(dovecot.port, **fault) as proxy:
         config = write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port)
@@ -119,8 +150,7 @@ def test_connection_cut_mid_fetch_exits_5_with_one_line(dovecot, sent_mailbox, r
 def test_stalled_server_gives_up_within_the_timeout(dovecot, sent_mailbox, run, tmp_path):
     seed(sent_mailbox, NOW)
     with RecordingProxy(dovecot.port, stall_on=b"UID FETCH") as proxy:
-        config = write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port,
-                              timeout="2s")
+        config = write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port, timeout="2s")
         started = time.monotonic()
         result = run("scan", "--config", str(config))
     assert result.code == 5 and "did not answer within 2s" in one_line(result)
@@ -141,8 +171,7 @@ def test_service_survives_a_cut_poll_and_converges(dovecot, sent_mailbox, tmp_pa
     fresh_store = StateStore(fresh_settings.state.path_resolved())
     fresh = poll_once(fresh_settings, fresh_store, Recorder(), T0 + H)
     fresh_store.close()
-    assert [f.thread_id for f in good.report.overdue] == [f.thread_id for f in
-                                                           fresh.report.overdue]
+    assert [f.thread_id for f in good.report.overdue] == [f.thread_id for f in fresh.report.overdue]
     assert len(good.report.overdue) == 3 and good.digest is not None
 
 
@@ -150,8 +179,11 @@ def test_wrong_password_is_not_retried_until_it_changes(dovecot, sent_mailbox, t
     seed(sent_mailbox)
     with RecordingProxy(dovecot.port) as proxy:
         good = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
-        bad = good.model_copy(update={"accounts": [good.accounts[0].model_copy(
-            update={"password": SecretStr("wrong")})]})
+        bad = good.model_copy(
+            update={
+                "accounts": [good.accounts[0].model_copy(update={"password": SecretStr("wrong")})]
+            }
+        )
         store = StateStore(bad.state.path_resolved())
         blocked: dict[str, AuthBlock] = {}
         first = poll_once(bad, store, Recorder(), T0, blocked=blocked)
@@ -183,8 +215,9 @@ def test_mailbox_changes_converge_without_false_alarms(dovecot, sent_mailbox, tm
     client.delete_messages(client.search(["ALL"]))
     client.expunge()
     client.unselect_folder()
-    sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="Fresh", mid="<f@x.example>"),
-                     T0 - 30 * H)
+    sent_mailbox.add(
+        "INBOX", mail("Bo <bo@x.example>", subject="Fresh", mid="<f@x.example>"), T0 - 30 * H
+    )
     # UIDs renumbered: Dovecot's uidlist removed, the server reassigns UIDs.
     uidlist = dovecot.base / "mail" / sent_mailbox.user / "dovecot-uidlist"
     uidlist.unlink(missing_ok=True)
@@ -192,3 +225,89 @@ def test_mailbox_changes_converge_without_false_alarms(dovecot, sent_mailbox, tm
     assert [f.subject for f in after.report.overdue] == ["Fresh"]
     assert len({f.thread_id for f in after.report.overdue}) == len(after.report.overdue)
     store.close()
+
+
+# --- SMTP faults at digest time ----------------------------------------------------------
+
+
+def test_connection_dropped_after_data_resends_with_the_same_message_id(
+    ca, dovecot, sent_mailbox, tmp_path
+):
+    from inboxwatch.delivery import SmtpSender
+    from tests.smtp import smtp_server
+
+    seed(sent_mailbox)
+    with smtp_server(ca, "plain", drop_first=1) as (handler, port):
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, smtp_port=port)
+        settings = settings.model_copy(
+            update={"smtp": settings.smtp.model_copy(update={"retries": 2})}
+        )
+        store = StateStore(settings.state.path_resolved())
+        sender = SmtpSender(settings.smtp, delays=(0, 0))
+        result = poll_once(settings, store, sender, T0)
+        assert result.digest == "2026-11-24T08:00@Europe/Berlin"
+        assert store.digest(result.digest)[0] == "sent"
+        store.close()
+    first, second = handler.received
+    assert first["Message-ID"] == second["Message-ID"]  # a duplicate the client can spot
+
+
+def test_the_next_digest_says_an_account_cannot_log_in(dovecot, sent_mailbox, tmp_path):
+    seed(sent_mailbox)
+    good = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    broken = good.accounts[0].model_copy(update={"name": "old", "password": SecretStr("nope")})
+    settings = good.model_copy(update={"accounts": [*good.accounts, broken]})
+    store = StateStore(settings.state.path_resolved())
+    recorder = Recorder()
+    blocked: dict[str, AuthBlock] = {}
+    poll_once(settings, store, Recorder(), T0 - 3 * H, blocked=blocked)  # before 08:00 UTC+1
+    poll_once(settings, store, recorder, T0, blocked=blocked)
+    store.close()
+    [digest] = recorder.sent
+    text = digest.get_body(("plain",)).get_content()
+    assert "old: login to 127.0.0.1 failed" in text
+    assert "not retried until the password or config changes" in text
+
+
+def test_mail_appended_and_expunged_during_a_poll(dovecot, sent_mailbox, tmp_path):
+    import threading
+
+    from imapclient import IMAPClient
+
+    seed(sent_mailbox)
+    for n in range(100):
+        sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject=f"B{n}"), T0 - 30 * H)
+    other = IMAPClient("127.0.0.1", port=dovecot.port, ssl=False)
+    other.login(sent_mailbox.user, dovecot.password)
+
+    def meddle() -> None:  # another client changes the folder while the poll reads it
+        other.select_folder("INBOX")
+        other.delete_messages([1, 2, 3])
+        other.expunge()
+        other.append("INBOX", mail("Cy <cy@x.example>", subject="Late"), msg_time=T0 - 26 * H)
+
+    with RecordingProxy(dovecot.port, delay=0.05) as proxy:
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        store = StateStore(settings.state.path_resolved())
+        wait = threading.Thread(
+            target=lambda: (
+                [time.sleep(0.02) for _ in iter(lambda: b"UID FETCH" in proxy.client_bytes, True)],
+                meddle(),
+            )
+        )
+        wait.start()
+        during = poll_once(settings, store, Recorder(), T0)
+        wait.join(timeout=20)
+        after = poll_once(settings, store, Recorder(), T0 + H)
+        store.close()
+    other.logout()
+    assert not [e for e in during.report.errors if e.kind != "parse"]
+    fresh_settings = settings_for(dovecot, sent_mailbox.user, tmp_path / "fresh")
+    fresh_store = StateStore(fresh_settings.state.path_resolved())
+    fresh = poll_once(fresh_settings, fresh_store, Recorder(), T0 + H)
+    fresh_store.close()
+    assert sorted(f.subject for f in after.report.overdue) == sorted(
+        f.subject for f in fresh.report.overdue
+    )
+    assert "Late" in {f.subject for f in after.report.overdue}
+    assert len(after.report.overdue) == 101  # 3 + 100 seeded, 3 expunged, 1 late
