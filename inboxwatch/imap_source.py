@@ -15,13 +15,14 @@ import socket
 import ssl
 from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError, ProtocolError
+from imapclient.response_parser import parse_fetch_response
 
 from inboxwatch.config import Account
 from inboxwatch.errors import AuthError, ConfigError, InboxwatchError, ServerError
+from inboxwatch.fastpath import FetchRecord, parse_fetch
 from inboxwatch.model import ParseFailure
 from inboxwatch.parse import HEADER_FIELDS, parse_headers
 from inboxwatch.source import FolderInfo, FolderScan, FolderState, FolderSync, Progress
@@ -277,6 +278,27 @@ class ImapSource:
             if progress is not None:
                 progress(len(batch))
 
+    def _fetch_records(self, uids: Sequence[int]) -> list[FetchRecord]:
+        """The bulk header FETCH. imapclient's generic response parser costs more than
+        the server itself here, so imaplib's raw data goes to a strict parser
+        (fastpath.parse_fetch); anything it does not expect, imapclient parses."""
+        imap = self.client._imap
+        typ, data = imap.uid("FETCH", uid_set(uids), f"({' '.join(_FETCH_ITEMS)})")
+        if typ != "OK":
+            raise IMAPClientError(f"FETCH failed: {_server_text(IMAPClientError(data))}")
+        records = parse_fetch(data)
+        if records is not None:
+            return records
+        out: list[FetchRecord] = []
+        wanted = set(uids)
+        for uid, item in parse_fetch_response(data, False, True).items():
+            header = next((v for k, v in item.items() if k.startswith(b"BODY[")), None)
+            date = item.get(b"INTERNALDATE")
+            if uid in wanted and header is not None and isinstance(date, datetime):
+                flags = tuple(f.decode("ascii", "replace") for f in item.get(b"FLAGS", ()))
+                out.append((uid, bytes(header), flags, date))  # skips unsolicited FETCHes
+        return out
+
     def _changed_flags(
         self, known: FolderState | None, state: FolderState, uids: Sequence[int]
     ) -> dict[int, frozenset[str]]:
@@ -295,7 +317,7 @@ class ImapSource:
         self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan
     ) -> None:
         try:
-            response: dict[int, dict[bytes, Any]] = self.client.fetch(uids, _FETCH_ITEMS)
+            records = self._fetch_records(uids)
         except (ProtocolError, ValueError, TypeError) as exc:
             # One malformed FETCH response: that batch is reported, the others go on.
             log.warning(
@@ -308,20 +330,29 @@ class ImapSource:
             reason = f"the server sent a malformed FETCH response ({str(exc)[:80]})"
             scan.failures.extend(ParseFailure(folder, uid, reason) for uid in uids)
             return
-        for uid, data in response.items():
-            header = next((v for k, v in data.items() if k.startswith(b"BODY[")), None)
-            received = data.get(b"INTERNALDATE")
-            if header is None or not isinstance(received, datetime):
-                continue  # an unsolicited FETCH (flag update) for another message
-            received = _utc(received)
+        for uid, header, flags, internaldate in records:
+            received = _utc(internaldate)
             if received < since:
                 continue
-            flags = [f.decode("ascii", "replace") for f in data.get(b"FLAGS", ())]
-            meta = parse_headers(bytes(header), folder, uid, received, flags)
+            meta = parse_headers(header, folder, uid, received, flags)
             if isinstance(meta, ParseFailure):
                 scan.failures.append(meta)
             else:
                 scan.messages.append(meta)
+
+
+def uid_set(uids: Sequence[int]) -> str:
+    """`1:5,7,9:12`: sorted UIDs as ranges, for short command lines (RFC 3501 sequence-set)."""
+    parts: list[str] = []
+    ordered = sorted(uids)
+    start = prev = ordered[0]
+    for uid in ordered[1:]:
+        if uid != prev + 1:
+            parts.append(f"{start}:{prev}" if prev > start else str(start))
+            start = uid
+        prev = uid
+    parts.append(f"{start}:{prev}" if prev > start else str(start))
+    return ",".join(parts)
 
 
 def _bound_literals(client: IMAPClient) -> None:

@@ -19,7 +19,9 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
 
+from inboxwatch.fastpath import simple_addresses, split_fields
 from inboxwatch.model import Address, MessageMeta, ParseFailure
 
 log = logging.getLogger(__name__)
@@ -57,10 +59,16 @@ _SPACE = re.compile(r"\s+")
 _PARSER = BytesHeaderParser(policy=compat32)
 
 
+_ASCII_CONTROLS = {c: None for c in range(32)} | {9: " ", 10: " ", 13: " ", 127: None}
+
+
 def clean_text(value: str, limit: int = MAX_SUBJECT) -> str:
     """Fold whitespace and drop control/format characters (CR/LF, NUL, bidi overrides)."""
+    value = value[: limit * 2]
+    if value.isascii():  # fast path: in ASCII only Cc (0-31, 127) are to drop
+        return _SPACE.sub(" ", value.translate(_ASCII_CONTROLS)).strip()[:limit]
     kept = []
-    for ch in value[: limit * 2]:
+    for ch in value:
         if ch in "\r\n\t":
             kept.append(" ")
         elif unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co"):
@@ -108,10 +116,15 @@ def message_ids(value: str | None, keep_last: int = MAX_REFERENCES) -> tuple[str
     return tuple(found[-keep_last:])
 
 
-def _addresses(values: Iterable[str]) -> tuple[Address, ...]:
+def _parse_addresses(value: str, fast: bool) -> list[tuple[str, str]]:
+    simple = simple_addresses(value) if fast else None
+    return simple if simple is not None else getaddresses([value])
+
+
+def _addresses(values: Iterable[str], fast: bool = True) -> tuple[Address, ...]:
     out: list[Address] = []
-    fields = [decode_words(v)[:MAX_ADDRESS_FIELD] for v in values]
-    for name, raw_addr in getaddresses(fields):
+    pairs = [p for v in values for p in _parse_addresses(decode_words(v)[:MAX_ADDRESS_FIELD], fast)]
+    for name, raw_addr in pairs:
         addr = clean_text(raw_addr, 320)
         if "@" not in addr:
             continue
@@ -156,9 +169,10 @@ class _Headers:
     them (as surrogates) so `_unescape_raw` can read them as UTF-8 or Latin-1.
     """
 
-    def __init__(self, msg: Message) -> None:
+    def __init__(self, items: Iterable[tuple[str, Any]], fast: bool = True) -> None:
+        self.fast = fast
         self._values: dict[str, list[str]] = {}
-        for name, value in msg.raw_items():
+        for name, value in items:
             self._values.setdefault(name.lower(), []).append(_FOLD.sub("", str(value)))
 
     def first(self, name: str) -> str:
@@ -169,12 +183,11 @@ class _Headers:
         return self._values.get(name.lower(), [])
 
 
-def _meta_from_message(
-    msg: Message, folder: str, uid: int, received: datetime | None, flags: frozenset[str]
+def _meta_from_headers(
+    h: _Headers, folder: str, uid: int, received: datetime | None, flags: frozenset[str]
 ) -> MessageMeta:
-    h = _Headers(msg)
     raw_from = decode_words(h.first("From"))
-    senders = _addresses([raw_from]) if raw_from else ()
+    senders = _addresses([raw_from], h.fast) if raw_from else ()
     date = _date(h.first("Date"))
     when = received or date
     if when is None:
@@ -190,9 +203,9 @@ def _meta_from_message(
         sender=senders[0] if senders else None,
         received=when,
         date=date,
-        reply_to=_addresses(h.all("Reply-To")),
-        to=_addresses(h.all("To")),
-        cc=_addresses(h.all("Cc")),
+        reply_to=_addresses(h.all("Reply-To"), h.fast),
+        to=_addresses(h.all("To"), h.fast),
+        cc=_addresses(h.all("Cc"), h.fast),
         flags=flags,
         auto_submitted=clean_text(h.first("Auto-Submitted"), 100).lower(),
         precedence=clean_text(h.first("Precedence"), 100).lower(),
@@ -211,21 +224,34 @@ def parse_headers(
     uid: int,
     received: datetime | None = None,
     flags: Iterable[str] = (),
+    fast: bool = True,
 ) -> MessageMeta | ParseFailure:
-    """Parse one message's header block; returns a ParseFailure instead of raising."""
+    """Parse one message's header block; returns a ParseFailure instead of raising.
+
+    `fast` takes the strict regex paths (fastpath.py) where the mail is plainly
+    well-formed; `fast=False` is the careful path they are tested against.
+    """
     header = header[:MAX_HEADER_BYTES]
+    fields = split_fields(header) if fast else None
+    headers = _Headers(fields) if fields is not None else _careful_headers(header, folder, uid)
+    if headers is None:
+        return ParseFailure(folder, uid, "unparsable header block")
+    headers.fast = fast
+    try:
+        return _meta_from_headers(headers, folder, uid, received, frozenset(flags))
+    except Exception as exc:  # unparsable mail is counted, never fatal
+        return ParseFailure(folder, uid, clean_text(str(exc), 200))
+
+
+def _careful_headers(header: bytes, folder: str, uid: int) -> _Headers | None:
+    """The stdlib parser (compat32), and mail-parser where even that fails."""
     msg: Message | None
     try:
         msg = _PARSER.parsebytes(header)
     except Exception as exc:  # the stdlib parser's bugs must not end a scan
-        log.debug("fast parse failed for %s/%s: %r; trying mail-parser", folder, uid, exc)
+        log.debug("stdlib parse failed for %s/%s: %r; trying mail-parser", folder, uid, exc)
         msg = _careful_message(header)
-    if msg is None:
-        return ParseFailure(folder, uid, "unparsable header block")
-    try:
-        return _meta_from_message(msg, folder, uid, received, frozenset(flags))
-    except Exception as exc:  # unparsable mail is counted, never fatal
-        return ParseFailure(folder, uid, clean_text(str(exc), 200))
+    return None if msg is None else _Headers(msg.raw_items())
 
 
 def _careful_message(header: bytes) -> Message | None:

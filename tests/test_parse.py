@@ -100,7 +100,9 @@ def test_careful_parser_takes_over_when_the_fast_path_breaks(monkeypatch):
             raise RuntimeError("boom")
 
     monkeypatch.setattr(parse, "_PARSER", Broken())
-    m = meta("From: a@b.example\r\nSubject: via mail-parser\r\nMessage-ID: <m@p>\r\n\r\n")
+    raw = b"From: a@b.example\r\nSubject: via mail-parser\r\nMessage-ID: <m@p>\r\n\r\n"
+    m = parse_headers(raw, "INBOX", 1, WHEN, fast=False)
+    assert isinstance(m, MessageMeta)
     assert m.subject == "via mail-parser" and m.message_id == "<m@p>"
 
 
