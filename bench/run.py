@@ -1,0 +1,341 @@
+"""Benchmark inboxwatch against the IMAP floor and a naive client, in one run, same machine.
+
+    python bench/run.py --messages 100000 --rounds 3 [--cold]
+
+Starts a throwaway Dovecot (tests/dovecot.py), writes a generated mailbox
+(bench/mailgen.py) straight into its Maildir, then times, each in its own
+process (for a clean peak RSS), median of the rounds:
+  floor     a minimal socket client that only reads the FETCH response bytes
+  naive     imapclient fetch() + email.policy.default + union-find threading
+  full      inboxwatch's audit with a lookback covering every message
+  default   inboxwatch's default scan (30-day lookback)
+  poll-idle a service poll with nothing new; poll-change: 10 new, 5 flag changes
+  qresync   the QRESYNC floor for that change (raw client: SELECT QRESYNC + FETCH new)
+Ratios are against the floor (and the naive scan) of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.mailgen import OWNER, write_maildir  # noqa: E402
+from inboxwatch.parse import HEADER_FIELDS  # noqa: E402
+
+ITEMS = (
+    f"(UID FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS "
+    f"({' '.join(f.upper() for f in HEADER_FIELDS)})])"
+)
+
+
+class Raw:
+    """The floor: send commands, read the response bytes, parse nothing but the tag."""
+
+    def __init__(self, port: int, password: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.buf = b""
+        self.n = 0
+        self.sock.recv(4096)
+        self.cmd(f'LOGIN bench "{password}"')
+
+    def cmd(self, text: str) -> bytes:
+        self.n += 1
+        tag = f"R{self.n}".encode()
+        self.sock.sendall(tag + b" " + text.encode() + b"\r\n")
+        chunks = []
+        end = b"\r\n" + tag + b" "
+        tail = b"\r\n"  # the tagged line may be the first line of the answer
+        while True:
+            chunk = self.sock.recv(1 << 20)
+            chunks.append(chunk)
+            tail = (tail + chunk)[-4096:]
+            if end in tail and tail.endswith(b"\r\n"):
+                return b"".join(chunks)
+
+
+def measure(kind: str, port: int, password: str, now: datetime, state: str) -> dict[str, Any]:
+    started = time.perf_counter()
+    count = MEASURES[kind](port, password, now, state)
+    return {
+        "seconds": time.perf_counter() - started,
+        "count": count,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def m_floor(port: int, password: str, now: datetime, state: str) -> int:
+    raw = Raw(port, password)
+    size = 0
+    for folder in ("INBOX", "Sent"):
+        raw.cmd(f'EXAMINE "{folder}"')
+        size += len(raw.cmd(f"UID FETCH 1:* {ITEMS}"))
+    return size
+
+
+def m_naive(port: int, password: str, now: datetime, state: str) -> int:
+    from email.parser import BytesHeaderParser
+    from email.policy import default
+
+    from imapclient import IMAPClient
+
+    client = IMAPClient("127.0.0.1", port=port, ssl=False)
+    client.login("bench", password)
+    parser = BytesHeaderParser(policy=default)
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    total = 0
+    for folder in ("INBOX", "Sent"):
+        client.select_folder(folder, readonly=True)
+        uids = client.search(["ALL"])
+        for start in range(0, len(uids), 500):
+            fetched = client.fetch(
+                uids[start : start + 500],
+                [
+                    "BODY.PEEK[HEADER.FIELDS (" + " ".join(HEADER_FIELDS) + ")]",
+                    "FLAGS",
+                    "INTERNALDATE",
+                ],
+            )
+            for data in fetched.values():
+                header = next(v for k, v in data.items() if k.startswith(b"BODY["))
+                msg = parser.parsebytes(header)
+                ids = re.findall(
+                    r"<[^>]+>",
+                    f"{msg['Message-ID']} {msg['References']} "
+                    f"{msg['In-Reply-To']} {msg['From']} {msg['Subject']}",
+                )
+                for other in ids[1:]:
+                    parent[find(other)] = find(ids[0]) if ids else other
+                total += 1
+    client.logout()
+    return total
+
+
+def _account(port: int, password: str, lookback: str) -> Any:
+    from inboxwatch.config import Account
+
+    return Account(
+        name="bench",
+        host="127.0.0.1",
+        port=port,
+        security="plain",
+        username="bench",
+        password=password,
+        addresses=[OWNER],
+        lookback=lookback,
+    )
+
+
+def _scan(port: int, password: str, now: datetime, lookback: str) -> int:
+    from inboxwatch.app import AccountPlan, open_imap, run_scan
+
+    account = _account(port, password, lookback)
+    report = run_scan([(AccountPlan.from_account(account), open_imap(account))], now, now)
+    assert not [e for e in report.errors if e.exit_code > 1], report.errors
+    return sum(a.messages for a in report.accounts)
+
+
+def m_full(port: int, password: str, now: datetime, state: str) -> int:
+    return _scan(port, password, now, "400d")
+
+
+def m_default(port: int, password: str, now: datetime, state: str) -> int:
+    return _scan(port, password, now, "30d")
+
+
+def m_poll(port: int, password: str, now: datetime, state: str) -> int:
+    from inboxwatch.config import Settings
+    from inboxwatch.delivery import StdoutSender
+    from inboxwatch.service import poll_once
+    from inboxwatch.state import StateStore
+
+    settings = Settings(
+        accounts=[_account(port, password, "400d").model_dump()], state={"path": state}
+    )
+    store = StateStore(Path(state))
+    try:
+        return poll_once(settings, store, StdoutSender(), now).fetched
+    finally:
+        store.close()
+
+
+def m_qresync(port: int, password: str, now: datetime, state: str) -> int:
+    known = json.loads(Path(state + ".qresync").read_text())
+    raw = Raw(port, password)
+    raw.cmd("ENABLE QRESYNC")
+    size = 0
+    for folder, (validity, modseq, uidnext) in known.items():
+        size += len(raw.cmd(f'EXAMINE "{folder}" (QRESYNC ({validity} {modseq}))'))
+        size += len(raw.cmd(f"UID FETCH {uidnext}:* {ITEMS}"))
+    return size
+
+
+MEASURES = {
+    "floor": m_floor,
+    "naive": m_naive,
+    "full": m_full,
+    "default": m_default,
+    "poll": m_poll,
+    "qresync": m_qresync,
+}
+
+
+def run_one(kind: str, port: int, password: str, now: datetime, state: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--measure",
+            kind,
+            "--port",
+            str(port),
+            "--password",
+            password,
+            "--now",
+            now.isoformat(),
+            "--state",
+            str(state),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def change_mailbox(port: int, password: str, now: datetime, state: Path, round_: int) -> None:
+    """Note the QRESYNC state, then 10 new messages and 5 flag changes in INBOX."""
+    from imapclient import IMAPClient
+
+    from tests.conftest import mail
+
+    client = IMAPClient("127.0.0.1", port=port, ssl=False)
+    client.login("bench", password)
+    client.enable("CONDSTORE")
+    known = {}
+    for folder in ("INBOX", "Sent"):
+        info = client.select_folder(folder, readonly=True)
+        known[folder] = [info[b"UIDVALIDITY"], info[b"HIGHESTMODSEQ"], info[b"UIDNEXT"]]
+    Path(f"{state}.qresync").write_text(json.dumps(known))
+    for n in range(10):
+        client.append(
+            "INBOX",
+            mail(f"New {n} <new{n}@x.example>", OWNER, f"New {round_}.{n}"),
+            msg_time=now - timedelta(minutes=n + 1),
+        )
+    client.select_folder("INBOX")
+    uids = client.search(["ALL"])
+    client.add_flags(uids[round_ * 5 : (round_ + 1) * 5], [b"\\Flagged"])
+    client.logout()
+
+
+def cold_restart(server: Any, maildir: Path) -> bool:
+    """Dovecot stopped, its index and cache files removed, the page cache dropped if allowed."""
+    server.stop()
+    for path in maildir.rglob("dovecot.index*"):
+        path.unlink()
+    subprocess.run(["sync"], check=False)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        dropped = True
+    except OSError:
+        dropped = False
+    server.start()
+    return dropped
+
+
+def table(results: dict[str, list[dict[str, Any]]]) -> str:
+    med = {k: statistics.median(r["seconds"] for r in v) for k, v in results.items() if v}
+    rss = {k: max(r["rss_mb"] for r in v) for k, v in results.items() if v}
+    lines = ["| measure | median s | × floor | peak RSS MB | count |", "|---|---:|---:|---:|---:|"]
+    for kind, seconds in med.items():
+        base = med.get("floor-cold" if kind.endswith("-cold") else "floor")
+        ratio = f"{seconds / base:.2f}" if base and not kind.startswith(("poll", "qres")) else ""
+        lines.append(
+            f"| {kind} | {seconds:.3f} | {ratio} | {rss[kind]:.0f} | {results[kind][-1]['count']} |"
+        )
+    if "naive" in med and "full" in med:
+        lines.append(f"\nnaive / full = {med['naive'] / med['full']:.2f}×")
+    if "qresync" in med and "poll-change" in med:
+        lines.append(f"poll-change / qresync floor = {med['poll-change'] / med['qresync']:.2f}×")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cold", action="store_true")
+    parser.add_argument("--measure")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--password")
+    parser.add_argument("--now")
+    parser.add_argument("--state")
+    args = parser.parse_args()
+    if args.measure:
+        now = datetime.fromisoformat(args.now)
+        print(json.dumps(measure(args.measure, args.port, args.password, now, args.state)))
+        return 0
+    from tests.dovecot import Dovecot
+
+    base = Path(tempfile.mkdtemp(prefix="inboxwatch-bench-"))
+    os.chmod(base, 0o755)
+    server = Dovecot(base)
+    server.start()
+    now = datetime.now(UTC)
+    maildir = base / "mail" / "bench"
+    try:
+        made = write_maildir(maildir, args.messages, now)
+        if os.geteuid() == 0:
+            for path in [maildir, *maildir.rglob("*")]:
+                shutil.chown(path, "dovecot", "dovecot")
+        print(f"{made.inbox} INBOX + {made.sent} Sent messages", flush=True)
+        state = base / "state.db"
+        go = lambda kind: run_one(kind, server.port, server.password, now, state)  # noqa: E731
+        results: dict[str, list[dict[str, Any]]] = {}
+        if args.cold:
+            dropped = cold_restart(server, maildir)
+            results["floor-cold"] = [go("floor")]
+            cold_restart(server, maildir)
+            results["full-cold"] = [go("full")]
+            print(f"cold: index files removed, page cache dropped: {dropped}", flush=True)
+        go("floor")  # warm the server's cache
+        go("poll")  # the service's first, full read into the state
+        for round_ in range(args.rounds):
+            for kind in ("floor", "naive", "full", "default"):
+                results.setdefault(kind, []).append(go(kind))
+            results.setdefault("poll-idle", []).append(go("poll"))
+            change_mailbox(server.port, server.password, now, state, round_)
+            results.setdefault("qresync", []).append(go("qresync"))
+            results.setdefault("poll-change", []).append(go("poll"))
+            print(f"round {round_ + 1} done", flush=True)
+        print(table(results))
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
