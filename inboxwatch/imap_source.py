@@ -250,6 +250,11 @@ class ImapSource:
                 f"{self.host}: reading folder {folder!r} failed: {text}"
             ) from exc
 
+    def examine(self, folder: str) -> FolderState:
+        """The folder's state on EXAMINE (read-only SELECT)."""
+        with self._guard(folder):
+            return self._examine(folder)
+
     def _examine(self, folder: str) -> FolderState:
         info = self.client.select_folder(folder, readonly=True)
         modseq = info.get(b"HIGHESTMODSEQ")

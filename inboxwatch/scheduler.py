@@ -21,6 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from inboxwatch.app import Sender
 from inboxwatch.config import Settings
 from inboxwatch.errors import InboxwatchError
+from inboxwatch.model import Report
 from inboxwatch.periods import cron_trigger
 from inboxwatch.service import AuthBlock, poll_once
 from inboxwatch.state import StateStore
@@ -44,6 +45,7 @@ class Service:
         self.busy = threading.Lock()
         self.store = StateStore(settings.state.path_resolved())
         self.blocked: dict[str, AuthBlock] = {}  # failed logins, not retried
+        self.previous: Report | None = None  # the last poll's report, for unchanged polls
 
     def job(self) -> int:
         """One poll; returns its exit code. Never runs twice at once."""
@@ -51,9 +53,17 @@ class Service:
             log.info("previous poll still running; skipped")
             return 0
         try:
+            previous, self.previous = self.previous, None  # reused once, after a clean poll
             result = poll_once(
-                self.settings, self.store, self.sender, self.clock(), self.stop, self.blocked
+                self.settings,
+                self.store,
+                self.sender,
+                self.clock(),
+                self.stop,
+                self.blocked,
+                previous,
             )
+            self.previous = None if result.report.errors else result.report
             log.warning(result.line()) if result.report.errors else log.info(result.line())
             code = result.report.exit_code()
             return code if code > 1 else 0

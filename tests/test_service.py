@@ -283,3 +283,30 @@ def test_unchanged_10000_message_mailbox_is_not_fetched_again(
         second_commands = bytes(proxy.client_bytes[before:]).decode()
     assert second.fetched == 0 and len(second.report.overdue) == 9_312
     assert "BODY.PEEK" not in second_commands and "FETCH" not in second_commands
+
+
+def test_an_unchanged_poll_carries_the_report_forward_exactly(dovecot, sent_mailbox, tmp_path):
+    from tests.proxy import RecordingProxy
+
+    seed(sent_mailbox)
+    sent_mailbox.add("INBOX", mail("Cy <cy@x.example>", subject="Young"), T0 - 20 * H)
+    with RecordingProxy(dovecot.port) as proxy:
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port,
+                                to=[])  # no digest: polls only
+        store = StateStore(settings.state.path_resolved())
+        first = poll_once(settings, store, Recorder(), T0)
+        assert [f.subject for f in first.report.waiting] == ["Young"]
+        before = len(proxy.client_bytes)
+        later = T0 + 5 * H  # "Young" has now waited 25 hours
+        quick = poll_once(settings, store, Recorder(), later, previous=first.report)
+        sent = bytes(proxy.client_bytes[before:]).decode()
+        full = poll_once(settings, store, Recorder(), later)
+        sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="Changed"), T0 - 30 * H)
+        changed = poll_once(settings, store, Recorder(), later, previous=quick.report)
+        store.close()
+    assert "FETCH" not in sent and "SEARCH" not in sent and quick.fetched == 0
+    assert [(f.thread_id, f.waiting) for f in quick.report.overdue] == [
+        (f.thread_id, f.waiting) for f in full.report.overdue]
+    assert "Young" in {f.subject for f in quick.report.overdue}
+    assert (quick.report.stats.overdue, quick.report.stats.pending) == (4, 0)
+    assert changed.fetched == 1 and "Changed" in {f.subject for f in changed.report.overdue}
