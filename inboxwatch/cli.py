@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,14 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from inboxwatch import __version__
 from inboxwatch.app import AccountPlan, SourceFactory, open_imap, run_scan
@@ -87,20 +95,41 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     ctx.meta["verbosity"] = verbose - quiet
 
 
+class _RatedBar:
+    """Messages fetched of those expected, and the rate, on a terminal's stderr."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.task = bar.add_task("reading mail", total=0, rate="")
+        self.started = time.monotonic()
+        self.done = 0
+
+    def expect(self, count: int) -> None:
+        self.bar.update(self.task, total=(self.bar.tasks[0].total or 0) + count)
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        rate = self.done / max(time.monotonic() - self.started, 1e-6)
+        self.bar.update(self.task, advance=count, rate=f"{rate:,.0f}/s")
+
+
 @contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int], None] | None]:
-    """A message counter on stderr, only when stderr is a terminal."""
+def _progress(enabled: bool) -> Iterator[_RatedBar | None]:
+    """Shown only when stderr is a terminal, never on a pipe."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
-    with Progress(
+    columns = (
         SpinnerColumn(),
-        TextColumn("reading mail… {task.completed} messages"),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("read", total=None)
-        yield lambda n: bar.advance(task, n)
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("messages"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        yield _RatedBar(bar)
 
 
 def _emit(report: Report, fmt: str) -> None:

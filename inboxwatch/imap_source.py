@@ -278,10 +278,12 @@ class ImapSource:
         scan: FolderScan,
         progress: Progress | None,
     ) -> None:
+        if progress is not None:
+            progress.expect(len(uids))
         for batch in _batches(uids, BATCH):
             self._fetch_batch(folder, batch, since, scan)
             if progress is not None:
-                progress(len(batch))
+                progress.advance(len(batch))
 
     def _fetch_records(self, uids: Sequence[int]) -> list[FetchRecord]:
         """The bulk header FETCH. imapclient's generic response parser costs more than

@@ -84,13 +84,15 @@ class LocalSource:
         if box is None:
             raise ConfigError(f"folder {folder!r} not found among {', '.join(self._folders)}")
         scan = FolderScan(folder)
+        if progress is not None:
+            progress.expect(len(box))
         for uid, meta in self._read(folder, box):
             if isinstance(meta, ParseFailure):
                 scan.failures.append(meta)
             elif meta.received >= since:
                 scan.messages.append(meta)
             if progress is not None and uid % 100 == 0:
-                progress(100)
+                progress.advance(100)
         return scan
 
     def _read(

@@ -77,8 +77,7 @@ class Finding:
     thread_id: str
     subject: str
     correspondent: Address
-    waiting_since: datetime
-    waiting: timedelta
+    waiting_since: datetime  # the oldest pending message's time; the wait is as_of minus this
     message_ids: tuple[str, ...]
     folder: str
     uids: tuple[int, ...]

@@ -24,14 +24,14 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _finding_json(f: Finding) -> dict[str, Any]:
+def _finding_json(f: Finding, as_of: datetime) -> dict[str, Any]:
     return {
         "account": f.account,
         "thread_id": f.thread_id,
         "subject": f.subject,
         "correspondent": {"name": f.correspondent.name, "address": f.correspondent.address},
         "waiting_since": iso(f.waiting_since),
-        "waiting_hours": round(f.waiting.total_seconds() / 3600, 1),
+        "waiting_hours": round((as_of - f.waiting_since).total_seconds() / 3600, 1),
         "message_ids": list(f.message_ids),
         "folder": f.folder,
         "uids": list(f.uids),
@@ -82,7 +82,7 @@ def report_json(report: Report) -> dict[str, Any]:
             }
             for a in report.accounts
         ],
-        "overdue": [_finding_json(f) for f in report.overdue],
+        "overdue": [_finding_json(f, report.as_of) for f in report.overdue],
         "stats": {
             "threads": report.stats.threads,
             "answered": report.stats.answered,
@@ -120,7 +120,7 @@ def render_table(report: Report, console: Console) -> None:
             subject = Text(_cut(f.subject or "(no subject)", SUBJECT_WIDTH))
             subject.append("\n" + f.reason, style="dim")
             row: list[str | Text] = [
-                human_duration(f.waiting),
+                human_duration(report.as_of - f.waiting_since),
                 Text(f.correspondent.display()),
                 subject,
                 Text(f.folder),

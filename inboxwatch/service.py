@@ -220,13 +220,13 @@ def advance(previous: Report, settings: Settings, now: datetime) -> Report:
     threads that crossed their window move from waiting to overdue."""
     windows = {a.name: a.window for a in settings.accounts}
     lookbacks = {a.name: a.lookback for a in settings.accounts}
-    overdue: list[Finding] = []
+    overdue: list[Finding] = [
+        f for f in previous.overdue if f.waiting_since >= now - lookbacks[f.account]
+    ]  # still overdue, unless aged out of the lookback
     waiting: list[Finding] = []
-    for item in [*previous.overdue, *previous.waiting]:
-        if item.waiting_since < now - lookbacks[item.account]:
-            continue  # aged out of the lookback
-        moved = replace(item, waiting=now - item.waiting_since)
-        (overdue if moved.waiting > windows[item.account] else waiting).append(moved)
+    for item in previous.waiting:  # only these can change: crossing their window
+        (overdue if now - item.waiting_since > windows[item.account] else waiting).append(item)
+    overdue.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
     stats = replace(previous.stats, overdue=len(overdue), pending=len(waiting))
     return Report(
         now, now, previous.window, previous.accounts, overdue, waiting, stats, previous.errors

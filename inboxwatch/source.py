@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from inboxwatch.model import MessageMeta, ParseFailure
 
-Progress = Callable[[int], None]  # called with the number of messages just read
+
+class Progress(Protocol):
+    """Where a source reports how far it got: `expect` more messages, `advance` by some."""
+
+    def expect(self, count: int) -> None: ...
+
+    def advance(self, count: int) -> None: ...
+
 
 # Names clients and servers give the sent folder when SPECIAL-USE (RFC 6154) is absent.
 USUAL_SENT_NAMES = (

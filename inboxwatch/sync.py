@@ -41,6 +41,24 @@ def _apply_flags(
     return changed
 
 
+class _Checked:
+    """Passes progress on; a stop request ends the poll between batches."""
+
+    def __init__(self, stop: threading.Event, progress: Progress | None) -> None:
+        self.stop = stop
+        self.progress = progress
+
+    def expect(self, count: int) -> None:
+        if self.progress is not None:
+            self.progress.expect(count)
+
+    def advance(self, count: int) -> None:
+        if self.stop.is_set():
+            raise Interrupted
+        if self.progress is not None:
+            self.progress.advance(count)
+
+
 class SyncingSource:
     def __init__(
         self,
@@ -67,13 +85,9 @@ class SyncingSource:
         known = self.store.folder(self.account, folder)
         cached = self.store.messages(self.account, folder) if known else {}
 
-        def checked(count: int) -> None:  # a stop request ends the poll between batches
-            if self.stop.is_set():
-                raise Interrupted
-            if progress is not None:
-                progress(count)
-
-        sync = self.inner.sync_folder(folder, since, known, cached.keys(), checked)
+        sync = self.inner.sync_folder(
+            folder, since, known, cached.keys(), _Checked(self.stop, progress)
+        )
         if self.stop.is_set():
             raise Interrupted
         current = {} if sync.replace else cached

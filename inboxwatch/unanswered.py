@@ -91,7 +91,6 @@ def finding(account: str, verdict: Verdict, owner: Owner, now: datetime) -> Find
         subject=first.subject,
         correspondent=sender,
         waiting_since=first.received,
-        waiting=now - first.received,
         message_ids=tuple(m.message_id for m in verdict.pending if m.message_id),
         folder=first.folder,
         uids=tuple(m.uid for m in in_folder),

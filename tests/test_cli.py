@@ -182,3 +182,23 @@ def test_core_imports_no_io_libraries():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_progress_shows_fetched_of_total_and_rate_only_on_a_terminal(capsys):
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from inboxwatch.cli import _progress, _RatedBar
+
+    with _progress(True) as progress:  # pytest's stderr is no terminal
+        assert progress is None
+    out = io.StringIO()
+    with Progress(console=Console(file=out, force_terminal=True, width=100)) as bar:
+        rated = _RatedBar(bar)
+        rated.expect(1000)
+        rated.expect(500)
+        rated.advance(500)
+        assert bar.tasks[0].total == 1500 and bar.tasks[0].completed == 500
+        assert bar.tasks[0].fields["rate"].endswith("/s")

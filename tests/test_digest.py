@@ -36,7 +36,6 @@ def hostile_report() -> Report:
         "onerror=\"document.title='pwned'\"> Bcc: evil@x.example",
         correspondent=Address("Eve\r\nBcc: evil@x.example <b>bold</b>", "eve@x.example"),
         waiting_since=NOW - timedelta(hours=30),
-        waiting=timedelta(hours=30),
         message_ids=("<m@x>",),
         folder="INBOX",
         uids=(1,),

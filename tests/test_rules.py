@@ -82,7 +82,7 @@ def test_pending_after_the_latest_reply_and_answered_flag():
     again = msg("a", hours=10)
     findings, stats = judge([q, reply, again], 40)
     assert [f.message_ids for f in findings] == [("<a>",)]
-    assert findings[0].waiting == timedelta(hours=30)
+    assert findings[0].waiting_since == T0 + timedelta(hours=10)  # waited 30 of the 40 hours
     assert "your last reply was 5 hours earlier" in findings[0].reason
     flagged = msg("f", hours=12, flags=frozenset({"\\Answered"}))
     findings, stats = judge([q, flagged], 40)

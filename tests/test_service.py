@@ -291,8 +291,9 @@ def test_an_unchanged_poll_carries_the_report_forward_exactly(dovecot, sent_mail
     seed(sent_mailbox)
     sent_mailbox.add("INBOX", mail("Cy <cy@x.example>", subject="Young"), T0 - 20 * H)
     with RecordingProxy(dovecot.port) as proxy:
-        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port,
-                                to=[])  # no digest: polls only
+        settings = settings_for(
+            dovecot, sent_mailbox.user, tmp_path, port=proxy.port, to=[]
+        )  # no digest: polls only
         store = StateStore(settings.state.path_resolved())
         first = poll_once(settings, store, Recorder(), T0)
         assert [f.subject for f in first.report.waiting] == ["Young"]
@@ -305,8 +306,9 @@ def test_an_unchanged_poll_carries_the_report_forward_exactly(dovecot, sent_mail
         changed = poll_once(settings, store, Recorder(), later, previous=quick.report)
         store.close()
     assert "FETCH" not in sent and "SEARCH" not in sent and quick.fetched == 0
-    assert [(f.thread_id, f.waiting) for f in quick.report.overdue] == [
-        (f.thread_id, f.waiting) for f in full.report.overdue]
+    assert [(f.thread_id, f.waiting_since) for f in quick.report.overdue] == [
+        (f.thread_id, f.waiting_since) for f in full.report.overdue
+    ]
     assert "Young" in {f.subject for f in quick.report.overdue}
     assert (quick.report.stats.overdue, quick.report.stats.pending) == (4, 0)
     assert changed.fetched == 1 and "Changed" in {f.subject for f in changed.report.overdue}
