@@ -38,17 +38,18 @@ def split_fields(block: bytes) -> list[tuple[str, str]] | None:
 
 
 _ADDR = r"[^<>()\s\",;:\\@\[\]]+@[^<>()\s\",;:\\@\[\]]+"
+_WS = r"[ \t\r\n]*"  # not \s: that also matches \x1c-\x1f, which the stdlib keeps
 _ITEM = re.compile(
-    r"\s*(?:\"(?P<quoted>[^\"\\]*)\"\s*<(?P<qaddr>" + _ADDR + r")>"
-    r"|(?P<name>[^\"<>()\\,;:@\[\]]*?)\s*<(?P<addr>" + _ADDR + r")>"
-    r"|(?P<bare>" + _ADDR + r"))\s*(?:,|$)"
+    _WS + r"(?:\"(?P<quoted>[^\"\\]*)\"" + _WS + r"<(?P<qaddr>" + _ADDR + r")>"
+    r"|(?P<name>[^\"<>()\\,;:@\[\]]*?)" + _WS + r"<(?P<addr>" + _ADDR + r")>"
+    r"|(?P<bare>" + _ADDR + r"))" + _WS + r"(?:,|$)"
 )
-_SPACES = re.compile(r"\s+")
+_SPACES = re.compile(r"[ \t\r\n]+")
 
 
 def simple_addresses(value: str) -> list[tuple[str, str]] | None:
     """The plain address lists most mail carries; None where getaddresses must decide."""
-    if not value.strip() or value.rstrip().endswith(","):
+    if not value.strip(" \t\r\n") or value.rstrip(" \t\r\n").endswith(","):
         return None
     out = []
     pos = 0
