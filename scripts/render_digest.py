@@ -1,4 +1,4 @@
-"""Render the demo mailbox's digest to docs/digest.html and docs/digest.png (for the README).
+"""Render the demo mailbox's digest to docs/digest.png (for the README).
 
 Needs Debian's chromium. Run: .venv/bin/python scripts/render_digest.py
 """
@@ -37,9 +37,9 @@ def main() -> int:
         return 1
     report = run_scan(_demo_jobs(None), DEMO_AS_OF, DEMO_AS_OF)
     DOCS.mkdir(exist_ok=True)
-    html = DOCS / "digest.html"
-    html.write_text(render(report, _demo_digest(), DEMO_AS_OF).html, encoding="utf-8")
     with tempfile.TemporaryDirectory() as profile:
+        html = Path(profile) / "digest.html"
+        html.write_text(render(report, _demo_digest(), DEMO_AS_OF).html, encoding="utf-8")
         subprocess.run(
             [
                 browser,
@@ -52,7 +52,7 @@ def main() -> int:
             check=True,
             capture_output=True,
         )
-    print(f"wrote {html} and {DOCS / 'digest.png'}")
+    print(f"wrote {DOCS / 'digest.png'}")
     return 0
 
 
