@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from inboxwatch.config import Settings
 from inboxwatch.service import AuthBlock, poll_once
 from inboxwatch.state import StateStore
-from tests.conftest import NOW, mail, write_config
+from tests.conftest import NOW, OWNER, mail, write_config
 from tests.proxy import RecordingProxy
 from tests.scripted_imap import ScriptedImap
 from tests.test_service import Recorder, seed, settings_for
@@ -311,3 +311,39 @@ def test_mail_appended_and_expunged_during_a_poll(dovecot, sent_mailbox, tmp_pat
     )
     assert "Late" in {f.subject for f in after.report.overdue}
     assert len(after.report.overdue) == 101  # 3 + 100 seeded, 3 expunged, 1 late
+
+
+def test_folder_deleted_and_recreated_reuses_uid_1_without_confusion(
+    dovecot, sent_mailbox, tmp_path
+):
+    sent_mailbox.create("Support")
+    sent_mailbox.add("Sent", mail(OWNER, "x@y.example"), T0 - 72 * H)
+    sent_mailbox.add(
+        "Support",
+        mail("Anna <anna@client.example>", subject="Old question", mid="<old@c.example>"),
+        T0 - 40 * H,
+    )
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    settings = settings.model_copy(
+        update={
+            "accounts": [settings.accounts[0].model_copy(update={"folders": ["INBOX", "Support"]})]
+        }
+    )
+    store = StateStore(settings.state.path_resolved())
+    first = poll_once(settings, store, Recorder(), T0)
+    assert [f.subject for f in first.report.overdue] == ["Old question"]
+    before = store.folder("work", "Support")
+    sent_mailbox.client.delete_folder("Support")
+    sent_mailbox.create("Support")
+    sent_mailbox.add(
+        "Support",
+        mail("Bo <bo@x.example>", subject="New question", mid="<new@x.example>"),
+        T0 - 30 * H,
+    )
+    after = poll_once(settings, store, Recorder(), T0 + H)
+    rebuilt = store.folder("work", "Support")
+    store.close()
+    assert rebuilt is not None and before is not None
+    assert rebuilt.uidvalidity != before.uidvalidity  # a new folder: the cache was rebuilt
+    assert [f.subject for f in after.report.overdue] == ["New question"]
+    assert after.report.overdue[0].uids == (1,) and after.fetched == 1
