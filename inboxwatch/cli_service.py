@@ -95,9 +95,12 @@ def run_command(
 
     _setup_logging(ctx, verbose, quiet, service=True)
     settings = load_settings(find_config(config_path))
+    sender: Sender = StdoutSender()  # never used without digest.to: no digest is ever due
     if not settings.digest.to:
         click.echo("inboxwatch: digest.to is not set: polling only, no digest", err=True)
-    service = Service(settings, SmtpSender(settings.smtp) if settings.smtp.host else StdoutSender())
+    else:
+        sender = SmtpSender(settings.smtp)  # smtp.host missing: a config error now, not at 08:00
+    service = Service(settings, sender)
     try:
         ctx.exit(service.job() if once else service.run_forever())
     finally:

@@ -312,3 +312,14 @@ def test_an_unchanged_poll_carries_the_report_forward_exactly(dovecot, sent_mail
     assert "Young" in {f.subject for f in quick.report.overdue}
     assert (quick.report.stats.overdue, quick.report.stats.pending) == (4, 0)
     assert changed.fetched == 1 and "Changed" in {f.subject for f in changed.report.overdue}
+
+
+def test_run_refuses_a_digest_without_an_smtp_server(run, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[[accounts]]\nname = "w"\nhost = "127.0.0.1"\nsecurity = "plain"\n'
+        'username = "me@x.example"\npassword = "p"\n[digest]\nto = ["me@x.example"]\n'
+        f'[state]\npath = "{tmp_path / "state.db"}"\n'
+    )
+    result = run("run", "--once", "--config", str(config))
+    assert result.code == 3 and "smtp.host is not set" in result.err
