@@ -182,13 +182,18 @@ def _service_poll(
     settings = Settings(
         accounts=[_account(port, password, "400d").model_dump()], state={"path": state}
     )
+    from inboxwatch.sync import MemoryCache
+
     store = StateStore(Path(state))
+    memory = MemoryCache()
     try:
-        first = poll_once(settings, store, StdoutSender(), now)
+        first = poll_once(settings, store, StdoutSender(), now, memory=memory)
         if change is not None:
             change_mailbox(port, password, now, Path(state), change)
         started = time.perf_counter()
-        result = poll_once(settings, store, StdoutSender(), now, previous=first.report)
+        result = poll_once(
+            settings, store, StdoutSender(), now, previous=first.report, memory=memory
+        )
         return result.fetched, time.perf_counter() - started
     finally:
         store.close()

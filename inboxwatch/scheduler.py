@@ -25,7 +25,7 @@ from inboxwatch.model import Report
 from inboxwatch.periods import cron_trigger
 from inboxwatch.service import AuthBlock, poll_once
 from inboxwatch.state import StateStore
-from inboxwatch.sync import Interrupted
+from inboxwatch.sync import Interrupted, MemoryCache
 
 log = logging.getLogger(__name__)
 STOP_GRACE = 8.0  # seconds the current poll gets to notice a stop request
@@ -46,6 +46,7 @@ class Service:
         self.store = StateStore(settings.state.path_resolved())
         self.blocked: dict[str, AuthBlock] = {}  # failed logins, not retried
         self.previous: Report | None = None  # the last poll's report, for unchanged polls
+        self.memory = MemoryCache()  # the parsed messages, so polls skip reading them back
 
     def job(self) -> int:
         """One poll; returns its exit code. Never runs twice at once."""
@@ -62,6 +63,7 @@ class Service:
                 self.stop,
                 self.blocked,
                 previous,
+                self.memory,
             )
             self.previous = None if result.report.errors else result.report
             log.warning(result.line()) if result.report.errors else log.info(result.line())

@@ -23,7 +23,7 @@ from inboxwatch.model import Finding, Report, ReportError
 from inboxwatch.periods import latest_run, period_key
 from inboxwatch.source import MailSource
 from inboxwatch.state import StateStore, read_polls
-from inboxwatch.sync import SyncingSource
+from inboxwatch.sync import MemoryCache, SyncingSource
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)
@@ -103,7 +103,11 @@ def _skipped(
 
 
 def _source_factory(
-    account: Account, store: StateStore, stop: threading.Event, opened: dict[str, SyncingSource]
+    account: Account,
+    store: StateStore,
+    stop: threading.Event,
+    opened: dict[str, SyncingSource],
+    memory: MemoryCache | None,
 ) -> Callable[[], MailSource]:
     def factory() -> MailSource:
         from inboxwatch.imap_source import ImapSource
@@ -111,7 +115,7 @@ def _source_factory(
         password = resolve_secret(
             account, f"accounts[{account.name}]", env_password_name(account.name)
         )
-        source = SyncingSource(ImapSource(account, password), store, account.name, stop)
+        source = SyncingSource(ImapSource(account, password), store, account.name, stop, memory)
         opened[account.name] = source
         return source
 
@@ -126,12 +130,14 @@ def poll_once(
     stop: threading.Event | None = None,
     blocked: dict[str, AuthBlock] | None = None,
     previous: Report | None = None,
+    memory: MemoryCache | None = None,
 ) -> PollResult:
     """Poll every account (incrementally), commit what was read, send the digest if due.
 
     `blocked` (kept by the caller across polls) holds accounts whose login failed;
     `previous`, the last poll's report: when no folder changed and no digest is due,
-    it is carried forward in time instead of re-reading the cache.
+    it is carried forward in time instead of re-reading the cache; `memory`, the parsed
+    messages a running service keeps between polls.
     """
     stop = stop or threading.Event()
     blocked = {} if blocked is None else blocked
@@ -150,7 +156,8 @@ def poll_once(
     left_out = {e.account for e in skipped}
     accounts = [a for a in settings.accounts if a.name not in left_out]
     jobs = [
-        (AccountPlan.from_account(a), _source_factory(a, store, stop, opened)) for a in accounts
+        (AccountPlan.from_account(a), _source_factory(a, store, stop, opened, memory))
+        for a in accounts
     ]
     report = run_scan(jobs, now, now)
     report.errors.extend(skipped)

@@ -27,6 +27,28 @@ class _Staged:
     replace: bool
     upsert: list[MessageMeta]
     delete: set[int]
+    current: dict[int, MessageMeta]
+
+
+class MemoryCache:
+    """The parsed messages of the last committed poll, with the folder state they belong to:
+    a running service need not read them back from SQLite on every poll."""
+
+    def __init__(self) -> None:
+        self._folders: dict[tuple[str, str], tuple[FolderState, dict[int, MessageMeta]]] = {}
+
+    def get(
+        self, account: str, folder: str, known: FolderState | None
+    ) -> dict[int, MessageMeta] | None:
+        entry = self._folders.get((account, folder))
+        if entry is None or known is None or entry[0] != known:
+            return None  # not cached, or the database moved on (another process, a restart)
+        return dict(entry[1])  # a copy: the poll changes it
+
+    def put(
+        self, account: str, folder: str, state: FolderState, messages: dict[int, MessageMeta]
+    ) -> None:
+        self._folders[(account, folder)] = (state, messages)
 
 
 def _apply_flags(
@@ -66,7 +88,9 @@ class SyncingSource:
         store: StateStore,
         account: str,
         stop: threading.Event | None = None,
+        memory: MemoryCache | None = None,
     ) -> None:
+        self.memory = memory
         self.inner = inner
         self.store = store
         self.account = account
@@ -83,7 +107,9 @@ class SyncingSource:
         if self.stop.is_set():
             raise Interrupted
         known = self.store.folder(self.account, folder)
-        cached = self.store.messages(self.account, folder) if known else {}
+        cached = self.memory.get(self.account, folder, known) if self.memory else None
+        if cached is None:
+            cached = self.store.messages(self.account, folder) if known else {}
 
         sync = self.inner.sync_folder(
             folder, since, known, cached.keys(), _Checked(self.stop, progress)
@@ -98,7 +124,9 @@ class SyncingSource:
         current.update((meta.uid, meta) for meta in sync.new)
         self.fetched += len(sync.new) + len(sync.failures)
         self._staged.append(
-            _Staged(folder, sync.state, sync.replace, [*changed, *sync.new], sync.gone | aged)
+            _Staged(
+                folder, sync.state, sync.replace, [*changed, *sync.new], sync.gone | aged, current
+            )
         )
         return FolderScan(folder, list(current.values()), sync.failures)
 
@@ -108,6 +136,9 @@ class SyncingSource:
                 self.store.save_folder(
                     db, self.account, s.folder, s.state, s.upsert, s.delete, s.replace
                 )
+        if self.memory is not None:  # only what the database now holds
+            for s in self._staged:
+                self.memory.put(self.account, s.folder, s.state, s.current)
         self._staged.clear()
 
     def close(self) -> None:

@@ -323,3 +323,42 @@ def test_run_refuses_a_digest_without_an_smtp_server(run, tmp_path):
     )
     result = run("run", "--once", "--config", str(config))
     assert result.code == 3 and "smtp.host is not set" in result.err
+
+
+def test_a_service_keeping_parsed_mail_in_memory_sees_what_a_fresh_process_sees(
+    dovecot, sent_mailbox, tmp_path
+):
+    from inboxwatch.sync import MemoryCache
+
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path, to=[])
+    store = StateStore(settings.state.path_resolved())
+    memory = MemoryCache()
+    client = sent_mailbox.client
+
+    def both(when):
+        kept = poll_once(settings, store, Recorder(), when, memory=memory)
+        fresh_settings = settings_for(dovecot, sent_mailbox.user, tmp_path / f"f{when.hour}", to=[])
+        fresh_store = StateStore(fresh_settings.state.path_resolved())
+        fresh = poll_once(fresh_settings, fresh_store, Recorder(), when)
+        fresh_store.close()
+        key = lambda r: sorted((f.thread_id, f.uids, f.waiting_since) for f in r.overdue)  # noqa: E731
+        assert key(kept.report) == key(fresh.report)
+        return kept
+
+    both(T0)
+    reads: list[str] = []
+    original = store.messages
+    store.messages = lambda account, folder: reads.append(folder) or original(account, folder)
+    sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="New"), T0 - 30 * H)
+    assert both(T0 + H).fetched == 1  # the rest came from memory, not SQLite or the server
+    assert reads == []
+    client.select_folder("INBOX")
+    client.add_flags([1], [b"\\Answered"])
+    client.delete_messages([2])
+    client.expunge()
+    client.unselect_folder()
+    both(T0 + 2 * H)
+    dovecot.doveadm("mailbox", "update", "-u", sent_mailbox.user, "--uid-validity", "4242", "INBOX")
+    both(T0 + 3 * H)
+    store.close()
