@@ -18,6 +18,7 @@ from inboxwatch.delivery import SmtpSender
 from inboxwatch.digest import compose, render
 from inboxwatch.errors import AuthError, DeliveryError
 from inboxwatch.model import Address, Finding, Report, Stats
+from scripts.render_digest import FLAGS
 from tests.smtp import PASSWORD, USER, smtp_server
 
 DATA = Path(__file__).parent / "data"
@@ -131,14 +132,7 @@ def test_html_renders_in_a_browser_runs_no_script_and_loads_nothing(tmp_path):
     result = subprocess.run(
         [
             chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *FLAGS,  # the README picture's flags: no background networking at start
             f"--user-data-dir={tmp_path / 'profile'}",
             f"--log-net-log={netlog}",
             "--dump-dom",
