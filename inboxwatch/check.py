@@ -38,11 +38,11 @@ def check_account(account: Account) -> str:
         sent = f"{', '.join(account.sent_folders)} (configured)"
     else:
         found = discover_sent(folders)
-        marked = any("\\Sent" in f.special_use for f in folders if f.name in found)
-        how = "SPECIAL-USE \\Sent" if marked else "usual name"
-        sent = f"{', '.join(found)} ({how})" if found else "NONE FOUND: set sent_folders"
         if not found:
             raise ConfigError(f"no sent folder found; set accounts[{account.name}].sent_folders")
+        marked = any("\\Sent" in f.special_use for f in folders if f.name in found)
+        how = "SPECIAL-USE \\Sent" if marked else "usual name"
+        sent = f"{', '.join(found)} ({how})"
     return (
         f"logged in to {account.host}:{account.port} ({account.security}) as "
         f"{account.username}; watching {', '.join(account.folders)}; sent folder {sent}"

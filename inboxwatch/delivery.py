@@ -28,6 +28,14 @@ def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
 
 
+def _reply_error(host: str, exc: smtplib.SMTPResponseException) -> ServerError:
+    """An SMTP reply code as an error: 4xx is transient (retried), 5xx permanent."""
+    return ServerError(
+        f"SMTP server {host} answered {exc.smtp_code} {_text(exc.smtp_error)}",
+        retryable=400 <= exc.smtp_code < 500,
+    )
+
+
 def auth_hint(host: str, code: int, text: str) -> str:
     """What to do about a rejected SMTP login, for the providers people actually use."""
     lowered = text.lower()
@@ -132,11 +140,7 @@ class SmtpSender:
                 f"SMTP server {host} did not answer within {self.config.timeout.total_seconds():g}s"
             ) from None
         except smtplib.SMTPResponseException as exc:
-            text = _text(exc.smtp_error)
-            raise ServerError(
-                f"SMTP server {host} said {exc.smtp_code} {text}",
-                retryable=400 <= exc.smtp_code < 500,
-            ) from None
+            raise _reply_error(host, exc) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise ServerError(
                 f"cannot talk to SMTP server {host}: {exc or type(exc).__name__}"
@@ -152,11 +156,7 @@ class SmtpSender:
                 f"SMTP server refused the recipients {refused}; check digest.to"
             ) from None
         except smtplib.SMTPResponseException as exc:
-            text = _text(exc.smtp_error)
-            raise ServerError(
-                f"SMTP server {self.config.host} answered {exc.smtp_code} {text}",
-                retryable=400 <= exc.smtp_code < 500,
-            ) from None
+            raise _reply_error(self.config.host, exc) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise ServerError(
                 f"connection to {self.config.host} dropped while sending: {exc}"

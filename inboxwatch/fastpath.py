@@ -112,9 +112,10 @@ def parse_fetch(data: list[bytes | tuple[bytes, bytes]]) -> list[FetchRecord] | 
         tail = next(items, None)
         if not isinstance(tail, bytes) or not tail.endswith(b")"):
             return None
-        if not _PREFIX.match(head) or not _BODY.search(head):
+        prefix = _PREFIX.match(head)
+        if prefix is None or not _BODY.search(head):
             return None
-        text = head[_PREFIX.match(head).end() :] + b" " + tail  # type: ignore[union-attr]
+        text = head[prefix.end() :] + b" " + tail
         uid, flags, date = _UID.search(text), _FLAGS.search(text), _DATE.search(text)
         if uid is None or flags is None or date is None:
             return None

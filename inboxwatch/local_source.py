@@ -102,7 +102,7 @@ class LocalSource:
             sorted(box.keys()) if isinstance(box, mailbox.Maildir) else box.keys(), start=1
         ):
             msg = box.get_message(key)
-            flags, fallback = self._flags_and_time(box, key, msg)
+            flags, fallback = self._flags_and_time(msg)
             raw = _header_block(box.get_bytes(key))
             meta = parse_headers(raw, folder, uid, None, flags)
             if isinstance(meta, ParseFailure) and fallback is not None:
@@ -110,9 +110,7 @@ class LocalSource:
             yield uid, meta
 
     @staticmethod
-    def _flags_and_time(
-        box: mailbox.Mailbox[mailbox.Message], key: str, msg: mailbox.Message
-    ) -> tuple[list[str], datetime | None]:
+    def _flags_and_time(msg: mailbox.Message) -> tuple[list[str], datetime | None]:
         if isinstance(msg, mailbox.MaildirMessage):
             flags = [_MAILDIR_FLAGS[c] for c in msg.get_flags() if c in _MAILDIR_FLAGS]
             return flags, datetime.fromtimestamp(msg.get_date(), UTC)

@@ -22,7 +22,7 @@ from inboxwatch.errors import AuthError, InboxwatchError, ServerError
 from inboxwatch.model import Finding, Report, ReportError
 from inboxwatch.periods import latest_run, period_key
 from inboxwatch.source import MailSource
-from inboxwatch.state import StateStore, read_polls
+from inboxwatch.state import PollRecord, StateStore, read_polls
 from inboxwatch.sync import MemoryCache, SyncingSource
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,9 @@ class PollResult:
         return text + (f"; digest sent for {self.digest}" if self.digest else "")
 
 
-def _backing_off(store: StateStore, account: str, interval: timedelta, now: datetime) -> bool:
+def _backing_off(record: PollRecord | None, interval: timedelta, now: datetime) -> bool:
     """After consecutive failures, wait 1, 2, 4… poll intervals (at most an hour), and at
     least as long as a throttling server asked (Microsoft 365's Suggested Backoff Time)."""
-    record = store.polls().get(account)
     if record is None or not record.failures or record.last_attempt is None:
         return False
     if record.not_before is not None and now < record.not_before:
@@ -82,14 +81,15 @@ def _skipped(
 ) -> list[ReportError]:
     """Accounts left out of this poll, each with the reason the report and digest show."""
     interval = settings.service.poll_interval
+    polls = store.polls()
     skipped = []
     for account in settings.accounts:
+        record = polls.get(account.name)
         block = blocked.get(account.name)
         if block is not None and block.fingerprint == fingerprint(account):
             message = f"{block.message} (not retried until the password or config changes)"
             skipped.append(ReportError(account.name, "auth", message, AuthError.exit_code))
-        elif _backing_off(store, account.name, interval, now):
-            record = store.polls()[account.name]
+        elif record is not None and _backing_off(record, interval, now):
             message = f"skipped while backing off after {record.failures} failed poll(s): "
             skipped.append(
                 ReportError(

@@ -13,9 +13,44 @@ import contextlib
 import socket
 import threading
 import time
+from typing import Self
 
 
-class RecordingProxy:
+class LoopbackServer:
+    """A listener on a free loopback port, accepting in a thread until the `with` ends;
+    each connection goes to `handle` in a thread of its own."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = int(self.listener.getsockname()[1])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.listener.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class RecordingProxy(LoopbackServer):
     def __init__(
         self,
         target_port: int,
@@ -32,24 +67,11 @@ class RecordingProxy:
         self.cut_on = cut_on  # close when the client sends a line containing this
         self.stall_on = stall_on  # go silent (but stay open) when the client sends this
         self.faulty_connections = faulty_connections  # later connections pass through
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = int(self.listener.getsockname()[1])
         self.client_bytes = bytearray()
         self.server_bytes = 0  # how much the server sent
         self.connections = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> RecordingProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.listener.close()
+        super().__init__()
 
     def commands(self) -> list[str]:
         """The command names the client sent (`UID FETCH` counts as `UID FETCH`)."""
@@ -66,22 +88,15 @@ class RecordingProxy:
             names.append(name)
         return names
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            faulty = self.connections <= self.faulty_connections
-            upstream = socket.create_connection(self.target)
-            state = {"stalled": False, "sent": 0}
-            for src, dst, record in ((client, upstream, True), (upstream, client, False)):
-                threading.Thread(
-                    target=self._pipe, args=(src, dst, record, faulty, state), daemon=True
-                ).start()
+    def handle(self, client: socket.socket) -> None:
+        self.connections += 1
+        faulty = self.connections <= self.faulty_connections
+        upstream = socket.create_connection(self.target)
+        state = {"stalled": False, "sent": 0}
+        for src, dst, record in ((client, upstream, True), (upstream, client, False)):
+            threading.Thread(
+                target=self._pipe, args=(src, dst, record, faulty, state), daemon=True
+            ).start()
 
     def _pipe(
         self, src: socket.socket, dst: socket.socket, record: bool, faulty: bool, state: dict

@@ -8,11 +8,11 @@ scan needs gets a plain, valid answer; `script` overrides a command's answer.
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Callable
 from email.utils import format_datetime
 
 from tests.conftest import NOW, OWNER, mail
+from tests.proxy import LoopbackServer
 
 Answer = bytes | Callable[[str, str], bytes | None]  # (tag, folder) -> bytes; None: hang up
 
@@ -41,34 +41,14 @@ def sent(uid: int) -> bytes:
     return fetch_item(uid, header + b"\r\n\r\n")
 
 
-class ScriptedImap:
+class ScriptedImap(LoopbackServer):
     def __init__(self, script: dict[str, Answer] | None = None) -> None:
         self.script = script or {}
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = int(self.listener.getsockname()[1])
         self.lines: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        super().__init__()
 
-    def __enter__(self) -> ScriptedImap:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.listener.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+    def handle(self, conn: socket.socket) -> None:
+        self._session(conn)
 
     def _session(self, conn: socket.socket) -> None:
         conn.settimeout(30)
