@@ -1,8 +1,5 @@
 """Fast, strict paths for the bulk of well-formed mail; anything unusual goes the careful way.
 
-- `split_fields`: a header block into (name, raw value) pairs, equal to what the
-  stdlib's compat32 parser gives for the same block, or None when the block is
-  not plainly well-formed (then the stdlib parser decides).
 - `simple_addresses`: `Name <a@b>, "Last, First" <c@d>, e@f` without comments,
   groups, escapes or routes, equal to `email.utils.getaddresses`, else None.
 - `parse_fetch`: imaplib's raw FETCH data for our header FETCH, else None (then
@@ -14,28 +11,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-
-_FIELD = re.compile(rb"([!-9;-~]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)\r?\n")
-_END = re.compile(rb"(?:\r?\n)?")
-
-
-def split_fields(block: bytes) -> list[tuple[str, str]] | None:
-    """Header fields as compat32's `raw_items()` gives them (folds kept, raw 8-bit as
-    surrogates), or None if any line is not a plain `Name: value` or its fold."""
-    fields: list[tuple[str, str]] = []
-    pos, size = 0, len(block)
-    while pos < size:
-        match = _FIELD.match(block, pos)
-        if match is None:
-            end = _END.fullmatch(block, pos)
-            return fields if end is not None else None
-        name, value = match.group(1), match.group(2)
-        if b"\r" in value.replace(b"\r\n", b""):
-            return None  # a bare CR: compat32 treats it as a line break
-        fields.append((name.decode("ascii"), value.decode("ascii", "surrogateescape")))
-        pos = match.end()
-    return fields
-
 
 _ADDR = r"[^<>()\s\",;:\\@\[\]]+@[^<>()\s\",;:\\@\[\]]+"
 _WS = r"[ \t\r\n]*"  # not \s: that also matches \x1c-\x1f, which the stdlib keeps
@@ -70,12 +45,8 @@ def simple_addresses(value: str) -> list[tuple[str, str]] | None:
     return out
 
 
-_MONTHS = {
-    m.encode(): n
-    for n, m in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = {m.encode(): n for n, m in enumerate(MONTHS, 1)}
 _PREFIX = re.compile(rb"\d+ \(")
 _UID = re.compile(rb"(?:^|[ (])UID (\d+)")
 _FLAGS = re.compile(rb"(?:^|[ (])FLAGS \(([^()]*)\)")
@@ -83,7 +54,7 @@ _DATE = re.compile(
     rb'(?:^|[ (])INTERNALDATE "( ?\d{1,2})-([A-Z][a-z]{2})-(\d{4}) '
     rb'(\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"'
 )
-_BODY = re.compile(rb"BODY\[HEADER\.FIELDS \([^()]*\)\] \{\d+\}$")
+_BODY = re.compile(rb"BODY\[HEADER\.FIELDS \([^()]*\)\] (?:\{\d+\})?$")
 
 
 def _internaldate(match: re.Match[bytes]) -> datetime:
@@ -95,6 +66,22 @@ def _internaldate(match: re.Match[bytes]) -> datetime:
 
 
 FetchRecord = tuple[int, bytes, tuple[str, ...], datetime]
+
+
+def fetch_items(head: bytes, tail: bytes) -> tuple[int, tuple[str, ...], datetime] | None:
+    """UID, FLAGS and INTERNALDATE from the text around a header literal: `head` is what
+    comes after `* n FETCH (` up to the literal, `tail` what follows it before `)`."""
+    if not _BODY.search(head):
+        return None  # the literal is not our header block
+    text = head + b" " + tail
+    uid, flags, date = _UID.search(text), _FLAGS.search(text), _DATE.search(text)
+    if uid is None or flags is None or date is None:
+        return None
+    names = tuple(f.decode("ascii", "replace") for f in flags.group(1).split())
+    try:
+        return int(uid.group(1)), names, _internaldate(date)
+    except (KeyError, ValueError):
+        return None
 
 
 def parse_fetch(data: list[bytes | tuple[bytes, bytes]]) -> list[FetchRecord] | None:
@@ -113,15 +100,10 @@ def parse_fetch(data: list[bytes | tuple[bytes, bytes]]) -> list[FetchRecord] | 
         if not isinstance(tail, bytes) or not tail.endswith(b")"):
             return None
         prefix = _PREFIX.match(head)
-        if prefix is None or not _BODY.search(head):
+        if prefix is None:
             return None
-        text = head[prefix.end() :] + b" " + tail
-        uid, flags, date = _UID.search(text), _FLAGS.search(text), _DATE.search(text)
-        if uid is None or flags is None or date is None:
+        found = fetch_items(head[prefix.end() :], tail[:-1])
+        if found is None:
             return None
-        names = tuple(f.decode("ascii", "replace") for f in flags.group(1).split())
-        try:
-            records.append((int(uid.group(1)), literal, names, _internaldate(date)))
-        except (KeyError, ValueError):
-            return None
+        records.append((found[0], literal, found[1], found[2]))
     return records

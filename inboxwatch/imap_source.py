@@ -13,7 +13,7 @@ import logging
 import re
 import socket
 import ssl
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from imapclient import IMAPClient, SocketTimeout
@@ -23,13 +23,17 @@ from imapclient.response_parser import parse_fetch_response
 from inboxwatch.config import Account
 from inboxwatch.errors import AuthError, ConfigError, InboxwatchError, ServerError
 from inboxwatch.fastpath import FetchRecord, parse_fetch
+from inboxwatch.fetchstream import StreamError, read_fetch
 from inboxwatch.model import ParseFailure
 from inboxwatch.parse import HEADER_FIELDS, parse_headers
 from inboxwatch.source import FolderInfo, FolderScan, FolderState, FolderSync, Progress
 
 log = logging.getLogger(__name__)
 
-BATCH = 500  # UIDs per FETCH: bounded memory, and far below Dovecot's 64 KB command line
+BATCH = 500  # UIDs per generic FETCH: bounded memory, far below Dovecot's 64 KB command line
+# UIDs per streamed FETCH: records are parsed as they arrive, so memory stays one read chunk;
+# few round trips; a command line of at most ~60 KB even for scattered UIDs (12 bytes each).
+STREAM_BATCH = 5000
 _FETCH_ITEMS = [
     f"BODY.PEEK[HEADER.FIELDS ({' '.join(f.upper() for f in HEADER_FIELDS)})]",
     "FLAGS",
@@ -280,15 +284,73 @@ class ImapSource:
     ) -> None:
         if progress is not None:
             progress.expect(len(uids))
-        for batch in _batches(uids, BATCH):
-            self._fetch_batch(folder, batch, since, scan)
+        for chunk in _batches(uids, STREAM_BATCH):
+            self._fetch_chunk(folder, chunk, since, scan)
             if progress is not None:
-                progress.advance(len(batch))
+                progress.advance(len(chunk))
 
-    def _fetch_records(self, uids: Sequence[int]) -> list[FetchRecord]:
-        """The bulk header FETCH. imapclient's generic response parser costs more than
-        the server itself here, so imaplib's raw data goes to a strict parser
-        (fastpath.parse_fetch); anything it does not expect, imapclient parses."""
+    def _fetch_chunk(
+        self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan
+    ) -> None:
+        """The bulk header FETCH. imapclient's generic response parser costs more than the
+        server itself here, so the response is read as a stream by a strict reader
+        (fetchstream) and each record parsed as it arrives, while the server goes on
+        writing. A response holding anything the reader does not expect is read to its
+        end, and the UIDs not yet taken are fetched again the generic way."""
+        wanted = set(uids)
+
+        def take(record: FetchRecord) -> None:
+            uid, header, flags, internaldate = record
+            if uid not in wanted:
+                return  # an unsolicited FETCH, or a record already taken
+            wanted.discard(uid)
+            received = _utc(internaldate)
+            if received < since:
+                return
+            meta = parse_headers(header, folder, uid, received, flags)
+            if isinstance(meta, ParseFailure):
+                scan.failures.append(meta)
+            else:
+                scan.messages.append(meta)
+
+        command = f"UID FETCH {uid_set(uids)} ({' '.join(_FETCH_ITEMS)})".encode("ascii")
+        try:
+            status = read_fetch(self.client._imap, command, take, MAX_LITERAL)
+        except StreamError as exc:
+            raise IMAPClientAbortError(str(exc)) from None
+        if status is None:
+            log.debug("%s: unexpected FETCH response shape; reading it the generic way", self.host)
+            for batch in _batches(sorted(wanted), BATCH):
+                self._generic_batch(folder, batch, take, scan)
+        elif status[0] != "OK":
+            text = status[1].decode("utf-8", "replace")
+            raise IMAPClientError(f"FETCH failed: {status[0]} {text}")
+
+    def _generic_batch(
+        self,
+        folder: str,
+        uids: Sequence[int],
+        take: Callable[[FetchRecord], None],
+        scan: FolderScan,
+    ) -> None:
+        try:
+            records = self._generic_records(uids)
+        except (ProtocolError, ValueError, TypeError) as exc:
+            # One malformed FETCH response: that batch is reported, the others go on.
+            log.warning(
+                "%s: malformed FETCH response for %d message(s) in %s: %s",
+                self.host,
+                len(uids),
+                folder,
+                exc,
+            )
+            reason = f"the server sent a malformed FETCH response ({str(exc)[:80]})"
+            scan.failures.extend(ParseFailure(folder, uid, reason) for uid in uids)
+            return
+        for record in records:
+            take(record)
+
+    def _generic_records(self, uids: Sequence[int]) -> list[FetchRecord]:
         imap = self.client._imap
         typ, data = imap.uid("FETCH", uid_set(uids), f"({' '.join(_FETCH_ITEMS)})")
         if typ != "OK":
@@ -297,13 +359,12 @@ class ImapSource:
         if records is not None:
             return records
         out: list[FetchRecord] = []
-        wanted = set(uids)
         for uid, item in parse_fetch_response(data, False, True).items():
             header = next((v for k, v in item.items() if k.startswith(b"BODY[")), None)
             date = item.get(b"INTERNALDATE")
-            if uid in wanted and header is not None and isinstance(date, datetime):
+            if header is not None and isinstance(date, datetime):
                 flags = tuple(f.decode("ascii", "replace") for f in item.get(b"FLAGS", ()))
-                out.append((uid, bytes(header), flags, date))  # skips unsolicited FETCHes
+                out.append((uid, bytes(header), flags, date))
         return out
 
     def _changed_flags(
@@ -319,33 +380,6 @@ class ImapSource:
                 if uid in wanted and b"FLAGS" in data:
                     flags[uid] = frozenset(f.decode("ascii", "replace") for f in data[b"FLAGS"])
         return flags
-
-    def _fetch_batch(
-        self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan
-    ) -> None:
-        try:
-            records = self._fetch_records(uids)
-        except (ProtocolError, ValueError, TypeError) as exc:
-            # One malformed FETCH response: that batch is reported, the others go on.
-            log.warning(
-                "%s: malformed FETCH response for %d message(s) in %s: %s",
-                self.host,
-                len(uids),
-                folder,
-                exc,
-            )
-            reason = f"the server sent a malformed FETCH response ({str(exc)[:80]})"
-            scan.failures.extend(ParseFailure(folder, uid, reason) for uid in uids)
-            return
-        for uid, header, flags, internaldate in records:
-            received = _utc(internaldate)
-            if received < since:
-                continue
-            meta = parse_headers(header, folder, uid, received, flags)
-            if isinstance(meta, ParseFailure):
-                scan.failures.append(meta)
-            else:
-                scan.messages.append(meta)
 
 
 def uid_set(uids: Sequence[int]) -> str:

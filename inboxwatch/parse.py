@@ -13,15 +13,16 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import lru_cache
 from typing import Any
 
-from inboxwatch.fastpath import simple_addresses, split_fields
+from inboxwatch.fastpath import MONTHS, simple_addresses
 from inboxwatch.model import Address, MessageMeta, ParseFailure
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ MAX_REFERENCES = 50  # the last N References are the ones that link a reply
 MAX_ADDRESSES = 100
 MAX_ADDRESS_FIELD = 16 * 1024
 MAX_SUBJECT = 998  # RFC 5322 line limit; the display layer cuts further
-_MSGID = re.compile(r"<([^<>\s]{1,500})>")
+CACHE_SIZE = 1 << 15
+_MSGID = re.compile(r"<[^<>\s]{1,500}>")
 _ADDRLIKE = re.compile(r"[^\s<>()\",;:@]+@[^\s<>()\",;:@]+")
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _SPACE = re.compile(r"\s+")
@@ -66,6 +68,8 @@ def clean_text(value: str, limit: int = MAX_SUBJECT) -> str:
     """Fold whitespace and drop control/format characters (CR/LF, NUL, bidi overrides)."""
     value = value[: limit * 2]
     if value.isascii():  # fast path: in ASCII only Cc (0-31, 127) are to drop
+        if value.isprintable() and "  " not in value:
+            return value.strip()[:limit]  # nothing to drop or fold: most header values
         return _SPACE.sub(" ", value.translate(_ASCII_CONTROLS)).strip()[:limit]
     kept = []
     for ch in value:
@@ -90,7 +94,8 @@ def _unescape_raw(value: str) -> str:
 
 def decode_words(value: str) -> str:
     """RFC 2047 encoded-words to text; unknown charsets degrade, never raise."""
-    value = _unescape_raw(value)
+    if not value.isascii():
+        value = _unescape_raw(value)
     if "=?" not in value:
         return value
     try:
@@ -112,8 +117,7 @@ def message_ids(value: str | None, keep_last: int = MAX_REFERENCES) -> tuple[str
     """The `<id>` tokens of a header, lower-cased host kept as written (RFC 5322 3.6.4)."""
     if not value:
         return ()
-    found = [f"<{m}>" for m in _MSGID.findall(value[:MAX_HEADER_BYTES])]
-    return tuple(found[-keep_last:])
+    return tuple(_MSGID.findall(value[:MAX_HEADER_BYTES])[-keep_last:])
 
 
 def _parse_addresses(value: str, fast: bool) -> list[tuple[str, str]]:
@@ -121,7 +125,11 @@ def _parse_addresses(value: str, fast: bool) -> list[tuple[str, str]]:
     return simple if simple is not None else getaddresses([value])
 
 
-def _addresses(values: Iterable[str], fast: bool = True) -> tuple[Address, ...]:
+# Header values repeat across a mailbox (the owner in every To, a customer's From in each
+# of their messages): the derived values are cached by raw text, and shared, which also
+# keeps 100,000 messages' worth of equal Address objects to one copy each.
+@lru_cache(maxsize=CACHE_SIZE)
+def _addresses(values: tuple[str, ...], fast: bool = True) -> tuple[Address, ...]:
     out: list[Address] = []
     pairs = [p for v in values for p in _parse_addresses(decode_words(v)[:MAX_ADDRESS_FIELD], fast)]
     for name, raw_addr in pairs:
@@ -134,19 +142,57 @@ def _addresses(values: Iterable[str], fast: bool = True) -> tuple[Address, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=CACHE_SIZE)
+def _sender(raw: str, fast: bool) -> tuple[Address | None, bool, bool]:
+    """From -> (first address, names two addresses?, is the null sender `<>`?)."""
+    raw_from = decode_words(raw)
+    senders = _addresses((raw_from,), fast) if raw_from else ()
+    return (senders[0] if senders else None, _is_ambiguous(raw_from), raw_from.strip() == "<>")
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _subject(raw: str) -> str:
+    return clean_text(decode_words(raw))
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _token(raw: str, limit: int = 100) -> str:
+    return clean_text(raw, limit).lower()
+
+
 def _is_ambiguous(raw_from: str) -> bool:
     """True when a From header names two different addresses.
 
     Python before 3.11.10 parses `victim@ext.example)<me@mydomain>` as one of
     the two (CVE-2023-27043); such a header must never count as the owner's.
     """
+    if raw_from.count("@") < 2:
+        return False
     unquoted = _QUOTED.sub("", raw_from)
     return len({a.lower() for a in _ADDRLIKE.findall(unquoted)}) > 1
+
+
+_DATE = re.compile(
+    r"[ \t]*(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep"
+    r"|Oct|Nov|Dec) (\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)[ \t]*"
+)
+_MONTHS = {m: n for n, m in enumerate(MONTHS, 1)}
 
 
 def _date(value: str | None) -> datetime | None:
     if not value:
         return None
+    plain = _DATE.fullmatch(value)  # RFC 5322 3.3's usual form, without a comment
+    if plain is not None:
+        day, mon, year, hh, mm, ss, sign, oh, om = plain.groups()
+        offset = timedelta(hours=int(oh), minutes=int(om))
+        try:
+            if offset >= timedelta(hours=24):
+                raise ValueError("offset out of range")
+            local = datetime(int(year), _MONTHS[mon], int(day), int(hh), int(mm), int(ss), 0, UTC)
+            return local - offset if sign == "+" else local + offset
+        except (ValueError, OverflowError):
+            pass  # out of range: the stdlib decides
     try:
         parsed = parsedate_to_datetime(clean_text(value, 200))
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -160,10 +206,26 @@ def _date(value: str | None) -> datetime | None:
 
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
+# Anchored at line starts: a search from every offset of a long broken line is quadratic.
+_FIELD = re.compile(r"(?m)^([!-9;-~]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)\r?\n")
+
+
+def fast_fields(block: bytes) -> list[tuple[str, str]] | None:
+    """Header fields as compat32's `raw_items()` gives them (folds kept, raw 8-bit as
+    surrogates), in one C-speed regex pass; None unless the block is nothing but plain
+    `Name: value` lines and their folds (then the stdlib parser decides)."""
+    parts = _FIELD.split(block.decode("ascii", "surrogateescape"))
+    gaps = parts[::3]  # text between matches: none, but an optional final line break
+    if any(gaps[:-1]) or gaps[-1] not in ("", "\n", "\r\n"):
+        return None
+    return list(zip(parts[1::3], parts[2::3], strict=True))
+
+
+_LISTS = ("to", "cc", "reply-to")
 
 
 class _Headers:
-    """Raw header values by lower-cased name.
+    """Raw header values by lower-cased name: the first of each, and every To/Cc/Reply-To.
 
     compat32's `msg.get` turns raw 8-bit bytes into U+FFFD; `raw_items` keeps
     them (as surrogates) so `_unescape_raw` can read them as UTF-8 or Latin-1.
@@ -171,50 +233,55 @@ class _Headers:
 
     def __init__(self, items: Iterable[tuple[str, Any]], fast: bool = True) -> None:
         self.fast = fast
-        self._values: dict[str, list[str]] = {}
-        for name, value in items:
-            self._values.setdefault(name.lower(), []).append(_FOLD.sub("", str(value)))
-
-    def first(self, name: str) -> str:
-        values = self._values.get(name.lower())
-        return values[0] if values else ""
-
-    def all(self, name: str) -> list[str]:
-        return self._values.get(name.lower(), [])
+        items = list(items)
+        names = [name.lower() for name, _ in items]
+        values = [str(v) for _, v in items]
+        values = [_FOLD.sub("", v) if "\n" in v else v for v in values]
+        # Reversed, so the first of a repeated field is the one kept (as `Message.get`).
+        self.first: dict[str, str] = dict(zip(reversed(names), reversed(values), strict=True))
+        self.lists: dict[str, tuple[str, ...]] = {}
+        repeated = len(self.first) != len(names)
+        for key in _LISTS:
+            if key in self.first:
+                self.lists[key] = (
+                    tuple(v for n, v in zip(names, values, strict=True) if n == key)
+                    if repeated
+                    else (self.first[key],)
+                )
 
 
 def _meta_from_headers(
     h: _Headers, folder: str, uid: int, received: datetime | None, flags: frozenset[str]
 ) -> MessageMeta:
-    raw_from = decode_words(h.first("From"))
-    senders = _addresses([raw_from], h.fast) if raw_from else ()
-    date = _date(h.first("Date"))
+    get, lists, fast = h.first.get, h.lists.get, h.fast
+    sender, ambiguous, null_from = _sender(get("from", ""), fast)
+    date = _date(get("date"))
     when = received or date
     if when is None:
         raise ValueError("no usable date (no INTERNALDATE and no valid Date header)")
-    ids = message_ids(h.first("Message-ID"), 1)
+    ids = message_ids(get("message-id"), 1)
     return MessageMeta(
-        folder=folder,
-        uid=uid,
-        message_id=ids[0] if ids else None,
-        in_reply_to=message_ids(h.first("In-Reply-To"), 1),
-        references=message_ids(h.first("References")),
-        subject=clean_text(decode_words(h.first("Subject"))),
-        sender=senders[0] if senders else None,
-        received=when,
-        date=date,
-        reply_to=_addresses(h.all("Reply-To"), h.fast),
-        to=_addresses(h.all("To"), h.fast),
-        cc=_addresses(h.all("Cc"), h.fast),
-        flags=flags,
-        auto_submitted=clean_text(h.first("Auto-Submitted"), 100).lower(),
-        precedence=clean_text(h.first("Precedence"), 100).lower(),
-        list_headers=bool(h.first("List-Id") or h.first("List-Unsubscribe")),
-        content_type=clean_text(h.first("Content-Type"), 200).lower(),
+        folder,
+        uid,
+        ids[0] if ids else None,
+        message_ids(get("in-reply-to"), 1),
+        message_ids(get("references")),
+        _subject(get("subject", "")),
+        sender,
+        when,
+        date,
+        _addresses(lists("reply-to", ()), fast),
+        _addresses(lists("to", ()), fast),
+        _addresses(lists("cc", ()), fast),
+        flags,
+        _token(get("auto-submitted", "")),
+        _token(get("precedence", "")),
+        bool(get("list-id") or get("list-unsubscribe")),
+        _token(get("content-type", ""), 200),
         # An empty Return-Path, or a From of just "<>" (McAfee's DSNs), is the null sender.
-        null_sender="<>" in (h.first("Return-Path").strip(), raw_from.strip()),
-        autoreply_header=bool(h.first("X-Autoreply") or h.first("X-Autorespond")),
-        sender_ambiguous=_is_ambiguous(raw_from),
+        get("return-path", "").strip() == "<>" or null_from,
+        bool(get("x-autoreply") or get("x-autorespond")),
+        ambiguous,
     )
 
 
@@ -232,7 +299,7 @@ def parse_headers(
     well-formed; `fast=False` is the careful path they are tested against.
     """
     header = header[:MAX_HEADER_BYTES]
-    fields = split_fields(header) if fast else None
+    fields = fast_fields(header) if fast else None
     headers = _Headers(fields) if fields is not None else _careful_headers(header, folder, uid)
     if headers is None:
         return ParseFailure(folder, uid, "unparsable header block")

@@ -1,0 +1,146 @@
+"""The bulk header FETCH read straight off the connection, record by record.
+
+imaplib reads a response line by line, logs every line through imapclient's
+logger adapter and keeps it all in a list until the tagged answer; for 100,000
+messages that costs several times what the server spends. Here the response is
+read in large chunks from imaplib's own buffered socket file and each
+`* n FETCH (… {size}\\r\\n<literal> …)` record is cut out with one regex, so
+memory stays at one chunk plus the caller's parsed records.
+
+Strict by design: anything other than that shape, an untagged status line or
+the tagged answer (an unsolicited FETCH, a second literal, a quoted body)
+makes `read_fetch` drain the response to its tagged line and return None, and
+the caller takes the generic imapclient route for that batch instead.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import re
+from collections.abc import Callable
+
+from inboxwatch.fastpath import FetchRecord, fetch_items
+
+CHUNK = 1 << 20
+_RECORD = re.compile(rb"\* \d+ FETCH \(([^\r\n{}]*)\{(\d+)\}\r\n")
+_TAIL = re.compile(rb"([^\r\n{}]*)\)\r\n")
+_UNTAGGED = re.compile(rb"\* (?!\d+ FETCH)[^\r\n{}]*\r\n")  # `* 3 EXISTS`, `* OK …`
+_LITERAL_END = re.compile(rb"\{(\d+)\}\r\n$")
+
+
+class StreamError(Exception):
+    """The connection ended or broke a limit mid-response: it cannot be used again."""
+
+
+class _Reader:
+    def __init__(self, imap: imaplib.IMAP4, max_literal: int) -> None:
+        self.file = imap.file
+        self.max_literal = max_literal
+        self.buf = b""
+        self.pos = 0
+
+    def more(self) -> None:
+        chunk = self.file.read1(CHUNK)
+        if not chunk:
+            raise StreamError("the server closed the connection mid-response")
+        self.buf = self.buf[self.pos :] + chunk
+        self.pos = 0
+
+    def line(self) -> bytes:
+        """The next line, CRLF included, without looking at literals."""
+        while (end := self.buf.find(b"\r\n", self.pos)) < 0:
+            self.more()
+        line = self.buf[self.pos : end + 2]
+        self.pos = end + 2
+        return line
+
+    def take(self, size: int) -> None:
+        while len(self.buf) - self.pos < size:
+            self.more()
+        self.pos += size
+
+    def check_literal(self, size: int) -> None:
+        if size > self.max_literal:
+            # imaplib would allocate the announced size; the stream cannot be resynchronised.
+            raise StreamError(
+                f"server announced a {size:,}-byte literal (limit {self.max_literal:,}); "
+                "refusing to read it"
+            )
+
+
+def read_fetch(
+    imap: imaplib.IMAP4,
+    command: bytes,
+    on_record: Callable[[FetchRecord], None],
+    max_literal: int,
+) -> tuple[str, bytes] | None:
+    """Send `UID FETCH …` and hand each record to `on_record` as it arrives.
+
+    Returns the tagged status (`OK`/`NO`/`BAD`, text), or None when the response
+    held something the strict reader does not take (it was read to its end).
+    """
+    tag = imap._new_tag()
+    imap.send(tag + b" " + command + b"\r\n")
+    reader = _Reader(imap, max_literal)
+    done = tag + b" "
+    while True:
+        record = _record(reader, done)
+        if isinstance(record, tuple):
+            on_record(record)
+            continue
+        if record is None:
+            _drain(reader, done)
+            return None
+        status, _, text = record[len(done) :].partition(b" ")
+        return status.decode("ascii", "replace"), text.rstrip(b"\r\n")
+
+
+def _record(reader: _Reader, done: bytes) -> FetchRecord | bytes | None:
+    """One FETCH record, the tagged line (bytes), or None for anything unexpected."""
+    while True:
+        while (end := reader.buf.find(b"\r\n", reader.pos)) < 0:
+            reader.more()
+        buf, pos = reader.buf, reader.pos
+        if buf.startswith(done, pos):
+            reader.pos = end + 2
+            return buf[pos : end + 2]
+        if (skip := _UNTAGGED.match(buf, pos)) is not None:
+            if buf.startswith(b"* BYE", pos):  # RFC 3501 7.1.5: the server is closing
+                text = buf[pos + 2 : end].decode("utf-8", "replace")
+                raise StreamError(f"the server ended the session: {text}")
+            reader.pos = skip.end()  # unsolicited EXISTS/RECENT/OK: nothing to read here
+            continue
+        head = _RECORD.match(buf, pos)
+        if head is None:
+            return None
+        size = int(head.group(2))
+        reader.check_literal(size)
+        start = head.end()
+        while (tail := _TAIL.match(reader.buf, start + size)) is None:
+            if reader.buf.find(b"\r\n", start + size) >= 0:
+                reader.pos = start  # the literal is consumed by the drain from here
+                reader.take(size)
+                return None
+            reader.more()
+            start -= pos
+            pos = 0
+        buf = reader.buf
+        reader.pos = tail.end()
+        items = fetch_items(head.group(1), tail.group(1))
+        if items is None:
+            return None
+        uid, flags, date = items
+        return uid, buf[start : start + size], flags, date
+
+
+def _drain(reader: _Reader, done: bytes) -> None:
+    """Read to the tagged line, skipping literals, so the connection stays usable."""
+    while True:
+        line = reader.line()
+        if line.startswith(done):
+            return
+        literal = _LITERAL_END.search(line)
+        if literal is not None:
+            size = int(literal.group(1))
+            reader.check_literal(size)
+            reader.take(size)
