@@ -16,6 +16,7 @@ the caller takes the generic imapclient route for that batch instead.
 from __future__ import annotations
 
 import imaplib
+import io
 import re
 from collections.abc import Callable
 
@@ -34,7 +35,8 @@ class StreamError(Exception):
 
 class _Reader:
     def __init__(self, imap: imaplib.IMAP4, max_literal: int) -> None:
-        self.file = imap.file
+        # imaplib's `sock.makefile("rb")`: a BufferedReader, so nothing it buffered is lost.
+        self.file: io.BufferedReader = imap.file  # type: ignore[assignment]
         self.max_literal = max_literal
         self.buf = b""
         self.pos = 0
