@@ -86,10 +86,11 @@ def _message(rng: random.Random, headers: list[str], when: datetime, big: bool) 
 def _inbound(rng: random.Random, n: int, when: datetime) -> tuple[list[str], str]:
     kind = rng.random()
     mid = f"<{n}.{rng.getrandbits(40):x}@client.example>"
-    sender = f"Customer {n % 5000} <c{n % 5000}@client{n % 97}.example>"
+    customer = n % 5000  # each customer writes from one address, about 20 times a year
+    sender = f"Customer {customer} <c{customer}@client{customer % 97}.example>"
     subject = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 7))).capitalize()
     headers = [
-        f"Return-Path: <c{n % 5000}@client{n % 97}.example>",
+        f"Return-Path: <c{customer}@client{customer % 97}.example>",
         _received(rng, when),
         _dkim(rng),
         f"Message-ID: {mid}",

@@ -69,17 +69,18 @@ def open_imap(account: Account) -> SourceFactory:
     return factory
 
 
-def counterpart_matcher(owner: Owner) -> Callable[[MessageMeta, MessageMeta], bool]:
+@dataclass(frozen=True)
+class counterpart_matcher:
     """Contract rule 3: the owner's message was sent to the other's From or Reply-To."""
 
-    def match(mine: MessageMeta, theirs: MessageMeta) -> bool:
-        if not owner.wrote(mine) or owner.wrote(theirs) or theirs.sender is None:
-            return False
-        recipients = {a.key for a in mine.to + mine.cc}
-        candidates = {theirs.sender.key} | {a.key for a in theirs.reply_to}
-        return bool(recipients & candidates)
+    owner: Owner
 
-    return match
+    def roles(self, msg: MessageMeta) -> tuple[frozenset[str], frozenset[str]]:
+        if self.owner.wrote(msg):
+            return frozenset(a.key for a in msg.to + msg.cc), frozenset()
+        if msg.sender is None:
+            return frozenset(), frozenset()
+        return frozenset(), frozenset((msg.sender.key, *(a.key for a in msg.reply_to)))
 
 
 class _AccountScan:

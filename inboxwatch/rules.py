@@ -20,13 +20,18 @@ class Owner:
     """Whose mailbox this is: addresses compared case-insensitively, `+tag` ignored."""
 
     addresses: frozenset[str]
+    # Answers by address as written: a scan asks about the same few senders 100,000 times.
+    _known: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, addresses: Sequence[str]) -> Owner:
         return cls(frozenset(normalise_address(a) for a in addresses))
 
     def is_address(self, address: str) -> bool:
-        return normalise_address(address) in self.addresses
+        known = self._known.get(address)
+        if known is None:
+            known = self._known[address] = normalise_address(address) in self.addresses
+        return known
 
     def wrote(self, msg: MessageMeta) -> bool:
         """The owner's own message: a reply wherever it was found."""

@@ -7,9 +7,10 @@ loops, self-references or duplicate Message-IDs the input holds.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
+from typing import Protocol
 
 from inboxwatch.model import MessageMeta, Thread
 
@@ -25,9 +26,13 @@ _FWD_WRAP = re.compile(r"^\[fwd:\s*(.*)\]$", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=1 << 15)
 def base_subject(subject: str) -> str:
     """RFC 5256 base subject: no Re:/AW:/Fwd:/SV: prefixes, [blobs], (fwd) trailers; case-folded."""
-    text = _SPACES.sub(" ", subject).strip()
+    plain = subject.isascii() and subject.isprintable() and "  " not in subject
+    text = subject.strip() if plain else _SPACES.sub(" ", subject).strip()
+    if ":" not in text and "：" not in text and "[" not in text and not text.endswith(")"):
+        return text.casefold()  # no prefix, blob or trailer to take off: most subjects
     previous = None
     while previous != text:
         previous = text
@@ -42,13 +47,15 @@ def base_subject(subject: str) -> str:
     return text.strip().casefold()
 
 
-@dataclass(eq=False)
 class _Container:
     """A node of the id graph; `messages` is empty for an id only referenced."""
 
-    msgid: str
-    messages: list[MessageMeta] = field(default_factory=list)
-    parent: _Container | None = None
+    __slots__ = ("messages", "msgid", "parent")
+
+    def __init__(self, msgid: str) -> None:
+        self.msgid = msgid
+        self.messages: list[MessageMeta] = []
+        self.parent: _Container | None = None
 
     def root(self) -> _Container:
         node = self
@@ -134,20 +141,29 @@ class _Union:
             self.parent[second] = first
 
 
-CounterpartMatch = Callable[[MessageMeta, MessageMeta], bool]
+def _when(msg: MessageMeta) -> tuple[datetime, str, int]:
+    return msg.received, msg.folder, msg.uid
+
+
+class Counterpart(Protocol):
+    """Who a message is between, for the subject fallback: `roles(msg)` is (the addresses
+    the owner sent it to, if the owner's; its sender and Reply-To, if not), so `a` answers
+    or is answered by `b` when `roles(a)[0] & roles(b)[1]` is not empty."""
+
+    def roles(self, msg: MessageMeta) -> tuple[frozenset[str], frozenset[str]]: ...
 
 
 def build_threads(
-    messages: Iterable[MessageMeta], counterpart: CounterpartMatch | None = None
+    messages: Iterable[MessageMeta], counterpart: Counterpart | None = None
 ) -> list[Thread]:
     """Group messages into threads, ordered by their first message's time.
 
-    `counterpart(a, b)` enables the subject fallback: a message with no linking
-    headers joins a thread with the same base subject only where it returns
-    True for the message and one of that thread's messages.
+    `counterpart` enables the subject fallback: a message with no linking headers
+    joins a thread with the same base subject only where it and one of that
+    thread's messages are the owner's and the other party's, either way round.
     """
     graph = _Graph()
-    ordered = sorted(messages, key=lambda m: (m.received, m.folder, m.uid))
+    ordered = sorted(messages, key=_when)
     for msg in ordered:
         graph.add(msg)
     roots: dict[int, _Container] = {}
@@ -159,58 +175,74 @@ def build_threads(
             groups.setdefault(id(root), []).extend(node.messages)
     if counterpart is not None:
         rank = {
-            key: (min(m.received for m in msgs), roots[key].msgid) for key, msgs in groups.items()
+            key: (min(m.received for m in msgs) if len(msgs) > 1 else msgs[0].received, root.msgid)
+            for (key, msgs), root in zip(groups.items(), roots.values(), strict=True)
         }
         groups = _subject_fallback(groups, counterpart, _Union(rank))
     threads = [
-        Thread(roots[key].msgid, tuple(sorted(msgs, key=lambda m: (m.received, m.folder, m.uid))))
+        Thread(roots[key].msgid, tuple(msgs if len(msgs) == 1 else sorted(msgs, key=_when)))
         for key, msgs in groups.items()
     ]
     threads.sort(key=lambda t: (t.messages[0].received, t.thread_id))
     return threads
 
 
+_Index = dict[tuple[str, str], list[tuple[int, int, int, MessageMeta]]]
+
+
 def _subject_fallback(
-    groups: dict[int, list[MessageMeta]], counterpart: CounterpartMatch, union: _Union
+    groups: dict[int, list[MessageMeta]], counterpart: Counterpart, union: _Union
 ) -> dict[int, list[MessageMeta]]:
-    """Join a lone unlinked message to the thread its subject and counterpart name."""
-    by_subject: dict[str, list[int]] = {}
-    for key, msgs in groups.items():
-        for subject in {base_subject(m.subject) for m in msgs}:
-            if subject:
-                by_subject.setdefault(subject, []).append(key)
-    for key, msgs in groups.items():
-        if len(msgs) != 1 or msgs[0].linked:
-            continue
-        lone = msgs[0]
-        target = _best_candidate(
-            lone, by_subject.get(base_subject(lone.subject), []), groups, key, counterpart
-        )
+    """Join a lone unlinked message to the thread its subject and counterpart name.
+
+    Every message of a thread is indexed under each base subject of that thread and
+    each address it is "mine" or "theirs" for, so a lone message finds its candidates
+    by lookup instead of by comparing it with every thread of the same subject.
+    """
+    base = {id(m): base_subject(m.subject) for msgs in groups.values() for m in msgs}
+    lone = {
+        key: msgs[0]
+        for key, msgs in groups.items()
+        if len(msgs) == 1 and not msgs[0].linked and base[id(msgs[0])]
+    }
+    wanted = {base[id(m)] for m in lone.values()}
+    index: tuple[_Index, _Index] = ({}, {})  # (the owner's, the other party's)
+    for rank, (key, msgs) in enumerate(groups.items()):
+        subjects = {base[id(m)] for m in msgs} & wanted
+        for pos, msg in enumerate(msgs if subjects else ()):
+            for side, addresses in zip(index, counterpart.roles(msg), strict=True):
+                for address in addresses:
+                    for subject in subjects:
+                        side.setdefault((subject, address), []).append((rank, pos, key, msg))
+    for key, msg in lone.items():
+        subject = base[id(msg)]
+        candidates = [
+            entry
+            for side, addresses in zip(reversed(index), counterpart.roles(msg), strict=True)
+            for address in addresses
+            for entry in side.get((subject, address), ())
+        ]
+        target = _best_candidate(msg, candidates, key)
         if target is not None:
             union.join(key, target)
     merged: dict[int, list[MessageMeta]] = {}
     for key, msgs in groups.items():
-        merged.setdefault(union.find(key), []).extend(msgs)
+        root = union.find(key) if key in union.parent else key
+        merged.setdefault(root, []).extend(msgs)
     return merged
 
 
 def _best_candidate(
-    lone: MessageMeta,
-    candidates: Sequence[int],
-    groups: dict[int, list[MessageMeta]],
-    own_key: int,
-    counterpart: CounterpartMatch,
+    lone: MessageMeta, candidates: Sequence[tuple[int, int, int, MessageMeta]], own_key: int
 ) -> int | None:
-    """The candidate thread whose matching message is closest before `lone` in time."""
-    best: tuple[float, int] | None = None
-    for key in candidates:
+    """The candidate thread whose matching message is closest before `lone` in time
+    (ties: the earlier thread, then the earlier message in it)."""
+    best: tuple[float, int, int, int] | None = None
+    for rank, pos, key, other in candidates:
         if key == own_key:
             continue
-        for other in groups[key]:
-            if not (counterpart(lone, other) or counterpart(other, lone)):
-                continue
-            gap = abs((lone.received - other.received).total_seconds())
-            score = gap if other.received <= lone.received else gap + 1e12
-            if best is None or score < best[0]:
-                best = (score, key)
-    return None if best is None else best[1]
+        gap = abs((lone.received - other.received).total_seconds())
+        score = gap if other.received <= lone.received else gap + 1e12
+        if best is None or (score, rank, pos) < best[:3]:
+            best = (score, rank, pos, key)
+    return None if best is None else best[3]
