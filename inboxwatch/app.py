@@ -75,12 +75,13 @@ class counterpart_matcher:
 
     owner: Owner
 
-    def roles(self, msg: MessageMeta) -> tuple[frozenset[str], frozenset[str]]:
+    def roles(self, msg: MessageMeta) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        # Tuples, not sets: the subject fallback holds these for every lone message.
         if self.owner.wrote(msg):
-            return frozenset(a.key for a in msg.to + msg.cc), frozenset()
+            return tuple(a.key for a in msg.to + msg.cc), ()
         if msg.sender is None:
-            return frozenset(), frozenset()
-        return frozenset(), frozenset((msg.sender.key, *(a.key for a in msg.reply_to)))
+            return (), ()
+        return (), (msg.sender.key, *(a.key for a in msg.reply_to))
 
 
 class _AccountScan:

@@ -363,7 +363,7 @@ class ImapSource:
             header = next((v for k, v in item.items() if k.startswith(b"BODY[")), None)
             date = item.get(b"INTERNALDATE")
             if header is not None and isinstance(date, datetime):
-                flags = tuple(f.decode("ascii", "replace") for f in item.get(b"FLAGS", ()))
+                flags = frozenset(f.decode("ascii", "replace") for f in item.get(b"FLAGS", ()))
                 out.append((uid, bytes(header), flags, date))
         return out
 

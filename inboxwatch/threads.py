@@ -48,13 +48,13 @@ def base_subject(subject: str) -> str:
 
 
 class _Container:
-    """A node of the id graph; `messages` is empty for an id only referenced."""
+    """A node of the id graph; `messages` is None for an id only referenced."""
 
     __slots__ = ("messages", "msgid", "parent")
 
     def __init__(self, msgid: str) -> None:
         self.msgid = msgid
-        self.messages: list[MessageMeta] = []
+        self.messages: list[MessageMeta] | None = None  # most ids are only referenced
         self.parent: _Container | None = None
 
     def root(self) -> _Container:
@@ -99,8 +99,11 @@ class _Graph:
 
     def add(self, msg: MessageMeta) -> None:
         node = self.get(msg.message_id or _synthetic_id(msg))
-        duplicate = bool(node.messages)
-        node.messages.append(msg)
+        duplicate = node.messages is not None
+        if node.messages is None:
+            node.messages = [msg]
+        else:
+            node.messages.append(msg)
         prev: _Container | None = None
         for ref in _refs(msg):
             current = self.get(ref)
@@ -148,9 +151,9 @@ def _when(msg: MessageMeta) -> tuple[datetime, str, int]:
 class Counterpart(Protocol):
     """Who a message is between, for the subject fallback: `roles(msg)` is (the addresses
     the owner sent it to, if the owner's; its sender and Reply-To, if not), so `a` answers
-    or is answered by `b` when `roles(a)[0] & roles(b)[1]` is not empty."""
+    or is answered by `b` when `roles(a)[0]` and `roles(b)[1]` share an address."""
 
-    def roles(self, msg: MessageMeta) -> tuple[frozenset[str], frozenset[str]]: ...
+    def roles(self, msg: MessageMeta) -> tuple[tuple[str, ...], tuple[str, ...]]: ...
 
 
 def build_threads(
@@ -162,17 +165,7 @@ def build_threads(
     joins a thread with the same base subject only where it and one of that
     thread's messages are the owner's and the other party's, either way round.
     """
-    graph = _Graph()
-    ordered = sorted(messages, key=_when)
-    for msg in ordered:
-        graph.add(msg)
-    roots: dict[int, _Container] = {}
-    groups: dict[int, list[MessageMeta]] = {}
-    for node in graph.table.values():
-        if node.messages:
-            root = node.root()
-            roots[id(root)] = root
-            groups.setdefault(id(root), []).extend(node.messages)
+    roots, groups = _linked_groups(messages)
     if counterpart is not None:
         rank = {
             key: (min(m.received for m in msgs) if len(msgs) > 1 else msgs[0].received, root.msgid)
@@ -185,6 +178,24 @@ def build_threads(
     ]
     threads.sort(key=lambda t: (t.messages[0].received, t.thread_id))
     return threads
+
+
+def _linked_groups(
+    messages: Iterable[MessageMeta],
+) -> tuple[dict[int, _Container], dict[int, list[MessageMeta]]]:
+    """RFC 5256 step 1 over the id graph: the messages under each root (the graph is
+    dropped on return, before the subject fallback needs its memory)."""
+    graph = _Graph()
+    for msg in sorted(messages, key=_when):
+        graph.add(msg)
+    roots: dict[int, _Container] = {}
+    groups: dict[int, list[MessageMeta]] = {}
+    for node in graph.table.values():
+        if node.messages is not None:
+            root = node.root()
+            roots[id(root)] = root
+            groups.setdefault(id(root), []).extend(node.messages)
+    return roots, groups
 
 
 _Index = dict[tuple[str, str], list[tuple[int, int, int, MessageMeta]]]
@@ -205,20 +216,19 @@ def _subject_fallback(
         for key, msgs in groups.items()
         if len(msgs) == 1 and not msgs[0].linked and base[id(msgs[0])]
     }
-    wanted = {base[id(m)] for m in lone.values()}
-    index: tuple[_Index, _Index] = ({}, {})  # (the owner's, the other party's)
-    for rank, (key, msgs) in enumerate(groups.items()):
-        subjects = {base[id(m)] for m in msgs} & wanted
-        for pos, msg in enumerate(msgs if subjects else ()):
-            for side, addresses in zip(index, counterpart.roles(msg), strict=True):
-                for address in addresses:
-                    for subject in subjects:
-                        side.setdefault((subject, address), []).append((rank, pos, key, msg))
+    lone_roles = {key: counterpart.roles(msg) for key, msg in lone.items()}
+    # The (subject, address) keys lone messages will look up, per side: only those are indexed.
+    wanted: tuple[set[tuple[str, str]], set[tuple[str, str]]] = (set(), set())
+    for key, msg in lone.items():
+        mine, theirs = lone_roles[key]
+        wanted[1].update((base[id(msg)], a) for a in mine)
+        wanted[0].update((base[id(msg)], a) for a in theirs)
+    index = _index(groups, base, wanted, counterpart)
     for key, msg in lone.items():
         subject = base[id(msg)]
         candidates = [
             entry
-            for side, addresses in zip(reversed(index), counterpart.roles(msg), strict=True)
+            for side, addresses in zip(reversed(index), lone_roles[key], strict=True)
             for address in addresses
             for entry in side.get((subject, address), ())
         ]
@@ -230,6 +240,25 @@ def _subject_fallback(
         root = union.find(key) if key in union.parent else key
         merged.setdefault(root, []).extend(msgs)
     return merged
+
+
+def _index(
+    groups: dict[int, list[MessageMeta]],
+    base: dict[int, str],
+    wanted: tuple[set[tuple[str, str]], set[tuple[str, str]]],
+    counterpart: Counterpart,
+) -> tuple[_Index, _Index]:
+    """(the owner's messages, the other party's) by (subject, address), `wanted` keys only;
+    each entry is (thread rank, position in thread, thread key, message)."""
+    subjects_wanted = {subject for side in wanted for subject, _ in side}
+    index: tuple[_Index, _Index] = ({}, {})
+    for rank, (key, msgs) in enumerate(groups.items()):
+        subjects = {base[id(m)] for m in msgs} & subjects_wanted
+        for pos, msg in enumerate(msgs if subjects else ()):
+            for side, want, addresses in zip(index, wanted, counterpart.roles(msg), strict=True):
+                for found in {(s, a) for a in addresses for s in subjects} & want:
+                    side.setdefault(found, []).append((rank, pos, key, msg))
+    return index
 
 
 def _best_candidate(

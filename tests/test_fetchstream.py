@@ -74,7 +74,7 @@ def test_records_split_anywhere_are_read_whole(size):
     assert status == ("OK", b"Fetch completed.")
     assert [r[0] for r in got] == [101, 102, 103]
     assert got[0][1] == HEADER and got[1][1] == b"Subject: {5}\r\n\r\n"
-    assert got[0][2] == ("\\Seen",)
+    assert got[0][2] == frozenset({"\\Seen"})
     assert got[0][3] == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
