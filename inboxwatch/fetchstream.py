@@ -37,6 +37,8 @@ class _Reader:
     def __init__(self, imap: imaplib.IMAP4, max_literal: int) -> None:
         # imaplib's `sock.makefile("rb")`: a BufferedReader, so nothing it buffered is lost.
         self.file: io.BufferedReader = imap.file  # type: ignore[assignment]
+        if isinstance(self.file, _Pushback) and not self.file.peek(1):
+            self.file = imap.file = self.file.after  # what was put back is used up
         self.max_literal = max_literal
         self.buf = b""
         self.pos = 0
@@ -93,6 +95,8 @@ def read_fetch(
         if record is None:
             _drain(reader, done)
             return None
+        if reader.pos < len(reader.buf):  # the server already said more: keep it for imaplib
+            imap.file = _Pushback(reader.buf[reader.pos :], reader.file)
         status, _, text = record[len(done) :].partition(b" ")
         return status.decode("ascii", "replace"), text.rstrip(b"\r\n")
 
@@ -133,6 +137,32 @@ def _record(reader: _Reader, done: bytes) -> FetchRecord | bytes | None:
             return None
         uid, flags, date = items
         return uid, buf[start : start + size], flags, date
+
+
+class _Pushback(io.BufferedReader):
+    """imaplib's file with bytes read past a tagged line put back in front (an unsolicited
+    `* n EXISTS` sent right after it must reach imaplib whole)."""
+
+    def __init__(self, data: bytes, file: io.BufferedReader) -> None:
+        super().__init__(io.BytesIO(data))
+        self.after = file
+
+    def read1(self, size: int = -1) -> bytes:
+        data = super().read1(size)
+        return data or self.after.read1(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = super().readline(size)
+        limit = -1 if size is None or size < 0 else size - len(line)
+        if not line.endswith(b"\n") and limit != 0:
+            line += self.after.readline(limit)
+        return line
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        if size is not None and size >= 0 and len(data) < size:
+            data += self.after.read(size - len(data))
+        return data
 
 
 def _drain(reader: _Reader, done: bytes) -> None:

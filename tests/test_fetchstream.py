@@ -120,3 +120,16 @@ def test_a_closed_connection_mid_response_is_an_error(cut):
 def test_bye_ends_the_read():
     with pytest.raises(StreamError, match="ended the session"):
         read(b"* BYE shutting down\r\n", 1 << 20)
+
+
+def test_bytes_after_the_tagged_line_are_left_for_imaplib():
+    import io
+
+    imap = FakeImap(b"", 1)
+    imap.file = io.BufferedReader(io.BytesIO(record(1) + b"T1 OK done\r\n* 4 EXISTS\r\n* 5 RE"))  # type: ignore[assignment]
+    got: list[FetchRecord] = []
+    assert read_fetch(imap, b"UID FETCH 1", got.append, 1 << 20) == ("OK", b"done")  # type: ignore[arg-type]
+    assert [r[0] for r in got] == [101]
+    assert imap.file.readline() == b"* 4 EXISTS\r\n"
+    assert imap.file.read(4) == b"* 5 "
+    assert imap.file.readline() == b"RE"
