@@ -224,7 +224,10 @@ class ImapSource:
         """Only what changed since `known`: new UIDs, flag changes, expunged UIDs.
 
         Flag changes come from SEARCH MODSEQ (CONDSTORE, RFC 7162) where offered,
-        else from FLAGS of the cached UIDs; expunges from a UID SEARCH diff.
+        else from FLAGS of the cached UIDs. New mail is `UID SEARCH UID <uidnext>:*`;
+        when the message count grew by exactly that many, nothing was expunged (UIDs
+        only grow, RFC 3501 2.3.1.1), so the whole lookback is searched only when
+        the count says something went away.
         """
         with self._guard(folder):
             state = self._examine(folder)
@@ -232,15 +235,27 @@ class ImapSource:
                 return FolderSync(folder, state, replace=False)
             replace = known is None or known.uidvalidity != state.uidvalidity
             sync = FolderSync(folder, state, replace)
-            current = set(self._search_since(since))
             previous = set() if replace else set(cached)
-            sync.gone = previous - current
+            arrived = None if replace else self._arrived(known, state)
+            if arrived is not None:
+                current = previous | set(arrived)
+            else:
+                current = set(self._search_since(since))
+                sync.gone = previous - current
             if not replace:
                 sync.flags = self._changed_flags(known, state, sorted(previous & current))
             scan = FolderScan(folder)
             self._fetch_headers(folder, sorted(current - previous), since, scan, progress)
             sync.new, sync.failures = scan.messages, scan.failures
         return sync
+
+    def _arrived(self, known: FolderState | None, state: FolderState) -> list[int] | None:
+        """UIDs new since `known`, or None when messages may also have gone."""
+        if known is None or known.uidnext is None or known.exists is None or state.exists is None:
+            return None
+        # `n:*` always matches the highest UID, even below n (RFC 3501 6.4.8): filter.
+        found = [u for u in self.client.search(["UID", f"{known.uidnext}:*"]) if u >= known.uidnext]
+        return found if state.exists == known.exists + len(found) else None
 
     @contextlib.contextmanager
     def _guard(self, folder: str) -> Iterator[None]:

@@ -362,3 +362,35 @@ def test_a_service_keeping_parsed_mail_in_memory_sees_what_a_fresh_process_sees(
     dovecot.doveadm("mailbox", "update", "-u", sent_mailbox.user, "--uid-validity", "4242", "INBOX")
     both(T0 + 3 * H)
     store.close()
+
+
+def test_a_poll_after_new_mail_searches_only_the_new_uids(dovecot, sent_mailbox, tmp_path, store):
+    from tests.proxy import RecordingProxy
+
+    seed(sent_mailbox)
+    with RecordingProxy(dovecot.port) as proxy:
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        poll_once(settings, store, Recorder(), T0)
+        before = len(proxy.client_bytes)
+        sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="New"), T0 - 30 * H)
+        result = poll_once(settings, store, Recorder(), T0 + H)
+        sent = bytes(proxy.client_bytes[before:]).decode()
+    searches = [line for line in sent.split("\r\n") if " SEARCH " in line]
+    assert result.fetched == 1 and "New" in [f.subject for f in result.report.overdue]
+    # The message count grew by exactly the new UIDs: no search of the whole lookback.
+    assert any(" SEARCH UID 4:*" in line for line in searches), searches
+    assert not any("SINCE" in line for line in searches), searches
+
+
+def test_an_expunge_hidden_by_an_append_is_still_seen(dovecot, sent_mailbox, tmp_path, store):
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    assert len(poll_once(settings, store, Recorder(), T0).report.overdue) == 3
+    other = sent_mailbox.client
+    other.select_folder("INBOX")
+    other.add_flags([1], [b"\\Deleted"])
+    other.expunge()  # the count falls by one ...
+    sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="New"), T0 - 30 * H)  # ... and rises
+    result = poll_once(settings, store, Recorder(), T0 + H)
+    assert sorted(f.subject for f in result.report.overdue) == ["New", "Q1", "Q2"]
+    assert sorted(store.messages("work", "INBOX")) == [2, 3, 4]
