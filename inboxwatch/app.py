@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Protocol
 
 from inboxwatch.config import Account, Digest, env_password_name, resolve_secret
 from inboxwatch.errors import ConfigError, InboxwatchError, ServerError
+from inboxwatch.incremental import EvalMemo, ThreadMemo
 from inboxwatch.model import AccountSummary, MessageMeta, Report, ReportError
 from inboxwatch.rules import Owner, Policy
 from inboxwatch.source import FolderInfo, MailSource, Progress, discover_sent
@@ -152,21 +153,36 @@ class _AccountScan:
         return True
 
 
+@dataclass
+class ScanMemo:
+    """One account's threads and verdicts from its last scan (a running service keeps it)."""
+
+    threads: ThreadMemo = field(default_factory=ThreadMemo)
+    verdicts: EvalMemo = field(default_factory=EvalMemo)
+
+
 def scan_account(
     plan: AccountPlan,
     source: MailSource,
     as_of: datetime,
     report: Report,
     progress: Progress | None = None,
+    memo: ScanMemo | None = None,
 ) -> None:
-    """Scan one account into `report`; the source is closed by the caller."""
+    """Scan one account into `report`; the source is closed by the caller. With `memo`,
+    only the threads the changes since the last scan touch are rebuilt and judged."""
     job = _AccountScan(plan, source, as_of)
     watched, sent = job.folders(source.list_folders())
     messages = job.read([*watched, *sent], progress)
     owner = Owner.of(plan.addresses)
-    threads = build_threads(messages, counterpart_matcher(owner))
     policy = replace(plan.policy, sent_folders=frozenset(sent))
-    outcome = evaluate(plan.name, threads, owner, policy, as_of, plan.window)
+    counterpart = counterpart_matcher(owner)
+    if memo is None:
+        threads = build_threads(messages, counterpart)
+        outcome = evaluate(plan.name, threads, owner, policy, as_of, plan.window)
+    else:
+        threads = memo.threads.update(messages, counterpart, owner)
+        outcome = memo.verdicts.evaluate(plan.name, threads, owner, policy, as_of, plan.window)
     stats = outcome.stats
     if not job.coverage(messages, owner, sent):
         outcome.overdue, outcome.waiting = [], []
@@ -206,8 +222,10 @@ def run_scan(
     as_of: datetime,
     generated_at: datetime,
     progress: Progress | None = None,
+    memos: dict[str, ScanMemo] | None = None,
 ) -> Report:
-    """Scan every account; a failing account becomes an error, the others go on."""
+    """Scan every account; a failing account becomes an error, the others go on.
+    `memos` (by account) lets a running service redo only what changed."""
     windows = {plan.window for plan, _ in jobs}
     report = Report(generated_at, as_of, windows.pop() if len(windows) == 1 else None)
     for plan, factory in jobs:
@@ -217,7 +235,8 @@ def run_scan(
             report.errors.append(_account_error(plan.name, exc))
             continue
         try:
-            scan_account(plan, source, as_of, report, progress)
+            memo = None if memos is None else memos.setdefault(plan.name, ScanMemo())
+            scan_account(plan, source, as_of, report, progress, memo)
         except InboxwatchError as exc:
             report.errors.append(_account_error(plan.name, exc))
         finally:

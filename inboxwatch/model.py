@@ -100,12 +100,17 @@ class ReplyStandard:
     within_window: int = 0
     delays: list[float] = field(default_factory=list)  # seconds to the first reply
 
-    def add(self, other: ReplyStandard) -> None:
-        self.conversations += other.conversations
-        self.answered += other.answered
-        self.judged += other.judged
-        self.within_window += other.within_window
-        self.delays.extend(other.delays)
+    def add(self, other: ReplyStandard, sign: int = 1) -> None:
+        """Add `other` in (or, with sign -1, take it back out)."""
+        self.conversations += sign * other.conversations
+        self.answered += sign * other.answered
+        self.judged += sign * other.judged
+        self.within_window += sign * other.within_window
+        if sign > 0:
+            self.delays.extend(other.delays)
+        else:
+            for delay in other.delays:
+                self.delays.remove(delay)
 
     def percentile(self, share: float) -> float | None:
         """Nearest-rank percentile of the reply delays, in seconds."""
@@ -128,14 +133,19 @@ class Stats:
     excluded: dict[str, int] = field(default_factory=dict)
     reply: ReplyStandard = field(default_factory=ReplyStandard)
 
-    def add(self, other: Stats) -> None:
-        self.threads += other.threads
-        self.answered += other.answered
-        self.overdue += other.overdue
-        self.pending += other.pending
+    def add(self, other: Stats, sign: int = 1) -> None:
+        """Add `other` in (or, with sign -1, take it back out)."""
+        self.threads += sign * other.threads
+        self.answered += sign * other.answered
+        self.overdue += sign * other.overdue
+        self.pending += sign * other.pending
         for key, value in other.excluded.items():
-            self.excluded[key] = self.excluded.get(key, 0) + value
-        self.reply.add(other.reply)
+            total = self.excluded.get(key, 0) + sign * value
+            if total:
+                self.excluded[key] = total
+            else:
+                self.excluded.pop(key, None)
+        self.reply.add(other.reply, sign)
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,7 +159,7 @@ def poll_once(
         (AccountPlan.from_account(a), _source_factory(a, store, stop, opened, memory))
         for a in accounts
     ]
-    report = run_scan(jobs, now, now)
+    report = run_scan(jobs, now, now, memos=memory.scans if memory is not None else None)
     report.errors.extend(skipped)
     read = {summary.name for summary in report.accounts}
     for account in accounts:

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from inboxwatch.app import ScanMemo
 from inboxwatch.imap_source import ImapSource
 from inboxwatch.model import MessageMeta
 from inboxwatch.source import FolderInfo, FolderScan, FolderState, Progress
@@ -36,6 +37,8 @@ class MemoryCache:
 
     def __init__(self) -> None:
         self._folders: dict[tuple[str, str], tuple[FolderState, dict[int, MessageMeta]]] = {}
+        # Threads and verdicts by account: a poll redoes only what its changes touch.
+        self.scans: dict[str, ScanMemo] = {}
 
     def get(
         self, account: str, folder: str, known: FolderState | None

@@ -157,13 +157,16 @@ class Counterpart(Protocol):
 
 
 def build_threads(
-    messages: Iterable[MessageMeta], counterpart: Counterpart | None = None
+    messages: Iterable[MessageMeta],
+    counterpart: Counterpart | None = None,
+    lone: list[MessageMeta] | None = None,
 ) -> list[Thread]:
     """Group messages into threads, ordered by their first message's time.
 
     `counterpart` enables the subject fallback: a message with no linking headers
     joins a thread with the same base subject only where it and one of that
     thread's messages are the owner's and the other party's, either way round.
+    `lone`, if given, receives the messages that looked for such a thread.
     """
     roots, groups = _linked_groups(messages)
     if counterpart is not None:
@@ -171,7 +174,7 @@ def build_threads(
             key: (min(m.received for m in msgs) if len(msgs) > 1 else msgs[0].received, root.msgid)
             for (key, msgs), root in zip(groups.items(), roots.values(), strict=True)
         }
-        groups = _subject_fallback(groups, counterpart, _Union(rank))
+        groups = _subject_fallback(groups, counterpart, _Union(rank), lone)
     threads = [
         Thread(roots[key].msgid, tuple(msgs if len(msgs) == 1 else sorted(msgs, key=_when)))
         for key, msgs in groups.items()
@@ -202,7 +205,10 @@ _Index = dict[tuple[str, str], list[tuple[int, int, int, MessageMeta]]]
 
 
 def _subject_fallback(
-    groups: dict[int, list[MessageMeta]], counterpart: Counterpart, union: _Union
+    groups: dict[int, list[MessageMeta]],
+    counterpart: Counterpart,
+    union: _Union,
+    lone_out: list[MessageMeta] | None,
 ) -> dict[int, list[MessageMeta]]:
     """Join a lone unlinked message to the thread its subject and counterpart name.
 
@@ -216,6 +222,8 @@ def _subject_fallback(
         for key, msgs in groups.items()
         if len(msgs) == 1 and not msgs[0].linked and base[id(msgs[0])]
     }
+    if lone_out is not None:
+        lone_out.extend(lone.values())
     lone_roles = {key: counterpart.roles(msg) for key, msg in lone.items()}
     # The (subject, address) keys lone messages will look up, per side: only those are indexed.
     wanted: tuple[set[tuple[str, str]], set[tuple[str, str]]] = (set(), set())

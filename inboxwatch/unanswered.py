@@ -100,13 +100,16 @@ def finding(account: str, verdict: Verdict, owner: Owner, now: datetime) -> Find
     )
 
 
-def score_reply(
-    verdict: Verdict, owner: Owner, now: datetime, window: timedelta, reply: ReplyStandard
-) -> None:
-    """The thread's time from its first message expecting a reply to the owner's first reply."""
+def reply_parts(
+    verdict: Verdict, owner: Owner, window: timedelta
+) -> tuple[ReplyStandard, datetime | None]:
+    """The thread's share of the reply standard that does not depend on `now`, and the
+    time its first expecting message has waited from, if it is still unanswered (it counts
+    as judged once that is more than a window ago)."""
+    part = ReplyStandard()
     if not verdict.expecting:
-        return
-    reply.conversations += 1
+        return part, None
+    part.conversations = 1
     first = verdict.expecting[0]
     replies = [
         m.received
@@ -115,14 +118,24 @@ def score_reply(
     ]
     if replies:
         delay = min(replies) - first.received
-        reply.answered += 1
-        reply.judged += 1
-        reply.delays.append(delay.total_seconds())
-        reply.within_window += delay <= window
+        part.answered = part.judged = 1
+        part.delays.append(delay.total_seconds())
+        part.within_window = int(delay <= window)
     elif verdict.cutoff is not None and verdict.cutoff >= first.received:
-        reply.answered += 1  # flagged \Answered: replied, but when is unknown
-    elif now - first.received > window:
-        reply.judged += 1
+        part.answered = 1  # flagged \Answered: replied, but when is unknown
+    else:
+        return part, first.received
+    return part, None
+
+
+def score_reply(
+    verdict: Verdict, owner: Owner, now: datetime, window: timedelta, reply: ReplyStandard
+) -> None:
+    """The thread's time from its first message expecting a reply to the owner's first reply."""
+    part, open_since = reply_parts(verdict, owner, window)
+    if open_since is not None and now - open_since > window:
+        part.judged += 1
+    reply.add(part)
 
 
 @dataclass

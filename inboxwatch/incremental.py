@@ -1,0 +1,243 @@
+"""A running service's threads and verdicts, redone only where a poll changed something.
+
+A poll after ten new messages should not re-thread and re-judge 100,000. The
+result is always exactly what `build_threads` and `evaluate` give for the whole
+mailbox (tests/test_incremental.py compares them over random changes): the
+threads a change touches are rebuilt by `build_threads` itself, on their own
+messages plus the changed ones, and anything that could reach further — a
+removed message, the guarded subject fallback crossing from those threads to
+others — rebuilds everything.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from inboxwatch.model import Finding, MessageMeta, Stats, Thread
+from inboxwatch.rules import Owner, Policy
+from inboxwatch.threads import Counterpart, base_subject, build_threads
+from inboxwatch.unanswered import Outcome, finding, judge_thread, reply_parts
+
+Key = tuple[str, int]
+MAX_CHANGED = 2000  # beyond this a full rebuild costs about the same
+
+
+def _key(msg: MessageMeta) -> Key:
+    return msg.folder, msg.uid
+
+
+def _ids(msg: MessageMeta) -> Iterable[str]:
+    if msg.message_id:
+        yield msg.message_id
+    yield from msg.references
+    yield from msg.in_reply_to
+
+
+class ThreadMemo:
+    """The last thread set, with the indexes that find what a change touches."""
+
+    def __init__(self) -> None:
+        self._context: object = None
+        self._reset({})
+
+    def _reset(self, messages: dict[Key, MessageMeta]) -> None:
+        self.messages = messages
+        self.threads: dict[int, Thread] = {}
+        self._of_key: dict[Key, Thread] = {}
+        self._of_id: dict[str, set[int]] = {}  # id -> the threads whose messages name it
+        self._subjects: Counter[str] = Counter()  # base subject -> messages
+        self._lone: Counter[str] = Counter()  # base subject -> messages seeking a thread
+        self._lone_keys: set[Key] = set()
+
+    def update(
+        self, messages: Sequence[MessageMeta], counterpart: Counterpart, context: object
+    ) -> list[Thread]:
+        """The threads of `messages`; `context` (owner, policy) changing means a rebuild."""
+        current = {_key(m): m for m in messages}
+        changed = [m for k, m in current.items() if self.messages.get(k) is not m]
+        if (
+            context != self._context
+            or len(current) - len(changed) != len(self.messages) - self._replaced(changed)
+            or len(changed) > MAX_CHANGED
+            or not self._patch(current, changed, counterpart)
+        ):
+            self._rebuild(current, counterpart)
+        self._context = context
+        return list(self.threads.values())
+
+    def _replaced(self, changed: list[MessageMeta]) -> int:
+        return sum(_key(m) in self.messages for m in changed)
+
+    def _rebuild(self, current: dict[Key, MessageMeta], counterpart: Counterpart) -> None:
+        lone: list[MessageMeta] = []
+        threads = build_threads(current.values(), counterpart, lone)
+        self._reset(current)
+        self._add(threads, lone)
+
+    def _add(self, threads: list[Thread], lone: list[MessageMeta]) -> None:
+        for thread in threads:
+            self.threads[id(thread)] = thread
+            for msg in thread.messages:
+                self._of_key[_key(msg)] = thread
+                for ident in _ids(msg):
+                    self._of_id.setdefault(ident, set()).add(id(thread))
+                self._subjects[base_subject(msg.subject)] += 1
+        for msg in lone:
+            self._lone[base_subject(msg.subject)] += 1
+            self._lone_keys.add(_key(msg))
+
+    def _patch(
+        self, current: dict[Key, MessageMeta], changed: list[MessageMeta], counterpart: Counterpart
+    ) -> bool:
+        """Rebuild only the threads the changed messages touch; False when that could
+        give another result than a full rebuild (then nothing was modified)."""
+        touched = self._touched(changed)
+        old = [m for t in touched.values() for m in t.messages]
+        subset = {_key(m): current[_key(m)] for m in old} | {_key(m): m for m in changed}
+        lone: list[MessageMeta] = []
+        threads = build_threads(subset.values(), counterpart, lone)
+        old_subjects = Counter(base_subject(m.subject) for m in old)
+        old_lone = Counter(base_subject(m.subject) for m in old if _key(m) in self._lone_keys)
+        new_subjects = Counter(base_subject(m.subject) for m in subset.values())
+        # The subject fallback joins a lone message to a thread sharing its base subject:
+        # it stays inside the subset when no lone message's subject is found outside it,
+        # and no lone message outside it shares a subject with it.
+        for msg in lone:
+            subject = base_subject(msg.subject)
+            if self._subjects[subject] - old_subjects[subject] > 0:
+                return False
+        if any(self._lone[s] - old_lone[s] > 0 for s in new_subjects if s):
+            return False
+        for key, thread in touched.items():
+            del self.threads[key]
+            for ident in {i for m in thread.messages for i in _ids(m)}:
+                owners = self._of_id[ident]
+                owners.discard(key)
+                if not owners:
+                    del self._of_id[ident]
+        self._subjects -= old_subjects
+        self._lone -= old_lone
+        self._lone_keys.difference_update(_key(m) for m in old)
+        self.messages = current
+        self._add(threads, lone)
+        return True
+
+    def _touched(self, changed: list[MessageMeta]) -> dict[int, Thread]:
+        """The threads sharing an id with the changed messages, and with those threads, and
+        so on: RFC 5256's graph is built in date order, so a thread's shape can depend on
+        every message that names one of its ids, not only on its own messages."""
+        touched: dict[int, Thread] = {}
+        ids = [i for m in changed for i in _ids(m)]
+        for msg in changed:
+            replaced = self._of_key.get(_key(msg))
+            if replaced is not None:
+                touched[id(replaced)] = replaced
+                ids.extend(i for m in replaced.messages for i in _ids(m))
+        seen: set[str] = set()
+        while ids:
+            ident = ids.pop()
+            if ident in seen:
+                continue
+            seen.add(ident)
+            for key in self._of_id.get(ident, ()):
+                if key not in touched:
+                    touched[key] = self.threads[key]
+                    ids.extend(i for m in touched[key].messages for i in _ids(m))
+        return touched
+
+
+@dataclass
+class _Judged:
+    """One thread's verdict, split into what depends on `now` and what does not."""
+
+    stats: Stats  # threads, answered, excluded, reply standard without the `now` part
+    pending_since: datetime | None
+    open_since: datetime | None  # unanswered: judged once a window has passed
+    finding: Finding | None
+
+
+class EvalMemo:
+    """Running totals over the judged threads; only threads new since the last poll are
+    judged, and `now` only moves the overdue/waiting line and the unanswered count."""
+
+    def __init__(self) -> None:
+        self._context: object = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._judged: dict[int, tuple[Thread, _Judged]] = {}  # the thread keeps its id unique
+        self._totals = Stats()
+        self._pending: list[tuple[datetime, str, str, Finding]] = []  # sorted
+        self._open: list[datetime] = []  # sorted
+
+    def evaluate(
+        self,
+        account: str,
+        threads: Sequence[Thread],
+        owner: Owner,
+        policy: Policy,
+        now: datetime,
+        window: timedelta,
+    ) -> Outcome:
+        context = (account, owner, policy, window)
+        if context != self._context:
+            self._reset()
+            self._context = context
+        wanted = {id(t): t for t in threads}
+        for key in [k for k, (t, _) in self._judged.items() if wanted.get(k) is not t]:
+            self._drop(key)
+        for key, thread in wanted.items():
+            if key not in self._judged:
+                self._take(key, thread, self._judge(account, thread, owner, policy, window))
+        return self._outcome(now, window)
+
+    def _judge(
+        self, account: str, thread: Thread, owner: Owner, policy: Policy, window: timedelta
+    ) -> _Judged:
+        stats = Stats(threads=1)
+        verdict = judge_thread(thread, owner, policy, stats)
+        stats.reply, open_since = reply_parts(verdict, owner, window)
+        if not verdict.pending:
+            stats.answered = int(bool(verdict.expecting))
+            return _Judged(stats, None, open_since, None)
+        found = finding(account, verdict, owner, verdict.pending[0].received)
+        return _Judged(stats, verdict.pending[0].received, open_since, found)
+
+    def _take(self, key: int, thread: Thread, judged: _Judged) -> None:
+        self._judged[key] = (thread, judged)
+        self._totals.add(judged.stats)
+        if judged.finding is not None:
+            f = judged.finding
+            bisect.insort(self._pending, (f.waiting_since, f.account, f.thread_id, f))
+        if judged.open_since is not None:
+            bisect.insort(self._open, judged.open_since)
+
+    def _drop(self, key: int) -> None:
+        _, judged = self._judged.pop(key)
+        self._totals.add(judged.stats, -1)
+        if judged.finding is not None:
+            f = judged.finding
+            at = bisect.bisect_left(self._pending, (f.waiting_since, f.account, f.thread_id))
+            del self._pending[at]
+        if judged.open_since is not None:
+            del self._open[bisect.bisect_left(self._open, judged.open_since)]
+
+    def _outcome(self, now: datetime, window: timedelta) -> Outcome:
+        # Overdue: waiting more than the window, i.e. since before now - window (strictly).
+        line = now - window
+        split = bisect.bisect_left(self._pending, (line,))
+        overdue = [entry[3] for entry in self._pending[:split]]
+        waiting = [entry[3] for entry in self._pending[split:]]
+        stats = replace(
+            self._totals,
+            excluded=dict(self._totals.excluded),
+            reply=replace(self._totals.reply, delays=list(self._totals.reply.delays)),
+            overdue=len(overdue),
+            pending=len(waiting),
+        )
+        stats.reply.judged += bisect.bisect_left(self._open, line)
+        return Outcome(overdue, waiting, stats)
