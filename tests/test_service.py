@@ -390,7 +390,7 @@ def test_an_expunge_hidden_by_an_append_is_still_seen(dovecot, sent_mailbox, tmp
     other.select_folder("INBOX")
     other.add_flags([1], [b"\\Deleted"])
     other.expunge()  # the count falls by one ...
-    sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="New"), T0 - 30 * H)  # ... and rises
+    sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="New"), T0 - 30 * H)  # ... rises
     result = poll_once(settings, store, Recorder(), T0 + H)
     assert sorted(f.subject for f in result.report.overdue) == ["New", "Q1", "Q2"]
     assert sorted(store.messages("work", "INBOX")) == [2, 3, 4]
