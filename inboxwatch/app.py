@@ -241,6 +241,7 @@ def run_scan(
             report.errors.append(_account_error(plan.name, exc))
         finally:
             source.close()
-    for items in (report.overdue, report.waiting):
-        items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
+    if len(jobs) > 1:  # each account's findings come sorted; merge them
+        for items in (report.overdue, report.waiting):
+            items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
     return report

@@ -46,6 +46,7 @@ class ThreadMemo:
 
     def _reset(self, messages: dict[Key, MessageMeta]) -> None:
         self.messages = messages
+        self._objects = {id(m) for m in messages.values()}
         self.threads: dict[int, Thread] = {}
         self._of_key: dict[Key, Thread] = {}
         self._of_id: dict[str, set[int]] = {}  # id -> the threads whose messages name it
@@ -57,20 +58,46 @@ class ThreadMemo:
         self, messages: Sequence[MessageMeta], counterpart: Counterpart, context: object
     ) -> list[Thread]:
         """The threads of `messages`; `context` (owner, policy) changing means a rebuild."""
-        current = {_key(m): m for m in messages}
-        changed = [m for k, m in current.items() if self.messages.get(k) is not m]
+        known = self._objects  # what the memo holds, by identity: the cache hands back these
+        changed = [m for m in messages if id(m) not in known]
+        replaced = sum(_key(m) in self.messages for m in changed)
         if (
             context != self._context
-            or len(current) - len(changed) != len(self.messages) - self._replaced(changed)
+            or len(messages) - len(changed) != len(self.messages) - replaced  # some went
             or len(changed) > MAX_CHANGED
-            or not self._patch(current, changed, counterpart)
         ):
-            self._rebuild(current, counterpart)
+            self._rebuild({_key(m): m for m in messages}, counterpart)
+        else:
+            changed = self._reflag(changed)
+            if changed and not self._patch(changed, counterpart):
+                self._rebuild({_key(m): m for m in messages}, counterpart)
         self._context = context
         return list(self.threads.values())
 
-    def _replaced(self, changed: list[MessageMeta]) -> int:
-        return sum(_key(m) in self.messages for m in changed)
+    def _store(self, msg: MessageMeta) -> None:
+        old = self.messages.get(_key(msg))
+        if old is not None:
+            self._objects.discard(id(old))
+        self.messages[_key(msg)] = msg
+        self._objects.add(id(msg))
+
+    def _reflag(self, changed: list[MessageMeta]) -> list[MessageMeta]:
+        """Threading never looks at flags: a message whose flags alone changed takes its old
+        place in its thread. Returns the changes that are more than that."""
+        rest = []
+        for msg in changed:
+            old = self.messages.get(_key(msg))
+            if old is None or replace(old, flags=msg.flags) != msg:
+                rest.append(msg)
+                continue
+            thread = self._of_key[_key(msg)]
+            swapped = Thread(
+                thread.thread_id, tuple(msg if m is old else m for m in thread.messages)
+            )
+            self._forget(id(thread), thread)
+            self._store(msg)
+            self._add([swapped], [])
+        return rest
 
     def _rebuild(self, current: dict[Key, MessageMeta], counterpart: Counterpart) -> None:
         lone: list[MessageMeta] = []
@@ -90,14 +117,12 @@ class ThreadMemo:
             self._lone[base_subject(msg.subject)] += 1
             self._lone_keys.add(_key(msg))
 
-    def _patch(
-        self, current: dict[Key, MessageMeta], changed: list[MessageMeta], counterpart: Counterpart
-    ) -> bool:
+    def _patch(self, changed: list[MessageMeta], counterpart: Counterpart) -> bool:
         """Rebuild only the threads the changed messages touch; False when that could
         give another result than a full rebuild (then nothing was modified)."""
         touched = self._touched(changed)
         old = [m for t in touched.values() for m in t.messages]
-        subset = {_key(m): current[_key(m)] for m in old} | {_key(m): m for m in changed}
+        subset = {_key(m): m for m in old} | {_key(m): m for m in changed}
         lone: list[MessageMeta] = []
         threads = build_threads(subset.values(), counterpart, lone)
         old_subjects = Counter(base_subject(m.subject) for m in old)
@@ -113,18 +138,22 @@ class ThreadMemo:
         if any(self._lone[s] - old_lone[s] > 0 for s in new_subjects if s):
             return False
         for key, thread in touched.items():
-            del self.threads[key]
-            for ident in {i for m in thread.messages for i in _ids(m)}:
-                owners = self._of_id[ident]
-                owners.discard(key)
-                if not owners:
-                    del self._of_id[ident]
+            self._forget(key, thread)
         self._subjects -= old_subjects
         self._lone -= old_lone
         self._lone_keys.difference_update(_key(m) for m in old)
-        self.messages = current
+        for msg in changed:
+            self._store(msg)
         self._add(threads, lone)
         return True
+
+    def _forget(self, key: int, thread: Thread) -> None:
+        del self.threads[key]
+        for ident in {i for m in thread.messages for i in _ids(m)}:
+            owners = self._of_id[ident]
+            owners.discard(key)
+            if not owners:
+                del self._of_id[ident]
 
     def _touched(self, changed: list[MessageMeta]) -> dict[int, Thread]:
         """The threads sharing an id with the changed messages, and with those threads, and
@@ -171,7 +200,8 @@ class EvalMemo:
     def _reset(self) -> None:
         self._judged: dict[int, tuple[Thread, _Judged]] = {}  # the thread keeps its id unique
         self._totals = Stats()
-        self._pending: list[tuple[datetime, str, str, Finding]] = []  # sorted
+        self._pending: list[tuple[datetime, str, str]] = []  # sorted; the findings alongside
+        self._findings: list[Finding] = []
         self._open: list[datetime] = []  # sorted
 
     def evaluate(
@@ -187,12 +217,25 @@ class EvalMemo:
         if context != self._context:
             self._reset()
             self._context = context
-        wanted = {id(t): t for t in threads}
-        for key in [k for k, (t, _) in self._judged.items() if wanted.get(k) is not t]:
+        # The memo holds every thread it judged, so an id it knows is that very thread.
+        wanted = set(map(id, threads))
+        stale = self._judged.keys() - wanted
+        if len(stale) > len(wanted) // 2:  # mostly new: judge all, sort once
+            self._reset()
+            stale = set()
+        for key in stale:
             self._drop(key)
-        for key, thread in wanted.items():
-            if key not in self._judged:
-                self._take(key, thread, self._judge(account, thread, owner, policy, window))
+        fresh = [t for t in threads if id(t) not in self._judged]
+        bulk = len(fresh) > len(wanted) // 2
+        for thread in fresh:
+            self._take(
+                id(thread), thread, self._judge(account, thread, owner, policy, window), bulk
+            )
+        if bulk:
+            order = sorted(range(len(self._pending)), key=self._pending.__getitem__)
+            self._pending = [self._pending[n] for n in order]
+            self._findings = [self._findings[n] for n in order]
+            self._open.sort()
         return self._outcome(now, window)
 
     def _judge(
@@ -207,14 +250,19 @@ class EvalMemo:
         found = finding(account, verdict, owner, verdict.pending[0].received)
         return _Judged(stats, verdict.pending[0].received, open_since, found)
 
-    def _take(self, key: int, thread: Thread, judged: _Judged) -> None:
+    def _take(self, key: int, thread: Thread, judged: _Judged, bulk: bool = False) -> None:
+        """Add a judged thread; `bulk` appends, and the caller sorts once at the end."""
         self._judged[key] = (thread, judged)
         self._totals.add(judged.stats)
         if judged.finding is not None:
             f = judged.finding
-            bisect.insort(self._pending, (f.waiting_since, f.account, f.thread_id, f))
+            entry = (f.waiting_since, f.account, f.thread_id)
+            at = len(self._pending) if bulk else bisect.bisect_left(self._pending, entry)
+            self._pending.insert(at, entry)
+            self._findings.insert(at, f)
         if judged.open_since is not None:
-            bisect.insort(self._open, judged.open_since)
+            since = judged.open_since
+            self._open.append(since) if bulk else bisect.insort(self._open, since)
 
     def _drop(self, key: int) -> None:
         _, judged = self._judged.pop(key)
@@ -222,7 +270,7 @@ class EvalMemo:
         if judged.finding is not None:
             f = judged.finding
             at = bisect.bisect_left(self._pending, (f.waiting_since, f.account, f.thread_id))
-            del self._pending[at]
+            del self._pending[at], self._findings[at]
         if judged.open_since is not None:
             del self._open[bisect.bisect_left(self._open, judged.open_since)]
 
@@ -230,8 +278,7 @@ class EvalMemo:
         # Overdue: waiting more than the window, i.e. since before now - window (strictly).
         line = now - window
         split = bisect.bisect_left(self._pending, (line,))
-        overdue = [entry[3] for entry in self._pending[:split]]
-        waiting = [entry[3] for entry in self._pending[split:]]
+        overdue, waiting = self._findings[:split], self._findings[split:]
         stats = replace(
             self._totals,
             excluded=dict(self._totals.excluded),

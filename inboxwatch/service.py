@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from inboxwatch.app import AccountPlan, Sender, digest_message, run_scan
 from inboxwatch.config import Account, Settings, env_password_name, resolve_secret
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
+from inboxwatch.imap_source import ImapSource
 from inboxwatch.model import Finding, Report, ReportError
 from inboxwatch.periods import latest_run, period_key
 from inboxwatch.source import MailSource
@@ -108,14 +109,16 @@ def _source_factory(
     stop: threading.Event,
     opened: dict[str, SyncingSource],
     memory: MemoryCache | None,
+    sessions: dict[str, ImapSource],
 ) -> Callable[[], MailSource]:
     def factory() -> MailSource:
-        from inboxwatch.imap_source import ImapSource
-
-        password = resolve_secret(
-            account, f"accounts[{account.name}]", env_password_name(account.name)
-        )
-        source = SyncingSource(ImapSource(account, password), store, account.name, stop, memory)
+        inner = sessions.pop(account.name, None)
+        if inner is None:
+            password = resolve_secret(
+                account, f"accounts[{account.name}]", env_password_name(account.name)
+            )
+            inner = ImapSource(account, password)
+        source = SyncingSource(inner, store, account.name, stop, memory)
         opened[account.name] = source
         return source
 
@@ -142,9 +145,10 @@ def poll_once(
     stop = stop or threading.Event()
     blocked = {} if blocked is None else blocked
     started = time.monotonic()
+    sessions: dict[str, ImapSource] = {}  # logged in by the quick check, for the poll
     if previous is not None and not previous.errors and not digest_due(settings, store, now):
         try:
-            if unchanged(settings, store, previous):
+            if unchanged(settings, store, previous, sessions):
                 for account in settings.accounts:
                     store.record_poll(account.name, now)
                 report = advance(previous, settings, now)
@@ -156,10 +160,14 @@ def poll_once(
     left_out = {e.account for e in skipped}
     accounts = [a for a in settings.accounts if a.name not in left_out]
     jobs = [
-        (AccountPlan.from_account(a), _source_factory(a, store, stop, opened, memory))
+        (AccountPlan.from_account(a), _source_factory(a, store, stop, opened, memory, sessions))
         for a in accounts
     ]
-    report = run_scan(jobs, now, now, memos=memory.scans if memory is not None else None)
+    try:
+        report = run_scan(jobs, now, now, memos=memory.scans if memory is not None else None)
+    finally:
+        for session in sessions.values():  # an account left out of this poll
+            session.close()
     report.errors.extend(skipped)
     read = {summary.name for summary in report.accounts}
     for account in accounts:
@@ -200,26 +208,37 @@ def digest_due(settings: Settings, store: StateStore, now: datetime) -> bool:
     return entry is None or entry[0] not in ("sent", "empty")
 
 
-def unchanged(settings: Settings, store: StateStore, previous: Report) -> bool:
+def unchanged(
+    settings: Settings,
+    store: StateStore,
+    previous: Report,
+    opened: dict[str, ImapSource] | None = None,
+) -> bool:
     """Every folder the previous poll read reports the same UIDVALIDITY, UIDNEXT, message
-    count and HIGHESTMODSEQ: one EXAMINE each, no header or flag fetched."""
-    from inboxwatch.imap_source import ImapSource
-
+    count and HIGHESTMODSEQ: one EXAMINE each, no header or flag fetched. When something
+    changed, the sessions are left in `opened` for the poll that follows (one login)."""
     folders = {a.name: (*a.folders, *a.sent_folders) for a in previous.accounts}
     if set(folders) != {a.name for a in settings.accounts}:
         return False
-    for account in settings.accounts:
-        source = ImapSource(
-            account,
-            resolve_secret(account, f"accounts[{account.name}]", env_password_name(account.name)),
-        )
-        try:
+    sessions: dict[str, ImapSource] = {}
+    try:
+        for account in settings.accounts:
+            source = sessions[account.name] = ImapSource(
+                account,
+                resolve_secret(
+                    account, f"accounts[{account.name}]", env_password_name(account.name)
+                ),
+            )
             for folder in folders[account.name]:
                 if not source.examine(folder).unchanged_since(store.folder(account.name, folder)):
+                    if opened is not None:
+                        opened.update(sessions)
+                        sessions = {}
                     return False
-        finally:
+        return True
+    finally:
+        for source in sessions.values():
             source.close()
-    return True
 
 
 def advance(previous: Report, settings: Settings, now: datetime) -> Report:
