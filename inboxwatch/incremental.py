@@ -49,7 +49,8 @@ class ThreadMemo:
         self._objects = {id(m) for m in messages.values()}
         self.threads: dict[int, Thread] = {}
         self._of_key: dict[Key, Thread] = {}
-        self._of_id: dict[str, set[int]] = {}  # id -> the threads whose messages name it
+        # id -> the thread (or, rarely, threads) whose messages name it
+        self._of_id: dict[str, int | set[int]] = {}
         self._subjects: Counter[str] = Counter()  # base subject -> messages
         self._lone: Counter[str] = Counter()  # base subject -> messages seeking a thread
         self._lone_keys: set[Key] = set()
@@ -111,7 +112,7 @@ class ThreadMemo:
             for msg in thread.messages:
                 self._of_key[_key(msg)] = thread
                 for ident in _ids(msg):
-                    self._of_id.setdefault(ident, set()).add(id(thread))
+                    self._name(ident, id(thread))
                 self._subjects[base_subject(msg.subject)] += 1
         for msg in lone:
             self._lone[base_subject(msg.subject)] += 1
@@ -147,12 +148,28 @@ class ThreadMemo:
         self._add(threads, lone)
         return True
 
+    def _name(self, ident: str, key: int) -> None:
+        owners = self._of_id.get(ident)
+        if owners is None or owners == key:
+            self._of_id[ident] = key
+        elif isinstance(owners, set):
+            owners.add(key)
+        else:
+            self._of_id[ident] = {owners, key}
+
+    def _owners(self, ident: str) -> Iterable[int]:
+        owners = self._of_id.get(ident)
+        if owners is None:
+            return ()
+        return owners if isinstance(owners, set) else (owners,)
+
     def _forget(self, key: int, thread: Thread) -> None:
         del self.threads[key]
         for ident in {i for m in thread.messages for i in _ids(m)}:
             owners = self._of_id[ident]
-            owners.discard(key)
-            if not owners:
+            if isinstance(owners, set) and len(owners) > 1:
+                owners.discard(key)
+            else:
                 del self._of_id[ident]
 
     def _touched(self, changed: list[MessageMeta]) -> dict[int, Thread]:
@@ -172,21 +189,36 @@ class ThreadMemo:
             if ident in seen:
                 continue
             seen.add(ident)
-            for key in self._of_id.get(ident, ()):
+            for key in self._owners(ident):
                 if key not in touched:
                     touched[key] = self.threads[key]
                     ids.extend(i for m in touched[key].messages for i in _ids(m))
         return touched
 
 
-@dataclass
+@dataclass(slots=True)
 class _Judged:
     """One thread's verdict, split into what depends on `now` and what does not."""
 
     stats: Stats  # threads, answered, excluded, reply standard without the `now` part
-    pending_since: datetime | None
     open_since: datetime | None  # unanswered: judged once a window has passed
     finding: Finding | None
+
+
+def _shared(stats: Stats, seen: dict[tuple[object, ...], Stats]) -> Stats:
+    """One Stats object per distinct value: most threads' shares are alike (one thread,
+    one list message excluded, ...), and the memo holds one per thread."""
+    key = (
+        stats.threads,
+        stats.answered,
+        tuple(sorted(stats.excluded.items())),
+        stats.reply.conversations,
+        stats.reply.answered,
+        stats.reply.judged,
+        stats.reply.within_window,
+        tuple(stats.reply.delays),
+    )
+    return seen.setdefault(key, stats)
 
 
 class EvalMemo:
@@ -203,6 +235,7 @@ class EvalMemo:
         self._pending: list[tuple[datetime, str, str]] = []  # sorted; the findings alongside
         self._findings: list[Finding] = []
         self._open: list[datetime] = []  # sorted
+        self._stats: dict[tuple[object, ...], Stats] = {}
 
     def evaluate(
         self,
@@ -244,11 +277,12 @@ class EvalMemo:
         stats = Stats(threads=1)
         verdict = judge_thread(thread, owner, policy, stats)
         stats.reply, open_since = reply_parts(verdict, owner, window)
-        if not verdict.pending:
+        found = None
+        if verdict.pending:
+            found = finding(account, verdict, owner, verdict.pending[0].received)
+        else:
             stats.answered = int(bool(verdict.expecting))
-            return _Judged(stats, None, open_since, None)
-        found = finding(account, verdict, owner, verdict.pending[0].received)
-        return _Judged(stats, verdict.pending[0].received, open_since, found)
+        return _Judged(_shared(stats, self._stats), open_since, found)
 
     def _take(self, key: int, thread: Thread, judged: _Judged, bulk: bool = False) -> None:
         """Add a judged thread; `bulk` appends, and the caller sorts once at the end."""
