@@ -8,9 +8,7 @@ no STORE, COPY, MOVE, EXPUNGE, APPEND, CREATE, DELETE or RENAME is ever sent.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
-import re
 import socket
 import ssl
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -21,11 +19,12 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from imapclient.response_parser import parse_fetch_response
 
 from inboxwatch.config import Account
-from inboxwatch.errors import AuthError, ConfigError, InboxwatchError, ServerError
+from inboxwatch.errors import ConfigError, ServerError
 from inboxwatch.fastpath import FetchRecord, parse_fetch
 from inboxwatch.fetchstream import StreamError, read_fetch
 from inboxwatch.model import ParseFailure
 from inboxwatch.parse import HEADER_FIELDS, parse_headers
+from inboxwatch.servers import is_loopback, login_error, server_text, throttled, tls_context
 from inboxwatch.source import FolderInfo, FolderScan, FolderState, FolderSync, Progress
 
 log = logging.getLogger(__name__)
@@ -39,29 +38,9 @@ _FETCH_ITEMS = [
     "FLAGS",
     "INTERNALDATE",
 ]
-_BACKOFF = re.compile(r"Suggested Backoff Time:\s*(\d+)\s*milliseconds", re.IGNORECASE)
 # A header block is small; a server announcing a far bigger literal is broken or hostile,
 # and imaplib would allocate the announced size up front.
 MAX_LITERAL = 32 * 1024 * 1024
-# RFC 5530 response codes that mean "try again later", not "wrong password".
-_TRANSIENT_CODES = ("[UNAVAILABLE]", "[LIMIT]", "[INUSE]", "[SERVERBUG]", "[CONTACTADMIN]")
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def tls_context(ca_file: str) -> ssl.SSLContext:
-    """System trust store plus an optional private CA; verification is never off."""
-    context = ssl.create_default_context()
-    if ca_file:
-        context.load_verify_locations(cafile=ca_file)
-    return context
 
 
 def _network_error(host: str, exc: BaseException, timeout: float) -> ServerError:  # noqa: PLR0911
@@ -82,42 +61,6 @@ def _network_error(host: str, exc: BaseException, timeout: float) -> ServerError
     if isinstance(exc, IMAPClientAbortError | ConnectionError | EOFError):
         return ServerError(f"connection to {host} dropped ({exc}); try again later")
     return ServerError(f"cannot talk to {host}: {exc}")
-
-
-def throttled(host: str, text: str) -> ServerError | None:
-    """Provider throttling and connection limits: transient, never a bad password.
-
-    Microsoft 365: `BAD Request is throttled. Suggested Backoff Time: N milliseconds`.
-    Gmail: `[ALERT] Too many simultaneous connections`.
-    """
-    suggested = _BACKOFF.search(text)
-    if suggested or "throttl" in text.lower():
-        wait = int(suggested.group(1)) / 1000 if suggested else 60.0
-        return ServerError(
-            f"{host} is throttling this client ({text.strip()}); waiting "
-            f"{wait:g}s before trying again",
-            retry_after=wait,
-        )
-    if "too many simultaneous connections" in text.lower() or "[LIMIT]" in text.upper():
-        return ServerError(
-            f"{host} has too many connections open for this account "
-            f"({text.strip()}); close other mail clients or try again later",
-            retry_after=60.0,
-        )
-    return None
-
-
-def login_error(host: str, text: str) -> InboxwatchError:
-    """Tell a wrong password (exit 4) from a server that is busy or refusing (exit 5)."""
-    busy = throttled(host, text)
-    if busy is not None:
-        return busy
-    if any(code in text.upper() for code in _TRANSIENT_CODES):
-        return ServerError(f"{host} refused the login for now ({text.strip()}); try again later")
-    hint = "check username and password"
-    if "application-specific" in text.lower() or "gmail" in host.lower():
-        hint += " (Gmail needs an app password: see the README FAQ)"
-    return AuthError(f"login to {host} failed: {text.strip() or 'rejected'}; {hint}")
 
 
 class ImapSource:
@@ -175,7 +118,7 @@ class ImapSource:
                 # RFC 7162 3.1: HIGHESTMODSEQ on SELECT lets an unchanged folder cost one command.
                 self.client.enable("CONDSTORE")
         except LoginError as exc:
-            raise login_error(self.host, _server_text(exc)) from None
+            raise login_error(self.host, server_text(exc)) from None
         except (OSError, IMAPClientError, EOFError) as exc:
             raise _network_error(self.host, exc, self.timeout) from exc
 
@@ -266,7 +209,7 @@ class ImapSource:
         except (OSError, IMAPClientAbortError, EOFError) as exc:
             raise _network_error(self.host, exc, self.timeout) from exc
         except IMAPClientError as exc:
-            text = _server_text(exc)
+            text = server_text(exc)
             raise throttled(self.host, text) or ServerError(
                 f"{self.host}: reading folder {folder!r} failed: {text}"
             ) from exc
@@ -381,7 +324,7 @@ class ImapSource:
         imap = self.client._imap
         typ, data = imap.uid("FETCH", uid_set(uids), f"({' '.join(_FETCH_ITEMS)})")
         if typ != "OK":
-            raise IMAPClientError(f"FETCH failed: {_server_text(IMAPClientError(data))}")
+            raise IMAPClientError(f"FETCH failed: {server_text(IMAPClientError(data))}")
         records = parse_fetch(data)
         if records is not None:
             return records
@@ -439,14 +382,6 @@ def _bound_literals(client: IMAPClient) -> None:
         return data
 
     imap.read = guarded
-
-
-def _server_text(exc: Exception) -> str:
-    """The server's words from an imapclient error, which may carry a bytes repr."""
-    arg = exc.args[0] if exc.args else ""
-    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
-    text = re.sub(r"b'(.*)'", r"\1", text, flags=re.DOTALL).replace("\\r", " ").replace("\\n", " ")
-    return " ".join(text.split())
 
 
 def _utc(value: datetime) -> datetime:

@@ -146,15 +146,8 @@ def poll_once(
     blocked = {} if blocked is None else blocked
     started = time.monotonic()
     sessions: dict[str, ImapSource] = {}  # logged in by the quick check, for the poll
-    if previous is not None and not previous.errors and not digest_due(settings, store, now):
-        try:
-            if unchanged(settings, store, previous, sessions):
-                for account in settings.accounts:
-                    store.record_poll(account.name, now)
-                report = advance(previous, settings, now)
-                return PollResult(report, 0, time.monotonic() - started, None)
-        except InboxwatchError as exc:
-            log.info("quick check failed (%s); full poll", exc)
+    if previous is not None and _carried(settings, store, previous, now, sessions):
+        return PollResult(advance(previous, settings, now), 0, time.monotonic() - started, None)
     opened: dict[str, SyncingSource] = {}
     skipped = _skipped(settings, store, now, blocked)
     left_out = {e.account for e in skipped}
@@ -179,6 +172,28 @@ def poll_once(
     fetched = sum(source.fetched for source in opened.values())
     period = send_digest_if_due(settings, store, report, sender, now)
     return PollResult(report, fetched, time.monotonic() - started, period)
+
+
+def _carried(
+    settings: Settings,
+    store: StateStore,
+    previous: Report,
+    now: datetime,
+    sessions: dict[str, ImapSource],
+) -> bool:
+    """True (and the poll recorded) when no folder changed and no digest is due, so the
+    previous report only needs moving forward in time."""
+    if previous.errors or digest_due(settings, store, now):
+        return False
+    try:
+        if not unchanged(settings, store, previous, sessions):
+            return False
+    except InboxwatchError as exc:
+        log.info("quick check failed (%s); full poll", exc)
+        return False
+    for account in settings.accounts:
+        store.record_poll(account.name, now)
+    return True
 
 
 def _record_failure(

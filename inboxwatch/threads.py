@@ -225,13 +225,7 @@ def _subject_fallback(
     if lone_out is not None:
         lone_out.extend(lone.values())
     lone_roles = {key: counterpart.roles(msg) for key, msg in lone.items()}
-    # The (subject, address) keys lone messages will look up, per side: only those are indexed.
-    wanted: tuple[set[tuple[str, str]], set[tuple[str, str]]] = (set(), set())
-    for key, msg in lone.items():
-        mine, theirs = lone_roles[key]
-        wanted[1].update((base[id(msg)], a) for a in mine)
-        wanted[0].update((base[id(msg)], a) for a in theirs)
-    index = _index(groups, base, wanted, counterpart)
+    index = _index(groups, base, _wanted(lone, lone_roles, base), counterpart)
     for key, msg in lone.items():
         subject = base[id(msg)]
         candidates = [
@@ -248,6 +242,21 @@ def _subject_fallback(
         root = union.find(key) if key in union.parent else key
         merged.setdefault(root, []).extend(msgs)
     return merged
+
+
+def _wanted(
+    lone: dict[int, MessageMeta],
+    roles: dict[int, tuple[tuple[str, ...], tuple[str, ...]]],
+    base: dict[int, str],
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """The (subject, address) keys lone messages will look up, per side: only those are
+    indexed (a lone message of the owner's looks among the other party's, and back)."""
+    wanted: tuple[set[tuple[str, str]], set[tuple[str, str]]] = (set(), set())
+    for key, msg in lone.items():
+        mine, theirs = roles[key]
+        wanted[1].update((base[id(msg)], a) for a in mine)
+        wanted[0].update((base[id(msg)], a) for a in theirs)
+    return wanted
 
 
 def _index(
