@@ -394,3 +394,26 @@ def test_an_expunge_hidden_by_an_append_is_still_seen(dovecot, sent_mailbox, tmp
     result = poll_once(settings, store, Recorder(), T0 + H)
     assert sorted(f.subject for f in result.report.overdue) == ["New", "Q1", "Q2"]
     assert sorted(store.messages("work", "INBOX")) == [2, 3, 4]
+
+
+def test_a_changed_poll_logs_in_once_and_examines_each_folder_once(
+    dovecot, sent_mailbox, tmp_path, store
+):
+    from inboxwatch.sync import MemoryCache
+    from tests.proxy import RecordingProxy
+
+    seed(sent_mailbox)
+    with RecordingProxy(dovecot.port) as proxy:
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        memory = MemoryCache()
+        first = poll_once(settings, store, Recorder(), T0, memory=memory)
+        connections, before = proxy.connections, len(proxy.commands())
+        sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="New"), T0 - 30 * H)
+        second = poll_once(
+            settings, store, Recorder(), T0 + H, previous=first.report, memory=memory
+        )
+        commands = proxy.commands()[before:]
+    assert second.fetched == 1 and "New" in [f.subject for f in second.report.overdue]
+    assert proxy.connections == connections + 1  # the quick check's session did the poll
+    # INBOX changed: examined once by the quick check, reused by the poll; Sent once.
+    assert commands.count("EXAMINE") == 2, commands
