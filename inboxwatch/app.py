@@ -71,7 +71,7 @@ def open_imap(account: Account) -> SourceFactory:
 
 
 @dataclass(frozen=True)
-class counterpart_matcher:
+class OwnerCounterpart:
     """Contract rule 3: the owner's message was sent to the other's From or Reply-To."""
 
     owner: Owner
@@ -83,6 +83,10 @@ class counterpart_matcher:
         if msg.sender is None:
             return (), ()
         return (), (msg.sender.key, *(a.key for a in msg.reply_to))
+
+
+def counterpart_matcher(owner: Owner) -> OwnerCounterpart:
+    return OwnerCounterpart(owner)
 
 
 class _AccountScan:

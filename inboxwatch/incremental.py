@@ -279,7 +279,7 @@ class EvalMemo:
         stats.reply, open_since = reply_parts(verdict, owner, window)
         found = None
         if verdict.pending:
-            found = finding(account, verdict, owner, verdict.pending[0].received)
+            found = finding(account, verdict, owner)
         else:
             stats.answered = int(bool(verdict.expecting))
         return _Judged(_shared(stats, self._stats), open_since, found)

@@ -81,7 +81,7 @@ def _reason(first: MessageMeta, verdict: Verdict, owner: Owner) -> str:
     return text + f"; the last message marked answered was {gap} earlier"
 
 
-def finding(account: str, verdict: Verdict, owner: Owner, now: datetime) -> Finding:
+def finding(account: str, verdict: Verdict, owner: Owner) -> Finding:
     first = verdict.pending[0]
     sender = first.sender or Address("", "(unknown sender)")
     in_folder = [m for m in verdict.pending if m.folder == first.folder]
@@ -164,10 +164,10 @@ def evaluate(
             stats.answered += bool(verdict.expecting)
         elif now - verdict.pending[0].received > window:
             stats.overdue += 1
-            out.overdue.append(finding(account, verdict, owner, now))
+            out.overdue.append(finding(account, verdict, owner))
         else:
             stats.pending += 1
-            out.waiting.append(finding(account, verdict, owner, now))
+            out.waiting.append(finding(account, verdict, owner))
     for items in (out.overdue, out.waiting):
         items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
     return out
