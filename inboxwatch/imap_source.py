@@ -70,6 +70,9 @@ class ImapSource:
         self.host = account.host
         self.timeout = account.timeout.total_seconds()
         self._last_examined: tuple[str, FolderState] | None = None
+        # The streamed FETCH, until a response shows a shape it does not take: one
+        # surprise, and the session stops asking twice for the same headers.
+        self._stream = True
         self.client = self._connect(account)
         try:
             self._login(account.username, password)
@@ -285,11 +288,17 @@ class ImapSource:
 
         command = f"UID FETCH {uid_set(uids)} ({' '.join(_FETCH_ITEMS)})".encode("ascii")
         try:
-            status = read_fetch(self.client._imap, command, take, MAX_LITERAL)
+            status = (
+                read_fetch(self.client._imap, command, take, MAX_LITERAL) if self._stream else None
+            )
         except StreamError as exc:
             raise IMAPClientAbortError(str(exc)) from None
         if status is None:
-            log.debug("%s: unexpected FETCH response shape; reading it the generic way", self.host)
+            if self._stream:  # this server's answers take the generic way from now on
+                log.debug(
+                    "%s: unexpected FETCH response shape; reading it the generic way", self.host
+                )
+                self._stream = False
             for batch in _batches(sorted(wanted), BATCH):
                 self._generic_batch(folder, batch, take, scan)
         elif status[0] != "OK":

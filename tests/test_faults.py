@@ -347,3 +347,29 @@ def test_folder_deleted_and_recreated_reuses_uid_1_without_confusion(
     assert rebuilt.uidvalidity != before.uidvalidity  # a new folder: the cache was rebuilt
     assert [f.subject for f in after.report.overdue] == ["New question"]
     assert after.report.overdue[0].uids == (1,) and after.fetched == 1
+
+
+def test_a_server_the_stream_reader_cannot_take_is_asked_once_per_batch(run, tmp_path):
+    """An unsolicited FETCH among the answers (valid IMAP, Dovecot sends one when another
+    session changes a flag; not what the streamed reader takes): the answer is read the
+    generic way and the session stops streaming, so no later batch is fetched twice."""
+    from tests.scripted_imap import inbound, sent
+
+    def fetch(tag: str, folder: str) -> bytes:
+        body = inbound(1) + inbound(2) if folder == "INBOX" else sent(1)
+        return b"* 1 FETCH (FLAGS (\\Seen))\r\n" + body + f"{tag} OK done\r\n".encode()
+
+    with ScriptedImap({"UID FETCH": fetch}) as server:
+        result = run(
+            "scan",
+            "--format",
+            "json",
+            "--as-of",
+            NOW.isoformat(),
+            "--config",
+            str(scripted_config(tmp_path, server)),
+        )
+        fetches = [line for line in server.lines if " UID FETCH " in line.upper()]
+    assert result.code in (0, 1), result.err
+    assert result.json()["accounts"][0]["messages"] == 3
+    assert len(fetches) == 3, fetches  # INBOX streamed then generic; Sent generic only
