@@ -14,8 +14,9 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,10 +53,21 @@ class PollRecord:
     not_before: datetime | None = None
 
 
+_FIELDS = tuple(f.name for f in fields(MessageMeta))
+
+
+def _address(a: Address) -> dict[str, str]:
+    return {"name": a.name, "address": a.address}
+
+
 def meta_to_json(meta: MessageMeta) -> str:
-    data = asdict(meta)
-    for key in ("received", "date"):
-        data[key] = data[key].isoformat() if data[key] else None
+    # Field by field rather than `asdict`, which deep-copies every value (~4x slower).
+    data: dict[str, Any] = {f: getattr(meta, f) for f in _FIELDS}
+    data["received"] = meta.received.isoformat()
+    data["date"] = meta.date.isoformat() if meta.date else None
+    data["sender"] = _address(meta.sender) if meta.sender else None
+    for key in ("reply_to", "to", "cc"):
+        data[key] = [_address(a) for a in getattr(meta, key)]
     data["flags"] = sorted(meta.flags)
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -67,10 +79,22 @@ def meta_from_json(text: str) -> MessageMeta:
     for key in ("in_reply_to", "references"):
         data[key] = tuple(data[key])
     for key in ("reply_to", "to", "cc"):
-        data[key] = tuple(Address(**a) for a in data[key])
-    data["sender"] = Address(**data["sender"]) if data["sender"] else None
-    data["flags"] = frozenset(data["flags"])
+        data[key] = tuple(_shared_address(a["name"], a["address"]) for a in data[key])
+    sender = data["sender"]
+    data["sender"] = _shared_address(sender["name"], sender["address"]) if sender else None
+    data["flags"] = _shared_flags(tuple(data["flags"]))
     return MessageMeta(**data)
+
+
+# Read back, equal values become one object each, as when parsed (parse.py's caches).
+@lru_cache(maxsize=1 << 15)
+def _shared_address(name: str, address: str) -> Address:
+    return Address(name, address)
+
+
+@lru_cache(maxsize=1 << 10)
+def _shared_flags(flags: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(flags)
 
 
 def _iso(value: str | None) -> datetime | None:
@@ -173,9 +197,9 @@ class StateStore:
             "DELETE FROM messages WHERE account = ? AND folder = ? AND uid = ?",
             [(account, folder, uid) for uid in delete],
         )
-        db.executemany(
+        db.executemany(  # a generator: 100,000 rows' JSON is never all held at once
             "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?)",
-            [(account, folder, m.uid, meta_to_json(m)) for m in upsert],
+            ((account, folder, m.uid, meta_to_json(m)) for m in upsert),
         )
         db.execute(
             "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?, ?)",

@@ -417,3 +417,35 @@ def test_a_changed_poll_logs_in_once_and_examines_each_folder_once(
     assert proxy.connections == connections + 1  # the quick check's session did the poll
     # INBOX changed: examined once by the quick check, reused by the poll; Sent once.
     assert commands.count("EXAMINE") == 2, commands
+
+
+def test_cached_messages_keep_their_stored_form_and_round_trip():
+    """State files written by earlier versions must still read: the JSON form is fixed."""
+    from inboxwatch.model import Address, MessageMeta
+    from inboxwatch.state import meta_from_json, meta_to_json
+
+    meta = MessageMeta(
+        folder="INBOX",
+        uid=7,
+        message_id="<m@x>",
+        in_reply_to=("<p@x>",),
+        references=("<r@x>", "<p@x>"),
+        subject="Grüße",
+        sender=Address("Anna", "anna@client.example"),
+        received=T0,
+        date=None,
+        to=(Address("", OWNER),),
+        flags=frozenset({"\\Seen", "\\Answered"}),
+        list_headers=True,
+    )
+    text = meta_to_json(meta)
+    assert text == (
+        '{"folder":"INBOX","uid":7,"message_id":"<m@x>","in_reply_to":["<p@x>"],'
+        '"references":["<r@x>","<p@x>"],"subject":"Grüße","sender":{"name":"Anna",'
+        '"address":"anna@client.example"},"received":"2026-11-24T09:00:00+00:00","date":null,'
+        f'"reply_to":[],"to":[{{"name":"","address":"{OWNER}"}}],"cc":[],'
+        '"flags":["\\\\Answered","\\\\Seen"],"auto_submitted":"","precedence":"",'
+        '"list_headers":true,"content_type":"","null_sender":false,"autoreply_header":false,'
+        '"sender_ambiguous":false}'
+    )
+    assert meta_from_json(text) == meta
