@@ -101,6 +101,7 @@ class ThreadMemo:
         return rest
 
     def _rebuild(self, current: dict[Key, MessageMeta], counterpart: Counterpart) -> None:
+        self._reset({})  # the old indexes go first: a rebuild should not hold two sets
         lone: list[MessageMeta] = []
         threads = build_threads(current.values(), counterpart, lone)
         self._reset(current)
