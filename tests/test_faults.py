@@ -101,6 +101,12 @@ def test_huge_announced_literal_is_refused_with_bounded_memory(run, tmp_path):
     assert grown_kib < 100 * 1024  # far below the 2 GB announced
 
 
+def scan_json(run, tmp_path, server):
+    """`scan --format json` against a scripted server, judged as of NOW."""
+    config = scripted_config(tmp_path, server)
+    return run("scan", "--format", "json", "--as-of", NOW.isoformat(), "--config", str(config))
+
+
 def test_one_malformed_fetch_batch_is_reported_and_the_rest_goes_on(run, tmp_path):
     def fetch(tag: str, folder: str) -> bytes:
         from tests.scripted_imap import sent
@@ -110,15 +116,7 @@ def test_one_malformed_fetch_batch_is_reported_and_the_rest_goes_on(run, tmp_pat
         return sent(1) + f"{tag} OK done\r\n".encode()
 
     with ScriptedImap({"UID FETCH": fetch}) as server:
-        result = run(
-            "scan",
-            "--format",
-            "json",
-            "--as-of",
-            NOW.isoformat(),
-            "--config",
-            str(scripted_config(tmp_path, server)),
-        )
+        result = scan_json(run, tmp_path, server)
     report = result.json()
     assert result.code == 0, result.err
     parse_errors = [e for e in report["errors"] if e["kind"] == "parse"]
@@ -360,15 +358,7 @@ def test_a_server_the_stream_reader_cannot_take_is_asked_once_per_batch(run, tmp
         return b"* 1 FETCH (FLAGS (\\Seen))\r\n" + body + f"{tag} OK done\r\n".encode()
 
     with ScriptedImap({"UID FETCH": fetch}) as server:
-        result = run(
-            "scan",
-            "--format",
-            "json",
-            "--as-of",
-            NOW.isoformat(),
-            "--config",
-            str(scripted_config(tmp_path, server)),
-        )
+        result = scan_json(run, tmp_path, server)
         fetches = [line for line in server.lines if " UID FETCH " in line.upper()]
     assert result.code in (0, 1), result.err
     assert result.json()["accounts"][0]["messages"] == 3
