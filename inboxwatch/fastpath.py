@@ -10,7 +10,7 @@ Tests prove equality with the careful paths on the whole shared corpus.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _ADDR = r"[^<>()\s\",;:\\@\[\]]+@[^<>()\s\",;:\\@\[\]]+"
 _WS = r"[ \t\r\n]*"  # not \s: that also matches \x1c-\x1f, which the stdlib keeps
@@ -50,19 +50,25 @@ _MONTHS = {m.encode(): n for n, m in enumerate(MONTHS, 1)}
 _PREFIX = re.compile(rb"\d+ \(")
 _UID = re.compile(rb"(?:^|[ (])UID (\d+)")
 _FLAGS = re.compile(rb"(?:^|[ (])FLAGS \(([^()]*)\)")
-_DATE = re.compile(
-    rb'(?:^|[ (])INTERNALDATE "( ?\d{1,2})-([A-Z][a-z]{2})-(\d{4}) '
-    rb'(\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"'
-)
+_DATE_TEXT = rb'"( ?\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"'
+_DATE = re.compile(rb"(?:^|[ (])INTERNALDATE " + _DATE_TEXT)
 _BODY = re.compile(rb"BODY\[HEADER\.FIELDS \([^()]*\)\] (?:\{\d+\})?$")
 
 
-def _internaldate(match: re.Match[bytes]) -> datetime:
-    day, mon, year, hh, mm, ss, sign, oh, om = match.groups()
-    offset = timedelta(hours=int(oh), minutes=int(om)) * (1 if sign == b"+" else -1)
-    return datetime(
-        int(year), _MONTHS[mon], int(day), int(hh), int(mm), int(ss), tzinfo=timezone(offset)
-    )
+# Dovecot's order for our items, in one match: `UID n FLAGS (…) INTERNALDATE "…" BODY[…] `.
+_USUAL = re.compile(
+    rb"UID (\d+) FLAGS \(([^()]*)\) INTERNALDATE "
+    + _DATE_TEXT
+    + rb" BODY\[HEADER\.FIELDS \([^()]*\)\] "
+)
+
+
+def _internaldate(match: re.Match[bytes], first: int = 1) -> datetime:
+    """INTERNALDATE (RFC 3501 date-time) from groups `first`..`first + 8`, in UTC."""
+    day, mon, year, hh, mm, ss, sign, oh, om = match.groups()[first - 1 : first + 8]
+    offset = timedelta(hours=int(oh), minutes=int(om))
+    local = datetime(int(year), _MONTHS[mon], int(day), int(hh), int(mm), int(ss), 0, UTC)
+    return local - offset if sign == b"+" else local + offset
 
 
 FetchRecord = tuple[int, bytes, frozenset[str], datetime]
@@ -82,6 +88,12 @@ def flag_set(raw: bytes) -> frozenset[str]:
 def fetch_items(head: bytes, tail: bytes) -> tuple[int, frozenset[str], datetime] | None:
     """UID, FLAGS and INTERNALDATE from the text around a header literal: `head` is what
     comes after `* n FETCH (` up to the literal, `tail` what follows it before `)`."""
+    usual = _USUAL.fullmatch(head) if not tail else None
+    if usual is not None:
+        try:
+            return int(usual.group(1)), flag_set(usual.group(2)), _internaldate(usual, 3)
+        except (KeyError, ValueError, OverflowError):
+            return None  # an impossible date: the generic parser and its errors decide
     if not _BODY.search(head):
         return None  # the literal is not our header block
     text = head + b" " + tail
@@ -90,7 +102,7 @@ def fetch_items(head: bytes, tail: bytes) -> tuple[int, frozenset[str], datetime
         return None
     try:
         return int(uid.group(1)), flag_set(flags.group(1)), _internaldate(date)
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, OverflowError):
         return None
 
 

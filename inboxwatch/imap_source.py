@@ -271,21 +271,7 @@ class ImapSource:
         writing. A response holding anything the reader does not expect is read to its
         end, and the UIDs not yet taken are fetched again the generic way."""
         wanted = set(uids)
-
-        def take(record: FetchRecord) -> None:
-            uid, header, flags, internaldate = record
-            if uid not in wanted:
-                return  # an unsolicited FETCH, or a record already taken
-            wanted.discard(uid)
-            received = _utc(internaldate)
-            if received < since:
-                return
-            meta = parse_headers(header, folder, uid, received, flags)
-            if isinstance(meta, ParseFailure):
-                scan.failures.append(meta)
-            else:
-                scan.messages.append(meta)
-
+        take = _taker(folder, since, scan, wanted)
         command = f"UID FETCH {uid_set(uids)} ({' '.join(_FETCH_ITEMS)})".encode("ascii")
         try:
             status = (
@@ -313,8 +299,8 @@ class ImapSource:
         scan: FolderScan,
     ) -> None:
         try:
-            records = self._generic_records(uids)
-        except (ProtocolError, ValueError, TypeError) as exc:
+            records, unusable = self._generic_records(uids)
+        except (ProtocolError, ValueError, TypeError, OverflowError) as exc:
             # One malformed FETCH response: that batch is reported, the others go on.
             log.warning(
                 "%s: malformed FETCH response for %d message(s) in %s: %s",
@@ -328,23 +314,29 @@ class ImapSource:
             return
         for record in records:
             take(record)
+        reason = "the server's FETCH response has no usable INTERNALDATE for it"
+        scan.failures.extend(ParseFailure(folder, uid, reason) for uid in unusable)
 
-    def _generic_records(self, uids: Sequence[int]) -> list[FetchRecord]:
+    def _generic_records(self, uids: Sequence[int]) -> tuple[list[FetchRecord], list[int]]:
+        """Records, and the requested UIDs whose header came without a usable date."""
         imap = self.client._imap
         typ, data = imap.uid("FETCH", uid_set(uids), f"({' '.join(_FETCH_ITEMS)})")
         if typ != "OK":
             raise IMAPClientError(f"FETCH failed: {server_text(IMAPClientError(data))}")
         records = parse_fetch(data)
         if records is not None:
-            return records
+            return records, []
         out: list[FetchRecord] = []
+        unusable = []
         for uid, item in parse_fetch_response(data, False, True).items():
             header = next((v for k, v in item.items() if k.startswith(b"BODY[")), None)
             date = item.get(b"INTERNALDATE")
             if header is not None and isinstance(date, datetime):
                 flags = frozenset(f.decode("ascii", "replace") for f in item.get(b"FLAGS", ()))
                 out.append((uid, bytes(header), flags, date))
-        return out
+            elif header is not None and uid in uids:
+                unusable.append(uid)
+        return out, unusable
 
     def _changed_flags(
         self, known: FolderState | None, state: FolderState, uids: Sequence[int]
@@ -359,6 +351,32 @@ class ImapSource:
                 if uid in wanted and b"FLAGS" in data:
                     flags[uid] = frozenset(f.decode("ascii", "replace") for f in data[b"FLAGS"])
         return flags
+
+
+def _taker(
+    folder: str, since: datetime, scan: FolderScan, wanted: set[int]
+) -> Callable[[FetchRecord], None]:
+    """Each fetched record, once, parsed into `scan` (or counted there as a failure)."""
+
+    def take(record: FetchRecord) -> None:
+        uid, header, flags, internaldate = record
+        if uid not in wanted:
+            return  # an unsolicited FETCH, or a record already taken
+        wanted.discard(uid)
+        try:
+            received = _utc(internaldate)
+        except (OverflowError, ValueError):  # a server's impossible INTERNALDATE
+            scan.failures.append(ParseFailure(folder, uid, "INTERNALDATE out of range"))
+            return
+        if received < since:
+            return
+        meta = parse_headers(header, folder, uid, received, flags)
+        if isinstance(meta, ParseFailure):
+            scan.failures.append(meta)
+        else:
+            scan.messages.append(meta)
+
+    return take
 
 
 def uid_set(uids: Sequence[int]) -> str:
@@ -394,6 +412,8 @@ def _bound_literals(client: IMAPClient) -> None:
 
 
 def _utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value  # the streamed reader's dates come in UTC already
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

@@ -210,15 +210,15 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _FIELD = re.compile(r"(?m)^([!-9;-~]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)\r?\n")
 
 
-def fast_fields(block: bytes) -> list[tuple[str, str]] | None:
-    """Header fields as compat32's `raw_items()` gives them (folds kept, raw 8-bit as
-    surrogates), in one C-speed regex pass; None unless the block is nothing but plain
-    `Name: value` lines and their folds (then the stdlib parser decides)."""
+def fast_fields(block: bytes) -> tuple[list[str], list[str]] | None:
+    """Header names and values as compat32's `raw_items()` gives them (folds kept, raw
+    8-bit as surrogates), in one C-speed regex pass; None unless the block is nothing but
+    plain `Name: value` lines and their folds (then the stdlib parser decides)."""
     parts = _FIELD.split(block.decode("ascii", "surrogateescape"))
     gaps = parts[::3]  # text between matches: none, but an optional final line break
     if any(gaps[:-1]) or gaps[-1] not in ("", "\n", "\r\n"):
         return None
-    return list(zip(parts[1::3], parts[2::3], strict=True))
+    return parts[1::3], parts[2::3]
 
 
 _LISTS = ("to", "cc", "reply-to")
@@ -231,12 +231,11 @@ class _Headers:
     them (as surrogates) so `_unescape_raw` can read them as UTF-8 or Latin-1.
     """
 
-    def __init__(self, items: Iterable[tuple[str, Any]], fast: bool = True) -> None:
+    def __init__(self, names: list[str], values: list[str], fast: bool = True) -> None:
         self.fast = fast
-        items = list(items)
-        names = [name.lower() for name, _ in items]
-        values = [str(v) for _, v in items]
-        values = [_FOLD.sub("", v) if "\n" in v else v for v in values]
+        names = list(map(str.lower, names))
+        if any("\n" in v for v in values):
+            values = [_FOLD.sub("", v) if "\n" in v else v for v in values]
         # Reversed, so the first of a repeated field is the one kept (as `Message.get`).
         self.first: dict[str, str] = dict(zip(reversed(names), reversed(values), strict=True))
         self.lists: dict[str, tuple[str, ...]] = {}
@@ -248,6 +247,11 @@ class _Headers:
                     if repeated
                     else (self.first[key],)
                 )
+
+    @classmethod
+    def from_items(cls, items: Iterable[tuple[str, Any]]) -> _Headers:
+        pairs = list(items)
+        return cls([name for name, _ in pairs], [str(value) for _, value in pairs])
 
 
 def _meta_from_headers(
@@ -300,7 +304,7 @@ def parse_headers(
     """
     header = header[:MAX_HEADER_BYTES]
     fields = fast_fields(header) if fast else None
-    headers = _Headers(fields) if fields is not None else _careful_headers(header, folder, uid)
+    headers = _Headers(*fields) if fields is not None else _careful_headers(header, folder, uid)
     if headers is None:
         return ParseFailure(folder, uid, "unparsable header block")
     headers.fast = fast
@@ -318,7 +322,7 @@ def _careful_headers(header: bytes, folder: str, uid: int) -> _Headers | None:
     except Exception as exc:  # the stdlib parser's bugs must not end a scan
         log.debug("stdlib parse failed for %s/%s: %r; trying mail-parser", folder, uid, exc)
         msg = _careful_message(header)
-    return None if msg is None else _Headers(msg.raw_items())
+    return None if msg is None else _Headers.from_items(msg.raw_items())
 
 
 def _careful_message(header: bytes) -> Message | None:

@@ -3,6 +3,7 @@ a scripted server gives (throttling, connection limits, huge literals, malformed
 
 from __future__ import annotations
 
+import re
 import resource
 import time
 from datetime import UTC, datetime, timedelta
@@ -363,3 +364,24 @@ def test_a_server_the_stream_reader_cannot_take_is_asked_once_per_batch(run, tmp
     assert result.code in (0, 1), result.err
     assert result.json()["accounts"][0]["messages"] == 3
     assert len(fetches) == 3, fetches  # INBOX streamed then generic; Sent generic only
+
+
+def test_an_impossible_internaldate_does_not_end_the_scan(run, tmp_path):
+    """Year 1 at +01:00 is before datetime's range once in UTC: the streamed reader declines
+    the record instead of failing the scan, and the generic parser decides."""
+    from tests.scripted_imap import inbound, sent
+
+    def fetch(tag: str, folder: str) -> bytes:
+        if folder != "INBOX":
+            return sent(1) + f"{tag} OK done\r\n".encode()
+        odd = re.sub(
+            rb'INTERNALDATE "[^"]*"', b'INTERNALDATE "01-Jan-0001 00:00:00 +0100"', inbound(2)
+        )
+        return inbound(1) + odd + f"{tag} OK done\r\n".encode()
+
+    with ScriptedImap({"UID FETCH": fetch}) as server:
+        result = scan_json(run, tmp_path, server)
+    assert result.code == 0, result.err  # not 70: no traceback
+    report = result.json()
+    # Q1 is read (waiting: it arrived NOW); the year-1 message is outside the lookback.
+    assert report["accounts"][0]["messages"] == 2 and report["stats"]["pending"] == 1
