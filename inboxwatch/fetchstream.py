@@ -18,7 +18,7 @@ from __future__ import annotations
 import imaplib
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 from inboxwatch.fastpath import FetchRecord, fetch_items
 
@@ -176,3 +176,22 @@ def _drain(reader: _Reader, done: bytes) -> None:
             size = int(literal.group(1))
             reader.check_literal(size)
             reader.take(size)
+
+
+def uid_set(uids: Sequence[int]) -> str:
+    """`1:5,7,9:12`: sorted UIDs as ranges, for short command lines (RFC 3501 sequence-set)."""
+    parts: list[str] = []
+    ordered = sorted(uids)
+    start = prev = ordered[0]
+    for uid in ordered[1:]:
+        if uid != prev + 1:
+            parts.append(f"{start}:{prev}" if prev > start else str(start))
+            start = uid
+        prev = uid
+    parts.append(f"{start}:{prev}" if prev > start else str(start))
+    return ",".join(parts)
+
+
+def batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

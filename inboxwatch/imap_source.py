@@ -21,7 +21,7 @@ from imapclient.response_parser import parse_fetch_response
 from inboxwatch.config import Account
 from inboxwatch.errors import ConfigError, ServerError
 from inboxwatch.fastpath import FetchRecord, parse_fetch
-from inboxwatch.fetchstream import StreamError, read_fetch
+from inboxwatch.fetchstream import StreamError, batches, read_fetch, uid_set
 from inboxwatch.model import ParseFailure
 from inboxwatch.parse import HEADER_FIELDS, parse_headers
 from inboxwatch.servers import is_loopback, login_error, server_text, throttled, tls_context
@@ -257,7 +257,7 @@ class ImapSource:
     ) -> None:
         if progress is not None:
             progress.expect(len(uids))
-        for chunk in _batches(uids, STREAM_BATCH):
+        for chunk in batches(uids, STREAM_BATCH):
             self._fetch_chunk(folder, chunk, since, scan)
             if progress is not None:
                 progress.advance(len(chunk))
@@ -285,7 +285,7 @@ class ImapSource:
                     "%s: unexpected FETCH response shape; reading it the generic way", self.host
                 )
                 self._stream = False
-            for batch in _batches(sorted(wanted), BATCH):
+            for batch in batches(sorted(wanted), BATCH):
                 self._generic_batch(folder, batch, take, scan)
         elif status[0] != "OK":
             text = status[1].decode("utf-8", "replace")
@@ -345,7 +345,7 @@ class ImapSource:
             changed = set(self.client.search(["MODSEQ", str(known.modseq + 1)]))
             uids = [uid for uid in uids if uid in changed]
         flags: dict[int, frozenset[str]] = {}
-        for batch in _batches(uids, BATCH * 4):
+        for batch in batches(uids, BATCH * 4):
             wanted = set(batch)
             for uid, data in self.client.fetch(batch, ["FLAGS"]).items():
                 if uid in wanted and b"FLAGS" in data:
@@ -379,20 +379,6 @@ def _taker(
     return take
 
 
-def uid_set(uids: Sequence[int]) -> str:
-    """`1:5,7,9:12`: sorted UIDs as ranges, for short command lines (RFC 3501 sequence-set)."""
-    parts: list[str] = []
-    ordered = sorted(uids)
-    start = prev = ordered[0]
-    for uid in ordered[1:]:
-        if uid != prev + 1:
-            parts.append(f"{start}:{prev}" if prev > start else str(start))
-            start = uid
-        prev = uid
-    parts.append(f"{start}:{prev}" if prev > start else str(start))
-    return ",".join(parts)
-
-
 def _bound_literals(client: IMAPClient) -> None:
     """Refuse a literal over MAX_LITERAL before imaplib allocates it (bounded memory)."""
     imap = client._imap
@@ -415,8 +401,3 @@ def _utc(value: datetime) -> datetime:
     if value.tzinfo is UTC:
         return value  # the streamed reader's dates come in UTC already
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
