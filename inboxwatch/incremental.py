@@ -14,13 +14,13 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from inboxwatch.model import Finding, MessageMeta, Stats, Thread
 from inboxwatch.rules import Owner, Policy
 from inboxwatch.threads import Counterpart, base_subject, build_threads
-from inboxwatch.unanswered import Outcome, finding, judge_thread, reply_parts
+from inboxwatch.unanswered import Outcome, Share, thread_share
 
 Key = tuple[str, int]
 MAX_CHANGED = 2000  # beyond this a full rebuild costs about the same
@@ -197,15 +197,6 @@ class ThreadMemo:
         return touched
 
 
-@dataclass(slots=True)
-class _Judged:
-    """One thread's verdict, split into what depends on `now` and what does not."""
-
-    stats: Stats  # threads, answered, excluded, reply standard without the `now` part
-    open_since: datetime | None  # unanswered: judged once a window has passed
-    finding: Finding | None
-
-
 def _shared(stats: Stats, seen: dict[tuple[object, ...], Stats]) -> Stats:
     """One Stats object per distinct value: most threads' shares are alike (one thread,
     one list message excluded, ...), and the memo holds one per thread."""
@@ -231,7 +222,7 @@ class EvalMemo:
         self._reset()
 
     def _reset(self) -> None:
-        self._judged: dict[int, tuple[Thread, _Judged]] = {}  # the thread keeps its id unique
+        self._judged: dict[int, tuple[Thread, Share]] = {}  # the thread keeps its id unique
         self._totals = Stats()
         self._pending: list[tuple[datetime, str, str]] = []  # sorted; the findings alongside
         self._findings: list[Finding] = []
@@ -262,9 +253,9 @@ class EvalMemo:
         fresh = [t for t in threads if id(t) not in self._judged]
         bulk = len(fresh) > len(wanted) // 2
         for thread in fresh:
-            self._take(
-                id(thread), thread, self._judge(account, thread, owner, policy, window), bulk
-            )
+            share = thread_share(account, thread, owner, policy, window)
+            share.stats = _shared(share.stats, self._stats)
+            self._take(id(thread), thread, share, bulk)
         if bulk:
             order = sorted(range(len(self._pending)), key=self._pending.__getitem__)
             self._pending = [self._pending[n] for n in order]
@@ -272,42 +263,29 @@ class EvalMemo:
             self._open.sort()
         return self._outcome(now, window)
 
-    def _judge(
-        self, account: str, thread: Thread, owner: Owner, policy: Policy, window: timedelta
-    ) -> _Judged:
-        stats = Stats(threads=1)
-        verdict = judge_thread(thread, owner, policy, stats)
-        stats.reply, open_since = reply_parts(verdict, owner, window)
-        found = None
-        if verdict.pending:
-            found = finding(account, verdict, owner)
-        else:
-            stats.answered = int(bool(verdict.expecting))
-        return _Judged(_shared(stats, self._stats), open_since, found)
-
-    def _take(self, key: int, thread: Thread, judged: _Judged, bulk: bool = False) -> None:
+    def _take(self, key: int, thread: Thread, share: Share, bulk: bool = False) -> None:
         """Add a judged thread; `bulk` appends, and the caller sorts once at the end."""
-        self._judged[key] = (thread, judged)
-        self._totals.add(judged.stats)
-        if judged.finding is not None:
-            f = judged.finding
+        self._judged[key] = (thread, share)
+        self._totals.add(share.stats)
+        if share.finding is not None:
+            f = share.finding
             entry = (f.waiting_since, f.account, f.thread_id)
             at = len(self._pending) if bulk else bisect.bisect_left(self._pending, entry)
             self._pending.insert(at, entry)
             self._findings.insert(at, f)
-        if judged.open_since is not None:
-            since = judged.open_since
+        if share.open_since is not None:
+            since = share.open_since
             self._open.append(since) if bulk else bisect.insort(self._open, since)
 
     def _drop(self, key: int) -> None:
-        _, judged = self._judged.pop(key)
-        self._totals.add(judged.stats, -1)
-        if judged.finding is not None:
-            f = judged.finding
+        _, share = self._judged.pop(key)
+        self._totals.add(share.stats, -1)
+        if share.finding is not None:
+            f = share.finding
             at = bisect.bisect_left(self._pending, (f.waiting_since, f.account, f.thread_id))
             del self._pending[at], self._findings[at]
-        if judged.open_since is not None:
-            del self._open[bisect.bisect_left(self._open, judged.open_since)]
+        if share.open_since is not None:
+            del self._open[bisect.bisect_left(self._open, share.open_since)]
 
     def _outcome(self, now: datetime, window: timedelta) -> Outcome:
         # Overdue: waiting more than the window, i.e. since before now - window (strictly).

@@ -128,14 +128,25 @@ def reply_parts(
     return part, None
 
 
-def score_reply(
-    verdict: Verdict, owner: Owner, now: datetime, window: timedelta, reply: ReplyStandard
-) -> None:
-    """The thread's time from its first message expecting a reply to the owner's first reply."""
-    part, open_since = reply_parts(verdict, owner, window)
-    if open_since is not None and now - open_since > window:
-        part.judged += 1
-    reply.add(part)
+@dataclass(slots=True)
+class Share:
+    """One thread's part of the outcome, all of it that does not depend on `now`."""
+
+    stats: Stats  # threads, answered, excluded, and the reply standard but for `open_since`
+    open_since: datetime | None  # unanswered: counts as judged once a window has passed
+    finding: Finding | None  # when something waits; overdue or not is decided by `now`
+
+
+def thread_share(
+    account: str, thread: Thread, owner: Owner, policy: Policy, window: timedelta
+) -> Share:
+    stats = Stats(threads=1)
+    verdict = judge_thread(thread, owner, policy, stats)
+    stats.reply, open_since = reply_parts(verdict, owner, window)
+    if not verdict.pending:
+        stats.answered = int(bool(verdict.expecting))
+        return Share(stats, open_since, None)
+    return Share(stats, open_since, finding(account, verdict, owner))
 
 
 @dataclass
@@ -157,17 +168,18 @@ def evaluate(
     out = Outcome([], [], Stats())
     stats = out.stats
     for thread in threads:
-        stats.threads += 1
-        verdict = judge_thread(thread, owner, policy, stats)
-        score_reply(verdict, owner, now, window, stats.reply)
-        if not verdict.pending:
-            stats.answered += bool(verdict.expecting)
-        elif now - verdict.pending[0].received > window:
+        share = thread_share(account, thread, owner, policy, window)
+        stats.add(share.stats)
+        if share.open_since is not None and now - share.open_since > window:
+            stats.reply.judged += 1
+        if share.finding is None:
+            continue
+        if now - share.finding.waiting_since > window:
             stats.overdue += 1
-            out.overdue.append(finding(account, verdict, owner))
+            out.overdue.append(share.finding)
         else:
             stats.pending += 1
-            out.waiting.append(finding(account, verdict, owner))
+            out.waiting.append(share.finding)
     for items in (out.overdue, out.waiting):
         items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
     return out
