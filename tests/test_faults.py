@@ -24,8 +24,8 @@ H = timedelta(hours=1)
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
-def scripted_config(tmp_path, server, **extra):
-    values = {
+def scripted_account(server, **extra):
+    return {
         "name": "work",
         "host": "127.0.0.1",
         "port": server.port,
@@ -35,6 +35,10 @@ def scripted_config(tmp_path, server, **extra):
         "timeout": "5s",
         **extra,
     }
+
+
+def scripted_config(tmp_path, server, **extra):
+    values = scripted_account(server, **extra)
     path = tmp_path / "scripted.toml"
     path.write_text(
         "[[accounts]]\n"
@@ -60,17 +64,7 @@ def test_microsoft_365_throttling_is_transient_and_honoured(run, tmp_path):
         assert result.code == 5
         assert "throttling" in one_line(result) and "1800s" in result.err
         settings = Settings(
-            accounts=[
-                {
-                    "name": "work",
-                    "host": "127.0.0.1",
-                    "port": server.port,
-                    "security": "plain",
-                    "username": "me@mydomain.example",
-                    "password": "pw",
-                }
-            ],
-            state={"path": str(tmp_path / "s.db")},
+            accounts=[scripted_account(server)], state={"path": str(tmp_path / "s.db")}
         )
         store = StateStore(tmp_path / "s.db")
         poll_once(settings, store, Recorder(), T0)

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from inboxwatch.config import Settings
 from inboxwatch.delivery import SmtpSender
 from inboxwatch.service import poll_once
 from inboxwatch.state import StateStore
 from tests.conftest import OWNER, mail
 from tests.proxy import RecordingProxy
 from tests.smtp import smtp_server
+from tests.test_service import settings_for
 
 pytestmark = pytest.mark.dovecot
 H = timedelta(hours=1)
@@ -81,21 +81,8 @@ def test_hostile_mail_is_survived_and_defused(ca, dovecot, sent_mailbox, tmp_pat
     for n, message in enumerate(hostile_messages()):
         sent_mailbox.add("INBOX", message, T0 - (30 + n) * H)
     with smtp_server(ca, "plain") as (handler, smtp_port), RecordingProxy(dovecot.port) as proxy:
-        settings = Settings(
-            accounts=[
-                {
-                    "name": "work",
-                    "host": "127.0.0.1",
-                    "port": proxy.port,
-                    "security": "plain",
-                    "username": sent_mailbox.user,
-                    "password": dovecot.password,
-                    "addresses": [OWNER],
-                }
-            ],
-            digest={"to": [OWNER], "schedule": "0 8 * * *"},
-            smtp={"host": "127.0.0.1", "port": smtp_port, "security": "plain", "retries": 0},
-            state={"path": str(tmp_path / "state.db")},
+        settings = settings_for(
+            dovecot, sent_mailbox.user, tmp_path, port=proxy.port, smtp_port=smtp_port
         )
         store = StateStore(settings.state.path_resolved())
         started = time.monotonic()
