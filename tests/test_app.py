@@ -1,0 +1,72 @@
+"""run_scan's own duties, with a stand-in source (the sources are tested against real servers)."""
+
+from __future__ import annotations
+
+import gc
+from datetime import datetime, timedelta
+
+import pytest
+
+from inboxwatch.app import AccountPlan, run_scan
+from inboxwatch.errors import ServerError
+from inboxwatch.model import Address, MessageMeta
+from inboxwatch.rules import Policy
+from inboxwatch.source import FolderInfo, FolderScan, MailSource, Progress
+from tests.conftest import NOW, OWNER
+
+
+class _Source:
+    """Two folders; notes whether the garbage collector ran while it was read."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.collector: list[bool] = []
+
+    def list_folders(self) -> list[FolderInfo]:
+        return [FolderInfo("INBOX"), FolderInfo("Sent", frozenset({"\\Sent"}))]
+
+    def fetch_since(
+        self, folder: str, since: datetime, progress: Progress | None = None
+    ) -> FolderScan:
+        self.collector.append(gc.isenabled())
+        if self.fail:
+            raise ServerError("connection dropped; try again later")
+        scan = FolderScan(folder)
+        # One inbound thread waiting two days, one of the owner's: two threads.
+        sender = Address("", "ann@x.example" if folder == "INBOX" else OWNER)
+        when = NOW - timedelta(days=2)
+        scan.messages.append(MessageMeta(folder, 1, f"<{folder}@x>", (), (), "Hi", sender, when))
+        return scan
+
+    def close(self) -> None:
+        self.collector.append(gc.isenabled())
+
+
+def _plan() -> AccountPlan:
+    return AccountPlan(
+        "work", (OWNER,), None, (), timedelta(hours=24), timedelta(days=30), Policy()
+    )
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_collector_paused_for_the_scan_and_back_on_after(fail: bool) -> None:
+    source = _Source(fail)
+
+    def factory() -> MailSource:
+        return source
+
+    assert gc.isenabled()
+    report = run_scan([(_plan(), factory)], NOW, NOW)
+    assert gc.isenabled()
+    assert source.collector and not any(source.collector)
+    assert [e.kind for e in report.errors] == (["connection"] if fail else [])
+    assert (len(report.overdue), report.stats.threads) == ((0, 0) if fail else (1, 2))
+
+
+def test_collector_left_off_when_the_caller_had_it_off() -> None:
+    gc.disable()
+    try:
+        run_scan([(_plan(), _Source)], NOW, NOW)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
