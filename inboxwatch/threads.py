@@ -7,7 +7,7 @@ loops, self-references or duplicate Message-IDs the input holds.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Protocol
@@ -125,7 +125,7 @@ class _Graph:
 class _Union:
     """Union-find over thread keys; the earlier thread (by `rank`) stays the root."""
 
-    def __init__(self, rank: dict[int, tuple[datetime, str]]) -> None:
+    def __init__(self, rank: Callable[[int], tuple[datetime, str]]) -> None:
         self.parent: dict[int, int] = {}
         self.rank = rank
 
@@ -140,7 +140,7 @@ class _Union:
     def join(self, a: int, b: int) -> None:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
-            first, second = sorted((ra, rb), key=self.rank.__getitem__)
+            first, second = sorted((ra, rb), key=self.rank)
             self.parent[second] = first
 
 
@@ -170,10 +170,11 @@ def build_threads(
     """
     roots, groups = _linked_groups(messages)
     if counterpart is not None:
-        rank = {
-            key: (min(m.received for m in msgs) if len(msgs) > 1 else msgs[0].received, root.msgid)
-            for (key, msgs), root in zip(groups.items(), roots.values(), strict=True)
-        }
+        linked = groups  # the ranks are of the threads as linked, before any join
+
+        def rank(key: int) -> tuple[datetime, str]:
+            return min(m.received for m in linked[key]), roots[key].msgid
+
         groups = _subject_fallback(groups, counterpart, _Union(rank), lone)
     threads = [
         Thread(roots[key].msgid, tuple(msgs if len(msgs) == 1 else sorted(msgs, key=_when)))
@@ -202,6 +203,7 @@ def _linked_groups(
 
 
 _Index = dict[tuple[str, str], list[tuple[int, int, int, MessageMeta]]]
+_Roles = tuple[tuple[str, ...], tuple[str, ...]]
 
 
 def _subject_fallback(
@@ -212,31 +214,40 @@ def _subject_fallback(
 ) -> dict[int, list[MessageMeta]]:
     """Join a lone unlinked message to the thread its subject and counterpart name.
 
-    Every message of a thread is indexed under each base subject of that thread and
-    each address it is "mine" or "theirs" for, so a lone message finds its candidates
-    by lookup instead of by comparing it with every thread of the same subject.
+    A lone message can only meet a thread through an address: the owner's message
+    went to it and the other party's came from it. So threads are indexed by (base
+    subject, address) for the addresses lone messages name only, and a lone message
+    looks its candidates up instead of comparing itself with every thread; base
+    subjects are computed only where an address matched.
     """
-    base = {id(m): base_subject(m.subject) for msgs in groups.values() for m in msgs}
-    lone = {
-        key: msgs[0]
-        for key, msgs in groups.items()
-        if len(msgs) == 1 and not msgs[0].linked and base[id(msgs[0])]
-    }
-    if lone_out is not None:
-        lone_out.extend(lone.values())
+    lone = {key: msgs[0] for key, msgs in groups.items() if len(msgs) == 1 and not msgs[0].linked}
     lone_roles = {key: counterpart.roles(msg) for key, msg in lone.items()}
-    index = _index(groups, base, _wanted(lone, lone_roles, base), counterpart)
+    # A lone message of the owner's looks among the other party's messages, and back.
+    sought: tuple[set[str], set[str]] = (set(), set())
+    for mine, theirs in lone_roles.values():
+        sought[1].update(mine)
+        sought[0].update(theirs)
+    index = _index(groups, sought, counterpart, lone_roles)
+    indexed = ({a for _, a in index[0]}, {a for _, a in index[1]})
     for key, msg in lone.items():
-        subject = base[id(msg)]
+        mine, theirs = lone_roles[key]
+        meets = any(a in indexed[1] for a in mine) or any(a in indexed[0] for a in theirs)
+        subject = base_subject(msg.subject) if meets or lone_out is not None else ""
+        if lone_out is not None and subject:
+            lone_out.append(msg)
+        if not meets or not subject:
+            continue
         candidates = [
             entry
-            for side, addresses in zip(reversed(index), lone_roles[key], strict=True)
+            for side, addresses in ((index[1], mine), (index[0], theirs))
             for address in addresses
             for entry in side.get((subject, address), ())
         ]
         target = _best_candidate(msg, candidates, key)
         if target is not None:
             union.join(key, target)
+    if not union.parent:
+        return groups
     merged: dict[int, list[MessageMeta]] = {}
     for key, msgs in groups.items():
         root = union.find(key) if key in union.parent else key
@@ -244,37 +255,30 @@ def _subject_fallback(
     return merged
 
 
-def _wanted(
-    lone: dict[int, MessageMeta],
-    roles: dict[int, tuple[tuple[str, ...], tuple[str, ...]]],
-    base: dict[int, str],
-) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
-    """The (subject, address) keys lone messages will look up, per side: only those are
-    indexed (a lone message of the owner's looks among the other party's, and back)."""
-    wanted: tuple[set[tuple[str, str]], set[tuple[str, str]]] = (set(), set())
-    for key, msg in lone.items():
-        mine, theirs = roles[key]
-        wanted[1].update((base[id(msg)], a) for a in mine)
-        wanted[0].update((base[id(msg)], a) for a in theirs)
-    return wanted
-
-
 def _index(
     groups: dict[int, list[MessageMeta]],
-    base: dict[int, str],
-    wanted: tuple[set[tuple[str, str]], set[tuple[str, str]]],
+    sought: tuple[set[str], set[str]],
     counterpart: Counterpart,
+    known: dict[int, _Roles],
 ) -> tuple[_Index, _Index]:
-    """(the owner's messages, the other party's) by (subject, address), `wanted` keys only;
-    each entry is (thread rank, position in thread, thread key, message)."""
-    subjects_wanted = {subject for side in wanted for subject, _ in side}
+    """(the owner's messages, the other party's) by (base subject of their thread, address),
+    for the `sought` addresses only; each entry is (thread rank, position in thread, thread
+    key, message). `known` holds the roles of the single-message threads already asked."""
     index: tuple[_Index, _Index] = ({}, {})
     for rank, (key, msgs) in enumerate(groups.items()):
-        subjects = {base[id(m)] for m in msgs} & subjects_wanted
-        for pos, msg in enumerate(msgs if subjects else ()):
-            for side, want, addresses in zip(index, wanted, counterpart.roles(msg), strict=True):
-                for found in {(s, a) for a in addresses for s in subjects} & want:
-                    side.setdefault(found, []).append((rank, pos, key, msg))
+        subjects: set[str] | None = None
+        for pos, msg in enumerate(msgs):
+            roles = known.get(key) if len(msgs) == 1 else None
+            for side, want, addresses in zip(
+                index, sought, roles or counterpart.roles(msg), strict=True
+            ):
+                for address in addresses:
+                    if address not in want:
+                        continue
+                    if subjects is None:
+                        subjects = {base_subject(m.subject) for m in msgs} - {""}
+                    for subject in subjects:
+                        side.setdefault((subject, address), []).append((rank, pos, key, msg))
     return index
 
 

@@ -16,7 +16,7 @@ from inboxwatch.model import Address, Finding, MessageMeta, ReplyStandard, Stats
 from inboxwatch.rules import Owner, Policy, exclusion
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """How one thread stands; `pending` is empty when nothing waits."""
 
@@ -40,19 +40,24 @@ def _unique(messages: Iterable[MessageMeta]) -> list[MessageMeta]:
 
 def judge_thread(thread: Thread, owner: Owner, policy: Policy, stats: Stats) -> Verdict:
     """Find the pending messages of one thread; counts exclusions into `stats`."""
-    messages = _unique(thread.messages)
-    marks = [m.received for m in messages if owner.wrote(m) or "\\Answered" in m.flags]
-    cutoff = max(marks, default=None)
+    messages = thread.messages if len(thread.messages) == 1 else _unique(thread.messages)
+    cutoff: datetime | None = None
     expecting: list[MessageMeta] = []
     for msg in messages:
-        if owner.wrote(msg):
+        mine = owner.wrote(msg)
+        if (mine or "\\Answered" in msg.flags) and (cutoff is None or msg.received > cutoff):
+            cutoff = msg.received
+        if mine:
             continue
         excluded = exclusion(msg, owner, policy)
         if excluded is None:
             expecting.append(msg)
         else:
             stats.excluded[excluded.category] = stats.excluded.get(excluded.category, 0) + 1
-    pending = tuple(m for m in expecting if cutoff is None or m.received > cutoff)
+    if cutoff is None:
+        pending = tuple(expecting)
+    else:
+        pending = tuple(m for m in expecting if m.received > cutoff)
     return Verdict(thread, pending, cutoff, tuple(expecting))
 
 
@@ -101,20 +106,19 @@ def finding(account: str, verdict: Verdict, owner: Owner) -> Finding:
 
 
 def reply_parts(
-    verdict: Verdict, owner: Owner, window: timedelta
-) -> tuple[ReplyStandard, datetime | None]:
-    """The thread's share of the reply standard that does not depend on `now`, and the
-    time its first expecting message has waited from, if it is still unanswered (it counts
-    as judged once that is more than a window ago)."""
-    part = ReplyStandard()
+    verdict: Verdict, owner: Owner, window: timedelta, part: ReplyStandard
+) -> datetime | None:
+    """Count into `part` the thread's share of the reply standard that does not depend on
+    `now`; return the time its first expecting message has waited from, if it is still
+    unanswered (it counts as judged once that is more than a window ago)."""
     if not verdict.expecting:
-        return part, None
+        return None
     part.conversations = 1
     first = verdict.expecting[0]
     replies = [
         m.received
         for m in verdict.thread.messages
-        if owner.wrote(m) and m.received > first.received
+        if m.received > first.received and owner.wrote(m)
     ]
     if replies:
         delay = min(replies) - first.received
@@ -124,8 +128,8 @@ def reply_parts(
     elif verdict.cutoff is not None and verdict.cutoff >= first.received:
         part.answered = 1  # flagged \Answered: replied, but when is unknown
     else:
-        return part, first.received
-    return part, None
+        return first.received
+    return None
 
 
 @dataclass(slots=True)
@@ -142,7 +146,7 @@ def thread_share(
 ) -> Share:
     stats = Stats(threads=1)
     verdict = judge_thread(thread, owner, policy, stats)
-    stats.reply, open_since = reply_parts(verdict, owner, window)
+    open_since = reply_parts(verdict, owner, window, stats.reply)
     if not verdict.pending:
         stats.answered = int(bool(verdict.expecting))
         return Share(stats, open_since, None)
