@@ -10,7 +10,7 @@ Tests prove equality with the careful paths on the whole shared corpus.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 _ADDR = r"[^<>()\s\",;:\\@\[\]]+@[^<>()\s\",;:\\@\[\]]+"
 _WS = r"[ \t\r\n]*"  # not \s: that also matches \x1c-\x1f, which the stdlib keeps
@@ -46,11 +46,11 @@ def simple_addresses(value: str) -> list[tuple[str, str]] | None:
 
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTHS = {m.encode(): n for n, m in enumerate(MONTHS, 1)}
+_MONTHS = {m.encode(): b"%02d" % n for n, m in enumerate(MONTHS, 1)}
 _PREFIX = re.compile(rb"\d+ \(")
 _UID = re.compile(rb"(?:^|[ (])UID (\d+)")
 _FLAGS = re.compile(rb"(?:^|[ (])FLAGS \(([^()]*)\)")
-_DATE_TEXT = rb'"( ?\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"'
+_DATE_TEXT = rb'"( ?\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d\d:\d\d:\d\d) ([+-]\d\d)(\d\d)"'
 _DATE = re.compile(rb"(?:^|[ (])INTERNALDATE " + _DATE_TEXT)
 _BODY = re.compile(rb"BODY\[HEADER\.FIELDS \([^()]*\)\] (?:\{\d+\})?$")
 
@@ -64,11 +64,11 @@ _USUAL = re.compile(
 
 
 def _internaldate(match: re.Match[bytes], first: int = 1) -> datetime:
-    """INTERNALDATE (RFC 3501 date-time) from groups `first`..`first + 8`, in UTC."""
-    day, mon, year, hh, mm, ss, sign, oh, om = match.groups()[first - 1 : first + 8]
-    offset = timedelta(hours=int(oh), minutes=int(om))
-    local = datetime(int(year), _MONTHS[mon], int(day), int(hh), int(mm), int(ss), 0, UTC)
-    return local - offset if sign == b"+" else local + offset
+    """INTERNALDATE (RFC 3501 date-time) from groups `first`..`first + 5`, in UTC."""
+    day, mon, year, clock, hours, minutes = match.groups()[first - 1 : first + 5]
+    # As ISO 8601 text: the C parser is ~2x faster than building the date field by field.
+    iso = b"%s-%s-%sT%s%s:%s" % (year, _MONTHS[mon], day.strip().zfill(2), clock, hours, minutes)
+    return datetime.fromisoformat(iso.decode("ascii")).astimezone(UTC)
 
 
 FetchRecord = tuple[int, bytes, frozenset[str], datetime]

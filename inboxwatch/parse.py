@@ -13,7 +13,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -174,9 +174,9 @@ def _is_ambiguous(raw_from: str) -> bool:
 
 _DATE = re.compile(
     r"[ \t]*(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep"
-    r"|Oct|Nov|Dec) (\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)[ \t]*"
+    r"|Oct|Nov|Dec) (\d{4}) (\d\d:\d\d:\d\d) ([+-]\d\d)(\d\d)[ \t]*"
 )
-_MONTHS = {m: n for n, m in enumerate(MONTHS, 1)}
+_MONTHS = {m: f"{n:02d}" for n, m in enumerate(MONTHS, 1)}
 
 
 def _date(value: str | None) -> datetime | None:
@@ -184,15 +184,14 @@ def _date(value: str | None) -> datetime | None:
         return None
     plain = _DATE.fullmatch(value)  # RFC 5322 3.3's usual form, without a comment
     if plain is not None:
-        day, mon, year, hh, mm, ss, sign, oh, om = plain.groups()
-        offset = timedelta(hours=int(oh), minutes=int(om))
-        try:
-            if offset >= timedelta(hours=24):
-                raise ValueError("offset out of range")
-            local = datetime(int(year), _MONTHS[mon], int(day), int(hh), int(mm), int(ss), 0, UTC)
-            return local - offset if sign == "+" else local + offset
+        day, mon, year, clock, hours, minutes = plain.groups()
+        try:  # as ISO 8601 text: the C parser is ~2x faster than building it field by field
+            local = datetime.fromisoformat(
+                f"{year}-{_MONTHS[mon]}-{day:0>2}T{clock}{hours}:{minutes}"
+            )
+            return local.astimezone(UTC)
         except (ValueError, OverflowError):
-            pass  # out of range: the stdlib decides
+            pass  # out of range (day 0, hour 24, a zone of 24 hours...): the stdlib decides
     try:
         parsed = parsedate_to_datetime(clean_text(value, 200))
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -210,15 +209,17 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _FIELD = re.compile(r"(?m)^([!-9;-~]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)\r?\n")
 
 
-def fast_fields(block: bytes) -> tuple[list[str], list[str]] | None:
+def fast_fields(block: bytes) -> tuple[list[str], list[str], bool] | None:
     """Header names and values as compat32's `raw_items()` gives them (folds kept, raw
-    8-bit as surrogates), in one C-speed regex pass; None unless the block is nothing but
-    plain `Name: value` lines and their folds (then the stdlib parser decides)."""
-    parts = _FIELD.split(block.decode("ascii", "surrogateescape"))
+    8-bit as surrogates), in one C-speed regex pass, and whether any value is folded;
+    None unless the block is nothing but plain `Name: value` lines and their folds
+    (then the stdlib parser decides)."""
+    text = block.decode("ascii", "surrogateescape")
+    parts = _FIELD.split(text)
     gaps = parts[::3]  # text between matches: none, but an optional final line break
     if any(gaps[:-1]) or gaps[-1] not in ("", "\n", "\r\n"):
         return None
-    return parts[1::3], parts[2::3]
+    return parts[1::3], parts[2::3], "\n " in text or "\n\t" in text
 
 
 _LISTS = ("to", "cc", "reply-to")
@@ -231,10 +232,10 @@ class _Headers:
     them (as surrogates) so `_unescape_raw` can read them as UTF-8 or Latin-1.
     """
 
-    def __init__(self, names: list[str], values: list[str], fast: bool = True) -> None:
-        self.fast = fast
+    def __init__(self, names: list[str], values: list[str], folded: bool = True) -> None:
+        self.fast = True
         names = list(map(str.lower, names))
-        if any("\n" in v for v in values):
+        if folded:
             values = [_FOLD.sub("", v) if "\n" in v else v for v in values]
         # Reversed, so the first of a repeated field is the one kept (as `Message.get`).
         self.first: dict[str, str] = dict(zip(reversed(names), reversed(values), strict=True))
@@ -251,7 +252,8 @@ class _Headers:
     @classmethod
     def from_items(cls, items: Iterable[tuple[str, Any]]) -> _Headers:
         pairs = list(items)
-        return cls([name for name, _ in pairs], [str(value) for _, value in pairs])
+        values = [str(value) for _, value in pairs]
+        return cls([name for name, _ in pairs], values, any("\n" in v for v in values))
 
 
 def _meta_from_headers(
