@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from inboxwatch.app import AccountPlan, run_scan
+from inboxwatch.app import AccountPlan, collector_paused, run_scan
 from inboxwatch.errors import ServerError
 from inboxwatch.model import Address, MessageMeta
 from inboxwatch.rules import Policy
@@ -70,3 +70,12 @@ def test_collector_left_off_when_the_caller_had_it_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_what_a_scan_made_is_not_left_young() -> None:
+    """Else the first allocation after a scan (a service's next poll) walks all of it."""
+    with collector_paused():
+        made = [[n] for n in range(1000)]
+    assert gc.isenabled()
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert all(id(m) in oldest for m in made)
