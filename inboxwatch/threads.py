@@ -7,6 +7,7 @@ loops, self-references or duplicate Message-IDs the input holds.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -214,32 +215,33 @@ def _subject_fallback(
 ) -> dict[int, list[MessageMeta]]:
     """Join a lone unlinked message to the thread its subject and counterpart name.
 
-    A lone message can only meet a thread through an address: the owner's message
-    went to it and the other party's came from it. So threads are indexed by (base
-    subject, address) for the addresses lone messages name only, and a lone message
-    looks its candidates up instead of comparing itself with every thread; base
-    subjects are computed only where an address matched.
+    Only a lone message whose base subject another thread also has can join one.
+    Those threads' messages are indexed under (base subject, address) for each
+    address they are "mine" or "theirs" for, so a lone message finds its candidates
+    by lookup instead of by comparing itself with every thread of that subject.
     """
-    lone = {key: msgs[0] for key, msgs in groups.items() if len(msgs) == 1 and not msgs[0].linked}
+    subjects: dict[int, tuple[str, ...]] = {
+        key: (base_subject(msgs[0].subject),)
+        if len(msgs) == 1
+        else tuple({base_subject(m.subject) for m in msgs})
+        for key, msgs in groups.items()
+    }
+    threads_of = Counter(s for names in subjects.values() for s in names)
+    lone = {
+        key: msgs[0]
+        for key, msgs in groups.items()
+        if len(msgs) == 1 and not msgs[0].linked and subjects[key][0]
+    }
+    if lone_out is not None:
+        lone_out.extend(lone.values())
+    lone = {key: msg for key, msg in lone.items() if threads_of[subjects[key][0]] > 1}
     lone_roles = {key: counterpart.roles(msg) for key, msg in lone.items()}
-    # A lone message of the owner's looks among the other party's messages, and back.
-    sought: tuple[set[str], set[str]] = (set(), set())
-    for mine, theirs in lone_roles.values():
-        sought[1].update(mine)
-        sought[0].update(theirs)
-    index = _index(groups, sought, counterpart, lone_roles)
-    indexed = ({a for _, a in index[0]}, {a for _, a in index[1]})
+    index = _index(groups, subjects, _wanted(lone_roles, subjects), counterpart)
     for key, msg in lone.items():
-        mine, theirs = lone_roles[key]
-        meets = any(a in indexed[1] for a in mine) or any(a in indexed[0] for a in theirs)
-        subject = base_subject(msg.subject) if meets or lone_out is not None else ""
-        if lone_out is not None and subject:
-            lone_out.append(msg)
-        if not meets or not subject:
-            continue
+        subject = subjects[key][0]
         candidates = [
             entry
-            for side, addresses in ((index[1], mine), (index[0], theirs))
+            for side, addresses in zip(reversed(index), lone_roles[key], strict=True)
             for address in addresses
             for entry in side.get((subject, address), ())
         ]
@@ -255,30 +257,35 @@ def _subject_fallback(
     return merged
 
 
+def _wanted(
+    roles: dict[int, _Roles], subjects: dict[int, tuple[str, ...]]
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """The (subject, address) keys lone messages will look up, per side: only those are
+    indexed (a lone message of the owner's looks among the other party's, and back)."""
+    wanted: tuple[set[tuple[str, str]], set[tuple[str, str]]] = (set(), set())
+    for key, (mine, theirs) in roles.items():
+        subject = subjects[key][0]
+        wanted[1].update((subject, a) for a in mine)
+        wanted[0].update((subject, a) for a in theirs)
+    return wanted
+
+
 def _index(
     groups: dict[int, list[MessageMeta]],
-    sought: tuple[set[str], set[str]],
+    subjects: dict[int, tuple[str, ...]],
+    wanted: tuple[set[tuple[str, str]], set[tuple[str, str]]],
     counterpart: Counterpart,
-    known: dict[int, _Roles],
 ) -> tuple[_Index, _Index]:
-    """(the owner's messages, the other party's) by (base subject of their thread, address),
-    for the `sought` addresses only; each entry is (thread rank, position in thread, thread
-    key, message). `known` holds the roles of the single-message threads already asked."""
+    """(the owner's messages, the other party's) by (subject, address), `wanted` keys only;
+    each entry is (thread rank, position in thread, thread key, message)."""
+    subjects_wanted = {subject for side in wanted for subject, _ in side}
     index: tuple[_Index, _Index] = ({}, {})
     for rank, (key, msgs) in enumerate(groups.items()):
-        subjects: set[str] | None = None
-        for pos, msg in enumerate(msgs):
-            roles = known.get(key) if len(msgs) == 1 else None
-            for side, want, addresses in zip(
-                index, sought, roles or counterpart.roles(msg), strict=True
-            ):
-                for address in addresses:
-                    if address not in want:
-                        continue
-                    if subjects is None:
-                        subjects = {base_subject(m.subject) for m in msgs} - {""}
-                    for subject in subjects:
-                        side.setdefault((subject, address), []).append((rank, pos, key, msg))
+        names = [s for s in subjects[key] if s in subjects_wanted]
+        for pos, msg in enumerate(msgs if names else ()):
+            for side, want, addresses in zip(index, wanted, counterpart.roles(msg), strict=True):
+                for found in {(s, a) for a in addresses for s in names} & want:
+                    side.setdefault(found, []).append((rank, pos, key, msg))
     return index
 
 
