@@ -56,11 +56,12 @@ _BODY = re.compile(rb"BODY\[HEADER\.FIELDS \([^()]*\)\] (?:\{\d+\})?$")
 
 
 # Dovecot's order for our items, in one match: `UID n FLAGS (…) INTERNALDATE "…" BODY[…] `.
-_USUAL = re.compile(
-    rb"UID (\d+) FLAGS \(([^()]*)\) INTERNALDATE "
+USUAL_ITEMS = (  # no CR/LF inside: it is also matched on a stream of lines
+    rb"UID (\d+) FLAGS \(([^()\r\n]*)\) INTERNALDATE "
     + _DATE_TEXT
-    + rb" BODY\[HEADER\.FIELDS \([^()]*\)\] "
+    + rb" BODY\[HEADER\.FIELDS \([^()\r\n]*\)\] "
 )
+_USUAL = re.compile(USUAL_ITEMS)
 
 
 def _internaldate(match: re.Match[bytes], first: int = 1) -> datetime:
@@ -85,15 +86,23 @@ def flag_set(raw: bytes) -> frozenset[str]:
     return found
 
 
+def usual_items(
+    match: re.Match[bytes], first: int = 1
+) -> tuple[int, frozenset[str], datetime] | None:
+    """UID, FLAGS and INTERNALDATE from a match of USUAL_ITEMS (its groups from `first`)."""
+    try:
+        uid, flags = int(match.group(first)), flag_set(match.group(first + 1))
+        return uid, flags, _internaldate(match, first + 2)
+    except (KeyError, ValueError, OverflowError):
+        return None  # an impossible date: the generic parser and its errors decide
+
+
 def fetch_items(head: bytes, tail: bytes) -> tuple[int, frozenset[str], datetime] | None:
     """UID, FLAGS and INTERNALDATE from the text around a header literal: `head` is what
     comes after `* n FETCH (` up to the literal, `tail` what follows it before `)`."""
     usual = _USUAL.fullmatch(head) if not tail else None
     if usual is not None:
-        try:
-            return int(usual.group(1)), flag_set(usual.group(2)), _internaldate(usual, 3)
-        except (KeyError, ValueError, OverflowError):
-            return None  # an impossible date: the generic parser and its errors decide
+        return usual_items(usual)
     if not _BODY.search(head):
         return None  # the literal is not our header block
     text = head + b" " + tail

@@ -20,10 +20,13 @@ import io
 import re
 from collections.abc import Callable, Iterator, Sequence
 
-from inboxwatch.fastpath import FetchRecord, fetch_items
+from inboxwatch.fastpath import USUAL_ITEMS, FetchRecord, fetch_items, usual_items
 
 CHUNK = 1 << 20
 _RECORD = re.compile(rb"\* \d+ FETCH \(([^\r\n{}]*)\{(\d+)\}\r\n")
+# The same with Dovecot's order of our items (fastpath.USUAL_ITEMS) taken in the same match:
+# group 1 is the whole head, 2-9 the items, the last the literal's size, as in _RECORD.
+_USUAL_RECORD = re.compile(rb"\* \d+ FETCH \((" + USUAL_ITEMS + rb")\{(\d+)\}\r\n")
 _TAIL = re.compile(rb"([^\r\n{}]*)\)\r\n")
 _UNTAGGED = re.compile(rb"\* (?!\d+ FETCH)[^\r\n{}]*\r\n")  # `* 3 EXISTS`, `* OK …`
 _LITERAL_END = re.compile(rb"\{(\d+)\}\r\n$")
@@ -110,16 +113,17 @@ def _record(reader: _Reader, done: bytes) -> FetchRecord | bytes | None:
         if buf.startswith(done, pos):
             reader.pos = end + 2
             return buf[pos : end + 2]
-        if (skip := _UNTAGGED.match(buf, pos)) is not None:
+        usual = _USUAL_RECORD.match(buf, pos)
+        head = usual or _RECORD.match(buf, pos)
+        if head is None:
+            if (skip := _UNTAGGED.match(buf, pos)) is None:
+                return None
             if buf.startswith(b"* BYE", pos):  # RFC 3501 7.1.5: the server is closing
                 text = buf[pos + 2 : end].decode("utf-8", "replace")
                 raise StreamError(f"the server ended the session: {text}")
             reader.pos = skip.end()  # unsolicited EXISTS/RECENT/OK: nothing to read here
             continue
-        head = _RECORD.match(buf, pos)
-        if head is None:
-            return None
-        size = int(head.group(2))
+        size = int(head.group(head.re.groups))
         reader.check_literal(size)
         start = head.end()
         while (tail := _TAIL.match(reader.buf, start + size)) is None:
@@ -132,7 +136,8 @@ def _record(reader: _Reader, done: bytes) -> FetchRecord | bytes | None:
             pos = 0
         buf = reader.buf
         reader.pos = tail.end()
-        items = fetch_items(head.group(1), tail.group(1))
+        rest = tail.group(1)
+        items = usual_items(usual, 2) if usual and not rest else fetch_items(head.group(1), rest)
         if items is None:
             return None
         uid, flags, date = items

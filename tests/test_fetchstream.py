@@ -68,11 +68,15 @@ def test_records_split_anywhere_are_read_whole(size):
         + b"* 3 EXISTS\r\n"  # unsolicited status lines are passed over
         + record(2, header=b"Subject: {5}\r\n\r\n")  # a brace inside the literal is data
         + record(3, after=b" MODSEQ (12)")  # items after the literal are read too
+        + b'* 4 FETCH (FLAGS () INTERNALDATE "20-Nov-2026 09:00:00 +0100" UID 104 '  # any order
+        + ITEMS
+        + b" {%d}\r\n%s)\r\n" % (len(HEADER), HEADER)
         + b"T1 OK Fetch completed.\r\n"
     )
     got, status = read(response, size)
     assert status == ("OK", b"Fetch completed.")
-    assert [r[0] for r in got] == [101, 102, 103]
+    assert [r[0] for r in got] == [101, 102, 103, 104]
+    assert got[3][1:] == (HEADER, frozenset(), got[0][3])
     assert got[0][1] == HEADER and got[1][1] == b"Subject: {5}\r\n\r\n"
     assert got[0][2] == frozenset({"\\Seen"})
     assert got[0][3] == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -85,6 +89,10 @@ def test_records_split_anywhere_are_read_whole(size):
         b"* 9 FETCH (UID 109 BODY[] {3}\r\nabc)\r\n",  # not our header item
         record(9, after=b" X-EXTRA {2}\r\nxy"),  # a second literal
         b"* OK [ALERT] {weird}\r\n",
+        # a line break inside FLAGS: not one record line, however the rest looks
+        b'* 9 FETCH (UID 109 FLAGS (\\Seen\r\n) INTERNALDATE "20-Nov-2026 09:00:00 +0100" '
+        + ITEMS
+        + b" {3}\r\nabc)\r\n",
     ],
 )
 @pytest.mark.parametrize("size", [3, 1 << 20])
