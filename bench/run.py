@@ -361,15 +361,16 @@ def main() -> int:
         state = base / "state.db"
         go = lambda kind: run_one(kind, server.port, server.password, now, state)  # noqa: E731
         results: dict[str, list[dict[str, Any]]] = {}
-        if args.cold:
-            dropped = cold_restart(server, maildir)
-            results["floor-cold"] = [go("floor")]
-            cold_restart(server, maildir)
-            results["full-cold"] = [go("full")]
-            print(f"cold: index files removed, page cache dropped: {dropped}", flush=True)
-        go("floor")  # warm the server's cache
-        go("poll")  # the service's first, full read into the state
         for round_ in range(args.rounds):
+            if args.cold:  # a pair per round: one cold sample swings by 10-20 %
+                dropped = cold_restart(server, maildir)
+                results.setdefault("floor-cold", []).append(go("floor"))
+                cold_restart(server, maildir)
+                results.setdefault("full-cold", []).append(go("full"))
+                print(f"cold: index files removed, page cache dropped: {dropped}", flush=True)
+            go("floor")  # warm the server's cache
+            if round_ == 0:
+                go("poll")  # the service's first, full read into the state
             for kind in ("floor", "naive", "full", "default"):
                 results.setdefault(kind, []).append(go(kind))
             results.setdefault("poll-cron", []).append(go("poll"))
