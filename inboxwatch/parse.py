@@ -4,8 +4,9 @@ The fast path splits a plain header block with one regex (`fast_fields`) and
 takes the usual forms of addresses and dates by regex too; a block it does not
 take goes to the stdlib parser in `compat32` mode (the modern
 `email.policy.default` is ~6x slower per message and can go quadratic on
-pathological headers), and mail-parser is the last resort. Anything displayed is stripped of CR/LF and control
-characters here, at the edge, so no later layer has to remember to.
+pathological headers), and mail-parser is the last resort. Anything displayed
+is stripped of CR/LF and control characters here, at the edge, so no later
+layer has to remember to.
 """
 
 from __future__ import annotations
