@@ -54,10 +54,7 @@ def judge_thread(thread: Thread, owner: Owner, policy: Policy, stats: Stats) -> 
             expecting.append(msg)
         else:
             stats.excluded[excluded.category] = stats.excluded.get(excluded.category, 0) + 1
-    if cutoff is None:
-        pending = tuple(expecting)
-    else:
-        pending = tuple(m for m in expecting if m.received > cutoff)
+    pending = tuple(m for m in expecting if cutoff is None or m.received > cutoff)
     return Verdict(thread, pending, cutoff, tuple(expecting))
 
 
