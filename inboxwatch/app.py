@@ -22,7 +22,7 @@ from inboxwatch.incremental import EvalMemo, ThreadMemo
 from inboxwatch.model import AccountSummary, MessageMeta, Report, ReportError
 from inboxwatch.rules import Owner, Policy
 from inboxwatch.source import FolderInfo, MailSource, Progress, discover_sent
-from inboxwatch.threads import build_threads
+from inboxwatch.threads import Roles, build_threads
 from inboxwatch.unanswered import evaluate
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class OwnerCounterpart:
 
     owner: Owner
 
-    def roles(self, msg: MessageMeta) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def roles(self, msg: MessageMeta) -> Roles:
         # Tuples, not sets: the subject fallback holds these for every lone message.
         if self.owner.wrote(msg):
             return tuple(a.key for a in msg.to + msg.cc), ()

@@ -149,12 +149,15 @@ def _when(msg: MessageMeta) -> tuple[datetime, str, int]:
     return msg.received, msg.folder, msg.uid
 
 
+Roles = tuple[tuple[str, ...], tuple[str, ...]]  # (the owner's recipients, the other's own)
+
+
 class Counterpart(Protocol):
     """Who a message is between, for the subject fallback: `roles(msg)` is (the addresses
     the owner sent it to, if the owner's; its sender and Reply-To, if not), so `a` answers
     or is answered by `b` when `roles(a)[0]` and `roles(b)[1]` share an address."""
 
-    def roles(self, msg: MessageMeta) -> tuple[tuple[str, ...], tuple[str, ...]]: ...
+    def roles(self, msg: MessageMeta) -> Roles: ...
 
 
 def build_threads(
@@ -204,7 +207,6 @@ def _linked_groups(
 
 
 _Index = dict[tuple[str, str], list[tuple[int, int, int, MessageMeta]]]
-_Roles = tuple[tuple[str, ...], tuple[str, ...]]
 
 
 def _subject_fallback(
@@ -258,7 +260,7 @@ def _subject_fallback(
 
 
 def _wanted(
-    roles: dict[int, _Roles], subjects: dict[int, tuple[str, ...]]
+    roles: dict[int, Roles], subjects: dict[int, tuple[str, ...]]
 ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
     """The (subject, address) keys lone messages will look up, per side: only those are
     indexed (a lone message of the owner's looks among the other party's, and back)."""
