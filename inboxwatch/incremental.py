@@ -88,7 +88,7 @@ class ThreadMemo:
         rest = []
         for msg in changed:
             old = self.messages.get(_key(msg))
-            if old is None or replace(old, flags=msg.flags) != msg:
+            if old is None or old._replace(flags=msg.flags) != msg:
                 rest.append(msg)
                 continue
             thread = self._of_key[_key(msg)]

@@ -14,7 +14,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -53,16 +53,12 @@ class PollRecord:
     not_before: datetime | None = None
 
 
-_FIELDS = tuple(f.name for f in fields(MessageMeta))
-
-
 def _address(a: Address) -> dict[str, str]:
     return {"name": a.name, "address": a.address}
 
 
 def meta_to_json(meta: MessageMeta) -> str:
-    # Field by field rather than `asdict`, which deep-copies every value (~4x slower).
-    data: dict[str, Any] = {f: getattr(meta, f) for f in _FIELDS}
+    data: dict[str, Any] = meta._asdict()
     data["received"] = meta.received.isoformat()
     data["date"] = meta.date.isoformat() if meta.date else None
     data["sender"] = _address(meta.sender) if meta.sender else None

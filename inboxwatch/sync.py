@@ -7,7 +7,7 @@ after the whole account was read: an interrupted poll writes nothing.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from inboxwatch.app import ScanMemo
@@ -61,7 +61,7 @@ def _apply_flags(
     changed = []
     for uid, new in flags.items():
         if uid in cached and cached[uid].flags != new:
-            cached[uid] = replace(cached[uid], flags=new)
+            cached[uid] = cached[uid]._replace(flags=new)
             changed.append(cached[uid])
     return changed
 

@@ -93,7 +93,7 @@ def test_incremental_polls_equal_a_full_rebuild(rnd: random.Random, size: int, p
                 mailbox[(m.folder, m.uid)] = m
         elif action < 0.8:  # flags changed on another device
             key = rnd.choice(list(mailbox))
-            mailbox[key] = replace(mailbox[key], flags=frozenset({"\\Answered"}))
+            mailbox[key] = mailbox[key]._replace(flags=frozenset({"\\Answered"}))
         elif action < 0.9:  # expunged
             del mailbox[rnd.choice(list(mailbox))]
         # else: nothing changed, only time passes
