@@ -105,12 +105,12 @@ def finding(account: str, verdict: Verdict, owner: Owner) -> Finding:
 def reply_parts(
     verdict: Verdict, owner: Owner, window: timedelta, part: ReplyStandard
 ) -> datetime | None:
-    """Count into `part` the thread's share of the reply standard that does not depend on
+    """Add to `part` the thread's share of the reply standard that does not depend on
     `now`; return the time its first expecting message has waited from, if it is still
     unanswered (it counts as judged once that is more than a window ago)."""
     if not verdict.expecting:
         return None
-    part.conversations = 1
+    part.conversations += 1
     first = verdict.expecting[0]
     replies = [
         m.received
@@ -119,11 +119,12 @@ def reply_parts(
     ]
     if replies:
         delay = min(replies) - first.received
-        part.answered = part.judged = 1
+        part.answered += 1
+        part.judged += 1
         part.delays.append(delay.total_seconds())
-        part.within_window = int(delay <= window)
+        part.within_window += delay <= window
     elif verdict.cutoff is not None and verdict.cutoff >= first.received:
-        part.answered = 1  # flagged \Answered: replied, but when is unknown
+        part.answered += 1  # flagged \Answered: replied, but when is unknown
     else:
         return first.received
     return None
@@ -138,16 +139,25 @@ class Share:
     finding: Finding | None  # when something waits; overdue or not is decided by `now`
 
 
-def thread_share(
-    account: str, thread: Thread, owner: Owner, policy: Policy, window: timedelta
-) -> Share:
-    stats = Stats(threads=1)
+def tally(
+    account: str, thread: Thread, owner: Owner, policy: Policy, window: timedelta, stats: Stats
+) -> tuple[datetime | None, Finding | None]:
+    """Add one thread's part of the outcome to `stats`; return what depends on `now`:
+    the open conversation's start (see `reply_parts`) and the finding, if anything waits."""
+    stats.threads += 1
     verdict = judge_thread(thread, owner, policy, stats)
     open_since = reply_parts(verdict, owner, window, stats.reply)
     if not verdict.pending:
-        stats.answered = int(bool(verdict.expecting))
-        return Share(stats, open_since, None)
-    return Share(stats, open_since, finding(account, verdict, owner))
+        stats.answered += bool(verdict.expecting)
+        return open_since, None
+    return open_since, finding(account, verdict, owner)
+
+
+def thread_share(
+    account: str, thread: Thread, owner: Owner, policy: Policy, window: timedelta
+) -> Share:
+    stats = Stats()
+    return Share(stats, *tally(account, thread, owner, policy, window, stats))
 
 
 @dataclass
@@ -168,19 +178,18 @@ def evaluate(
     """Overdue and waiting findings (longest wait first) and the account's stats."""
     out = Outcome([], [], Stats())
     stats = out.stats
-    for thread in threads:
-        share = thread_share(account, thread, owner, policy, window)
-        stats.add(share.stats)
-        if share.open_since is not None and now - share.open_since > window:
+    for thread in threads:  # into one Stats: a Share each (as a service keeps) costs ~10%
+        open_since, found = tally(account, thread, owner, policy, window, stats)
+        if open_since is not None and now - open_since > window:
             stats.reply.judged += 1
-        if share.finding is None:
+        if found is None:
             continue
-        if now - share.finding.waiting_since > window:
+        if now - found.waiting_since > window:
             stats.overdue += 1
-            out.overdue.append(share.finding)
+            out.overdue.append(found)
         else:
             stats.pending += 1
-            out.waiting.append(share.finding)
+            out.waiting.append(found)
     for items in (out.overdue, out.waiting):
         items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
     return out
