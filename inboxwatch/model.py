@@ -74,9 +74,9 @@ class Thread:
     messages: tuple[MessageMeta, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One overdue thread, with what the user needs to act on it."""
+class Finding(NamedTuple):
+    """One overdue thread, with what the user needs to act on it (a NamedTuple, as
+    MessageMeta: a big mailbox can have tens of thousands)."""
 
     account: str
     thread_id: str

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from inboxwatch.model import Address, Finding, MessageMeta, ReplyStandard, Stats, Thread
 from inboxwatch.rules import Owner, Policy, exclusion
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """How one thread stands; `pending` is empty when nothing waits."""
 
     thread: Thread
