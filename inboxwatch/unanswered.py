@@ -74,9 +74,9 @@ def _reason(first: MessageMeta, verdict: Verdict, owner: Owner) -> str:
     text = f"{who} wrote"
     if later:
         text += f" (and {later} more message{'s' if later > 1 else ''} since)"
-    owned = [m.received for m in verdict.thread.messages if owner.wrote(m)]
     if verdict.cutoff is None:
         return text + "; no reply from you in this thread"
+    owned = [m.received for m in verdict.thread.messages if owner.wrote(m)]
     gap = human_duration(first.received - verdict.cutoff)
     if owned and max(owned) == verdict.cutoff:
         return text + f"; your last reply was {gap} earlier"
