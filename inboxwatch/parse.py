@@ -238,7 +238,6 @@ class _Headers:
     """
 
     def __init__(self, names: list[str], values: list[str], folded: bool = True) -> None:
-        self.fast = True
         names = list(map(str.lower, names))
         if folded:
             values = [_FOLD.sub("", v) if "\n" in v else v for v in values]
@@ -262,9 +261,14 @@ class _Headers:
 
 
 def _meta_from_headers(
-    h: _Headers, folder: str, uid: int, received: datetime | None, flags: frozenset[str]
+    h: _Headers,
+    folder: str,
+    uid: int,
+    received: datetime | None,
+    flags: frozenset[str],
+    fast: bool,
 ) -> MessageMeta:
-    get, lists, fast = h.first.get, h.lists.get, h.fast
+    get, lists = h.first.get, h.lists.get
     sender, ambiguous, null_from = _sender(get("from", ""), fast)
     date = _date(get("date"))
     when = received or date
@@ -314,9 +318,8 @@ def parse_headers(
     headers = _Headers(*fields) if fields is not None else _careful_headers(header, folder, uid)
     if headers is None:
         return ParseFailure(folder, uid, "unparsable header block")
-    headers.fast = fast
     try:
-        return _meta_from_headers(headers, folder, uid, received, frozenset(flags))
+        return _meta_from_headers(headers, folder, uid, received, frozenset(flags), fast)
     except Exception as exc:  # unparsable mail is counted, never fatal
         return ParseFailure(folder, uid, clean_text(str(exc), 200))
 
