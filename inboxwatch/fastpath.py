@@ -46,7 +46,7 @@ def simple_addresses(value: str) -> list[tuple[str, str]] | None:
 
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTHS = {m.encode(): b"%02d" % n for n, m in enumerate(MONTHS, 1)}
+_MONTHS = {m: f"{n:02d}" for n, m in enumerate(MONTHS, 1)}
 _PREFIX = re.compile(rb"\d+ \(")
 _UID = re.compile(rb"(?:^|[ (])UID (\d+)")
 _FLAGS = re.compile(rb"(?:^|[ (])FLAGS \(([^()]*)\)")
@@ -64,12 +64,20 @@ USUAL_ITEMS = (  # no CR/LF inside: it is also matched on a stream of lines
 _USUAL = re.compile(USUAL_ITEMS)
 
 
+def iso_datetime(day: str, mon: str, year: str, clock: str, hours: str, minutes: str) -> datetime:
+    """A date's parts as RFC 5322 and RFC 3501 write them (`Nov`, `09:00:00`, `+01`, `00`),
+    in UTC; raises KeyError, ValueError or OverflowError for an impossible one."""
+    # As ISO 8601 text: the C parser is ~2x faster than building the date field by field.
+    iso = f"{year}-{_MONTHS[mon]}-{day.strip():0>2}T{clock}{hours}:{minutes}"
+    return datetime.fromisoformat(iso).astimezone(UTC)
+
+
 def _internaldate(match: re.Match[bytes], first: int) -> datetime:
     """INTERNALDATE (RFC 3501 date-time) from groups `first`..`first + 5`, in UTC."""
     day, mon, year, clock, hours, minutes = match.groups()[first - 1 : first + 5]
-    # As ISO 8601 text: the C parser is ~2x faster than building the date field by field.
-    iso = b"%s-%s-%sT%s%s:%s" % (year, _MONTHS[mon], day.strip().zfill(2), clock, hours, minutes)
-    return datetime.fromisoformat(iso.decode("ascii")).astimezone(UTC)
+    return iso_datetime(
+        day.decode(), mon.decode(), year.decode(), clock.decode(), hours.decode(), minutes.decode()
+    )
 
 
 FetchRecord = tuple[int, bytes, frozenset[str], datetime]
