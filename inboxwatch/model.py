@@ -46,7 +46,7 @@ class MessageMeta(NamedTuple):
     auto_submitted: str = ""
     precedence: str = ""
     list_headers: bool = False  # List-Id or List-Unsubscribe present
-    content_type: str = ""
+    content_type: str = ""  # the media type (`multipart/report`), lower-cased, no parameters
     null_sender: bool = False  # Return-Path: <> (RFC 5321 4.5.5: DSNs, RFC 3834 auto-replies)
     autoreply_header: bool = False  # X-Autoreply / X-Autorespond (vacation programs)
     sender_ambiguous: bool = False  # From names two different addresses (CVE-2023-27043 shape)
