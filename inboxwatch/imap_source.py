@@ -11,36 +11,20 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Collection, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime, timedelta
 
 from imapclient import IMAPClient, SocketTimeout
-from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError, ProtocolError
-from imapclient.response_parser import parse_fetch_response
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from inboxwatch.config import Account
 from inboxwatch.errors import ConfigError, ServerError
-from inboxwatch.fastpath import FetchRecord, parse_fetch
-from inboxwatch.fetchstream import StreamError, batches, read_fetch, uid_set
-from inboxwatch.model import ParseFailure
-from inboxwatch.parse import HEADER_FIELDS, parse_headers
+from inboxwatch.fetchstream import batches
+from inboxwatch.headerfetch import BATCH, MAX_LITERAL, HeaderFetcher
 from inboxwatch.servers import is_loopback, login_error, server_text, throttled, tls_context
 from inboxwatch.source import FolderInfo, FolderScan, FolderState, FolderSync, Progress
 
 log = logging.getLogger(__name__)
-
-BATCH = 500  # UIDs per generic FETCH: bounded memory, far below Dovecot's 64 KB command line
-# UIDs per streamed FETCH: records are parsed as they arrive, so memory stays one read chunk;
-# few round trips; a command line of at most ~60 KB even for scattered UIDs (12 bytes each).
-STREAM_BATCH = 5000
-_FETCH_ITEMS = [
-    f"BODY.PEEK[HEADER.FIELDS ({' '.join(f.upper() for f in HEADER_FIELDS)})]",
-    "FLAGS",
-    "INTERNALDATE",
-]
-# A header block is small; a server announcing a far bigger literal is broken or hostile,
-# and imaplib would allocate the announced size up front.
-MAX_LITERAL = 32 * 1024 * 1024
 
 
 def _network_error(host: str, exc: BaseException, timeout: float) -> ServerError:  # noqa: PLR0911
@@ -66,19 +50,19 @@ def _network_error(host: str, exc: BaseException, timeout: float) -> ServerError
 class ImapSource:
     """A logged-in, read-only IMAP session for one account."""
 
-    def __init__(self, account: Account, password: str) -> None:
+    def __init__(self, account: Account, password: str, worker: bool = True) -> None:
         self.host = account.host
         self.timeout = account.timeout.total_seconds()
         self._last_examined: tuple[str, FolderState] | None = None
-        # The streamed FETCH, until a response shows a shape it does not take: one
-        # surprise, and the session stops asking twice for the same headers.
-        self._stream = True
         self.client = self._connect(account)
         try:
             self._login(account.username, password)
         except BaseException:
             self._shutdown()
             raise
+        # A worker for a big folder logs in as we did (worker=False: the worker itself).
+        login_as = (account, password) if worker else None
+        self.headers = HeaderFetcher(self.client, self.host, login_as)
 
     def _connect(self, account: Account) -> IMAPClient:
         if account.security == "plain" and not (
@@ -131,6 +115,7 @@ class ImapSource:
             self.client.shutdown()
 
     def close(self) -> None:
+        self.headers.close()
         try:
             self.client.logout()
         except (OSError, IMAPClientError, EOFError):
@@ -157,9 +142,21 @@ class ImapSource:
         """Header fields, FLAGS and INTERNALDATE of every message from `since` on."""
         with self._guard(folder):
             self._last_examined = None  # another folder is selected now
-            self.client.select_folder(folder, readonly=True)
+            info = self.client.select_folder(folder, readonly=True)
             scan = FolderScan(folder)
-            self._fetch_headers(folder, self._search_since(since), since, scan, progress)
+            uids = self._search_since(since)
+            self.headers.fetch(folder, uids, since, scan, progress, int(info[b"UIDVALIDITY"]))
+        return scan
+
+    def fetch_uids(
+        self, folder: str, uidvalidity: int, uids: Sequence[int], since: datetime
+    ) -> FolderScan:
+        """A worker's job: these UIDs, if the folder still has that UIDVALIDITY."""
+        with self._guard(folder):
+            if self._examine(folder).uidvalidity != uidvalidity:
+                raise ServerError(f"{folder!r} changed its UIDVALIDITY; its UIDs are stale")
+            scan = FolderScan(folder)
+            self.headers.fetch(folder, uids, since, scan, None, uidvalidity)
         return scan
 
     def sync_folder(
@@ -194,7 +191,8 @@ class ImapSource:
             if not replace:
                 sync.flags = self._changed_flags(known, state, sorted(previous & current))
             scan = FolderScan(folder)
-            self._fetch_headers(folder, sorted(current - previous), since, scan, progress)
+            uids = sorted(current - previous)
+            self.headers.fetch(folder, uids, since, scan, progress, state.uidvalidity)
             sync.new, sync.failures = scan.messages, scan.failures
         return sync
 
@@ -248,97 +246,6 @@ class ImapSource:
         # 6.4.4): ask a day early, then filter on INTERNALDATE exactly.
         return sorted(self.client.search(["SINCE", (since - timedelta(days=1)).date()]))
 
-    def _fetch_headers(
-        self,
-        folder: str,
-        uids: Sequence[int],
-        since: datetime,
-        scan: FolderScan,
-        progress: Progress | None,
-    ) -> None:
-        if progress is not None:
-            progress.expect(len(uids))
-        for chunk in batches(uids, STREAM_BATCH):
-            self._fetch_chunk(folder, chunk, since, scan)
-            if progress is not None:
-                progress.advance(len(chunk))
-
-    def _fetch_chunk(
-        self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan
-    ) -> None:
-        """The bulk header FETCH. imapclient's generic response parser costs more than the
-        server itself here, so the response is read as a stream by a strict reader
-        (fetchstream) and each record parsed as it arrives, while the server goes on
-        writing. A response holding anything the reader does not expect is read to its
-        end, and the UIDs not yet taken are fetched again the generic way."""
-        wanted = set(uids)
-        take = _taker(folder, since, scan, wanted)
-        command = f"UID FETCH {uid_set(uids)} ({' '.join(_FETCH_ITEMS)})".encode("ascii")
-        try:
-            status = (
-                read_fetch(self.client._imap, command, take, MAX_LITERAL) if self._stream else None
-            )
-        except StreamError as exc:
-            raise IMAPClientAbortError(str(exc)) from None
-        if status is None:
-            if self._stream:  # this server's answers take the generic way from now on
-                log.debug(
-                    "%s: unexpected FETCH response shape; reading it the generic way", self.host
-                )
-                self._stream = False
-            for batch in batches(sorted(wanted), BATCH):
-                self._generic_batch(folder, batch, take, scan)
-        elif status[0] != "OK":
-            text = status[1].decode("utf-8", "replace")
-            raise IMAPClientError(f"FETCH failed: {status[0]} {text}")
-
-    def _generic_batch(
-        self,
-        folder: str,
-        uids: Sequence[int],
-        take: Callable[[FetchRecord], None],
-        scan: FolderScan,
-    ) -> None:
-        try:
-            records, unusable = self._generic_records(uids)
-        except (ProtocolError, ValueError, TypeError, OverflowError) as exc:
-            # One malformed FETCH response: that batch is reported, the others go on.
-            log.warning(
-                "%s: malformed FETCH response for %d message(s) in %s: %s",
-                self.host,
-                len(uids),
-                folder,
-                exc,
-            )
-            reason = f"the server sent a malformed FETCH response ({str(exc)[:80]})"
-            scan.failures.extend(ParseFailure(folder, uid, reason) for uid in uids)
-            return
-        for record in records:
-            take(record)
-        reason = "the server's FETCH response has no usable INTERNALDATE for it"
-        scan.failures.extend(ParseFailure(folder, uid, reason) for uid in unusable)
-
-    def _generic_records(self, uids: Sequence[int]) -> tuple[list[FetchRecord], list[int]]:
-        """Records, and the requested UIDs whose header came without a usable date."""
-        imap = self.client._imap
-        typ, data = imap.uid("FETCH", uid_set(uids), f"({' '.join(_FETCH_ITEMS)})")
-        if typ != "OK":
-            raise IMAPClientError(f"FETCH failed: {server_text(IMAPClientError(data))}")
-        records = parse_fetch(data)
-        if records is not None:
-            return records, []
-        out: list[FetchRecord] = []
-        unusable = []
-        for uid, item in parse_fetch_response(data, False, True).items():
-            header = next((v for k, v in item.items() if k.startswith(b"BODY[")), None)
-            date = item.get(b"INTERNALDATE")
-            if header is not None and isinstance(date, datetime):
-                flags = frozenset(f.decode("ascii", "replace") for f in item.get(b"FLAGS", ()))
-                out.append((uid, bytes(header), flags, date))
-            elif header is not None and uid in uids:
-                unusable.append(uid)
-        return out, unusable
-
     def _changed_flags(
         self, known: FolderState | None, state: FolderState, uids: Sequence[int]
     ) -> dict[int, frozenset[str]]:
@@ -352,32 +259,6 @@ class ImapSource:
                 if uid in wanted and b"FLAGS" in data:
                     flags[uid] = frozenset(f.decode("ascii", "replace") for f in data[b"FLAGS"])
         return flags
-
-
-def _taker(
-    folder: str, since: datetime, scan: FolderScan, wanted: set[int]
-) -> Callable[[FetchRecord], None]:
-    """Each fetched record, once, parsed into `scan` (or counted there as a failure)."""
-
-    def take(record: FetchRecord) -> None:
-        uid, header, flags, internaldate = record
-        if uid not in wanted:
-            return  # an unsolicited FETCH, or a record already taken
-        wanted.discard(uid)
-        try:
-            received = _utc(internaldate)
-        except (OverflowError, ValueError):  # a server's impossible INTERNALDATE
-            scan.failures.append(ParseFailure(folder, uid, "INTERNALDATE out of range"))
-            return
-        if received < since:
-            return
-        meta = parse_headers(header, folder, uid, received, flags)
-        if isinstance(meta, ParseFailure):
-            scan.failures.append(meta)
-        else:
-            scan.messages.append(meta)
-
-    return take
 
 
 def _bound_literals(client: IMAPClient) -> None:
@@ -396,9 +277,3 @@ def _bound_literals(client: IMAPClient) -> None:
         return data
 
     imap.read = guarded
-
-
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is UTC:
-        return value  # the streamed reader's dates come in UTC already
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -63,7 +63,9 @@ def test_fast_equals_careful_on_the_whole_corpus(tmp_path):
 
 def test_fast_equals_careful_on_generated_and_hostile_mail():
     now = datetime(2026, 11, 24, tzinfo=UTC)
-    blocks = [(f"gen#{n}", _header_block(m)) for n, (_f, m, _w, _fl) in enumerate(generated(3000, now))]
+    blocks = [
+        (f"gen#{n}", _header_block(m)) for n, (_f, m, _w, _fl) in enumerate(generated(3000, now))
+    ]
     blocks += [(f"hostile#{n}", _header_block(m)) for n, m in enumerate(hostile_messages())]
     fast = sum(assert_same(name, block) for name, block in blocks)
     assert fast >= 3000  # the generated mail is plain and takes the fast path

@@ -1,0 +1,237 @@
+"""A second IMAP connection, in a process of its own, that fetches part of a big folder.
+
+Reading and parsing 100,000 header blocks is CPU-bound Python; one process keeps one
+core busy while the other idles once the server has answered. For a folder with
+more than `imap_source.PARALLEL_MIN` messages to read, the source hands the last
+part of its UIDs to this worker, which logs in on its own connection (RFC 3501
+allows several sessions per user; the issue's cold-cache figures assume two),
+reads them the same read-only way (EXAMINE, BODY.PEEK) and sends the parsed
+records back. Anything that goes wrong in the worker only costs time: the source
+fetches that part itself.
+
+Frames on the worker's stdin/stdout: 8-byte length + `marshal` data, between two
+processes of the same Python; the password is sent in the first frame, never
+on the command line or in the environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from inboxwatch.model import Address, MessageMeta, ParseFailure
+
+if TYPE_CHECKING:
+    from inboxwatch.config import Account
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LOGIN_FIELDS = ("name", "host", "port", "security", "allow_insecure", "ca_file", "username")
+_SECOND = timedelta(seconds=1)
+
+
+def _write_frame(stream: IO[bytes], value: Any) -> None:
+    data = marshal.dumps(value)
+    stream.write(len(data).to_bytes(8, "big") + data)
+    stream.flush()
+
+
+def _read_frame(stream: IO[bytes]) -> Any:
+    """The next frame, or None at the end of the stream (the other side is gone)."""
+    head = stream.read(8)
+    if len(head) < 8:
+        return None
+    size = int.from_bytes(head, "big")
+    data = stream.read(size)
+    return marshal.loads(data) if len(data) == size else None
+
+
+def _time(value: datetime | None) -> tuple[int, int] | None:
+    """Seconds and microseconds since the epoch: exact for any aware datetime."""
+    if value is None:
+        return None
+    since = value - _EPOCH
+    return since.days * 86400 + since.seconds, since.microseconds
+
+
+class _Table:
+    """Addresses and address lists sent once each: the parser shares them, so do we."""
+
+    def __init__(self) -> None:
+        self.addresses: list[tuple[str, str]] = []
+        self.lists: list[tuple[int, ...]] = []
+        self._address: dict[int, int] = {}
+        self._list: dict[int, int] = {}
+
+    def address(self, address: Address | None) -> int:
+        if address is None:
+            return -1
+        index = self._address.get(id(address))
+        if index is None:
+            index = self._address[id(address)] = len(self.addresses)
+            self.addresses.append((address.name, address.address))
+        return index
+
+    def list(self, addresses: tuple[Address, ...]) -> int:
+        index = self._list.get(id(addresses))
+        if index is None:
+            index = self._list[id(addresses)] = len(self.lists)
+            self.lists.append(tuple(self.address(a) for a in addresses))
+        return index
+
+
+def encode_scan(messages: Sequence[MessageMeta], failures: Sequence[ParseFailure]) -> bytes:
+    """Parsed records as plain tuples for `marshal` (it takes no NamedTuple or datetime).
+    Holds the objects it indexes by id() until it returns, so no id is reused."""
+    table = _Table()
+    rows = [
+        (
+            *m[:6],
+            table.address(m.sender),
+            _time(m.received),
+            _time(m.date),
+            table.list(m.reply_to),
+            table.list(m.to),
+            table.list(m.cc),
+            *m[12:],
+        )
+        for m in messages
+    ]
+    broken = [(f.folder, f.uid, f.reason) for f in failures]
+    return marshal.dumps((table.addresses, table.lists, rows, broken))
+
+
+def decode_scan(data: bytes) -> tuple[list[MessageMeta], list[ParseFailure]]:
+    names, lists, rows, broken = marshal.loads(data)
+    addresses = [Address(name, address) for name, address in names]
+    groups = [tuple(addresses[i] for i in group) for group in lists]
+    flag_sets: dict[frozenset[str], frozenset[str]] = {}
+    epoch, second, micro = _EPOCH, _SECOND, timedelta(microseconds=1)
+    messages = []
+    for row in rows:
+        seconds, micros = row[7]
+        date = row[8]
+        messages.append(
+            MessageMeta(  # by position: marshal gives Any, and 20 keywords cost ~1 us more
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                None if row[6] < 0 else addresses[row[6]],
+                epoch + seconds * second + micros * micro,
+                None if date is None else epoch + date[0] * second + date[1] * micro,
+                groups[row[9]],
+                groups[row[10]],
+                groups[row[11]],
+                flag_sets.setdefault(row[12], row[12]),
+                row[13],
+                row[14],
+                row[15],
+                row[16],
+                row[17],
+                row[18],
+                row[19],
+            )
+        )
+    return messages, [ParseFailure(*f) for f in broken]
+
+
+class FetchWorker:
+    """The parent's handle: one job at a time, `submit` then `collect`."""
+
+    def __init__(self, account: Account, password: str) -> None:
+        # Same interpreter, same package: from wherever the parent imported it (an
+        # installed package, a source checkout on sys.path).
+        home = str(Path(__file__).resolve().parent.parent)
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": home + os.pathsep + path if path else home}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "inboxwatch.fetchworker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        # What the connection needs, as plain values: the config was validated here already.
+        fields = {name: getattr(account, name) for name in _LOGIN_FIELDS}
+        self.send((fields, account.timeout.total_seconds(), password))
+
+    def send(self, value: Any) -> bool:
+        assert self.proc.stdin is not None
+        try:
+            _write_frame(self.proc.stdin, value)
+        except OSError:  # it is gone: the caller reads that as a failed job
+            return False
+        return True
+
+    def submit(self, folder: str, uidvalidity: int, uids: Sequence[int], since: datetime) -> bool:
+        return self.send((folder, uidvalidity, list(uids), _time(since)))
+
+    def collect(self) -> tuple[list[MessageMeta], list[ParseFailure]] | str:
+        """The job's records, or why there are none (the caller fetches them itself)."""
+        assert self.proc.stdout is not None
+        try:
+            answer = _read_frame(self.proc.stdout)
+        except (OSError, ValueError, EOFError) as exc:
+            return f"unreadable answer ({exc})"
+        if answer is None:
+            return f"the worker ended (exit code {self.proc.poll()})"
+        status, payload = answer
+        return decode_scan(payload) if status == "ok" else str(payload)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()  # end of jobs: it logs out and exits
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
+    """The worker's side: log in, then answer each job until stdin closes."""
+    from inboxwatch.config import Account
+    from inboxwatch.errors import InboxwatchError
+    from inboxwatch.imap_source import ImapSource
+
+    hello = _read_frame(stdin)
+    if hello is None:
+        return 1
+    fields, timeout, password = hello
+    account = Account.model_construct(**fields, timeout=timedelta(seconds=timeout))
+    try:
+        source = ImapSource(account, password, worker=False)
+    except InboxwatchError as exc:
+        _write_frame(stdout, ("error", f"login failed: {exc}"))
+        return 1
+    try:
+        while (job := _read_frame(stdin)) is not None:
+            folder, uidvalidity, uids, (seconds, micros) = job
+            since = _EPOCH + timedelta(seconds=seconds, microseconds=micros)
+            try:
+                scan = source.fetch_uids(folder, uidvalidity, uids, since)
+            except InboxwatchError as exc:
+                _write_frame(stdout, ("error", str(exc)))
+                continue
+            _write_frame(stdout, ("ok", encode_scan(scan.messages, scan.failures)))
+    finally:
+        source.close()
+    return 0
+
+
+if __name__ == "__main__":
+    frames = sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing but frames may reach the parent's pipe
+    sys.exit(serve(sys.stdin.buffer, frames))

@@ -1,0 +1,224 @@
+"""The bulk header FETCH of a folder: streamed, with imapclient's generic reader as the
+fallback, and for a big folder shared with a second connection (fetchworker).
+
+Read-only: BODY.PEEK (RFC 3501 6.4.5) never sets \\Seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, ProtocolError
+from imapclient.response_parser import parse_fetch_response
+
+from inboxwatch.config import Account
+from inboxwatch.fastpath import FetchRecord, parse_fetch
+from inboxwatch.fetchstream import StreamError, batches, read_fetch, uid_set
+from inboxwatch.fetchworker import FetchWorker
+from inboxwatch.model import ParseFailure
+from inboxwatch.parse import HEADER_FIELDS, parse_headers
+from inboxwatch.servers import server_text
+from inboxwatch.source import FolderScan, Progress
+
+log = logging.getLogger(__name__)
+
+BATCH = 500  # UIDs per generic FETCH: bounded memory, far below Dovecot's 64 KB command line
+# UIDs per streamed FETCH: records are parsed as they arrive, so memory stays one read chunk;
+# few round trips; a command line of at most ~60 KB even for scattered UIDs (12 bytes each).
+STREAM_BATCH = 5000
+# A folder with more messages to read than this is read over two connections: the last
+# WORKER_SHARE of its UIDs by a worker process (fetchworker), which costs ~0.2 s to start.
+PARALLEL_MIN = 10_000
+WORKER_SHARE = 0.45
+_FETCH_ITEMS = [
+    f"BODY.PEEK[HEADER.FIELDS ({' '.join(f.upper() for f in HEADER_FIELDS)})]",
+    "FLAGS",
+    "INTERNALDATE",
+]
+# A header block is small; a server announcing a far bigger literal is broken or hostile,
+# and imaplib would allocate the announced size up front.
+MAX_LITERAL = 32 * 1024 * 1024
+
+
+class HeaderFetcher:
+    """Reads header records of one session's selected folder into a FolderScan."""
+
+    def __init__(self, client: IMAPClient, host: str, login_as: tuple[Account, str] | None) -> None:
+        self.client = client
+        self.host = host
+        # The streamed FETCH, until a response shows a shape it does not take: one
+        # surprise, and the session stops asking twice for the same headers.
+        self._stream = True
+        # For a big folder: what a worker needs to log in itself, and the worker once started.
+        self._login_as = login_as
+        self._worker: FetchWorker | None = None
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def fetch(
+        self,
+        folder: str,
+        uids: Sequence[int],
+        since: datetime,
+        scan: FolderScan,
+        progress: Progress | None,
+        uidvalidity: int,
+    ) -> None:
+        if progress is not None:
+            progress.expect(len(uids))
+        theirs = self._hand_over(folder, uidvalidity, uids, since)
+        for chunk in batches(uids[: len(uids) - len(theirs)], STREAM_BATCH):
+            self._chunk(folder, chunk, since, scan)
+            if progress is not None:
+                progress.advance(len(chunk))
+        if theirs:
+            self._collect(folder, theirs, since, scan)
+            if progress is not None:
+                progress.advance(len(theirs))
+
+    def _hand_over(
+        self, folder: str, uidvalidity: int, uids: Sequence[int], since: datetime
+    ) -> Sequence[int]:
+        """The last WORKER_SHARE of a big folder's `uids`, given to the worker; () if none."""
+        if self._login_as is None or len(uids) <= PARALLEL_MIN:
+            return ()
+        if self._worker is None:
+            try:
+                self._worker = FetchWorker(*self._login_as)
+            except OSError as exc:  # no interpreter to start, no process left
+                self._alone(str(exc))
+                return ()
+        theirs = uids[len(uids) - int(len(uids) * WORKER_SHARE) :]
+        if self._worker.submit(folder, uidvalidity, theirs, since):
+            return theirs
+        self._alone("it did not take the job")
+        return ()
+
+    def _alone(self, why: str) -> None:
+        """A worker's failure only costs time: this session reads alone from now on."""
+        log.debug("%s: second connection failed (%s); reading alone", self.host, why)
+        self.close()
+        self._login_as = None
+
+    def _collect(self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan) -> None:
+        got = self._worker.collect() if self._worker is not None else "no worker"
+        if isinstance(got, str):
+            self._alone(got)
+            for chunk in batches(uids, STREAM_BATCH):
+                self._chunk(folder, chunk, since, scan)
+            return
+        messages, failures = got
+        scan.messages.extend(messages)
+        scan.failures.extend(failures)
+
+    def _chunk(self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan) -> None:
+        """The bulk header FETCH. imapclient's generic response parser costs more than the
+        server itself here, so the response is read as a stream by a strict reader
+        (fetchstream) and each record parsed as it arrives, while the server goes on
+        writing. A response holding anything the reader does not expect is read to its
+        end, and the UIDs not yet taken are fetched again the generic way."""
+        wanted = set(uids)
+        take = _taker(folder, since, scan, wanted)
+        command = f"UID FETCH {uid_set(uids)} ({' '.join(_FETCH_ITEMS)})".encode("ascii")
+        try:
+            status = (
+                read_fetch(self.client._imap, command, take, MAX_LITERAL) if self._stream else None
+            )
+        except StreamError as exc:
+            raise IMAPClientAbortError(str(exc)) from None
+        if status is None:
+            if self._stream:  # this server's answers take the generic way from now on
+                log.debug(
+                    "%s: unexpected FETCH response shape; reading it the generic way", self.host
+                )
+                self._stream = False
+            for batch in batches(sorted(wanted), BATCH):
+                self._generic_batch(folder, batch, take, scan)
+        elif status[0] != "OK":
+            text = status[1].decode("utf-8", "replace")
+            raise IMAPClientError(f"FETCH failed: {status[0]} {text}")
+
+    def _generic_batch(
+        self,
+        folder: str,
+        uids: Sequence[int],
+        take: Callable[[FetchRecord], None],
+        scan: FolderScan,
+    ) -> None:
+        try:
+            records, unusable = self._generic_records(uids)
+        except (ProtocolError, ValueError, TypeError, OverflowError) as exc:
+            # One malformed FETCH response: that batch is reported, the others go on.
+            log.warning(
+                "%s: malformed FETCH response for %d message(s) in %s: %s",
+                self.host,
+                len(uids),
+                folder,
+                exc,
+            )
+            reason = f"the server sent a malformed FETCH response ({str(exc)[:80]})"
+            scan.failures.extend(ParseFailure(folder, uid, reason) for uid in uids)
+            return
+        for record in records:
+            take(record)
+        reason = "the server's FETCH response has no usable INTERNALDATE for it"
+        scan.failures.extend(ParseFailure(folder, uid, reason) for uid in unusable)
+
+    def _generic_records(self, uids: Sequence[int]) -> tuple[list[FetchRecord], list[int]]:
+        """Records, and the requested UIDs whose header came without a usable date."""
+        imap = self.client._imap
+        typ, data = imap.uid("FETCH", uid_set(uids), f"({' '.join(_FETCH_ITEMS)})")
+        if typ != "OK":
+            raise IMAPClientError(f"FETCH failed: {server_text(IMAPClientError(data))}")
+        records = parse_fetch(data)
+        if records is not None:
+            return records, []
+        out: list[FetchRecord] = []
+        unusable = []
+        for uid, item in parse_fetch_response(data, False, True).items():
+            header = next((v for k, v in item.items() if k.startswith(b"BODY[")), None)
+            date = item.get(b"INTERNALDATE")
+            if header is not None and isinstance(date, datetime):
+                flags = frozenset(f.decode("ascii", "replace") for f in item.get(b"FLAGS", ()))
+                out.append((uid, bytes(header), flags, date))
+            elif header is not None and uid in uids:
+                unusable.append(uid)
+        return out, unusable
+
+
+def _taker(
+    folder: str, since: datetime, scan: FolderScan, wanted: set[int]
+) -> Callable[[FetchRecord], None]:
+    """Each fetched record, once, parsed into `scan` (or counted there as a failure)."""
+
+    def take(record: FetchRecord) -> None:
+        uid, header, flags, internaldate = record
+        if uid not in wanted:
+            return  # an unsolicited FETCH, or a record already taken
+        wanted.discard(uid)
+        try:
+            received = _utc(internaldate)
+        except (OverflowError, ValueError):  # a server's impossible INTERNALDATE
+            scan.failures.append(ParseFailure(folder, uid, "INTERNALDATE out of range"))
+            return
+        if received < since:
+            return
+        meta = parse_headers(header, folder, uid, received, flags)
+        if isinstance(meta, ParseFailure):
+            scan.failures.append(meta)
+        else:
+            scan.messages.append(meta)
+
+    return take
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value  # the streamed reader's dates come in UTC already
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,139 @@
+"""The second connection for big folders: the records it sends back, and a scan with it
+against the real Dovecot, whole, read-only, and whole again when the worker fails."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bench.mailgen import messages as generated
+from inboxwatch import headerfetch
+from inboxwatch.config import Account
+from inboxwatch.fetchworker import FetchWorker, decode_scan, encode_scan
+from inboxwatch.imap_source import ImapSource
+from inboxwatch.local_source import _header_block
+from inboxwatch.model import ParseFailure
+from inboxwatch.parse import parse_headers
+from tests.conftest import NOW, OWNER, mail
+from tests.proxy import RecordingProxy
+from tests.test_hostile import hostile_messages
+from tests.test_imap_security import WRITE_COMMANDS
+
+H = timedelta(hours=1)
+
+
+def parsed_blocks() -> list:
+    blocks = [_header_block(m) for _f, m, _w, _fl in generated(500, NOW)]
+    blocks += [_header_block(m) for m in hostile_messages()]
+    flags = [(), ("\\Seen",), ("\\Seen", "\\Answered", "$Label")]
+    return [
+        parse_headers(block, "INBOX", n, NOW - n * H, flags[n % 3])
+        for n, block in enumerate(blocks)
+    ]
+
+
+def test_records_cross_the_pipe_unchanged():
+    parsed = parsed_blocks()
+    metas = [p for p in parsed if not isinstance(p, ParseFailure)]
+    failures = [p for p in parsed if isinstance(p, ParseFailure)]
+    odd = metas[0]._replace(
+        received=datetime(1, 1, 1, tzinfo=UTC), date=datetime(9999, 12, 31, 23, 59, 59, 999999, UTC)
+    )
+    sent = [*metas, odd, metas[1]._replace(sender=None, date=None)]
+    back, back_failures = decode_scan(encode_scan(sent, [*failures, ParseFailure("F", 9, "why")]))
+    assert back == sent
+    assert back_failures == [*failures, ParseFailure("F", 9, "why")]
+    assert any(m.sender and m.sender.name for m in back)
+    # Equal addresses stay one object, as the parser shares them.
+    senders = {m.sender.address: m.sender for m in back if m.sender}
+    assert all(m.sender is senders[m.sender.address] for m in back if m.sender)
+
+
+def account(dovecot, user, port=None) -> Account:
+    return Account(
+        name="work",
+        host="127.0.0.1",
+        port=port or dovecot.port,
+        security="plain",
+        username=user,
+        addresses=[OWNER],
+    )
+
+
+def seed(box, count=40):
+    box.bulk(
+        "INBOX",
+        [(mail(f"C{n} <c{n}@x.example>", subject=f"Q {n}"), NOW - n * H) for n in range(count)],
+    )
+
+
+def read(dovecot, box, port=None):
+    source = ImapSource(account(dovecot, box.user, port), dovecot.password)
+    try:
+        scan = source.fetch_since("INBOX", NOW - 400 * 24 * H)
+        return scan, source.headers
+    finally:
+        source.close()
+
+
+@pytest.mark.dovecot
+def test_a_big_folder_is_read_over_two_connections_and_whole(dovecot, mailbox, monkeypatch):
+    seed(mailbox)
+    alone, _ = read(dovecot, mailbox)
+    monkeypatch.setattr(headerfetch, "PARALLEL_MIN", 10)
+    with RecordingProxy(dovecot.port) as proxy:
+        shared, fetcher = read(dovecot, mailbox, proxy.port)
+        commands = proxy.commands()
+    assert proxy.connections == 2
+    assert fetcher._login_as is not None  # the worker did its part: nothing fell back
+    assert [m.uid for m in shared.messages] == list(range(1, 41))
+    assert shared.messages == alone.messages and not shared.failures
+    assert commands.count("EXAMINE") == 2 and not WRITE_COMMANDS & set(commands), commands
+
+
+@pytest.mark.dovecot
+def test_a_worker_that_dies_costs_time_not_messages(dovecot, mailbox, monkeypatch):
+    seed(mailbox)
+    monkeypatch.setattr(headerfetch, "PARALLEL_MIN", 10)
+    submit = FetchWorker.submit
+
+    def submit_and_die(self, *args):
+        taken = submit(self, *args)
+        self.proc.kill()
+        return taken
+
+    monkeypatch.setattr(FetchWorker, "submit", submit_and_die)
+    scan, fetcher = read(dovecot, mailbox)
+    assert [m.uid for m in scan.messages] == list(range(1, 41)) and not scan.failures
+    assert fetcher._login_as is None  # reading alone from now on
+
+
+@pytest.mark.dovecot
+def test_the_worker_refuses_uids_of_another_uidvalidity(dovecot, mailbox):
+    seed(mailbox, 3)
+    source = ImapSource(account(dovecot, mailbox.user), dovecot.password)
+    try:
+        uidvalidity = source.examine("INBOX").uidvalidity
+    finally:
+        source.close()
+    worker = FetchWorker(account(dovecot, mailbox.user), dovecot.password)
+    try:
+        assert worker.submit("INBOX", uidvalidity + 1, [1, 2, 3], NOW - 400 * 24 * H)
+        assert "UIDVALIDITY" in worker.collect()
+        assert worker.submit("INBOX", uidvalidity, [1, 2, 3], NOW - 400 * 24 * H)
+        got = worker.collect()
+        assert not isinstance(got, str) and [m.uid for m in got[0]] == [1, 2, 3]
+    finally:
+        worker.close()
+    assert worker.proc.returncode == 0
+
+
+@pytest.mark.dovecot
+def test_a_worker_that_cannot_log_in_says_so(dovecot, mailbox):
+    worker = FetchWorker(account(dovecot, mailbox.user), "wrong password")
+    try:
+        worker.submit("INBOX", 1, [1], NOW)
+        assert "login failed" in worker.collect()
+    finally:
+        worker.close()
