@@ -226,6 +226,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
                 _write_frame(stdout, ("error", str(exc)))
                 continue
             _write_frame(stdout, ("ok", encode_scan(scan.messages, scan.failures)))
+            del scan  # tens of MB of records: not kept while waiting for the next job
     finally:
         source.close()
     return 0
@@ -234,4 +235,6 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
 if __name__ == "__main__":
     frames = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames may reach the parent's pipe
-    sys.exit(serve(sys.stdin.buffer, frames))
+    code = serve(sys.stdin.buffer, frames)
+    frames.flush()
+    os._exit(code)  # logged out, frames flushed: skip the interpreter's teardown (~0.1 s)
