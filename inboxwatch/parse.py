@@ -119,7 +119,17 @@ def message_ids(value: str | None, keep_last: int = MAX_REFERENCES) -> tuple[str
     """The `<id>` tokens of a header, lower-cased host kept as written (RFC 5322 3.6.4)."""
     if not value:
         return ()
+    if 2 < len(value) < 503 and value[0] == "<" and value[-1] == ">" and _one_id(value):
+        return (value,)  # what the regex would find, without it: most Message-IDs
     return tuple(_MSGID.findall(value[:MAX_HEADER_BYTES])[-keep_last:])
+
+
+def _one_id(value: str) -> bool:
+    """`<...>` holds no other `<`, `>` or white space (str.isprintable is False for all
+    white space but the ASCII space; for raw 8-bit too, which then takes the regex)."""
+    return (
+        value.count("<") == 1 and value.count(">") == 1 and " " not in value and value.isprintable()
+    )
 
 
 def _parse_addresses(value: str, fast: bool) -> list[tuple[str, str]]:

@@ -15,12 +15,15 @@ from typing import Protocol
 
 from inboxwatch.model import MessageMeta, Thread
 
+# Reply and forward prefixes in many languages (Re, AW, SV, Antw, Odp, Ynt, Rif, WG, TR, RV...).
+_PREFIX_WORDS = "re aw sv vs antw odp ynt r rif wg fw fwd tr rv enc doorst vl".split()  # noqa: SIM905
 _PREFIX = re.compile(
     r"^\s*(?:\[[^\[\]]*\]\s*)*"  # RFC 5256 subj-blob: [list-tag] before a prefix
-    r"(?:re|aw|sv|vs|antw|odp|ynt|r|rif|wg|fw|fwd|tr|rv|enc|doorst|vl)"
+    rf"(?:{'|'.join(_PREFIX_WORDS)})"
     r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*",
     re.IGNORECASE,
 )
+_SIMPLE_PREFIXES = frozenset(_PREFIX_WORDS)
 _BLOB = re.compile(r"^\s*\[[^\[\]]*\]\s*")
 _FWD_TRAILER = re.compile(r"\s*\(fwd\)\s*$", re.IGNORECASE)
 _FWD_WRAP = re.compile(r"^\[fwd:\s*(.*)\]$", re.IGNORECASE)
@@ -32,8 +35,16 @@ def base_subject(subject: str) -> str:
     """RFC 5256 base subject: no Re:/AW:/Fwd:/SV: prefixes, [blobs], (fwd) trailers; case-folded."""
     plain = subject.isascii() and subject.isprintable() and "  " not in subject
     text = subject.strip() if plain else _SPACES.sub(" ", subject).strip()
-    if ":" not in text and "：" not in text and "[" not in text and not text.endswith(")"):
+    if _bare(text):
         return text.casefold()  # no prefix, blob or trailer to take off: most subjects
+    head, colon, rest = text.partition(": ")
+    if colon and head.isascii() and head.lower() in _SIMPLE_PREFIXES and _bare(rest):
+        return rest.strip().casefold()  # "Re: X": one prefix and nothing else, most replies
+    return strip_subject(text)
+
+
+def strip_subject(text: str) -> str:
+    """RFC 5256 section 2.1's steps on `text` (white space already folded), to a fixed point."""
     previous = None
     while previous != text:
         previous = text
@@ -46,6 +57,11 @@ def base_subject(subject: str) -> str:
         if unblobbed:  # a subject that is only a blob keeps it (RFC 5256 5.(5))
             text = unblobbed
     return text.strip().casefold()
+
+
+def _bare(text: str) -> bool:
+    """Nothing in `text` that RFC 5256 would take off: no colon, blob or trailer."""
+    return ":" not in text and "：" not in text and "[" not in text and not text.endswith(")")
 
 
 class _Container:
@@ -225,7 +241,7 @@ def _subject_fallback(
     subjects: dict[int, tuple[str, ...]] = {
         key: (base_subject(msgs[0].subject),)
         if len(msgs) == 1
-        else tuple({base_subject(m.subject) for m in msgs})
+        else tuple({base_subject(s) for s in {m.subject for m in msgs}})
         for key, msgs in groups.items()
     }
     threads_of = Counter(s for names in subjects.values() for s in names)

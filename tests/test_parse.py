@@ -109,3 +109,28 @@ def test_careful_parser_takes_over_when_the_fast_path_breaks(monkeypatch):
 @pytest.mark.parametrize("junk", [b"", b"\x00\x01\x02", b":::\r\n\r\n", b"\xff" * 1000])
 def test_junk_never_raises(junk):
     assert isinstance(parse_headers(junk, "INBOX", 1, WHEN), MessageMeta | ParseFailure)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "<a@b>",
+        "<a b@c>",
+        "<a\t@b>",
+        "<a\u00a0@b>",
+        "<a@b> ",
+        "<<a@b>",
+        "<a@b>>",
+        "<>",
+        "<x>",
+        "<a@b><c@d>",
+        "<a\udcff@b>",
+        f"<{'x' * 500}>",
+        f"<{'x' * 501}>",
+        "<a\u2028b>",
+        "a@b",
+    ],
+)
+def test_a_lone_message_id_shortcut_agrees_with_the_regex(value):
+    assert message_ids(value) == tuple(parse._MSGID.findall(value)[-50:])
+    assert message_ids(value, 1) == tuple(parse._MSGID.findall(value)[-1:])

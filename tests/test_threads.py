@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from inboxwatch.app import counterpart_matcher
 from inboxwatch.rules import Owner
-from inboxwatch.threads import base_subject, build_threads
+from inboxwatch.threads import _SPACES, base_subject, build_threads, strip_subject
 from tests.factory import msg
 
 ME = "me@mydomain.example"
@@ -53,6 +53,17 @@ def test_base_subject():
     assert base_subject("Re: AW: Fwd:  Invoice   Q") == "invoice q"
     assert base_subject("RE[2]: SV: x (fwd)") == "x"
     assert base_subject("Re:") == ""
+
+
+SUBJECT_WORDS = ["Re", "RE", "re", "AW", "Fwd", "R", "Sv", "Ré", "ſv", "x", "Invoice", "(fwd)"]
+SUBJECT_MARKS = [": ", ":", "：", " ", "  ", "[2]", "[list]", "[fwd: ", "]", ")", "\t", "\u00a0"]
+subject_parts = st.sampled_from([*SUBJECT_WORDS, *SUBJECT_MARKS])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(subject_parts, max_size=8).map("".join))
+def test_base_subject_shortcuts_agree_with_the_rfc_5256_steps(subject):
+    assert base_subject(subject) == strip_subject(_SPACES.sub(" ", subject).strip())
 
 
 def test_subject_fallback_is_guarded_by_the_counterpart():
