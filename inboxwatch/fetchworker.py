@@ -24,12 +24,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from inboxwatch.model import Address, MessageMeta, ParseFailure
-
-if TYPE_CHECKING:
-    from inboxwatch.config import Account
+from inboxwatch.servers import Login, ServerLogin
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LOGIN_FIELDS = ("name", "host", "port", "security", "allow_insecure", "ca_file", "username")
@@ -147,7 +145,7 @@ def decode_scan(data: bytes) -> tuple[list[MessageMeta], list[ParseFailure]]:
 class FetchWorker:
     """The parent's handle: one job at a time, `submit` then `collect`."""
 
-    def __init__(self, account: Account, password: str) -> None:
+    def __init__(self, account: ServerLogin, password: str) -> None:
         # Same interpreter, same package: from wherever the parent imported it (an
         # installed package, a source checkout on sys.path).
         home = str(Path(__file__).resolve().parent.parent)
@@ -202,7 +200,6 @@ class FetchWorker:
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     """The worker's side: log in, then answer each job until stdin closes."""
-    from inboxwatch.config import Account
     from inboxwatch.errors import InboxwatchError
     from inboxwatch.imap_source import ImapSource
 
@@ -210,7 +207,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     if hello is None:
         return 1
     fields, timeout, password = hello
-    account = Account.model_construct(**fields, timeout=timedelta(seconds=timeout))
+    account = Login(**fields, timeout=timedelta(seconds=timeout))
     try:
         source = ImapSource(account, password, worker=False)
     except InboxwatchError as exc:

@@ -14,13 +14,12 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, ProtocolError
 from imapclient.response_parser import parse_fetch_response
 
-from inboxwatch.config import Account
 from inboxwatch.fastpath import FetchRecord, parse_fetch
 from inboxwatch.fetchstream import StreamError, batches, read_fetch, uid_set
 from inboxwatch.fetchworker import FetchWorker
 from inboxwatch.model import ParseFailure
 from inboxwatch.parse import HEADER_FIELDS, parse_headers
-from inboxwatch.servers import server_text
+from inboxwatch.servers import ServerLogin, server_text
 from inboxwatch.source import FolderScan, Progress
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,9 @@ MAX_LITERAL = 32 * 1024 * 1024
 class HeaderFetcher:
     """Reads header records of one session's selected folder into a FolderScan."""
 
-    def __init__(self, client: IMAPClient, host: str, login_as: tuple[Account, str] | None) -> None:
+    def __init__(
+        self, client: IMAPClient, host: str, login_as: tuple[ServerLogin, str] | None
+    ) -> None:
         self.client = client
         self.host = host
         # The streamed FETCH, until a response shows a shape it does not take: one

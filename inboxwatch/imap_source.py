@@ -17,11 +17,17 @@ from datetime import datetime, timedelta
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
-from inboxwatch.config import Account
 from inboxwatch.errors import ConfigError, ServerError
 from inboxwatch.fetchstream import batches
 from inboxwatch.headerfetch import BATCH, MAX_LITERAL, HeaderFetcher
-from inboxwatch.servers import is_loopback, login_error, server_text, throttled, tls_context
+from inboxwatch.servers import (
+    ServerLogin,
+    is_loopback,
+    login_error,
+    server_text,
+    throttled,
+    tls_context,
+)
 from inboxwatch.source import FolderInfo, FolderScan, FolderState, FolderSync, Progress
 
 log = logging.getLogger(__name__)
@@ -50,7 +56,7 @@ def _network_error(host: str, exc: BaseException, timeout: float) -> ServerError
 class ImapSource:
     """A logged-in, read-only IMAP session for one account."""
 
-    def __init__(self, account: Account, password: str, worker: bool = True) -> None:
+    def __init__(self, account: ServerLogin, password: str, worker: bool = True) -> None:
         self.host = account.host
         self.timeout = account.timeout.total_seconds()
         self._last_examined: tuple[str, FolderState] | None = None
@@ -64,7 +70,7 @@ class ImapSource:
         login_as = (account, password) if worker else None
         self.headers = HeaderFetcher(self.client, self.host, login_as)
 
-    def _connect(self, account: Account) -> IMAPClient:
+    def _connect(self, account: ServerLogin) -> IMAPClient:
         if account.security == "plain" and not (
             is_loopback(account.host) or account.allow_insecure
         ):
