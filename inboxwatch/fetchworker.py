@@ -17,6 +17,7 @@ on the command line or in the environment.
 from __future__ import annotations
 
 import contextlib
+import gc
 import marshal
 import os
 import subprocess
@@ -203,6 +204,9 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     from inboxwatch.errors import InboxwatchError
     from inboxwatch.imap_source import ImapSource
 
+    # The records of a job are long-lived and hold no cycles: the collector would only
+    # re-walk the growing heap (as app.collector_paused explains); the process is short-lived.
+    gc.disable()
     hello = _read_frame(stdin)
     if hello is None:
         return 1
