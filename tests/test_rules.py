@@ -6,9 +6,11 @@ import re
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inboxwatch.model import Address, Thread
-from inboxwatch.rules import Owner, Policy, exclusion, normalise_address
+from inboxwatch.rules import RULES, Owner, Policy, _plainly_personal, exclusion, normalise_address
 from inboxwatch.unanswered import evaluate, human_duration
 from tests.factory import T0, msg
 
@@ -126,3 +128,47 @@ def test_human_duration():
     assert human_duration(timedelta(days=2, hours=3, minutes=5)) == "2 days 3 hours"
     assert human_duration(timedelta(hours=1, minutes=1)) == "1 hour 1 minute"
     assert human_duration(timedelta(seconds=30)) == "0 minutes"
+
+
+def mostly(plain, *others):
+    """The plain value four times in five: a message must be plain in all but one or two
+    facts for the screen's implication to be tested at all."""
+    return st.sampled_from([plain] * (4 * len(others)) + list(others))
+
+
+addresses = st.sampled_from(
+    ["anna@client.example", "noreply@shop.example", "MAILER-DAEMON@mx.example", ME, "x"]
+)
+address_lists = st.lists(addresses.map(lambda a: Address("", a)), max_size=2).map(tuple)
+mail_facts = st.fixed_dictionaries(
+    {
+        "folder": mostly("INBOX", "Sent"),
+        "sender": mostly("anna@client.example", "noreply@shop.example", "MAILER-DAEMON@x.example"),
+        "subject": mostly("Hello", "Automatic reply: x", "Out of office"),
+        "to": st.lists(addresses, max_size=2).map(tuple),
+        "cc": st.one_of(st.just(()), st.just(()), st.just(()), address_lists),
+        "reply_to": address_lists,
+        "flags": mostly(frozenset({"\\Seen"}), frozenset({"\\Deleted"})),
+        "auto_submitted": mostly("", "no", "auto-replied", " no ; x"),
+        "precedence": mostly("", "bulk", "first-class", " list"),
+        "list_headers": mostly(False, True),
+        "content_type": mostly("text/plain", "multipart/report"),
+        "null_sender": mostly(False, True),
+        "autoreply_header": mostly(False, True),
+    }
+)
+policies = st.builds(
+    Policy,
+    include_cc=st.booleans(),
+    ignore_senders=mostly((), ("*@shop.example",)),
+    ignore_subjects=mostly((), (re.compile("Hello"),)),
+    sent_folders=mostly(frozenset({"Sent"}), frozenset()),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(mail_facts, policies)
+def test_the_quick_screen_passes_only_mail_no_rule_excludes(facts, policy):
+    message = msg("m", **facts)
+    if _plainly_personal(message, policy):
+        assert all(rule(message, OWNER, policy) is None for rule in RULES)
