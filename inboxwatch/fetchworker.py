@@ -23,16 +23,14 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from inboxwatch.model import Address, MessageMeta, ParseFailure
 from inboxwatch.servers import Login, ServerLogin
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LOGIN_FIELDS = ("name", "host", "port", "security", "allow_insecure", "ca_file", "username")
-_SECOND = timedelta(seconds=1)
 
 
 def _write_frame(stream: IO[bytes], value: Any) -> None:
@@ -51,12 +49,10 @@ def _read_frame(stream: IO[bytes]) -> Any:
     return marshal.loads(data) if len(data) == size else None
 
 
-def _time(value: datetime | None) -> tuple[int, int] | None:
-    """Seconds and microseconds since the epoch: exact for any aware datetime."""
-    if value is None:
-        return None
-    since = value - _EPOCH
-    return since.days * 86400 + since.seconds, since.microseconds
+def _time(value: datetime | None) -> str | None:
+    """ISO 8601, offset included: exact both ways, and the C parser rebuilds a datetime
+    in ~0.1 us (epoch arithmetic with timedeltas costs ~0.35 us)."""
+    return None if value is None else value.isoformat()
 
 
 class _Table:
@@ -111,10 +107,9 @@ def decode_scan(data: bytes) -> tuple[list[MessageMeta], list[ParseFailure]]:
     addresses = [Address(name, address) for name, address in names]
     groups = [tuple(addresses[i] for i in group) for group in lists]
     flag_sets: dict[frozenset[str], frozenset[str]] = {}
-    epoch, second, micro = _EPOCH, _SECOND, timedelta(microseconds=1)
+    iso = datetime.fromisoformat
     messages = []
     for row in rows:
-        seconds, micros = row[7]
         date = row[8]
         messages.append(
             MessageMeta(  # by position: marshal gives Any, and 20 keywords cost ~1 us more
@@ -125,8 +120,8 @@ def decode_scan(data: bytes) -> tuple[list[MessageMeta], list[ParseFailure]]:
                 row[4],
                 row[5],
                 None if row[6] < 0 else addresses[row[6]],
-                epoch + seconds * second + micros * micro,
-                None if date is None else epoch + date[0] * second + date[1] * micro,
+                iso(row[7]),
+                None if date is None else iso(date),
                 groups[row[9]],
                 groups[row[10]],
                 groups[row[11]],
@@ -219,10 +214,9 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
         return 1
     try:
         while (job := _read_frame(stdin)) is not None:
-            folder, uidvalidity, uids, (seconds, micros) = job
-            since = _EPOCH + timedelta(seconds=seconds, microseconds=micros)
+            folder, uidvalidity, uids, since = job
             try:
-                scan = source.fetch_uids(folder, uidvalidity, uids, since)
+                scan = source.fetch_uids(folder, uidvalidity, uids, datetime.fromisoformat(since))
             except InboxwatchError as exc:
                 _write_frame(stdout, ("error", str(exc)))
                 continue
