@@ -19,7 +19,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 
 from inboxwatch.errors import ConfigError, ServerError
 from inboxwatch.fetchstream import batches
-from inboxwatch.headerfetch import BATCH, MAX_LITERAL, HeaderFetcher
+from inboxwatch.headerfetch import BATCH, MAX_LITERAL, STREAM_BATCH, HeaderFetcher
 from inboxwatch.servers import (
     ServerLogin,
     is_loopback,
@@ -156,14 +156,16 @@ class ImapSource:
 
     def fetch_uids(
         self, folder: str, uidvalidity: int, uids: Sequence[int], since: datetime
-    ) -> FolderScan:
-        """A worker's job: these UIDs, if the folder still has that UIDVALIDITY."""
+    ) -> Iterator[FolderScan]:
+        """A worker's job, one STREAM_BATCH at a time (the caller keeps each batch only as
+        long as it needs): these UIDs, if the folder still has that UIDVALIDITY."""
         with self._guard(folder):
             if self._examine(folder).uidvalidity != uidvalidity:
                 raise ServerError(f"{folder!r} changed its UIDVALIDITY; its UIDs are stale")
-            scan = FolderScan(folder)
-            self.headers.fetch(folder, uids, since, scan, None, uidvalidity)
-        return scan
+            for chunk in batches(uids, STREAM_BATCH):
+                scan = FolderScan(folder)
+                self.headers.fetch(folder, chunk, since, scan, None, uidvalidity)
+                yield scan
 
     def sync_folder(
         self,
