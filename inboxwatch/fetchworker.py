@@ -20,6 +20,7 @@ import contextlib
 import gc
 import marshal
 import os
+import select
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -30,6 +31,9 @@ from typing import IO, Any
 from inboxwatch.model import Address, MessageMeta, ParseFailure
 from inboxwatch.servers import Login, ServerLogin
 
+# A running service keeps its session between polls, minutes apart: its worker does not
+# keep a second connection and process for that long; the next big read starts another.
+IDLE_EXIT = 30.0
 _LOGIN_FIELDS = ("name", "host", "port", "security", "allow_insecure", "ca_file", "username")
 
 
@@ -39,13 +43,21 @@ def _write_frame(stream: IO[bytes], value: Any) -> None:
     stream.flush()
 
 
+def _read_exact(stream: IO[bytes], size: int) -> bytes:
+    """`size` bytes, or fewer at the end of the stream (an unbuffered read may return less)."""
+    data = stream.read(size) or b""
+    while len(data) < size and (more := stream.read(size - len(data))):
+        data += more
+    return data
+
+
 def _read_frame(stream: IO[bytes]) -> Any:
     """The next frame, or None at the end of the stream (the other side is gone)."""
-    head = stream.read(8)
+    head = _read_exact(stream, 8)
     if len(head) < 8:
         return None
     size = int.from_bytes(head, "big")
-    data = stream.read(size)
+    data = _read_exact(stream, size)
     return marshal.loads(data) if len(data) == size else None
 
 
@@ -145,7 +157,7 @@ def decode_scan(
 class FetchWorker:
     """The parent's handle: one job at a time, `submit` then `collect`."""
 
-    def __init__(self, account: ServerLogin, password: str) -> None:
+    def __init__(self, account: ServerLogin, password: str, idle: float = IDLE_EXIT) -> None:
         # Same interpreter, same package: from wherever the parent imported it (an
         # installed package, a source checkout on sys.path).
         home = str(Path(__file__).resolve().parent.parent)
@@ -160,7 +172,7 @@ class FetchWorker:
         )
         # What the connection needs, as plain values: the config was validated here already.
         fields = {name: getattr(account, name) for name in _LOGIN_FIELDS}
-        self.send((fields, account.timeout.total_seconds(), password))
+        self.send((fields, account.timeout.total_seconds(), password, idle))
 
     def send(self, value: Any) -> bool:
         assert self.proc.stdin is not None
@@ -169,6 +181,9 @@ class FetchWorker:
         except OSError:  # it is gone: the caller reads that as a failed job
             return False
         return True
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def submit(self, folder: str, uidvalidity: int, uids: Sequence[int], since: datetime) -> bool:
         return self.send((folder, uidvalidity, list(uids), _time(since)))
@@ -207,6 +222,12 @@ class FetchWorker:
             self.proc.stdout.close()
 
 
+def _job_within(stdin: IO[bytes], seconds: float) -> bool:
+    """Whether the parent says something (a job, or end of jobs) within `seconds`."""
+    ready, _, _ = select.select([stdin], [], [], seconds)
+    return bool(ready)
+
+
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     """The worker's side: log in, then answer each job until stdin closes."""
     from inboxwatch.errors import InboxwatchError
@@ -218,7 +239,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     hello = _read_frame(stdin)
     if hello is None:
         return 1
-    fields, timeout, password = hello
+    fields, timeout, password, idle = hello
     account = Login(**fields, timeout=timedelta(seconds=timeout))
     try:
         source = ImapSource(account, password, worker=False)
@@ -226,7 +247,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
         _write_frame(stdout, ("error", f"login failed: {exc}"))
         return 1
     try:
-        while (job := _read_frame(stdin)) is not None:
+        while _job_within(stdin, idle) and (job := _read_frame(stdin)) is not None:
             folder, uidvalidity, uids, since = job
             batches = source.fetch_uids(folder, uidvalidity, uids, datetime.fromisoformat(since))
             try:
@@ -245,6 +266,8 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
 if __name__ == "__main__":
     frames = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames may reach the parent's pipe
-    code = serve(sys.stdin.buffer, frames)
+    # Unbuffered: select() in _job_within must not miss a frame already read into a buffer.
+    with open(sys.stdin.fileno(), "rb", buffering=0, closefd=False) as jobs:
+        code = serve(jobs, frames)
     frames.flush()
     os._exit(code)  # logged out, frames flushed: skip the interpreter's teardown (~0.1 s)

@@ -89,6 +89,8 @@ class HeaderFetcher:
         """The last WORKER_SHARE of a big folder's `uids`, given to the worker; () if none."""
         if self._login_as is None or len(uids) <= PARALLEL_MIN:
             return ()
+        if self._worker is not None and not self._worker.alive():
+            self.close()  # it left after fetchworker.IDLE_EXIT without a job: start another
         if self._worker is None:
             try:
                 self._worker = FetchWorker(*self._login_as)

@@ -137,3 +137,24 @@ def test_a_worker_that_cannot_log_in_says_so(dovecot, mailbox):
         assert "login failed" in worker.collect()
     finally:
         worker.close()
+
+
+@pytest.mark.dovecot
+def test_an_idle_worker_leaves_and_the_next_big_read_starts_another(dovecot, mailbox, monkeypatch):
+    seed(mailbox)
+    monkeypatch.setattr(headerfetch, "PARALLEL_MIN", 10)
+    started = []
+    monkeypatch.setattr(
+        headerfetch,
+        "FetchWorker",
+        lambda *args: started.append(FetchWorker(*args, idle=0.3)) or started[-1],
+    )
+    source = ImapSource(account(dovecot, mailbox.user), dovecot.password)
+    try:
+        first = source.fetch_since("INBOX", NOW - 400 * 24 * H)
+        started[0].proc.wait(timeout=10)  # no job within 0.3 s: it logs out and exits
+        second = source.fetch_since("INBOX", NOW - 400 * 24 * H)
+    finally:
+        source.close()
+    assert len(started) == 2 and started[0].proc.returncode == 0
+    assert first.messages == second.messages and len(second.messages) == 40
