@@ -160,6 +160,8 @@ class FetchWorker:
     def __init__(self, account: ServerLogin, password: str, idle: float = IDLE_EXIT) -> None:
         # Same interpreter, same package: from wherever the parent imported it (an
         # installed package, a source checkout on sys.path).
+        if not sys.executable:  # embedded: no interpreter to start
+            raise OSError("no Python interpreter to start a second connection's worker with")
         home = str(Path(__file__).resolve().parent.parent)
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": home + os.pathsep + path if path else home}
