@@ -1,4 +1,5 @@
-"""The IMAP source: the only module that imports imapclient.
+"""The IMAP source's session: with headerfetch (its bulk header FETCH), the only modules
+that import imapclient.
 
 Read-only by construction: folders are opened with EXAMINE (`readonly=True`),
 headers are fetched with BODY.PEEK (RFC 3501 6.4.5: no implicit \\Seen), and

@@ -1,6 +1,6 @@
 """How inboxwatch reaches servers and reads what they refuse with, for IMAP and SMTP alike.
 
-No imapclient here (imap_source.py is its only importer): loopback and TLS policy,
+No imapclient here (imap_source and headerfetch are its only importers): loopback and TLS policy,
 and the provider replies that mean "slow down" or "try later" rather than "wrong
 password".
 """
