@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from sys import intern
 from typing import IO, Any
 
 from inboxwatch.errors import ConfigError, LockError
@@ -72,8 +73,12 @@ def meta_from_json(text: str) -> MessageMeta:
     data: dict[str, Any] = json.loads(text)
     for key in ("received", "date"):
         data[key] = datetime.fromisoformat(data[key]) if data[key] else None
+    # Ids and media types interned, as parse.py does: an id recurs in later messages' links.
+    data["message_id"] = intern(data["message_id"]) if data["message_id"] else None
     for key in ("in_reply_to", "references"):
-        data[key] = tuple(data[key])
+        data[key] = tuple(map(intern, data[key]))
+    # Rows written before the media type alone was kept still hold its parameters.
+    data["content_type"] = intern(data["content_type"].partition(";")[0].strip())
     for key in ("reply_to", "to", "cc"):
         data[key] = tuple(_shared_address(a["name"], a["address"]) for a in data[key])
     sender = data["sender"]
