@@ -2,12 +2,11 @@
 
 Reading and parsing 100,000 header blocks is CPU-bound Python; one process keeps one
 core busy while the other idles once the server has answered. For a folder with
-more than `imap_source.PARALLEL_MIN` messages to read, the source hands the last
+more than `headerfetch.PARALLEL_MIN` messages to read, the source hands the last
 part of its UIDs to this worker, which logs in on its own connection (RFC 3501
-allows several sessions per user; the issue's cold-cache figures assume two),
-reads them the same read-only way (EXAMINE, BODY.PEEK) and sends the parsed
-records back. Anything that goes wrong in the worker only costs time: the source
-fetches that part itself.
+allows several sessions per user), reads them the same read-only way (EXAMINE,
+BODY.PEEK) and sends the parsed records back. Anything that goes wrong in the
+worker only costs time: the source fetches that part itself.
 
 Frames on the worker's stdin/stdout: 8-byte length + `marshal` data, between two
 processes of the same Python; the password is sent in the first frame, never
@@ -205,10 +204,13 @@ class FetchWorker:
         messages: list[MessageMeta] = []
         failures: list[ParseFailure] = []
         known: dict[tuple[str, str], Address] = {}
-        for part in payload:
-            more, broken = decode_scan(part, known)
-            messages += more
-            failures += broken
+        try:
+            for part in payload:
+                more, broken = decode_scan(part, known)
+                messages += more
+                failures += broken
+        except (ValueError, TypeError, IndexError, EOFError) as exc:  # a garbled answer
+            return f"unreadable records ({exc})"
         return messages, failures
 
     def close(self) -> None:

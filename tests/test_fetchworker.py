@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bench.mailgen import messages as generated
-from inboxwatch import headerfetch
+from inboxwatch import fetchworker, headerfetch
 from inboxwatch.config import Account
 from inboxwatch.fetchworker import FetchWorker, decode_scan, encode_scan
 from inboxwatch.imap_source import ImapSource
@@ -158,3 +158,17 @@ def test_an_idle_worker_leaves_and_the_next_big_read_starts_another(dovecot, mai
         source.close()
     assert len(started) == 2 and started[0].proc.returncode == 0
     assert first.messages == second.messages and len(second.messages) == 40
+
+
+@pytest.mark.dovecot
+def test_garbled_records_from_the_worker_cost_time_not_messages(dovecot, mailbox, monkeypatch):
+    seed(mailbox)
+    monkeypatch.setattr(headerfetch, "PARALLEL_MIN", 10)
+
+    def garbled(*args):
+        raise ValueError("bad marshal data")
+
+    monkeypatch.setattr(fetchworker, "decode_scan", garbled)
+    scan, fetcher = read(dovecot, mailbox)
+    assert [m.uid for m in scan.messages] == list(range(1, 41)) and not scan.failures
+    assert fetcher._login_as is None
