@@ -152,7 +152,9 @@ class ImapSource:
             info = self.client.select_folder(folder, readonly=True)
             scan = FolderScan(folder)
             uids = self._search_since(since)
-            self.headers.fetch(folder, uids, since, scan, progress, int(info[b"UIDVALIDITY"]))
+            # RFC 3501 requires UIDVALIDITY; without it a worker's check fails: read alone.
+            uidvalidity = int(info.get(b"UIDVALIDITY") or 0)
+            self.headers.fetch(folder, uids, since, scan, progress, uidvalidity)
         return scan
 
     def fetch_uids(
