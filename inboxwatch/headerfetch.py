@@ -74,14 +74,32 @@ class HeaderFetcher:
         if progress is not None:
             progress.expect(len(uids))
         theirs = self._hand_over(folder, uidvalidity, uids, since)
-        for chunk in batches(uids[: len(uids) - len(theirs)], STREAM_BATCH):
+        self._read(folder, uids[: len(uids) - len(theirs)], since, scan, progress)
+        if not theirs:
+            return
+        got = self._worker.collect() if self._worker is not None else "no worker"
+        if isinstance(got, str):
+            self._alone(got)
+            self._read(folder, theirs, since, scan, progress)
+            return
+        scan.messages.extend(got[0])
+        scan.failures.extend(got[1])
+        if progress is not None:
+            progress.advance(len(theirs))
+
+    def _read(
+        self,
+        folder: str,
+        uids: Sequence[int],
+        since: datetime,
+        scan: FolderScan,
+        progress: Progress | None,
+    ) -> None:
+        """`uids` on this session's own connection, STREAM_BATCH at a time."""
+        for chunk in batches(uids, STREAM_BATCH):
             self._chunk(folder, chunk, since, scan)
             if progress is not None:
                 progress.advance(len(chunk))
-        if theirs:
-            self._collect(folder, theirs, since, scan)
-            if progress is not None:
-                progress.advance(len(theirs))
 
     def _hand_over(
         self, folder: str, uidvalidity: int, uids: Sequence[int], since: datetime
@@ -108,17 +126,6 @@ class HeaderFetcher:
         log.debug("%s: second connection failed (%s); reading alone", self.host, why)
         self.close()
         self._login_as = None
-
-    def _collect(self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan) -> None:
-        got = self._worker.collect() if self._worker is not None else "no worker"
-        if isinstance(got, str):
-            self._alone(got)
-            for chunk in batches(uids, STREAM_BATCH):
-                self._chunk(folder, chunk, since, scan)
-            return
-        messages, failures = got
-        scan.messages.extend(messages)
-        scan.failures.extend(failures)
 
     def _chunk(self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan) -> None:
         """The bulk header FETCH. imapclient's generic response parser costs more than the
