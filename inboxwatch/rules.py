@@ -223,13 +223,13 @@ def _plainly_personal(msg: MessageMeta, policy: Policy) -> bool:
         or msg.folder in policy.sent_folders
         or "\\Deleted" in msg.flags
         or msg.content_type.startswith("multipart/report")
-        or (msg.sender is not None and _machine_address(msg.sender.address))
+        or _machine_sender(msg.sender)
         or _AUTO_SUBJECT.match(msg.subject)
     )
 
 
 @lru_cache(maxsize=1 << 14)
-def _machine_address(address: str) -> bool:
+def _machine_sender(sender: Address | None) -> bool:
     """A daemon's or a no-reply local part (a few senders write most mail: cached)."""
-    local = address.lower().rpartition("@")[0]
+    local = _local_part(sender)
     return bool(_DAEMON.match(local) or _NOREPLY.match(local))
