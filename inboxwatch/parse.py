@@ -177,7 +177,7 @@ def _token(raw: str, limit: int = 100) -> str:
     return clean_text(raw, limit).lower()
 
 
-def _media_type(raw: str) -> str:
+def media_type(raw: str) -> str:
     """`multipart/report`: Content-Type without its parameters (each boundary is unique,
     so the whole value would neither cache nor share)."""
     return _token(raw.partition(";")[0], 200)
@@ -318,7 +318,7 @@ def _meta_from_headers(
         _token(get("auto-submitted", "")),
         _token(get("precedence", "")),
         bool(get("list-id") or get("list-unsubscribe")),
-        _media_type(get("content-type", "")),
+        media_type(get("content-type", "")),
         # An empty Return-Path, or a From of just "<>" (McAfee's DSNs), is the null sender.
         get("return-path", "").strip() == "<>" or null_from,
         bool(get("x-autoreply") or get("x-autorespond")),

@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from inboxwatch.errors import ConfigError, LockError
 from inboxwatch.model import Address, MessageMeta
+from inboxwatch.parse import media_type
 from inboxwatch.source import FolderState
 
 SCHEMA_VERSION = 2
@@ -78,7 +79,7 @@ def meta_from_json(text: str) -> MessageMeta:
     for key in ("in_reply_to", "references"):
         data[key] = tuple(map(intern, data[key]))
     # Rows written before the media type alone was kept still hold its parameters.
-    data["content_type"] = intern(data["content_type"].partition(";")[0].strip())
+    data["content_type"] = media_type(data["content_type"])
     for key in ("reply_to", "to", "cc"):
         data[key] = tuple(_shared_address(a["name"], a["address"]) for a in data[key])
     sender = data["sender"]

@@ -449,3 +449,20 @@ def test_cached_messages_keep_their_stored_form_and_round_trip():
         '"sender_ambiguous":false}'
     )
     assert meta_from_json(text) == meta
+
+
+def test_cached_rows_of_earlier_versions_read_as_parsing_gives_them_now():
+    """Rows kept the whole Content-Type before; ids come back shared, as parse.py shares them."""
+    from inboxwatch.state import meta_from_json
+
+    row = (
+        '{"folder":"INBOX","uid":7,"message_id":"<m@x>","in_reply_to":["<p@x>"],'
+        '"references":["<r@x>","<p@x>"],"subject":"x","sender":null,'
+        '"received":"2026-11-24T09:00:00+00:00","date":null,"reply_to":[],"to":[],"cc":[],'
+        '"flags":[],"auto_submitted":"","precedence":"","list_headers":false,'
+        '"content_type":"multipart/report; report-type=delivery-status","null_sender":false,'
+        '"autoreply_header":false,"sender_ambiguous":false}'
+    )
+    meta = meta_from_json(row)
+    assert meta.content_type == "multipart/report"
+    assert meta.in_reply_to[0] is meta.references[1]
