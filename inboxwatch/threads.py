@@ -240,18 +240,15 @@ def _subject_fallback(
     address they are "mine" or "theirs" for, so a lone message finds its candidates
     by lookup instead of by comparing itself with every thread of that subject.
     """
-    subjects: dict[int, tuple[str, ...]] = {
-        key: (base_subject(msgs[0].subject),)
-        if len(msgs) == 1
-        else tuple({base_subject(s) for s in {m.subject for m in msgs}})
+    lone_subjects = {
+        key: base_subject(msgs[0].subject)
         for key, msgs in groups.items()
+        if len(msgs) == 1 and not msgs[0].linked
     }
+    lone = {key: groups[key][0] for key, subject in lone_subjects.items() if subject}
+    # Only the lone messages' base subjects matter: each thread's are taken among those.
+    subjects = _subjects_among(groups, lone_subjects, {s for s in lone_subjects.values() if s})
     threads_of = Counter(s for names in subjects.values() for s in names)
-    lone = {
-        key: msgs[0]
-        for key, msgs in groups.items()
-        if len(msgs) == 1 and not msgs[0].linked and subjects[key][0]
-    }
     if lone_out is not None:
         lone_out.extend(lone.values())
     lone = {key: msg for key, msg in lone.items() if threads_of[subjects[key][0]] > 1}
@@ -275,6 +272,52 @@ def _subject_fallback(
         root = union.find(key) if key in union.parent else key
         merged.setdefault(root, []).extend(msgs)
     return merged
+
+
+def _subjects_among(
+    groups: dict[int, list[MessageMeta]], known: dict[int, str], wanted: set[str]
+) -> dict[int, tuple[str, ...]]:
+    """Each thread's base subjects that are in `wanted` (`known`: some threads' one base
+    subject, already taken). Most subjects are ruled out by their ending alone (_Endings),
+    without the cost of taking their base subject."""
+    endings = _Endings(wanted)
+    subjects: dict[int, tuple[str, ...]] = {}
+    for key, msgs in groups.items():
+        if key in known:
+            subjects[key] = (known[key],)
+            continue
+        names = {s for s in {m.subject for m in msgs} if endings.may_end(s)}
+        subjects[key] = tuple(b for b in {base_subject(s) for s in names} if b in wanted)
+    return subjects
+
+
+class _Endings:
+    """Whether a subject's base subject may be one of `wanted`, without taking it.
+
+    RFC 5256 2.1 takes text off a subject's front, up to a ":" or "]" and the spaces
+    after it, except a "(fwd)" trailer and a "[fwd: ...]" wrapper: a plain subject
+    (printable ASCII, single spaces) that ends in neither ")" nor "]" has as base
+    subject itself or what follows one of its ":" or "]", case-folded."""
+
+    def __init__(self, wanted: set[str]) -> None:
+        self.wanted = wanted
+
+    def may_end(self, subject: str) -> bool:
+        text = subject.strip()
+        if not (subject.isascii() and subject.isprintable() and "  " not in subject):
+            return True  # white space to fold, or non-ASCII case folding: ask base_subject
+        if text.endswith((")", "]")):
+            return True
+        folded = text.lower()  # casefold() of ASCII
+        if folded in self.wanted:
+            return True
+        for mark in (":", "]"):
+            at = folded.find(mark)
+            while at >= 0:
+                if folded[at + 1 :].lstrip(" ") in self.wanted:
+                    return True
+                at = folded.find(mark, at + 1)
+        return False
 
 
 def _wanted(

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from inboxwatch.app import counterpart_matcher
 from inboxwatch.rules import Owner
-from inboxwatch.threads import _SPACES, base_subject, build_threads, strip_subject
+from inboxwatch.threads import _SPACES, _Endings, base_subject, build_threads, strip_subject
 from tests.factory import msg
 
 ME = "me@mydomain.example"
@@ -64,6 +64,24 @@ subject_parts = st.sampled_from([*SUBJECT_WORDS, *SUBJECT_MARKS])
 @given(st.lists(subject_parts, max_size=8).map("".join))
 def test_base_subject_shortcuts_agree_with_the_rfc_5256_steps(subject):
     assert base_subject(subject) == strip_subject(_SPACES.sub(" ", subject).strip())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(subject_parts, max_size=8).map("".join), st.sets(st.sampled_from(SUBJECT_WORDS)))
+def test_a_subject_ruled_out_by_its_ending_has_no_wanted_base_subject(subject, others):
+    # The screen may only say "maybe" too often, never "no" to a base subject wanted.
+    wanted = {w.casefold() for w in others}
+    assert _Endings({*wanted, base_subject(subject)}).may_end(subject)
+    if not _Endings(wanted).may_end(subject):
+        assert base_subject(subject) not in wanted
+
+
+def test_the_ending_screen_rules_out_other_subjects():
+    endings = _Endings({"invoice 7", "quote"})
+    assert endings.may_end("Re: [acme] Invoice 7") and endings.may_end("QUOTE")
+    assert not endings.may_end("Re: Invoice 8") and not endings.may_end("Requote")
+    # Trailers and wrappers RFC 5256 takes off the end: those are always asked.
+    assert _Endings({"x"}).may_end("[Fwd: x]") and _Endings({"x"}).may_end("x (fwd)")
 
 
 def test_subject_fallback_is_guarded_by_the_counterpart():
