@@ -37,8 +37,12 @@ _LOGIN_FIELDS = ("name", "host", "port", "security", "allow_insecure", "ca_file"
 
 
 def _write_frame(stream: IO[bytes], value: Any) -> None:
-    data = marshal.dumps(value)
-    stream.write(len(data).to_bytes(8, "big") + data)
+    _write_raw(stream, marshal.dumps(value))
+
+
+def _write_raw(stream: IO[bytes], data: bytes) -> None:
+    stream.write(len(data).to_bytes(8, "big"))
+    stream.write(data)  # not joined to the length: a frame of records is a megabyte
     stream.flush()
 
 
@@ -52,12 +56,29 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes:
 
 def _read_frame(stream: IO[bytes]) -> Any:
     """The next frame, or None at the end of the stream (the other side is gone)."""
+    data = _read_raw(stream)
+    return None if data is None else marshal.loads(data)
+
+
+def _read_raw(stream: IO[bytes]) -> bytes | None:
     head = _read_exact(stream, 8)
     if len(head) < 8:
         return None
     size = int.from_bytes(head, "big")
     data = _read_exact(stream, size)
-    return marshal.loads(data) if len(data) == size else None
+    return data if len(data) == size else None
+
+
+def runs(uids: Sequence[int]) -> list[tuple[int, int]]:
+    """Ascending UIDs as (first, last) runs: a job of 27,000 UIDs as a list would fill the
+    64 KB pipe and hold the parent until the worker has started and read it."""
+    out: list[tuple[int, int]] = []
+    for uid in uids:
+        if out and uid == out[-1][1] + 1:
+            out[-1] = (out[-1][0], uid)
+        else:
+            out.append((uid, uid))
+    return out
 
 
 def _time(value: datetime | None) -> str | None:
@@ -187,31 +208,34 @@ class FetchWorker:
         return self.proc.poll() is None
 
     def submit(self, folder: str, uidvalidity: int, uids: Sequence[int], since: datetime) -> bool:
-        return self.send((folder, uidvalidity, list(uids), _time(since)))
+        return self.send((folder, uidvalidity, runs(uids), _time(since)))
 
     def collect(self) -> tuple[list[MessageMeta], list[ParseFailure]] | str:
         """The job's records, or why there are none (the caller fetches them itself)."""
         assert self.proc.stdout is not None
-        try:
-            answer = _read_frame(self.proc.stdout)
-        except (OSError, ValueError, EOFError) as exc:
-            return f"unreadable answer ({exc})"
-        if answer is None:
-            return f"the worker ended (exit code {self.proc.poll()})"
-        status, payload = answer
-        if status != "ok":
-            return str(payload)
         messages: list[MessageMeta] = []
         failures: list[ParseFailure] = []
         known: dict[tuple[str, str], Address] = {}
         try:
-            for part in payload:
+            answer = _read_frame(self.proc.stdout)  # ("ok", number of parts) or ("error", why)
+            if answer is None:
+                return self._ended()
+            status, payload = answer
+            if status != "ok":
+                return str(payload)
+            for _ in range(payload):
+                part = _read_raw(self.proc.stdout)
+                if part is None:
+                    return self._ended()
                 more, broken = decode_scan(part, known)
                 messages += more
                 failures += broken
-        except (ValueError, TypeError, IndexError, EOFError) as exc:  # a garbled answer
-            return f"unreadable records ({exc})"
+        except (OSError, ValueError, TypeError, IndexError, EOFError) as exc:
+            return f"unreadable answer ({exc})"  # a broken pipe, garbled records
         return messages, failures
+
+    def _ended(self) -> str:
+        return f"the worker ended (exit code {self.proc.poll()})"
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -252,16 +276,20 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
         return 1
     try:
         while _job_within(stdin, idle) and (job := _read_frame(stdin)) is not None:
-            folder, uidvalidity, uids, since = job
+            folder, uidvalidity, uid_runs, since = job
+            uids = [uid for first, last in uid_runs for uid in range(first, last + 1)]
             batches = source.fetch_uids(folder, uidvalidity, uids, datetime.fromisoformat(since))
             try:
-                # Encoded batch by batch: ~200 bytes a record held instead of ~1.4 KB.
+                # Encoded batch by batch: ~200 bytes a record held instead of ~1.4 KB. Sent
+                # only at the end: the parent is busy reading its own part until then, and a
+                # pipe holds 64 KB, so a worker writing as it goes would wait on it.
                 parts = [encode_scan(scan.messages, scan.failures) for scan in batches]
             except InboxwatchError as exc:
                 _write_frame(stdout, ("error", str(exc)))
                 continue
-            _write_frame(stdout, ("ok", parts))
-            del parts
+            _write_frame(stdout, ("ok", len(parts)))
+            while parts:  # each part a frame of its own: no second copy of them all
+                _write_raw(stdout, parts.pop(0))
     finally:
         source.close()
     return 0

@@ -10,7 +10,7 @@ import pytest
 from bench.mailgen import messages as generated
 from inboxwatch import fetchworker, headerfetch
 from inboxwatch.config import Account
-from inboxwatch.fetchworker import FetchWorker, decode_scan, encode_scan
+from inboxwatch.fetchworker import FetchWorker, decode_scan, encode_scan, runs
 from inboxwatch.imap_source import ImapSource
 from inboxwatch.local_source import _header_block
 from inboxwatch.model import ParseFailure
@@ -48,6 +48,12 @@ def test_records_cross_the_pipe_unchanged():
     # Equal addresses stay one object, as the parser shares them.
     senders = {m.sender.address: m.sender for m in back if m.sender}
     assert all(m.sender is senders[m.sender.address] for m in back if m.sender)
+
+
+def test_a_job_sends_its_uids_as_runs():
+    assert runs([1, 2, 3, 5, 7, 8]) == [(1, 3), (5, 5), (7, 8)]
+    assert runs(range(1, 27_001)) == [(1, 27_000)]  # a big job is a few bytes on the pipe
+    assert runs([]) == [] and runs([9, 4]) == [(9, 9), (4, 4)]  # any order comes back as sent
 
 
 def account(dovecot, user, port=None) -> Account:
