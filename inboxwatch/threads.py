@@ -68,11 +68,13 @@ def _bare(text: str) -> bool:
 class _Container:
     """A node of the id graph; `messages` is None for an id only referenced."""
 
-    __slots__ = ("messages", "msgid", "parent")
+    __slots__ = ("copies", "message", "msgid", "parent")
 
     def __init__(self, msgid: str) -> None:
         self.msgid = msgid
-        self.messages: list[MessageMeta] | None = None  # most ids are only referenced
+        self.message: MessageMeta | None = None  # most ids are only referenced
+        # Further messages with this id; a list for each node would cost ~6 MB per 100,000.
+        self.copies: list[MessageMeta] | None = None
         self.parent: _Container | None = None
 
     def root(self) -> _Container:
@@ -117,11 +119,13 @@ class _Graph:
 
     def add(self, msg: MessageMeta) -> None:
         node = self.get(msg.message_id or _synthetic_id(msg))
-        duplicate = node.messages is not None
-        if node.messages is None:
-            node.messages = [msg]
+        duplicate = node.message is not None
+        if node.message is None:
+            node.message = msg
+        elif node.copies is None:
+            node.copies = [msg]
         else:
-            node.messages.append(msg)
+            node.copies.append(msg)
         prev: _Container | None = None
         for ref in _refs(msg):
             current = self.get(ref)
@@ -217,10 +221,13 @@ def _linked_groups(
     roots: dict[int, _Container] = {}
     groups: dict[int, list[MessageMeta]] = {}
     for node in graph.table.values():
-        if node.messages is not None:
+        if node.message is not None:
             root = node.root()
             roots[id(root)] = root
-            groups.setdefault(id(root), []).extend(node.messages)
+            group = groups.setdefault(id(root), [])
+            group.append(node.message)
+            if node.copies is not None:
+                group.extend(node.copies)
     return roots, groups
 
 
