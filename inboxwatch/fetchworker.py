@@ -237,6 +237,11 @@ class FetchWorker:
     def _ended(self) -> str:
         return f"the worker ended (exit code {self.proc.poll()})"
 
+    def abandon(self) -> None:
+        """Stop it at once: it failed, and may be waiting to write the rest of an answer."""
+        self.proc.kill()
+        self.close()
+
     def close(self) -> None:
         if self.proc.stdin is not None:
             with contextlib.suppress(OSError):

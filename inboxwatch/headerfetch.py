@@ -124,7 +124,9 @@ class HeaderFetcher:
     def _alone(self, why: str) -> None:
         """A worker's failure only costs time: this session reads alone from now on."""
         log.debug("%s: second connection failed (%s); reading alone", self.host, why)
-        self.close()
+        if self._worker is not None:
+            self._worker.abandon()
+            self._worker = None
         self._login_as = None
 
     def _chunk(self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan) -> None:

@@ -3,6 +3,7 @@ against the real Dovecot, whole, read-only, and whole again when the worker fail
 
 from __future__ import annotations
 
+import signal
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -175,6 +176,12 @@ def test_garbled_records_from_the_worker_cost_time_not_messages(dovecot, mailbox
         raise ValueError("bad marshal data")
 
     monkeypatch.setattr(fetchworker, "decode_scan", garbled)
+    started: list[FetchWorker] = []
+    monkeypatch.setattr(
+        headerfetch, "FetchWorker", lambda *args: started.append(FetchWorker(*args)) or started[-1]
+    )
     scan, fetcher = read(dovecot, mailbox)
     assert [m.uid for m in scan.messages] == list(range(1, 41)) and not scan.failures
     assert fetcher._login_as is None
+    # Stopped, not waited for: the rest of a big answer would hold it writing to the pipe.
+    assert started[0].proc.returncode == -signal.SIGKILL
