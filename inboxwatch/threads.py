@@ -66,7 +66,7 @@ def _bare(text: str) -> bool:
 
 
 class _Container:
-    """A node of the id graph; `messages` is None for an id only referenced."""
+    """A node of the id graph; `message` is None for an id only referenced."""
 
     __slots__ = ("copies", "message", "msgid", "parent")
 
