@@ -100,7 +100,7 @@ def run_command(
         click.echo("inboxwatch: digest.to is not set: polling only, no digest", err=True)
     else:
         sender = SmtpSender(settings.smtp)  # smtp.host missing: a config error now, not at 08:00
-    service = Service(settings, sender)
+    service = Service(settings, sender, keep_report=once)
     try:
         ctx.exit(service.job() if once else service.run_forever())
     finally:

@@ -37,8 +37,11 @@ class Service:
         settings: Settings,
         sender: Sender,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        keep_report: bool = False,
     ) -> None:
         self.settings = settings
+        # `run --once`: the next run, a fresh process, starts from this poll's report.
+        self.keep_report = keep_report
         self.sender = sender
         self.clock = clock
         self.stop = threading.Event()
@@ -64,6 +67,7 @@ class Service:
                 self.blocked,
                 previous,
                 self.memory,
+                self.keep_report,
             )
             self.previous = None if result.report.errors else result.report
             log.warning(result.line()) if result.report.errors else log.info(result.line())

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from inboxwatch import lastreport
 from inboxwatch.app import AccountPlan, Sender, digest_message, run_scan
 from inboxwatch.config import Account, Settings, env_password_name, resolve_secret
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
@@ -134,18 +135,20 @@ def poll_once(
     blocked: dict[str, AuthBlock] | None = None,
     previous: Report | None = None,
     memory: MemoryCache | None = None,
+    keep_report: bool = False,
 ) -> PollResult:
     """Poll every account (incrementally), commit what was read, send the digest if due.
 
     `blocked` (kept by the caller across polls) holds accounts whose login failed;
-    `previous`, the last poll's report: when no folder changed and no digest is due,
-    it is carried forward in time instead of re-reading the cache; `memory`, the parsed
-    messages a running service keeps between polls.
+    `previous`, the last poll's report (else the one a `keep_report` poll stored): when
+    no folder changed and no digest is due, it is carried forward in time instead of
+    re-reading the cache; `memory`, the parsed messages a running service keeps.
     """
     stop = stop or threading.Event()
     blocked = {} if blocked is None else blocked
     started = time.monotonic()
     sessions: dict[str, ImapSource] = {}  # logged in by the quick check, for the poll
+    previous = previous or _stored_report(settings, store)
     if previous is not None and _carried(settings, store, previous, now, sessions):
         return PollResult(advance(previous, settings, now), 0, time.monotonic() - started, None)
     opened: dict[str, SyncingSource] = {}
@@ -162,6 +165,7 @@ def poll_once(
         for session in sessions.values():  # an account left out of this poll
             session.close()
     report.errors.extend(skipped)
+    store.forget_report()  # it describes the folder states about to be replaced
     read = {summary.name for summary in report.accounts}
     for account in accounts:
         if account.name in read:
@@ -171,7 +175,21 @@ def poll_once(
             _record_failure(store, account, report, now, blocked)
     fetched = sum(source.fetched for source in opened.values())
     period = send_digest_if_due(settings, store, report, sender, now)
+    if keep_report and not report.errors:
+        store.save_report(lastreport.fingerprint(settings), lastreport.encode(report))
     return PollResult(report, fetched, time.monotonic() - started, period)
+
+
+def _stored_report(settings: Settings, store: StateStore) -> Report | None:
+    """The report a `run --once` stored, if the settings it was made with are these."""
+    text = store.last_report(lastreport.fingerprint(settings))
+    if text is None:
+        return None
+    try:
+        return lastreport.decode(text)
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        log.info("stored report unreadable (%s); reading the cache", exc)
+        return None
 
 
 def _carried(
@@ -258,7 +276,9 @@ def unchanged(
 
 def advance(previous: Report, settings: Settings, now: datetime) -> Report:
     """The previous poll's report at a later `now`, when no mail changed: waits grow, and
-    threads that crossed their window move from waiting to overdue."""
+    threads that crossed their window move from waiting to overdue. The reply standard
+    stays as of the last read; it is only shown in a digest, and a poll with a digest
+    due always reads (_carried)."""
     windows = {a.name: a.window for a in settings.accounts}
     lookbacks = {a.name: a.lookback for a in settings.accounts}
     overdue: list[Finding] = [

@@ -26,7 +26,7 @@ from inboxwatch.model import Address, MessageMeta
 from inboxwatch.parse import media_type
 from inboxwatch.source import FolderState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
@@ -41,6 +41,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # 2: a throttling server's "come back later" time (Microsoft 365's Suggested Backoff).
     2: ("ALTER TABLE polls ADD COLUMN not_before TEXT",),
+    # 3: the last clean poll's report, for `run --once` (lastreport.py).
+    3: (
+        "CREATE TABLE reports (id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " fingerprint TEXT NOT NULL, report TEXT NOT NULL)",
+    ),
 }
 
 
@@ -207,6 +212,22 @@ class StateStore:
             "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?, ?)",
             (account, folder, state.uidvalidity, state.uidnext, state.modseq, state.exists),
         )
+
+    # --- the last report (lastreport.py) -------------------------------------------
+
+    def last_report(self, fingerprint: str) -> str | None:
+        row = self.db.execute("SELECT fingerprint, report FROM reports WHERE id = 1").fetchone()
+        return row[1] if row and row[0] == fingerprint else None
+
+    def save_report(self, fingerprint: str, text: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO reports VALUES (1, ?, ?)", (fingerprint, text))
+
+    def forget_report(self) -> None:
+        """Before a poll commits new folder states: a report of the old ones must not be
+        carried forward by a later poll that finds the folders as committed."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM reports")
 
     # --- the digest ledger ----------------------------------------------------------
 

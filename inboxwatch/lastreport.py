@@ -1,0 +1,142 @@
+"""The last poll's report, kept in the state file for `run --once` from cron.
+
+A running service carries its last report forward when no folder changed and no digest
+is due (service.advance); a fresh process has none, and re-reading and re-threading a
+100,000-message cache costs it ~2 s each run. So a clean poll's report is stored with a
+fingerprint of what it depends on (the account settings and this version), and read back
+only when the fingerprint matches. The state file is written only by inboxwatch (0600),
+but what is read back is still checked: anything unexpected means "no report", and the
+poll reads the cache as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from inboxwatch import __version__
+from inboxwatch.config import Settings
+from inboxwatch.model import (
+    AccountSummary,
+    Address,
+    Finding,
+    ReplyStandard,
+    Report,
+    ReportError,
+    Stats,
+)
+
+FORMAT = 1
+
+
+def fingerprint(settings: Settings) -> str:
+    """What a report depends on: every account setting but its secrets, and the version."""
+    accounts = [
+        a.model_dump(mode="json", exclude={"password", "password_file"}) for a in settings.accounts
+    ]
+    text = json.dumps([FORMAT, __version__, accounts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def encode(report: Report) -> str:
+    stats = report.stats
+    return json.dumps(
+        {
+            "generated_at": report.generated_at.isoformat(),
+            "as_of": report.as_of.isoformat(),
+            "window": _seconds(report.window),
+            "accounts": [
+                [a.name, a.folders, a.sent_folders, a.messages, a.threads, _seconds(a.window)]
+                for a in report.accounts
+            ],
+            "overdue": [_finding(f) for f in report.overdue],
+            "waiting": [_finding(f) for f in report.waiting],
+            "stats": [stats.threads, stats.answered, stats.overdue, stats.pending],
+            "excluded": stats.excluded,
+            "reply": [
+                stats.reply.conversations,
+                stats.reply.answered,
+                stats.reply.judged,
+                stats.reply.within_window,
+                [float(d) for d in stats.reply.delays],
+            ],
+            "errors": [
+                [e.account, e.kind, e.message, e.exit_code, e.folder, e.uid, e.retry_after]
+                for e in report.errors
+            ],
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def decode(text: str) -> Report:
+    """The report `encode` wrote; raises ValueError, KeyError or TypeError on anything else."""
+    data: dict[str, Any] = json.loads(text)
+    threads, answered, overdue, pending = map(int, data["stats"])
+    conversations, replied, judged, within, delays = data["reply"]
+    reply = ReplyStandard(
+        int(conversations), int(replied), int(judged), int(within), [float(d) for d in delays]
+    )
+    excluded = {str(k): int(v) for k, v in data["excluded"].items()}
+    stats = Stats(threads, answered, overdue, pending, excluded, reply)
+    return Report(
+        generated_at=datetime.fromisoformat(data["generated_at"]),
+        as_of=datetime.fromisoformat(data["as_of"]),
+        window=_delta(data["window"]),
+        accounts=[
+            AccountSummary(name, tuple(folders), tuple(sent), messages, threads, _window(window))
+            for name, folders, sent, messages, threads, window in data["accounts"]
+        ],
+        overdue=[_found(f) for f in data["overdue"]],
+        waiting=[_found(f) for f in data["waiting"]],
+        stats=stats,
+        errors=[ReportError(*e) for e in data["errors"]],
+    )
+
+
+def _finding(f: Finding) -> list[Any]:
+    return [
+        f.account,
+        f.thread_id,
+        f.subject,
+        [f.correspondent.name, f.correspondent.address],
+        f.waiting_since.isoformat(),
+        f.message_ids,
+        f.folder,
+        f.uids,
+        f.messages_in_thread,
+        f.last_reply.isoformat() if f.last_reply else None,
+        f.reason,
+    ]
+
+
+def _found(row: list[Any]) -> Finding:
+    account, thread_id, subject, (name, address), since, ids, folder, uids, count, last, why = row
+    return Finding(
+        str(account),
+        str(thread_id),
+        str(subject),
+        Address(str(name), str(address)),
+        datetime.fromisoformat(since),
+        tuple(map(str, ids)),
+        str(folder),
+        tuple(map(int, uids)),
+        int(count),
+        datetime.fromisoformat(last) if last else None,
+        str(why),
+    )
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def _delta(seconds: float | None) -> timedelta | None:
+    return None if seconds is None else timedelta(seconds=seconds)
+
+
+def _window(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)

@@ -1,0 +1,127 @@
+"""`run --once` from cron: the last clean poll's report, kept in the state file, is carried
+forward by the next run when nothing changed, and never when anything it depends on did."""
+
+from __future__ import annotations
+
+import pytest
+
+from inboxwatch import lastreport, service
+from inboxwatch.scheduler import Service
+from inboxwatch.service import poll_once
+from inboxwatch.state import StateStore
+from tests.conftest import mail
+from tests.proxy import RecordingProxy
+from tests.test_service import T0, H, Recorder, seed, settings_for
+
+pytestmark = pytest.mark.dovecot
+
+
+def polls(dovecot, box, tmp_path, port=None, **digest):
+    settings = settings_for(dovecot, box.user, tmp_path, port=port, to=[], **digest)
+    return settings, StateStore(settings.state.path_resolved())
+
+
+def test_a_report_survives_the_state_file(dovecot, sent_mailbox, tmp_path):
+    seed(sent_mailbox)
+    sent_mailbox.add("INBOX", mail("Cy <cy@x.example>", subject="Young"), T0 - 20 * H)
+    sent_mailbox.add("INBOX", mail("News <n@x.example>", headers={"List-Id": "<l.x>"}), T0 - 50 * H)
+    settings, store = polls(dovecot, sent_mailbox, tmp_path)
+    try:
+        report = poll_once(settings, store, Recorder(), T0).report
+    finally:
+        store.close()
+    assert report.overdue and report.waiting and report.stats.excluded
+    assert lastreport.decode(lastreport.encode(report)) == report
+
+
+def test_run_once_carries_its_stored_report_while_nothing_changed(dovecot, sent_mailbox, tmp_path):
+    seed(sent_mailbox)
+    sent_mailbox.add("INBOX", mail("Cy <cy@x.example>", subject="Young"), T0 - 20 * H)
+    with RecordingProxy(dovecot.port) as proxy:
+        settings, store = polls(dovecot, sent_mailbox, tmp_path, port=proxy.port)
+        try:
+            poll_once(settings, store, Recorder(), T0, keep_report=True)
+            before = len(proxy.client_bytes)
+            later = T0 + 5 * H  # a fresh process: no report in memory; "Young" waited 25 h
+            carried = poll_once(settings, store, Recorder(), later, keep_report=True)
+            sent = bytes(proxy.client_bytes[before:]).decode()
+        finally:
+            store.close()
+    fresh, other = polls(dovecot, sent_mailbox, tmp_path / "fresh")  # reads it all
+    try:
+        full = poll_once(fresh, other, Recorder(), later)
+    finally:
+        other.close()
+    assert "FETCH" not in sent and "SEARCH" not in sent
+    assert carried.report.overdue == full.report.overdue and carried.report.overdue
+    assert "Young" in {f.subject for f in carried.report.overdue}
+    # Counts as a fresh read gives them; the reply standard stays as of the last read (a
+    # carried report never makes a digest: a poll with one due always reads).
+    assert carried.report.stats.overdue == full.report.stats.overdue
+    assert (carried.report.stats.threads, carried.report.stats.pending) == (
+        full.report.stats.threads,
+        full.report.stats.pending,
+    )
+
+
+def test_a_stored_report_is_not_carried_once_mail_or_settings_changed(
+    dovecot, sent_mailbox, tmp_path, monkeypatch
+):
+    seed(sent_mailbox)
+    settings, store = polls(dovecot, sent_mailbox, tmp_path)
+    scans = []
+    run_scan = service.run_scan
+    monkeypatch.setattr(service, "run_scan", lambda *a, **k: scans.append(1) or run_scan(*a, **k))
+    try:
+        poll_once(settings, store, Recorder(), T0, keep_report=True)
+        poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
+        assert len(scans) == 1  # carried
+        sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="Changed"), T0 - 30 * H)
+        changed = poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
+        assert len(scans) == 2 and "Changed" in {f.subject for f in changed.report.overdue}
+        wider, _ = polls(dovecot, sent_mailbox, tmp_path / "other")
+        wider.accounts[0].window = 96 * H  # another standard: the stored report does not apply
+        judged = poll_once(wider, store, Recorder(), T0 + H, keep_report=True)
+        assert len(scans) == 3 and not judged.report.overdue
+    finally:
+        store.close()
+
+
+def test_a_service_poll_that_reads_new_mail_drops_the_stored_report(
+    dovecot, sent_mailbox, tmp_path
+):
+    seed(sent_mailbox)
+    settings, store = polls(dovecot, sent_mailbox, tmp_path)
+    try:
+        poll_once(settings, store, Recorder(), T0, keep_report=True)  # run --once
+        sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="Changed"), T0 - 30 * H)
+        poll_once(settings, store, Recorder(), T0)  # the service: reads it, keeps no report
+        # The folders are now as that poll left them: the report of before must not pass.
+        later = poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
+    finally:
+        store.close()
+    assert "Changed" in {f.subject for f in later.report.overdue}
+
+
+def test_an_unreadable_stored_report_means_reading_the_cache(dovecot, sent_mailbox, tmp_path):
+    seed(sent_mailbox)
+    settings, store = polls(dovecot, sent_mailbox, tmp_path)
+    try:
+        first = poll_once(settings, store, Recorder(), T0, keep_report=True)
+        store.save_report(lastreport.fingerprint(settings), '{"overdue": [1]}')
+        again = poll_once(settings, store, Recorder(), T0, keep_report=True)
+    finally:
+        store.close()
+    assert again.report.overdue == first.report.overdue
+
+
+def test_only_run_once_keeps_its_report(dovecot, sent_mailbox, tmp_path):
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path, to=[])
+    for once, kept in ((False, False), (True, True)):
+        runner = Service(settings, Recorder(), clock=lambda: T0, keep_report=once)
+        try:
+            assert runner.job() == 0
+            assert (runner.store.last_report(lastreport.fingerprint(settings)) is not None) is kept
+        finally:
+            runner.close()
