@@ -140,15 +140,19 @@ def poll_once(
     """Poll every account (incrementally), commit what was read, send the digest if due.
 
     `blocked` (kept by the caller across polls) holds accounts whose login failed;
-    `previous`, the last poll's report (else the one a `keep_report` poll stored): when
-    no folder changed and no digest is due, it is carried forward in time instead of
-    re-reading the cache; `memory`, the parsed messages a running service keeps.
+    `previous`, the last poll's report: when no folder changed and no digest is due, it
+    is carried forward in time instead of re-reading the cache; `memory`, the parsed
+    messages a running service keeps. `keep_report` (`run --once`, a process per poll):
+    the report is kept in the state file, and the one kept before serves as `previous`.
+    A running service reads everything at its first poll instead, into `memory`, so that
+    its polls after a change redo only what changed.
     """
     stop = stop or threading.Event()
     blocked = {} if blocked is None else blocked
     started = time.monotonic()
     sessions: dict[str, ImapSource] = {}  # logged in by the quick check, for the poll
-    previous = previous or _stored_report(settings, store)
+    if keep_report and previous is None:
+        previous = _stored_report(settings, store)
     if previous is not None and _carried(settings, store, previous, now, sessions):
         return PollResult(advance(previous, settings, now), 0, time.monotonic() - started, None)
     opened: dict[str, SyncingSource] = {}

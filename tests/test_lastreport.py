@@ -76,13 +76,18 @@ def test_a_stored_report_is_not_carried_once_mail_or_settings_changed(
         poll_once(settings, store, Recorder(), T0, keep_report=True)
         poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
         assert len(scans) == 1  # carried
+        # A running service's first poll reads all into its memory: no report from the file.
+        poll_once(settings, store, Recorder(), T0 + H)
+        assert len(scans) == 2
+        poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
+        assert len(scans) == 3  # that poll kept no report, and dropped the one before
         sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="Changed"), T0 - 30 * H)
         changed = poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
-        assert len(scans) == 2 and "Changed" in {f.subject for f in changed.report.overdue}
+        assert len(scans) == 4 and "Changed" in {f.subject for f in changed.report.overdue}
         wider, _ = polls(dovecot, sent_mailbox, tmp_path / "other")
         wider.accounts[0].window = 96 * H  # another standard: the stored report does not apply
         judged = poll_once(wider, store, Recorder(), T0 + H, keep_report=True)
-        assert len(scans) == 3 and not judged.report.overdue
+        assert len(scans) == 5 and not judged.report.overdue
     finally:
         store.close()
 
