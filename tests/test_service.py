@@ -449,6 +449,9 @@ def test_cached_messages_keep_their_stored_form_and_round_trip():
         '"sender_ambiguous":false}'
     )
     assert meta_from_json(text) == meta
+    # Read back, equal values are one object each, as the parser shares them.
+    again = meta_from_json(meta_to_json(meta._replace(uid=8)))
+    assert again.to is meta_from_json(text).to and again.folder is meta_from_json(text).folder
 
 
 def test_cached_rows_of_earlier_versions_read_as_parsing_gives_them_now():
