@@ -169,7 +169,6 @@ def poll_once(
         for session in sessions.values():  # an account left out of this poll
             session.close()
     report.errors.extend(skipped)
-    store.forget_report()  # it describes the folder states about to be replaced
     read = {summary.name for summary in report.accounts}
     for account in accounts:
         if account.name in read:

@@ -205,7 +205,10 @@ class StateStore:
         delete: Iterable[int],
         replace: bool,
     ) -> None:
-        """Within a transaction: the folder's new state and its cache changes."""
+        """Within a transaction: the folder's new state and its cache changes. A kept
+        report describes the states before: it goes in the same transaction, so no later
+        poll carries it forward over mail read since (lastreport.py)."""
+        db.execute("DELETE FROM reports")
         if replace:
             db.execute("DELETE FROM messages WHERE account = ? AND folder = ?", (account, folder))
         db.executemany(
@@ -230,12 +233,6 @@ class StateStore:
     def save_report(self, fingerprint: str, text: str) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO reports VALUES (1, ?, ?)", (fingerprint, text))
-
-    def forget_report(self) -> None:
-        """Before a poll commits new folder states: a report of the old ones must not be
-        carried forward by a later poll that finds the folders as committed."""
-        with self.transaction() as db:
-            db.execute("DELETE FROM reports")
 
     # --- the digest ledger ----------------------------------------------------------
 
