@@ -87,7 +87,9 @@ def decode(text: str) -> Report:
         as_of=datetime.fromisoformat(data["as_of"]),
         window=_delta(data["window"]),
         accounts=[
-            AccountSummary(name, tuple(folders), tuple(sent), messages, threads, _window(window))
+            AccountSummary(
+                name, tuple(folders), tuple(sent), messages, threads, timedelta(seconds=window)
+            )
             for name, folders, sent, messages, threads, window in data["accounts"]
         ],
         overdue=[_found(f) for f in data["overdue"]],
@@ -136,7 +138,3 @@ def _seconds(value: timedelta | None) -> float | None:
 
 def _delta(seconds: float | None) -> timedelta | None:
     return None if seconds is None else timedelta(seconds=seconds)
-
-
-def _window(seconds: float) -> timedelta:
-    return timedelta(seconds=seconds)
