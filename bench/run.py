@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.mailgen import OWNER, write_maildir  # noqa: E402
-from inboxwatch.parse import HEADER_FIELDS  # noqa: E402
+from inboxwatch.core.parse import HEADER_FIELDS  # noqa: E402
 
 ITEMS = (
     f"(UID FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS "
@@ -156,7 +156,7 @@ def _account(port: int, password: str, lookback: str) -> Any:
 
 
 def _scan(port: int, password: str, now: datetime, lookback: str) -> int:
-    from inboxwatch.app import AccountPlan, open_imap, run_scan
+    from inboxwatch.core.scan import AccountPlan, open_imap, run_scan
 
     account = _account(port, password, lookback)
     report = run_scan([(AccountPlan.from_account(account), open_imap(account))], now, now)
@@ -178,14 +178,14 @@ def _service_poll(
     """Like `inboxwatch run`: one poll to warm up, then the timed one (given the report of
     the first, as the service keeps it), after `change_mailbox` when `change` is a round."""
     from inboxwatch.config import Settings
-    from inboxwatch.delivery import StdoutSender
-    from inboxwatch.service import poll_once
-    from inboxwatch.state import StateStore
+    from inboxwatch.delivery.smtp import StdoutSender
+    from inboxwatch.service.poller import poll_once
+    from inboxwatch.store.state import StateStore
 
     settings = Settings(
         accounts=[_account(port, password, "400d").model_dump()], state={"path": state}
     )
-    from inboxwatch.sync import MemoryCache
+    from inboxwatch.service.sync import MemoryCache
 
     store = StateStore(Path(state))
     memory = MemoryCache()
@@ -213,9 +213,9 @@ def m_change(port: int, password: str, now: datetime, state: str) -> tuple[int, 
 def m_poll(port: int, password: str, now: datetime, state: str) -> int:
     """A poll in a fresh process: `inboxwatch run --once` from cron."""
     from inboxwatch.config import Settings
-    from inboxwatch.delivery import StdoutSender
-    from inboxwatch.service import poll_once
-    from inboxwatch.state import StateStore
+    from inboxwatch.delivery.smtp import StdoutSender
+    from inboxwatch.service.poller import poll_once
+    from inboxwatch.store.state import StateStore
 
     settings = Settings(
         accounts=[_account(port, password, "400d").model_dump()], state={"path": state}

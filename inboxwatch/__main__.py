@@ -1,3 +1,3 @@
-from inboxwatch.cli import run
+from inboxwatch.cli.main import run
 
 run()

@@ -11,9 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from inboxwatch.app import run_scan
-from inboxwatch.cli import DEMO_AS_OF, _demo_digest, _demo_jobs
-from inboxwatch.digest import render
+from inboxwatch.core.scan import run_scan
+from inboxwatch.cli.main import DEMO_AS_OF, _demo_digest, _demo_jobs
+from inboxwatch.delivery.digest import render
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 # Without the background-networking flags Chromium tries to reach Google at start.

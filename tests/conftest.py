@@ -20,7 +20,7 @@ import trustme
 from hypothesis import settings
 from imapclient import IMAPClient
 
-from inboxwatch.cli import main
+from inboxwatch.cli.main import main
 from tests.dovecot import INSTALL_HINT, Dovecot
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from inboxwatch.model import Address, MessageMeta
+from inboxwatch.core.model import Address, MessageMeta
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 _uids = itertools.count(1)

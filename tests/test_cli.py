@@ -173,8 +173,8 @@ def test_console_script_entry_point():
 
 def test_core_imports_no_io_libraries():
     code = (
-        "import sys, inboxwatch.threads, inboxwatch.rules, inboxwatch.unanswered, "
-        "inboxwatch.model, inboxwatch.parse; "
+        "import sys, inboxwatch.core.threads, inboxwatch.core.rules, inboxwatch.core.unanswered, "
+        "inboxwatch.core.model, inboxwatch.core.parse; "
         "print(sorted(m for m in ('imapclient','smtplib','apscheduler','click','rich') "
         "if m in sys.modules))"
     )
@@ -190,7 +190,7 @@ def test_progress_shows_fetched_of_total_and_rate_only_on_a_terminal(capsys):
     from rich.console import Console
     from rich.progress import Progress
 
-    from inboxwatch.cli import _progress, _RatedBar
+    from inboxwatch.cli.main import _progress, _RatedBar
 
     with _progress(True) as progress:  # pytest's stderr is no terminal
         assert progress is None

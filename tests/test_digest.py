@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from inboxwatch.app import run_scan
-from inboxwatch.cli import DEMO_AS_OF, _demo_digest, _demo_jobs
+from inboxwatch.core.scan import run_scan
+from inboxwatch.cli.main import DEMO_AS_OF, _demo_digest, _demo_jobs
 from inboxwatch.config import Digest, Smtp
-from inboxwatch.delivery import SmtpSender
-from inboxwatch.digest import compose, render
+from inboxwatch.delivery.smtp import SmtpSender
+from inboxwatch.delivery.digest import compose, render
 from inboxwatch.errors import AuthError, DeliveryError
-from inboxwatch.model import Address, Finding, Report, Stats
+from inboxwatch.core.model import Address, Finding, Report, Stats
 from scripts.render_digest import FLAGS
 from tests.smtp import PASSWORD, USER, smtp_server
 
@@ -44,7 +44,7 @@ def hostile_report() -> Report:
         last_reply=None,
         reason="Eve wrote; no reply from you in this thread",
     )
-    from inboxwatch.model import AccountSummary
+    from inboxwatch.core.model import AccountSummary
 
     return Report(
         NOW,

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.mailgen import messages as generated
-from inboxwatch.fastpath import parse_fetch, simple_addresses
-from inboxwatch.local_source import _header_block
-from inboxwatch.parse import fast_fields, parse_headers
+from inboxwatch.core.addrlist import parse_fetch, simple_addresses
+from inboxwatch.local.source import _header_block
+from inboxwatch.core.parse import fast_fields, parse_headers
 from tests.conftest import corpus_dir
 from tests.test_hostile import hostile_messages
 

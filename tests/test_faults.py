@@ -12,8 +12,8 @@ import pytest
 from pydantic import SecretStr
 
 from inboxwatch.config import Settings
-from inboxwatch.service import AuthBlock, poll_once
-from inboxwatch.state import StateStore
+from inboxwatch.service.poller import AuthBlock, poll_once
+from inboxwatch.store.state import StateStore
 from tests.conftest import NOW, OWNER, mail, write_config
 from tests.proxy import RecordingProxy
 from tests.scripted_imap import ScriptedImap
@@ -226,7 +226,7 @@ def test_mailbox_changes_converge_without_false_alarms(dovecot, sent_mailbox, tm
 def test_connection_dropped_after_data_resends_with_the_same_message_id(
     ca, dovecot, sent_mailbox, tmp_path
 ):
-    from inboxwatch.delivery import SmtpSender
+    from inboxwatch.delivery.smtp import SmtpSender
     from tests.smtp import smtp_server
 
     seed(sent_mailbox)

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from inboxwatch.fastpath import FetchRecord
-from inboxwatch.fetchstream import StreamError, read_fetch
+from inboxwatch.core.addrlist import FetchRecord
+from inboxwatch.imap.wire import StreamError, read_fetch
 
 HEADER = b"Message-ID: <a@x>\r\nFrom: A <a@x.example>\r\n\r\n"
 ITEMS = b"BODY[HEADER.FIELDS (MESSAGE-ID FROM)]"

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bench.mailgen import messages as generated
-from inboxwatch import fetchworker, headerfetch
+from inboxwatch.imap import headerfetch, worker
 from inboxwatch.config import Account
-from inboxwatch.fetchworker import FetchWorker, decode_scan, encode_scan, runs
-from inboxwatch.imap_source import ImapSource
-from inboxwatch.local_source import _header_block
-from inboxwatch.model import ParseFailure
-from inboxwatch.parse import parse_headers
+from inboxwatch.imap.worker import FetchWorker, decode_scan, encode_scan, runs
+from inboxwatch.imap.source import ImapSource
+from inboxwatch.local.source import _header_block
+from inboxwatch.core.model import ParseFailure
+from inboxwatch.core.parse import parse_headers
 from tests.conftest import NOW, OWNER, mail
 from tests.proxy import RecordingProxy
 from tests.test_hostile import hostile_messages

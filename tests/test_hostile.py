@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from inboxwatch.delivery import SmtpSender
-from inboxwatch.service import poll_once
-from inboxwatch.state import StateStore
+from inboxwatch.delivery.smtp import SmtpSender
+from inboxwatch.service.poller import poll_once
+from inboxwatch.store.state import StateStore
 from tests.conftest import OWNER, mail
 from tests.proxy import RecordingProxy
 from tests.smtp import smtp_server

@@ -165,7 +165,7 @@ def test_plain_is_refused_off_loopback_without_allow_insecure(run, tmp_path):
     ],
 )
 def test_login_failures_are_told_apart(text, code):
-    from inboxwatch.servers import login_error
+    from inboxwatch.net import login_error
 
     error = login_error("imap.example.com", text)
     assert error.exit_code == code and text in str(error)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from inboxwatch import lastreport, service
-from inboxwatch.scheduler import Service
-from inboxwatch.service import poll_once
-from inboxwatch.state import StateStore
+from inboxwatch.service import poller
+from inboxwatch.store import lastreport
+from inboxwatch.service.scheduler import Service
+from inboxwatch.service.poller import poll_once
+from inboxwatch.store.state import StateStore
 from tests.conftest import mail
 from tests.proxy import RecordingProxy
 from tests.test_service import T0, H, Recorder, seed, settings_for
@@ -71,7 +72,7 @@ def test_a_stored_report_is_not_carried_once_mail_or_settings_changed(
     settings, store = polls(dovecot, sent_mailbox, tmp_path)
     scans = []
     run_scan = service.run_scan
-    monkeypatch.setattr(service, "run_scan", lambda *a, **k: scans.append(1) or run_scan(*a, **k))
+    monkeypatch.setattr(poller, "run_scan", lambda *a, **k: scans.append(1) or run_scan(*a, **k))
     try:
         poll_once(settings, store, Recorder(), T0, keep_report=True)
         poll_once(settings, store, Recorder(), T0 + H, keep_report=True)

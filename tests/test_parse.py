@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from inboxwatch import parse
-from inboxwatch.model import MessageMeta, ParseFailure
-from inboxwatch.parse import clean_text, message_ids, parse_headers
+from inboxwatch.core import parse
+from inboxwatch.core.model import MessageMeta, ParseFailure
+from inboxwatch.core.parse import clean_text, message_ids, parse_headers
 
 WHEN = datetime(2026, 11, 20, tzinfo=UTC)
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inboxwatch.model import Address, Thread
-from inboxwatch.rules import RULES, Owner, Policy, _plainly_personal, exclusion, normalise_address
-from inboxwatch.unanswered import evaluate, human_duration
+from inboxwatch.core.model import Address, Thread
+from inboxwatch.core.rules import RULES, Owner, Policy, _plainly_personal, exclusion, normalise_address
+from inboxwatch.core.unanswered import evaluate, human_duration
 from tests.factory import T0, msg
 
 ME = "me@mydomain.example"
@@ -101,7 +101,7 @@ def test_overdue_only_past_the_window_and_duplicates_count_once():
 
 
 def test_reply_standard_times_first_replies():
-    from inboxwatch.model import ReplyStandard
+    from inboxwatch.core.model import ReplyStandard
 
     fast = [msg("a", hours=0), msg("r1", sender=ME, hours=2), msg("r2", sender=ME, hours=3)]
     slow = [msg("b", hours=0), msg("b2", hours=1), msg("s", sender=ME, hours=30)]

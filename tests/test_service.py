@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from inboxwatch.config import Settings
-from inboxwatch.delivery import SmtpSender
+from inboxwatch.delivery.smtp import SmtpSender
 from inboxwatch.errors import DeliveryError, LockError
-from inboxwatch.service import health, poll_once
-from inboxwatch.state import StateStore
+from inboxwatch.service.poller import health, poll_once
+from inboxwatch.store.state import StateStore
 from tests.conftest import OWNER, mail
 from tests.smtp import smtp_server
 
@@ -164,7 +164,7 @@ def test_failed_delivery_is_never_marked_sent_and_a_crash_resends_the_same_id(
     again = Recorder()
     poll_once(settings, store, again, T0 + 2 * H)
     assert not again.sent and recorder.sent[0]["Message-ID"].startswith("<digest.")
-    from inboxwatch.digest import message_id
+    from inboxwatch.delivery.digest import message_id
 
     assert recorder.sent[0]["Message-ID"] == message_id(settings.digest, T0 + 5 * H)
 
@@ -328,7 +328,7 @@ def test_run_refuses_a_digest_without_an_smtp_server(run, tmp_path):
 def test_a_service_keeping_parsed_mail_in_memory_sees_what_a_fresh_process_sees(
     dovecot, sent_mailbox, tmp_path
 ):
-    from inboxwatch.sync import MemoryCache
+    from inboxwatch.service.sync import MemoryCache
 
     seed(sent_mailbox)
     settings = settings_for(dovecot, sent_mailbox.user, tmp_path, to=[])
@@ -399,7 +399,7 @@ def test_an_expunge_hidden_by_an_append_is_still_seen(dovecot, sent_mailbox, tmp
 def test_a_changed_poll_logs_in_once_and_examines_each_folder_once(
     dovecot, sent_mailbox, tmp_path, store
 ):
-    from inboxwatch.sync import MemoryCache
+    from inboxwatch.service.sync import MemoryCache
     from tests.proxy import RecordingProxy
 
     seed(sent_mailbox)
@@ -421,8 +421,8 @@ def test_a_changed_poll_logs_in_once_and_examines_each_folder_once(
 
 def test_cached_messages_keep_their_stored_form_and_round_trip():
     """State files written by earlier versions must still read: the JSON form is fixed."""
-    from inboxwatch.model import Address, MessageMeta
-    from inboxwatch.state import meta_from_json, meta_to_json
+    from inboxwatch.core.model import Address, MessageMeta
+    from inboxwatch.store.state import meta_from_json, meta_to_json
 
     meta = MessageMeta(
         folder="INBOX",
@@ -456,7 +456,7 @@ def test_cached_messages_keep_their_stored_form_and_round_trip():
 
 def test_cached_rows_of_earlier_versions_read_as_parsing_gives_them_now():
     """Rows kept the whole Content-Type before; ids come back shared, as parse.py shares them."""
-    from inboxwatch.state import meta_from_json
+    from inboxwatch.store.state import meta_from_json
 
     row = (
         '{"folder":"INBOX","uid":7,"message_id":"<m@x>","in_reply_to":["<p@x>"],'

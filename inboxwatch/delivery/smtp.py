@@ -18,7 +18,7 @@ from email.message import EmailMessage
 
 from inboxwatch.config import Smtp, resolve_secret
 from inboxwatch.errors import AuthError, ConfigError, DeliveryError, ServerError
-from inboxwatch.servers import is_loopback, tls_context
+from inboxwatch.net import is_loopback, tls_context
 
 log = logging.getLogger(__name__)
 DELAYS = (2.0, 8.0, 30.0)  # seconds before the 2nd, 3rd and 4th attempt; then 30 s each

@@ -18,14 +18,14 @@ from types import FrameType
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from inboxwatch.app import Sender
+from inboxwatch.core.scan import Sender
 from inboxwatch.config import Settings
 from inboxwatch.errors import InboxwatchError
-from inboxwatch.model import Report
+from inboxwatch.core.model import Report
 from inboxwatch.periods import cron_trigger
-from inboxwatch.service import AuthBlock, poll_once
-from inboxwatch.state import StateStore
-from inboxwatch.sync import Interrupted, MemoryCache
+from inboxwatch.service.poller import AuthBlock, poll_once
+from inboxwatch.store.state import StateStore
+from inboxwatch.service.sync import Interrupted, MemoryCache
 
 log = logging.getLogger(__name__)
 STOP_GRACE = 8.0  # seconds the current poll gets to notice a stop request

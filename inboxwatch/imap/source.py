@@ -19,9 +19,9 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from inboxwatch.errors import ConfigError, ServerError
-from inboxwatch.fetchstream import batches
-from inboxwatch.headerfetch import BATCH, MAX_LITERAL, STREAM_BATCH, HeaderFetcher
-from inboxwatch.servers import (
+from inboxwatch.imap.wire import batches
+from inboxwatch.imap.headerfetch import BATCH, MAX_LITERAL, STREAM_BATCH, HeaderFetcher
+from inboxwatch.net import (
     ServerLogin,
     is_loopback,
     login_error,
@@ -29,7 +29,7 @@ from inboxwatch.servers import (
     throttled,
     tls_context,
 )
-from inboxwatch.source import FolderInfo, FolderScan, FolderState, FolderSync, Progress
+from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, FolderSync, Progress
 
 log = logging.getLogger(__name__)
 

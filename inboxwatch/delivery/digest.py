@@ -25,10 +25,10 @@ from jinja2 import (
 )
 
 from inboxwatch.config import Digest
-from inboxwatch.model import Finding, ReplyStandard, Report
-from inboxwatch.parse import clean_text
+from inboxwatch.core.model import Finding, ReplyStandard, Report
+from inboxwatch.core.parse import clean_text
 from inboxwatch.periods import next_run, period_key
-from inboxwatch.unanswered import human_duration
+from inboxwatch.core.unanswered import human_duration
 
 SUBJECT_LIMIT = 120
 NAME_LIMIT = 80
@@ -45,7 +45,7 @@ class RenderedDigest:
 def environment(template_dir: str = "") -> Environment:
     """Shipped templates, overridden file by file by `digest.template_dir`."""
     loaders: list[Any] = [FileSystemLoader(template_dir)] if template_dir else []
-    loaders.append(PackageLoader("inboxwatch", "templates"))
+    loaders.append(PackageLoader("inboxwatch.delivery", "templates"))
     return Environment(
         loader=ChoiceLoader(loaders),
         undefined=StrictUndefined,

@@ -16,16 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from inboxwatch import lastreport
-from inboxwatch.app import AccountPlan, Sender, digest_message, run_scan
+from inboxwatch.store import lastreport
+from inboxwatch.core.scan import AccountPlan, Sender, digest_message, run_scan
 from inboxwatch.config import Account, Settings, env_password_name, resolve_secret
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
-from inboxwatch.imap_source import ImapSource
-from inboxwatch.model import Finding, Report, ReportError
+from inboxwatch.imap.source import ImapSource
+from inboxwatch.core.model import Finding, Report, ReportError
 from inboxwatch.periods import latest_run, period_key
-from inboxwatch.source import MailSource
-from inboxwatch.state import PollRecord, StateStore, read_polls
-from inboxwatch.sync import MemoryCache, SyncingSource
+from inboxwatch.core.ports import MailSource
+from inboxwatch.store.state import PollRecord, StateStore, read_polls
+from inboxwatch.service.sync import MemoryCache, SyncingSource
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)

@@ -18,12 +18,12 @@ from typing import Protocol
 
 from inboxwatch.config import Account, Digest, env_password_name, resolve_secret
 from inboxwatch.errors import ConfigError, InboxwatchError, ServerError
-from inboxwatch.incremental import EvalMemo, ThreadMemo
-from inboxwatch.model import AccountSummary, MessageMeta, Report, ReportError
-from inboxwatch.rules import Owner, Policy
-from inboxwatch.source import FolderInfo, MailSource, Progress, discover_sent
-from inboxwatch.threads import Roles, build_threads
-from inboxwatch.unanswered import evaluate
+from inboxwatch.core.incremental import EvalMemo, ThreadMemo
+from inboxwatch.core.model import AccountSummary, MessageMeta, Report, ReportError
+from inboxwatch.core.rules import Owner, Policy
+from inboxwatch.core.ports import FolderInfo, MailSource, Progress, discover_sent
+from inboxwatch.core.threads import Roles, build_threads
+from inboxwatch.core.unanswered import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ SourceFactory = Callable[[], MailSource]
 
 def open_imap(account: Account) -> SourceFactory:
     def factory() -> MailSource:
-        from inboxwatch.imap_source import ImapSource
+        from inboxwatch.imap.source import ImapSource
 
         password = resolve_secret(
             account, f"accounts[{account.name}]", env_password_name(account.name)
@@ -211,7 +211,7 @@ class Sender(Protocol):
 
 def digest_message(report: Report, config: Digest, now: datetime) -> EmailMessage | None:
     """The digest e-mail, or None when nobody waits and `send_when_empty` is off."""
-    from inboxwatch.digest import compose, render
+    from inboxwatch.delivery.digest import compose, render
 
     if not report.overdue and not config.send_when_empty:
         return None

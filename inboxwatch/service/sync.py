@@ -10,11 +10,11 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from inboxwatch.app import ScanMemo
-from inboxwatch.imap_source import ImapSource
-from inboxwatch.model import MessageMeta
-from inboxwatch.source import FolderInfo, FolderScan, FolderState, Progress
-from inboxwatch.state import StateStore
+from inboxwatch.core.scan import ScanMemo
+from inboxwatch.imap.source import ImapSource
+from inboxwatch.core.model import MessageMeta
+from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, Progress
+from inboxwatch.store.state import StateStore
 
 
 class Interrupted(Exception):

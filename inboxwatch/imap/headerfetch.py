@@ -14,13 +14,13 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, ProtocolError
 from imapclient.response_parser import parse_fetch_response
 
-from inboxwatch.fastpath import FetchRecord, parse_fetch
-from inboxwatch.fetchstream import StreamError, batches, read_fetch, uid_set
-from inboxwatch.fetchworker import FetchWorker
-from inboxwatch.model import ParseFailure
-from inboxwatch.parse import HEADER_FIELDS, parse_headers
-from inboxwatch.servers import ServerLogin, server_text
-from inboxwatch.source import FolderScan, Progress
+from inboxwatch.core.addrlist import FetchRecord, parse_fetch
+from inboxwatch.imap.wire import StreamError, batches, read_fetch, uid_set
+from inboxwatch.imap.worker import FetchWorker
+from inboxwatch.core.model import ParseFailure
+from inboxwatch.core.parse import HEADER_FIELDS, parse_headers
+from inboxwatch.net import ServerLogin, server_text
+from inboxwatch.core.ports import FolderScan, Progress
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from inboxwatch.model import MessageMeta, ParseFailure
+from inboxwatch.core.model import MessageMeta, ParseFailure
 
 
 class Progress(Protocol):

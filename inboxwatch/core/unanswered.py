@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from inboxwatch.model import Address, Finding, MessageMeta, ReplyStandard, Stats, Thread
-from inboxwatch.rules import Owner, Policy, exclusion
+from inboxwatch.core.model import Address, Finding, MessageMeta, ReplyStandard, Stats, Thread
+from inboxwatch.core.rules import Owner, Policy, exclusion
 
 
 class Verdict(NamedTuple):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from inboxwatch.model import Address, MessageMeta
+from inboxwatch.core.model import Address, MessageMeta
 
 
 @dataclass(frozen=True)

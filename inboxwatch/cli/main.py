@@ -25,14 +25,14 @@ from rich.progress import (
 )
 
 from inboxwatch import __version__
-from inboxwatch.app import AccountPlan, SourceFactory, open_imap, run_scan
+from inboxwatch.core.scan import AccountPlan, SourceFactory, open_imap, run_scan
 from inboxwatch.config import Digest, Settings, find_config, load_settings, parse_duration
 from inboxwatch.errors import InboxwatchError, UsageError
-from inboxwatch.local_source import LocalSource
-from inboxwatch.model import Report
-from inboxwatch.output import dumps, render_errors, render_table
-from inboxwatch.rules import Policy
-from inboxwatch.source import MailSource
+from inboxwatch.local.source import LocalSource
+from inboxwatch.core.model import Report
+from inboxwatch.cli.output import dumps, render_errors, render_table
+from inboxwatch.core.rules import Policy
+from inboxwatch.core.ports import MailSource
 
 log = logging.getLogger("inboxwatch")
 DEMO_AS_OF = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -340,4 +340,4 @@ def run() -> None:
 
 
 # The digest, check, run and health commands live beside; importing registers them.
-from inboxwatch import cli_service  # noqa: E402, F401
+from inboxwatch.cli.main import commands  # noqa: E402, F401

@@ -27,8 +27,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from inboxwatch.model import Address, MessageMeta, ParseFailure
-from inboxwatch.servers import Login, ServerLogin
+from inboxwatch.core.model import Address, MessageMeta, ParseFailure
+from inboxwatch.net import Login, ServerLogin
 
 # A running service keeps its session between polls, minutes apart: its worker does not
 # keep a second connection and process for that long; the next big read starts another.
@@ -186,7 +186,7 @@ class FetchWorker:
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": home + os.pathsep + path if path else home}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "inboxwatch.fetchworker"],
+            [sys.executable, "-m", "inboxwatch.imap.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -264,7 +264,7 @@ def _job_within(stdin: IO[bytes], seconds: float) -> bool:
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     """The worker's side: log in, then answer each job until stdin closes."""
     from inboxwatch.errors import InboxwatchError
-    from inboxwatch.imap_source import ImapSource
+    from inboxwatch.imap.source import ImapSource
 
     # The records of a job are long-lived and hold no cycles: the collector would only
     # re-walk the growing heap (as app.collector_paused explains); the process is short-lived.

@@ -14,7 +14,7 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Protocol
 
-from inboxwatch.model import MessageMeta, Thread
+from inboxwatch.core.model import MessageMeta, Thread
 
 # Reply and forward prefixes in many languages (Re, AW, SV, Antw, Odp, Ynt, Rif, WG, TR, RV...).
 _PREFIX_WORDS = "re aw sv vs antw odp ynt r rif wg fw fwd tr rv enc doorst vl".split()  # noqa: SIM905

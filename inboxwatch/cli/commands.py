@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import click
 
-from inboxwatch.app import Sender, digest_message, run_scan
-from inboxwatch.check import run_check
-from inboxwatch.cli import (
+from inboxwatch.core.scan import Sender, digest_message, run_scan
+from inboxwatch.cli.check import run_check
+from inboxwatch.cli.main import (
     DEMO_AS_OF,
     _common,
     _config_jobs,
@@ -20,9 +20,9 @@ from inboxwatch.cli import (
     cli,
 )
 from inboxwatch.config import find_config, load_settings
-from inboxwatch.delivery import SmtpSender, StdoutSender
+from inboxwatch.delivery.smtp import SmtpSender, StdoutSender
 from inboxwatch.errors import ConfigError, UsageError
-from inboxwatch.output import render_errors
+from inboxwatch.cli.output import render_errors
 
 
 @cli.command()
@@ -91,7 +91,7 @@ def run_command(
     ctx: click.Context, config_path: str | None, verbose: int, quiet: int, once: bool
 ) -> None:
     """The service: poll every account, send the digest on digest.schedule."""
-    from inboxwatch.scheduler import Service
+    from inboxwatch.service.scheduler import Service
 
     _setup_logging(ctx, verbose, quiet, service=True)
     settings = load_settings(find_config(config_path))
@@ -112,7 +112,7 @@ def run_command(
 @click.pass_context
 def health(ctx: click.Context, config_path: str | None, verbose: int, quiet: int) -> None:
     """Exit 0 when every account polled successfully within three poll intervals, else 1."""
-    from inboxwatch.service import health as judge
+    from inboxwatch.service.poller import health as judge
 
     _setup_logging(ctx, verbose, quiet)
     ok, reason = judge(load_settings(find_config(config_path)), datetime.now(UTC))

@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from inboxwatch.model import Finding, ReplyStandard, Report, ReportError
-from inboxwatch.unanswered import human_duration
+from inboxwatch.core.model import Finding, ReplyStandard, Report, ReportError
+from inboxwatch.core.unanswered import human_duration
 
 REPORT_VERSION = 1
 SUBJECT_WIDTH = 80

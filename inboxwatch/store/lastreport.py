@@ -18,7 +18,7 @@ from typing import Any
 
 from inboxwatch import __version__
 from inboxwatch.config import Settings
-from inboxwatch.model import (
+from inboxwatch.core.model import (
     AccountSummary,
     Address,
     Finding,

@@ -17,10 +17,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from inboxwatch.model import Finding, MessageMeta, Stats, Thread
-from inboxwatch.rules import Owner, Policy
-from inboxwatch.threads import Counterpart, base_subject, build_threads
-from inboxwatch.unanswered import Outcome, Share, thread_share
+from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread
+from inboxwatch.core.rules import Owner, Policy
+from inboxwatch.core.threads import Counterpart, base_subject, build_threads
+from inboxwatch.core.unanswered import Outcome, Share, thread_share
 
 Key = tuple[str, int]
 MAX_CHANGED = 2000  # beyond this a full rebuild costs about the same

@@ -25,8 +25,8 @@ from functools import lru_cache
 from sys import intern
 from typing import Any
 
-from inboxwatch.fastpath import iso_datetime, simple_addresses
-from inboxwatch.model import Address, MessageMeta, ParseFailure
+from inboxwatch.core.addrlist import iso_datetime, simple_addresses
+from inboxwatch.core.model import Address, MessageMeta, ParseFailure
 
 log = logging.getLogger(__name__)
 

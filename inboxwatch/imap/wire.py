@@ -20,7 +20,7 @@ import io
 import re
 from collections.abc import Callable, Iterator, Sequence
 
-from inboxwatch.fastpath import USUAL_ITEMS, FetchRecord, fetch_items, usual_items
+from inboxwatch.core.addrlist import USUAL_ITEMS, FetchRecord, fetch_items, usual_items
 
 CHUNK = 1 << 20
 _RECORD = re.compile(rb"\* \d+ FETCH \(([^\r\n{}]*)\{(\d+)\}\r\n")

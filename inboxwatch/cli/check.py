@@ -7,10 +7,10 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from inboxwatch.app import open_imap
+from inboxwatch.core.scan import open_imap
 from inboxwatch.config import Account, Settings
 from inboxwatch.errors import ConfigError, InboxwatchError
-from inboxwatch.source import discover_sent
+from inboxwatch.core.ports import discover_sent
 
 Echo = Callable[[str], None]
 
@@ -50,7 +50,7 @@ def check_account(account: Account) -> str:
 
 
 def check_smtp(settings: Settings) -> str:
-    from inboxwatch.delivery import SmtpSender
+    from inboxwatch.delivery.smtp import SmtpSender
 
     smtp = settings.smtp
     client = SmtpSender(smtp).open()

@@ -22,9 +22,9 @@ from sys import intern
 from typing import IO, Any
 
 from inboxwatch.errors import ConfigError, LockError
-from inboxwatch.model import Address, MessageMeta
-from inboxwatch.parse import media_type
-from inboxwatch.source import FolderState
+from inboxwatch.core.model import Address, MessageMeta
+from inboxwatch.core.parse import media_type
+from inboxwatch.core.ports import FolderState
 
 SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, tuple[str, ...]] = {
