@@ -156,10 +156,12 @@ def _account(port: int, password: str, lookback: str) -> Any:
 
 
 def _scan(port: int, password: str, now: datetime, lookback: str) -> int:
-    from inboxwatch.core.scan import AccountPlan, open_imap, run_scan
+    from inboxwatch.core.scan import run_scan
+    from inboxwatch.imap.source import open_imap
+    from inboxwatch.service.plans import plan_of
 
     account = _account(port, password, lookback)
-    report = run_scan([(AccountPlan.from_account(account), open_imap(account))], now, now)
+    report = run_scan([(plan_of(account), open_imap(account))], now, now)
     assert not [e for e in report.errors if e.exit_code > 1], report.errors
     return sum(a.messages for a in report.accounts)
 
@@ -179,24 +181,21 @@ def _service_poll(
     the first, as the service keeps it), after `change_mailbox` when `change` is a round."""
     from inboxwatch.config import Settings
     from inboxwatch.delivery.smtp import StdoutSender
-    from inboxwatch.service.poller import poll_once
+    from inboxwatch.service.poller import Poller
+    from inboxwatch.service.sync import MemoryCache
     from inboxwatch.store.state import StateStore
 
     settings = Settings(
         accounts=[_account(port, password, "400d").model_dump()], state={"path": state}
     )
-    from inboxwatch.service.sync import MemoryCache
-
     store = StateStore(Path(state))
-    memory = MemoryCache()
+    poller = Poller(settings, store, StdoutSender(), memory=MemoryCache())
     try:
-        first = poll_once(settings, store, StdoutSender(), now, memory=memory)
+        poller.poll(now)  # the poller keeps this report for the next poll
         if change is not None:
             change_mailbox(port, password, now, Path(state), change)
         started = time.perf_counter()
-        result = poll_once(
-            settings, store, StdoutSender(), now, previous=first.report, memory=memory
-        )
+        result = poller.poll(now)
         return result.fetched, time.perf_counter() - started
     finally:
         store.close()
@@ -214,7 +213,7 @@ def m_poll(port: int, password: str, now: datetime, state: str) -> int:
     """A poll in a fresh process: `inboxwatch run --once` from cron."""
     from inboxwatch.config import Settings
     from inboxwatch.delivery.smtp import StdoutSender
-    from inboxwatch.service.poller import poll_once
+    from inboxwatch.service.poller import Poller
     from inboxwatch.store.state import StateStore
 
     settings = Settings(
@@ -222,7 +221,7 @@ def m_poll(port: int, password: str, now: datetime, state: str) -> int:
     )
     store = StateStore(Path(state))
     try:
-        return poll_once(settings, store, StdoutSender(), now, keep_report=True).fetched
+        return Poller(settings, store, StdoutSender(), keep_report=True).poll(now).fetched
     finally:
         store.close()
 

@@ -1,3 +1,3 @@
-from inboxwatch.cli.main import run
+from inboxwatch.cli.main import entry_point
 
-run()
+entry_point()

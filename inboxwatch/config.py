@@ -75,13 +75,19 @@ class _Server(BaseModel):
         return self
 
 
+# The reply window and lookback, written once: the config's defaults, and those of the
+# accounts a command line makes up (--demo, --mbox, --maildir).
+DEFAULT_WINDOW = timedelta(hours=24)
+DEFAULT_LOOKBACK = timedelta(days=30)
+
+
 class Account(_Server):
     name: str = Field(min_length=1)
     addresses: list[str] = []
     folders: list[str] = Field(default=["INBOX"], min_length=1)
     sent_folders: list[str] = []
-    window: Duration = timedelta(hours=24)
-    lookback: Duration = timedelta(days=30)
+    window: Duration = DEFAULT_WINDOW
+    lookback: Duration = DEFAULT_LOOKBACK
     include_cc: bool = False
     ignore_senders: list[str] = []
     ignore_subjects: list[str] = []

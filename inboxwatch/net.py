@@ -1,6 +1,6 @@
 """How inboxwatch reaches servers and reads what they refuse with, for IMAP and SMTP alike.
 
-No imapclient here (imap_source and headerfetch are its only importers): loopback and TLS policy,
+No imapclient here (the `imap` package is its only importer): loopback and TLS policy,
 and the provider replies that mean "slow down" or "try later" rather than "wrong
 password".
 """
@@ -10,47 +10,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import ssl
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Protocol
 
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
-
-
-class ServerLogin(Protocol):
-    """What an IMAP session needs of an account: config.Account, or a worker's Login."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def host(self) -> str: ...
-    @property
-    def port(self) -> int | None: ...
-    @property
-    def security(self) -> str: ...
-    @property
-    def allow_insecure(self) -> bool: ...
-    @property
-    def ca_file(self) -> str: ...
-    @property
-    def username(self) -> str: ...
-    @property
-    def timeout(self) -> timedelta: ...
-
-
-@dataclass(frozen=True)
-class Login:
-    """A ServerLogin without pydantic (a worker process starts ~0.1 s sooner without it)."""
-
-    name: str
-    host: str
-    port: int | None
-    security: str
-    allow_insecure: bool
-    ca_file: str
-    username: str
-    timeout: timedelta
-
 
 _BACKOFF = re.compile(r"Suggested Backoff Time:\s*(\d+)\s*milliseconds", re.IGNORECASE)
 # RFC 5530 response codes that mean "try again later", not "wrong password".

@@ -11,8 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from inboxwatch.cli.common import DEMO_AS_OF, demo_digest, demo_jobs
 from inboxwatch.core.scan import run_scan
-from inboxwatch.cli.main import DEMO_AS_OF, _demo_digest, _demo_jobs
 from inboxwatch.delivery.digest import render
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -35,11 +35,11 @@ def main() -> int:
     if browser is None:
         print("render_digest: chromium not found (apt-get install -y chromium)", file=sys.stderr)
         return 1
-    report = run_scan(_demo_jobs(None), DEMO_AS_OF, DEMO_AS_OF)
+    report = run_scan(demo_jobs(None), DEMO_AS_OF, DEMO_AS_OF)
     DOCS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as profile:
         html = Path(profile) / "digest.html"
-        html.write_text(render(report, _demo_digest(), DEMO_AS_OF).html, encoding="utf-8")
+        html.write_text(render(report, demo_digest(), DEMO_AS_OF).html, encoding="utf-8")
         subprocess.run(
             [
                 browser,

@@ -7,10 +7,14 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from inboxwatch.core.scan import open_imap
-from inboxwatch.config import Account, Settings
-from inboxwatch.errors import ConfigError, InboxwatchError
+import click
+
+from inboxwatch.cli.common import common_options, setup_logging
+from inboxwatch.config import Account, Settings, find_config, load_settings
 from inboxwatch.core.ports import discover_sent
+from inboxwatch.delivery.smtp import SmtpSender
+from inboxwatch.errors import ConfigError, InboxwatchError
+from inboxwatch.imap.source import open_imap
 
 Echo = Callable[[str], None]
 
@@ -50,8 +54,6 @@ def check_account(account: Account) -> str:
 
 
 def check_smtp(settings: Settings) -> str:
-    from inboxwatch.delivery.smtp import SmtpSender
-
     smtp = settings.smtp
     client = SmtpSender(smtp).open()
     client.quit()
@@ -79,3 +81,14 @@ def run_check(settings: Settings, path: Path, echo: Echo) -> int:
             echo(f"FAILED {label}: {exc}")
             codes.append(exc.exit_code)
     return max(codes)
+
+
+@click.command()
+@common_options
+@click.pass_context
+def check(ctx: click.Context, config_path: str | None, verbose: int, quiet: int) -> None:
+    """Validate the config, log in to every account and the SMTP server; send nothing."""
+    setup_logging(ctx, verbose, quiet)
+    path = find_config(config_path)
+    settings = load_settings(path)
+    ctx.exit(run_check(settings, path, click.echo))

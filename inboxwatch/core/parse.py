@@ -25,7 +25,8 @@ from functools import lru_cache
 from sys import intern
 from typing import Any
 
-from inboxwatch.core.addrlist import iso_datetime, simple_addresses
+from inboxwatch.core.addrlist import simple_addresses
+from inboxwatch.core.dates import iso_datetime
 from inboxwatch.core.model import Address, MessageMeta, ParseFailure
 
 log = logging.getLogger(__name__)
@@ -336,7 +337,7 @@ def parse_headers(
 ) -> MessageMeta | ParseFailure:
     """Parse one message's header block; returns a ParseFailure instead of raising.
 
-    `fast` takes the strict regex paths (fastpath.py) where the mail is plainly
+    `fast` takes the strict regex paths (addrlist, dates) where the mail is plainly
     well-formed; `fast=False` is the careful path they are tested against.
     """
     header = header[:MAX_HEADER_BYTES]

@@ -1,10 +1,13 @@
-"""The mail-source interface shared by the IMAP and the local (mbox/Maildir) sources."""
+"""The ports the core talks through: a MailSource (IMAP, mbox, Maildir), a Sender (SMTP or
+stdout) and the Progress a source reports to. Implementations live in the outer packages;
+tests/contract runs one suite of expectations against each of them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import EmailMessage
 from typing import Protocol
 
 from inboxwatch.core.model import MessageMeta, ParseFailure
@@ -93,7 +96,12 @@ class FolderSync:
 
 
 class MailSource(Protocol):
-    """Read-only access to one mailbox."""
+    """Read-only access to one mailbox.
+
+    `fetch_since` returns the messages of `folder` received at or after `since` (the
+    lookback is enforced here, at the source boundary, and nowhere above it); a message
+    the parsers cannot read is a ParseFailure in the scan, never an exception.
+    """
 
     def list_folders(self) -> list[FolderInfo]: ...
 
@@ -114,3 +122,9 @@ def discover_sent(folders: Sequence[FolderInfo]) -> list[str]:
         if usual.casefold() in by_name:
             return [by_name[usual.casefold()]]
     return []
+
+
+class Sender(Protocol):
+    """Delivers one finished e-mail (the digest) or raises DeliveryError."""
+
+    def send(self, msg: EmailMessage) -> None: ...

@@ -9,21 +9,17 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from typing import Protocol
 
-from inboxwatch.config import Account, Digest, env_password_name, resolve_secret
-from inboxwatch.errors import ConfigError, InboxwatchError, ServerError
 from inboxwatch.core.incremental import EvalMemo, ThreadMemo
 from inboxwatch.core.model import AccountSummary, MessageMeta, Report, ReportError
-from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.ports import FolderInfo, MailSource, Progress, discover_sent
+from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.threads import Roles, build_threads
 from inboxwatch.core.unanswered import evaluate
+from inboxwatch.errors import ConfigError, InboxwatchError, ServerError
 
 log = logging.getLogger(__name__)
 
@@ -40,36 +36,8 @@ class AccountPlan:
     lookback: timedelta
     policy: Policy
 
-    @classmethod
-    def from_account(cls, account: Account, window: timedelta | None = None) -> AccountPlan:
-        return cls(
-            name=account.name,
-            addresses=tuple(account.addresses),
-            folders=tuple(account.folders),
-            sent_folders=tuple(account.sent_folders),
-            window=window or account.window,
-            lookback=account.lookback,
-            policy=Policy(
-                include_cc=account.include_cc,
-                ignore_senders=tuple(account.ignore_senders),
-                ignore_subjects=tuple(re.compile(p) for p in account.ignore_subjects),
-            ),
-        )
-
 
 SourceFactory = Callable[[], MailSource]
-
-
-def open_imap(account: Account) -> SourceFactory:
-    def factory() -> MailSource:
-        from inboxwatch.imap.source import ImapSource
-
-        password = resolve_secret(
-            account, f"accounts[{account.name}]", env_password_name(account.name)
-        )
-        return ImapSource(account, password)
-
-    return factory
 
 
 @dataclass(frozen=True)
@@ -203,19 +171,6 @@ def scan_account(
     report.waiting.extend(outcome.waiting)
     report.stats.add(stats)
     report.errors.extend(job.errors)
-
-
-class Sender(Protocol):
-    def send(self, msg: EmailMessage) -> None: ...
-
-
-def digest_message(report: Report, config: Digest, now: datetime) -> EmailMessage | None:
-    """The digest e-mail, or None when nobody waits and `send_when_empty` is off."""
-    from inboxwatch.delivery.digest import compose, render
-
-    if not report.overdue and not config.send_when_empty:
-        return None
-    return compose(render(report, config, now), config, now)
 
 
 def _account_error(account: str, exc: InboxwatchError) -> ReportError:

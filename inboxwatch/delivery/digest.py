@@ -27,8 +27,8 @@ from jinja2 import (
 from inboxwatch.config import Digest
 from inboxwatch.core.model import Finding, ReplyStandard, Report
 from inboxwatch.core.parse import clean_text
-from inboxwatch.periods import next_run, period_key
 from inboxwatch.core.unanswered import human_duration
+from inboxwatch.periods import next_run, period_key
 
 SUBJECT_LIMIT = 120
 NAME_LIMIT = 80
@@ -201,3 +201,10 @@ def compose(rendered: RenderedDigest, config: Digest, now: datetime) -> EmailMes
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
     return msg
+
+
+def digest_message(report: Report, config: Digest, now: datetime) -> EmailMessage | None:
+    """The digest e-mail, or None when nobody waits and `send_when_empty` is off."""
+    if not report.overdue and not config.send_when_empty:
+        return None
+    return compose(render(report, config, now), config, now)

@@ -1,5 +1,5 @@
 """The bulk header FETCH of a folder: streamed, with imapclient's generic reader as the
-fallback, and for a big folder shared with a second connection (fetchworker).
+fallback, and for a big folder shared with a second connection (imap.worker).
 
 Read-only: BODY.PEEK (RFC 3501 6.4.5) never sets \\Seen.
 """
@@ -14,13 +14,21 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, ProtocolError
 from imapclient.response_parser import parse_fetch_response
 
-from inboxwatch.core.addrlist import FetchRecord, parse_fetch
-from inboxwatch.imap.wire import StreamError, batches, read_fetch, uid_set
-from inboxwatch.imap.worker import FetchWorker
 from inboxwatch.core.model import ParseFailure
 from inboxwatch.core.parse import HEADER_FIELDS, parse_headers
-from inboxwatch.net import ServerLogin, server_text
 from inboxwatch.core.ports import FolderScan, Progress
+from inboxwatch.imap.fetchitems import FetchRecord, parse_fetch
+from inboxwatch.imap.login import ServerLogin
+from inboxwatch.imap.wire import (
+    MAX_LITERAL,
+    StreamError,
+    batches,
+    connection,
+    read_fetch,
+    uid_set,
+)
+from inboxwatch.imap.worker import FetchWorker
+from inboxwatch.net import server_text
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +37,7 @@ BATCH = 500  # UIDs per generic FETCH: bounded memory, far below Dovecot's 64 KB
 # few round trips; a command line of at most ~60 KB even for scattered UIDs (12 bytes each).
 STREAM_BATCH = 5000
 # A folder with more messages to read than this is read over two connections: the last
-# WORKER_SHARE of its UIDs by a worker process (fetchworker), which costs ~0.2 s to start.
+# WORKER_SHARE of its UIDs by a worker process (imap.worker), which costs ~0.2 s to start.
 PARALLEL_MIN = 10_000
 WORKER_SHARE = 0.45
 _FETCH_ITEMS = [
@@ -37,9 +45,6 @@ _FETCH_ITEMS = [
     "FLAGS",
     "INTERNALDATE",
 ]
-# A header block is small; a server announcing a far bigger literal is broken or hostile,
-# and imaplib would allocate the announced size up front.
-MAX_LITERAL = 32 * 1024 * 1024
 
 
 class HeaderFetcher:
@@ -108,7 +113,7 @@ class HeaderFetcher:
         if self._login_as is None or len(uids) <= PARALLEL_MIN:
             return ()
         if self._worker is not None and not self._worker.alive():
-            self.close()  # it left after fetchworker.IDLE_EXIT without a job: start another
+            self.close()  # it left after worker.IDLE_EXIT without a job: start another
         if self._worker is None:
             try:
                 self._worker = FetchWorker(*self._login_as)
@@ -132,7 +137,7 @@ class HeaderFetcher:
     def _chunk(self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan) -> None:
         """The bulk header FETCH. imapclient's generic response parser costs more than the
         server itself here, so the response is read as a stream by a strict reader
-        (fetchstream) and each record parsed as it arrives, while the server goes on
+        (imap.wire) and each record parsed as it arrives, while the server goes on
         writing. A response holding anything the reader does not expect is read to its
         end, and the UIDs not yet taken are fetched again the generic way."""
         wanted = set(uids)
@@ -140,7 +145,9 @@ class HeaderFetcher:
         command = f"UID FETCH {uid_set(uids)} ({' '.join(_FETCH_ITEMS)})".encode("ascii")
         try:
             status = (
-                read_fetch(self.client._imap, command, take, MAX_LITERAL) if self._stream else None
+                read_fetch(connection(self.client), command, take, MAX_LITERAL)
+                if self._stream
+                else None
             )
         except StreamError as exc:
             raise IMAPClientAbortError(str(exc)) from None
@@ -184,7 +191,7 @@ class HeaderFetcher:
 
     def _generic_records(self, uids: Sequence[int]) -> tuple[list[FetchRecord], list[int]]:
         """Records, and the requested UIDs whose header came without a usable date."""
-        imap = self.client._imap
+        imap = connection(self.client)
         typ, data = imap.uid("FETCH", uid_set(uids), f"({' '.join(_FETCH_ITEMS)})")
         if typ != "OK":
             raise IMAPClientError(f"FETCH failed: {server_text(IMAPClientError(data))}")

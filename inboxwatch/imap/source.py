@@ -1,5 +1,5 @@
-"""The IMAP source's session: with headerfetch (its bulk header FETCH), the only modules
-that import imapclient.
+"""The IMAP source's session. The `imap` package is the only importer of imapclient and
+imaplib; imaplib's private parts are touched in `imap.wire` alone.
 
 Read-only by construction: folders are opened with EXAMINE (`readonly=True`),
 headers are fetched with BODY.PEEK (RFC 3501 6.4.5: no implicit \\Seen), and
@@ -12,24 +12,25 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
+from inboxwatch.config import Account, env_password_name, resolve_secret
+from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, FolderSync, Progress
 from inboxwatch.errors import ConfigError, ServerError
-from inboxwatch.imap.wire import batches
-from inboxwatch.imap.headerfetch import BATCH, MAX_LITERAL, STREAM_BATCH, HeaderFetcher
+from inboxwatch.imap.headerfetch import BATCH, STREAM_BATCH, HeaderFetcher
+from inboxwatch.imap.login import ServerLogin
+from inboxwatch.imap.wire import batches, bound_literals
 from inboxwatch.net import (
-    ServerLogin,
     is_loopback,
     login_error,
     server_text,
     throttled,
     tls_context,
 )
-from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, FolderSync, Progress
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class ImapSource:
                 timeout=SocketTimeout(connect=self.timeout, read=self.timeout),
             )
             client.normalise_times = False  # keep INTERNALDATE's own offset; we convert to UTC
-            _bound_literals(client)
+            bound_literals(client)
             if context is not None and account.security == "starttls":
                 self._starttls(client, context)
         except (OSError, IMAPClientError, EOFError) as exc:
@@ -272,19 +273,14 @@ class ImapSource:
         return flags
 
 
-def _bound_literals(client: IMAPClient) -> None:
-    """Refuse a literal over MAX_LITERAL before imaplib allocates it (bounded memory)."""
-    imap = client._imap
-    read = imap.read
+def open_imap(account: Account) -> Callable[[], ImapSource]:
+    """A factory that logs in to the account when the scan gets to it (its password is
+    read then, from the config, its file or the environment)."""
 
-    def guarded(size: int) -> bytes:
-        if size > MAX_LITERAL:
-            # The stream cannot be resynchronised after a refused literal: drop it.
-            raise IMAPClientAbortError(
-                f"server announced a {size:,}-byte literal (limit "
-                f"{MAX_LITERAL:,}); refusing to read it"
-            )
-        data: bytes = read(size)
-        return data
+    def factory() -> ImapSource:
+        password = resolve_secret(
+            account, f"accounts[{account.name}]", env_password_name(account.name)
+        )
+        return ImapSource(account, password)
 
-    imap.read = guarded
+    return factory

@@ -7,6 +7,11 @@ read in large chunks from imaplib's own buffered socket file and each
 `* n FETCH (… {size}\\r\\n<literal> …)` record is cut out with one regex, so
 memory stays at one chunk plus the caller's parsed records.
 
+This is the one module that touches imaplib's internals (`IMAPClient._imap`, its
+`file`, `_new_tag`, `send` and `read`): imapclient offers no streamed FETCH nor a
+bound on literal sizes. tests/unit/test_wire_internals.py fails if imapclient or
+imaplib stop providing what is relied on here.
+
 Strict by design: anything other than that shape, an untagged status line or
 the tagged answer (an unsolicited FETCH, a second literal, a quoted body)
 makes `read_fetch` drain the response to its tagged line and return None, and
@@ -20,16 +25,46 @@ import io
 import re
 from collections.abc import Callable, Iterator, Sequence
 
-from inboxwatch.core.addrlist import USUAL_ITEMS, FetchRecord, fetch_items, usual_items
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError
+
+from inboxwatch.imap.fetchitems import USUAL_ITEMS, FetchRecord, fetch_items, usual_items
 
 CHUNK = 1 << 20
+# A header block is small; a server announcing a far bigger literal is broken or hostile,
+# and imaplib would allocate the announced size up front.
+MAX_LITERAL = 32 * 1024 * 1024
 _RECORD = re.compile(rb"\* \d+ FETCH \(([^\r\n{}]*)\{(\d+)\}\r\n")
-# The same with Dovecot's order of our items (fastpath.USUAL_ITEMS) taken in the same match:
+# The same with Dovecot's order of our items (fetchitems.USUAL_ITEMS) taken in the same match:
 # group 1 is the whole head, 2-9 the items, the last the literal's size, as in _RECORD.
 _USUAL_RECORD = re.compile(rb"\* \d+ FETCH \((" + USUAL_ITEMS + rb")\{(\d+)\}\r\n")
 _TAIL = re.compile(rb"([^\r\n{}]*)\)\r\n")
 _UNTAGGED = re.compile(rb"\* (?!\d+ FETCH)[^\r\n{}]*\r\n")  # `* 3 EXISTS`, `* OK …`
 _LITERAL_END = re.compile(rb"\{(\d+)\}\r\n$")
+
+
+def connection(client: IMAPClient) -> imaplib.IMAP4:
+    """imapclient's imaplib connection, for the streamed FETCH and the generic UID FETCH."""
+    imap: imaplib.IMAP4 = client._imap
+    return imap
+
+
+def bound_literals(client: IMAPClient) -> None:
+    """Refuse a literal over MAX_LITERAL before imaplib allocates it (bounded memory)."""
+    imap = connection(client)
+    read = imap.read
+
+    def guarded(size: int) -> bytes:
+        if size > MAX_LITERAL:
+            # The stream cannot be resynchronised after a refused literal: drop it.
+            raise IMAPClientAbortError(
+                f"server announced a {size:,}-byte literal (limit "
+                f"{MAX_LITERAL:,}); refusing to read it"
+            )
+        data: bytes = read(size)
+        return data
+
+    imap.read = guarded  # type: ignore[method-assign]
 
 
 class StreamError(Exception):

@@ -2,7 +2,7 @@
 
 Reading and parsing 100,000 header blocks is CPU-bound Python; one process keeps one
 core busy while the other idles once the server has answered. For a folder with
-more than `headerfetch.PARALLEL_MIN` messages to read, the source hands the last
+more than `imap.headerfetch.PARALLEL_MIN` messages to read, the source hands the last
 part of its UIDs to this worker, which logs in on its own connection (RFC 3501
 allows several sessions per user), reads them the same read-only way (EXAMINE,
 BODY.PEEK) and sends the parsed records back. Anything that goes wrong in the
@@ -16,19 +16,18 @@ on the command line or in the environment.
 from __future__ import annotations
 
 import contextlib
-import gc
 import marshal
 import os
-import select
 import subprocess
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from inboxwatch.core.model import Address, MessageMeta, ParseFailure
-from inboxwatch.net import Login, ServerLogin
+from inboxwatch.imap.codec import decode_scan, iso_time
+from inboxwatch.imap.login import ServerLogin
 
 # A running service keeps its session between polls, minutes apart: its worker does not
 # keep a second connection and process for that long; the next big read starts another.
@@ -36,11 +35,11 @@ IDLE_EXIT = 30.0
 _LOGIN_FIELDS = ("name", "host", "port", "security", "allow_insecure", "ca_file", "username")
 
 
-def _write_frame(stream: IO[bytes], value: Any) -> None:
-    _write_raw(stream, marshal.dumps(value))
+def write_frame(stream: IO[bytes], value: Any) -> None:
+    write_raw(stream, marshal.dumps(value))
 
 
-def _write_raw(stream: IO[bytes], data: bytes) -> None:
+def write_raw(stream: IO[bytes], data: bytes) -> None:
     stream.write(len(data).to_bytes(8, "big"))
     stream.write(data)  # not joined to the length: a frame of records is a megabyte
     stream.flush()
@@ -54,13 +53,13 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes:
     return data
 
 
-def _read_frame(stream: IO[bytes]) -> Any:
+def read_frame(stream: IO[bytes]) -> Any:
     """The next frame, or None at the end of the stream (the other side is gone)."""
-    data = _read_raw(stream)
+    data = read_raw(stream)
     return None if data is None else marshal.loads(data)
 
 
-def _read_raw(stream: IO[bytes]) -> bytes | None:
+def read_raw(stream: IO[bytes]) -> bytes | None:
     head = _read_exact(stream, 8)
     if len(head) < 8:
         return None
@@ -81,99 +80,6 @@ def runs(uids: Sequence[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _time(value: datetime | None) -> str | None:
-    """ISO 8601, offset included: exact both ways, and the C parser rebuilds a datetime
-    in ~0.1 us (epoch arithmetic with timedeltas costs ~0.35 us)."""
-    return None if value is None else value.isoformat()
-
-
-class _Table:
-    """Addresses and address lists sent once each: the parser shares them, so do we."""
-
-    def __init__(self) -> None:
-        self.addresses: list[tuple[str, str]] = []
-        self.lists: list[tuple[int, ...]] = []
-        self._address: dict[int, int] = {}
-        self._list: dict[int, int] = {}
-
-    def address(self, address: Address | None) -> int:
-        if address is None:
-            return -1
-        index = self._address.get(id(address))
-        if index is None:
-            index = self._address[id(address)] = len(self.addresses)
-            self.addresses.append((address.name, address.address))
-        return index
-
-    def list(self, addresses: tuple[Address, ...]) -> int:
-        index = self._list.get(id(addresses))
-        if index is None:
-            index = self._list[id(addresses)] = len(self.lists)
-            self.lists.append(tuple(self.address(a) for a in addresses))
-        return index
-
-
-def encode_scan(messages: Sequence[MessageMeta], failures: Sequence[ParseFailure]) -> bytes:
-    """Parsed records as plain tuples for `marshal` (it takes no NamedTuple or datetime).
-    Holds the objects it indexes by id() until it returns, so no id is reused."""
-    table = _Table()
-    rows = [
-        (
-            *m[:6],
-            table.address(m.sender),
-            _time(m.received),
-            _time(m.date),
-            table.list(m.reply_to),
-            table.list(m.to),
-            table.list(m.cc),
-            *m[12:],
-        )
-        for m in messages
-    ]
-    broken = [(f.folder, f.uid, f.reason) for f in failures]
-    return marshal.dumps((table.addresses, table.lists, rows, broken))
-
-
-def decode_scan(
-    data: bytes, known: dict[tuple[str, str], Address] | None = None
-) -> tuple[list[MessageMeta], list[ParseFailure]]:
-    """The records of `encode_scan`; `known` shares equal addresses across several."""
-    names, lists, rows, broken = marshal.loads(data)
-    known = {} if known is None else known
-    addresses = [known.get(pair) or known.setdefault(pair, Address(*pair)) for pair in names]
-    groups = [tuple(addresses[i] for i in group) for group in lists]
-    flag_sets: dict[frozenset[str], frozenset[str]] = {}
-    iso = datetime.fromisoformat
-    messages = []
-    for row in rows:
-        date = row[8]
-        messages.append(
-            MessageMeta(  # by position: marshal gives Any, and 20 keywords cost ~1 us more
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-                None if row[6] < 0 else addresses[row[6]],
-                iso(row[7]),
-                None if date is None else iso(date),
-                groups[row[9]],
-                groups[row[10]],
-                groups[row[11]],
-                flag_sets.setdefault(row[12], row[12]),
-                row[13],
-                row[14],
-                row[15],
-                row[16],
-                row[17],
-                row[18],
-                row[19],
-            )
-        )
-    return messages, [ParseFailure(*f) for f in broken]
-
-
 class FetchWorker:
     """The parent's handle: one job at a time, `submit` then `collect`."""
 
@@ -186,7 +92,7 @@ class FetchWorker:
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": home + os.pathsep + path if path else home}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "inboxwatch.imap.worker"],
+            [sys.executable, "-m", "inboxwatch.imap.workermain"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -199,7 +105,7 @@ class FetchWorker:
     def send(self, value: Any) -> bool:
         assert self.proc.stdin is not None
         try:
-            _write_frame(self.proc.stdin, value)
+            write_frame(self.proc.stdin, value)
         except OSError:  # it is gone: the caller reads that as a failed job
             return False
         return True
@@ -208,7 +114,7 @@ class FetchWorker:
         return self.proc.poll() is None
 
     def submit(self, folder: str, uidvalidity: int, uids: Sequence[int], since: datetime) -> bool:
-        return self.send((folder, uidvalidity, runs(uids), _time(since)))
+        return self.send((folder, uidvalidity, runs(uids), iso_time(since)))
 
     def collect(self) -> tuple[list[MessageMeta], list[ParseFailure]] | str:
         """The job's records, or why there are none (the caller fetches them itself)."""
@@ -217,14 +123,14 @@ class FetchWorker:
         failures: list[ParseFailure] = []
         known: dict[tuple[str, str], Address] = {}
         try:
-            answer = _read_frame(self.proc.stdout)  # ("ok", number of parts) or ("error", why)
+            answer = read_frame(self.proc.stdout)  # ("ok", number of parts) or ("error", why)
             if answer is None:
                 return self._ended()
             status, payload = answer
             if status != "ok":
                 return str(payload)
             for _ in range(payload):
-                part = _read_raw(self.proc.stdout)
+                part = read_raw(self.proc.stdout)
                 if part is None:
                     return self._ended()
                 more, broken = decode_scan(part, known)
@@ -253,58 +159,3 @@ class FetchWorker:
             self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
-
-
-def _job_within(stdin: IO[bytes], seconds: float) -> bool:
-    """Whether the parent says something (a job, or end of jobs) within `seconds`."""
-    ready, _, _ = select.select([stdin], [], [], seconds)
-    return bool(ready)
-
-
-def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
-    """The worker's side: log in, then answer each job until stdin closes."""
-    from inboxwatch.errors import InboxwatchError
-    from inboxwatch.imap.source import ImapSource
-
-    # The records of a job are long-lived and hold no cycles: the collector would only
-    # re-walk the growing heap (as app.collector_paused explains); the process is short-lived.
-    gc.disable()
-    hello = _read_frame(stdin)
-    if hello is None:
-        return 1
-    fields, timeout, password, idle = hello
-    account = Login(**fields, timeout=timedelta(seconds=timeout))
-    try:
-        source = ImapSource(account, password, worker=False)
-    except InboxwatchError as exc:
-        _write_frame(stdout, ("error", f"login failed: {exc}"))
-        return 1
-    try:
-        while _job_within(stdin, idle) and (job := _read_frame(stdin)) is not None:
-            folder, uidvalidity, uid_runs, since = job
-            uids = [uid for first, last in uid_runs for uid in range(first, last + 1)]
-            batches = source.fetch_uids(folder, uidvalidity, uids, datetime.fromisoformat(since))
-            try:
-                # Encoded batch by batch: ~300 bytes a record held instead of ~1.4 KB. Sent
-                # only at the end: the parent is busy reading its own part until then, and a
-                # pipe holds 64 KB, so a worker writing as it goes would wait on it.
-                parts = [encode_scan(scan.messages, scan.failures) for scan in batches]
-            except InboxwatchError as exc:
-                _write_frame(stdout, ("error", str(exc)))
-                continue
-            _write_frame(stdout, ("ok", len(parts)))
-            while parts:  # each part a frame of its own: no second copy of them all
-                _write_raw(stdout, parts.pop(0))
-    finally:
-        source.close()
-    return 0
-
-
-if __name__ == "__main__":
-    frames = sys.stdout.buffer
-    sys.stdout = sys.stderr  # nothing but frames may reach the parent's pipe
-    # Unbuffered: select() in _job_within must not miss a frame already read into a buffer.
-    with open(sys.stdin.fileno(), "rb", buffering=0, closefd=False) as jobs:
-        code = serve(jobs, frames)
-    frames.flush()
-    os._exit(code)  # logged out, frames flushed: skip the interpreter's teardown (~0.1 s)

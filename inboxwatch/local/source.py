@@ -15,10 +15,10 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from inboxwatch.errors import ConfigError
 from inboxwatch.core.model import MessageMeta, ParseFailure
 from inboxwatch.core.parse import MAX_HEADER_BYTES, parse_headers
 from inboxwatch.core.ports import FolderInfo, FolderScan, Progress
+from inboxwatch.errors import ConfigError
 
 # mbox Status/X-Status letters and Maildir info letters -> IMAP flags.
 _MBOX_FLAGS = {"A": "\\Answered", "D": "\\Deleted", "F": "\\Flagged", "R": "\\Seen"}

@@ -1,4 +1,4 @@
-"""`inboxwatch run`: thin APScheduler 3.x wiring around `service.poll_once`.
+"""`inboxwatch run`: thin APScheduler 3.x wiring around `Poller.poll`.
 
 A poll every `service.poll_interval`, and one at each `digest.schedule` time so
 the digest goes out on time. Both run the same guarded job (never two at
@@ -18,20 +18,21 @@ from types import FrameType
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from inboxwatch.core.scan import Sender
 from inboxwatch.config import Settings
+from inboxwatch.core.ports import Sender
 from inboxwatch.errors import InboxwatchError
-from inboxwatch.core.model import Report
 from inboxwatch.periods import cron_trigger
-from inboxwatch.service.poller import AuthBlock, poll_once
-from inboxwatch.store.state import StateStore
+from inboxwatch.service.poller import Poller
 from inboxwatch.service.sync import Interrupted, MemoryCache
+from inboxwatch.store.state import StateStore
 
 log = logging.getLogger(__name__)
 STOP_GRACE = 8.0  # seconds the current poll gets to notice a stop request
 
 
-class Service:
+class Scheduler:
+    """Runs a Poller on the poll interval and at each digest time, one poll at a time."""
+
     def __init__(
         self,
         settings: Settings,
@@ -40,16 +41,20 @@ class Service:
         keep_report: bool = False,
     ) -> None:
         self.settings = settings
-        # `run --once`: the next run, a fresh process, starts from this poll's report.
-        self.keep_report = keep_report
-        self.sender = sender
         self.clock = clock
         self.stop = threading.Event()
         self.busy = threading.Lock()
         self.store = StateStore(settings.state.path_resolved())
-        self.blocked: dict[str, AuthBlock] = {}  # failed logins, not retried
-        self.previous: Report | None = None  # the last poll's report, for unchanged polls
-        self.memory = MemoryCache()  # the parsed messages, so polls skip reading them back
+        # `keep_report` (`run --once`): the next run, a fresh process, starts from this
+        # poll's report. The memory keeps parsed messages, so polls skip reading them back.
+        self.poller = Poller(
+            settings,
+            self.store,
+            sender,
+            stop=self.stop,
+            memory=MemoryCache(),
+            keep_report=keep_report,
+        )
 
     def job(self) -> int:
         """One poll; returns its exit code. Never runs twice at once."""
@@ -57,19 +62,7 @@ class Service:
             log.info("previous poll still running; skipped")
             return 0
         try:
-            previous, self.previous = self.previous, None  # reused once, after a clean poll
-            result = poll_once(
-                self.settings,
-                self.store,
-                self.sender,
-                self.clock(),
-                self.stop,
-                self.blocked,
-                previous,
-                self.memory,
-                self.keep_report,
-            )
-            self.previous = None if result.report.errors else result.report
+            result = self.poller.poll(self.clock())
             log.warning(result.line()) if result.report.errors else log.info(result.line())
             code = result.report.exit_code()
             return code if code > 1 else 0

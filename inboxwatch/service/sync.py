@@ -10,10 +10,10 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from inboxwatch.core.scan import ScanMemo
-from inboxwatch.imap.source import ImapSource
 from inboxwatch.core.model import MessageMeta
 from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, Progress
+from inboxwatch.core.scan import ScanMemo
+from inboxwatch.imap.source import ImapSource
 from inboxwatch.store.state import StateStore
 
 

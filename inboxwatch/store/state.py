@@ -21,10 +21,10 @@ from pathlib import Path
 from sys import intern
 from typing import IO, Any
 
-from inboxwatch.errors import ConfigError, LockError
 from inboxwatch.core.model import Address, MessageMeta
 from inboxwatch.core.parse import media_type
 from inboxwatch.core.ports import FolderState
+from inboxwatch.errors import ConfigError, LockError
 
 SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, tuple[str, ...]] = {

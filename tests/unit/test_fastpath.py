@@ -15,11 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.mailgen import messages as generated
-from inboxwatch.core.addrlist import parse_fetch, simple_addresses
-from inboxwatch.local.source import _header_block
+from inboxwatch.core.addrlist import simple_addresses
 from inboxwatch.core.parse import fast_fields, parse_headers
+from inboxwatch.imap.fetchitems import parse_fetch
+from inboxwatch.local.source import _header_block
 from tests.conftest import corpus_dir
-from tests.test_hostile import hostile_messages
+from tests.integration.test_hostile import hostile_messages
 
 WHEN = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -12,12 +12,13 @@ import pytest
 from pydantic import SecretStr
 
 from inboxwatch.config import Settings
-from inboxwatch.service.poller import AuthBlock, poll_once
+from inboxwatch.service.poller import AuthBlock
 from inboxwatch.store.state import StateStore
 from tests.conftest import NOW, OWNER, mail, write_config
+from tests.integration.test_service import Recorder, seed, settings_for
+from tests.polling import poll_once
 from tests.proxy import RecordingProxy
 from tests.scripted_imap import ScriptedImap
-from tests.test_service import Recorder, seed, settings_for
 
 pytestmark = pytest.mark.dovecot
 H = timedelta(hours=1)

@@ -11,22 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from inboxwatch.core.scan import run_scan
-from inboxwatch.cli.main import DEMO_AS_OF, _demo_digest, _demo_jobs
+from inboxwatch.cli.common import DEMO_AS_OF, demo_digest, demo_jobs
 from inboxwatch.config import Digest, Smtp
-from inboxwatch.delivery.smtp import SmtpSender
-from inboxwatch.delivery.digest import compose, render
-from inboxwatch.errors import AuthError, DeliveryError
 from inboxwatch.core.model import Address, Finding, Report, Stats
+from inboxwatch.core.scan import run_scan
+from inboxwatch.delivery.digest import compose, render
+from inboxwatch.delivery.smtp import SmtpSender
+from inboxwatch.errors import AuthError, DeliveryError
 from scripts.render_digest import FLAGS
 from tests.smtp import PASSWORD, USER, smtp_server
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 NOW = DEMO_AS_OF
 
 
 def demo_report() -> Report:
-    return run_scan(_demo_jobs(None), NOW, NOW)
+    return run_scan(demo_jobs(None), NOW, NOW)
 
 
 def hostile_report() -> Report:
@@ -59,7 +59,7 @@ def hostile_report() -> Report:
 
 @pytest.mark.parametrize("part", ["txt", "html"])
 def test_golden_digest(part):
-    rendered = render(demo_report(), _demo_digest(), NOW)
+    rendered = render(demo_report(), demo_digest(), NOW)
     body = rendered.text if part == "txt" else rendered.html
     golden = DATA / f"digest.{part}"
     if os.environ.get("UPDATE_GOLDEN"):
@@ -68,7 +68,7 @@ def test_golden_digest(part):
 
 
 def test_digest_content_and_headers():
-    message = compose(render(demo_report(), _demo_digest(), NOW), _demo_digest(), NOW)
+    message = compose(render(demo_report(), demo_digest(), NOW), demo_digest(), NOW)
     assert message["Subject"] == "4 conversations waiting > 24h"
     assert message["Auto-Submitted"] == "auto-generated"
     assert message.get_content_type() == "multipart/alternative"
@@ -86,10 +86,10 @@ def test_digest_content_and_headers():
         assert expected in body
     # The same period gives the same Message-ID; the next period another.
     later = compose(
-        render(demo_report(), _demo_digest(), NOW), _demo_digest(), NOW + timedelta(hours=5)
+        render(demo_report(), demo_digest(), NOW), demo_digest(), NOW + timedelta(hours=5)
     )
     tomorrow = NOW + timedelta(days=1)
-    other = compose(render(demo_report(), _demo_digest(), tomorrow), _demo_digest(), tomorrow)
+    other = compose(render(demo_report(), demo_digest(), tomorrow), demo_digest(), tomorrow)
     assert message["Message-ID"] == later["Message-ID"] != other["Message-ID"]
 
 
@@ -174,7 +174,7 @@ def smtp_config(port: int, mode: str, ca_file: Path | None = None, auth: bool = 
 
 
 def demo_message():
-    return compose(render(demo_report(), _demo_digest(), NOW), _demo_digest(), NOW)
+    return compose(render(demo_report(), demo_digest(), NOW), demo_digest(), NOW)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from inboxwatch.config import find_config, load_settings, parse_duration, resolve_secret
 from inboxwatch.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = '[[accounts]]\nname = "work"\nhost = "imap.example.com"\nusername = "me@example.com"\n'
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from inboxwatch.core.addrlist import FetchRecord
+from inboxwatch.imap.fetchitems import FetchRecord
 from inboxwatch.imap.wire import StreamError, read_fetch
 
 HEADER = b"Message-ID: <a@x>\r\nFrom: A <a@x.example>\r\n\r\n"

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inboxwatch.core.model import Address, Thread
-from inboxwatch.core.rules import RULES, Owner, Policy, _plainly_personal, exclusion, normalise_address
+from inboxwatch.core.rules import (
+    RULES,
+    Owner,
+    Policy,
+    _plainly_personal,
+    exclusion,
+    normalise_address,
+)
 from inboxwatch.core.unanswered import evaluate, human_duration
 from tests.factory import T0, msg
 

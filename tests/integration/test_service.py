@@ -19,9 +19,10 @@ import pytest
 from inboxwatch.config import Settings
 from inboxwatch.delivery.smtp import SmtpSender
 from inboxwatch.errors import DeliveryError, LockError
-from inboxwatch.service.poller import health, poll_once
+from inboxwatch.service.health import health
 from inboxwatch.store.state import StateStore
 from tests.conftest import OWNER, mail
+from tests.polling import poll_once
 from tests.smtp import smtp_server
 
 pytestmark = pytest.mark.dovecot

@@ -15,9 +15,9 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inboxwatch.core.scan import ScanMemo, counterpart_matcher
 from inboxwatch.core.model import Address, MessageMeta, Thread
 from inboxwatch.core.rules import Owner, Policy
+from inboxwatch.core.scan import ScanMemo, counterpart_matcher
 from inboxwatch.core.threads import build_threads
 from inboxwatch.core.unanswered import Outcome, evaluate
 from tests.factory import T0, msg

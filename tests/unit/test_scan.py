@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from inboxwatch.core.model import Address, MessageMeta
+from inboxwatch.core.ports import FolderInfo, FolderScan, MailSource, Progress
+from inboxwatch.core.rules import Policy
 from inboxwatch.core.scan import AccountPlan, collector_paused, run_scan
 from inboxwatch.errors import ServerError
-from inboxwatch.core.model import Address, MessageMeta
-from inboxwatch.core.rules import Policy
-from inboxwatch.core.ports import FolderInfo, FolderScan, MailSource, Progress
 from tests.conftest import NOW, OWNER
 
 

@@ -9,17 +9,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bench.mailgen import messages as generated
-from inboxwatch.imap import headerfetch, worker
 from inboxwatch.config import Account
-from inboxwatch.imap.worker import FetchWorker, decode_scan, encode_scan, runs
-from inboxwatch.imap.source import ImapSource
-from inboxwatch.local.source import _header_block
 from inboxwatch.core.model import ParseFailure
 from inboxwatch.core.parse import parse_headers
+from inboxwatch.imap import headerfetch
+from inboxwatch.imap import worker as worker_module
+from inboxwatch.imap.codec import decode_scan, encode_scan
+from inboxwatch.imap.source import ImapSource
+from inboxwatch.imap.worker import FetchWorker, runs
+from inboxwatch.local.source import _header_block
 from tests.conftest import NOW, OWNER, mail
+from tests.integration.test_hostile import hostile_messages
+from tests.integration.test_imap_security import WRITE_COMMANDS
 from tests.proxy import RecordingProxy
-from tests.test_hostile import hostile_messages
-from tests.test_imap_security import WRITE_COMMANDS
 
 H = timedelta(hours=1)
 
@@ -175,7 +177,7 @@ def test_garbled_records_from_the_worker_cost_time_not_messages(dovecot, mailbox
     def garbled(*args):
         raise ValueError("bad marshal data")
 
-    monkeypatch.setattr(fetchworker, "decode_scan", garbled)
+    monkeypatch.setattr(worker_module, "decode_scan", garbled)
     started: list[FetchWorker] = []
     monkeypatch.setattr(
         headerfetch, "FetchWorker", lambda *args: started.append(FetchWorker(*args)) or started[-1]

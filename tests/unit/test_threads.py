@@ -7,8 +7,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inboxwatch.core.scan import counterpart_matcher
 from inboxwatch.core.rules import Owner
+from inboxwatch.core.scan import counterpart_matcher
 from inboxwatch.core.threads import _SPACES, _Endings, base_subject, build_threads, strip_subject
 from tests.factory import msg
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.conftest import NOW, OWNER
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_without_an_account(run):
@@ -190,13 +190,13 @@ def test_progress_shows_fetched_of_total_and_rate_only_on_a_terminal(capsys):
     from rich.console import Console
     from rich.progress import Progress
 
-    from inboxwatch.cli.main import _progress, _RatedBar
+    from inboxwatch.cli.common import RatedBar, progress_bar
 
-    with _progress(True) as progress:  # pytest's stderr is no terminal
+    with progress_bar(True) as progress:  # pytest's stderr is no terminal
         assert progress is None
     out = io.StringIO()
     with Progress(console=Console(file=out, force_terminal=True, width=100)) as bar:
-        rated = _RatedBar(bar)
+        rated = RatedBar(bar)
         rated.expect(1000)
         rated.expect(500)
         rated.advance(500)

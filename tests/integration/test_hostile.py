@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from inboxwatch.delivery.smtp import SmtpSender
-from inboxwatch.service.poller import poll_once
 from inboxwatch.store.state import StateStore
 from tests.conftest import OWNER, mail
+from tests.integration.test_service import settings_for
+from tests.polling import poll_once
 from tests.proxy import RecordingProxy
 from tests.smtp import smtp_server
-from tests.test_service import settings_for
 
 pytestmark = pytest.mark.dovecot
 H = timedelta(hours=1)

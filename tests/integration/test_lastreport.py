@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 
 from inboxwatch.service import poller
+from inboxwatch.service.scheduler import Scheduler
 from inboxwatch.store import lastreport
-from inboxwatch.service.scheduler import Service
-from inboxwatch.service.poller import poll_once
 from inboxwatch.store.state import StateStore
 from tests.conftest import mail
+from tests.integration.test_service import T0, H, Recorder, seed, settings_for
+from tests.polling import poll_once
 from tests.proxy import RecordingProxy
-from tests.test_service import T0, H, Recorder, seed, settings_for
 
 pytestmark = pytest.mark.dovecot
 
@@ -71,7 +71,7 @@ def test_a_stored_report_is_not_carried_once_mail_or_settings_changed(
     seed(sent_mailbox)
     settings, store = polls(dovecot, sent_mailbox, tmp_path)
     scans = []
-    run_scan = service.run_scan
+    run_scan = poller.run_scan
     monkeypatch.setattr(poller, "run_scan", lambda *a, **k: scans.append(1) or run_scan(*a, **k))
     try:
         poll_once(settings, store, Recorder(), T0, keep_report=True)
@@ -125,7 +125,7 @@ def test_only_run_once_keeps_its_report(dovecot, sent_mailbox, tmp_path):
     seed(sent_mailbox)
     settings = settings_for(dovecot, sent_mailbox.user, tmp_path, to=[])
     for once, kept in ((False, False), (True, True)):
-        runner = Service(settings, Recorder(), clock=lambda: T0, keep_report=once)
+        runner = Scheduler(settings, Recorder(), clock=lambda: T0, keep_report=once)
         try:
             assert runner.job() == 0
             assert (runner.store.last_report(lastreport.fingerprint(settings)) is not None) is kept

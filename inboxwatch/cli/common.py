@@ -1,0 +1,189 @@
+"""What every command shares: options, logging, the progress bar, output, and the jobs
+(plan + source) a command scans: from the config, local mail or the bundled demo."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from inboxwatch.cli.output import dumps, render_errors, render_table
+from inboxwatch.config import Digest, Settings, parse_duration
+from inboxwatch.core.model import Report
+from inboxwatch.core.ports import MailSource
+from inboxwatch.core.scan import AccountPlan, SourceFactory
+from inboxwatch.errors import UsageError
+from inboxwatch.imap.source import open_imap
+from inboxwatch.local.source import LocalSource
+from inboxwatch.service.plans import local_plan, plan_of
+
+log = logging.getLogger("inboxwatch")
+DEMO_AS_OF = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+DEMO_ADDRESS = "sam@studio.example"
+
+
+def parse_window(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def parse_instant(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time (2026-11-20T17:00:00Z)"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--config, -v and -q on every command, as the contract promises."""
+    func = click.option("-q", "--quiet", count=True, help="Less logging on stderr.")(func)
+    func = click.option("-v", "--verbose", count=True, help="More logging; -vv adds tracebacks.")(
+        func
+    )
+    return click.option("--config", "config_path", metavar="PATH", help="Config file (TOML).")(func)
+
+
+def setup_logging(ctx: click.Context, verbose: int, quiet: int, service: bool = False) -> None:
+    """Warnings by default; the service logs a line per poll (INFO) with the time."""
+    level = ctx.find_root().meta.get("verbosity", 0) + verbose - quiet
+    ctx.find_root().meta["verbosity"] = level
+    level += service
+    logging.basicConfig(
+        stream=sys.stderr,
+        level={-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
+            max(min(level, 2), -1), logging.DEBUG
+        ),
+        format=("%(asctime)s " if service else "") + "inboxwatch: %(levelname)s: %(message)s",
+        force=True,
+    )
+
+
+class RatedBar:
+    """Messages fetched of those expected, and the rate, on a terminal's stderr."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.task = bar.add_task("reading mail", total=0, rate="")
+        self.started = time.monotonic()
+        self.done = 0
+
+    def expect(self, count: int) -> None:
+        self.bar.update(self.task, total=(self.bar.tasks[0].total or 0) + count)
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        rate = self.done / max(time.monotonic() - self.started, 1e-6)
+        self.bar.update(self.task, advance=count, rate=f"{rate:,.0f}/s")
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[RatedBar | None]:
+    """Shown only when stderr is a terminal, never on a pipe."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("messages"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        yield RatedBar(bar)
+
+
+def emit(report: Report, fmt: str) -> None:
+    if fmt == "json":
+        click.echo(dumps(report))
+    else:
+        # Piped output gets a readable fixed width instead of rich's 80-column default.
+        render_table(report, Console(width=None if sys.stdout.isatty() else 120))
+    render_errors(report, lambda line: click.echo(line, err=True))
+
+
+def local_jobs(
+    mbox: Sequence[str],
+    maildir: str | None,
+    addresses: Sequence[str],
+    sent: Sequence[str],
+    window: timedelta | None,
+) -> list[tuple[AccountPlan, SourceFactory]]:
+    if not addresses:
+        raise UsageError("--mbox/--maildir need --address (your own address, repeatable)")
+    plan = local_plan("local", addresses, None, sent, window)
+
+    def factory() -> MailSource:
+        return LocalSource([Path(p) for p in mbox], Path(maildir) if maildir else None)
+
+    return [(plan, factory)]
+
+
+def demo_jobs(window: timedelta | None) -> list[tuple[AccountPlan, SourceFactory]]:
+    base = resources.files("inboxwatch") / "demo"
+    paths = [Path(str(base / "INBOX.mbox")), Path(str(base / "Sent.mbox"))]
+    plan = local_plan("demo", (DEMO_ADDRESS,), ("INBOX",), (), window)
+    return [(plan, lambda: LocalSource(paths))]
+
+
+def demo_digest() -> Digest:
+    return Digest(
+        to=[f"Sam Rivera <{DEMO_ADDRESS}>"],
+        sender="inboxwatch <inboxwatch@studio.example>",
+        timezone="Europe/Berlin",
+    )
+
+
+def config_jobs(
+    settings: Settings, accounts: Sequence[str], window: timedelta | None
+) -> list[tuple[AccountPlan, SourceFactory]]:
+    chosen = [a for a in settings.accounts if not accounts or a.name in accounts]
+    unknown = set(accounts) - {a.name for a in settings.accounts}
+    if unknown:
+        names = ", ".join(a.name for a in settings.accounts)
+        raise UsageError(f"no account named {', '.join(sorted(unknown))} (accounts: {names})")
+    return [(plan_of(a, window), open_imap(a)) for a in chosen]
+
+
+FORMAT_OPTION = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+WINDOW_OPTION = click.option(
+    "--window",
+    callback=parse_window,
+    metavar="DURATION",
+    help="Reply window for this run (90m, 24h, 2d, 1w).",
+)

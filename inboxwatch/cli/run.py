@@ -1,0 +1,47 @@
+"""`inboxwatch run` (the service) and `inboxwatch health` (the container's check)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from inboxwatch.cli.common import common_options, setup_logging
+from inboxwatch.config import find_config, load_settings
+from inboxwatch.core.ports import Sender
+from inboxwatch.delivery.smtp import SmtpSender, StdoutSender
+
+
+@click.command("run")
+@common_options
+@click.option("--once", is_flag=True, help="One poll, plus the digest if due; then exit.")
+@click.pass_context
+def run(ctx: click.Context, config_path: str | None, verbose: int, quiet: int, once: bool) -> None:
+    """The service: poll every account, send the digest on digest.schedule."""
+    from inboxwatch.service.scheduler import Scheduler
+
+    setup_logging(ctx, verbose, quiet, service=True)
+    settings = load_settings(find_config(config_path))
+    sender: Sender = StdoutSender()  # never used without digest.to: no digest is ever due
+    if not settings.digest.to:
+        click.echo("inboxwatch: digest.to is not set: polling only, no digest", err=True)
+    else:
+        sender = SmtpSender(settings.smtp)  # smtp.host missing: a config error now, not at 08:00
+    scheduler = Scheduler(settings, sender, keep_report=once)
+    try:
+        ctx.exit(scheduler.job() if once else scheduler.run_forever())
+    finally:
+        scheduler.close()
+
+
+@click.command()
+@common_options
+@click.pass_context
+def health(ctx: click.Context, config_path: str | None, verbose: int, quiet: int) -> None:
+    """Exit 0 when every account polled successfully within three poll intervals, else 1."""
+    from inboxwatch.service.health import health as judge
+
+    setup_logging(ctx, verbose, quiet)
+    ok, reason = judge(load_settings(find_config(config_path)), datetime.now(UTC))
+    click.echo(f"{'healthy' if ok else 'unhealthy'}: {reason}", err=not ok)
+    ctx.exit(0 if ok else 1)

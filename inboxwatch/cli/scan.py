@@ -1,0 +1,111 @@
+"""`inboxwatch scan` and `inboxwatch demo`: the one-off audit in the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import click
+
+from inboxwatch.cli.common import (
+    DEMO_ADDRESS,
+    DEMO_AS_OF,
+    FORMAT_OPTION,
+    WINDOW_OPTION,
+    common_options,
+    config_jobs,
+    demo_jobs,
+    emit,
+    local_jobs,
+    parse_instant,
+    progress_bar,
+    setup_logging,
+)
+from inboxwatch.config import find_config, load_settings
+from inboxwatch.core.scan import run_scan
+
+
+@click.command()
+@common_options
+@FORMAT_OPTION
+@click.option("--account", "accounts", multiple=True, metavar="NAME", help="Only this account.")
+@WINDOW_OPTION
+@click.option(
+    "--as-of",
+    callback=parse_instant,
+    metavar="TIME",
+    help="Judge as if it were then (ISO 8601); later mail is ignored.",
+)
+@click.option("--mbox", multiple=True, metavar="PATH", help="Scan a local mbox file instead.")
+@click.option("--maildir", metavar="PATH", help="Scan a local Maildir tree instead.")
+@click.option(
+    "--address",
+    "addresses",
+    multiple=True,
+    metavar="ADDR",
+    help="Your address, for --mbox/--maildir (repeatable).",
+)
+@click.option(
+    "--sent-folder",
+    "sent",
+    multiple=True,
+    metavar="NAME",
+    help="Sent folder name, for --mbox/--maildir (default: discover).",
+)
+@click.option("--demo", is_flag=True, help="Scan the bundled demo mailbox.")
+@click.pass_context
+def scan(
+    ctx: click.Context,
+    config_path: str | None,
+    verbose: int,
+    quiet: int,
+    fmt: str,
+    accounts: Sequence[str],
+    window: timedelta | None,
+    as_of: datetime | None,
+    mbox: Sequence[str],
+    maildir: str | None,
+    addresses: Sequence[str],
+    sent: Sequence[str],
+    demo: bool,
+) -> None:
+    """One-off audit: list the threads waiting longer than the window (exit 1 if any)."""
+    setup_logging(ctx, verbose, quiet)
+    if demo:
+        jobs, as_of = demo_jobs(window), as_of or DEMO_AS_OF
+    elif mbox or maildir:
+        jobs = local_jobs(mbox, maildir, addresses, sent, window)
+    else:
+        jobs = config_jobs(load_settings(find_config(config_path)), accounts, window)
+    now = datetime.now(UTC)
+    with progress_bar(fmt == "table") as progress:
+        report = run_scan(jobs, as_of or now, now, progress)
+    emit(report, fmt)
+    ctx.exit(report.exit_code())
+
+
+@click.command()
+@common_options
+@FORMAT_OPTION
+@WINDOW_OPTION
+@click.pass_context
+def demo(
+    ctx: click.Context,
+    config_path: str | None,
+    verbose: int,
+    quiet: int,
+    fmt: str,
+    window: timedelta | None,
+) -> None:
+    """Scan the bundled demo mailbox (no account needed); exits 0 when it worked."""
+    setup_logging(ctx, verbose, quiet)
+    report = run_scan(demo_jobs(window), DEMO_AS_OF, datetime.now(UTC))
+    emit(report, fmt)
+    if fmt == "table":
+        click.echo(
+            f"\nThis was the bundled demo mailbox of {DEMO_ADDRESS}, judged as of "
+            f"{DEMO_AS_OF:%Y-%m-%d %H:%M} UTC. Point inboxwatch at your own mail with a config "
+            "file (see config.example.toml) and run `inboxwatch scan`.",
+            err=True,
+        )
+    ctx.exit(0 if report.exit_code() <= 1 else report.exit_code())

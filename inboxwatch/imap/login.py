@@ -1,0 +1,42 @@
+"""What an IMAP session needs to log in: the config's Account, or a worker's plain Login."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+
+class ServerLogin(Protocol):
+    """What an IMAP session needs of an account: config.Account, or a worker's Login."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def security(self) -> str: ...
+    @property
+    def allow_insecure(self) -> bool: ...
+    @property
+    def ca_file(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def timeout(self) -> timedelta: ...
+
+
+@dataclass(frozen=True)
+class Login:
+    """A ServerLogin without pydantic (a worker process starts ~0.1 s sooner without it)."""
+
+    name: str
+    host: str
+    port: int | None
+    security: str
+    allow_insecure: bool
+    ca_file: str
+    username: str
+    timeout: timedelta

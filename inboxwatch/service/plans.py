@@ -1,0 +1,48 @@
+"""Config accounts -> AccountPlans: the one place a plan's window, lookback and policy come
+from, for a scan, a poll and a carried report alike."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import timedelta
+
+from inboxwatch.config import DEFAULT_LOOKBACK, DEFAULT_WINDOW, Account
+from inboxwatch.core.rules import Policy
+from inboxwatch.core.scan import AccountPlan
+
+
+def plan_of(account: Account, window: timedelta | None = None) -> AccountPlan:
+    """The account's plan; `window` overrides its own for one run (`scan --window`)."""
+    return AccountPlan(
+        name=account.name,
+        addresses=tuple(account.addresses),
+        folders=tuple(account.folders),
+        sent_folders=tuple(account.sent_folders),
+        window=window or account.window,
+        lookback=account.lookback,
+        policy=Policy(
+            include_cc=account.include_cc,
+            ignore_senders=tuple(account.ignore_senders),
+            ignore_subjects=tuple(re.compile(p) for p in account.ignore_subjects),
+        ),
+    )
+
+
+def local_plan(
+    name: str,
+    addresses: Sequence[str],
+    folders: Sequence[str] | None,
+    sent_folders: Sequence[str],
+    window: timedelta | None,
+) -> AccountPlan:
+    """A plan for mail on disk (mbox, Maildir, the demo), with the config's defaults."""
+    return AccountPlan(
+        name=name,
+        addresses=tuple(addresses),
+        folders=None if folders is None else tuple(folders),
+        sent_folders=tuple(sent_folders),
+        window=window or DEFAULT_WINDOW,
+        lookback=DEFAULT_LOOKBACK,
+        policy=Policy(),
+    )
