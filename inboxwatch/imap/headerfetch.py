@@ -40,7 +40,7 @@ STREAM_BATCH = 5000
 # WORKER_SHARE of its UIDs by a worker process (imap.worker), which costs ~0.2 s to start.
 PARALLEL_MIN = 10_000
 WORKER_SHARE = 0.45
-_FETCH_ITEMS = [
+FETCH_ITEMS = [
     f"BODY.PEEK[HEADER.FIELDS ({' '.join(f.upper() for f in HEADER_FIELDS)})]",
     "FLAGS",
     "INTERNALDATE",
@@ -142,7 +142,7 @@ class HeaderFetcher:
         end, and the UIDs not yet taken are fetched again the generic way."""
         wanted = set(uids)
         take = _taker(folder, since, scan, wanted)
-        command = f"UID FETCH {uid_set(uids)} ({' '.join(_FETCH_ITEMS)})".encode("ascii")
+        command = f"UID FETCH {uid_set(uids)} ({' '.join(FETCH_ITEMS)})".encode("ascii")
         try:
             status = (
                 read_fetch(connection(self.client), command, take, MAX_LITERAL)
@@ -192,7 +192,7 @@ class HeaderFetcher:
     def _generic_records(self, uids: Sequence[int]) -> tuple[list[FetchRecord], list[int]]:
         """Records, and the requested UIDs whose header came without a usable date."""
         imap = connection(self.client)
-        typ, data = imap.uid("FETCH", uid_set(uids), f"({' '.join(_FETCH_ITEMS)})")
+        typ, data = imap.uid("FETCH", uid_set(uids), f"({' '.join(FETCH_ITEMS)})")
         if typ != "OK":
             raise IMAPClientError(f"FETCH failed: {server_text(IMAPClientError(data))}")
         records = parse_fetch(data)

@@ -9,7 +9,7 @@ memory stays at one chunk plus the caller's parsed records.
 
 This is the one module that touches imaplib's internals (`IMAPClient._imap`, its
 `file`, `_new_tag`, `send` and `read`): imapclient offers no streamed FETCH nor a
-bound on literal sizes. tests/unit/test_wire_internals.py fails if imapclient or
+bound on literal sizes. tests/integration/test_wire_internals.py fails if imapclient or
 imaplib stop providing what is relied on here.
 
 Strict by design: anything other than that shape, an untagged status line or

@@ -4,53 +4,20 @@ against the real Dovecot, whole, read-only, and whole again when the worker fail
 from __future__ import annotations
 
 import signal
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from bench.mailgen import messages as generated
 from inboxwatch.config import Account
-from inboxwatch.core.model import ParseFailure
-from inboxwatch.core.parse import parse_headers
 from inboxwatch.imap import headerfetch
 from inboxwatch.imap import worker as worker_module
-from inboxwatch.imap.codec import decode_scan, encode_scan
 from inboxwatch.imap.source import ImapSource
 from inboxwatch.imap.worker import FetchWorker, runs
-from inboxwatch.local.source import _header_block
 from tests.conftest import NOW, OWNER, mail
-from tests.integration.test_hostile import hostile_messages
 from tests.integration.test_imap_security import WRITE_COMMANDS
 from tests.proxy import RecordingProxy
 
 H = timedelta(hours=1)
-
-
-def parsed_blocks() -> list:
-    blocks = [_header_block(m) for _f, m, _w, _fl in generated(500, NOW)]
-    blocks += [_header_block(m) for m in hostile_messages()]
-    flags = [(), ("\\Seen",), ("\\Seen", "\\Answered", "$Label")]
-    return [
-        parse_headers(block, "INBOX", n, NOW - n * H, flags[n % 3])
-        for n, block in enumerate(blocks)
-    ]
-
-
-def test_records_cross_the_pipe_unchanged():
-    parsed = parsed_blocks()
-    metas = [p for p in parsed if not isinstance(p, ParseFailure)]
-    failures = [p for p in parsed if isinstance(p, ParseFailure)]
-    odd = metas[0]._replace(
-        received=datetime(1, 1, 1, tzinfo=UTC), date=datetime(9999, 12, 31, 23, 59, 59, 999999, UTC)
-    )
-    sent = [*metas, odd, metas[1]._replace(sender=None, date=None)]
-    back, back_failures = decode_scan(encode_scan(sent, [*failures, ParseFailure("F", 9, "why")]))
-    assert back == sent
-    assert back_failures == [*failures, ParseFailure("F", 9, "why")]
-    assert any(m.sender and m.sender.name for m in back)
-    # Equal addresses stay one object, as the parser shares them.
-    senders = {m.sender.address: m.sender for m in back if m.sender}
-    assert all(m.sender is senders[m.sender.address] for m in back if m.sender)
 
 
 def test_a_job_sends_its_uids_as_runs():
