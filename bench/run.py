@@ -183,12 +183,12 @@ def _service_poll(
     from inboxwatch.delivery.smtp import StdoutSender
     from inboxwatch.service.poller import Poller
     from inboxwatch.service.sync import MemoryCache
-    from inboxwatch.store.state import StateStore
+    from inboxwatch.store.sqlite import SqliteStore
 
     settings = Settings(
         accounts=[_account(port, password, "400d").model_dump()], state={"path": state}
     )
-    store = StateStore(Path(state))
+    store = SqliteStore(Path(state))
     poller = Poller(settings, store, StdoutSender(), memory=MemoryCache())
     try:
         poller.poll(now)  # the poller keeps this report for the next poll
@@ -214,12 +214,12 @@ def m_poll(port: int, password: str, now: datetime, state: str) -> int:
     from inboxwatch.config import Settings
     from inboxwatch.delivery.smtp import StdoutSender
     from inboxwatch.service.poller import Poller
-    from inboxwatch.store.state import StateStore
+    from inboxwatch.store.sqlite import SqliteStore
 
     settings = Settings(
         accounts=[_account(port, password, "400d").model_dump()], state={"path": state}
     )
-    store = StateStore(Path(state))
+    store = SqliteStore(Path(state))
     try:
         return Poller(settings, store, StdoutSender(), keep_report=True).poll(now).fetched
     finally:

@@ -8,10 +8,9 @@ from datetime import datetime
 
 from inboxwatch.config import Settings
 from inboxwatch.core.model import Report
-from inboxwatch.core.ports import Sender
+from inboxwatch.core.ports import Sender, StateStore
 from inboxwatch.service.poller import AuthBlock, Poller, PollResult
 from inboxwatch.service.sync import MemoryCache
-from inboxwatch.store.state import StateStore
 
 
 def poll_once(

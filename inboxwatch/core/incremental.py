@@ -2,7 +2,7 @@
 
 A poll after ten new messages should not re-thread and re-judge 100,000. The
 result is always exactly what `build_threads` and `evaluate` give for the whole
-mailbox (tests/test_incremental.py compares them over random changes): the
+mailbox (tests/unit/test_incremental.py compares them over random changes): the
 threads a change touches are rebuilt by `build_threads` itself, on their own
 messages plus the changed ones, and anything that could reach further — a
 removed message, the guarded subject fallback crossing from those threads to

@@ -193,3 +193,16 @@ class Report:
         if serious:
             return max(serious)
         return 1 if self.overdue else 0
+
+
+@dataclass(frozen=True)
+class PollRecord:
+    """What the state remembers of an account's polls: for health and for backing off."""
+
+    account: str
+    last_attempt: datetime | None
+    last_success: datetime | None
+    last_error: str | None
+    error_code: int | None
+    failures: int
+    not_before: datetime | None = None

@@ -1,16 +1,17 @@
 """The ports the core talks through: a MailSource (IMAP, mbox, Maildir), a Sender (SMTP or
-stdout) and the Progress a source reports to. Implementations live in the outer packages;
-tests/contract runs one suite of expectations against each of them."""
+stdout), a StateStore (SQLite) and the Progress a source reports to. Implementations
+live in the outer packages; tests/contract runs one suite of expectations against each."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Protocol
 
-from inboxwatch.core.model import MessageMeta, ParseFailure
+from inboxwatch.core.model import MessageMeta, ParseFailure, PollRecord
 
 
 class Progress(Protocol):
@@ -128,3 +129,47 @@ class Sender(Protocol):
     """Delivers one finished e-mail (the digest) or raises DeliveryError."""
 
     def send(self, msg: EmailMessage) -> None: ...
+
+
+class StateStore(Protocol):
+    """What a service keeps between polls: each folder's state and cached headers, the
+    report a `run --once` keeps, the digest ledger and the poll records. Every write is
+    atomic; `save_folder` only inside `transaction()`, whose changes land together or not
+    at all."""
+
+    def transaction(self) -> AbstractContextManager[object]: ...
+
+    def folder(self, account: str, folder: str) -> FolderState | None: ...
+
+    def messages(self, account: str, folder: str) -> dict[int, MessageMeta]: ...
+
+    def save_folder(
+        self,
+        account: str,
+        folder: str,
+        state: FolderState,
+        upsert: Iterable[MessageMeta],
+        delete: Iterable[int],
+        replace: bool,
+    ) -> None: ...
+
+    def last_report(self, fingerprint: str) -> str | None: ...
+
+    def save_report(self, fingerprint: str, text: str) -> None: ...
+
+    def digest(self, period: str) -> tuple[str, str] | None: ...
+
+    def mark_digest(self, period: str, state: str, message_id: str, now: datetime) -> None: ...
+
+    def polls(self) -> dict[str, PollRecord]: ...
+
+    def record_poll(
+        self,
+        account: str,
+        now: datetime,
+        error: str | None = None,
+        code: int | None = None,
+        not_before: datetime | None = None,
+    ) -> None: ...
+
+    def close(self) -> None: ...

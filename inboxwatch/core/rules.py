@@ -210,7 +210,7 @@ def exclusion(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | Non
 def _plainly_personal(msg: MessageMeta, policy: Policy) -> bool:
     """A conservative screen: True only where no rule in RULES can match; anything that
     might (a Cc, any Auto-Submitted or Precedence, a policy list) goes through RULES.
-    `tests/test_rules.py` checks the implication on generated messages."""
+    `tests/unit/test_rules.py` checks the implication on generated messages."""
     return not (
         msg.list_headers
         or msg.auto_submitted

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from inboxwatch.config import Settings
-from inboxwatch.store.state import read_polls
+from inboxwatch.store.sqlite import read_polls
 
 
 def health(settings: Settings, now: datetime) -> tuple[bool, str]:

@@ -8,11 +8,10 @@ from datetime import datetime
 
 from inboxwatch.config import Digest
 from inboxwatch.core.model import Report
-from inboxwatch.core.ports import Sender
+from inboxwatch.core.ports import Sender, StateStore
 from inboxwatch.delivery.digest import digest_message
 from inboxwatch.errors import InboxwatchError
 from inboxwatch.periods import latest_run, period_key
-from inboxwatch.store.state import StateStore
 
 log = logging.getLogger(__name__)
 _DONE = ("sent", "empty")

@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from inboxwatch.config import Account, Settings, env_password_name, resolve_secret
-from inboxwatch.core.model import Finding, Report, ReportError
-from inboxwatch.core.ports import MailSource, Sender
+from inboxwatch.core.model import Finding, PollRecord, Report, ReportError
+from inboxwatch.core.ports import MailSource, Sender, StateStore
 from inboxwatch.core.scan import AccountPlan, SourceFactory, run_scan
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
 from inboxwatch.imap.source import ImapSource
@@ -27,7 +27,6 @@ from inboxwatch.service.ledger import DigestLedger
 from inboxwatch.service.plans import plan_of
 from inboxwatch.service.sync import MemoryCache, SyncingSource
 from inboxwatch.store import lastreport
-from inboxwatch.store.state import PollRecord, StateStore
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)

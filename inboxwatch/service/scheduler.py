@@ -24,7 +24,7 @@ from inboxwatch.errors import InboxwatchError
 from inboxwatch.periods import cron_trigger
 from inboxwatch.service.poller import Poller
 from inboxwatch.service.sync import Interrupted, MemoryCache
-from inboxwatch.store.state import StateStore
+from inboxwatch.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 STOP_GRACE = 8.0  # seconds the current poll gets to notice a stop request
@@ -44,7 +44,7 @@ class Scheduler:
         self.clock = clock
         self.stop = threading.Event()
         self.busy = threading.Lock()
-        self.store = StateStore(settings.state.path_resolved())
+        self.store = SqliteStore(settings.state.path_resolved())
         # `keep_report` (`run --once`): the next run, a fresh process, starts from this
         # poll's report. The memory keeps parsed messages, so polls skip reading them back.
         self.poller = Poller(

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from inboxwatch.core.model import MessageMeta
-from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, Progress
+from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, Progress, StateStore
 from inboxwatch.core.scan import ScanMemo
 from inboxwatch.imap.source import ImapSource
-from inboxwatch.store.state import StateStore
 
 
 class Interrupted(Exception):
@@ -134,10 +133,10 @@ class SyncingSource:
         return FolderScan(folder, list(current.values()), sync.failures)
 
     def commit(self) -> None:
-        with self.store.transaction() as db:
+        with self.store.transaction():
             for s in self._staged:
                 self.store.save_folder(
-                    db, self.account, s.folder, s.state, s.upsert, s.delete, s.replace
+                    self.account, s.folder, s.state, s.upsert, s.delete, s.replace
                 )
         if self.memory is not None:  # only what the database now holds
             for s in self._staged:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from inboxwatch.config import Settings
 from inboxwatch.service.poller import AuthBlock
-from inboxwatch.store.state import StateStore
+from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import NOW, OWNER, mail, write_config
 from tests.integration.test_service import Recorder, seed, settings_for
 from tests.polling import poll_once
@@ -67,7 +67,7 @@ def test_microsoft_365_throttling_is_transient_and_honoured(run, tmp_path):
         settings = Settings(
             accounts=[scripted_account(server)], state={"path": str(tmp_path / "s.db")}
         )
-        store = StateStore(tmp_path / "s.db")
+        store = SqliteStore(tmp_path / "s.db")
         poll_once(settings, store, Recorder(), T0)
         logins = sum("LOGIN" in line for line in server.lines)
         # Exponential backoff alone would retry after one 15-minute interval; the server
@@ -155,14 +155,14 @@ def test_service_survives_a_cut_poll_and_converges(dovecot, sent_mailbox, tmp_pa
     seed(sent_mailbox)
     with RecordingProxy(dovecot.port, cut_on=b"UID FETCH", faulty_connections=1) as proxy:
         settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
-        store = StateStore(settings.state.path_resolved())
+        store = SqliteStore(settings.state.path_resolved())
         cut = poll_once(settings, store, Recorder(), T0)
         assert cut.report.errors[0].exit_code == 5 and cut.digest is None
         assert store.messages("work", "INBOX") == {}  # nothing half-written
         good = poll_once(settings, store, Recorder(), T0 + H)  # after the backoff interval
         store.close()
     fresh_settings = settings_for(dovecot, sent_mailbox.user, tmp_path / "fresh")
-    fresh_store = StateStore(fresh_settings.state.path_resolved())
+    fresh_store = SqliteStore(fresh_settings.state.path_resolved())
     fresh = poll_once(fresh_settings, fresh_store, Recorder(), T0 + H)
     fresh_store.close()
     assert [f.thread_id for f in good.report.overdue] == [f.thread_id for f in fresh.report.overdue]
@@ -178,7 +178,7 @@ def test_wrong_password_is_not_retried_until_it_changes(dovecot, sent_mailbox, t
                 "accounts": [good.accounts[0].model_copy(update={"password": SecretStr("wrong")})]
             }
         )
-        store = StateStore(bad.state.path_resolved())
+        store = SqliteStore(bad.state.path_resolved())
         blocked: dict[str, AuthBlock] = {}
         first = poll_once(bad, store, Recorder(), T0, blocked=blocked)
         assert first.report.errors[0].exit_code == 4 and "work" in blocked
@@ -196,7 +196,7 @@ def test_wrong_password_is_not_retried_until_it_changes(dovecot, sent_mailbox, t
 def test_mailbox_changes_converge_without_false_alarms(dovecot, sent_mailbox, tmp_path):
     seed(sent_mailbox)
     settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
-    store = StateStore(settings.state.path_resolved())
+    store = SqliteStore(settings.state.path_resolved())
     poll_once(settings, store, Recorder(), T0)
     client = sent_mailbox.client
     # The Sent folder renamed away: no sent folder any more, so nothing is flagged.
@@ -236,7 +236,7 @@ def test_connection_dropped_after_data_resends_with_the_same_message_id(
         settings = settings.model_copy(
             update={"smtp": settings.smtp.model_copy(update={"retries": 2})}
         )
-        store = StateStore(settings.state.path_resolved())
+        store = SqliteStore(settings.state.path_resolved())
         sender = SmtpSender(settings.smtp, delays=(0, 0))
         result = poll_once(settings, store, sender, T0)
         assert result.digest == "2026-11-24T08:00@Europe/Berlin"
@@ -251,7 +251,7 @@ def test_the_next_digest_says_an_account_cannot_log_in(dovecot, sent_mailbox, tm
     good = settings_for(dovecot, sent_mailbox.user, tmp_path)
     broken = good.accounts[0].model_copy(update={"name": "old", "password": SecretStr("nope")})
     settings = good.model_copy(update={"accounts": [*good.accounts, broken]})
-    store = StateStore(settings.state.path_resolved())
+    store = SqliteStore(settings.state.path_resolved())
     recorder = Recorder()
     blocked: dict[str, AuthBlock] = {}
     poll_once(settings, store, Recorder(), T0 - 3 * H, blocked=blocked)  # before 08:00 UTC+1
@@ -282,7 +282,7 @@ def test_mail_appended_and_expunged_during_a_poll(dovecot, sent_mailbox, tmp_pat
 
     with RecordingProxy(dovecot.port, delay=0.05) as proxy:
         settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
-        store = StateStore(settings.state.path_resolved())
+        store = SqliteStore(settings.state.path_resolved())
         wait = threading.Thread(
             target=lambda: (
                 [time.sleep(0.02) for _ in iter(lambda: b"UID FETCH" in proxy.client_bytes, True)],
@@ -297,7 +297,7 @@ def test_mail_appended_and_expunged_during_a_poll(dovecot, sent_mailbox, tmp_pat
     other.logout()
     assert not [e for e in during.report.errors if e.kind != "parse"]
     fresh_settings = settings_for(dovecot, sent_mailbox.user, tmp_path / "fresh")
-    fresh_store = StateStore(fresh_settings.state.path_resolved())
+    fresh_store = SqliteStore(fresh_settings.state.path_resolved())
     fresh = poll_once(fresh_settings, fresh_store, Recorder(), T0 + H)
     fresh_store.close()
     assert sorted(f.subject for f in after.report.overdue) == sorted(
@@ -323,7 +323,7 @@ def test_folder_deleted_and_recreated_reuses_uid_1_without_confusion(
             "accounts": [settings.accounts[0].model_copy(update={"folders": ["INBOX", "Support"]})]
         }
     )
-    store = StateStore(settings.state.path_resolved())
+    store = SqliteStore(settings.state.path_resolved())
     first = poll_once(settings, store, Recorder(), T0)
     assert [f.subject for f in first.report.overdue] == ["Old question"]
     before = store.folder("work", "Support")

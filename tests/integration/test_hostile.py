@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from inboxwatch.delivery.smtp import SmtpSender
-from inboxwatch.store.state import StateStore
+from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import OWNER, mail
 from tests.integration.test_service import settings_for
 from tests.polling import poll_once
@@ -84,7 +84,7 @@ def test_hostile_mail_is_survived_and_defused(ca, dovecot, sent_mailbox, tmp_pat
         settings = settings_for(
             dovecot, sent_mailbox.user, tmp_path, port=proxy.port, smtp_port=smtp_port
         )
-        store = StateStore(settings.state.path_resolved())
+        store = SqliteStore(settings.state.path_resolved())
         started = time.monotonic()
         result = poll_once(settings, store, SmtpSender(settings.smtp), T0)
         took = time.monotonic() - started

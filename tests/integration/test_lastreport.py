@@ -8,7 +8,7 @@ import pytest
 from inboxwatch.service import poller
 from inboxwatch.service.scheduler import Scheduler
 from inboxwatch.store import lastreport
-from inboxwatch.store.state import StateStore
+from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import mail
 from tests.integration.test_service import T0, H, Recorder, seed, settings_for
 from tests.polling import poll_once
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.dovecot
 
 def polls(dovecot, box, tmp_path, port=None, **digest):
     settings = settings_for(dovecot, box.user, tmp_path, port=port, to=[], **digest)
-    return settings, StateStore(settings.state.path_resolved())
+    return settings, SqliteStore(settings.state.path_resolved())
 
 
 def test_a_report_survives_the_state_file(dovecot, sent_mailbox, tmp_path):

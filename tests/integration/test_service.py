@@ -20,7 +20,7 @@ from inboxwatch.config import Settings
 from inboxwatch.delivery.smtp import SmtpSender
 from inboxwatch.errors import DeliveryError, LockError
 from inboxwatch.service.health import health
-from inboxwatch.store.state import StateStore
+from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import OWNER, mail
 from tests.polling import poll_once
 from tests.smtp import smtp_server
@@ -62,7 +62,7 @@ def settings_for(dovecot, user, tmp_path, port=None, smtp_port=None, **digest) -
 
 @pytest.fixture
 def store(tmp_path):
-    store = StateStore(tmp_path / "state.db")
+    store = SqliteStore(tmp_path / "state.db")
     yield store
     store.close()
 
@@ -131,12 +131,12 @@ def test_one_digest_per_period_across_restarts_and_downtime(ca, dovecot, sent_ma
     with smtp_server(ca, "plain") as (handler, port):
         settings = settings_for(dovecot, sent_mailbox.user, tmp_path, smtp_port=port)
         sender = SmtpSender(settings.smtp)
-        store = StateStore(settings.state.path_resolved())
+        store = SqliteStore(settings.state.path_resolved())
         first = poll_once(settings, store, sender, T0)  # installed at 10:00, schedule 08:00
         assert first.digest == "2026-11-24T08:00@Europe/Berlin"
         assert poll_once(settings, store, sender, T0 + 3 * H).digest is None
         store.close()
-        store = StateStore(settings.state.path_resolved())  # a restart in the same period
+        store = SqliteStore(settings.state.path_resolved())  # a restart in the same period
         assert poll_once(settings, store, sender, T0 + 4 * H).digest is None
         # Down for three days: one catch-up digest, for the latest period only.
         late = poll_once(settings, store, sender, T0 + 75 * H)
@@ -190,7 +190,7 @@ def test_dst_changes_give_one_digest_per_local_day(dovecot, sent_mailbox, tmp_pa
 
 def test_second_instance_on_one_state_file_exits_7(tmp_path, store, run):
     with pytest.raises(LockError):
-        StateStore(tmp_path / "state.db")
+        SqliteStore(tmp_path / "state.db")
     config = tmp_path / "c.toml"
     config.write_text(
         '[[accounts]]\nname = "w"\nhost = "127.0.0.1"\nsecurity = "plain"\n'
@@ -295,7 +295,7 @@ def test_an_unchanged_poll_carries_the_report_forward_exactly(dovecot, sent_mail
         settings = settings_for(
             dovecot, sent_mailbox.user, tmp_path, port=proxy.port, to=[]
         )  # no digest: polls only
-        store = StateStore(settings.state.path_resolved())
+        store = SqliteStore(settings.state.path_resolved())
         first = poll_once(settings, store, Recorder(), T0)
         assert [f.subject for f in first.report.waiting] == ["Young"]
         before = len(proxy.client_bytes)
@@ -333,14 +333,14 @@ def test_a_service_keeping_parsed_mail_in_memory_sees_what_a_fresh_process_sees(
 
     seed(sent_mailbox)
     settings = settings_for(dovecot, sent_mailbox.user, tmp_path, to=[])
-    store = StateStore(settings.state.path_resolved())
+    store = SqliteStore(settings.state.path_resolved())
     memory = MemoryCache()
     client = sent_mailbox.client
 
     def both(when):
         kept = poll_once(settings, store, Recorder(), when, memory=memory)
         fresh_settings = settings_for(dovecot, sent_mailbox.user, tmp_path / f"f{when.hour}", to=[])
-        fresh_store = StateStore(fresh_settings.state.path_resolved())
+        fresh_store = SqliteStore(fresh_settings.state.path_resolved())
         fresh = poll_once(fresh_settings, fresh_store, Recorder(), when)
         fresh_store.close()
         key = lambda r: sorted((f.thread_id, f.uids, f.waiting_since) for f in r.overdue)  # noqa: E731
@@ -423,7 +423,7 @@ def test_a_changed_poll_logs_in_once_and_examines_each_folder_once(
 def test_cached_messages_keep_their_stored_form_and_round_trip():
     """State files written by earlier versions must still read: the JSON form is fixed."""
     from inboxwatch.core.model import Address, MessageMeta
-    from inboxwatch.store.state import meta_from_json, meta_to_json
+    from inboxwatch.store.sqlite import meta_from_json, meta_to_json
 
     meta = MessageMeta(
         folder="INBOX",
@@ -457,7 +457,7 @@ def test_cached_messages_keep_their_stored_form_and_round_trip():
 
 def test_cached_rows_of_earlier_versions_read_as_parsing_gives_them_now():
     """Rows kept the whole Content-Type before; ids come back shared, as parse.py shares them."""
-    from inboxwatch.store.state import meta_from_json
+    from inboxwatch.store.sqlite import meta_from_json
 
     row = (
         '{"folder":"INBOX","uid":7,"message_id":"<m@x>","in_reply_to":["<p@x>"],'

@@ -14,14 +14,13 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from sys import intern
 from typing import IO, Any
 
-from inboxwatch.core.model import Address, MessageMeta
+from inboxwatch.core.model import Address, MessageMeta, PollRecord
 from inboxwatch.core.parse import media_type
 from inboxwatch.core.ports import FolderState
 from inboxwatch.errors import ConfigError, LockError
@@ -47,17 +46,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         " fingerprint TEXT NOT NULL, report TEXT NOT NULL)",
     ),
 }
-
-
-@dataclass(frozen=True)
-class PollRecord:
-    account: str
-    last_attempt: datetime | None
-    last_success: datetime | None
-    last_error: str | None
-    error_code: int | None
-    failures: int
-    not_before: datetime | None = None
 
 
 def _address(a: Address) -> dict[str, str]:
@@ -116,8 +104,9 @@ def _iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-class StateStore:
-    """One instance per state file: a second one gets LockError (exit 7)."""
+class SqliteStore:
+    """The embedded StateStore (core.ports): one SQLite file, one instance per file (a
+    second one gets LockError, exit 7)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path.expanduser()
@@ -197,7 +186,6 @@ class StateStore:
 
     def save_folder(
         self,
-        db: sqlite3.Connection,
         account: str,
         folder: str,
         state: FolderState,
@@ -208,6 +196,9 @@ class StateStore:
         """Within a transaction: the folder's new state and its cache changes. A kept
         report describes the states before: it goes in the same transaction, so no later
         poll carries it forward over mail read since (lastreport.py)."""
+        if not self.db.in_transaction:
+            raise RuntimeError("save_folder outside transaction(): it would not be atomic")
+        db = self.db
         db.execute("DELETE FROM reports")
         if replace:
             db.execute("DELETE FROM messages WHERE account = ? AND folder = ?", (account, folder))

@@ -1,0 +1,142 @@
+"""One set of expectations for every StateStore (core.ports). Today SQLite; a PostgreSQL
+store joins the `store` fixture's parameters and must pass the same suite unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from inboxwatch.core.model import Address, MessageMeta
+from inboxwatch.core.ports import FolderState, StateStore
+from inboxwatch.store.sqlite import SqliteStore
+from tests.conftest import NOW
+
+STATE = FolderState(uidvalidity=7, uidnext=4, modseq=99, exists=3)
+ANNA = Address("Anna", "anna@client.example")
+
+
+def meta(uid: int, folder: str = "INBOX") -> MessageMeta:
+    return MessageMeta(
+        folder,
+        uid,
+        f"<{uid}@x>",
+        ("<p@x>",),
+        ("<r@x>", "<p@x>"),
+        "Rechnung ü",
+        ANNA,
+        NOW - timedelta(hours=uid),
+        NOW,
+        (ANNA,),
+        (Address("", "me@example.com"),),
+        (),
+        frozenset({"\\Seen"}),
+        "auto-replied",
+        "bulk",
+        True,
+        "multipart/report",
+        True,
+        True,
+        True,
+    )
+
+
+Opener = Callable[[], StateStore]
+
+
+@pytest.fixture(params=["sqlite"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    return lambda: SqliteStore(tmp_path / "state.db")
+
+
+@pytest.fixture
+def store(opener: Opener) -> Iterator[StateStore]:
+    opened = opener()
+    yield opened
+    opened.close()
+
+
+def save(store: StateStore, *metas: MessageMeta, replace: bool = True, delete=()) -> None:
+    with store.transaction():
+        store.save_folder("work", "INBOX", STATE, metas, delete, replace)
+
+
+def test_a_folder_and_its_messages_round_trip(store):
+    assert store.folder("work", "INBOX") is None and store.messages("work", "INBOX") == {}
+    save(store, meta(1), meta(2))
+    assert store.folder("work", "INBOX") == STATE
+    assert store.messages("work", "INBOX") == {1: meta(1), 2: meta(2)}
+    assert store.messages("other", "INBOX") == {} and store.folder("work", "Sent") is None
+
+
+def test_changes_replace_delete_and_upsert(store):
+    save(store, meta(1), meta(2), meta(3))
+    save(store, meta(2)._replace(flags=frozenset()), replace=False, delete=[3])
+    kept = store.messages("work", "INBOX")
+    assert sorted(kept) == [1, 2] and kept[2].flags == frozenset()
+    save(store, meta(4))  # replace: UIDVALIDITY changed, the cache is rebuilt
+    assert sorted(store.messages("work", "INBOX")) == [4]
+
+
+def test_an_interrupted_transaction_writes_nothing(store):
+    save(store, meta(1))
+    with pytest.raises(KeyboardInterrupt), store.transaction():
+        store.save_folder("work", "INBOX", STATE, [meta(2)], [1], False)
+        store.save_folder("work", "Sent", STATE, [meta(3, "Sent")], [], True)
+        raise KeyboardInterrupt
+    assert sorted(store.messages("work", "INBOX")) == [1]
+    assert store.folder("work", "Sent") is None
+
+
+def test_folder_changes_outside_a_transaction_are_refused(store):
+    with pytest.raises(RuntimeError):
+        store.save_folder("work", "INBOX", STATE, [meta(1)], [], True)
+    assert store.folder("work", "INBOX") is None
+
+
+def test_the_kept_report_matches_its_fingerprint_and_new_mail_drops_it(store):
+    store.save_report("fp1", '{"r": 1}')
+    assert store.last_report("fp1") == '{"r": 1}' and store.last_report("fp2") is None
+    save(store, meta(1))  # the report described the folders before: it goes
+    assert store.last_report("fp1") is None
+
+
+def test_the_digest_ledger_keeps_the_last_state_per_period(store):
+    assert store.digest("2026-12-04") is None
+    store.mark_digest("2026-12-04", "sending", "<d@x>", NOW)
+    store.mark_digest("2026-12-04", "sent", "<d@x>", NOW)
+    assert store.digest("2026-12-04") == ("sent", "<d@x>")
+    assert store.digest("2026-12-05") is None
+
+
+def test_poll_records_count_failures_until_a_success(store):
+    later = NOW + timedelta(minutes=15)
+    store.record_poll("work", NOW, "connection dropped", 5, later)
+    store.record_poll("work", later, "connection dropped", 5)
+    record = store.polls()["work"]
+    assert (record.failures, record.error_code, record.last_success) == (2, 5, None)
+    assert record.last_attempt == later and record.not_before is None
+    store.record_poll("work", later + timedelta(minutes=1))
+    record = store.polls()["work"]
+    assert (record.failures, record.last_error, record.last_success) == (
+        0,
+        None,
+        record.last_attempt,
+    )
+
+
+def test_what_was_written_is_there_after_reopening(opener):
+    first = opener()
+    save(first, meta(1))
+    first.mark_digest("p", "sent", "<d@x>", NOW)
+    first.record_poll("work", NOW)
+    first.close()
+    again = opener()
+    try:
+        assert again.messages("work", "INBOX") == {1: meta(1)}
+        assert again.digest("p") == ("sent", "<d@x>")
+        assert again.polls()["work"].last_success == NOW
+    finally:
+        again.close()
