@@ -173,7 +173,7 @@ class AccountSummary:
     sent_folders: tuple[str, ...]
     messages: int
     threads: int
-    window: timedelta = timedelta(hours=24)
+    window: timedelta
 
 
 @dataclass(slots=True)

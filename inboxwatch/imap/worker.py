@@ -8,9 +8,11 @@ allows several sessions per user), reads them the same read-only way (EXAMINE,
 BODY.PEEK) and sends the parsed records back. Anything that goes wrong in the
 worker only costs time: the source fetches that part itself.
 
-Frames on the worker's stdin/stdout: 8-byte length + `marshal` data, between two
-processes of the same Python; the password is sent in the first frame, never
-on the command line or in the environment.
+This module is the parent's side (FetchWorker) and the frames both sides use; the
+child's side is imap.workermain, and records cross in imap.codec's encoding. Frames on
+the worker's stdin/stdout: 8-byte length + `marshal` data, between two processes of
+the same Python; the password is sent in the first frame, never on the command line
+or in the environment.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def hostile_report() -> Report:
         NOW,
         NOW,
         timedelta(hours=24),
-        [AccountSummary("work", ("INBOX",), ("Sent",), 1, 1)],
+        [AccountSummary("work", ("INBOX",), ("Sent",), 1, 1, timedelta(hours=24))],
         [finding],
         [],
         Stats(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import imaplib
 import io
+from collections.abc import Iterator
 
 import pytest
 from imapclient import IMAPClient
@@ -18,48 +19,46 @@ from inboxwatch.imap.headerfetch import FETCH_ITEMS
 from tests.conftest import NOW, mail
 
 
-@pytest.mark.dovecot
-def test_the_imaplib_parts_wire_relies_on(dovecot, mailbox):
+@pytest.fixture
+def client(dovecot, mailbox) -> Iterator[IMAPClient]:
+    """A plain imapclient session on a mailbox of one message."""
     mailbox.add("INBOX", mail("anna@client.example"), NOW)
-    client = IMAPClient("127.0.0.1", port=dovecot.port, ssl=False, timeout=10)
-    try:
-        client.login(mailbox.user, dovecot.password)
-        imap = wire.connection(client)
-        # imapclient keeps the imaplib connection as `_imap`.
-        assert isinstance(imap, imaplib.IMAP4)
-        # The streamed reader reads imaplib's buffered socket file with read1 and peek.
-        assert isinstance(imap.file, io.BufferedReader)
-        # It sends its own tagged command: a fresh tag of imaplib's, then `send`.
-        tag = imap._new_tag()
-        assert isinstance(tag, bytes) and tag != imap._new_tag()
-        assert callable(imap.send) and callable(imap.read)
-        client.select_folder("INBOX", readonly=True)
-        records: list[object] = []
-        status = wire.read_fetch(
-            imap,
-            f"UID FETCH 1:* ({' '.join(FETCH_ITEMS)})".encode(),
-            records.append,
-            1 << 20,
-        )
-        assert status is not None and status[0] == "OK" and len(records) == 1
-        # After the streamed response, imapclient goes on on the same connection.
-        assert client.search(["ALL"]) == [1]
-    finally:
-        client.logout()
+    session = IMAPClient("127.0.0.1", port=dovecot.port, ssl=False, timeout=10)
+    session.login(mailbox.user, dovecot.password)
+    yield session
+    session.logout()
 
 
 @pytest.mark.dovecot
-def test_bound_literals_guards_imaplib_read(dovecot, mailbox):
-    mailbox.add("INBOX", mail("anna@client.example"), NOW)
-    client = IMAPClient("127.0.0.1", port=dovecot.port, ssl=False, timeout=10)
-    try:
-        client.login(mailbox.user, dovecot.password)
-        wire.bound_literals(client)
-        imap = wire.connection(client)
-        # imaplib reads every literal through `read(size)`: the guard sits there.
-        with pytest.raises(IMAPClientAbortError, match="literal"):
-            imap.read(wire.MAX_LITERAL + 1)
-        client.select_folder("INBOX", readonly=True)
-        assert list(client.fetch([1], ["BODY.PEEK[HEADER]"])) == [1]  # small ones pass
-    finally:
-        client.logout()
+def test_the_imaplib_parts_wire_relies_on(client):
+    imap = wire.connection(client)
+    # imapclient keeps the imaplib connection as `_imap`.
+    assert isinstance(imap, imaplib.IMAP4)
+    # The streamed reader reads imaplib's buffered socket file with read1 and peek.
+    assert isinstance(imap.file, io.BufferedReader)
+    # It sends its own tagged command: a fresh tag of imaplib's, then `send`.
+    tag = imap._new_tag()
+    assert isinstance(tag, bytes) and tag != imap._new_tag()
+    assert callable(imap.send) and callable(imap.read)
+    client.select_folder("INBOX", readonly=True)
+    records: list[object] = []
+    status = wire.read_fetch(
+        imap,
+        f"UID FETCH 1:* ({' '.join(FETCH_ITEMS)})".encode(),
+        records.append,
+        1 << 20,
+    )
+    assert status is not None and status[0] == "OK" and len(records) == 1
+    # After the streamed response, imapclient goes on on the same connection.
+    assert client.search(["ALL"]) == [1]
+
+
+@pytest.mark.dovecot
+def test_bound_literals_guards_imaplib_read(client):
+    wire.bound_literals(client)
+    imap = wire.connection(client)
+    # imaplib reads every literal through `read(size)`: the guard sits there.
+    with pytest.raises(IMAPClientAbortError, match="literal"):
+        imap.read(wire.MAX_LITERAL + 1)
+    client.select_folder("INBOX", readonly=True)
+    assert list(client.fetch([1], ["BODY.PEEK[HEADER]"])) == [1]  # small ones pass
