@@ -157,7 +157,7 @@ def _account(port: int, password: str, lookback: str) -> Any:
 
 def _scan(port: int, password: str, now: datetime, lookback: str) -> int:
     from inboxwatch.core.scan import run_scan
-    from inboxwatch.imap.source import open_imap
+    from inboxwatch.imap.opener import open_imap
     from inboxwatch.service.plans import plan_of
 
     account = _account(port, password, lookback)

@@ -14,7 +14,7 @@ from inboxwatch.config import Account, Settings, find_config, load_settings
 from inboxwatch.core.ports import discover_sent
 from inboxwatch.delivery.smtp import SmtpSender
 from inboxwatch.errors import ConfigError, InboxwatchError
-from inboxwatch.imap.source import open_imap
+from inboxwatch.imap.opener import open_imap
 
 Echo = Callable[[str], None]
 

@@ -30,7 +30,7 @@ from inboxwatch.core.model import Report
 from inboxwatch.core.ports import MailSource
 from inboxwatch.core.scan import AccountPlan, SourceFactory
 from inboxwatch.errors import UsageError
-from inboxwatch.imap.source import open_imap
+from inboxwatch.imap.opener import open_imap
 from inboxwatch.local.source import LocalSource
 from inboxwatch.service.plans import local_plan, plan_of
 

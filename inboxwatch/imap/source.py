@@ -12,13 +12,12 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
-from inboxwatch.config import Account, env_password_name, resolve_secret
 from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, FolderSync, Progress
 from inboxwatch.errors import ConfigError, ServerError
 from inboxwatch.imap.headerfetch import BATCH, STREAM_BATCH, HeaderFetcher
@@ -271,16 +270,3 @@ class ImapSource:
                 if uid in wanted and b"FLAGS" in data:
                     flags[uid] = frozenset(f.decode("ascii", "replace") for f in data[b"FLAGS"])
         return flags
-
-
-def open_imap(account: Account) -> Callable[[], ImapSource]:
-    """A factory that logs in to the account when the scan gets to it (its password is
-    read then, from the config, its file or the environment)."""
-
-    def factory() -> ImapSource:
-        password = resolve_secret(
-            account, f"accounts[{account.name}]", env_password_name(account.name)
-        )
-        return ImapSource(account, password)
-
-    return factory

@@ -22,6 +22,7 @@ from inboxwatch.core.model import Finding, PollRecord, Report, ReportError
 from inboxwatch.core.ports import MailSource, Sender, StateStore
 from inboxwatch.core.scan import AccountPlan, SourceFactory, run_scan
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
+from inboxwatch.imap.opener import open_imap
 from inboxwatch.imap.source import ImapSource
 from inboxwatch.service.ledger import DigestLedger
 from inboxwatch.service.plans import plan_of
@@ -59,10 +60,6 @@ def _backing_off(record: PollRecord | None, interval: timedelta, now: datetime) 
         return True
     delay = min(interval * 2 ** (record.failures - 1), MAX_BACKOFF)
     return bool(now < record.last_attempt + delay)
-
-
-def _password(account: Account) -> str:
-    return resolve_secret(account, f"accounts[{account.name}]", env_password_name(account.name))
 
 
 def fingerprint(account: Account) -> str:
@@ -181,9 +178,7 @@ class Poller:
         self, name: str, opened: dict[str, SyncingSource], sessions: dict[str, ImapSource]
     ) -> SourceFactory:
         def factory() -> MailSource:
-            inner = sessions.pop(name, None) or ImapSource(
-                self.accounts[name], _password(self.accounts[name])
-            )
+            inner = sessions.pop(name, None) or open_imap(self.accounts[name])()
             source = SyncingSource(inner, self.store, name, self.stop, self.memory)
             opened[name] = source
             return source
@@ -261,7 +256,7 @@ class Poller:
         sessions: dict[str, ImapSource] = {}
         try:
             for name, account in self.accounts.items():
-                source = sessions[name] = ImapSource(account, _password(account))
+                source = sessions[name] = open_imap(account)()
                 for folder in folders[name]:
                     if not source.examine(folder).unchanged_since(self.store.folder(name, folder)):
                         opened.update(sessions)

@@ -181,3 +181,14 @@ def test_importing_the_core_loads_no_io_library(package):
     ).stdout.split()
     assert {m.split(".")[0] for m in loaded} & NOT_IN_CORE == set()
     assert {m for m in loaded if m.startswith("inboxwatch.")} <= {*core, "inboxwatch.errors"}
+
+
+def test_the_fetch_worker_starts_without_the_config():
+    # A big folder's second connection is a process of its own; pydantic and the config
+    # cost it ~0.1 s and ~12 MB (bench/README), so its side must not import them.
+    code = "import sys, inboxwatch.imap.workermain; print('\\n'.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert "inboxwatch.config" not in loaded
+    assert not {m.split(".")[0] for m in loaded} & {"pydantic", "pydantic_settings", "click"}
