@@ -9,7 +9,6 @@ from datetime import datetime
 from inboxwatch.config import Digest
 from inboxwatch.core.model import Report
 from inboxwatch.core.ports import Sender, StateStore
-from inboxwatch.delivery.digest import digest_message
 from inboxwatch.errors import InboxwatchError
 from inboxwatch.periods import latest_run, period_key
 
@@ -44,6 +43,10 @@ class DigestLedger:
         period = self._period(now)
         if period is None or not report.accounts:
             return None  # nothing due, or no account could be read: wait for one that can
+        # Imported here: Jinja2 costs a `run --once` from cron ~25 ms, and most polls send
+        # no digest (bench/README, poll-cron).
+        from inboxwatch.delivery.digest import digest_message
+
         message = digest_message(report, self.config, now)
         if message is None:
             self.store.mark_digest(period, "empty", "", now)
