@@ -113,6 +113,11 @@ class ImapSource:
                 # RFC 7162 3.1: HIGHESTMODSEQ on SELECT lets an unchanged folder cost one command.
                 self.client.enable("CONDSTORE")
         except LoginError as exc:
+            # imapclient turns every failure of LOGIN into LoginError, a dropped connection
+            # (imaplib's abort: "socket error: EOF") and our refused literal too. Only the
+            # server's own refusal, a tagged NO (RFC 3501 6.2.3), is a wrong password.
+            if isinstance(exc.__context__, IMAPClientAbortError | OSError | EOFError):
+                raise _network_error(self.host, exc.__context__, self.timeout) from exc
             raise login_error(self.host, server_text(exc)) from None
         except (OSError, IMAPClientError, EOFError) as exc:
             raise _network_error(self.host, exc, self.timeout) from exc

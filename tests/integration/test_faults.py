@@ -97,6 +97,22 @@ def test_huge_announced_literal_is_refused_with_bounded_memory(run, tmp_path):
     assert grown_kib < 100 * 1024  # far below the 2 GB announced
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"* OK [ALERT] {2000000000}\r\n",  # an over-limit literal in the LOGIN answer
+        b"{tag} NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)\r\n",
+    ],
+)
+def test_only_the_servers_refusal_of_login_is_a_wrong_password(run, tmp_path, answer):
+    with ScriptedImap({"LOGIN": answer}) as server:
+        result = run("scan", "--config", str(scripted_config(tmp_path, server)))
+    if b"NO" in answer:
+        assert result.code == 4 and "check username and password" in one_line(result)
+    else:
+        assert result.code == 5 and "refusing to read it" in one_line(result)
+
+
 def scan_json(run, tmp_path, server):
     """`scan --format json` against a scripted server, judged as of NOW."""
     config = scripted_config(tmp_path, server)
@@ -139,6 +155,31 @@ def test_connection_cut_mid_fetch_exits_5_with_one_line(
         config = write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port)
         result = run("scan", "--config", str(config))
     assert result.code == 5 and "dropped" in one_line(result)
+
+
+def test_connection_cut_during_login_is_transient_not_a_wrong_password(
+    dovecot, sent_mailbox, run, tmp_path
+):
+    # A server restart or a load balancer dropping the link while LOGIN is in flight:
+    # imapclient reports every failure of LOGIN as LoginError, a cut one too.
+    with RecordingProxy(dovecot.port, cut_on=b"LOGIN") as proxy:
+        config = write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port)
+        result = run("scan", "--config", str(config))
+    assert result.code == 5 and "dropped" in one_line(result)
+    assert "password" not in one_line(result)
+
+
+def test_a_service_keeps_polling_an_account_whose_login_was_cut(dovecot, sent_mailbox, tmp_path):
+    seed(sent_mailbox)
+    with RecordingProxy(dovecot.port, cut_on=b"LOGIN", faulty_connections=1) as proxy:
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        store = SqliteStore(settings.state.path_resolved())
+        blocked: dict = {}
+        cut = poll_once(settings, store, Recorder(), T0, blocked=blocked)
+        assert cut.report.errors[0].exit_code == 5 and blocked == {}
+        good = poll_once(settings, store, Recorder(), T0 + H, blocked=blocked)
+        store.close()
+    assert not good.report.errors and len(good.report.overdue) == 3
 
 
 def test_stalled_server_gives_up_within_the_timeout(dovecot, sent_mailbox, run, tmp_path):
