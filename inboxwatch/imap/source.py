@@ -59,6 +59,7 @@ class ImapSource:
 
     def __init__(self, account: ServerLogin, password: str, worker: bool = True) -> None:
         self.host = account.host
+        self.account = account.name
         self.timeout = account.timeout.total_seconds()
         self._last_examined: tuple[str, FolderState] | None = None
         self.client = self._connect(account)
@@ -196,6 +197,16 @@ class ImapSource:
             if state.unchanged_since(known):
                 return FolderSync(folder, state, replace=False)
             replace = known is None or known.uidvalidity != state.uidvalidity
+            if known is not None and replace:
+                # RFC 3501 2.3.1.1: the server renumbered the folder (restored, recreated,
+                # migrated). Handled by a rebuild, but worth a line: it costs a full read.
+                log.warning(
+                    "%s: folder %r changed its UIDVALIDITY (%d -> %d); reading it again",
+                    self.account,
+                    folder,
+                    known.uidvalidity,
+                    state.uidvalidity,
+                )
             sync = FolderSync(folder, state, replace)
             previous = set() if replace else set(cached)
             arrived = None if replace else self._arrived(known, state)

@@ -107,10 +107,13 @@ def test_flag_changes_and_expunges_are_noticed(dovecot, sent_mailbox, tmp_path, 
     assert sorted(store.messages("work", "INBOX")) == [1, 3]
 
 
-def test_uidvalidity_change_rebuilds_the_folder_cache(dovecot, sent_mailbox, tmp_path, store):
+def test_uidvalidity_change_rebuilds_the_folder_cache(
+    dovecot, sent_mailbox, tmp_path, store, caplog
+):
     seed(sent_mailbox)
     settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
     poll_once(settings, store, Recorder(), T0)
+    assert "UIDVALIDITY" not in caplog.text  # a first read is no change
     before = store.folder("work", "INBOX")
     dovecot.doveadm(
         "mailbox",
@@ -124,6 +127,9 @@ def test_uidvalidity_change_rebuilds_the_folder_cache(dovecot, sent_mailbox, tmp
     result = poll_once(settings, store, Recorder(), T0 + H)
     assert store.folder("work", "INBOX").uidvalidity == before.uidvalidity + 7
     assert result.fetched == 3 and len(result.report.overdue) == 3
+    [warning] = [r for r in caplog.records if "UIDVALIDITY" in r.getMessage()]
+    assert warning.levelname == "WARNING"
+    assert "work" in warning.getMessage() and "'INBOX'" in warning.getMessage()
 
 
 def test_one_digest_per_period_across_restarts_and_downtime(ca, dovecot, sent_mailbox, tmp_path):
