@@ -234,10 +234,13 @@ def find_config(explicit: str | None) -> Path:
 def load_settings(path: Path) -> Settings:
     try:
         data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        mode = path.stat().st_mode
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    if _holds_password(data):
+        _warn_if_readable(path, mode, "holds a password")
     try:
         return Settings(**data)
     except ValidationError as exc:
@@ -276,6 +279,23 @@ def _key_path(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
 _WARNED: set[Path] = set()
 
 
+def _holds_password(data: dict[str, Any]) -> bool:
+    """An inline `password` under [[accounts]] or [smtp]."""
+    accounts = data.get("accounts")
+    servers = [*(accounts if isinstance(accounts, list) else []), data.get("smtp")]
+    return any(isinstance(server, dict) and "password" in server for server in servers)
+
+
+def _warn_if_readable(path: Path, mode: int, what: str) -> None:
+    """A secret readable by group or others: one warning per file and process (the
+    service reads the password file every poll)."""
+    if mode & (stat.S_IRGRP | stat.S_IROTH) and path not in _WARNED:
+        _WARNED.add(path)
+        logging.getLogger(__name__).warning(
+            "%s %s and is readable by other users; chmod 600 it", path, what
+        )
+
+
 def env_password_name(account: str) -> str:
     return "INBOXWATCH_ACCOUNT_" + re.sub(r"[^A-Z0-9]", "_", account.upper()) + "_PASSWORD"
 
@@ -291,9 +311,7 @@ def resolve_secret(server: _Server, what: str, env_name: str) -> str:
             secret = path.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise ConfigError(f"{what}.password_file: cannot read {path}: {exc.strerror}") from None
-        if mode & (stat.S_IRGRP | stat.S_IROTH) and path not in _WARNED:
-            _WARNED.add(path)  # once per process: the service reads it every poll
-            logging.getLogger(__name__).warning("%s is readable by other users; chmod 600 it", path)
+        _warn_if_readable(path, mode, "is a password file")
         return secret
     if server.password is not None:
         return server.password.get_secret_value()

@@ -99,6 +99,25 @@ def test_secrets_from_environment_file_or_config(tmp_path, monkeypatch, caplog):
     assert "inline" not in repr(inline)  # SecretStr: never printed
 
 
+@pytest.mark.parametrize(
+    ("extra", "mode", "warned"),
+    [
+        ('password = "inline"\n', 0o644, True),
+        ('password = "inline"\n', 0o600, False),
+        ('\n[smtp]\nhost = "smtp.example.com"\npassword = "inline"\n', 0o640, True),
+        ("", 0o644, False),  # no password in it: nothing to protect
+    ],
+)
+def test_a_config_holding_a_password_warns_when_others_can_read_it(
+    tmp_path, caplog, extra, mode, warned
+):
+    path = write(tmp_path, MINIMAL + extra)  # tmp_path is new for each case
+    os.chmod(path, mode)
+    load_settings(path)
+    assert ("readable by other users" in caplog.text) is warned
+    assert "inline" not in caplog.text
+
+
 def test_find_config_order(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("INBOXWATCH_CONFIG", raising=False)
