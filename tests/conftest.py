@@ -173,6 +173,7 @@ def write_config(tmp_path: Path, server: Dovecot, user: str, **account: Any) -> 
     body = "[[accounts]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
     path = tmp_path / "config.toml"
     path.write_text(body, encoding="utf-8")
+    path.chmod(0o600)  # it holds the password; readable by others it would warn
     return path
 
 

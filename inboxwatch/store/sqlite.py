@@ -116,9 +116,9 @@ class SqliteStore:
             raise ConfigError(
                 f"state.path: cannot create {self.path.parent}: {exc.strerror}"
             ) from None
-        self._lock = self._take_lock()
         old_umask = os.umask(0o077)  # the database and its -wal/-shm files: 0600
         try:
+            self._lock = self._take_lock()
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         finally:
             os.umask(old_umask)
@@ -127,9 +127,16 @@ class SqliteStore:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
 
-    def _take_lock(self) -> IO[str]:
-        lock = open(f"{self.path}.lock", "a+", encoding="utf-8")  # noqa: SIM115 - held open
-        os.chmod(lock.name, 0o600)
+    def _take_lock(self) -> IO[bytes]:
+        """An exclusive flock on the database file itself, held until close(): every path
+        that names the file (a symlink, a hard link) meets the same lock, where a lock file
+        named after the path let two instances share one database and both send the
+        period's digest. flock locks are apart from the POSIX locks SQLite takes; this
+        descriptor stays open as long as SQLite's, so closing it drops none of theirs."""
+        try:
+            lock = open(self.path, "ab")  # noqa: SIM115 - held open; creates the file
+        except OSError as exc:
+            raise ConfigError(f"state.path: cannot open {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

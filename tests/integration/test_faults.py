@@ -47,6 +47,7 @@ def scripted_config(tmp_path, server, **extra):
             f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {v}\n" for k, v in values.items()
         )
     )
+    path.chmod(0o600)  # it holds the password
     return path
 
 
