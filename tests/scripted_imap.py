@@ -8,13 +8,14 @@ scan needs gets a plain, valid answer; `script` overrides a command's answer.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from email.utils import format_datetime
 
 from tests.conftest import NOW, OWNER, mail
 from tests.proxy import LoopbackServer
 
-Answer = bytes | Callable[[str, str], bytes | None]  # (tag, folder) -> bytes; None: hang up
+# (tag, folder) -> bytes, or chunks sent one by one (an endless stream); None: hang up
+Answer = bytes | Callable[[str, str], bytes | Iterable[bytes] | None]
 
 
 def fetch_item(uid: int, header: bytes, flags: str = "\\Seen") -> bytes:
@@ -69,7 +70,8 @@ class ScriptedImap(LoopbackServer):
                 answer = self._answer(name, tag, folder)
                 if answer is None:
                     return  # hang up
-                conn.sendall(answer)
+                for chunk in [answer] if isinstance(answer, bytes) else answer:
+                    conn.sendall(chunk)
                 if name == "LOGOUT":
                     return
         except OSError:
@@ -77,7 +79,7 @@ class ScriptedImap(LoopbackServer):
         finally:
             conn.close()
 
-    def _answer(self, name: str, tag: str, folder: str) -> bytes | None:
+    def _answer(self, name: str, tag: str, folder: str) -> bytes | Iterable[bytes] | None:
         scripted = self.script.get(name)
         if scripted is not None:
             return (

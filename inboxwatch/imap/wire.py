@@ -34,6 +34,9 @@ CHUNK = 1 << 20
 # A header block is small; a server announcing a far bigger literal is broken or hostile,
 # and imaplib would allocate the announced size up front.
 MAX_LITERAL = 32 * 1024 * 1024
+# No line of a response is longer (imaplib's own _MAXLINE): a server sending a line
+# without end, or bytes without end after a literal, is cut here, not held in memory.
+MAX_LINE = 1_000_000
 _RECORD = re.compile(rb"\* \d+ FETCH \(([^\r\n{}]*)\{(\d+)\}\r\n")
 # The same with Dovecot's order of our items (fetchitems.USUAL_ITEMS) taken in the same match:
 # group 1 is the whole head, 2-9 the items, the last the literal's size, as in _RECORD.
@@ -81,7 +84,13 @@ class _Reader:
         self.buf = b""
         self.pos = 0
 
-    def more(self) -> None:
+    def more(self, limit: int = MAX_LINE) -> None:
+        """Read on; `limit` bounds what may be held unconsumed (a line, or a literal and
+        the line around it)."""
+        if len(self.buf) - self.pos > limit:
+            raise StreamError(
+                f"the server sent a response line of over {limit:,} bytes; refusing to read on"
+            )
         chunk = self.file.read1(CHUNK)
         if not chunk:
             raise StreamError("the server closed the connection mid-response")
@@ -98,7 +107,7 @@ class _Reader:
 
     def take(self, size: int) -> None:
         while len(self.buf) - self.pos < size:
-            self.more()
+            self.more(size)
         self.pos += size
 
     def check_literal(self, size: int) -> None:
@@ -166,7 +175,7 @@ def _record(reader: _Reader, done: bytes) -> FetchRecord | bytes | None:
                 reader.pos = start  # the literal is consumed by the drain from here
                 reader.take(size)
                 return None
-            reader.more()
+            reader.more(start - pos + size + MAX_LINE)
             start -= pos
             pos = 0
         buf = reader.buf

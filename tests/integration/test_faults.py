@@ -114,6 +114,38 @@ def test_only_the_servers_refusal_of_login_is_a_wrong_password(run, tmp_path, an
         assert result.code == 5 and "refusing to read it" in one_line(result)
 
 
+def endless(head: bytes, seconds: float = 20.0):
+    """`head`, then megabytes of blanks without a line end, until the client hangs up
+    (or `seconds` pass: a bounded loop)."""
+    blanks = b" " * (1 << 20)
+
+    def answer(tag: str, folder: str):
+        yield head
+        stop = time.monotonic() + seconds
+        while time.monotonic() < stop:
+            yield blanks
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"* 1 FETCH (UID 1 FLAGS (",  # a FETCH line that never ends
+        b"* 1 FETCH (UID 1 BODY[HEADER.FIELDS (FROM)] {12}\r\nFrom: a@b\r\n",  # after a literal
+    ],
+)
+def test_an_endless_fetch_response_is_cut_with_bounded_memory(run, tmp_path, head):
+    with ScriptedImap({"UID FETCH": endless(head)}) as server:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.monotonic()
+        result = run("scan", "--config", str(scripted_config(tmp_path, server)))
+        grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert result.code == 5 and "line" in one_line(result)
+    assert time.monotonic() - started < 10
+    assert grown_kib < 64 * 1024  # the server sends ~1 GB a second until cut
+
+
 def scan_json(run, tmp_path, server):
     """`scan --format json` against a scripted server, judged as of NOW."""
     config = scripted_config(tmp_path, server)
