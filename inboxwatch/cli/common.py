@@ -34,7 +34,6 @@ from inboxwatch.imap.opener import open_imap
 from inboxwatch.local.source import LocalSource
 from inboxwatch.service.plans import local_plan, plan_of
 
-log = logging.getLogger("inboxwatch")
 DEMO_AS_OF = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DEMO_ADDRESS = "sam@studio.example"
 

@@ -117,7 +117,8 @@ class ImapSource:
             # imapclient turns every failure of LOGIN into LoginError, a dropped connection
             # (imaplib's abort: "socket error: EOF") and our refused literal too. Only the
             # server's own refusal, a tagged NO (RFC 3501 6.2.3), is a wrong password.
-            if isinstance(exc.__context__, IMAPClientAbortError | OSError | EOFError):
+            # (imaplib wraps socket errors in its abort, so the abort is all there is to see.)
+            if isinstance(exc.__context__, IMAPClientAbortError):
                 raise _network_error(self.host, exc.__context__, self.timeout) from exc
             raise login_error(self.host, server_text(exc)) from None
         except (OSError, IMAPClientError, EOFError) as exc:

@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[2] / "inboxwatch"
 
 # Each layer and the layers it may import. `inboxwatch` is the package's own __init__
@@ -168,17 +166,18 @@ def test_imaplib_internals_are_touched_in_one_module():
     assert touching == {"inboxwatch.imap.wire"}
 
 
-@pytest.mark.parametrize("package", ["core"])
-def test_importing_the_core_loads_no_io_library(package):
-    core = sorted(m for m in modules() if layer(m) == package)
-    code = (
-        "import sys\n"
-        + "".join(f"import {m}\n" for m in core)
-        + "print('\\n'.join(sorted(sys.modules)))"
-    )
-    loaded = subprocess.run(
+def loaded_after(*imports: str) -> list[str]:
+    """The modules a fresh interpreter holds after importing `imports`."""
+    code = "import sys\n" + "".join(f"import {m}\n" for m in imports)
+    code += "print('\\n'.join(sorted(sys.modules)))"
+    return subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout.split()
+
+
+def test_importing_the_core_loads_no_io_library():
+    core = sorted(m for m in modules() if layer(m) == "core")
+    loaded = loaded_after(*core)
     assert {m.split(".")[0] for m in loaded} & NOT_IN_CORE == set()
     assert {m for m in loaded if m.startswith("inboxwatch.")} <= {*core, "inboxwatch.errors"}
 
@@ -186,9 +185,6 @@ def test_importing_the_core_loads_no_io_library(package):
 def test_the_fetch_worker_starts_without_the_config():
     # A big folder's second connection is a process of its own; pydantic and the config
     # cost it ~0.1 s and ~12 MB (bench/README), so its side must not import them.
-    code = "import sys, inboxwatch.imap.workermain; print('\\n'.join(sorted(sys.modules)))"
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True
-    ).stdout.split()
+    loaded = loaded_after("inboxwatch.imap.workermain")
     assert "inboxwatch.config" not in loaded
     assert not {m.split(".")[0] for m in loaded} & {"pydantic", "pydantic_settings", "click"}
