@@ -11,10 +11,14 @@ from __future__ import annotations
 import re
 
 _ADDR = r"[^<>()\s\",;:\\@\[\]]+@[^<>()\s\",;:\\@\[\]]+"
-_WS = r"[ \t\r\n]*"  # not \s: that also matches \x1c-\x1f, which the stdlib keeps
+# Possessive (`*+`) blanks and name: both also match blanks, so with backtracking a blank
+# run that ends in no `<` ("a" + 60 KB of spaces + "x") tried every split — cubic, hours.
+# The name now runs greedily to the next special and keeps its trailing blanks, which the
+# caller strips as the lazy name's following _WS did.
+_WS = r"[ \t\r\n]*+"  # not \s: that also matches \x1c-\x1f, which the stdlib keeps
 _ITEM = re.compile(
-    _WS + r"(?:\"(?P<quoted>[^\"\\]*)\"" + _WS + r"<(?P<qaddr>" + _ADDR + r")>"
-    r"|(?P<name>[^\"<>()\\,;:@\[\]]*?)" + _WS + r"<(?P<addr>" + _ADDR + r")>"
+    _WS + r"(?:\"(?P<quoted>[^\"\\]*+)\"" + _WS + r"<(?P<qaddr>" + _ADDR + r")>"
+    r"|(?P<name>[^\"<>()\\,;:@\[\]]*+)<(?P<addr>" + _ADDR + r")>"
     r"|(?P<bare>" + _ADDR + r"))" + _WS + r"(?:,|$)"
 )
 _SPACES = re.compile(r"[ \t\r\n]+")
@@ -38,6 +42,7 @@ def simple_addresses(value: str) -> list[tuple[str, str]] | None:
             name = match["name"]
             if "." in name or (not name.strip() and name):
                 return None  # obs-phrase dots and odd spacing: leave them to the stdlib
-            out.append((_SPACES.sub(" ", name.strip()), match["addr"]))
+            # Only the blanks _WS names: the stdlib keeps a no-break space or \x1c in a name.
+            out.append((_SPACES.sub(" ", name.strip(" \t\r\n")), match["addr"]))
         pos = match.end()
     return out

@@ -120,3 +120,12 @@ def test_parse_fetch_is_strict():
     assert parse_fetch(items_after)[0][0] == 42
     assert parse_fetch([b"8 (FLAGS (\\Seen))"]) is None  # unsolicited: imapclient decides
     assert parse_fetch([(b"7 (UID 42 BODY[HEADER.FIELDS (FROM)] {13}", header), b")"]) is None
+
+
+@pytest.mark.parametrize(
+    "value", ["Bob \xa0 <a@b.c>", "Bob\xa0<a@b.c>", "\xa0Bob <a@b.c>", "Bob \x1c <a@b.c>"]
+)
+def test_a_name_keeps_the_blanks_the_stdlib_keeps(value):
+    """Found by fuzzing: the stdlib strips only space, tab, CR and LF around a name."""
+    simple = simple_addresses(value)
+    assert simple is None or simple == getaddresses([value])
