@@ -31,6 +31,8 @@ from inboxwatch.store import lastreport
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)
+# How far the clock may step back between polls unnoticed: an NTP step, a slow poll.
+CLOCK_SLACK = timedelta(minutes=5)
 
 
 @dataclass
@@ -56,10 +58,30 @@ def _backing_off(record: PollRecord | None, interval: timedelta, now: datetime) 
     least as long as a throttling server asked (Microsoft 365's Suggested Backoff Time)."""
     if record is None or not record.failures or record.last_attempt is None:
         return False
+    if record.last_attempt > now + CLOCK_SLACK:
+        return False  # the clock went back: a wait from the later clock would last as long
     if record.not_before is not None and now < record.not_before:
         return True
     delay = min(interval * 2 ** (record.failures - 1), MAX_BACKOFF)
     return bool(now < record.last_attempt + delay)
+
+
+def clock_jump(record: PollRecord | None, plan: AccountPlan, now: datetime) -> str | None:
+    """Why the cache cannot be trusted at `now`, or None. With the clock ahead, a poll ages
+    every cached message out of the lookback and stores the folders as read, so once the
+    clock is back an incremental poll finds nothing new and reports nothing overdue. The
+    last success is kept until a poll succeeds, so a failed full read is tried again."""
+    if record is None:
+        return None
+    success, attempt = record.last_success, record.last_attempt
+    if success is not None and now < success - CLOCK_SLACK:
+        return f"the clock went back from {success:%Y-%m-%d %H:%M} to {now:%Y-%m-%d %H:%M} UTC"
+    if attempt is not None and now - attempt > plan.lookback:
+        return (
+            f"{(now - attempt).days} days passed since its last poll, more than the lookback "
+            "(the clock jumped ahead, or the service was stopped that long)"
+        )
+    return None
 
 
 def fingerprint(account: Account) -> str:
@@ -138,21 +160,35 @@ class Poller:
         previous, self.previous = self.previous, None
         if self.keep_report and previous is None:
             previous = self._stored_report()
+        full = self._clock_jumps(now)
         sessions: dict[str, ImapSource] = {}  # logged in by the quick check, for the poll
-        if previous is not None and self._carried(previous, now, sessions):
+        if previous is not None and not full and self._carried(previous, now, sessions):
             result = PollResult(advance(previous, self.plans, now), 0, 0.0, None)
         else:
-            result = self._read(now, sessions)
+            result = self._read(now, sessions, full)
         result.seconds = time.monotonic() - started
         self.previous = None if result.report.errors else result.report
         return result
 
-    def _read(self, now: datetime, sessions: dict[str, ImapSource]) -> PollResult:
+    def _clock_jumps(self, now: datetime) -> set[str]:
+        """The accounts whose cache a clock jump made untrustworthy: read in full."""
+        polls = self.store.polls()
+        jumped = set()
+        for plan in self.plans:
+            reason = clock_jump(polls.get(plan.name), plan, now)
+            if reason is not None:
+                log.warning("%s: %s; reading its mailbox in full", plan.name, reason)
+                jumped.add(plan.name)
+                if self.memory is not None:
+                    self.memory.scans.pop(plan.name, None)
+        return jumped
+
+    def _read(self, now: datetime, sessions: dict[str, ImapSource], full: set[str]) -> PollResult:
         opened: dict[str, SyncingSource] = {}
         skipped = self._skipped(now)
         left_out = {e.account for e in skipped}
         plans = [p for p in self.plans if p.name not in left_out]
-        jobs = [(plan, self._factory(plan.name, opened, sessions)) for plan in plans]
+        jobs = [(plan, self._factory(plan.name, opened, sessions, full)) for plan in plans]
         memos = self.memory.scans if self.memory is not None else None
         try:
             report = run_scan(jobs, now, now, memos=memos)
@@ -175,11 +211,17 @@ class Poller:
         return PollResult(report, fetched, 0.0, period)
 
     def _factory(
-        self, name: str, opened: dict[str, SyncingSource], sessions: dict[str, ImapSource]
+        self,
+        name: str,
+        opened: dict[str, SyncingSource],
+        sessions: dict[str, ImapSource],
+        full: set[str],
     ) -> SourceFactory:
         def factory() -> MailSource:
             inner = sessions.pop(name, None) or open_imap(self.accounts[name])()
-            source = SyncingSource(inner, self.store, name, self.stop, self.memory)
+            source = SyncingSource(
+                inner, self.store, name, self.stop, self.memory, full=name in full
+            )
             opened[name] = source
             return source
 

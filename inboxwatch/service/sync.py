@@ -91,8 +91,11 @@ class SyncingSource:
         account: str,
         stop: threading.Event | None = None,
         memory: MemoryCache | None = None,
+        *,
+        full: bool = False,
     ) -> None:
         self.memory = memory
+        self.full = full  # trust nothing cached: read every folder again (a clock jump)
         self.inner = inner
         self.store = store
         self.account = account
@@ -108,7 +111,7 @@ class SyncingSource:
     ) -> FolderScan:
         if self.stop.is_set():
             raise Interrupted
-        known = self.store.folder(self.account, folder)
+        known = None if self.full else self.store.folder(self.account, folder)
         cached = self.memory.get(self.account, folder, known) if self.memory else None
         if cached is None:
             cached = self.store.messages(self.account, folder) if known else {}

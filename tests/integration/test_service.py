@@ -18,10 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from inboxwatch.config import Settings
+from inboxwatch.config import Account, Settings
+from inboxwatch.core.model import PollRecord
 from inboxwatch.delivery.smtp import SmtpSender
 from inboxwatch.errors import DeliveryError, LockError
 from inboxwatch.service.health import health
+from inboxwatch.service.plans import plan_of
+from inboxwatch.service.poller import clock_jump
+from inboxwatch.service.sync import MemoryCache
 from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import OWNER, mail
 from tests.polling import poll_once
@@ -506,3 +510,57 @@ def test_cached_rows_of_earlier_versions_read_as_parsing_gives_them_now():
     meta = meta_from_json(row)
     assert meta.content_type == "multipart/report"
     assert meta.in_reply_to[0] is meta.references[1]
+
+
+@pytest.mark.parametrize("mode", ["service", "run-once"])
+def test_a_clock_jump_a_year_ahead_and_back_keeps_overdue_threads(
+    dovecot, sent_mailbox, tmp_path, store, caplog, mode
+):
+    """Issue 22, defect 1: a poll with the clock a year ahead aged the whole cache out;
+    after the clock came back every poll said 0 overdue, silently."""
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    memory = MemoryCache() if mode == "service" else None
+    keep = mode == "run-once"
+    result = poll_once(settings, store, Recorder(), T0, memory=memory, keep_report=keep)
+    assert len(result.report.overdue) == 3
+    ahead = poll_once(
+        settings, store, Recorder(), T0 + 365 * 24 * H, memory=memory, keep_report=keep
+    )
+    assert ahead.report.overdue == []  # a year on, the threads are out of the lookback
+    caplog.clear()
+    previous = None if keep else ahead.report  # what a running service carries
+    back = poll_once(
+        settings, store, Recorder(), T0 + H, memory=memory, previous=previous, keep_report=keep
+    )
+    assert len(back.report.overdue) == 3
+    assert back.fetched == 4  # judged from a full read, not from what the cache lost
+    assert any(
+        r.levelno == logging.WARNING and "clock" in r.getMessage() and "work" in r.getMessage()
+        for r in caplog.records
+    )
+    again = poll_once(settings, store, Recorder(), T0 + 2 * H, memory=memory, keep_report=keep)
+    assert len(again.report.overdue) == 3 and again.fetched == 0
+
+
+def test_a_clock_gone_back_does_not_back_off_for_a_year(dovecot, sent_mailbox, tmp_path, store):
+    """A failure recorded with the clock ahead must not hold the account back until then."""
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    store.record_poll("work", T0 + 365 * 24 * H, "connection refused", 5, None)
+    store.record_poll("work", T0 + 365 * 24 * H, "connection refused", 5, None)
+    result = poll_once(settings, store, Recorder(), T0)
+    assert len(result.report.overdue) == 3 and not result.report.errors
+
+
+def test_a_failed_full_read_after_a_clock_jump_is_tried_again():
+    """The jump is judged from the last success, which a failed poll leaves alone."""
+    plan = plan_of(Account(name="w", host="h", username="u", password="p", addresses=[OWNER]))
+    year = 365 * 24 * H
+    back = PollRecord("w", T0, T0 + year, "connection refused", 5, 1)  # failed since
+    assert clock_jump(back, plan, T0 + H) is not None
+    assert clock_jump(PollRecord("w", T0, T0, None, None, 0), plan, T0 + H) is None
+    assert (
+        clock_jump(PollRecord("w", T0, T0, None, None, 0), plan, T0 - timedelta(minutes=4)) is None
+    )
+    assert "more than the lookback" in (clock_jump(back, plan, T0 + 2 * year) or "")
