@@ -45,3 +45,14 @@ class DeliveryError(InboxwatchError):
 class LockError(InboxwatchError):
     exit_code = 7
     kind = "lock"
+
+
+class StateError(ConfigError):
+    """The state file cannot be written or read: a full disk, a read-only file system, a
+    damaged file. Exit 3 like the config's other files (contract: exit codes)."""
+
+    kind = "state"
+
+
+class CorruptState(StateError):
+    """The state database is damaged: moved aside and rebuilt (store.faults)."""

@@ -25,7 +25,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     ctx.meta["verbosity"] = verbose - quiet
 
 
-for command in (scan.scan, scan.demo, digest.digest, check.check, run.run, run.health):
+for command in (scan.scan, scan.demo, digest.digest, check.check, run.run, run.health, run.repair):
     cli.add_command(command)
 
 

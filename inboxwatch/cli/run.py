@@ -45,3 +45,38 @@ def health(ctx: click.Context, config_path: str | None, verbose: int, quiet: int
     ok, reason = judge(load_settings(find_config(config_path)), datetime.now(UTC))
     click.echo(f"{'healthy' if ok else 'unhealthy'}: {reason}", err=not ok)
     ctx.exit(0 if ok else 1)
+
+
+@click.command()
+@common_options
+@click.option(
+    "--accept-resend",
+    is_flag=True,
+    help="After a lost digest ledger: send digests again (one period's may arrive twice).",
+)
+@click.pass_context
+def repair(
+    ctx: click.Context, config_path: str | None, verbose: int, quiet: int, accept_resend: bool
+) -> None:
+    """Check the state file; set a damaged one aside and start a new one (the cache is
+    rebuilt from the mailbox at the next poll). Stop the service first."""
+    from inboxwatch.store.sqlite import SqliteStore
+
+    setup_logging(ctx, verbose, quiet)
+    settings = load_settings(find_config(config_path))
+    store = SqliteStore(settings.state.path_resolved())  # checks; recovers a damaged file
+    try:
+        click.echo(store.recovered or f"state file {store.path}: ok")
+        lost = store.ledger_lost()
+        if lost is not None and accept_resend:
+            store.accept_resend()
+            click.echo("digests will be sent again; the next one may repeat a period's digest")
+        elif lost is not None:
+            click.echo(
+                f"digests are held back: the digest ledger was lost with {lost}; run "
+                "`inboxwatch repair --accept-resend` to send them again",
+                err=True,
+            )
+            ctx.exit(3)
+    finally:
+        store.close()

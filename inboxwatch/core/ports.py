@@ -161,6 +161,19 @@ class StateStore(Protocol):
 
     def mark_digest(self, period: str, state: str, message_id: str, now: datetime) -> None: ...
 
+    def claim_digest(self, period: str, message_id: str, now: datetime) -> None:
+        """Mark the period "sending", and raise (errors.StateError) unless "sent" can be
+        recorded after the server took it: a full disk must fail before SMTP."""
+        ...
+
+    def ledger_lost(self) -> str | None:
+        """Why digests are held back (the ledger was lost with a damaged state), or None."""
+        ...
+
+    def accept_resend(self) -> None:
+        """The user accepted that a period's digest may arrive twice: send again."""
+        ...
+
     def polls(self) -> dict[str, PollRecord]: ...
 
     def record_poll(

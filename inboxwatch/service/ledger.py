@@ -9,7 +9,7 @@ from datetime import datetime
 from inboxwatch.config import Digest
 from inboxwatch.core.model import Report
 from inboxwatch.core.ports import Sender, StateStore
-from inboxwatch.errors import InboxwatchError
+from inboxwatch.errors import InboxwatchError, StateError
 from inboxwatch.periods import latest_run, period_key
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,16 @@ class DigestLedger:
         if message is None:
             self.store.mark_digest(period, "empty", "", now)
             return None
+        lost = self.store.ledger_lost()
+        if lost is not None:
+            raise StateError(
+                f"digest for {period} not sent: the digest ledger was lost with a damaged "
+                f"state file ({lost}); run `inboxwatch repair --accept-resend` to send "
+                "digests again (one may arrive twice)"
+            )
         message_id = str(message["Message-ID"])
-        self.store.mark_digest(period, "sending", message_id, now)
+        # The claim: a full or read-only disk fails here, before the server takes it.
+        self.store.claim_digest(period, message_id, now)
         try:
             sender.send(message)
         except InboxwatchError:

@@ -20,9 +20,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from inboxwatch.config import Settings
 from inboxwatch.core.ports import Sender
-from inboxwatch.errors import InboxwatchError
+from inboxwatch.errors import CorruptState, InboxwatchError
 from inboxwatch.periods import cron_trigger
-from inboxwatch.service.poller import Poller
+from inboxwatch.service.poller import Poller, PollResult
 from inboxwatch.service.sync import Interrupted, MemoryCache
 from inboxwatch.store.sqlite import SqliteStore
 
@@ -62,7 +62,7 @@ class Scheduler:
             log.info("previous poll still running; skipped")
             return 0
         try:
-            result = self.poller.poll(self.clock())
+            result = self._poll()
             log.warning(result.line()) if result.report.errors else log.info(result.line())
             code = result.report.exit_code()
             return code if code > 1 else 0
@@ -74,6 +74,18 @@ class Scheduler:
             return exc.exit_code
         finally:
             self.busy.release()
+
+    def _poll(self) -> PollResult:
+        """One poll on the file state.path names now; a damaged file is set aside and the
+        poll made again from the mailbox (store/recovery.py)."""
+        self.store.follow_path()
+        try:
+            return self.poller.poll(self.clock())
+        except CorruptState as exc:
+            self.store.recover(str(exc))
+            self.poller.previous = None
+            self.poller.memory = MemoryCache()  # it mirrored the file set aside
+            return self.poller.poll(self.clock())
 
     def run_forever(self) -> int:
         scheduler = BlockingScheduler(timezone=UTC)

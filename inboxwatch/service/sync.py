@@ -6,6 +6,7 @@ after the whole account was read: an interrupted poll writes nothing.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,10 @@ from datetime import datetime
 from inboxwatch.core.model import MessageMeta
 from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, Progress, StateStore
 from inboxwatch.core.scan import ScanMemo
+from inboxwatch.errors import CorruptState
 from inboxwatch.imap.source import ImapSource
+
+log = logging.getLogger(__name__)
 
 
 class Interrupted(Exception):
@@ -114,7 +118,11 @@ class SyncingSource:
         known = None if self.full else self.store.folder(self.account, folder)
         cached = self.memory.get(self.account, folder, known) if self.memory else None
         if cached is None:
-            cached = self.store.messages(self.account, folder) if known else {}
+            try:
+                cached = self.store.messages(self.account, folder) if known else {}
+            except CorruptState as exc:  # a cached row that no longer decodes: only a cache
+                log.warning("%s: %s; reading folder %r in full", self.account, exc, folder)
+                known, cached = None, {}
 
         sync = self.inner.sync_folder(
             folder, since, known, cached.keys(), _Checked(self.stop, progress)

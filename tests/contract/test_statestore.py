@@ -140,3 +140,14 @@ def test_what_was_written_is_there_after_reopening(opener):
         assert again.polls()["work"].last_success == NOW
     finally:
         again.close()
+
+
+def test_a_digest_claim_is_the_sending_mark(store):
+    store.claim_digest("2026-12-04", "<d@x>", NOW)
+    assert store.digest("2026-12-04") == ("sending", "<d@x>")
+
+
+def test_digests_are_held_back_only_until_a_resend_is_accepted(store):
+    assert store.ledger_lost() is None
+    store.accept_resend()  # nothing to accept: harmless
+    assert store.ledger_lost() is None

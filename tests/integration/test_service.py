@@ -463,7 +463,7 @@ def test_a_changed_poll_logs_in_once_and_examines_each_folder_once(
 def test_cached_messages_keep_their_stored_form_and_round_trip():
     """State files written by earlier versions must still read: the JSON form is fixed."""
     from inboxwatch.core.model import Address, MessageMeta
-    from inboxwatch.store.sqlite import meta_from_json, meta_to_json
+    from inboxwatch.store.rows import meta_from_json, meta_to_json
 
     meta = MessageMeta(
         folder="INBOX",
@@ -497,7 +497,7 @@ def test_cached_messages_keep_their_stored_form_and_round_trip():
 
 def test_cached_rows_of_earlier_versions_read_as_parsing_gives_them_now():
     """Rows kept the whole Content-Type before; ids come back shared, as parse.py shares them."""
-    from inboxwatch.store.sqlite import meta_from_json
+    from inboxwatch.store.rows import meta_from_json
 
     row = (
         '{"folder":"INBOX","uid":7,"message_id":"<m@x>","in_reply_to":["<p@x>"],'
