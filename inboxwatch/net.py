@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import ssl
+import threading
+from collections.abc import Callable
+from contextlib import suppress
 
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
 
@@ -77,3 +81,31 @@ def server_text(exc: Exception) -> str:
     text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
     text = re.sub(r"b'(.*)'", r"\1", text, flags=re.DOTALL).replace("\\r", " ").replace("\\n", " ")
     return " ".join(text.split())
+
+
+class Deadline:
+    """Shuts a connection down when one operation outlasts `seconds`. A socket timeout
+    bounds each read only: a server sending a byte per read (a broken middlebox, a
+    tarpit) would hold the operation, and in the service every other account, forever.
+    `target` names the socket when the timer fires, so it may be set during the call."""
+
+    def __init__(self, seconds: float, target: Callable[[], socket.socket | None]) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._target = target
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def _fire(self) -> None:
+        self.expired = True
+        sock = self._target()
+        if sock is not None:
+            with suppress(OSError):  # already closed: nothing left to stop
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()

@@ -13,12 +13,13 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from email.message import EmailMessage
 
 from inboxwatch.config import Smtp, resolve_secret
 from inboxwatch.errors import AuthError, ConfigError, DeliveryError, ServerError
-from inboxwatch.net import is_loopback, tls_context
+from inboxwatch.net import Deadline, is_loopback, tls_context
 
 log = logging.getLogger(__name__)
 DELAYS = (2.0, 8.0, 30.0)  # seconds before the 2nd, 3rd and 4th attempt; then 30 s each
@@ -87,13 +88,12 @@ class SmtpSender:
         self.delays = tuple(delays)
         self.sleep = sleep
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, client: smtplib.SMTP, context: ssl.SSLContext) -> None:
         c = self.config
-        timeout = c.timeout.total_seconds()
-        context = tls_context(c.ca_file)
-        if c.security == "tls":
-            return smtplib.SMTP_SSL(c.host, c.port or 465, timeout=timeout, context=context)
-        client = smtplib.SMTP(c.host, c.port or 587, timeout=timeout)
+        code, text = client.connect(c.host, c.port or (465 if c.security == "tls" else 587))
+        if code != 220:  # what SMTP(host) checks itself (RFC 5321 4.2: 554 = no service)
+            client.close()
+            raise smtplib.SMTPConnectError(code, text)
         if c.security == "starttls":
             client.ehlo()
             if not client.has_extn("starttls"):
@@ -104,17 +104,50 @@ class SmtpSender:
                     retryable=False,
                 )
             client.starttls(context=context)
-        return client
+
+    @contextmanager
+    def _deadline(self, client: smtplib.SMTP, what: str) -> Iterator[None]:
+        """`what` (connect, banner and login; one transaction) within smtp.timeout."""
+        seconds = self.config.timeout.total_seconds()
+        slow = ServerError(
+            f"SMTP server {self.config.host} answered too slowly: {what} took over {seconds:g}s"
+        )
+        with Deadline(seconds, lambda: client.sock) as deadline:
+            try:
+                yield
+            except ServerError as exc:
+                if deadline.expired:
+                    raise slow from exc
+                raise
+        # smtplib takes a reply cut short by the shutdown ("250 que") for a whole one: once
+        # the deadline fired, no answer is trusted (like a connection dropped after DATA).
+        if deadline.expired:
+            raise slow
 
     def open(self) -> smtplib.SMTP:
         """Connected, TLS as configured, logged in: ready to send."""
+        c = self.config
+        context = tls_context(c.ca_file)
+        timeout = c.timeout.total_seconds()
+        client = (
+            smtplib.SMTP_SSL(timeout=timeout, context=context)
+            if c.security == "tls"
+            else smtplib.SMTP(timeout=timeout)
+        )
+        # Made without a host (connected under the deadline), smtplib leaves `_host` empty,
+        # and both TLS paths check the certificate against it (server_hostname).
+        client._host = c.host  # type: ignore[attr-defined]  # typeshed omits it
+        with self._deadline(client, "connect and log in"):
+            self._login(client, context)
+        return client
+
+    def _login(self, client: smtplib.SMTP, context: ssl.SSLContext) -> None:
         host = self.config.host
         try:
-            client = self._connect()
+            self._connect(client, context)
             client.ehlo_or_helo_if_needed()
             if self.password is not None:
                 client.login(self.config.username, self.password)
-            return client
         except smtplib.SMTPAuthenticationError as exc:
             text = _text(exc.smtp_error)
             raise AuthError(
@@ -149,6 +182,16 @@ class SmtpSender:
     def _send_once(self, msg: EmailMessage) -> None:
         client = self.open()
         try:
+            with self._deadline(client, "sending the digest"):
+                self._transfer(client, msg)
+        finally:
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                client.close()
+
+    def _transfer(self, client: smtplib.SMTP, msg: EmailMessage) -> None:
+        try:
             client.send_message(msg)
         except smtplib.SMTPRecipientsRefused as exc:
             refused = ", ".join(exc.recipients)
@@ -161,11 +204,6 @@ class SmtpSender:
             raise ServerError(
                 f"connection to {self.config.host} dropped while sending: {exc}"
             ) from exc
-        finally:
-            try:
-                client.quit()
-            except (OSError, smtplib.SMTPException):
-                client.close()
 
     def send(self, msg: EmailMessage) -> None:
         """Deliver, retrying transient failures; DeliveryError (exit 6) when it cannot."""
