@@ -90,7 +90,6 @@ class Deadline:
     `target` names the socket when the timer fires, so it may be set during the call."""
 
     def __init__(self, seconds: float, target: Callable[[], socket.socket | None]) -> None:
-        self.seconds = seconds
         self.expired = False
         self._target = target
         self._timer = threading.Timer(seconds, self._fire)

@@ -160,19 +160,19 @@ class Poller:
         previous, self.previous = self.previous, None
         if self.keep_report and previous is None:
             previous = self._stored_report()
-        full = self._clock_jumps(now)
+        polls = self.store.polls()  # read once: the clock check and the backoff share it
+        full = self._clock_jumps(now, polls)
         sessions: dict[str, ImapSource] = {}  # logged in by the quick check, for the poll
         if previous is not None and not full and self._carried(previous, now, sessions):
             result = PollResult(advance(previous, self.plans, now), 0, 0.0, None)
         else:
-            result = self._read(now, sessions, full)
+            result = self._read(now, sessions, full, polls)
         result.seconds = time.monotonic() - started
         self.previous = None if result.report.errors else result.report
         return result
 
-    def _clock_jumps(self, now: datetime) -> set[str]:
+    def _clock_jumps(self, now: datetime, polls: dict[str, PollRecord]) -> set[str]:
         """The accounts whose cache a clock jump made untrustworthy: read in full."""
-        polls = self.store.polls()
         jumped = set()
         for plan in self.plans:
             reason = clock_jump(polls.get(plan.name), plan, now)
@@ -183,9 +183,15 @@ class Poller:
                     self.memory.scans.pop(plan.name, None)
         return jumped
 
-    def _read(self, now: datetime, sessions: dict[str, ImapSource], full: set[str]) -> PollResult:
+    def _read(
+        self,
+        now: datetime,
+        sessions: dict[str, ImapSource],
+        full: set[str],
+        polls: dict[str, PollRecord],
+    ) -> PollResult:
         opened: dict[str, SyncingSource] = {}
-        skipped = self._skipped(now)
+        skipped = self._skipped(now, polls)
         left_out = {e.account for e in skipped}
         plans = [p for p in self.plans if p.name not in left_out]
         jobs = [(plan, self._factory(plan.name, opened, sessions, full)) for plan in plans]
@@ -227,10 +233,9 @@ class Poller:
 
         return factory
 
-    def _skipped(self, now: datetime) -> list[ReportError]:
+    def _skipped(self, now: datetime, polls: dict[str, PollRecord]) -> list[ReportError]:
         """Accounts left out of this poll, each with the reason the report and digest show."""
         interval = self.settings.service.poll_interval
-        polls = self.store.polls()
         skipped = []
         for account in self.settings.accounts:
             record = polls.get(account.name)
