@@ -167,6 +167,9 @@ class Smtp(_Server):
 class Service(BaseModel):
     model_config = _STRICT
     poll_interval: Duration = timedelta(minutes=15)
+    # One account's whole poll (all its folders): past it that account fails this poll
+    # and the next account is read, so one slow server delays no other for longer.
+    account_timeout: Duration = timedelta(minutes=15)
 
 
 class State(BaseModel):

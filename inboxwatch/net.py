@@ -7,11 +7,14 @@ password".
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
+import itertools
 import re
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from contextlib import suppress
 
@@ -83,28 +86,89 @@ def server_text(exc: Exception) -> str:
     return " ".join(text.split())
 
 
+# One operation (connect, greeting and login; an IMAP command; an SMTP transaction) may
+# take this many times the timeout. The timeout bounds each read, so a silent server is
+# given up after the timeout with "did not answer", while a server trickling bytes is cut
+# here; a deadline equal to the timeout would fire first and hide which it was.
+OPERATION_DEADLINE = 1.5
+
+
+def operation_deadline(timeout: float) -> float:
+    return timeout * OPERATION_DEADLINE
+
+
+def shut_down(sock: socket.socket | None) -> None:
+    """Fail whatever another thread waits for on `sock`, at once."""
+    if sock is not None:
+        with suppress(OSError):  # already closed: nothing left to stop
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 class Deadline:
-    """Shuts a connection down when one operation outlasts `seconds`. A socket timeout
-    bounds each read only: a server sending a byte per read (a broken middlebox, a
-    tarpit) would hold the operation, and in the service every other account, forever.
-    `target` names the socket when the timer fires, so it may be set during the call."""
+    """Calls `on_expiry` (shut the connection down) when one operation outlasts `seconds`.
+    A socket timeout bounds each read only: a server sending a byte per read (a broken
+    middlebox, a tarpit) would hold the operation, and in the service every other
+    account, forever. `on_expiry` runs in the watchdog's thread."""
 
-    def __init__(self, seconds: float, target: Callable[[], socket.socket | None]) -> None:
+    def __init__(self, seconds: float, on_expiry: Callable[[], object]) -> None:
+        self.seconds = seconds
         self.expired = False
-        self._target = target
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
+        self.cancelled = False
+        self.on_expiry = on_expiry
 
-    def _fire(self) -> None:
-        self.expired = True
-        sock = self._target()
-        if sock is not None:
-            with suppress(OSError):  # already closed: nothing left to stop
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def __enter__(self) -> Deadline:
-        self._timer.start()
+    def start(self) -> Deadline:
+        _WATCHDOG.watch(self)
         return self
 
+    def cancel(self) -> None:
+        """After this, `expired` no longer changes: if it is False, nothing was shut."""
+        _WATCHDOG.cancel(self)
+
+    def __enter__(self) -> Deadline:
+        return self.start()
+
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
+        self.cancel()
+
+
+class _Watchdog:
+    """One thread for every deadline of the process: a thread per deadline (threading.Timer)
+    cost ~150 us to start, for each command of each folder of each account."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, Deadline]] = []
+        self._wake = threading.Condition()
+        self._count = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: Deadline) -> None:
+        with self._wake:
+            when = time.monotonic() + deadline.seconds
+            heapq.heappush(self._due, (when, next(self._count), deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
+                self._thread.start()
+            if self._due[0][2] is deadline:
+                self._wake.notify()
+
+    def cancel(self, deadline: Deadline) -> None:
+        with self._wake:  # never between the watchdog's check and its `expired = True`
+            deadline.cancelled = True
+            deadline.on_expiry = _nothing  # what it would shut need not live on in the heap
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._wake.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                _, _, deadline = heapq.heappop(self._due)
+                deadline.expired = not deadline.cancelled
+            if deadline.expired:
+                deadline.on_expiry()
+
+
+def _nothing() -> None:
+    return None
+
+
+_WATCHDOG = _Watchdog()

@@ -43,8 +43,11 @@ def sent(uid: int) -> bytes:
 
 
 class ScriptedImap(LoopbackServer):
-    def __init__(self, script: dict[str, Answer] | None = None) -> None:
+    def __init__(
+        self, script: dict[str, Answer] | None = None, greeting: Iterable[bytes] | None = None
+    ) -> None:
         self.script = script or {}
+        self.greeting = greeting or [b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN ENABLE] ready\r\n"]
         self.lines: list[str] = []
         super().__init__()
 
@@ -56,7 +59,8 @@ class ScriptedImap(LoopbackServer):
         reader = conn.makefile("rb")
         folder = ""
         try:
-            conn.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN ENABLE] scripted ready\r\n")
+            for chunk in self.greeting:
+                conn.sendall(chunk)
             while line := reader.readline():
                 text = line.decode("utf-8", "replace").rstrip("\r\n")
                 self.lines.append(text)

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 
 from inboxwatch.config import Smtp, resolve_secret
 from inboxwatch.errors import AuthError, ConfigError, DeliveryError, ServerError
-from inboxwatch.net import Deadline, is_loopback, tls_context
+from inboxwatch.net import Deadline, is_loopback, operation_deadline, shut_down, tls_context
 
 log = logging.getLogger(__name__)
 DELAYS = (2.0, 8.0, 30.0)  # seconds before the 2nd, 3rd and 4th attempt; then 30 s each
@@ -108,11 +108,11 @@ class SmtpSender:
     @contextmanager
     def _deadline(self, client: smtplib.SMTP, what: str) -> Iterator[None]:
         """`what` (connect, banner and login; one transaction) within smtp.timeout."""
-        seconds = self.config.timeout.total_seconds()
+        seconds = operation_deadline(self.config.timeout.total_seconds())
         slow = ServerError(
             f"SMTP server {self.config.host} answered too slowly: {what} took over {seconds:g}s"
         )
-        with Deadline(seconds, lambda: client.sock) as deadline:
+        with Deadline(seconds, lambda: shut_down(client.sock)) as deadline:
             try:
                 yield
             except ServerError as exc:

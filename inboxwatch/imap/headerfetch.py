@@ -10,7 +10,6 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, ProtocolError
 from imapclient.response_parser import parse_fetch_response
 
@@ -21,7 +20,9 @@ from inboxwatch.imap.fetchitems import FetchRecord, parse_fetch
 from inboxwatch.imap.login import ServerLogin
 from inboxwatch.imap.wire import (
     MAX_LITERAL,
+    SocketWatch,
     StreamError,
+    WatchedClient,
     batches,
     connection,
     read_fetch,
@@ -51,10 +52,11 @@ class HeaderFetcher:
     """Reads header records of one session's selected folder into a FolderScan."""
 
     def __init__(
-        self, client: IMAPClient, host: str, login_as: tuple[ServerLogin, str] | None
+        self, client: WatchedClient, watch: SocketWatch, login_as: tuple[ServerLogin, str] | None
     ) -> None:
         self.client = client
-        self.host = host
+        self.watch = watch
+        self.host = watch.host
         # The streamed FETCH, until a response shows a shape it does not take: one
         # surprise, and the session stops asking twice for the same headers.
         self._stream = True
@@ -66,6 +68,12 @@ class HeaderFetcher:
         if self._worker is not None:
             self._worker.close()
             self._worker = None
+
+    def kill_worker(self) -> None:
+        """From another thread: a worker mid-job is stopped (its pipe ends, collect returns)."""
+        worker = self._worker
+        if worker is not None:
+            worker.proc.kill()
 
     def fetch(
         self,
@@ -144,11 +152,12 @@ class HeaderFetcher:
         take = _taker(folder, since, scan, wanted)
         command = f"UID FETCH {uid_set(uids)} ({' '.join(FETCH_ITEMS)})".encode("ascii")
         try:
-            status = (
-                read_fetch(connection(self.client), command, take, MAX_LITERAL)
-                if self._stream
-                else None
-            )
+            with self.watch.deadline(f"FETCH of {len(uids)} headers"):
+                status = (
+                    read_fetch(connection(self.client), command, take, MAX_LITERAL)
+                    if self._stream
+                    else None
+                )
         except StreamError as exc:
             raise IMAPClientAbortError(str(exc)) from None
         if status is None:
@@ -171,7 +180,8 @@ class HeaderFetcher:
         scan: FolderScan,
     ) -> None:
         try:
-            records, unusable = self._generic_records(uids)
+            with self.watch.deadline(f"FETCH of {len(uids)} headers"):
+                records, unusable = self._generic_records(uids)
         except (ProtocolError, ValueError, TypeError, OverflowError) as exc:
             # One malformed FETCH response: that batch is reported, the others go on.
             log.warning(

@@ -15,17 +15,18 @@ import ssl
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 
-from imapclient import IMAPClient, SocketTimeout
+from imapclient import SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, FolderSync, Progress
 from inboxwatch.errors import ConfigError, ServerError
 from inboxwatch.imap.headerfetch import BATCH, STREAM_BATCH, HeaderFetcher
 from inboxwatch.imap.login import ServerLogin
-from inboxwatch.imap.wire import batches, bound_literals
+from inboxwatch.imap.wire import SocketWatch, WatchedClient, batches, bound_literals
 from inboxwatch.net import (
     is_loopback,
     login_error,
+    operation_deadline,
     server_text,
     throttled,
     tls_context,
@@ -62,17 +63,19 @@ class ImapSource:
         self.account = account.name
         self.timeout = account.timeout.total_seconds()
         self._last_examined: tuple[str, FolderState] | None = None
-        self.client = self._connect(account)
-        try:
-            self._login(account.username, password)
-        except BaseException:
-            self._shutdown()
-            raise
+        self.watch = SocketWatch(self.host, operation_deadline(self.timeout))
+        with self.watch.deadline("connecting and logging in"):
+            self.client = self._connect(account)
+            try:
+                self._login(account.username, password)
+            except BaseException:
+                self._shutdown()
+                raise
         # A worker for a big folder logs in as we did (worker=False: the worker itself).
         login_as = (account, password) if worker else None
-        self.headers = HeaderFetcher(self.client, self.host, login_as)
+        self.headers = HeaderFetcher(self.client, self.watch, login_as)
 
-    def _connect(self, account: ServerLogin) -> IMAPClient:
+    def _connect(self, account: ServerLogin) -> WatchedClient:
         if account.security == "plain" and not (
             is_loopback(account.host) or account.allow_insecure
         ):
@@ -83,7 +86,8 @@ class ImapSource:
         # Loading the system trust store costs ~25 ms: not for a plain loopback session.
         context = None if account.security == "plain" else tls_context(account.ca_file)
         try:
-            client = IMAPClient(
+            client = WatchedClient(
+                self.watch,
                 account.host,
                 port=account.port,
                 ssl=account.security == "tls",
@@ -98,7 +102,7 @@ class ImapSource:
             raise _network_error(account.host, exc, self.timeout) from exc
         return client
 
-    def _starttls(self, client: IMAPClient, context: ssl.SSLContext) -> None:
+    def _starttls(self, client: WatchedClient, context: ssl.SSLContext) -> None:
         if b"STARTTLS" not in client.capabilities():
             client.shutdown()
             raise ServerError(
@@ -131,14 +135,21 @@ class ImapSource:
     def close(self) -> None:
         self.headers.close()
         try:
-            self.client.logout()
-        except (OSError, IMAPClientError, EOFError):
+            with self.watch.deadline("LOGOUT"):
+                self.client.logout()
+        except (OSError, IMAPClientError, EOFError, ServerError):
             self._shutdown()
+
+    def abort(self) -> None:
+        """From another thread (a poll past its deadline): fail what the session waits for."""
+        self.headers.kill_worker()
+        self.watch.shutdown()
 
     def list_folders(self) -> list[FolderInfo]:
         """Every folder with its SPECIAL-USE flags; imapclient decodes modified UTF-7."""
         try:
-            listing = self.client.list_folders()
+            with self.watch.deadline("LIST"):
+                listing = self.client.list_folders()
         except (OSError, IMAPClientError, EOFError) as exc:
             raise _network_error(self.host, exc, self.timeout) from exc
         folders = []
@@ -156,7 +167,8 @@ class ImapSource:
         """Header fields, FLAGS and INTERNALDATE of every message from `since` on."""
         with self._guard(folder):
             self._last_examined = None  # another folder is selected now
-            info = self.client.select_folder(folder, readonly=True)
+            with self.watch.deadline(f"EXAMINE {folder!r}"):
+                info = self.client.select_folder(folder, readonly=True)
             scan = FolderScan(folder)
             uids = self._search_since(since)
             # RFC 3501 requires UIDVALIDITY; without it a worker's check fails: read alone.
@@ -229,7 +241,9 @@ class ImapSource:
         if known is None or known.uidnext is None or known.exists is None or state.exists is None:
             return None
         # `n:*` always matches the highest UID, even below n (RFC 3501 6.4.8): filter.
-        found = [u for u in self.client.search(["UID", f"{known.uidnext}:*"]) if u >= known.uidnext]
+        with self.watch.deadline("SEARCH UID"):
+            found = self.client.search(["UID", f"{known.uidnext}:*"])
+        found = [u for u in found if u >= known.uidnext]
         return found if state.exists == known.exists + len(found) else None
 
     @contextlib.contextmanager
@@ -260,7 +274,8 @@ class ImapSource:
 
     def _examine(self, folder: str) -> FolderState:
         self._last_examined = None
-        info = self.client.select_folder(folder, readonly=True)
+        with self.watch.deadline(f"EXAMINE {folder!r}"):
+            info = self.client.select_folder(folder, readonly=True)
         modseq = info.get(b"HIGHESTMODSEQ")
         return FolderState(
             int(info[b"UIDVALIDITY"]),
@@ -272,18 +287,22 @@ class ImapSource:
     def _search_since(self, since: datetime) -> list[int]:
         # SEARCH SINCE has day granularity in the server's zone (RFC 3501
         # 6.4.4): ask a day early, then filter on INTERNALDATE exactly.
-        return sorted(self.client.search(["SINCE", (since - timedelta(days=1)).date()]))
+        with self.watch.deadline("SEARCH SINCE"):
+            return sorted(self.client.search(["SINCE", (since - timedelta(days=1)).date()]))
 
     def _changed_flags(
         self, known: FolderState | None, state: FolderState, uids: Sequence[int]
     ) -> dict[int, frozenset[str]]:
         if known is not None and known.modseq is not None and state.modseq is not None:
-            changed = set(self.client.search(["MODSEQ", str(known.modseq + 1)]))
+            with self.watch.deadline("SEARCH MODSEQ"):
+                changed = set(self.client.search(["MODSEQ", str(known.modseq + 1)]))
             uids = [uid for uid in uids if uid in changed]
         flags: dict[int, frozenset[str]] = {}
         for batch in batches(uids, BATCH * 4):
             wanted = set(batch)
-            for uid, data in self.client.fetch(batch, ["FLAGS"]).items():
+            with self.watch.deadline("FETCH FLAGS"):
+                answer = self.client.fetch(batch, ["FLAGS"])
+            for uid, data in answer.items():
                 if uid in wanted and b"FLAGS" in data:
                     flags[uid] = frozenset(f.decode("ascii", "replace") for f in data[b"FLAGS"])
         return flags

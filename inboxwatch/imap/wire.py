@@ -23,12 +23,18 @@ from __future__ import annotations
 import imaplib
 import io
 import re
+import socket
+import ssl
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient, imap4, tls
 from imapclient.exceptions import IMAPClientAbortError
 
+from inboxwatch.errors import ServerError
 from inboxwatch.imap.fetchitems import USUAL_ITEMS, FetchRecord, fetch_items, usual_items
+from inboxwatch.net import Deadline, shut_down
 
 CHUNK = 1 << 20
 # A header block is small; a server announcing a far bigger literal is broken or hostile,
@@ -44,6 +50,98 @@ _USUAL_RECORD = re.compile(rb"\* \d+ FETCH \((" + USUAL_ITEMS + rb")\{(\d+)\}\r\
 _TAIL = re.compile(rb"([^\r\n{}]*)\)\r\n")
 _UNTAGGED = re.compile(rb"\* (?!\d+ FETCH)[^\r\n{}]*\r\n")  # `* 3 EXISTS`, `* OK …`
 _LITERAL_END = re.compile(rb"\{(\d+)\}\r\n$")
+
+
+class SocketWatch:
+    """A session's socket, reachable from the moment it exists, and the deadline of each
+    operation on it. imapclient reads the greeting (and does the TLS handshake) inside
+    its constructor, before the caller holds the client; `timeout` bounds each read only,
+    so a server sending a byte per read would hold an operation forever (net.Deadline)."""
+
+    def __init__(self, host: str, seconds: float) -> None:
+        self.host = host
+        self.seconds = seconds
+        self.raw: socket.socket | None = None
+        self.imap: imaplib.IMAP4 | None = None
+
+    def current(self) -> socket.socket | None:
+        # imaplib's `sock`, once set, is the live one: STARTTLS replaces it.
+        sock: socket.socket | None = getattr(self.imap, "sock", None)
+        return sock if sock is not None else self.raw
+
+    def shutdown(self) -> None:
+        """End the session from another thread: whatever it waits for fails at once."""
+        shut_down(self.current())
+
+    @contextmanager
+    def deadline(self, what: str) -> Iterator[None]:
+        """`what` (connect, greeting and login; one command; one FETCH batch) within
+        `seconds` (net.OPERATION_DEADLINE times the account's timeout), else the
+        connection is shut and a ServerError says why."""
+        slow = ServerError(
+            f"{self.host} answered too slowly: {what} took over {self.seconds:g}s; try again "
+            "later (or raise the account's timeout if this server is always that slow)"
+        )
+        with Deadline(self.seconds, self.shutdown) as deadline:
+            try:
+                yield
+            except Exception as exc:
+                # A silent server times the read out as the deadline fires: "did not answer
+                # within" (the read's own error) says more than "too slowly".
+                if deadline.expired and not isinstance(exc, TimeoutError):
+                    raise slow from exc
+                raise
+        if deadline.expired:  # an answer cut short by the shutdown is not trusted
+            raise slow
+
+
+class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
+    """IMAPClient whose imaplib connection reports its socket to a SocketWatch."""
+
+    def __init__(self, watch: SocketWatch, *args: Any, **kwargs: Any) -> None:
+        self.watch = watch
+        super().__init__(*args, **kwargs)
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:
+        timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _WatchedTLS(self.watch, self.host, self.port, self.ssl_context, timeout)
+        return _WatchedPlain(self.watch, self.host, self.port, timeout)
+
+
+class _WatchedPlain(imap4.IMAP4WithTimeout):  # type: ignore[misc]
+    def __init__(self, watch: SocketWatch, host: str, port: int, timeout: float | None) -> None:
+        self.watch = watch
+        watch.imap = self
+        super().__init__(host, port, timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        self.watch.raw = super()._create_socket(timeout)
+        return self.watch.raw
+
+
+class _WatchedTLS(tls.IMAP4_TLS):  # type: ignore[misc]
+    def __init__(
+        self,
+        watch: SocketWatch,
+        host: str,
+        port: int,
+        context: ssl.SSLContext | None,
+        timeout: float | None,
+    ) -> None:
+        self.watch = watch
+        watch.imap = self
+        super().__init__(host, port, context, timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        # As imapclient's tls.wrap_socket, but the TLS socket is watched before the
+        # handshake, which a server can trickle as slowly as a greeting.
+        raw = socket.create_connection((self.host, self.port), timeout or self._timeout)
+        context = self.ssl_context or ssl.create_default_context()
+        sock = context.wrap_socket(raw, server_hostname=self.host, do_handshake_on_connect=False)
+        self.watch.raw = sock
+        sock.do_handshake()
+        return sock
 
 
 def connection(client: IMAPClient) -> imaplib.IMAP4:

@@ -226,7 +226,13 @@ class Poller:
         def factory() -> MailSource:
             inner = sessions.pop(name, None) or open_imap(self.accounts[name])()
             source = SyncingSource(
-                inner, self.store, name, self.stop, self.memory, full=name in full
+                inner,
+                self.store,
+                name,
+                self.stop,
+                self.memory,
+                full=name in full,
+                deadline=self.settings.service.account_timeout.total_seconds(),
             )
             opened[name] = source
             return source

@@ -6,16 +6,19 @@ after the whole account was read: an interrupted poll writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from inboxwatch.core.model import MessageMeta
 from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, Progress, StateStore
 from inboxwatch.core.scan import ScanMemo
-from inboxwatch.errors import CorruptState
+from inboxwatch.errors import CorruptState, InboxwatchError, ServerError
 from inboxwatch.imap.source import ImapSource
+from inboxwatch.net import Deadline
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,7 @@ class SyncingSource:
         memory: MemoryCache | None = None,
         *,
         full: bool = False,
+        deadline: float | None = None,
     ) -> None:
         self.memory = memory
         self.full = full  # trust nothing cached: read every folder again (a clock jump)
@@ -106,9 +110,32 @@ class SyncingSource:
         self.stop = stop or threading.Event()
         self.fetched = 0  # header blocks fetched in this poll
         self._staged: list[_Staged] = []
+        # The account's whole poll within service.account_timeout: at the deadline the
+        # session is shut, so whatever it waits for fails, and the next account is read.
+        self.deadline = None if deadline is None else Deadline(deadline, inner.abort).start()
+
+    @contextlib.contextmanager
+    def _bounded(self) -> Iterator[None]:
+        """A failure after the account's deadline is the deadline's, whatever it looked like."""
+        try:
+            if self.deadline is not None and self.deadline.expired:
+                raise self._late()
+            yield
+        except InboxwatchError as exc:
+            if self.deadline is not None and self.deadline.expired:
+                raise self._late() from exc
+            raise
+
+    def _late(self) -> ServerError:
+        seconds = self.deadline.seconds if self.deadline is not None else 0.0
+        return ServerError(
+            f"reading this account took over {seconds:g}s (service.account_timeout); "
+            "the other accounts went on, and this one is read again at the next poll"
+        )
 
     def list_folders(self) -> list[FolderInfo]:
-        return self.inner.list_folders()
+        with self._bounded():
+            return self.inner.list_folders()
 
     def fetch_since(
         self, folder: str, since: datetime, progress: Progress | None = None
@@ -124,9 +151,10 @@ class SyncingSource:
                 log.warning("%s: %s; reading folder %r in full", self.account, exc, folder)
                 known, cached = None, {}
 
-        sync = self.inner.sync_folder(
-            folder, since, known, cached.keys(), _Checked(self.stop, progress)
-        )
+        with self._bounded():
+            sync = self.inner.sync_folder(
+                folder, since, known, cached.keys(), _Checked(self.stop, progress)
+            )
         if self.stop.is_set():
             raise Interrupted
         current = {} if sync.replace else cached
@@ -155,4 +183,6 @@ class SyncingSource:
         self._staged.clear()
 
     def close(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
         self.inner.close()

@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "local": {"core", "errors"},
     "store": {"core", "config", "errors"},
     "delivery": {"core", "config", "net", "periods", "errors"},
-    "service": {"imap", "local", "store", "delivery", "core", "config", "periods", "errors"},
+    "service": {"imap", "local", "store", "delivery", "core", "config", "net", "periods", "errors"},
     "cli": {"service", "imap", "local", "store", "delivery", "core", "config", "errors"},
     "__main__": {"cli"},
 }
