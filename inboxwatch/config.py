@@ -53,6 +53,40 @@ Security = Literal["tls", "starttls", "plain"]
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class OAuth2(BaseModel):
+    """`[accounts.oauth2]` / `[smtp.oauth2]`: the app registration inboxwatch signs in with
+    (`inboxwatch auth`). Default scopes and endpoints are the provider's (auth.providers)."""
+
+    model_config = _STRICT
+
+    provider: Literal["google", "microsoft", "custom"]
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None  # Google desktop clients have one; Microsoft none
+    client_secret_file: str = ""
+    tenant: str = "common"  # Microsoft: common, organizations, consumers or a tenant id
+    # Microsoft's cloud: login.microsoftonline.us for US Government (GCC High, DoD).
+    authority: str = "https://login.microsoftonline.com"
+    scopes: list[str] = []
+    # provider = "custom": RFC 8414 names; the device flow (RFC 8628) when the last is set.
+    authorization_endpoint: str = ""
+    token_endpoint: str = ""
+    device_authorization_endpoint: str = ""
+
+    @model_validator(mode="after")
+    def _complete(self) -> OAuth2:
+        if self.client_secret is not None and self.client_secret_file:
+            raise ValueError("set either client_secret or client_secret_file, not both")
+        endpoints = (self.authorization_endpoint, self.device_authorization_endpoint)
+        if self.provider != "custom" and (self.token_endpoint or any(endpoints)):
+            raise ValueError("endpoints are set only for provider = custom")
+        if self.provider == "custom" and not (self.token_endpoint and any(endpoints)):
+            raise ValueError(
+                "provider = custom needs token_endpoint and authorization_endpoint "
+                "or device_authorization_endpoint"
+            )
+        return self
+
+
 class _Server(BaseModel):
     model_config = _STRICT
 
@@ -65,11 +99,17 @@ class _Server(BaseModel):
     password: SecretStr | None = None
     password_file: str = ""
     timeout: Duration = timedelta(seconds=30)
+    auth: Literal["password", "oauth2"] = "password"
+    oauth2: OAuth2 | None = None
 
     @model_validator(mode="after")
     def _one_secret(self) -> _Server:
         if self.password is not None and self.password_file:
             raise ValueError("set either password or password_file, not both")
+        if self.auth == "oauth2" and (self.password is not None or self.password_file):
+            raise ValueError("auth = oauth2 signs in with a token: remove password")
+        if self.auth == "password" and self.oauth2 is not None:
+            raise ValueError('an oauth2 table is used only with auth = "oauth2"')
         if self.ca_file and not Path(self.ca_file).expanduser().is_file():
             raise ValueError(f"ca_file {self.ca_file!r} does not exist")
         return self
@@ -106,6 +146,8 @@ class Account(_Server):
     def _defaults(self) -> Account:
         if not self.host:
             raise ValueError("host is required")
+        if self.auth == "oauth2" and self.oauth2 is None:
+            raise ValueError("auth = oauth2 needs an [accounts.oauth2] table (see the README)")
         if not self.addresses:
             if "@" not in self.username:
                 raise ValueError("addresses is required when username is not an e-mail address")
@@ -197,6 +239,11 @@ class Settings(BaseSettings):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"account names must be unique: {', '.join(dupes)}")
+        if self.smtp.auth == "oauth2" and self.smtp.oauth2 is None and smtp_identity(self) is None:
+            raise ValueError(
+                "smtp: auth = oauth2 needs an [smtp.oauth2] table, or an account with "
+                "auth = oauth2 and the same username whose sign-in it shares"
+            )
         return self
 
     @classmethod
@@ -297,6 +344,18 @@ def _warn_if_readable(path: Path, mode: int, what: str) -> None:
         logging.getLogger(__name__).warning(
             "%s %s and is readable by other users; chmod 600 it", path, what
         )
+
+
+def smtp_identity(settings: Settings) -> Account | None:
+    """The account whose OAuth sign-in [smtp] shares: auth = oauth2, no [smtp.oauth2] of
+    its own, and the same username (one identity, one token file)."""
+    if settings.smtp.auth != "oauth2" or settings.smtp.oauth2 is not None:
+        return None
+    wanted = settings.smtp.username.lower()
+    return next(
+        (a for a in settings.accounts if a.auth == "oauth2" and a.username.lower() == wanted),
+        None,
+    )
 
 
 def env_password_name(account: str) -> str:

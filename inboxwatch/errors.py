@@ -56,3 +56,11 @@ class StateError(ConfigError):
 
 class CorruptState(StateError):
     """The state database is damaged: moved aside and rebuilt (store.faults)."""
+
+
+class SignInNeeded(InboxwatchError):
+    """The OAuth sign-in ended (refresh token revoked or expired, or none yet): that
+    account stops until `inboxwatch auth NAME` is run again; the others go on."""
+
+    exit_code = 8
+    kind = "signin"

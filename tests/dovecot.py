@@ -97,7 +97,13 @@ def _wait_for_port(port: int, deadline: float) -> None:
 class Dovecot:
     """One private Dovecot instance; every username logs in with `password`."""
 
-    def __init__(self, base: Path, cert: Path | None = None, key: Path | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        cert: Path | None = None,
+        key: Path | None = None,
+        introspection_url: str | None = None,
+    ) -> None:
         self.binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
         if not Path(self.binary).exists():
             raise RuntimeError(INSTALL_HINT)
@@ -108,6 +114,35 @@ class Dovecot:
         self.tls = cert is not None
         self.config = base / "dovecot.conf"
         self._write_config(cert, key)
+        if introspection_url is not None:
+            self._add_oauth2(introspection_url)
+
+    def _add_oauth2(self, url: str) -> None:
+        """XOAUTH2 and OAUTHBEARER through Dovecot's oauth2 passdb, each token checked by
+        the tests' provider (tests/oauth_provider.py) at `url`, with no cache
+        (auth_cache_size stays 0, or a revoked token would pass), and without the login
+        penalty that delays logins from 127.0.0.1 after a few failures (it is lifted by
+        opening anvil's penalty listener; login_trusted_networks does not, in 2.3)."""
+        ext = self.base / "dovecot-oauth2.conf.ext"
+        ext.write_text(
+            f"introspection_url = {url}\nintrospection_mode = post\n"
+            "username_attribute = username\nactive_attribute = active\nactive_value = true\n",
+            encoding="utf-8",
+        )
+        text = self.config.read_text(encoding="utf-8")
+        text = text.replace(
+            "auth_mechanisms = plain login", "auth_mechanisms = plain login xoauth2 oauthbearer"
+        )
+        text = text.replace(
+            "passdb {\n  driver = static\n",
+            f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {ext}\n}}\n"
+            "passdb {\n  driver = static\n  mechanisms = plain login\n",
+        )
+        text = text.replace(
+            "service anvil {\n  chroot =\n}",
+            "service anvil {\n  chroot =\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}",
+        )
+        self.config.write_text(text, encoding="utf-8")
 
     def _write_config(self, cert: Path | None, key: Path | None) -> None:
         root = os.geteuid() == 0

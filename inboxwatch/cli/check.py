@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from inboxwatch.auth.refresh import smtp_tokens, tokens_dir
 from inboxwatch.cli.common import common_options, setup_logging
 from inboxwatch.config import Account, Settings, find_config, load_settings
 from inboxwatch.core.ports import discover_sent
@@ -24,9 +25,9 @@ def masked_config(settings: Settings) -> str:
     return json.dumps(settings.model_dump(mode="json"), indent=2, ensure_ascii=False)
 
 
-def check_account(account: Account) -> str:
+def check_account(account: Account, tokens: Path) -> str:
     """Log in, list folders, find the sent folder; raises InboxwatchError on trouble."""
-    source = open_imap(account)()
+    source = open_imap(account, tokens)()
     try:
         folders = source.list_folders()
     finally:
@@ -55,7 +56,7 @@ def check_account(account: Account) -> str:
 
 def check_smtp(settings: Settings) -> str:
     smtp = settings.smtp
-    client = SmtpSender(smtp).open()
+    client = SmtpSender(smtp, tokens=smtp_tokens(settings)).open()
     client.quit()
     who = f" as {smtp.username}" if smtp.username else " without AUTH"
     return f"connected to {smtp.host}:{smtp.port} ({smtp.security}){who}; nothing sent"
@@ -68,7 +69,8 @@ def run_check(settings: Settings, path: Path, echo: Echo) -> int:
     echo(masked_config(settings))
     codes = [0]
     steps: list[tuple[str, Callable[[], str]]] = [
-        (f"account {a.name}", partial(check_account, a)) for a in settings.accounts
+        (f"account {a.name}", partial(check_account, a, tokens_dir(settings)))
+        for a in settings.accounts
     ]
     if settings.smtp.host:
         steps.append(("smtp", lambda: check_smtp(settings)))

@@ -24,6 +24,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from inboxwatch.auth.refresh import tokens_dir
 from inboxwatch.cli.output import dumps, render_errors, render_table
 from inboxwatch.config import Digest, Settings, parse_duration
 from inboxwatch.core.model import Report
@@ -169,7 +170,7 @@ def config_jobs(
     if unknown:
         names = ", ".join(a.name for a in settings.accounts)
         raise UsageError(f"no account named {', '.join(sorted(unknown))} (accounts: {names})")
-    return [(plan_of(a, window), open_imap(a)) for a in chosen]
+    return [(plan_of(a, window), open_imap(a, tokens_dir(settings))) for a in chosen]
 
 
 FORMAT_OPTION = click.option(

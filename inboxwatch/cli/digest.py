@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import click
 
+from inboxwatch.auth.refresh import smtp_tokens
 from inboxwatch.cli.common import (
     DEMO_AS_OF,
     common_options,
@@ -54,7 +55,8 @@ def digest(
         if not config.to:
             raise ConfigError("digest.to is not set: who should receive the digest?")
         if not dry_run:
-            sender = SmtpSender(settings.smtp)  # before scanning: a config error fails fast
+            # Before scanning: a config error fails fast.
+            sender = SmtpSender(settings.smtp, tokens=smtp_tokens(settings))
     with progress_bar(not dry_run) as progress:
         report = run_scan(jobs, now, now, progress)
     render_errors(report, lambda line: click.echo(line, err=True))

@@ -9,7 +9,7 @@ from traceback import print_exception
 import click
 
 from inboxwatch import __version__
-from inboxwatch.cli import check, digest, run, scan
+from inboxwatch.cli import auth, check, digest, run, scan
 from inboxwatch.errors import InboxwatchError
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug, not a mail problem
@@ -25,7 +25,16 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     ctx.meta["verbosity"] = verbose - quiet
 
 
-for command in (scan.scan, scan.demo, digest.digest, check.check, run.run, run.health, run.repair):
+for command in (
+    scan.scan,
+    scan.demo,
+    digest.digest,
+    check.check,
+    run.run,
+    run.health,
+    run.repair,
+    auth.auth,
+):
     cli.add_command(command)
 
 

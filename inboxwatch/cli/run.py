@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
+from inboxwatch.auth.refresh import smtp_tokens
 from inboxwatch.cli.common import common_options, setup_logging
 from inboxwatch.config import find_config, load_settings
 from inboxwatch.core.ports import Sender
@@ -26,7 +27,8 @@ def run(ctx: click.Context, config_path: str | None, verbose: int, quiet: int, o
     if not settings.digest.to:
         click.echo("inboxwatch: digest.to is not set: polling only, no digest", err=True)
     else:
-        sender = SmtpSender(settings.smtp)  # smtp.host missing: a config error now, not at 08:00
+        # smtp.host missing: a config error now, not at 08:00.
+        sender = SmtpSender(settings.smtp, tokens=smtp_tokens(settings))
     scheduler = Scheduler(settings, sender, keep_report=once)
     try:
         ctx.exit(scheduler.job() if once else scheduler.run_forever())

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from email.message import EmailMessage
 
+from inboxwatch.auth.refresh import TokenSource
 from inboxwatch.config import Smtp, resolve_secret
 from inboxwatch.errors import AuthError, ConfigError, DeliveryError, ServerError
 from inboxwatch.net import Deadline, is_loopback, operation_deadline, shut_down, tls_context
@@ -27,6 +28,15 @@ DELAYS = (2.0, 8.0, 30.0)  # seconds before the 2nd, 3rd and 4th attempt; then 3
 
 def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def _auth_xoauth2(client: smtplib.SMTP, user: str, token: str) -> None:
+    first = f"user={user}\x01auth=Bearer {token}\x01\x01"
+
+    def respond(challenge: bytes | None = None) -> str:
+        return first if challenge is None else ""  # the error continuation: an empty line
+
+    client.auth("XOAUTH2", respond, initial_response_ok=True)
 
 
 def _reply_error(host: str, exc: smtplib.SMTPResponseException) -> ServerError:
@@ -71,6 +81,8 @@ class SmtpSender:
         config: Smtp,
         delays: Sequence[float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        *,
+        tokens: TokenSource | None = None,
     ) -> None:
         if not config.host:
             raise ConfigError("smtp.host is not set; the digest needs an SMTP server")
@@ -80,8 +92,11 @@ class SmtpSender:
                 "tls or starttls, or set allow_insecure = true"
             )
         self.config = config
+        self.tokens = tokens  # auth = oauth2 (auth.refresh.smtp_tokens): SASL XOAUTH2
         self.password = (
-            resolve_secret(config, "smtp", "INBOXWATCH_SMTP__PASSWORD") if config.username else None
+            resolve_secret(config, "smtp", "INBOXWATCH_SMTP__PASSWORD")
+            if config.username and tokens is None
+            else None
         )
         if delays is None:
             delays = [DELAYS[min(n, len(DELAYS) - 1)] for n in range(config.retries)]
@@ -146,8 +161,7 @@ class SmtpSender:
         try:
             self._connect(client, context)
             client.ehlo_or_helo_if_needed()
-            if self.password is not None:
-                client.login(self.config.username, self.password)
+            self._authenticate(client)
         except smtplib.SMTPAuthenticationError as exc:
             text = _text(exc.smtp_error)
             raise AuthError(
@@ -178,6 +192,30 @@ class SmtpSender:
             raise ServerError(
                 f"cannot talk to SMTP server {host}: {exc or type(exc).__name__}"
             ) from exc
+
+    def _authenticate(self, client: smtplib.SMTP) -> None:
+        if self.tokens is not None:
+            self._xoauth2(client, self.tokens)
+        elif self.password is not None:
+            client.login(self.config.username, self.password)
+
+    def _xoauth2(self, client: smtplib.SMTP, tokens: TokenSource) -> None:
+        """AUTH XOAUTH2 (Microsoft 365 rejects OAUTHBEARER), once more with a renewed token
+        when the server refuses the first. A refusal comes as a 334 carrying a base64 JSON
+        error, answered with an empty line, then 535."""
+        token = tokens.access_token()
+        try:
+            _auth_xoauth2(client, self.config.username, token)
+        except smtplib.SMTPAuthenticationError:
+            token = tokens.access_token(rejected=token)
+            try:
+                _auth_xoauth2(client, self.config.username, token)
+            except smtplib.SMTPAuthenticationError as exc:
+                raise AuthError(
+                    f"SMTP server {self.config.host} refused the OAuth token ({exc.smtp_code} "
+                    f"{_text(exc.smtp_error)}); check the app's SMTP.Send permission and that "
+                    "authenticated SMTP is on for this mailbox (README FAQ)"
+                ) from None
 
     def _send_once(self, msg: EmailMessage) -> None:
         client = self.open()

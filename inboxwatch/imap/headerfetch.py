@@ -17,7 +17,7 @@ from inboxwatch.core.model import ParseFailure
 from inboxwatch.core.parse import HEADER_FIELDS, parse_headers
 from inboxwatch.core.ports import FolderScan, Progress
 from inboxwatch.imap.fetchitems import FetchRecord, parse_fetch
-from inboxwatch.imap.login import ServerLogin
+from inboxwatch.imap.login import Secret, ServerLogin
 from inboxwatch.imap.wire import (
     MAX_LITERAL,
     SocketWatch,
@@ -52,7 +52,7 @@ class HeaderFetcher:
     """Reads header records of one session's selected folder into a FolderScan."""
 
     def __init__(
-        self, client: WatchedClient, watch: SocketWatch, login_as: tuple[ServerLogin, str] | None
+        self, client: WatchedClient, watch: SocketWatch, login_as: tuple[ServerLogin, Secret] | None
     ) -> None:
         self.client = client
         self.watch = watch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -40,3 +41,17 @@ class Login:
     ca_file: str
     username: str
     timeout: timedelta
+
+
+@dataclass(frozen=True)
+class Secret:
+    """How a session signs in: a password (LOGIN), or an OAuth 2.0 access token (SASL
+    XOAUTH2) with `renew`, which is handed the token a server refused and returns a new
+    one (auth.refresh), for one more try."""
+
+    value: str
+    bearer: bool = False
+    renew: Callable[[str], str] | None = None
+
+    def __repr__(self) -> str:  # never the secret itself, in a traceback at -vv either
+        return f"Secret(bearer={self.bearer})"

@@ -1,4 +1,5 @@
-"""An ImapSource for a config Account, its password read when the session opens.
+"""An ImapSource for a config Account, its password or OAuth token read when the session
+opens.
 
 Apart from imap.source so that the worker process (imap.workermain), which imports the
 session, does not import the config and pydantic: ~0.1 s and ~12 MB a worker.
@@ -7,19 +8,28 @@ session, does not import the config and pydantic: ~0.1 s and ~12 MB a worker.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+from inboxwatch.auth.refresh import account_tokens
 from inboxwatch.config import Account, env_password_name, resolve_secret
+from inboxwatch.imap.login import Secret
 from inboxwatch.imap.source import ImapSource
 
 
-def open_imap(account: Account) -> Callable[[], ImapSource]:
+def open_imap(account: Account, tokens_dir: Path) -> Callable[[], ImapSource]:
     """A factory that logs in to the account when the scan gets to it (its password is
-    read then, from the config, its file or the environment)."""
+    read then, from the config, its file or the environment; its token from
+    `tokens_dir`, renewed if it is about to expire)."""
 
     def factory() -> ImapSource:
-        password = resolve_secret(
-            account, f"accounts[{account.name}]", env_password_name(account.name)
-        )
-        return ImapSource(account, password)
+        return ImapSource(account, secret(account, tokens_dir))
 
     return factory
+
+
+def secret(account: Account, tokens_dir: Path) -> Secret:
+    if account.auth == "oauth2":
+        tokens = account_tokens(account, tokens_dir)
+        return Secret(tokens.access_token(), bearer=True, renew=tokens.access_token)
+    where = f"accounts[{account.name}]"
+    return Secret(resolve_secret(account, where, env_password_name(account.name)))

@@ -19,10 +19,10 @@ from imapclient import SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, FolderSync, Progress
-from inboxwatch.errors import ConfigError, ServerError
+from inboxwatch.errors import AuthError, ConfigError, ServerError
 from inboxwatch.imap.headerfetch import BATCH, STREAM_BATCH, HeaderFetcher
-from inboxwatch.imap.login import ServerLogin
-from inboxwatch.imap.wire import SocketWatch, WatchedClient, batches, bound_literals
+from inboxwatch.imap.login import Secret, ServerLogin
+from inboxwatch.imap.wire import SocketWatch, WatchedClient, batches, bound_literals, xoauth2
 from inboxwatch.net import (
     is_loopback,
     login_error,
@@ -58,7 +58,7 @@ def _network_error(host: str, exc: BaseException, timeout: float) -> ServerError
 class ImapSource:
     """A logged-in, read-only IMAP session for one account."""
 
-    def __init__(self, account: ServerLogin, password: str, worker: bool = True) -> None:
+    def __init__(self, account: ServerLogin, secret: Secret, worker: bool = True) -> None:
         self.host = account.host
         self.account = account.name
         self.timeout = account.timeout.total_seconds()
@@ -67,12 +67,12 @@ class ImapSource:
         with self.watch.deadline("connecting and logging in"):
             self.client = self._connect(account)
             try:
-                self._login(account.username, password)
+                used = self._login(account.username, secret)
             except BaseException:
                 self._shutdown()
                 raise
         # A worker for a big folder logs in as we did (worker=False: the worker itself).
-        login_as = (account, password) if worker else None
+        login_as = (account, Secret(used, secret.bearer)) if worker else None
         self.headers = HeaderFetcher(self.client, self.watch, login_as)
 
     def _connect(self, account: ServerLogin) -> WatchedClient:
@@ -111,9 +111,14 @@ class ImapSource:
             )
         client.starttls(context)
 
-    def _login(self, username: str, password: str) -> None:
+    def _login(self, username: str, secret: Secret) -> str:
+        """Log in; returns the password or token that worked."""
         try:
-            self.client.login(username, password)
+            if secret.bearer:
+                used = self._xoauth2(username, secret)
+            else:
+                used = secret.value
+                self.client.login(username, secret.value)
             if b"CONDSTORE" in self.client.capabilities():
                 # RFC 7162 3.1: HIGHESTMODSEQ on SELECT lets an unchanged folder cost one command.
                 self.client.enable("CONDSTORE")
@@ -127,6 +132,33 @@ class ImapSource:
             raise login_error(self.host, server_text(exc)) from None
         except (OSError, IMAPClientError, EOFError) as exc:
             raise _network_error(self.host, exc, self.timeout) from exc
+        return used
+
+    def _xoauth2(self, username: str, secret: Secret) -> str:
+        """The token, and once more a renewed one when the server refuses it (expired early,
+        revoked access token): the refresh token may well still be good."""
+        token = secret.value
+        refused = self._refused(username, token)
+        if refused is not None and secret.renew is not None:
+            token = secret.renew(token)
+            refused = self._refused(username, token)
+        if refused is not None:
+            raise AuthError(
+                f"{self.host} refused the OAuth token ({refused}); check the app's IMAP "
+                "permission and that IMAP is enabled for this mailbox (README FAQ), or sign "
+                "in again with `inboxwatch auth`"
+            )
+        return token
+
+    def _refused(self, username: str, token: str) -> str | None:
+        """None when the server took the token, else its words."""
+        try:
+            xoauth2(self.client, username, token)
+        except IMAPClientAbortError:
+            raise  # the connection, not the token
+        except IMAPClientError as exc:
+            return server_text(exc)
+        return None
 
     def _shutdown(self) -> None:
         with contextlib.suppress(OSError, IMAPClientError):

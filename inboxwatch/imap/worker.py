@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from inboxwatch.core.model import Address, MessageMeta, ParseFailure
 from inboxwatch.imap.codec import decode_scan, iso_time
-from inboxwatch.imap.login import ServerLogin
+from inboxwatch.imap.login import Secret, ServerLogin
 
 # A running service keeps its session between polls, minutes apart: its worker does not
 # keep a second connection and process for that long; the next big read starts another.
@@ -85,7 +85,7 @@ def runs(uids: Sequence[int]) -> list[tuple[int, int]]:
 class FetchWorker:
     """The parent's handle: one job at a time, `submit` then `collect`."""
 
-    def __init__(self, account: ServerLogin, password: str, idle: float = IDLE_EXIT) -> None:
+    def __init__(self, account: ServerLogin, secret: Secret, idle: float = IDLE_EXIT) -> None:
         # Same interpreter, same package: from wherever the parent imported it (an
         # installed package, a source checkout on sys.path).
         if not sys.executable:  # embedded: no interpreter to start
@@ -102,7 +102,7 @@ class FetchWorker:
         )
         # What the connection needs, as plain values: the config was validated here already.
         fields = {name: getattr(account, name) for name in _LOGIN_FIELDS}
-        self.send((fields, account.timeout.total_seconds(), password, idle))
+        self.send((fields, account.timeout.total_seconds(), secret.value, secret.bearer, idle))
 
     def send(self, value: Any) -> bool:
         assert self.proc.stdin is not None

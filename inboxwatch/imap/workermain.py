@@ -17,7 +17,7 @@ from typing import IO
 
 from inboxwatch.errors import InboxwatchError
 from inboxwatch.imap.codec import encode_scan
-from inboxwatch.imap.login import Login
+from inboxwatch.imap.login import Login, Secret
 from inboxwatch.imap.source import ImapSource
 from inboxwatch.imap.worker import read_frame, write_frame, write_raw
 
@@ -36,10 +36,10 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     hello = read_frame(stdin)
     if hello is None:
         return 1
-    fields, timeout, password, idle = hello
+    fields, timeout, secret, bearer, idle = hello
     account = Login(**fields, timeout=timedelta(seconds=timeout))
     try:
-        source = ImapSource(account, password, worker=False)
+        source = ImapSource(account, Secret(secret, bearer), worker=False)
     except InboxwatchError as exc:
         write_frame(stdout, ("error", f"login failed: {exc}"))
         return 1

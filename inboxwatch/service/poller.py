@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from inboxwatch.auth.refresh import tokens_dir
 from inboxwatch.config import Account, Settings, env_password_name, resolve_secret
 from inboxwatch.core.model import Finding, PollRecord, Report, ReportError
 from inboxwatch.core.ports import MailSource, Sender, StateStore
@@ -143,6 +144,7 @@ class Poller:
     ) -> None:
         self.settings = settings
         self.accounts = {a.name: a for a in settings.accounts}
+        self.tokens = tokens_dir(settings)  # OAuth sign-ins, beside the state file
         self.plans = [plan_of(a) for a in settings.accounts]  # the one source of windows
         self.store = store
         self.sender = sender
@@ -224,7 +226,7 @@ class Poller:
         full: set[str],
     ) -> SourceFactory:
         def factory() -> MailSource:
-            inner = sessions.pop(name, None) or open_imap(self.accounts[name])()
+            inner = sessions.pop(name, None) or open_imap(self.accounts[name], self.tokens)()
             source = SyncingSource(
                 inner,
                 self.store,
@@ -309,7 +311,7 @@ class Poller:
         sessions: dict[str, ImapSource] = {}
         try:
             for name, account in self.accounts.items():
-                source = sessions[name] = open_imap(account)()
+                source = sessions[name] = open_imap(account, self.tokens)()
                 for folder in folders[name]:
                     if not source.examine(folder).unchanged_since(self.store.folder(name, folder)):
                         opened.update(sessions)
