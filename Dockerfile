@@ -11,7 +11,7 @@ COPY inboxwatch ./inboxwatch
 # `python -m venv`, never a fixed interpreter path: official images keep Python in
 # /usr/local/bin, Debian-based stand-ins in /usr/bin.
 RUN python -m venv /opt/inboxwatch \
-    && /opt/inboxwatch/bin/pip install --no-cache-dir ${PIP_CERT:+--cert "$PIP_CERT"} .
+    && /opt/inboxwatch/bin/pip install --no-cache-dir ${PIP_CERT:+--cert "$PIP_CERT"} ".[microsoft]"
 
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="inboxwatch" \

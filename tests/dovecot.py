@@ -135,12 +135,13 @@ class Dovecot:
         )
         text = text.replace(
             "passdb {\n  driver = static\n",
-            f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {ext}\n}}\n"
-            "passdb {\n  driver = static\n  mechanisms = plain login\n",
+            f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+            f"  args = {ext}\n}}\npassdb {{\n  driver = static\n  mechanisms = plain login\n",
         )
         text = text.replace(
             "service anvil {\n  chroot =\n}",
-            "service anvil {\n  chroot =\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}",
+            "service anvil {\n  chroot =\n"
+            "  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}",
         )
         self.config.write_text(text, encoding="utf-8")
 

@@ -57,7 +57,6 @@ class TokenSource:
             if isinstance(error, SignInNeeded):
                 tokens.ended = str(error)  # every process sees it: nobody asks again
                 self.file.write(tokens)
-                log.error("%s: %s", self.name, error)
             raise error
         renewed = from_answer(answer, self.oauth2, tokens)
         self.file.write(renewed)

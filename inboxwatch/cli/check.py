@@ -48,9 +48,10 @@ def check_account(account: Account, tokens: Path) -> str:
         marked = any("\\Sent" in f.special_use for f in folders if f.name in found)
         how = "SPECIAL-USE \\Sent" if marked else "usual name"
         sent = f"{', '.join(found)} ({how})"
+    how = " with OAuth 2.0" if account.auth == "oauth2" else ""
     return (
         f"logged in to {account.host}:{account.port} ({account.security}) as "
-        f"{account.username}; watching {', '.join(account.folders)}; sent folder {sent}"
+        f"{account.username}{how}; watching {', '.join(account.folders)}; sent folder {sent}"
     )
 
 

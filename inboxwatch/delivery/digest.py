@@ -106,11 +106,23 @@ def _standard(reply: ReplyStandard, window: timedelta | None) -> dict[str, Any] 
     }
 
 
+def _sign_ins(report: Report) -> list[str]:
+    """Accounts stopped until someone signs in again: first thing in the digest, since
+    nothing of them is watched until then."""
+    return [
+        _cut(f"{e.account} is not being watched: {e.message}", 400)
+        for e in report.errors
+        if e.kind == "signin"
+    ]
+
+
 def _warnings(report: Report) -> list[str]:
     lines, parse = [], 0
     for error in report.errors:
         if error.kind == "parse":
             parse += 1
+        elif error.kind == "signin":
+            continue  # at the top (_sign_ins)
         else:
             lines.append(_cut(f"{error.account}: {error.message}", 400))
     if parse:
@@ -159,6 +171,7 @@ def context(report: Report, config: Digest, now: datetime) -> dict[str, Any]:
         "due_soon_count": sum(len(a["due_soon"]) for a in accounts),
         "standard": _standard(report.stats.reply, report.window),
         "warnings": _warnings(report),
+        "sign_ins": _sign_ins(report),
         "next_digest": upcoming.astimezone(zone).strftime("%a %d %b, %H:%M") if upcoming else "",
     }
 
@@ -204,7 +217,8 @@ def compose(rendered: RenderedDigest, config: Digest, now: datetime) -> EmailMes
 
 
 def digest_message(report: Report, config: Digest, now: datetime) -> EmailMessage | None:
-    """The digest e-mail, or None when nobody waits and `send_when_empty` is off."""
-    if not report.overdue and not config.send_when_empty:
+    """The digest e-mail, or None when nobody waits and `send_when_empty` is off, and no
+    sign-in ended (a person must act on that: it is said even when nobody waits)."""
+    if not report.overdue and not config.send_when_empty and not _sign_ins(report):
         return None
     return compose(render(report, config, now), config, now)

@@ -4,16 +4,42 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from inboxwatch.auth.refresh import account_tokens, smtp_tokens, tokens_dir
 from inboxwatch.config import Settings
+from inboxwatch.errors import InboxwatchError
 from inboxwatch.store.sqlite import read_polls
+
+
+def sign_ins_needed(settings: Settings) -> list[str]:
+    """Each OAuth identity whose sign-in ended or never happened: unhealthy at once, not
+    three poll intervals later, since nothing but a person running `auth` fixes it."""
+    sources = [
+        account_tokens(a, tokens_dir(settings)) for a in settings.accounts if a.auth == "oauth2"
+    ]
+    smtp = smtp_tokens(settings)
+    if smtp is not None and smtp.name == "smtp":
+        sources.append(smtp)
+    problems = []
+    for source in sources:
+        try:
+            tokens = source.file.read()
+        except InboxwatchError as exc:
+            problems.append(f"{source.name}: {exc}")
+            continue
+        if tokens is None or tokens.ended:
+            why = tokens.ended if tokens else f"not signed in; run `inboxwatch auth {source.name}`"
+            problems.append(f"{source.name}: sign-in needed: {why}")
+    return problems
 
 
 def health(settings: Settings, now: datetime) -> tuple[bool, str]:
     """Every account polled successfully within three poll intervals?"""
     polls = read_polls(settings.state.path_resolved())
     limit = settings.service.poll_interval * 3
-    problems = []
+    problems = sign_ins_needed(settings)
     for account in settings.accounts:
+        if any(p.startswith(f"{account.name}: ") for p in problems):
+            continue  # its sign-in is the problem; the polls failing follow from it
         record = polls.get(account.name)
         if record is None or record.last_success is None:
             problems.append(f"{account.name}: no successful poll yet")

@@ -41,8 +41,11 @@ class DigestLedger:
         (at-least-once); a digest the SMTP server did not accept stays pending.
         """
         period = self._period(now)
-        if period is None or not report.accounts:
-            return None  # nothing due, or no account could be read: wait for one that can
+        signin = any(e.kind == "signin" for e in report.errors)
+        if period is None or not (report.accounts or signin):
+            # Nothing due, or no account could be read: wait for one that can. An ended
+            # sign-in does not end by waiting: the digest says so now.
+            return None
         # Imported here: Jinja2 costs a `run --once` from cron ~25 ms, and most polls send
         # no digest (bench/README, poll-cron).
         from inboxwatch.delivery.digest import digest_message

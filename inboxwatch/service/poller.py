@@ -22,7 +22,7 @@ from inboxwatch.config import Account, Settings, env_password_name, resolve_secr
 from inboxwatch.core.model import Finding, PollRecord, Report, ReportError
 from inboxwatch.core.ports import MailSource, Sender, StateStore
 from inboxwatch.core.scan import AccountPlan, SourceFactory, run_scan
-from inboxwatch.errors import AuthError, InboxwatchError, ServerError
+from inboxwatch.errors import AuthError, InboxwatchError, ServerError, SignInNeeded
 from inboxwatch.imap.opener import open_imap
 from inboxwatch.imap.source import ImapSource
 from inboxwatch.service.ledger import DigestLedger
@@ -58,6 +58,10 @@ def _backing_off(record: PollRecord | None, interval: timedelta, now: datetime) 
     """After consecutive failures, wait 1, 2, 4… poll intervals (at most an hour), and at
     least as long as a throttling server asked (Microsoft 365's Suggested Backoff Time)."""
     if record is None or not record.failures or record.last_attempt is None:
+        return False
+    if record.error_code == SignInNeeded.exit_code:
+        # Costs no request (the token file remembers the ended sign-in), and after
+        # `inboxwatch auth` the account must be back at the next poll, not in an hour.
         return False
     if record.last_attempt > now + CLOCK_SLACK:
         return False  # the clock went back: a wait from the later clock would last as long

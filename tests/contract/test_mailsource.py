@@ -17,6 +17,7 @@ from inboxwatch.config import Account
 from inboxwatch.core.ports import MailSource, discover_sent
 from inboxwatch.core.scan import run_scan
 from inboxwatch.errors import InboxwatchError
+from inboxwatch.imap.login import Secret
 from inboxwatch.imap.source import ImapSource
 from inboxwatch.local.source import LocalSource
 from inboxwatch.service.plans import local_plan
@@ -69,7 +70,7 @@ def imap_kind(dovecot: Any, box: Any) -> Kind:
         username=box.user,
         addresses=[OWNER],
     )
-    return Kind(lambda: ImapSource(account, dovecot.password), box.snapshot)
+    return Kind(lambda: ImapSource(account, Secret(dovecot.password)), box.snapshot)
 
 
 def mbox_kind(tmp_path: Path) -> Kind:

@@ -11,6 +11,7 @@ import pytest
 from inboxwatch.config import Account
 from inboxwatch.imap import headerfetch
 from inboxwatch.imap import worker as worker_module
+from inboxwatch.imap.login import Secret
 from inboxwatch.imap.source import ImapSource
 from inboxwatch.imap.worker import FetchWorker, runs
 from tests.conftest import NOW, OWNER, mail
@@ -45,7 +46,7 @@ def seed(box, count=40):
 
 
 def read(dovecot, box, port=None):
-    source = ImapSource(account(dovecot, box.user, port), dovecot.password)
+    source = ImapSource(account(dovecot, box.user, port), Secret(dovecot.password))
     try:
         scan = source.fetch_since("INBOX", NOW - 400 * 24 * H)
         return scan, source.headers
@@ -88,12 +89,12 @@ def test_a_worker_that_dies_costs_time_not_messages(dovecot, mailbox, monkeypatc
 @pytest.mark.dovecot
 def test_the_worker_refuses_uids_of_another_uidvalidity(dovecot, mailbox):
     seed(mailbox, 3)
-    source = ImapSource(account(dovecot, mailbox.user), dovecot.password)
+    source = ImapSource(account(dovecot, mailbox.user), Secret(dovecot.password))
     try:
         uidvalidity = source.examine("INBOX").uidvalidity
     finally:
         source.close()
-    worker = FetchWorker(account(dovecot, mailbox.user), dovecot.password)
+    worker = FetchWorker(account(dovecot, mailbox.user), Secret(dovecot.password))
     try:
         assert worker.submit("INBOX", uidvalidity + 1, [1, 2, 3], NOW - 400 * 24 * H)
         assert "UIDVALIDITY" in worker.collect()
@@ -107,7 +108,7 @@ def test_the_worker_refuses_uids_of_another_uidvalidity(dovecot, mailbox):
 
 @pytest.mark.dovecot
 def test_a_worker_that_cannot_log_in_says_so(dovecot, mailbox):
-    worker = FetchWorker(account(dovecot, mailbox.user), "wrong password")
+    worker = FetchWorker(account(dovecot, mailbox.user), Secret("wrong password"))
     try:
         worker.submit("INBOX", 1, [1], NOW)
         assert "login failed" in worker.collect()
@@ -125,7 +126,7 @@ def test_an_idle_worker_leaves_and_the_next_big_read_starts_another(dovecot, mai
         "FetchWorker",
         lambda *args: started.append(FetchWorker(*args, idle=0.3)) or started[-1],
     )
-    source = ImapSource(account(dovecot, mailbox.user), dovecot.password)
+    source = ImapSource(account(dovecot, mailbox.user), Secret(dovecot.password))
     try:
         first = source.fetch_since("INBOX", NOW - 400 * 24 * H)
         started[0].proc.wait(timeout=10)  # no job within 0.3 s: it logs out and exits

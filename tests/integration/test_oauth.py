@@ -5,6 +5,7 @@ msal, Microsoft's identity platform."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -18,19 +19,31 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
-from inboxwatch.auth.refresh import TokenSource
+from inboxwatch.auth.refresh import TokenSource, account_tokens, smtp_tokens, tokens_dir
 from inboxwatch.auth.signin import sign_in
 from inboxwatch.auth.tokens import TokenFile
-from inboxwatch.config import OAuth2
+from inboxwatch.config import OAuth2, Settings, Smtp
+from inboxwatch.delivery.smtp import SmtpSender
+from inboxwatch.errors import SignInNeeded
+from inboxwatch.service.health import health
+from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import OWNER, Mailbox, mail
-from tests.dovecot import Dovecot
+from tests.dovecot import Dovecot, free_port
+from tests.integration.test_service import Recorder
 from tests.oauth_provider import Provider
+from tests.polling import poll_once
+from tests.smtp import Handler
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,9 +87,7 @@ def idp(provider: Provider, oauth_dovecot: Dovecot) -> Iterator[Provider]:
     box.close()
 
 
-def _hours_ago(hours: int) -> Any:
-    from datetime import UTC, datetime, timedelta
-
+def _hours_ago(hours: int) -> datetime:
     return datetime.now(UTC) - timedelta(hours=hours)
 
 
@@ -355,3 +366,125 @@ def test_loopback_sign_in_takes_the_address_pasted_from_another_machine(tmp_path
 
     tokens = sign_in(_loopback_source(idp, tmp_path), "alice", say, pasted)
     assert idp.state.valid(tokens.access_token)
+
+
+@dataclass
+class XOAuth2Handler(Handler):
+    """aiosmtpd taking AUTH XOAUTH2 (a handler method named auth_<MECHANISM>), each token
+    checked with the provider; a refused one gets the 334 JSON error, as Gmail sends."""
+
+    idp: Any = None
+    logins: list[bool] = field(default_factory=list)
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
+        blob = args[1] if len(args) > 1 else await server.challenge_auth("")
+        text = base64.b64decode(blob).decode() if isinstance(blob, str) else blob.decode()
+        fields = dict(part.split("=", 1) for part in text.split("\x01") if "=" in part)
+        ok = self.idp.valid(fields.get("auth", "").removeprefix("Bearer "))
+        self.logins.append(ok)
+        if not ok:
+            await server.challenge_auth(json.dumps({"status": "401", "schemes": "bearer"}))
+        return AuthResult(success=ok, handled=False)
+
+
+def _message() -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = OWNER, OWNER, "digest"
+    message.set_content("hello")
+    return message
+
+
+def test_smtp_sends_with_xoauth2_and_renews_a_refused_token_once(tmp_path, idp):
+    handler = XOAuth2Handler(idp=idp.state)
+    port = free_port()
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=port, auth_required=True, auth_require_tls=False
+    )
+    controller.start()
+    try:
+        oauth2 = OAuth2(**idp.oauth2())
+        smtp = Smtp(
+            host="127.0.0.1",
+            port=port,
+            security="plain",
+            username=OWNER,
+            auth="oauth2",
+            oauth2=oauth2,
+            retries=0,
+        )
+        tokens = TokenSource("smtp", oauth2, TokenFile(tmp_path / "smtp.json"), "smtp")
+        sign_in(tokens, OWNER, lambda _: None, lambda: "")
+        sender = SmtpSender(smtp, tokens=tokens)
+        sender.send(_message())
+        idp.state.access.clear()  # the server refuses the access token; the refresh is good
+        sender.send(_message())
+        assert handler.logins == [True, False, True] and len(handler.received) == 2
+        assert idp.state.calls.count("refresh_token") == 1
+        idp.state.revoke_all()
+        with pytest.raises(SignInNeeded, match="run `inboxwatch auth smtp` again"):
+            sender.send(_message())
+    finally:
+        controller.stop()
+
+
+def test_smtp_shares_the_sign_in_of_the_account_with_its_username(tmp_path, idp):
+    account = {
+        "name": "work",
+        "host": "imap.example",
+        "username": OWNER,
+        "auth": "oauth2",
+        "oauth2": idp.oauth2(),
+    }
+    settings = Settings(
+        accounts=[account],
+        smtp={"host": "smtp.example", "username": OWNER.upper(), "auth": "oauth2"},
+        state={"path": str(tmp_path / "state.db")},
+    )
+    shared = smtp_tokens(settings)
+    assert shared is not None and shared.name == "work"
+    assert shared.file.path == tmp_path / "tokens" / "account-work.json"
+    with pytest.raises(ValueError, match="same username"):
+        Settings(
+            accounts=[account],
+            smtp={"host": "smtp.example", "username": "other@x.example", "auth": "oauth2"},
+        )
+
+
+def test_the_service_names_an_ended_sign_in_atop_the_digest_and_in_health(
+    tmp_path, idp, oauth_dovecot
+):
+    account = {
+        "name": "work",
+        "host": "127.0.0.1",
+        "port": oauth_dovecot.port,
+        "security": "plain",
+        "username": idp.state.user,
+        "addresses": [OWNER],
+        "sent_folders": ["Sent"],
+        "auth": "oauth2",
+        "oauth2": idp.oauth2(),
+    }
+    settings = Settings(
+        accounts=[account],
+        digest={"to": [OWNER], "schedule": "0 * * * *", "timezone": "UTC"},
+        smtp={"host": "127.0.0.1", "security": "plain"},
+        state={"path": str(tmp_path / "state.db")},
+    )
+    source = account_tokens(settings.accounts[0], tokens_dir(settings))
+    sign_in(source, idp.state.user, lambda _: None, lambda: "")
+    idp.state.revoke_all()
+    store = SqliteStore(settings.state.path_resolved())
+    now = datetime.now(UTC)
+    recorder = Recorder()
+    first = poll_once(settings, store, recorder, now)
+    assert [e.kind for e in first.report.errors] == ["signin"]
+    text = recorder.sent[0].get_body(("plain",)).get_content()
+    notice = text.split("\n\n")[1]  # right under the title
+    assert notice.startswith("SIGN-IN NEEDED") and "run `inboxwatch auth work` again" in notice
+    ok, reason = health(settings, now)
+    assert not ok and reason.startswith("work: sign-in needed") and "no successful" not in reason
+    sign_in(source, idp.state.user, lambda _: None, lambda: "")  # the user signs in again
+    later = poll_once(settings, store, Recorder(), now + timedelta(minutes=15))
+    assert not later.report.errors and len(later.report.overdue) == 2  # no backoff after it
+    assert health(settings, now + timedelta(minutes=15))[0]
+    store.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inboxwatch.config import find_config, load_settings, parse_duration, resolve_secret
+from inboxwatch.config import OAuth2, find_config, load_settings, parse_duration, resolve_secret
 from inboxwatch.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,8 +25,9 @@ def test_example_config_is_valid_and_documents_every_key():
     settings = load_settings(ROOT / "config.example.toml")
     account = settings.accounts[0]
     text = (ROOT / "config.example.toml").read_text()
-    for section in (account, settings.digest, settings.smtp, settings.service, settings.state):
-        for key in type(section).model_fields:
+    sections = [account, settings.digest, settings.smtp, settings.service, settings.state]
+    for model in [*(type(s) for s in sections), OAuth2]:
+        for key in model.model_fields:
             assert f"{key} =" in text, f"config.example.toml does not document {key}"
 
 
@@ -51,6 +52,19 @@ def test_defaults(tmp_path):
         ('[digest]\nschedule = "every day"\n', "digest.schedule"),
         ('[smtp]\nsecurity = "x"\n', "smtp.security"),
         ('[servce]\npoll_interval = "1m"\n', "servce: unknown key"),
+        ('auth = "oauth2"\n', "needs an [accounts.oauth2] table"),
+        ('auth = "oauth2"\npassword = "x"\n', "signs in with a token: remove password"),
+        ('[accounts.oauth2]\nprovider = "google"\nclient_id = "c"\n', 'only with auth = "oauth2"'),
+        (
+            'auth = "oauth2"\n[accounts.oauth2]\nprovider = "google"\nclient_id = "c"\n'
+            'token_endpoint = "http://x"\n',
+            "endpoints are set only for provider = custom",
+        ),
+        (
+            'auth = "oauth2"\n[accounts.oauth2]\nprovider = "custom"\nclient_id = "c"\n',
+            "provider = custom needs token_endpoint",
+        ),
+        ('[smtp]\nauth = "oauth2"\n', "an account with auth = oauth2 and the same username"),
     ],
 )
 def test_invalid_keys_are_named_with_the_file(tmp_path, extra, message):
