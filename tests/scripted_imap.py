@@ -70,7 +70,7 @@ class ScriptedImap(LoopbackServer):
                     " ".join(words[:2]).upper() if words[0].upper() == "UID" else words[0].upper()
                 )
                 if name in ("EXAMINE", "SELECT"):
-                    folder = words[1].strip('"')
+                    folder = rest.split(" ", 1)[1].strip('"')  # a quoted name has spaces
                 answer = self._answer(name, tag, folder)
                 if answer is None:
                     return  # hang up

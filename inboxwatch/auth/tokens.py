@@ -28,9 +28,9 @@ from inboxwatch.errors import StateError
 class Tokens:
     provider: str
     client_id: str
-    access_token: str
+    access_token: str = field(repr=False)  # never in a repr: tracebacks, debuggers, logs
     expires_at: float  # UNIX time
-    refresh_token: str
+    refresh_token: str = field(repr=False)
     scopes: list[str] = field(default_factory=list)
     signed_in_as: str = ""
     signed_in_at: float = 0.0

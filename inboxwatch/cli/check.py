@@ -13,6 +13,7 @@ from inboxwatch.auth.refresh import smtp_tokens, tokens_dir
 from inboxwatch.cli.common import common_options, setup_logging
 from inboxwatch.config import Account, Settings, find_config, load_settings
 from inboxwatch.core.ports import discover_sent
+from inboxwatch.core.scan import special_use
 from inboxwatch.delivery.smtp import SmtpSender
 from inboxwatch.errors import ConfigError, InboxwatchError
 from inboxwatch.imap.opener import open_imap
@@ -33,7 +34,8 @@ def check_account(account: Account, tokens: Path) -> str:
     finally:
         source.close()
     names = {f.name for f in folders}
-    missing = [f for f in [*account.folders, *account.sent_folders] if f not in names]
+    watched = [special_use(f, folders) for f in account.folders]
+    missing = [f for f in [*watched, *account.sent_folders] if f not in names]
     if missing:
         raise ConfigError(
             f"folder {', '.join(map(repr, missing))} not found "
@@ -51,7 +53,7 @@ def check_account(account: Account, tokens: Path) -> str:
     how = " with OAuth 2.0" if account.auth == "oauth2" else ""
     return (
         f"logged in to {account.host}:{account.port} ({account.security}) as "
-        f"{account.username}{how}; watching {', '.join(account.folders)}; sent folder {sent}"
+        f"{account.username}{how}; watching {', '.join(watched)}; sent folder {sent}"
     )
 
 

@@ -35,6 +35,10 @@ def _ids(msg: MessageMeta) -> Iterable[str]:
         yield msg.message_id
     yield from msg.references
     yield from msg.in_reply_to
+    if msg.thread_hint:  # a link as much as a reference is (threads._join_hinted)
+        yield f"thread-hint:{msg.thread_hint}"
+    if msg.provider_id and not msg.message_id:
+        yield f"provider-id:{msg.provider_id}"  # its label copies share its place
 
 
 class ThreadMemo:

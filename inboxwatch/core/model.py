@@ -50,6 +50,11 @@ class MessageMeta(NamedTuple):
     null_sender: bool = False  # Return-Path: <> (RFC 5321 4.5.5: DSNs, RFC 3834 auto-replies)
     autoreply_header: bool = False  # X-Autoreply / X-Autorespond (vacation programs)
     sender_ambiguous: bool = False  # From names two different addresses (CVE-2023-27043 shape)
+    # The provider's own identity of the message and of its conversation (Gmail's
+    # X-GM-MSGID and X-GM-THRID): copies under several labels share the first, and
+    # messages sharing the second are one thread even where their headers do not link.
+    provider_id: str = ""
+    thread_hint: str = ""
 
     @property
     def linked(self) -> bool:

@@ -55,6 +55,16 @@ class OwnerCounterpart:
         return (), (msg.sender.key, *(a.key for a in msg.reply_to))
 
 
+def special_use(folder: str, available: Sequence[FolderInfo]) -> str:
+    """`\\All` (a SPECIAL-USE attribute, RFC 6154) names the folder marked with it:
+    Gmail's All Mail, every message once whatever its labels (archived mail too).
+    A name, or an attribute no folder carries, stays as written."""
+    if not folder.startswith("\\"):
+        return folder
+    wanted = folder.lower()
+    return next((f.name for f in available if wanted in {u.lower() for u in f.special_use}), folder)
+
+
 def counterpart_matcher(owner: Owner) -> OwnerCounterpart:
     return OwnerCounterpart(owner)
 
@@ -73,7 +83,7 @@ class _AccountScan:
         names = {f.name for f in available}
         sent = list(self.plan.sent_folders) or discover_sent(available)
         watched = (
-            list(self.plan.folders)
+            [special_use(f, available) for f in self.plan.folders]
             if self.plan.folders is not None
             else [n for n in names if n not in sent]
         )

@@ -93,7 +93,10 @@ class _Container:
 
 
 def _synthetic_id(msg: MessageMeta) -> str:
-    # A stable key for a message without Message-ID (folder + UID are unique per account).
+    # A stable key for a message without Message-ID: the provider's id where it has one
+    # (Gmail: one per message, whatever label folder it is read from), else folder + UID.
+    if msg.provider_id:
+        return f"<no-message-id.{msg.provider_id}@provider.inboxwatch.invalid>"
     return f"<no-message-id.{msg.uid}.{msg.folder}@inboxwatch.invalid>"
 
 
@@ -195,6 +198,7 @@ def build_threads(
     `lone`, if given, receives the messages that looked for such a thread.
     """
     roots, groups = _linked_groups(messages)
+    groups = _join_hinted(groups, roots)
     if counterpart is not None:
         linked = groups  # the ranks are of the threads as linked, before any join
 
@@ -272,6 +276,26 @@ def _subject_fallback(
         target = _best_candidate(msg, candidates, key)
         if target is not None:
             union.join(key, target)
+    return _merged(groups, union)
+
+
+def _join_hinted(
+    groups: dict[int, list[MessageMeta]], roots: dict[int, _Container]
+) -> dict[int, list[MessageMeta]]:
+    """One thread for the messages the provider puts in one conversation (Gmail's
+    X-GM-THRID), also where a client dropped the References that would link them."""
+    if not any(m.thread_hint for msgs in groups.values() for m in msgs):
+        return groups
+    union = _Union(lambda key: (min(m.received for m in groups[key]), roots[key].msgid))
+    first: dict[str, int] = {}
+    for key, msgs in groups.items():
+        for msg in msgs:
+            if msg.thread_hint:
+                union.join(first.setdefault(msg.thread_hint, key), key)
+    return _merged(groups, union)
+
+
+def _merged(groups: dict[int, list[MessageMeta]], union: _Union) -> dict[int, list[MessageMeta]]:
     if not union.parent:
         return groups
     merged: dict[int, list[MessageMeta]] = {}

@@ -44,6 +44,10 @@ def judge_thread(thread: Thread, owner: Owner, policy: Policy, stats: Stats) -> 
     cutoff: datetime | None = None
     expecting: list[MessageMeta] = []
     for msg in messages:
+        if "\\Draft" in msg.flags:
+            # RFC 3501 \Draft: never sent, so neither a reply nor mail waiting for one (a
+            # draft of your answer sits in Gmail's All Mail until you send it).
+            continue
         mine = owner.wrote(msg)
         if (mine or "\\Answered" in msg.flags) and (cutoff is None or msg.received > cutoff):
             cutoff = msg.received

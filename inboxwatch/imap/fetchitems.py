@@ -17,6 +17,10 @@ _FLAGS = re.compile(rb"(?:^|[ (])FLAGS \(([^()]*)\)")
 _DATE_TEXT = rb'"( ?\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d\d:\d\d:\d\d) ([+-]\d\d)(\d\d)"'
 _DATE = re.compile(rb"(?:^|[ (])INTERNALDATE " + _DATE_TEXT)
 _BODY = re.compile(rb"BODY\[HEADER\.FIELDS \([^()]*\)\] (?:\{\d+\})?$")
+# Gmail's FETCH items (X-GM-EXT-1): the message's and the conversation's 64-bit ids.
+_GM_MSGID = re.compile(rb"(?:^|[ (])X-GM-MSGID (\d+)")
+_GM_THRID = re.compile(rb"(?:^|[ (])X-GM-THRID (\d+)")
+NO_PROVIDER_IDS = ("", "")
 
 
 # Dovecot's order for our items, in one match: `UID n FLAGS (…) INTERNALDATE "…" BODY[…] `.
@@ -36,7 +40,9 @@ def _internaldate(match: re.Match[bytes], first: int) -> datetime:
     )
 
 
-FetchRecord = tuple[int, bytes, frozenset[str], datetime]
+# (UID, header block, FLAGS, INTERNALDATE, (X-GM-MSGID, X-GM-THRID) or NO_PROVIDER_IDS)
+FetchRecord = tuple[int, bytes, frozenset[str], datetime, tuple[str, str]]
+Items = tuple[int, frozenset[str], datetime, tuple[str, str]]
 _FLAG_SETS: dict[bytes, frozenset[str]] = {}  # a mailbox has a handful of distinct flag sets
 
 
@@ -51,24 +57,37 @@ def flag_set(raw: bytes) -> frozenset[str]:
 
 
 def _items(
-    uid: bytes, flags: bytes, date: re.Match[bytes], first: int
-) -> tuple[int, frozenset[str], datetime] | None:
+    uid: bytes,
+    flags: bytes,
+    date: re.Match[bytes],
+    first: int,
+    ids: tuple[str, str] = NO_PROVIDER_IDS,
+) -> Items | None:
     try:
-        return int(uid), flag_set(flags), _internaldate(date, first)
+        return int(uid), flag_set(flags), _internaldate(date, first), ids
     except (KeyError, ValueError, OverflowError):
         return None  # an impossible date: the generic parser and its errors decide
 
 
-def usual_items(
-    match: re.Match[bytes], first: int = 1
-) -> tuple[int, frozenset[str], datetime] | None:
+def usual_items(match: re.Match[bytes], first: int = 1) -> Items | None:
     """UID, FLAGS and INTERNALDATE from a match of USUAL_ITEMS (its groups from `first`)."""
     return _items(match.group(first), match.group(first + 1), match, first + 2)
 
 
-def fetch_items(head: bytes, tail: bytes) -> tuple[int, frozenset[str], datetime] | None:
-    """UID, FLAGS and INTERNALDATE from the text around a header literal: `head` is what
-    comes after `* n FETCH (` up to the literal, `tail` what follows it before `)`."""
+def _provider_ids(text: bytes) -> tuple[str, str]:
+    if b"X-GM-" not in text:
+        return NO_PROVIDER_IDS
+    msgid, thrid = _GM_MSGID.search(text), _GM_THRID.search(text)
+    return (
+        msgid.group(1).decode() if msgid else "",
+        thrid.group(1).decode() if thrid else "",
+    )
+
+
+def fetch_items(head: bytes, tail: bytes) -> Items | None:
+    """UID, FLAGS, INTERNALDATE and Gmail's ids from the text around a header literal:
+    `head` is what comes after `* n FETCH (` up to the literal, `tail` what follows it
+    before `)`."""
     usual = _USUAL.fullmatch(head) if not tail else None
     if usual is not None:
         return usual_items(usual)
@@ -78,7 +97,7 @@ def fetch_items(head: bytes, tail: bytes) -> tuple[int, frozenset[str], datetime
     uid, flags, date = _UID.search(text), _FLAGS.search(text), _DATE.search(text)
     if uid is None or flags is None or date is None:
         return None
-    return _items(uid.group(1), flags.group(1), date, 1)
+    return _items(uid.group(1), flags.group(1), date, 1, _provider_ids(text))
 
 
 def parse_fetch(data: list[bytes | tuple[bytes, bytes]]) -> list[FetchRecord] | None:
@@ -102,5 +121,5 @@ def parse_fetch(data: list[bytes | tuple[bytes, bytes]]) -> list[FetchRecord] | 
         found = fetch_items(head[prefix.end() :], tail[:-1])
         if found is None:
             return None
-        records.append((found[0], literal, found[1], found[2]))
+        records.append((found[0], literal, found[1], found[2], found[3]))
     return records

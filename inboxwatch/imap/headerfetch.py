@@ -46,15 +46,22 @@ FETCH_ITEMS = [
     "FLAGS",
     "INTERNALDATE",
 ]
+# Gmail (X-GM-EXT-1): each message's id, the same under every label, and its conversation's.
+GMAIL_ITEMS = ["X-GM-MSGID", "X-GM-THRID"]
 
 
 class HeaderFetcher:
     """Reads header records of one session's selected folder into a FolderScan."""
 
     def __init__(
-        self, client: WatchedClient, watch: SocketWatch, login_as: tuple[ServerLogin, Secret] | None
+        self,
+        client: WatchedClient,
+        watch: SocketWatch,
+        login_as: tuple[ServerLogin, Secret] | None,
+        gmail: bool = False,
     ) -> None:
         self.client = client
+        self.items = " ".join(FETCH_ITEMS + (GMAIL_ITEMS if gmail else []))
         self.watch = watch
         self.host = watch.host
         # The streamed FETCH, until a response shows a shape it does not take: one
@@ -150,7 +157,7 @@ class HeaderFetcher:
         end, and the UIDs not yet taken are fetched again the generic way."""
         wanted = set(uids)
         take = _taker(folder, since, scan, wanted)
-        command = f"UID FETCH {uid_set(uids)} ({' '.join(FETCH_ITEMS)})".encode("ascii")
+        command = f"UID FETCH {uid_set(uids)} ({self.items})".encode("ascii")
         try:
             with self.watch.deadline(f"FETCH of {len(uids)} headers"):
                 status = (
@@ -202,7 +209,7 @@ class HeaderFetcher:
     def _generic_records(self, uids: Sequence[int]) -> tuple[list[FetchRecord], list[int]]:
         """Records, and the requested UIDs whose header came without a usable date."""
         imap = connection(self.client)
-        typ, data = imap.uid("FETCH", uid_set(uids), f"({' '.join(FETCH_ITEMS)})")
+        typ, data = imap.uid("FETCH", uid_set(uids), f"({self.items})")
         if typ != "OK":
             raise IMAPClientError(f"FETCH failed: {server_text(IMAPClientError(data))}")
         records = parse_fetch(data)
@@ -215,7 +222,8 @@ class HeaderFetcher:
             date = item.get(b"INTERNALDATE")
             if header is not None and isinstance(date, datetime):
                 flags = frozenset(f.decode("ascii", "replace") for f in item.get(b"FLAGS", ()))
-                out.append((uid, bytes(header), flags, date))
+                ids = (str(item.get(b"X-GM-MSGID") or ""), str(item.get(b"X-GM-THRID") or ""))
+                out.append((uid, bytes(header), flags, date, ids))
             elif header is not None and uid in uids:
                 unusable.append(uid)
         return out, unusable
@@ -227,7 +235,7 @@ def _taker(
     """Each fetched record, once, parsed into `scan` (or counted there as a failure)."""
 
     def take(record: FetchRecord) -> None:
-        uid, header, flags, internaldate = record
+        uid, header, flags, internaldate, ids = record
         if uid not in wanted:
             return  # an unsolicited FETCH, or a record already taken
         wanted.discard(uid)
@@ -241,8 +249,10 @@ def _taker(
         meta = parse_headers(header, folder, uid, received, flags)
         if isinstance(meta, ParseFailure):
             scan.failures.append(meta)
-        else:
+        elif not (ids[0] or ids[1]):
             scan.messages.append(meta)
+        else:
+            scan.messages.append(meta._replace(provider_id=ids[0], thread_hint=ids[1]))
 
     return take
 

@@ -73,7 +73,11 @@ class ImapSource:
                 raise
         # A worker for a big folder logs in as we did (worker=False: the worker itself).
         login_as = (account, Secret(used, secret.bearer)) if worker else None
-        self.headers = HeaderFetcher(self.client, self.watch, login_as)
+        # Gmail's extension (X-GM-EXT-1): its message and conversation ids come with the
+        # headers, to count a message filed under several labels once and to thread by
+        # Gmail's own conversations too (core.threads).
+        gmail = b"X-GM-EXT-1" in self.client.capabilities()
+        self.headers = HeaderFetcher(self.client, self.watch, login_as, gmail)
 
     def _connect(self, account: ServerLogin) -> WatchedClient:
         if account.security == "plain" and not (

@@ -299,8 +299,8 @@ def _record(reader: _Reader, done: bytes) -> FetchRecord | bytes | None:
         items = usual_items(usual, 2) if usual and not rest else fetch_items(head.group(1), rest)
         if items is None:
             return None
-        uid, flags, date = items
-        return uid, buf[start : start + size], flags, date
+        uid, flags, date, ids = items
+        return uid, buf[start : start + size], flags, date, ids
 
 
 class _Pushback(io.BufferedReader):

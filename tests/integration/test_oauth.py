@@ -307,9 +307,13 @@ def test_msal_device_flow_waits_out_pending_and_slow_down(
     token = json.loads(token_file(tmp_path).read_text())
     token["expires_at"] = 0  # expired: the scan renews through msal
     token_file(tmp_path).write_text(json.dumps(token))
-    scanned = run("scan", "--config", str(config))
+    scanned = run("-vv", "scan", "--config", str(config))
     assert scanned.code == 1, scanned.err
     assert idp.state.calls.count("refresh_token") == 1
+    renewed = json.loads(token_file(tmp_path).read_text())
+    secrets = {t[k] for t in (token, renewed) for k in ("access_token", "refresh_token")}
+    said = signed.out + signed.err + scanned.out + scanned.err
+    assert "msal" in said and not [s for s in secrets if s in said]  # msal logged, no token
 
 
 def test_a_device_code_that_expires_ends_the_sign_in_clearly(run, tmp_path, idp, oauth_dovecot):

@@ -490,6 +490,8 @@ def test_cached_messages_keep_their_stored_form_and_round_trip():
         '"sender_ambiguous":false}'
     )
     assert meta_from_json(text) == meta
+    gmail = meta._replace(provider_id="1278455344230334865", thread_hint="1266894439832287888")
+    assert meta_from_json(meta_to_json(gmail)) == gmail
     # Read back, equal values are one object each, as the parser shares them.
     again = meta_from_json(meta_to_json(meta._replace(uid=8)))
     assert again.to is meta_from_json(text).to and again.folder is meta_from_json(text).folder

@@ -71,12 +71,18 @@ def test_records_split_anywhere_are_read_whole(size):
         + b'* 4 FETCH (FLAGS () INTERNALDATE "20-Nov-2026 09:00:00 +0100" UID 104 '  # any order
         + ITEMS
         + b" {%d}\r\n%s)\r\n" % (len(HEADER), HEADER)
+        # Gmail's order, with its ids (X-GM-EXT-1) first
+        + b"* 5 FETCH (X-GM-THRID 1266894439832287888 X-GM-MSGID 1278455344230334865 UID 105 "
+        + b'FLAGS (\\Seen) INTERNALDATE "20-Nov-2026 09:00:00 +0100" '
+        + ITEMS
+        + b" {%d}\r\n%s)\r\n" % (len(HEADER), HEADER)
         + b"T1 OK Fetch completed.\r\n"
     )
     got, status = read(response, size)
     assert status == ("OK", b"Fetch completed.")
-    assert [r[0] for r in got] == [101, 102, 103, 104]
-    assert got[3][1:] == (HEADER, frozenset(), got[0][3])
+    assert [r[0] for r in got] == [101, 102, 103, 104, 105]
+    assert got[3][1:] == (HEADER, frozenset(), got[0][3], ("", ""))
+    assert got[4][4] == ("1278455344230334865", "1266894439832287888")
     assert got[0][1] == HEADER and got[1][1] == b"Subject: {5}\r\n\r\n"
     assert got[0][2] == frozenset({"\\Seen"})
     assert got[0][3] == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)

@@ -110,7 +110,7 @@ def test_parse_fetch_is_strict():
         ),
         b")",
     ]
-    [(uid, block, flags, date)] = parse_fetch(good)
+    [(uid, block, flags, date, _ids)] = parse_fetch(good)
     assert (uid, block, flags) == (42, header, frozenset({"\\Seen", "\\Answered"}))
     assert date == datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     items_after = [

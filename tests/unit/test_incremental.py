@@ -34,7 +34,7 @@ def random_message(rnd: random.Random, hours: float) -> MessageMeta:
     ids = [f"m{rnd.randrange(15)}" for _ in range(rnd.randrange(3))]
     mine = rnd.random() < 0.35
     person = rnd.choice(PEOPLE)
-    return msg(
+    made = msg(
         rnd.choice([None, f"m{rnd.randrange(15)}", f"u{rnd.randrange(10**6)}"]),
         refs=tuple(ids[:-1]),
         irt=tuple(ids[-1:]) if ids and rnd.random() < 0.7 else (),
@@ -46,6 +46,12 @@ def random_message(rnd: random.Random, hours: float) -> MessageMeta:
         flags=frozenset(rnd.sample(["\\Seen", "\\Answered", "\\Deleted"], rnd.randrange(3))),
         reply_to=(Address("", "anna@client.example"),) if rnd.random() < 0.1 else (),
     )
+    # Gmail's ids: a conversation shared without linking headers, a label copy of one message
+    if rnd.random() < 0.3:
+        made = made._replace(thread_hint=f"t{rnd.randrange(4)}")
+    if rnd.random() < 0.2:
+        made = made._replace(provider_id=f"p{rnd.randrange(4)}")
+    return made
 
 
 def shape(threads: list[Thread]) -> set[tuple[str, tuple[tuple[str, int], ...]]]:

@@ -118,3 +118,25 @@ def test_every_message_in_exactly_one_thread_whatever_the_order(spec, rnd: rando
     shuffled = batch[:]
     rnd.shuffle(shuffled)
     assert groups(build_threads(shuffled)) == groups(threads)
+
+
+def test_the_providers_conversation_joins_messages_whose_headers_do_not_link():
+    """Gmail's X-GM-THRID: a reply whose client dropped References, another subject even."""
+    first = msg("a", hours=0, thread_hint="1266894439832287888")
+    reply = msg(
+        "b", hours=1, subject="Re: Hello (sent from my phone)", thread_hint=first.thread_hint
+    )
+    other = msg("c", hours=2, thread_hint="1266894439832287999")
+    threads = build_threads([first, reply, other])
+    assert [[m.message_id for m in t.messages] for t in threads] == [["<a>", "<b>"], ["<c>"]]
+    assert threads[0].thread_id == "<a>"  # the earlier thread's root names the joined one
+
+
+def test_label_copies_without_a_message_id_share_one_place_by_the_providers_id():
+    """Gmail's X-GM-MSGID: the same message read from INBOX and from a label's folder."""
+    inbox = msg(None, folder="INBOX", provider_id="1278455344230334865")
+    label = inbox._replace(folder="Clients", uid=inbox.uid + 1000)
+    apart = msg(None, folder="INBOX")
+    threads = build_threads([inbox, label, apart])
+    assert sorted(len(t.messages) for t in threads) == [1, 2]
+    assert len({t.thread_id for t in threads}) == 2
