@@ -38,6 +38,7 @@ class ProviderState:
     delay: float = 0.0  # seconds the token endpoint takes (two refreshers at once)
     device_script: list[str] = field(default_factory=list)  # errors before success
     device_expires_in: int = 600
+    refuse_logins: bool = False  # the mail server takes no token (no IMAP permission)
     access: dict[str, Grant] = field(default_factory=dict)
     refresh: dict[str, str] = field(default_factory=dict)  # refresh token -> user
     codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # code -> challenge, uri
@@ -119,7 +120,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if path == "/introspect":
                 self.state.calls.append("introspect")
                 token = form.get("token", "")
-                ok = self.state.valid(token)
+                ok = self.state.valid(token) and not self.state.refuse_logins
                 user = self.state.access[token].user if ok else ""
                 self._json(200, {"active": True, "username": user} if ok else {"active": False})
             elif path.endswith("devicecode") or path == "/device":

@@ -16,8 +16,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from inboxwatch.auth.refresh import tokens_dir
+from inboxwatch.auth.refresh import account_tokens, tokens_dir
 from inboxwatch.config import Account, Settings, env_password_name, resolve_secret
 from inboxwatch.core.model import Finding, PollRecord, Report, ReportError
 from inboxwatch.core.ports import MailSource, Sender, StateStore
@@ -89,10 +90,15 @@ def clock_jump(record: PollRecord | None, plan: AccountPlan, now: datetime) -> s
     return None
 
 
-def fingerprint(account: Account) -> str:
-    """Changes when the account's config or password does (held in memory only)."""
+def fingerprint(account: Account, tokens: Path) -> str:
+    """Changes when the account's config, password or OAuth sign-in does (held in memory
+    only): a login refused with a fresh token is retried after `inboxwatch auth`."""
     try:
-        secret = resolve_secret(account, "", env_password_name(account.name))
+        if account.auth == "oauth2":
+            signed = account_tokens(account, tokens).file.read()
+            secret = str(signed.signed_in_at) if signed else ""
+        else:
+            secret = resolve_secret(account, "", env_password_name(account.name))
     except InboxwatchError:
         secret = ""
     text = account.model_dump_json() + "\0" + secret
@@ -252,8 +258,10 @@ class Poller:
         for account in self.settings.accounts:
             record = polls.get(account.name)
             block = self.blocked.get(account.name)
-            if block is not None and block.fingerprint == fingerprint(account):
-                message = f"{block.message} (not retried until the password or config changes)"
+            if block is not None and block.fingerprint == fingerprint(account, self.tokens):
+                message = (
+                    f"{block.message} (not retried until the password, sign-in or config changes)"
+                )
                 skipped.append(ReportError(account.name, "auth", message, AuthError.exit_code))
             elif record is not None and _backing_off(record, interval, now):
                 message = (
@@ -270,9 +278,9 @@ class Poller:
         wait = now + timedelta(seconds=error.retry_after) if error.retry_after else None
         self.store.record_poll(account.name, now, error.message, error.exit_code, wait)
         if error.kind == "auth":
-            self.blocked[account.name] = AuthBlock(fingerprint(account), error.message)
+            self.blocked[account.name] = AuthBlock(fingerprint(account, self.tokens), error.message)
             log.error(
-                "%s: %s; not retrying until its password or config changes",
+                "%s: %s; not retrying until its password, sign-in or config changes",
                 account.name,
                 error.message,
             )

@@ -337,7 +337,7 @@ def test_the_next_digest_says_an_account_cannot_log_in(dovecot, sent_mailbox, tm
     [digest] = recorder.sent
     text = digest.get_body(("plain",)).get_content()
     assert "old: login to 127.0.0.1 failed" in text
-    assert "not retried until the password or config changes" in text
+    assert "not retried until the password, sign-in or config changes" in text
 
 
 def test_mail_appended_and_expunged_during_a_poll(dovecot, sent_mailbox, tmp_path):

@@ -77,6 +77,7 @@ def idp(provider: Provider, oauth_dovecot: Dovecot) -> Iterator[Provider]:
     state.calls.clear()
     state.device_script.clear()
     state.rotate, state.delay, state.lifetime, state.device_expires_in = True, 0.0, 3600, 600
+    state.refuse_logins = False
     state.user = f"oauth{next(_users)}"
     box = Mailbox(oauth_dovecot, state.user)
     box.create("Sent")
@@ -491,4 +492,39 @@ def test_the_service_names_an_ended_sign_in_atop_the_digest_and_in_health(
     later = poll_once(settings, store, Recorder(), now + timedelta(minutes=15))
     assert not later.report.errors and len(later.report.overdue) == 2  # no backoff after it
     assert health(settings, now + timedelta(minutes=15))[0]
+    store.close()
+
+
+def test_a_login_refused_with_a_fresh_token_waits_for_a_new_sign_in(tmp_path, idp, oauth_dovecot):
+    """Exit 4, not retried poll after poll (the service's AuthBlock), until the sign-in
+    changes: the app lacked IMAP permission; an admin grants it; the user signs in again."""
+    account = {
+        "name": "work",
+        "host": "127.0.0.1",
+        "port": oauth_dovecot.port,
+        "security": "plain",
+        "username": idp.state.user,
+        "addresses": [OWNER],
+        "sent_folders": ["Sent"],
+        "auth": "oauth2",
+        "oauth2": idp.oauth2(),
+    }
+    settings = Settings(accounts=[account], state={"path": str(tmp_path / "state.db")})
+    source = account_tokens(settings.accounts[0], tokens_dir(settings))
+    sign_in(source, idp.state.user, lambda _: None, lambda: "")
+    idp.state.refuse_logins = True
+    store = SqliteStore(settings.state.path_resolved())
+    blocked: dict = {}
+    now = datetime.now(UTC)
+    refused = poll_once(settings, store, Recorder(), now, blocked=blocked)
+    assert refused.report.errors[0].exit_code == 4 and "refused the OAuth token" in (
+        refused.report.errors[0].message
+    )
+    assert idp.state.calls.count("refresh_token") == 1  # renewed once, then it gave up
+    idp.state.refuse_logins = False
+    still = poll_once(settings, store, Recorder(), now + timedelta(minutes=15), blocked=blocked)
+    assert "not retried until the password, sign-in or config" in still.report.errors[0].message
+    sign_in(source, idp.state.user, lambda _: None, lambda: "")
+    later = poll_once(settings, store, Recorder(), now + timedelta(minutes=30), blocked=blocked)
+    assert not later.report.errors and len(later.report.overdue) == 2
     store.close()
