@@ -21,7 +21,7 @@ from hypothesis import settings
 from imapclient import IMAPClient
 
 from inboxwatch.cli.main import main
-from tests.dovecot import INSTALL_HINT, Dovecot
+from tests.dovecot import INSTALL_HINT, Dovecot, running
 
 ROOT = Path(__file__).resolve().parent.parent
 # CI replays the same Hypothesis examples every run (a landing must not hinge on luck);
@@ -50,13 +50,8 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterato
     cert = ca.issue_cert("localhost", "127.0.0.1")
     cert.private_key_pem.write_to_path(str(base / "key.pem"))
     cert.cert_chain_pems[0].write_to_path(str(base / "cert.pem"))
-    server = Dovecot(base, base / "cert.pem", base / "key.pem")
-    server.start()
-    try:
+    with running(base, cert=base / "cert.pem", key=base / "key.pem") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

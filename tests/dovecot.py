@@ -14,7 +14,10 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 INSTALL_HINT = (
     "Dovecot is required for the IMAP tests and was not found. Install it with "
@@ -207,3 +210,16 @@ class Dovecot:
     def log(self) -> str:
         path = self.base / "dovecot.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+
+@contextmanager
+def running(base: Path, **options: Any) -> Iterator[Dovecot]:
+    """A Dovecot in `base` (not under pytest's 0700 tmp root: as root, its mail processes
+    run as `dovecot` and need +x on every parent), stopped and removed afterwards."""
+    server = Dovecot(base, **options)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)

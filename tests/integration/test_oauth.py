@@ -9,7 +9,6 @@ import base64
 import http.client
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -39,7 +38,7 @@ from inboxwatch.errors import SignInNeeded
 from inboxwatch.service.health import health
 from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import OWNER, Mailbox, mail
-from tests.dovecot import Dovecot, free_port
+from tests.dovecot import Dovecot, free_port, running
 from tests.integration.test_service import Recorder
 from tests.oauth_provider import Provider
 from tests.polling import poll_once
@@ -57,13 +56,8 @@ def provider(ca: trustme.CA) -> Iterator[Provider]:
 @pytest.fixture(scope="module")
 def oauth_dovecot(provider: Provider) -> Iterator[Dovecot]:
     base = Path(tempfile.mkdtemp(prefix="inboxwatch-dovecot-oauth-"))
-    server = Dovecot(base, introspection_url=f"{provider.url}/introspect")
-    server.start()
-    try:
+    with running(base, introspection_url=f"{provider.url}/introspect") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 _users = iter(range(10_000))
@@ -94,6 +88,21 @@ def _hours_ago(hours: int) -> datetime:
 
 def _toml(value: Any) -> str:
     return json.dumps(value)
+
+
+def oauth_account(idp: Provider, dovecot: Dovecot) -> dict[str, Any]:
+    """The account "work" on the OAuth Dovecot, signing in with the provider's `custom`."""
+    return {
+        "name": "work",
+        "host": "127.0.0.1",
+        "port": dovecot.port,
+        "security": "plain",
+        "username": idp.state.user,
+        "addresses": [OWNER],
+        "sent_folders": ["Sent"],
+        "auth": "oauth2",
+        "oauth2": idp.oauth2(),
+    }
 
 
 def write_oauth_config(
@@ -458,17 +467,7 @@ def test_smtp_shares_the_sign_in_of_the_account_with_its_username(tmp_path, idp)
 def test_the_service_names_an_ended_sign_in_atop_the_digest_and_in_health(
     tmp_path, idp, oauth_dovecot
 ):
-    account = {
-        "name": "work",
-        "host": "127.0.0.1",
-        "port": oauth_dovecot.port,
-        "security": "plain",
-        "username": idp.state.user,
-        "addresses": [OWNER],
-        "sent_folders": ["Sent"],
-        "auth": "oauth2",
-        "oauth2": idp.oauth2(),
-    }
+    account = oauth_account(idp, oauth_dovecot)
     settings = Settings(
         accounts=[account],
         digest={"to": [OWNER], "schedule": "0 * * * *", "timezone": "UTC"},
@@ -498,17 +497,7 @@ def test_the_service_names_an_ended_sign_in_atop_the_digest_and_in_health(
 def test_a_login_refused_with_a_fresh_token_waits_for_a_new_sign_in(tmp_path, idp, oauth_dovecot):
     """Exit 4, not retried poll after poll (the service's AuthBlock), until the sign-in
     changes: the app lacked IMAP permission; an admin grants it; the user signs in again."""
-    account = {
-        "name": "work",
-        "host": "127.0.0.1",
-        "port": oauth_dovecot.port,
-        "security": "plain",
-        "username": idp.state.user,
-        "addresses": [OWNER],
-        "sent_folders": ["Sent"],
-        "auth": "oauth2",
-        "oauth2": idp.oauth2(),
-    }
+    account = oauth_account(idp, oauth_dovecot)
     settings = Settings(accounts=[account], state={"path": str(tmp_path / "state.db")})
     source = account_tokens(settings.accounts[0], tokens_dir(settings))
     sign_in(source, idp.state.user, lambda _: None, lambda: "")
