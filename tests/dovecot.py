@@ -7,6 +7,7 @@ temp dir belongs to `dovecot`; as an ordinary user, that user runs everything.
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import secrets
@@ -37,6 +38,7 @@ disable_plaintext_auth = no
 auth_failure_delay = 0
 default_login_user = {login_user}
 default_internal_user = {internal_user}
+default_internal_group = {internal_group}
 first_valid_uid = 0
 mail_uid = {mail_user}
 mail_gid = {mail_group}
@@ -151,6 +153,10 @@ class Dovecot:
     def _write_config(self, cert: Path | None, key: Path | None) -> None:
         root = os.geteuid() == 0
         me = pwd.getpwuid(os.geteuid()).pw_name
+        # As an ordinary user outside the `dovecot` group, Dovecot's own sockets must go to
+        # that user's group (it cannot chown them to `dovecot`: "chown(.../stats-writer)
+        # failed"), and mail_gid must be a group's name, which need not be the user's.
+        group = grp.getgrgid(os.getegid()).gr_name
         for sub in ("run", "state", "mail", "home"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
         ssl_files = f"ssl_cert = <{cert}\nssl_key = <{key}" if cert else ""
@@ -161,8 +167,9 @@ class Dovecot:
                 ssl_files=ssl_files,
                 login_user="dovenull" if root else me,
                 internal_user="dovecot" if root else me,
+                internal_group="dovecot" if root else group,
                 mail_user="dovecot" if root else me,
-                mail_group="dovecot" if root else me,
+                mail_group="dovecot" if root else group,
                 password=self.password,
                 port=self.port,
                 tls_port=self.tls_port,
