@@ -6,6 +6,7 @@ Unknown keys are errors: a typo must not silently fall back to a default.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -28,25 +29,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from inboxwatch.durations import format_duration, parse_duration
 from inboxwatch.errors import ConfigError
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-
-
-def parse_duration(value: object) -> timedelta:
-    """`90m`, `24h`, `2d`, `1w`, `1h30m` -> timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    text = str(value).strip().lower()
-    parts = _DURATION.findall(text)
-    if not parts or _DURATION.sub("", text).strip():
-        raise ValueError(f"{value!r} is not a duration; use a number and a unit: 90m, 24h, 2d, 1w")
-    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise ValueError(f"{value!r} must be longer than zero")
-    return timedelta(seconds=seconds)
-
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Security = Literal["tls", "starttls", "plain"]
@@ -378,3 +362,17 @@ def resolve_secret(server: _Server, what: str, env_name: str) -> str:
     if server.password is not None:
         return server.password.get_secret_value()
     raise ConfigError(f"{what}: no password; set password_file, password or {env_name}")
+
+
+def masked_json(settings: Settings) -> str:
+    """The effective config as JSON (`check`): secrets as '**********', durations as they
+    are written in the config (24h, not pydantic's PT86400S)."""
+
+    def plain(value: object) -> str:
+        if isinstance(value, timedelta):
+            return format_duration(value)
+        if isinstance(value, SecretStr):
+            return str(value)  # pydantic masks it
+        raise TypeError(f"cannot show {type(value).__name__}")
+
+    return json.dumps(settings.model_dump(), indent=2, ensure_ascii=False, default=plain)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -11,7 +10,7 @@ import click
 
 from inboxwatch.auth.refresh import smtp_tokens, tokens_dir
 from inboxwatch.cli.common import common_options, setup_logging
-from inboxwatch.config import Account, Settings, find_config, load_settings
+from inboxwatch.config import Account, Settings, find_config, load_settings, masked_json
 from inboxwatch.core.ports import discover_sent
 from inboxwatch.core.scan import special_use
 from inboxwatch.delivery.smtp import SmtpSender
@@ -19,11 +18,6 @@ from inboxwatch.errors import ConfigError, InboxwatchError
 from inboxwatch.imap.opener import open_imap
 
 Echo = Callable[[str], None]
-
-
-def masked_config(settings: Settings) -> str:
-    """The effective config as JSON; SecretStr values print as '**********'."""
-    return json.dumps(settings.model_dump(mode="json"), indent=2, ensure_ascii=False)
 
 
 def check_account(account: Account, tokens: Path) -> str:
@@ -69,7 +63,7 @@ def run_check(settings: Settings, path: Path, echo: Echo) -> int:
     """Print what was checked, one line each; return the most serious exit code."""
     echo(f"config {path}: valid")
     echo("effective config (secrets masked):")
-    echo(masked_config(settings))
+    echo(masked_json(settings))
     codes = [0]
     steps: list[tuple[str, Callable[[], str]]] = [
         (f"account {a.name}", partial(check_account, a, tokens_dir(settings)))

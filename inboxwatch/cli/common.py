@@ -26,10 +26,11 @@ from rich.progress import (
 
 from inboxwatch.auth.refresh import tokens_dir
 from inboxwatch.cli.output import dumps, render_errors, render_table
-from inboxwatch.config import Digest, Settings, parse_duration
+from inboxwatch.config import Digest, Settings
 from inboxwatch.core.model import Report
 from inboxwatch.core.ports import MailSource
 from inboxwatch.core.scan import AccountPlan, SourceFactory
+from inboxwatch.durations import parse_duration
 from inboxwatch.errors import UsageError
 from inboxwatch.imap.opener import open_imap
 from inboxwatch.local.source import LocalSource
@@ -69,19 +70,35 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--config", "config_path", metavar="PATH", help="Config file (TOML).")(func)
 
 
+class _IsoTime(logging.Formatter):
+    """RFC 3339 times with the machine's offset (2026-12-04T09:00:00+01:00): log
+    collectors parse them, and a reader knows which zone a line was written in."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="seconds")
+
+
 def setup_logging(ctx: click.Context, verbose: int, quiet: int, service: bool = False) -> None:
     """Warnings by default; the service logs a line per poll (INFO) with the time."""
     level = ctx.find_root().meta.get("verbosity", 0) + verbose - quiet
     ctx.find_root().meta["verbosity"] = level
     level += service
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _IsoTime(("%(asctime)s " if service else "") + "inboxwatch: %(levelname)s: %(message)s")
+    )
     logging.basicConfig(
-        stream=sys.stderr,
+        handlers=[handler],
         level={-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
             max(min(level, 2), -1), logging.DEBUG
         ),
-        format=("%(asctime)s " if service else "") + "inboxwatch: %(levelname)s: %(message)s",
         force=True,
     )
+    # One line per poll: APScheduler's job bookkeeping and imapclient's protocol trace
+    # only with -vv (debugging), never beside the service's own INFO lines.
+    quiet_below = logging.WARNING if level < 2 else logging.NOTSET
+    for name in ("apscheduler", "imapclient"):
+        logging.getLogger(name).setLevel(quiet_below)
 
 
 class RatedBar:

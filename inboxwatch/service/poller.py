@@ -45,14 +45,23 @@ class PollResult:
     digest: str | None  # the period whose digest was sent in this poll
 
     def line(self) -> str:
-        failed = {e.account for e in self.report.errors if e.exit_code > 1}
+        """The poll's one log line; a failed account with its reason (cut short)."""
+        failed: dict[str, str] = {}
+        for error in self.report.errors:
+            if error.exit_code > 1:
+                failed.setdefault(error.account, error.message)
         text = (
             f"poll: {len(self.report.accounts)} account(s) read, {self.fetched} message(s) "
             f"fetched, {len(self.report.overdue)} overdue, {self.seconds:.2f}s"
         )
         if failed:
-            text += f"; failed: {', '.join(sorted(failed))}"
+            why = (f"{name} ({_short(failed[name])})" for name in sorted(failed))
+            text += f"; failed: {'; '.join(why)}"
         return text + (f"; digest sent for {self.digest}" if self.digest else "")
+
+
+def _short(message: str, limit: int = 200) -> str:
+    return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
 def _backing_off(record: PollRecord | None, interval: timedelta, now: datetime) -> bool:

@@ -3,6 +3,7 @@ and the next start sends at most the one digest owed."""
 
 from __future__ import annotations
 
+import re
 import signal
 import sqlite3
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import OWNER, mail
+from tests.dovecot import free_port
 from tests.proxy import RecordingProxy
 from tests.smtp import smtp_server
 
@@ -105,3 +107,33 @@ def test_kill_9_mid_poll_and_mid_send_then_one_digest(ca, dovecot, seeded, tmp_p
     assert len(handler.received) == 1  # the one digest owed, not one per crash
     check, ledger = integrity(state)
     assert check == "ok" and [s for _p, s in ledger] == ["sent"]
+
+
+def test_the_running_service_logs_one_stamped_line_per_poll(dovecot, sent_mailbox, tmp_path):
+    """No APScheduler or imapclient chatter beside the poll's own line; RFC 3339 times."""
+    now = datetime.now(UTC)
+    sent_mailbox.add("Sent", mail(OWNER, "x@y.example"), now - timedelta(days=3))
+    sent_mailbox.add("INBOX", mail("Anna <anna@client.example>"), now - timedelta(hours=30))
+    config = write(tmp_path, dovecot.port, sent_mailbox.user, dovecot.password, free_port())
+    # No digest.to: polling only (a digest due now would add its own lines).
+    config.write_text(re.sub(r"(?m)^to = .*\n", "", config.read_text()))
+    config.chmod(0o600)  # it holds the password
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inboxwatch", "run", "--config", str(config)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    assert proc.stderr is not None
+    while not any("poll:" in line for line in lines):
+        line = proc.stderr.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+    proc.send_signal(signal.SIGTERM)
+    lines += proc.communicate(timeout=20)[1].splitlines(keepends=True)
+    stamped = [line for line in lines if not line.startswith("inboxwatch: digest.to")]
+    assert all(
+        re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d inboxwatch: ", s) for s in stamped
+    )
+    assert [line for line in stamped if "poll:" in line] == [stamped[1]], lines
+    assert "1 overdue" in stamped[1] and len(stamped) == 3, lines  # running, poll, stopping

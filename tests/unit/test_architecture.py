@@ -19,9 +19,10 @@ BOTTOM = {"inboxwatch", "errors"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "periods": set(),
+    "durations": set(),
     "net": {"errors"},
     "auth": {"config", "errors"},
-    "config": {"errors", "periods"},
+    "config": {"errors", "periods", "durations"},
     "core": {"errors"},
     "imap": {"auth", "core", "config", "net", "errors"},
     "local": {"core", "errors"},
@@ -39,7 +40,18 @@ ALLOWED: dict[str, set[str]] = {
         "periods",
         "errors",
     },
-    "cli": {"service", "auth", "imap", "local", "store", "delivery", "core", "config", "errors"},
+    "cli": {
+        "service",
+        "auth",
+        "imap",
+        "local",
+        "store",
+        "delivery",
+        "core",
+        "config",
+        "durations",
+        "errors",
+    },
     "__main__": {"cli"},
 }
 # Libraries that belong to one layer: whoever else imports them crosses a boundary.

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from inboxwatch.config import OAuth2, find_config, load_settings, parse_duration, resolve_secret
+from inboxwatch.config import OAuth2, find_config, load_settings, resolve_secret
+from inboxwatch.durations import format_duration, parse_duration
 from inboxwatch.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,6 +154,12 @@ def test_find_config_order(tmp_path, monkeypatch):
 )
 def test_durations(text, hours):
     assert parse_duration(text) == timedelta(hours=hours)
+    assert parse_duration(format_duration(parse_duration(text))) == parse_duration(text)
+
+
+def test_check_shows_durations_as_the_config_writes_them():
+    shown = [format_duration(parse_duration(t)) for t in ("30s", "90m", "24h", "30d", "2w")]
+    assert shown == ["30s", "90m", "1d", "30d", "2w"]  # the largest whole unit
 
 
 @pytest.mark.parametrize("text", ["", "24", "h", "-1h", "0m", "2 days"])
