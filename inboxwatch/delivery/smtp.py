@@ -7,6 +7,7 @@ trust) are not. A digest the server did not accept is never reported sent.
 
 from __future__ import annotations
 
+import copy
 import logging
 import smtplib
 import socket
@@ -262,8 +263,19 @@ class SmtpSender:
 
 
 class StdoutSender:
-    """--dry-run: the complete MIME message on stdout, nothing sent."""
+    """--dry-run: the complete MIME message on stdout, nothing sent; its text parts in
+    8bit UTF-8 rather than quoted-printable, so a person can read them (the message
+    sent keeps quoted-printable, which every relay carries)."""
 
     def send(self, msg: EmailMessage) -> None:
-        sys.stdout.write(msg.as_string())
+        shown = copy.deepcopy(msg)
+        for part in shown.walk():
+            if part.get_content_maintype() == "text":
+                text = part.get_content()
+                part.set_content(text, subtype=part.get_content_subtype(), cte="8bit")
+                if part is not shown:
+                    del part["MIME-Version"]  # set_content adds it; a part has none
+        # as_string() would turn 8bit UTF-8 back into base64 (the str generator cannot
+        # carry raw bytes); as_bytes() keeps it, and it is UTF-8 throughout.
+        sys.stdout.write(shown.as_bytes().decode("utf-8", "replace"))
         sys.stdout.flush()

@@ -299,6 +299,8 @@ def test_dry_run_prints_the_demo_digest(run):
     assert result.code == 0
     assert result.out.startswith("Subject: 4 conversations waiting > 24h")
     assert "Content-Type: multipart/alternative" in result.out
+    assert "* Re: Exhibition poster — first drafts" in result.out  # readable, not =E2=80=94
+    assert "quoted-printable" not in result.out
     assert run("digest", "--demo").code == 2
 
 
