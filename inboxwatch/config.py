@@ -243,8 +243,10 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
 
-def find_config(explicit: str | None) -> Path:
-    """--config, then $INBOXWATCH_CONFIG, ./config.toml, ~/.config/inboxwatch/config.toml."""
+def find_config(explicit: str | None) -> Path | None:
+    """--config, then $INBOXWATCH_CONFIG, ./config.toml, $XDG_CONFIG_HOME (default
+    ~/.config)/inboxwatch/config.toml; None: no file, the environment holds it all
+    (INBOXWATCH_ACCOUNTS set: a container configured by variables alone)."""
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
@@ -256,16 +258,27 @@ def find_config(explicit: str | None) -> Path:
         if not path.is_file():
             raise ConfigError(f"INBOXWATCH_CONFIG points at {env}, which does not exist")
         return path
-    for candidate in (Path("config.toml"), Path("~/.config/inboxwatch/config.toml").expanduser()):
+    home = os.environ.get("XDG_CONFIG_HOME") or "~/.config"
+    user = Path(home).expanduser() / "inboxwatch" / "config.toml"
+    for candidate in (Path("config.toml"), user):
         if candidate.is_file():
             return candidate
+    if os.environ.get("INBOXWATCH_ACCOUNTS"):
+        return None
     raise ConfigError(
-        "no config file found (looked for --config, $INBOXWATCH_CONFIG, ./config.toml, "
-        "~/.config/inboxwatch/config.toml); copy config.example.toml, or try `inboxwatch demo`"
+        f"no config file found (looked for --config, $INBOXWATCH_CONFIG, ./config.toml, "
+        f"{user}; or set INBOXWATCH_ACCOUNTS); copy config.example.toml, or try "
+        "`inboxwatch demo`"
     )
 
 
-def load_settings(path: Path) -> Settings:
+def load_settings(path: Path | None) -> Settings:
+    """The file at `path` with the environment over it; None: the environment alone."""
+    if path is None:
+        try:
+            return Settings()  # type: ignore[call-arg]  # pydantic-settings: from the env
+        except ValidationError as exc:
+            raise ConfigError(f"the environment (INBOXWATCH_*): {describe(exc, {})}") from None
     try:
         data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
         mode = path.stat().st_mode

@@ -12,8 +12,8 @@ import click
 from inboxwatch.auth.refresh import TokenSource, account_tokens, smtp_tokens, tokens_dir
 from inboxwatch.auth.signin import sign_in
 from inboxwatch.auth.tokens import Tokens
-from inboxwatch.cli.common import common_options, setup_logging
-from inboxwatch.config import Settings, find_config, load_settings, smtp_identity
+from inboxwatch.cli.common import common_options, load_config, setup_logging
+from inboxwatch.config import Settings, smtp_identity
 from inboxwatch.errors import ConfigError, SignInNeeded, UsageError
 
 
@@ -87,7 +87,7 @@ def auth(
     setup_logging(ctx, verbose, quiet)
     if status and revoke:
         raise UsageError("use --status or --revoke, not both")
-    settings = load_settings(find_config(config_path))
+    settings = load_config(ctx, config_path)[1]
     source, username = identity(settings, name)
     if revoke:
         gone = source.file.forget()

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from inboxwatch.auth.refresh import smtp_tokens, tokens_dir
-from inboxwatch.cli.common import common_options, setup_logging
-from inboxwatch.config import Account, Settings, find_config, load_settings, masked_json
+from inboxwatch.cli.common import common_options, load_config, setup_logging
+from inboxwatch.config import Account, Settings, masked_json
 from inboxwatch.core.ports import discover_sent
 from inboxwatch.core.scan import special_use
 from inboxwatch.delivery.smtp import SmtpSender
@@ -59,9 +59,9 @@ def check_smtp(settings: Settings) -> str:
     return f"connected to {smtp.host}:{smtp.port} ({smtp.security}){who}; nothing sent"
 
 
-def run_check(settings: Settings, path: Path, echo: Echo) -> int:
+def run_check(settings: Settings, path: Path | None, echo: Echo) -> int:
     """Print what was checked, one line each; return the most serious exit code."""
-    echo(f"config {path}: valid")
+    echo(f"config {path or 'from the environment (INBOXWATCH_*)'}: valid")
     echo("effective config (secrets masked):")
     echo(masked_json(settings))
     codes = [0]
@@ -88,6 +88,5 @@ def run_check(settings: Settings, path: Path, echo: Echo) -> int:
 def check(ctx: click.Context, config_path: str | None, verbose: int, quiet: int) -> None:
     """Validate the config, log in to every account and the SMTP server; send nothing."""
     setup_logging(ctx, verbose, quiet)
-    path = find_config(config_path)
-    settings = load_settings(path)
+    path, settings = load_config(ctx, config_path)
     ctx.exit(run_check(settings, path, click.echo))

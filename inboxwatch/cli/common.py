@@ -26,7 +26,7 @@ from rich.progress import (
 
 from inboxwatch.auth.refresh import tokens_dir
 from inboxwatch.cli.output import dumps, render_errors, render_table
-from inboxwatch.config import Digest, Settings
+from inboxwatch.config import Digest, Settings, find_config, load_settings
 from inboxwatch.core.model import Report
 from inboxwatch.core.ports import MailSource
 from inboxwatch.core.scan import AccountPlan, SourceFactory
@@ -76,6 +76,13 @@ class _IsoTime(logging.Formatter):
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="seconds")
+
+
+def load_config(ctx: click.Context, config_path: str | None) -> tuple[Path | None, Settings]:
+    """The config named after the subcommand, else before it (`inboxwatch --config F scan`),
+    else found (config.find_config); the path is None for the environment alone."""
+    path = find_config(config_path or ctx.find_root().meta.get("config"))
+    return path, load_settings(path)
 
 
 def setup_logging(ctx: click.Context, verbose: int, quiet: int, service: bool = False) -> None:

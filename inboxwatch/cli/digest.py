@@ -14,11 +14,11 @@ from inboxwatch.cli.common import (
     config_jobs,
     demo_digest,
     demo_jobs,
+    load_config,
     progress_bar,
     setup_logging,
 )
 from inboxwatch.cli.output import render_errors
-from inboxwatch.config import find_config, load_settings
 from inboxwatch.core.ports import Sender
 from inboxwatch.core.scan import run_scan
 from inboxwatch.delivery.digest import digest_message
@@ -50,7 +50,7 @@ def digest(
     if demo:
         config, jobs, now = demo_digest(), demo_jobs(None), DEMO_AS_OF
     else:
-        settings = load_settings(find_config(config_path))
+        settings = load_config(ctx, config_path)[1]
         config, jobs = settings.digest, config_jobs(settings, accounts, None)
         if not config.to:
             raise ConfigError("digest.to is not set: who should receive the digest?")

@@ -19,10 +19,12 @@ INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug, not a mail problem
 @click.version_option(__version__, prog_name="inboxwatch")
 @click.option("-v", "--verbose", count=True, help="More logging; -vv adds tracebacks.")
 @click.option("-q", "--quiet", count=True, help="Less logging on stderr.")
+@click.option("--config", "config_path", metavar="PATH", help="Config file (TOML).")
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
+def cli(ctx: click.Context, verbose: int, quiet: int, config_path: str | None) -> None:
     """Find every conversation left without a reply past your window (read-only IMAP)."""
     ctx.meta["verbosity"] = verbose - quiet
+    ctx.meta["config"] = config_path  # before the subcommand; one after it wins
 
 
 for command in (

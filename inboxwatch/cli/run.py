@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from inboxwatch.auth.refresh import smtp_tokens
-from inboxwatch.cli.common import common_options, setup_logging
-from inboxwatch.config import find_config, load_settings
+from inboxwatch.cli.common import common_options, load_config, setup_logging
 from inboxwatch.core.ports import Sender
 from inboxwatch.delivery.smtp import SmtpSender, StdoutSender
 
@@ -22,7 +21,7 @@ def run(ctx: click.Context, config_path: str | None, verbose: int, quiet: int, o
     from inboxwatch.service.scheduler import Scheduler
 
     setup_logging(ctx, verbose, quiet, service=True)
-    settings = load_settings(find_config(config_path))
+    settings = load_config(ctx, config_path)[1]
     sender: Sender = StdoutSender()  # never used without digest.to: no digest is ever due
     if not settings.digest.to:
         click.echo("inboxwatch: digest.to is not set: polling only, no digest", err=True)
@@ -44,7 +43,7 @@ def health(ctx: click.Context, config_path: str | None, verbose: int, quiet: int
     from inboxwatch.service.health import health as judge
 
     setup_logging(ctx, verbose, quiet)
-    ok, reason = judge(load_settings(find_config(config_path)), datetime.now(UTC))
+    ok, reason = judge(load_config(ctx, config_path)[1], datetime.now(UTC))
     click.echo(f"{'healthy' if ok else 'unhealthy'}: {reason}", err=not ok)
     ctx.exit(0 if ok else 1)
 
@@ -65,7 +64,7 @@ def repair(
     from inboxwatch.store.sqlite import SqliteStore
 
     setup_logging(ctx, verbose, quiet)
-    settings = load_settings(find_config(config_path))
+    settings = load_config(ctx, config_path)[1]
     store = SqliteStore(settings.state.path_resolved())  # checks; recovers a damaged file
     try:
         click.echo(store.recovered or f"state file {store.path}: ok")

@@ -16,12 +16,12 @@ from inboxwatch.cli.common import (
     config_jobs,
     demo_jobs,
     emit,
+    load_config,
     local_jobs,
     parse_instant,
     progress_bar,
     setup_logging,
 )
-from inboxwatch.config import find_config, load_settings
 from inboxwatch.core.scan import run_scan
 
 
@@ -76,7 +76,7 @@ def scan(
     elif mbox or maildir:
         jobs = local_jobs(mbox, maildir, addresses, sent, window)
     else:
-        jobs = config_jobs(load_settings(find_config(config_path)), accounts, window)
+        jobs = config_jobs(load_config(ctx, config_path)[1], accounts, window)
     now = datetime.now(UTC)
     with progress_bar(fmt == "table") as progress:
         report = run_scan(jobs, as_of or now, now, progress)

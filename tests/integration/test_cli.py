@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import mailbox
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from tests.conftest import NOW, OWNER
+from tests.conftest import NOW, OWNER, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -202,3 +203,41 @@ def test_progress_shows_fetched_of_total_and_rate_only_on_a_terminal(capsys):
         rated.advance(500)
         assert bar.tasks[0].total == 1500 and bar.tasks[0].completed == 500
         assert bar.tasks[0].fields["rate"].endswith("/s")
+
+
+def test_config_from_the_environment_alone_from_xdg_and_before_the_subcommand(
+    run, tmp_path, monkeypatch, dovecot, sent_mailbox
+):
+    """A container configured by variables alone; $XDG_CONFIG_HOME; `--config` first."""
+    monkeypatch.chdir(tmp_path)  # no ./config.toml
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("INBOXWATCH_CONFIG", raising=False)
+    account = {
+        "name": "work",
+        "host": "127.0.0.1",
+        "port": dovecot.port,
+        "security": "plain",
+        "username": sent_mailbox.user,
+        "addresses": [OWNER],
+    }
+    monkeypatch.setenv("INBOXWATCH_ACCOUNTS", json.dumps([account]))
+    monkeypatch.setenv("INBOXWATCH_ACCOUNT_WORK_PASSWORD", dovecot.password)
+    monkeypatch.setenv("INBOXWATCH_STATE__PATH", str(tmp_path / "state.db"))
+    checked = run("check")
+    assert checked.code == 0, checked.out + checked.err
+    assert "config from the environment (INBOXWATCH_*): valid" in checked.out
+    monkeypatch.delenv("INBOXWATCH_ACCOUNTS")
+    missing = run("scan")
+    assert missing.code == 3 and "or set INBOXWATCH_ACCOUNTS" in missing.err
+    xdg = tmp_path / "xdg" / "inboxwatch"
+    xdg.mkdir(parents=True)
+    written = write_config(tmp_path, dovecot, sent_mailbox.user)
+    (xdg / "config.toml").write_text(written.read_text())
+    (xdg / "config.toml").chmod(0o600)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert run("scan").code == 0
+    elsewhere = tmp_path / "elsewhere.toml"
+    written.rename(elsewhere)
+    first = run("--config", str(elsewhere), "scan", "--format", "json")
+    assert first.code == 0 and first.json()["accounts"][0]["name"] == "work"
+    assert run("--config", str(tmp_path / "nope.toml"), "scan").code == 3

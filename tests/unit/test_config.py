@@ -137,6 +137,8 @@ def test_find_config_order(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("INBOXWATCH_CONFIG", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("INBOXWATCH_ACCOUNTS", raising=False)
     with pytest.raises(ConfigError, match="no config file found"):
         find_config(None)
     with pytest.raises(ConfigError, match="does not exist"):
