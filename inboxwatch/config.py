@@ -7,10 +7,8 @@ Unknown keys are errors: a typo must not silently fall back to a default.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
-import stat
 import tomllib
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from inboxwatch.durations import format_duration, parse_duration
 from inboxwatch.errors import ConfigError
+from inboxwatch.secretfiles import read_secret_file, warn_if_readable
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Security = Literal["tls", "starttls", "plain"]
@@ -287,7 +286,7 @@ def load_settings(path: Path | None) -> Settings:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     if _holds_password(data):
-        _warn_if_readable(path, mode, "holds a password")
+        warn_if_readable(path, mode, "holds a password")
     try:
         return Settings(**data)
     except ValidationError as exc:
@@ -323,24 +322,11 @@ def _key_path(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
     return ".".join(parts)
 
 
-_WARNED: set[Path] = set()
-
-
 def _holds_password(data: dict[str, Any]) -> bool:
     """An inline `password` under [[accounts]] or [smtp]."""
     accounts = data.get("accounts")
     servers = [*(accounts if isinstance(accounts, list) else []), data.get("smtp")]
     return any(isinstance(server, dict) and "password" in server for server in servers)
-
-
-def _warn_if_readable(path: Path, mode: int, what: str) -> None:
-    """A secret readable by group or others: one warning per file and process (the
-    service reads the password file every poll)."""
-    if mode & (stat.S_IRGRP | stat.S_IROTH) and path not in _WARNED:
-        _WARNED.add(path)
-        logging.getLogger(__name__).warning(
-            "%s %s and is readable by other users; chmod 600 it", path, what
-        )
 
 
 def smtp_identity(settings: Settings) -> Account | None:
@@ -364,14 +350,7 @@ def resolve_secret(server: _Server, what: str, env_name: str) -> str:
     if os.environ.get(env_name):
         return os.environ[env_name]
     if server.password_file:
-        path = Path(server.password_file).expanduser()
-        try:
-            mode = path.stat().st_mode
-            secret = path.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise ConfigError(f"{what}.password_file: cannot read {path}: {exc.strerror}") from None
-        _warn_if_readable(path, mode, "is a password file")
-        return secret
+        return read_secret_file(Path(server.password_file).expanduser(), f"{what}.password_file")
     if server.password is not None:
         return server.password.get_secret_value()
     raise ConfigError(f"{what}: no password; set password_file, password or {env_name}")

@@ -18,6 +18,7 @@ from typing import Any
 
 from inboxwatch.config import OAuth2
 from inboxwatch.errors import AuthError, ConfigError, InboxwatchError, ServerError, SignInNeeded
+from inboxwatch.secretfiles import read_secret_file
 
 GOOGLE_AUTHORIZE = "https://accounts.google.com/o/oauth2/v2/auth"
 GOOGLE_TOKEN = "https://oauth2.googleapis.com/token"
@@ -58,12 +59,7 @@ def scopes(oauth2: OAuth2) -> list[str]:
 def client_secret(oauth2: OAuth2, where: str) -> str | None:
     if oauth2.client_secret_file:
         path = Path(oauth2.client_secret_file).expanduser()
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"{where}.oauth2.client_secret_file: cannot read {path}: {exc.strerror}"
-            ) from None
+        return read_secret_file(path, f"{where}.oauth2.client_secret_file").strip()
     return oauth2.client_secret.get_secret_value() if oauth2.client_secret else None
 
 

@@ -8,8 +8,18 @@ import click
 
 from inboxwatch.auth.refresh import smtp_tokens
 from inboxwatch.cli.common import common_options, load_config, setup_logging
+from inboxwatch.config import Settings, env_password_name, resolve_secret
 from inboxwatch.core.ports import Sender
 from inboxwatch.delivery.smtp import SmtpSender, StdoutSender
+
+
+def _secrets_readable(settings: Settings) -> None:
+    """A password file the service cannot read (a root-owned 0600 secret in the container)
+    is one line at start-up, not a failed poll every interval from then on."""
+    for account in settings.accounts:
+        if account.auth == "password":
+            where = f"accounts[{account.name}]"
+            resolve_secret(account, where, env_password_name(account.name))
 
 
 @click.command("run")
@@ -22,6 +32,8 @@ def run(ctx: click.Context, config_path: str | None, verbose: int, quiet: int, o
 
     setup_logging(ctx, verbose, quiet, service=True)
     settings = load_config(ctx, config_path)[1]
+    if not once:
+        _secrets_readable(settings)
     sender: Sender = StdoutSender()  # never used without digest.to: no digest is ever due
     if not settings.digest.to:
         click.echo("inboxwatch: digest.to is not set: polling only, no digest", err=True)

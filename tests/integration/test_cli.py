@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import mailbox
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -241,3 +244,38 @@ def test_config_from_the_environment_alone_from_xdg_and_before_the_subcommand(
     first = run("--config", str(elsewhere), "scan", "--format", "json")
     assert first.code == 0 and first.json()["accounts"][0]["name"] == "work"
     assert run("--config", str(tmp_path / "nope.toml"), "scan").code == 3
+
+
+def test_an_unreadable_secret_file_is_one_line_at_start_up_with_the_fix(tmp_path):
+    """The container's case: a root-owned 0600 secret, inboxwatch running as another user.
+    As root the test runs inboxwatch as `nobody` (setpriv); as a plain user the file is
+    made unreadable (chmod 000) instead."""
+    base = Path(tempfile.mkdtemp(prefix="inboxwatch-secret-"))
+    try:
+        base.chmod(0o755)  # nobody must reach the config, not the secret
+        secret = base / "imap_password"
+        secret.write_text("s3cret\n")
+        secret.chmod(0o600 if os.geteuid() == 0 else 0o000)
+        config = base / "config.toml"
+        config.write_text(
+            '[[accounts]]\nname = "work"\nhost = "127.0.0.1"\nusername = "me@x.example"\n'
+            f'password_file = "{secret}"\n[state]\npath = "{base}/state.db"\n'
+        )
+        config.chmod(0o644)
+        drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        command = [sys.executable, "-m", "inboxwatch", "run", "--config", str(config)]
+        done = subprocess.run(
+            (drop if os.geteuid() == 0 else []) + command,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "accounts[work].password_file" in done.stderr and "cannot be read by uid" in done.stderr
+    assert "mode 0600" in done.stderr or "mode 0000" in done.stderr
+    assert "chown" in done.stderr and "s3cret" not in done.stderr
