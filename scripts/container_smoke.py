@@ -138,7 +138,7 @@ def smoke(work: Path) -> None:
         client.logout()
         secret = work / "imap_password"
         secret.write_text(dovecot.password)
-        secret.chmod(0o444)
+        secret.chmod(0o600)  # root's: the container's uid 10001 cannot read it
         config = work / "config.toml"
         config.write_text(
             f'[[accounts]]\nname = "smoke"\nhost = "127.0.0.1"\nport = {dovecot.port}\n'
@@ -146,10 +146,34 @@ def smoke(work: Path) -> None:
             'password_file = "/run/secrets/imap_password"\n[service]\npoll_interval = "1m"\n'
         )
         config.chmod(0o644)
+        refused_secret(config, secret)
+        os.chown(secret, 10001, -1)  # the README's fix: give it to the container's uid
         run_service(config, secret)
     finally:
         dovecot.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def refused_secret(config: Path, secret: Path) -> None:
+    """A root-owned 0600 secret: `run` stops at once with the line that says the fix."""
+    done = sh(
+        "podman",
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--read-only",
+        "-v",
+        f"{config}:/config/config.toml:ro",
+        "-v",
+        f"{secret}:/run/secrets/imap_password:ro",
+        IMAGE,
+        check=False,
+        capture_output=True,
+    )
+    if done.returncode != 3 or "cannot be read by uid 10001" not in done.stderr:
+        raise SystemExit(f"an unreadable secret gave exit {done.returncode}:\n{done.stderr}")
+    print(f"unreadable secret refused: {done.stderr.strip()}")
 
 
 def run_service(config: Path, secret: Path) -> None:
