@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -61,8 +62,26 @@ def parse_instant(ctx: click.Context, param: click.Parameter, value: str | None)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def _remember_log_format(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta["log_format"] = value  # meta is shared by the group and its command
+
+
+def log_format_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--log-format json: one JSON object a line on stderr, for log collectors; before or
+    after the subcommand."""
+    return click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        expose_value=False,
+        callback=_remember_log_format,
+        help="Log lines as text (default) or one JSON object each.",
+    )(func)
+
+
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--config, -v and -q on every command, as the contract promises."""
+    """--config, -v, -q and --log-format on every command, as the contract promises."""
+    func = log_format_option(func)
     func = click.option("-q", "--quiet", count=True, help="Less logging on stderr.")(func)
     func = click.option("-v", "--verbose", count=True, help="More logging; -vv adds tracebacks.")(
         func
@@ -75,7 +94,32 @@ class _IsoTime(logging.Formatter):
     collectors parse them, and a reader knows which zone a line was written in."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="seconds")
+        return _now_text(record.created)
+
+
+def _now_text(created: float) -> str:
+    return datetime.fromtimestamp(created).astimezone().isoformat(timespec="seconds")
+
+
+class _JsonLines(logging.Formatter):
+    """One JSON object a line: time (RFC 3339, with offset), level, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": _now_text(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:  # only at -vv: tracebacks are logged nowhere else
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def json_error_line(message: str) -> str:
+    """The error boundary's one line (cli.main), as a JSON log line."""
+    record = logging.LogRecord("inboxwatch", logging.ERROR, "", 0, message, None, None)
+    return _JsonLines().format(record)
 
 
 def load_config(ctx: click.Context, config_path: str | None) -> tuple[Path | None, Settings]:
@@ -91,9 +135,9 @@ def setup_logging(ctx: click.Context, verbose: int, quiet: int, service: bool = 
     ctx.find_root().meta["verbosity"] = level
     level += service
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        _IsoTime(("%(asctime)s " if service else "") + "inboxwatch: %(levelname)s: %(message)s")
-    )
+    text = ("%(asctime)s " if service else "") + "inboxwatch: %(levelname)s: %(message)s"
+    json_lines = ctx.meta.get("log_format") == "json"
+    handler.setFormatter(_JsonLines() if json_lines else _IsoTime(text))
     logging.basicConfig(
         handlers=[handler],
         level={-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(

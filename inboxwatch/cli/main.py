@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Sequence
 from traceback import print_exception
@@ -10,6 +11,7 @@ import click
 
 from inboxwatch import __version__
 from inboxwatch.cli import auth, check, digest, run, scan
+from inboxwatch.cli.common import json_error_line, log_format_option
 from inboxwatch.errors import InboxwatchError
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug, not a mail problem
@@ -20,6 +22,7 @@ INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug, not a mail problem
 @click.option("-v", "--verbose", count=True, help="More logging; -vv adds tracebacks.")
 @click.option("-q", "--quiet", count=True, help="Less logging on stderr.")
 @click.option("--config", "config_path", metavar="PATH", help="Config file (TOML).")
+@log_format_option
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: int, config_path: str | None) -> None:
     """Find every conversation left without a reply past your window (read-only IMAP)."""
@@ -68,9 +71,13 @@ def _explain(exc: BaseException, args: Sequence[str]) -> None:
     if traceback >= 2:
         print_exception(exc, file=sys.stderr)
     if isinstance(exc, InboxwatchError):
-        click.echo(f"inboxwatch: error: {exc}", err=True)
+        line = f"error: {exc}"
     else:
-        click.echo(f"inboxwatch: internal error: {exc!r} (run with -vv and report it)", err=True)
+        line = f"internal error: {exc!r} (run with -vv and report it)"
+    json_lines = "--log-format=json" in args or any(
+        pair == ("--log-format", "json") for pair in itertools.pairwise(args)
+    )
+    click.echo(json_error_line(line) if json_lines else f"inboxwatch: {line}", err=True)
 
 
 def entry_point() -> None:

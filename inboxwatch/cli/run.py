@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import click
@@ -11,6 +12,8 @@ from inboxwatch.cli.common import common_options, load_config, setup_logging
 from inboxwatch.config import Settings, env_password_name, resolve_secret
 from inboxwatch.core.ports import Sender
 from inboxwatch.delivery.smtp import SmtpSender, StdoutSender
+
+log = logging.getLogger(__name__)
 
 
 def _secrets_readable(settings: Settings) -> None:
@@ -36,7 +39,7 @@ def run(ctx: click.Context, config_path: str | None, verbose: int, quiet: int, o
         _secrets_readable(settings)
     sender: Sender = StdoutSender()  # never used without digest.to: no digest is ever due
     if not settings.digest.to:
-        click.echo("inboxwatch: digest.to is not set: polling only, no digest", err=True)
+        log.warning("digest.to is not set: polling only, no digest")
     else:
         # smtp.host missing: a config error now, not at 08:00.
         sender = SmtpSender(settings.smtp, tokens=smtp_tokens(settings))

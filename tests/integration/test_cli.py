@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -279,3 +280,16 @@ def test_an_unreadable_secret_file_is_one_line_at_start_up_with_the_fix(tmp_path
     assert "accounts[work].password_file" in done.stderr and "cannot be read by uid" in done.stderr
     assert "mode 0600" in done.stderr or "mode 0000" in done.stderr
     assert "chown" in done.stderr and "s3cret" not in done.stderr
+
+
+def test_log_format_json_gives_one_json_object_a_line(run, tmp_path, dovecot, sent_mailbox):
+    config = write_config(tmp_path, dovecot, sent_mailbox.user)
+    config.write_text(config.read_text() + f'[state]\npath = "{tmp_path / "s.db"}"\n')
+    polled = run("run", "--once", "--log-format", "json", "--config", str(config))
+    failed = run("--log-format", "json", "scan", "--config", str(tmp_path / "nope.toml"))
+    assert polled.code == 0 and failed.code == 3
+    entries = [json.loads(line) for line in (polled.err + failed.err).splitlines()]
+    assert {tuple(sorted(e)) for e in entries} == {("level", "logger", "message", "time")}
+    assert [e["message"] for e in entries if e["message"].startswith("poll:")]
+    assert entries[-1]["level"] == "error" and "nope.toml does not exist" in entries[-1]["message"]
+    assert all(datetime.fromisoformat(e["time"]).tzinfo is not None for e in entries)
