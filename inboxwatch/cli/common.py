@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -26,6 +27,7 @@ from rich.progress import (
 )
 
 from inboxwatch.auth.refresh import tokens_dir
+from inboxwatch.cli.csvout import report_csv
 from inboxwatch.cli.output import dumps, render_errors, render_table
 from inboxwatch.config import Digest, Settings, find_config, load_settings
 from inboxwatch.core.model import Report
@@ -35,7 +37,7 @@ from inboxwatch.durations import parse_duration
 from inboxwatch.errors import UsageError
 from inboxwatch.imap.opener import open_imap
 from inboxwatch.local.source import LocalSource
-from inboxwatch.service.plans import local_plan, plan_of
+from inboxwatch.service.plans import NO_OVERRIDES, Overrides, local_plan, plan_of
 
 DEMO_AS_OF = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DEMO_ADDRESS = "sam@studio.example"
@@ -189,12 +191,20 @@ def progress_bar(enabled: bool) -> Iterator[RatedBar | None]:
         yield RatedBar(bar)
 
 
-def emit(report: Report, fmt: str) -> None:
+def emit(report: Report, fmt: str, limit: int | None = None) -> None:
+    """The report to stdout; `limit`: only the longest-waiting N (the exit code and the
+    statistics stay those of the whole report)."""
+    shown = report
+    if limit is not None and len(report.overdue) > limit:
+        shown = dataclasses.replace(report, overdue=report.overdue[:limit])
+        click.echo(f"inboxwatch: {len(report.overdue) - limit} more not shown (--limit)", err=True)
     if fmt == "json":
-        click.echo(dumps(report))
+        click.echo(dumps(shown))
+    elif fmt == "csv":
+        click.echo(report_csv(shown), nl=False)
     else:
         # Piped output gets a readable fixed width instead of rich's 80-column default.
-        render_table(report, Console(width=None if sys.stdout.isatty() else 120))
+        render_table(shown, Console(width=None if sys.stdout.isatty() else 120))
     render_errors(report, lambda line: click.echo(line, err=True))
 
 
@@ -203,11 +213,11 @@ def local_jobs(
     maildir: str | None,
     addresses: Sequence[str],
     sent: Sequence[str],
-    window: timedelta | None,
+    overrides: Overrides,
 ) -> list[tuple[AccountPlan, SourceFactory]]:
     if not addresses:
         raise UsageError("--mbox/--maildir need --address (your own address, repeatable)")
-    plan = local_plan("local", addresses, None, sent, window)
+    plan = local_plan("local", addresses, None, sent, overrides)
 
     def factory() -> MailSource:
         return LocalSource([Path(p) for p in mbox], Path(maildir) if maildir else None)
@@ -215,10 +225,10 @@ def local_jobs(
     return [(plan, factory)]
 
 
-def demo_jobs(window: timedelta | None) -> list[tuple[AccountPlan, SourceFactory]]:
+def demo_jobs(overrides: Overrides = NO_OVERRIDES) -> list[tuple[AccountPlan, SourceFactory]]:
     base = resources.files("inboxwatch") / "demo"
     paths = [Path(str(base / "INBOX.mbox")), Path(str(base / "Sent.mbox"))]
-    plan = local_plan("demo", (DEMO_ADDRESS,), ("INBOX",), (), window)
+    plan = local_plan("demo", (DEMO_ADDRESS,), ("INBOX",), (), overrides)
     return [(plan, lambda: LocalSource(paths))]
 
 
@@ -231,20 +241,20 @@ def demo_digest() -> Digest:
 
 
 def config_jobs(
-    settings: Settings, accounts: Sequence[str], window: timedelta | None
+    settings: Settings, accounts: Sequence[str], overrides: Overrides = NO_OVERRIDES
 ) -> list[tuple[AccountPlan, SourceFactory]]:
     chosen = [a for a in settings.accounts if not accounts or a.name in accounts]
     unknown = set(accounts) - {a.name for a in settings.accounts}
     if unknown:
         names = ", ".join(a.name for a in settings.accounts)
         raise UsageError(f"no account named {', '.join(sorted(unknown))} (accounts: {names})")
-    return [(plan_of(a, window), open_imap(a, tokens_dir(settings))) for a in chosen]
+    return [(plan_of(a, overrides), open_imap(a, tokens_dir(settings))) for a in chosen]
 
 
 FORMAT_OPTION = click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json"]),
+    type=click.Choice(["table", "json", "csv"]),
     default="table",
     show_default=True,
     help="Output format.",

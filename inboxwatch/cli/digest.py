@@ -48,10 +48,10 @@ def digest(
     now = datetime.now(UTC)
     sender: Sender = StdoutSender()
     if demo:
-        config, jobs, now = demo_digest(), demo_jobs(None), DEMO_AS_OF
+        config, jobs, now = demo_digest(), demo_jobs(), DEMO_AS_OF
     else:
         settings = load_config(ctx, config_path)[1]
-        config, jobs = settings.digest, config_jobs(settings, accounts, None)
+        config, jobs = settings.digest, config_jobs(settings, accounts)
         if not config.to:
             raise ConfigError("digest.to is not set: who should receive the digest?")
         if not dry_run:

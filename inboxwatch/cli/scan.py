@@ -19,10 +19,13 @@ from inboxwatch.cli.common import (
     load_config,
     local_jobs,
     parse_instant,
+    parse_window,
     progress_bar,
     setup_logging,
 )
 from inboxwatch.core.scan import run_scan
+from inboxwatch.errors import UsageError
+from inboxwatch.service.plans import Overrides
 
 
 @click.command()
@@ -53,6 +56,16 @@ from inboxwatch.core.scan import run_scan
     help="Sent folder name, for --mbox/--maildir (default: discover).",
 )
 @click.option("--demo", is_flag=True, help="Scan the bundled demo mailbox.")
+@click.option(
+    "--lookback", callback=parse_window, metavar="DURATION", help="Read mail this far back."
+)
+@click.option(
+    "--since", callback=parse_instant, metavar="DATE", help="Read mail from then on (ISO 8601)."
+)
+@click.option("--include-cc", is_flag=True, help="Mail that only Cc'd you expects a reply too.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), metavar="N", help="List only the N longest waits."
+)
 @click.pass_context
 def scan(
     ctx: click.Context,
@@ -68,20 +81,45 @@ def scan(
     addresses: Sequence[str],
     sent: Sequence[str],
     demo: bool,
+    lookback: timedelta | None,
+    since: datetime | None,
+    include_cc: bool,
+    limit: int | None,
 ) -> None:
     """One-off audit: list the threads waiting longer than the window (exit 1 if any)."""
     setup_logging(ctx, verbose, quiet)
-    if demo:
-        jobs, as_of = demo_jobs(window), as_of or DEMO_AS_OF
-    elif mbox or maildir:
-        jobs = local_jobs(mbox, maildir, addresses, sent, window)
-    else:
-        jobs = config_jobs(load_config(ctx, config_path)[1], accounts, window)
     now = datetime.now(UTC)
+    as_of = as_of or (DEMO_AS_OF if demo else now)
+    overrides = _overrides(window, lookback, since, include_cc, as_of)
+    if demo:
+        jobs = demo_jobs(overrides)
+    elif mbox or maildir:
+        jobs = local_jobs(mbox, maildir, addresses, sent, overrides)
+    else:
+        jobs = config_jobs(load_config(ctx, config_path)[1], accounts, overrides)
     with progress_bar(fmt == "table") as progress:
-        report = run_scan(jobs, as_of or now, now, progress)
-    emit(report, fmt)
+        report = run_scan(jobs, as_of, now, progress)
+    emit(report, fmt, limit)
     ctx.exit(report.exit_code())
+
+
+def _overrides(
+    window: timedelta | None,
+    lookback: timedelta | None,
+    since: datetime | None,
+    include_cc: bool,
+    as_of: datetime,
+) -> Overrides:
+    """This run's plan overrides; `--since` is a lookback from `as_of`."""
+    if since is not None:
+        if lookback is not None:
+            raise UsageError("use --since or --lookback, not both")
+        if since >= as_of:
+            raise UsageError(
+                f"--since {since:%Y-%m-%d %H:%M} UTC is not before {as_of:%Y-%m-%d %H:%M} UTC"
+            )
+        lookback = as_of - since
+    return Overrides(window=window, lookback=lookback, include_cc=include_cc)
 
 
 @click.command()
@@ -99,7 +137,7 @@ def demo(
 ) -> None:
     """Scan the bundled demo mailbox (no account needed); exits 0 when it worked."""
     setup_logging(ctx, verbose, quiet)
-    report = run_scan(demo_jobs(window), DEMO_AS_OF, datetime.now(UTC))
+    report = run_scan(demo_jobs(Overrides(window=window)), DEMO_AS_OF, datetime.now(UTC))
     emit(report, fmt)
     if fmt == "table":
         click.echo(

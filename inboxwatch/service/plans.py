@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from inboxwatch.config import DEFAULT_LOOKBACK, DEFAULT_WINDOW, Account
@@ -12,17 +13,29 @@ from inboxwatch.core.rules import Policy
 from inboxwatch.core.scan import AccountPlan
 
 
-def plan_of(account: Account, window: timedelta | None = None) -> AccountPlan:
-    """The account's plan; `window` overrides its own for one run (`scan --window`)."""
+@dataclass(frozen=True)
+class Overrides:
+    """One run's changes to every plan: `scan --window --lookback/--since --include-cc`."""
+
+    window: timedelta | None = None
+    lookback: timedelta | None = None
+    include_cc: bool = False
+
+
+NO_OVERRIDES = Overrides()
+
+
+def plan_of(account: Account, overrides: Overrides = NO_OVERRIDES) -> AccountPlan:
+    """The account's plan, with one run's overrides."""
     return AccountPlan(
         name=account.name,
         addresses=tuple(account.addresses),
         folders=tuple(account.folders),
         sent_folders=tuple(account.sent_folders),
-        window=window or account.window,
-        lookback=account.lookback,
+        window=overrides.window or account.window,
+        lookback=overrides.lookback or account.lookback,
         policy=Policy(
-            include_cc=account.include_cc,
+            include_cc=account.include_cc or overrides.include_cc,
             ignore_senders=tuple(account.ignore_senders),
             ignore_subjects=tuple(re.compile(p) for p in account.ignore_subjects),
         ),
@@ -34,7 +47,7 @@ def local_plan(
     addresses: Sequence[str],
     folders: Sequence[str] | None,
     sent_folders: Sequence[str],
-    window: timedelta | None,
+    overrides: Overrides = NO_OVERRIDES,
 ) -> AccountPlan:
     """A plan for mail on disk (mbox, Maildir, the demo), with the config's defaults."""
     return AccountPlan(
@@ -42,7 +55,7 @@ def local_plan(
         addresses=tuple(addresses),
         folders=None if folders is None else tuple(folders),
         sent_folders=tuple(sent_folders),
-        window=window or DEFAULT_WINDOW,
-        lookback=DEFAULT_LOOKBACK,
-        policy=Policy(),
+        window=overrides.window or DEFAULT_WINDOW,
+        lookback=overrides.lookback or DEFAULT_LOOKBACK,
+        policy=Policy(include_cc=overrides.include_cc),
     )

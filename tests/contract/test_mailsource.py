@@ -190,7 +190,7 @@ def test_reading_changes_nothing(kind):
 
 
 def test_the_same_mail_gets_the_same_verdict_from_every_source(kind):
-    plan = local_plan("c", [OWNER], ["INBOX"], [], None)
+    plan = local_plan("c", [OWNER], ["INBOX"], [])
     report = run_scan([(plan, kind.open)], NOW, NOW)
     assert report.errors == []
     assert [f.thread_id for f in report.overdue] == ["<b1@x>"]  # Anna was answered

@@ -293,3 +293,52 @@ def test_log_format_json_gives_one_json_object_a_line(run, tmp_path, dovecot, se
     assert [e["message"] for e in entries if e["message"].startswith("poll:")]
     assert entries[-1]["level"] == "error" and "nope.toml does not exist" in entries[-1]["message"]
     assert all(datetime.fromisoformat(e["time"]).tzinfo is not None for e in entries)
+
+
+def test_local_audit_flags_and_csv_read_back(run, tmp_path):
+    """--since, --lookback, --include-cc, --limit and --format csv on local mail; a subject
+    written like a formula stays text in the spreadsheet."""
+    import csv
+    import io
+
+    inbox = mailbox.mbox(tmp_path / "INBOX.mbox")
+    inbox.add(_message("anna@client.example", '=HYPERLINK("http://x.example")', 30, "<a@c>"))
+    inbox.add(_message("bo@x.example", "Old question", 24 * 40, "<b@x>"))  # 40 days ago
+    cc_only = _message("cy@y.example", "FYI", 50, "<c@y>")
+    cc_only.replace_header("To", "team@y.example")
+    cc_only["Cc"] = OWNER
+    inbox.add(cc_only)
+    inbox.close()
+    sent = mailbox.mbox(tmp_path / "Sent.mbox")
+    sent.add(_message(OWNER, "Note", 100, "<n@m>"))  # the owner's own, for coverage
+    sent.close()
+    args = ("scan", "--as-of", NOW.isoformat(), "--address", OWNER)
+    box = ("--mbox", str(tmp_path / "INBOX.mbox"), "--mbox", str(tmp_path / "Sent.mbox"))
+
+    def subjects(*extra: str) -> list[str]:
+        result = run(*args, *box, "--format", "csv", *extra)
+        assert result.code in (0, 1), result.err
+        rows = list(csv.DictReader(io.StringIO(result.out)))
+        return [row["subject"] for row in rows]
+
+    assert subjects() == ['\'=HYPERLINK("http://x.example")']  # 30-day lookback, no Cc
+    assert subjects("--lookback", "60d") == ["Old question", '\'=HYPERLINK("http://x.example")']
+    assert subjects("--since", "2026-10-01") == subjects("--lookback", "60d")
+    assert subjects("--include-cc") == ["FYI", '\'=HYPERLINK("http://x.example")']
+    limited = run(*args, *box, "--lookback", "60d", "--limit", "1", "--format", "json")
+    assert [e["subject"] for e in limited.json()["overdue"]] == ["Old question"]
+    assert limited.code == 1 and "1 more not shown (--limit)" in limited.err
+    assert run(*args, *box, "--since", "2026-10-01", "--lookback", "2d").code == 2
+
+
+def test_scan_overrides_reach_an_imap_accounts_plan():
+    from datetime import timedelta
+
+    from inboxwatch.config import Account
+    from inboxwatch.service.plans import Overrides, plan_of
+
+    account = Account(name="w", host="h", username="u@x.example", password="p")
+    plan = plan_of(account, Overrides(timedelta(hours=2), timedelta(days=90), include_cc=True))
+    assert (plan.window, plan.lookback) == (timedelta(hours=2), timedelta(days=90))
+    assert plan.policy.include_cc
+    assert plan_of(account).lookback == account.lookback and not plan_of(account).policy.include_cc

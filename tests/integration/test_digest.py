@@ -26,7 +26,7 @@ NOW = DEMO_AS_OF
 
 
 def demo_report() -> Report:
-    return run_scan(demo_jobs(None), NOW, NOW)
+    return run_scan(demo_jobs(), NOW, NOW)
 
 
 def hostile_report() -> Report:
