@@ -259,8 +259,7 @@ def run_one(kind: str, port: int, password: str, now: datetime, state: Path) -> 
             kind,
             "--port",
             str(port),
-            "--password",
-            password,
+            f"--password={password}",  # a generated password may start with "-"
             "--now",
             now.isoformat(),
             "--state",
@@ -273,11 +272,22 @@ def run_one(kind: str, port: int, password: str, now: datetime, state: Path) -> 
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def _new_mail(sender: str, subject: str, now: datetime) -> bytes:
+    """A small new message; not the test suite's helper, which needs pytest (the bench runs
+    in a venv holding only the package)."""
+    from email.message import EmailMessage
+    from email.utils import format_datetime, make_msgid
+
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, OWNER, subject
+    message["Date"], message["Message-ID"] = format_datetime(now), make_msgid("bench")
+    message.set_content("A new message for the poll-change measure.")
+    return message.as_bytes()
+
+
 def change_mailbox(port: int, password: str, now: datetime, state: Path, round_: int) -> None:
     """Note the QRESYNC state, then 10 new messages and 5 flag changes in INBOX."""
     from imapclient import IMAPClient
-
-    from tests.conftest import mail
 
     client = IMAPClient("127.0.0.1", port=port, ssl=False)
     client.login("bench", password)
@@ -290,7 +300,7 @@ def change_mailbox(port: int, password: str, now: datetime, state: Path, round_:
     for n in range(10):
         client.append(
             "INBOX",
-            mail(f"New {n} <new{n}@x.example>", OWNER, f"New {round_}.{n}"),
+            _new_mail(f"New {n} <new{n}@x.example>", f"New {round_}.{n}", now),
             msg_time=now - timedelta(minutes=n + 1),
         )
     client.select_folder("INBOX")
