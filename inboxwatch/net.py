@@ -15,8 +15,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
 
@@ -95,6 +95,24 @@ OPERATION_DEADLINE = 1.5
 
 def operation_deadline(timeout: float) -> float:
     return timeout * OPERATION_DEADLINE
+
+
+@contextmanager
+def within(seconds: float, shut: Callable[[], object], slow: ServerError) -> Iterator[None]:
+    """One operation within `seconds`: at the deadline `shut` (the connection) and raise
+    `slow`. A read's own timeout error stays itself: a silent server "did not answer within",
+    it did not answer too slowly. Once the deadline fired no answer is trusted, even one
+    that seemed to arrive whole (a reply cut short by the shutdown reads as a complete one
+    to smtplib: "250 que")."""
+    with Deadline(seconds, shut) as deadline:
+        try:
+            yield
+        except Exception as exc:
+            if deadline.expired and not isinstance(exc, TimeoutError):
+                raise slow from exc
+            raise
+    if deadline.expired:
+        raise slow
 
 
 def shut_down(sock: socket.socket | None) -> None:

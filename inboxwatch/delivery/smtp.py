@@ -14,14 +14,14 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from email.message import EmailMessage
 
 from inboxwatch.auth.refresh import TokenSource
 from inboxwatch.config import Smtp, resolve_secret
 from inboxwatch.errors import AuthError, ConfigError, DeliveryError, ServerError
-from inboxwatch.net import Deadline, is_loopback, operation_deadline, shut_down, tls_context
+from inboxwatch.net import is_loopback, operation_deadline, shut_down, tls_context, within
 
 log = logging.getLogger(__name__)
 DELAYS = (2.0, 8.0, 30.0)  # seconds before the 2nd, 3rd and 4th attempt; then 30 s each
@@ -121,24 +121,13 @@ class SmtpSender:
                 )
             client.starttls(context=context)
 
-    @contextmanager
-    def _deadline(self, client: smtplib.SMTP, what: str) -> Iterator[None]:
-        """`what` (connect, banner and login; one transaction) within smtp.timeout."""
+    def _deadline(self, client: smtplib.SMTP, what: str) -> AbstractContextManager[None]:
+        """`what` (connect, banner and login; one transaction) within 1.5 × smtp.timeout."""
         seconds = operation_deadline(self.config.timeout.total_seconds())
         slow = ServerError(
             f"SMTP server {self.config.host} answered too slowly: {what} took over {seconds:g}s"
         )
-        with Deadline(seconds, lambda: shut_down(client.sock)) as deadline:
-            try:
-                yield
-            except ServerError as exc:
-                if deadline.expired:
-                    raise slow from exc
-                raise
-        # smtplib takes a reply cut short by the shutdown ("250 que") for a whole one: once
-        # the deadline fired, no answer is trusted (like a connection dropped after DATA).
-        if deadline.expired:
-            raise slow
+        return within(seconds, lambda: shut_down(client.sock), slow)
 
     def open(self) -> smtplib.SMTP:
         """Connected, TLS as configured, logged in: ready to send."""

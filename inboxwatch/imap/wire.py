@@ -26,7 +26,7 @@ import re
 import socket
 import ssl
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from imapclient import IMAPClient, imap4, tls
@@ -34,7 +34,7 @@ from imapclient.exceptions import IMAPClientAbortError
 
 from inboxwatch.errors import ServerError
 from inboxwatch.imap.fetchitems import USUAL_ITEMS, FetchRecord, fetch_items, usual_items
-from inboxwatch.net import Deadline, shut_down
+from inboxwatch.net import shut_down, within
 
 CHUNK = 1 << 20
 # A header block is small; a server announcing a far bigger literal is broken or hostile,
@@ -73,8 +73,7 @@ class SocketWatch:
         """End the session from another thread: whatever it waits for fails at once."""
         shut_down(self.current())
 
-    @contextmanager
-    def deadline(self, what: str) -> Iterator[None]:
+    def deadline(self, what: str) -> AbstractContextManager[None]:
         """`what` (connect, greeting and login; one command; one FETCH batch) within
         `seconds` (net.OPERATION_DEADLINE times the account's timeout), else the
         connection is shut and a ServerError says why."""
@@ -82,17 +81,7 @@ class SocketWatch:
             f"{self.host} answered too slowly: {what} took over {self.seconds:g}s; try again "
             "later (or raise the account's timeout if this server is always that slow)"
         )
-        with Deadline(self.seconds, self.shutdown) as deadline:
-            try:
-                yield
-            except Exception as exc:
-                # A silent server times the read out as the deadline fires: "did not answer
-                # within" (the read's own error) says more than "too slowly".
-                if deadline.expired and not isinstance(exc, TimeoutError):
-                    raise slow from exc
-                raise
-        if deadline.expired:  # an answer cut short by the shutdown is not trusted
-            raise slow
+        return within(self.seconds, self.shutdown, slow)
 
 
 class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
