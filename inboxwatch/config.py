@@ -345,6 +345,11 @@ def env_password_name(account: str) -> str:
     return "INBOXWATCH_ACCOUNT_" + re.sub(r"[^A-Z0-9]", "_", account.upper()) + "_PASSWORD"
 
 
+def account_password(account: Account) -> str:
+    """An `auth = "password"` account's password (environment, password_file, password)."""
+    return resolve_secret(account, f"accounts[{account.name}]", env_password_name(account.name))
+
+
 def resolve_secret(server: _Server, what: str, env_name: str) -> str:
     """The password from the environment, else password_file, else password."""
     if os.environ.get(env_name):

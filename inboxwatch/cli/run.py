@@ -9,7 +9,7 @@ import click
 
 from inboxwatch.auth.refresh import smtp_tokens
 from inboxwatch.cli.common import common_options, load_config, setup_logging
-from inboxwatch.config import Settings, env_password_name, resolve_secret
+from inboxwatch.config import Settings, account_password
 from inboxwatch.core.ports import Sender
 from inboxwatch.delivery.smtp import SmtpSender, StdoutSender
 
@@ -21,8 +21,7 @@ def _secrets_readable(settings: Settings) -> None:
     is one line at start-up, not a failed poll every interval from then on."""
     for account in settings.accounts:
         if account.auth == "password":
-            where = f"accounts[{account.name}]"
-            resolve_secret(account, where, env_password_name(account.name))
+            account_password(account)
 
 
 @click.command("run")

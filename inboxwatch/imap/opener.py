@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from inboxwatch.auth.refresh import account_tokens
-from inboxwatch.config import Account, env_password_name, resolve_secret
+from inboxwatch.config import Account, account_password
 from inboxwatch.imap.login import Secret
 from inboxwatch.imap.source import ImapSource
 
@@ -31,5 +31,4 @@ def secret(account: Account, tokens_dir: Path) -> Secret:
     if account.auth == "oauth2":
         tokens = account_tokens(account, tokens_dir)
         return Secret(tokens.access_token(), bearer=True, renew=tokens.access_token)
-    where = f"accounts[{account.name}]"
-    return Secret(resolve_secret(account, where, env_password_name(account.name)))
+    return Secret(account_password(account))

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from inboxwatch.auth.refresh import account_tokens, tokens_dir
-from inboxwatch.config import Account, Settings, env_password_name, resolve_secret
+from inboxwatch.config import Account, Settings, account_password
 from inboxwatch.core.model import Finding, PollRecord, Report, ReportError
 from inboxwatch.core.ports import MailSource, Sender, StateStore
 from inboxwatch.core.scan import AccountPlan, SourceFactory, run_scan
@@ -107,7 +107,7 @@ def fingerprint(account: Account, tokens: Path) -> str:
             signed = account_tokens(account, tokens).file.read()
             secret = str(signed.signed_in_at) if signed else ""
         else:
-            secret = resolve_secret(account, "", env_password_name(account.name))
+            secret = account_password(account)
     except InboxwatchError:
         secret = ""
     text = account.model_dump_json() + "\0" + secret
