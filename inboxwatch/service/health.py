@@ -10,35 +10,37 @@ from inboxwatch.errors import InboxwatchError
 from inboxwatch.store.sqlite import read_polls
 
 
-def sign_ins_needed(settings: Settings) -> list[str]:
-    """Each OAuth identity whose sign-in ended or never happened: unhealthy at once, not
-    three poll intervals later, since nothing but a person running `auth` fixes it."""
+def sign_ins_needed(settings: Settings) -> dict[str, str]:
+    """Each OAuth identity (account or `smtp`) whose sign-in ended or never happened, with
+    why: unhealthy at once, not three poll intervals later, since nothing but a person
+    running `auth` fixes it."""
     sources = [
         account_tokens(a, tokens_dir(settings)) for a in settings.accounts if a.auth == "oauth2"
     ]
     smtp = smtp_tokens(settings)
     if smtp is not None and smtp.name == "smtp":
         sources.append(smtp)
-    problems = []
+    needed = {}
     for source in sources:
         try:
             tokens = source.file.read()
         except InboxwatchError as exc:
-            problems.append(f"{source.name}: {exc}")
+            needed[source.name] = f"{source.name}: {exc}"
             continue
         if tokens is None or tokens.ended:
             why = tokens.ended if tokens else f"not signed in; run `inboxwatch auth {source.name}`"
-            problems.append(f"{source.name}: sign-in needed: {why}")
-    return problems
+            needed[source.name] = f"{source.name}: sign-in needed: {why}"
+    return needed
 
 
 def health(settings: Settings, now: datetime) -> tuple[bool, str]:
     """Every account polled successfully within three poll intervals?"""
     polls = read_polls(settings.state.path_resolved())
     limit = settings.service.poll_interval * 3
-    problems = sign_ins_needed(settings)
+    needed = sign_ins_needed(settings)
+    problems = list(needed.values())
     for account in settings.accounts:
-        if any(p.startswith(f"{account.name}: ") for p in problems):
+        if account.name in needed:
             continue  # its sign-in is the problem; the polls failing follow from it
         record = polls.get(account.name)
         if record is None or record.last_success is None:

@@ -90,6 +90,13 @@ class _Checked:
             self.progress.advance(count)
 
 
+def _late(seconds: float) -> ServerError:
+    return ServerError(
+        f"reading this account took over {seconds:g}s (service.account_timeout); "
+        "the other accounts went on, and this one is read again at the next poll"
+    )
+
+
 class SyncingSource:
     def __init__(
         self,
@@ -116,22 +123,17 @@ class SyncingSource:
 
     @contextlib.contextmanager
     def _bounded(self) -> Iterator[None]:
-        """A failure after the account's deadline is the deadline's, whatever it looked like."""
+        """A failure after the account's deadline is the deadline's, whatever it looked like;
+        past the deadline nothing more is asked of the server."""
+        deadline = self.deadline
+        if deadline is not None and deadline.expired:
+            raise _late(deadline.seconds)
         try:
-            if self.deadline is not None and self.deadline.expired:
-                raise self._late()
             yield
         except InboxwatchError as exc:
-            if self.deadline is not None and self.deadline.expired:
-                raise self._late() from exc
+            if deadline is not None and deadline.expired:
+                raise _late(deadline.seconds) from exc
             raise
-
-    def _late(self) -> ServerError:
-        seconds = self.deadline.seconds if self.deadline is not None else 0.0
-        return ServerError(
-            f"reading this account took over {seconds:g}s (service.account_timeout); "
-            "the other accounts went on, and this one is read again at the next poll"
-        )
 
     def list_folders(self) -> list[FolderInfo]:
         with self._bounded():
