@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 
-from inboxwatch.cli.output import iso
+from inboxwatch.cli.output import finding_json
 from inboxwatch.core.model import Report
 
 COLUMNS = (
@@ -37,21 +37,21 @@ def report_csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for f in report.overdue:
-        hours = round((report.as_of - f.waiting_since).total_seconds() / 3600, 1)
+    for finding in report.overdue:
+        entry = finding_json(finding, report.as_of)  # the JSON report's values, flattened
         writer.writerow(
             [
-                _text(f.account),
-                iso(f.waiting_since),
-                hours,
-                _text(f.correspondent.name),
-                _text(f.correspondent.address),
-                _text(f.subject),
-                _text(f.folder),
-                " ".join(map(str, f.uids)),
-                _text(" ".join(f.message_ids)),
-                _text(f.thread_id),
-                _text(f.reason),
+                _text(entry["account"]),
+                entry["waiting_since"],
+                entry["waiting_hours"],
+                _text(entry["correspondent"]["name"]),
+                _text(entry["correspondent"]["address"]),
+                _text(entry["subject"]),
+                _text(entry["folder"]),
+                " ".join(map(str, entry["uids"])),
+                _text(" ".join(entry["message_ids"])),
+                _text(entry["thread_id"]),
+                _text(entry["reason"]),
             ]
         )
     return out.getvalue()

@@ -24,7 +24,7 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _finding_json(f: Finding, as_of: datetime) -> dict[str, Any]:
+def finding_json(f: Finding, as_of: datetime) -> dict[str, Any]:
     return {
         "account": f.account,
         "thread_id": f.thread_id,
@@ -82,7 +82,7 @@ def report_json(report: Report) -> dict[str, Any]:
             }
             for a in report.accounts
         ],
-        "overdue": [_finding_json(f, report.as_of) for f in report.overdue],
+        "overdue": [finding_json(f, report.as_of) for f in report.overdue],
         "stats": {
             "threads": report.stats.threads,
             "answered": report.stats.answered,
