@@ -36,31 +36,35 @@ HTTP_TIMEOUT = 30.0  # seconds for one call to a provider's endpoint
 class Endpoints:
     authorization: str
     token: str
-    device: str
 
 
 def endpoints(oauth2: OAuth2) -> Endpoints:
+    """Google's, or a custom provider's. Microsoft's come from msal, which reads them from
+    the authority's OpenID configuration (auth.microsoft)."""
     if oauth2.provider == "google":
-        return Endpoints(GOOGLE_AUTHORIZE, GOOGLE_TOKEN, "")
-    if oauth2.provider == "custom":
-        return Endpoints(
-            oauth2.authorization_endpoint,
-            oauth2.token_endpoint,
-            oauth2.device_authorization_endpoint,
-        )
-    base = f"{oauth2.authority.rstrip('/')}/{oauth2.tenant}/oauth2/v2.0"
-    return Endpoints(f"{base}/authorize", f"{base}/token", f"{base}/devicecode")
+        return Endpoints(GOOGLE_AUTHORIZE, GOOGLE_TOKEN)
+    return Endpoints(oauth2.authorization_endpoint, oauth2.token_endpoint)
 
 
 def scopes(oauth2: OAuth2) -> list[str]:
     return list(oauth2.scopes) or list(DEFAULT_SCOPES[oauth2.provider])
 
 
-def client_secret(oauth2: OAuth2, where: str) -> str | None:
+def _client_secret(oauth2: OAuth2, where: str) -> str | None:
     if oauth2.client_secret_file:
         path = Path(oauth2.client_secret_file).expanduser()
         return read_secret_file(path, f"{where}.oauth2.client_secret_file").strip()
     return oauth2.client_secret.get_secret_value() if oauth2.client_secret else None
+
+
+def client_form(oauth2: OAuth2, where: str) -> dict[str, str]:
+    """How the client names itself in every request to the provider (RFC 6749 2.3.1):
+    its id, and its secret where it has one (Google desktop clients; not Microsoft's)."""
+    form = {"client_id": oauth2.client_id}
+    secret = _client_secret(oauth2, where)
+    if secret:
+        form["client_secret"] = secret
+    return form
 
 
 def post_form(url: str, form: dict[str, str]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from inboxwatch.auth.providers import client_secret, endpoints, post_form, scopes, token_error
+from inboxwatch.auth.providers import client_form, endpoints, post_form, scopes, token_error
 from inboxwatch.auth.tokens import TokenFile, Tokens, token_path
 from inboxwatch.config import Account, OAuth2, Settings, smtp_identity
 from inboxwatch.errors import SignInNeeded
@@ -68,15 +68,8 @@ class TokenSource:
             from inboxwatch.auth.microsoft import Microsoft  # msal: only when needed
 
             return Microsoft(self.oauth2, scopes(self.oauth2)).refresh(refresh_token)
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "client_id": self.oauth2.client_id,
-        }
-        secret = client_secret(self.oauth2, self.where)
-        if secret:
-            form["client_secret"] = secret
-        return post_form(endpoints(self.oauth2).token, form)
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        return post_form(endpoints(self.oauth2).token, form | client_form(self.oauth2, self.where))
 
 
 def fresh(tokens: Tokens) -> bool:

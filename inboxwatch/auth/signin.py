@@ -23,7 +23,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-from inboxwatch.auth.providers import client_secret, endpoints, post_form, scopes, token_error
+from inboxwatch.auth.providers import client_form, endpoints, post_form, scopes, token_error
 from inboxwatch.auth.refresh import TokenSource, from_answer
 from inboxwatch.auth.tokens import Tokens
 from inboxwatch.config import OAuth2
@@ -89,10 +89,7 @@ def _microsoft_device(oauth2: OAuth2, say: Say) -> Any:
 
 
 def _custom_device(oauth2: OAuth2, where: str, say: Say) -> Any:
-    client = {"client_id": oauth2.client_id}
-    secret = client_secret(oauth2, where)
-    if secret:
-        client["client_secret"] = secret
+    client = client_form(oauth2, where)
     flow = post_form(
         oauth2.device_authorization_endpoint, {**client, "scope": " ".join(scopes(oauth2))}
     )
@@ -146,13 +143,9 @@ def _loopback(oauth2: OAuth2, where: str, say: Say, pasted: Callable[[], str]) -
         "grant_type": "authorization_code",
         "code": params["code"][0],
         "redirect_uri": receiver.redirect_uri,
-        "client_id": oauth2.client_id,
         "code_verifier": verifier,
     }
-    secret = client_secret(oauth2, where)
-    if secret:
-        form["client_secret"] = secret
-    return post_form(endpoints(oauth2).token, form)
+    return post_form(endpoints(oauth2).token, form | client_form(oauth2, where))
 
 
 class _Receiver:
