@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from inboxwatch.durations import format_duration, parse_duration
 from inboxwatch.errors import ConfigError
+from inboxwatch.links import open_template
 from inboxwatch.secretfiles import read_secret_file, warn_if_readable
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -114,6 +115,17 @@ class Account(_Server):
     include_cc: bool = False
     ignore_senders: list[str] = []
     ignore_subjects: list[str] = []
+    # The digest's link to each thread: a webmail preset or a URL template (links.py).
+    open_url: str = ""
+    # Who gets this account's digest, instead of digest.to (a team lead, a shared inbox).
+    digest_to: list[str] = []
+
+    @field_validator("open_url")
+    @classmethod
+    def _open_url(cls, value: str) -> str:
+        if value:
+            open_template(value)
+        return value
 
     @field_validator("ignore_subjects")
     @classmethod

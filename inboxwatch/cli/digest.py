@@ -19,11 +19,31 @@ from inboxwatch.cli.common import (
     setup_logging,
 )
 from inboxwatch.cli.output import render_errors
+from inboxwatch.config import Account
+from inboxwatch.core.model import Report
 from inboxwatch.core.ports import Sender
 from inboxwatch.core.scan import run_scan
 from inboxwatch.delivery.digest import digest_message
 from inboxwatch.delivery.smtp import SmtpSender, StdoutSender
 from inboxwatch.errors import ConfigError, UsageError
+from inboxwatch.service.ledger import DigestGroup, digest_groups
+
+
+def _send(
+    group: DigestGroup, report: Report, now: datetime, configs: Sequence[Account], sender: Sender
+) -> None:
+    message = digest_message(group.part(report), group.config, now, configs)
+    to = ", ".join(group.config.to)
+    if message is None:
+        click.echo(
+            f"inboxwatch: nobody is waiting; no digest sent to {to} "
+            "(digest.send_when_empty = false)",
+            err=True,
+        )
+        return
+    sender.send(message)
+    if not isinstance(sender, StdoutSender):
+        click.echo(f"inboxwatch: digest sent to {message['To']}", err=True)
 
 
 @click.command()
@@ -48,27 +68,24 @@ def digest(
     now = datetime.now(UTC)
     sender: Sender = StdoutSender()
     if demo:
-        config, jobs, now = demo_digest(), demo_jobs(), DEMO_AS_OF
+        jobs, now = demo_jobs(), DEMO_AS_OF
+        groups, configs = [DigestGroup(demo_digest(), ("demo",), "")], []
     else:
         settings = load_config(ctx, config_path)[1]
-        config, jobs = settings.digest, config_jobs(settings, accounts)
-        if not config.to:
-            raise ConfigError("digest.to is not set: who should receive the digest?")
+        jobs, configs = config_jobs(settings, accounts), settings.accounts
+        chosen = [a for a in configs if not accounts or a.name in accounts]
+        groups = digest_groups(settings.digest, chosen)
+        if not groups:
+            raise ConfigError(
+                "digest.to is not set (nor any account's digest_to): who should receive it?"
+            )
         if not dry_run:
             # Before scanning: a config error fails fast.
             sender = SmtpSender(settings.smtp, tokens=smtp_tokens(settings))
     with progress_bar(not dry_run) as progress:
         report = run_scan(jobs, now, now, progress)
     render_errors(report, lambda line: click.echo(line, err=True))
-    message = digest_message(report, config, now)
-    if message is None:
-        click.echo(
-            "inboxwatch: nobody is waiting; no digest sent (digest.send_when_empty = false)",
-            err=True,
-        )
-    else:
-        sender.send(message)
-        if not dry_run:
-            click.echo(f"inboxwatch: digest sent to {message['To']}", err=True)
+    for group in groups:
+        _send(group, report, now, configs, sender)
     code = report.exit_code()  # an account that failed still fails the run, after the digest
     ctx.exit(code if code > 1 else 0)

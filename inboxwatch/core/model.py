@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,11 @@ class ReplyStandard:
     within_window: int = 0
     delays: list[float] = field(default_factory=list)  # seconds to the first reply
 
+    def copy(self) -> ReplyStandard:
+        return ReplyStandard(
+            self.conversations, self.answered, self.judged, self.within_window, [*self.delays]
+        )
+
     def add(self, other: ReplyStandard, sign: int = 1) -> None:
         """Add `other` in (or, with sign -1, take it back out)."""
         self.conversations += sign * other.conversations
@@ -179,6 +187,9 @@ class AccountSummary:
     messages: int
     threads: int
     window: timedelta
+    # This account's share of the report's reply standard: a digest of some accounts
+    # (an account's `digest_to`) shows theirs alone.
+    reply: ReplyStandard = field(default_factory=ReplyStandard)
 
 
 @dataclass(slots=True)
@@ -191,6 +202,28 @@ class Report:
     waiting: list[Finding] = field(default_factory=list)  # pending, still inside the window
     stats: Stats = field(default_factory=Stats)
     errors: list[ReportError] = field(default_factory=list)
+
+    def only(self, names: Collection[str]) -> Report:
+        """The part of this report about the accounts `names` (their own digest)."""
+        accounts = [a for a in self.accounts if a.name in names]
+        windows = {a.window for a in accounts}
+        reply = ReplyStandard()
+        for summary in accounts:
+            reply.add(summary.reply)
+        overdue = [f for f in self.overdue if f.account in names]
+        waiting = [f for f in self.waiting if f.account in names]
+        stats = Stats(sum(a.threads for a in accounts), reply.answered, len(overdue))
+        stats.pending, stats.reply = len(waiting), reply
+        return Report(
+            self.generated_at,
+            self.as_of,
+            windows.pop() if len(windows) == 1 else None,
+            accounts,
+            overdue,
+            waiting,
+            stats,
+            [e for e in self.errors if e.account in names],
+        )
 
     def exit_code(self) -> int:
         """The contract's exit code: the worst error, else 1 if overdue, else 0."""

@@ -172,9 +172,10 @@ def scan_account(
         outcome.overdue, outcome.waiting = [], []
         stats.pending += stats.overdue
         stats.overdue = 0
+    copied = stats.reply.copy()  # a memo's stats change at the next poll
     report.accounts.append(
         AccountSummary(
-            plan.name, tuple(watched), tuple(sent), len(messages), len(threads), plan.window
+            plan.name, (*watched,), (*sent,), len(messages), len(threads), plan.window, copied
         )
     )
     report.overdue.extend(outcome.overdue)

@@ -8,6 +8,7 @@ a readable length; the HTML template autoescapes it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -24,10 +25,11 @@ from jinja2 import (
     select_autoescape,
 )
 
-from inboxwatch.config import Digest
+from inboxwatch.config import Account, Digest
 from inboxwatch.core.model import Finding, ReplyStandard, Report
 from inboxwatch.core.parse import clean_text
 from inboxwatch.core.unanswered import human_duration
+from inboxwatch.links import bare_id, open_link, open_template, reply_link
 from inboxwatch.periods import next_run, period_key
 
 SUBJECT_LIMIT = 120
@@ -68,8 +70,31 @@ def _window_text(window: timedelta | None) -> str:
     return f"> {hours:g}h" if hours < 48 or hours % 24 else f"> {hours / 24:g} days"
 
 
-def _item(f: Finding, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
+def _links(f: Finding, account: Account | None) -> dict[str, str]:
+    """The thread's link in webmail (the account's `open_url`) and a reply `mailto:`, both
+    for its newest pending message. A link that would need a Message-ID the message
+    lacks is left out rather than pointing at nothing."""
+    message_id = f.message_ids[-1] if f.message_ids else ""
+    real_id = "@" in message_id  # not a synthetic id made up for a message without one
+    opened = ""
+    if account is not None and account.open_url:
+        template = open_template(account.open_url)
+        if real_id or "{message_id}" not in template:
+            opened = open_link(
+                template,
+                message_id=bare_id(message_id),
+                subject=f.subject,
+                uid=f.uids[-1] if f.uids else "",
+                folder=f.folder,
+                address=account.addresses[0],
+            )
+    reply = reply_link(f.correspondent.address, f.subject, message_id if real_id else "")
+    return {"open_url": opened, "reply_url": reply}
+
+
+def _item(f: Finding, zone: ZoneInfo, now: datetime, account: Account | None) -> dict[str, Any]:
     return {
+        **_links(f, account),
         "name": _cut(f.correspondent.name, NAME_LIMIT),
         "address": _cut(f.correspondent.address, NAME_LIMIT),
         "subject": _cut(f.subject or "(no subject)", SUBJECT_LIMIT),
@@ -133,12 +158,16 @@ def _warnings(report: Report) -> list[str]:
     return lines
 
 
-def context(report: Report, config: Digest, now: datetime) -> dict[str, Any]:
-    """Everything the templates show, as plain, pre-formatted values."""
-    zone = ZoneInfo(config.timezone)
-    upcoming = next_run(config.schedule, config.timezone, now)
+def _sections(
+    report: Report,
+    zone: ZoneInfo,
+    now: datetime,
+    upcoming: datetime | None,
+    configs: dict[str, Account],
+) -> list[dict[str, Any]]:
+    """Each account's overdue threads and those due before the next digest."""
     windows = {a.name: a.window for a in report.accounts}
-    accounts = []
+    sections = []
     for summary in report.accounts:
         overdue = [f for f in report.overdue if f.account == summary.name]
         soon = [
@@ -148,13 +177,24 @@ def context(report: Report, config: Digest, now: datetime) -> dict[str, Any]:
             and upcoming is not None
             and f.waiting_since + windows[f.account] <= upcoming
         ]
-        accounts.append(
+        sections.append(
             {
                 "name": _cut(summary.name, NAME_LIMIT),
-                "overdue": [_item(f, zone, now) for f in overdue],
-                "due_soon": [_item(f, zone, now) for f in soon],
+                "overdue": [_item(f, zone, now, configs.get(f.account)) for f in overdue],
+                "due_soon": [_item(f, zone, now, configs.get(f.account)) for f in soon],
             }
         )
+    return sections
+
+
+def context(
+    report: Report, config: Digest, now: datetime, accounts: Sequence[Account] = ()
+) -> dict[str, Any]:
+    """Everything the templates show, as plain, pre-formatted values; `accounts` (the
+    config's) give each entry its links."""
+    zone = ZoneInfo(config.timezone)
+    upcoming = next_run(config.schedule, config.timezone, now)
+    sections = _sections(report, zone, now, upcoming, {a.name: a for a in accounts})
     count = len(report.overdue)
     window = _window_text(report.window)
     subject = (
@@ -165,10 +205,10 @@ def context(report: Report, config: Digest, now: datetime) -> dict[str, Any]:
     return {
         "subject": subject,
         "as_of": report.as_of.astimezone(zone).strftime("%A %d %B %Y, %H:%M %Z"),
-        "accounts": accounts,
-        "several_accounts": len(accounts) > 1,
+        "accounts": sections,
+        "several_accounts": len(sections) > 1,
         "overdue_count": count,
-        "due_soon_count": sum(len(a["due_soon"]) for a in accounts),
+        "due_soon_count": sum(len(a["due_soon"]) for a in sections),
         "standard": _standard(report.stats.reply, report.window),
         "warnings": _warnings(report),
         "sign_ins": _sign_ins(report),
@@ -176,9 +216,11 @@ def context(report: Report, config: Digest, now: datetime) -> dict[str, Any]:
     }
 
 
-def render(report: Report, config: Digest, now: datetime) -> RenderedDigest:
+def render(
+    report: Report, config: Digest, now: datetime, accounts: Sequence[Account] = ()
+) -> RenderedDigest:
     env = environment(config.template_dir)
-    values = context(report, config, now)
+    values = context(report, config, now, accounts)
     return RenderedDigest(
         subject=values["subject"],
         text=env.get_template("digest.txt.j2").render(values),
@@ -216,9 +258,11 @@ def compose(rendered: RenderedDigest, config: Digest, now: datetime) -> EmailMes
     return msg
 
 
-def digest_message(report: Report, config: Digest, now: datetime) -> EmailMessage | None:
+def digest_message(
+    report: Report, config: Digest, now: datetime, accounts: Sequence[Account] = ()
+) -> EmailMessage | None:
     """The digest e-mail, or None when nobody waits and `send_when_empty` is off, and no
     sign-in ended (a person must act on that: it is said even when nobody waits)."""
     if not report.overdue and not config.send_when_empty and not _sign_ins(report):
         return None
-    return compose(render(report, config, now), config, now)
+    return compose(render(report, config, now, accounts), config, now)

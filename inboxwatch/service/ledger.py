@@ -1,12 +1,15 @@
-"""The digest ledger: at most one digest per period of `digest.schedule`, decided from our
-own state, not from the scheduler's memory (a restart or a missed run changes nothing)."""
+"""The digest ledger: at most one digest per period of `digest.schedule` and recipients,
+decided from our own state, not from the scheduler's memory (a restart or a missed run
+changes nothing)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from inboxwatch.config import Digest
+from inboxwatch.config import Account, Digest
 from inboxwatch.core.model import Report
 from inboxwatch.core.ports import Sender, StateStore
 from inboxwatch.errors import InboxwatchError, StateError
@@ -16,19 +19,58 @@ log = logging.getLogger(__name__)
 _DONE = ("sent", "empty")
 
 
+@dataclass(frozen=True)
+class DigestGroup:
+    """One digest: its recipients (in `config.to`) and the accounts it covers."""
+
+    config: Digest
+    accounts: tuple[str, ...]
+    # "" for the digest to `digest.to` (its ledger rows keep the bare period, as before
+    # `digest_to` existed); else the recipients, which tell its ledger rows apart.
+    key: str
+
+    def part(self, report: Report) -> Report:
+        """What of `report` this digest shows."""
+        if {a.name for a in report.accounts} | {e.account for e in report.errors} <= set(
+            self.accounts
+        ):
+            return report
+        return report.only(self.accounts)
+
+
+def digest_groups(digest: Digest, accounts: Sequence[Account]) -> list[DigestGroup]:
+    """A digest per set of recipients: an account's `digest_to`, else `digest.to`. An
+    account with neither is in no digest."""
+    recipients: dict[tuple[str, ...], list[str]] = {}
+    for account in accounts:
+        to = tuple(account.digest_to or digest.to)
+        if to:
+            recipients.setdefault(to, []).append(account.name)
+    main = tuple(digest.to)
+    return [
+        DigestGroup(digest, tuple(names), "")
+        if to == main
+        else DigestGroup(digest.model_copy(update={"to": list(to)}), tuple(names), ", ".join(to))
+        for to, names in recipients.items()
+    ]
+
+
 class DigestLedger:
-    def __init__(self, config: Digest, store: StateStore) -> None:
-        self.config = config
+    def __init__(self, group: DigestGroup, store: StateStore, accounts: Sequence[Account]):
+        self.group = group
+        self.config = group.config
         self.store = store
+        self.accounts = accounts  # their open_url links
 
     def _period(self, now: datetime) -> str | None:
-        """The period whose digest is owed at `now`, or None when none is (or was) due."""
+        """The ledger key of the digest owed at `now`, or None when none is (or was) due."""
         config = self.config
-        if not config.to or latest_run(config.schedule, config.timezone, now) is None:
+        if latest_run(config.schedule, config.timezone, now) is None:
             return None
         period = period_key(config.schedule, config.timezone, now)
-        entry = self.store.digest(period)
-        return None if entry is not None and entry[0] in _DONE else period
+        key = f"{period} to {self.group.key}" if self.group.key else period
+        entry = self.store.digest(key)
+        return None if entry is not None and entry[0] in _DONE else key
 
     def due(self, now: datetime) -> bool:
         """The most recent time on the schedule has passed and its digest was not sent."""
@@ -41,6 +83,7 @@ class DigestLedger:
         (at-least-once); a digest the SMTP server did not accept stays pending.
         """
         period = self._period(now)
+        report = self.group.part(report)
         signin = any(e.kind == "signin" for e in report.errors)
         if period is None or not (report.accounts or signin):
             # Nothing due, or no account could be read: wait for one that can. An ended
@@ -50,7 +93,7 @@ class DigestLedger:
         # no digest (bench/README, poll-cron).
         from inboxwatch.delivery.digest import digest_message
 
-        message = digest_message(report, self.config, now)
+        message = digest_message(report, self.config, now, self.accounts)
         if message is None:
             self.store.mark_digest(period, "empty", "", now)
             return None
@@ -72,3 +115,31 @@ class DigestLedger:
         self.store.mark_digest(period, "sent", message_id, now)
         log.info("digest for %s sent to %s", period, message["To"])
         return period
+
+
+class Digests:
+    """Every digest the config asks for: `digest.to`'s and each account's `digest_to`."""
+
+    def __init__(self, digest: Digest, store: StateStore, accounts: Sequence[Account]):
+        groups = digest_groups(digest, accounts)
+        self.ledgers = [DigestLedger(group, store, accounts) for group in groups]
+
+    def due(self, now: datetime) -> bool:
+        return any(ledger.due(now) for ledger in self.ledgers)
+
+    def send_if_due(self, report: Report, sender: Sender, now: datetime) -> str | None:
+        """Each digest that is due; one that cannot be delivered does not hold back the
+        others, and its error is raised after them. Returns what was sent, or None."""
+        sent: list[str] = []
+        failure: InboxwatchError | None = None
+        for ledger in self.ledgers:
+            try:
+                period = ledger.send_if_due(report, sender, now)
+            except InboxwatchError as exc:
+                failure = failure or exc
+                continue
+            if period is not None:
+                sent.append(period)
+        if failure is not None:
+            raise failure
+        return "; ".join(sent) or None

@@ -26,7 +26,7 @@ from inboxwatch.core.scan import AccountPlan, SourceFactory, run_scan
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError, SignInNeeded
 from inboxwatch.imap.opener import open_imap
 from inboxwatch.imap.source import ImapSource
-from inboxwatch.service.ledger import DigestLedger
+from inboxwatch.service.ledger import Digests
 from inboxwatch.service.plans import plan_of
 from inboxwatch.service.sync import MemoryCache, SyncingSource
 from inboxwatch.store import lastreport
@@ -170,7 +170,7 @@ class Poller:
         self.stop = stop or threading.Event()
         self.memory = memory
         self.keep_report = keep_report
-        self.digests = DigestLedger(settings.digest, store)
+        self.digests = Digests(settings.digest, store, settings.accounts)
         self.blocked: dict[str, AuthBlock] = {}  # failed logins, not retried
         # The last clean poll's report: when no folder changed and no digest is due, it is
         # carried forward in time instead of re-reading the cache. Used once.

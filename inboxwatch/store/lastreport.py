@@ -48,20 +48,17 @@ def encode(report: Report) -> str:
             "as_of": report.as_of.isoformat(),
             "window": _seconds(report.window),
             "accounts": [
-                [a.name, a.folders, a.sent_folders, a.messages, a.threads, _seconds(a.window)]
+                [
+                    *(a.name, a.folders, a.sent_folders, a.messages, a.threads),
+                    *(_seconds(a.window), _reply_row(a.reply)),
+                ]
                 for a in report.accounts
             ],
             "overdue": [_finding(f) for f in report.overdue],
             "waiting": [_finding(f) for f in report.waiting],
             "stats": [stats.threads, stats.answered, stats.overdue, stats.pending],
             "excluded": stats.excluded,
-            "reply": [
-                stats.reply.conversations,
-                stats.reply.answered,
-                stats.reply.judged,
-                stats.reply.within_window,
-                [float(d) for d in stats.reply.delays],
-            ],
+            "reply": _reply_row(stats.reply),
             "errors": [
                 [e.account, e.kind, e.message, e.exit_code, e.folder, e.uid, e.retry_after]
                 for e in report.errors
@@ -76,26 +73,41 @@ def decode(text: str) -> Report:
     """The report `encode` wrote; raises ValueError, KeyError or TypeError on anything else."""
     data: dict[str, Any] = json.loads(text)
     threads, answered, overdue, pending = map(int, data["stats"])
-    conversations, replied, judged, within, delays = data["reply"]
-    reply = ReplyStandard(
-        int(conversations), int(replied), int(judged), int(within), [float(d) for d in delays]
-    )
+    reply = _reply(data["reply"])
     excluded = {str(k): int(v) for k, v in data["excluded"].items()}
     stats = Stats(threads, answered, overdue, pending, excluded, reply)
     return Report(
         generated_at=datetime.fromisoformat(data["generated_at"]),
         as_of=datetime.fromisoformat(data["as_of"]),
         window=_delta(data["window"]),
-        accounts=[
-            AccountSummary(
-                name, tuple(folders), tuple(sent), messages, threads, timedelta(seconds=window)
-            )
-            for name, folders, sent, messages, threads, window in data["accounts"]
-        ],
+        accounts=[_summary(row) for row in data["accounts"]],
         overdue=[_found(f) for f in data["overdue"]],
         waiting=[_found(f) for f in data["waiting"]],
         stats=stats,
         errors=[ReportError(*e) for e in data["errors"]],
+    )
+
+
+def _reply_row(reply: ReplyStandard) -> list[Any]:
+    return [
+        *(reply.conversations, reply.answered, reply.judged, reply.within_window),
+        [float(d) for d in reply.delays],
+    ]
+
+
+def _reply(row: list[Any]) -> ReplyStandard:
+    conversations, replied, judged, within, delays = row
+    return ReplyStandard(
+        int(conversations), int(replied), int(judged), int(within), [float(d) for d in delays]
+    )
+
+
+def _summary(row: list[Any]) -> AccountSummary:
+    """An account's summary; one kept before its reply standard was (7th) has none."""
+    name, folders, sent, messages, threads, window = row[:6]
+    reply = _reply(row[6]) if len(row) > 6 else ReplyStandard()
+    return AccountSummary(
+        name, tuple(folders), tuple(sent), messages, threads, timedelta(seconds=window), reply
     )
 
 

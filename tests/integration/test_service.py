@@ -566,3 +566,42 @@ def test_a_failed_full_read_after_a_clock_jump_is_tried_again():
         clock_jump(PollRecord("w", T0, T0, None, None, 0), plan, T0 - timedelta(minutes=4)) is None
     )
     assert "more than the lookback" in (clock_jump(back, plan, T0 + 2 * year) or "")
+
+
+class FailingFor(Recorder):
+    """Refuses mail to one recipient (that digest's SMTP delivery fails)."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def send(self, msg: EmailMessage) -> None:
+        if self.refused in str(msg["To"]):
+            raise DeliveryError(f"{self.refused} refused")
+        super().send(msg)
+
+
+def test_an_accounts_digest_to_gets_its_own_digest_once_each(
+    dovecot, sent_mailbox, tmp_path, store
+):
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    shared = settings.accounts[0].model_copy(
+        update={"name": "shared", "digest_to": ["Lead <lead@example.com>"]}
+    )
+    settings = settings.model_copy(update={"accounts": [settings.accounts[0], shared]})
+    # The lead's delivery fails: the owner's digest still goes, the lead's stays owed.
+    with pytest.raises(DeliveryError, match="lead"):
+        poll_once(settings, store, (first := FailingFor("lead@")), T0)
+    [own] = first.sent
+    assert own["To"] == OWNER and own["Subject"] == "3 conversations waiting > 24h"  # not 6
+    retry = Recorder()
+    result = poll_once(settings, store, retry, T0 + H)
+    assert result.digest == "2026-11-24T08:00@Europe/Berlin to Lead <lead@example.com>"
+    [lead] = retry.sent
+    assert lead["To"] == "Lead <lead@example.com>" and lead["Message-ID"] != own["Message-ID"]
+    text = lead.get_body(("plain",)).get_content()
+    assert lead["Subject"] == "3 conversations waiting > 24h" and "Q0" in text
+    quiet = Recorder()
+    poll_once(settings, store, quiet, T0 + 2 * H)
+    assert not quiet.sent  # each digest once per period

@@ -43,6 +43,7 @@ def test_defaults(tmp_path):
     ("extra", "message"),
     [
         ('windw = "2h"\n', "accounts[work].windw: unknown key"),
+        ('open_url = "gmial"\n', "accounts[work].open_url: open_url must be a preset"),
         ('window = "soon"\n', "accounts[work].window: 'soon' is not a duration"),
         ('security = "ssl"\n', "accounts[work].security: Input should be 'tls', 'starttls'"),
         ("port = 0\n", "accounts[work].port"),

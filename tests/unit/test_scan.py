@@ -79,3 +79,26 @@ def test_what_a_scan_made_is_not_left_young() -> None:
     assert gc.isenabled()
     oldest = {id(o) for o in gc.get_objects(generation=2)}
     assert all(id(m) in oldest for m in made)
+
+
+def test_a_report_part_keeps_only_its_accounts_and_their_reply_standard():
+    from datetime import UTC, datetime, timedelta
+
+    from inboxwatch.core.model import AccountSummary, ReplyStandard, Report, ReportError
+
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    day = timedelta(days=1)
+    report = Report(
+        now,
+        now,
+        None,
+        [
+            AccountSummary("a", (), (), 5, 4, day, ReplyStandard(3, 2, 2, 1, [60.0, 7200.0])),
+            AccountSummary("b", (), (), 9, 8, 2 * day, ReplyStandard(5, 5, 5, 5, [1.0] * 5)),
+        ],
+        errors=[ReportError("b", "auth", "no", 4)],
+    )
+    part = report.only({"a"})
+    assert [a.name for a in part.accounts] == ["a"] and part.window == day
+    assert part.errors == [] and part.stats.threads == 4
+    assert part.stats.reply.delays == [60.0, 7200.0] and part.stats.reply.within_window == 1
