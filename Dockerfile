@@ -29,7 +29,11 @@ COPY --from=build /opt/inboxwatch /opt/inboxwatch
 ENV PATH="/opt/inboxwatch/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     INBOXWATCH_CONFIG=/config/config.toml \
-    INBOXWATCH_STATE__PATH=/data/state.db
+    INBOXWATCH_STATE__PATH=/data/state.db \
+    INBOXWATCH_SERVICE__HEALTH_PORT=9108 \
+    INBOXWATCH_SERVICE__HEALTH_ADDRESS=0.0.0.0
+# /metrics (Prometheus) and /healthz
+EXPOSE 9108
 USER 10001:10001
 VOLUME ["/data"]
 HEALTHCHECK --interval=5m --timeout=30s --start-period=2m --retries=3 CMD ["inboxwatch", "health"]

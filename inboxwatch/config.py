@@ -207,6 +207,9 @@ class Service(BaseModel):
     # One account's whole poll (all its folders): past it that account fails this poll
     # and the next account is read, so one slow server delays no other for longer.
     account_timeout: Duration = timedelta(minutes=15)
+    # An HTTP port with /metrics (Prometheus) and /healthz; 0: none.
+    health_port: int = Field(default=0, ge=0, le=65535)
+    health_address: str = "127.0.0.1"
 
 
 class State(BaseModel):

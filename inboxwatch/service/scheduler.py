@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -25,6 +26,11 @@ from inboxwatch.periods import cron_trigger
 from inboxwatch.service.poller import Poller, PollResult
 from inboxwatch.service.sync import Interrupted, MemoryCache
 from inboxwatch.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from inboxwatch.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 STOP_GRACE = 8.0  # seconds the current poll gets to notice a stop request
@@ -55,6 +61,17 @@ class Scheduler:
             memory=MemoryCache(),
             keep_report=keep_report,
         )
+        self.metrics: Metrics | None = None  # with service.health_port, from run_forever
+
+    def _observe(self, result: PollResult | None) -> None:
+        """The poll into the metrics: its result, or (None) a poll that failed whole."""
+        if self.metrics is None:
+            return
+        if result is None:
+            self.metrics.failed.inc()
+        else:
+            names = [a.name for a in self.settings.accounts]
+            self.metrics.observe(result, names, self.clock())
 
     def job(self) -> int:
         """One poll; returns its exit code. Never runs twice at once."""
@@ -63,6 +80,7 @@ class Scheduler:
             return 0
         try:
             result = self._poll()
+            self._observe(result)
             log.warning(result.line()) if result.report.errors else log.info(result.line())
             code = result.report.exit_code()
             return code if code > 1 else 0
@@ -70,6 +88,7 @@ class Scheduler:
             log.info("poll abandoned: stopping")
             return 0
         except InboxwatchError as exc:
+            self._observe(None)
             log.error("poll failed: %s", exc)
             return exc.exit_code
         finally:
@@ -87,7 +106,32 @@ class Scheduler:
             self.poller.memory = MemoryCache()  # it mirrored the file set aside
             return self.poller.poll(self.clock())
 
+    def _serve(self) -> WSGIServer | None:
+        """The HTTP port, when `service.health_port` asks for one (imported only then:
+        prometheus-client costs a `run --once` from cron ~50 ms)."""
+        service = self.settings.service
+        if not service.health_port:
+            return None
+        from inboxwatch.service.health import health
+        from inboxwatch.service.metrics import Metrics, serve
+
+        self.metrics = Metrics()
+        return serve(
+            service.health_address,
+            service.health_port,
+            self.metrics,
+            lambda: health(self.settings, self.clock()),
+        )
+
     def run_forever(self) -> int:
+        server = self._serve()
+        try:
+            return self._schedule()
+        finally:
+            if server is not None:
+                server.shutdown()
+
+    def _schedule(self) -> int:
         scheduler = BlockingScheduler(timezone=UTC)
         interval = self.settings.service.poll_interval
         options = {

@@ -50,6 +50,7 @@ OWNERS = {
     "mailbox": {"local"},
     "msal": {"auth"},
     "requests": {"auth"},
+    "prometheus_client": {"service"},
 }
 # The whole core, imported in a fresh interpreter, must not load any of these.
 NOT_IN_CORE = {*OWNERS, "socketserver", "ssl", "subprocess"} - {"mailbox"}
