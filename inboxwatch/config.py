@@ -160,6 +160,8 @@ class Digest(BaseModel):
     schedule: str = "0 8 * * 1-5"
     timezone: str = "UTC"
     send_when_empty: bool = False
+    # Apprise URLs the digest is also posted to (ntfys://…, slack://…, json://…): secrets.
+    notify: list[SecretStr] = []
     template_dir: str = ""  # your own digest.html.j2 / digest.txt.j2 override the shipped ones
 
     @field_validator("template_dir")

@@ -152,6 +152,8 @@ def setup_logging(ctx: click.Context, verbose: int, quiet: int, service: bool = 
     quiet_below = logging.WARNING if level < 2 else logging.NOTSET
     for name in ("apscheduler", "imapclient"):
         logging.getLogger(name).setLevel(quiet_below)
+    # Apprise's own warnings may quote a service's answer; ours name the service, once.
+    logging.getLogger("apprise").setLevel(logging.CRITICAL + 1 if level < 2 else logging.NOTSET)
 
 
 class RatedBar:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import click
@@ -19,21 +20,21 @@ from inboxwatch.cli.common import (
     setup_logging,
 )
 from inboxwatch.cli.output import render_errors
-from inboxwatch.config import Account
+from inboxwatch.config import Account, Settings
 from inboxwatch.core.model import Report
 from inboxwatch.core.ports import Sender
 from inboxwatch.core.scan import run_scan
 from inboxwatch.delivery.digest import digest_message
 from inboxwatch.delivery.smtp import SmtpSender, StdoutSender
-from inboxwatch.errors import ConfigError, UsageError
-from inboxwatch.service.ledger import DigestGroup, digest_groups
+from inboxwatch.errors import ConfigError, InboxwatchError, UsageError
+from inboxwatch.service.ledger import DigestGroup, digest_groups, notify_groups
 
 
 def _send(
     group: DigestGroup, report: Report, now: datetime, configs: Sequence[Account], sender: Sender
 ) -> None:
     message = digest_message(group.part(report), group.config, now, configs)
-    to = ", ".join(group.config.to)
+    to = "notification service" if group.sender else ", ".join(group.config.to)
     if message is None:
         click.echo(
             f"inboxwatch: nobody is waiting; no digest sent to {to} "
@@ -41,9 +42,42 @@ def _send(
             err=True,
         )
         return
-    sender.send(message)
+    (group.sender or sender).send(message)
     if not isinstance(sender, StdoutSender):
-        click.echo(f"inboxwatch: digest sent to {message['To']}", err=True)
+        click.echo(f"inboxwatch: digest sent to {to}", err=True)
+
+
+def _groups(settings: Settings, accounts: Sequence[str], dry_run: bool) -> list[DigestGroup]:
+    """Every digest the config asks for; a dry run prints each, Apprise's ones included."""
+    chosen = [a for a in settings.accounts if not accounts or a.name in accounts]
+    notify = notify_groups(settings.digest, chosen)
+    if dry_run:
+        notify = [replace(group, sender=None) for group in notify]
+    groups = digest_groups(settings.digest, chosen) + notify
+    if not groups:
+        raise ConfigError(
+            "digest.to is not set (nor any account's digest_to, nor digest.notify): "
+            "who should receive it?"
+        )
+    return groups
+
+
+def _send_all(
+    groups: Sequence[DigestGroup],
+    report: Report,
+    now: datetime,
+    configs: Sequence[Account],
+    sender: Sender,
+) -> None:
+    """Each digest; one that cannot be delivered holds back no other (its error after)."""
+    failure: InboxwatchError | None = None
+    for group in groups:
+        try:
+            _send(group, report, now, configs, sender)
+        except InboxwatchError as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
 
 
 @click.command()
@@ -73,19 +107,13 @@ def digest(
     else:
         settings = load_config(ctx, config_path)[1]
         jobs, configs = config_jobs(settings, accounts), settings.accounts
-        chosen = [a for a in configs if not accounts or a.name in accounts]
-        groups = digest_groups(settings.digest, chosen)
-        if not groups:
-            raise ConfigError(
-                "digest.to is not set (nor any account's digest_to): who should receive it?"
-            )
-        if not dry_run:
+        groups = _groups(settings, accounts, dry_run)
+        if not dry_run and any(group.sender is None for group in groups):
             # Before scanning: a config error fails fast.
             sender = SmtpSender(settings.smtp, tokens=smtp_tokens(settings))
     with progress_bar(not dry_run) as progress:
         report = run_scan(jobs, now, now, progress)
     render_errors(report, lambda line: click.echo(line, err=True))
-    for group in groups:
-        _send(group, report, now, configs, sender)
+    _send_all(groups, report, now, configs, sender)
     code = report.exit_code()  # an account that failed still fails the run, after the digest
     ctx.exit(code if code > 1 else 0)

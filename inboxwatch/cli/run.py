@@ -30,15 +30,17 @@ def _secrets_readable(settings: Settings) -> None:
 @click.pass_context
 def run(ctx: click.Context, config_path: str | None, verbose: int, quiet: int, once: bool) -> None:
     """The service: poll every account, send the digest on digest.schedule."""
+    from inboxwatch.service.ledger import digest_groups
     from inboxwatch.service.scheduler import Scheduler
 
     setup_logging(ctx, verbose, quiet, service=True)
     settings = load_config(ctx, config_path)[1]
     if not once:
         _secrets_readable(settings)
-    sender: Sender = StdoutSender()  # never used without digest.to: no digest is ever due
-    if not settings.digest.to:
-        log.warning("digest.to is not set: polling only, no digest")
+    sender: Sender = StdoutSender()  # never used without recipients: no e-mail is ever due
+    if not digest_groups(settings.digest, settings.accounts):
+        if not settings.digest.notify:
+            log.warning("digest.to is not set: polling only, no digest")
     else:
         # smtp.host missing: a config error now, not at 08:00.
         sender = SmtpSender(settings.smtp, tokens=smtp_tokens(settings))

@@ -4,6 +4,7 @@ changes nothing)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class DigestGroup:
     # "" for the digest to `digest.to` (its ledger rows keep the bare period, as before
     # `digest_to` existed); else the recipients, which tell its ledger rows apart.
     key: str
+    sender: Sender | None = None  # its own way out (Apprise), else the service's SMTP
 
     def part(self, report: Report) -> Report:
         """What of `report` this digest shows."""
@@ -53,6 +55,22 @@ def digest_groups(digest: Digest, accounts: Sequence[Account]) -> list[DigestGro
         else DigestGroup(digest.model_copy(update={"to": list(to)}), tuple(names), ", ".join(to))
         for to, names in recipients.items()
     ]
+
+
+def notify_groups(digest: Digest, accounts: Sequence[Account]) -> list[DigestGroup]:
+    """A digest per `digest.notify` URL, each with its own ledger rows (keyed by a hash:
+    the URL holds a token), so one service that fails is the only one posted again."""
+    if not digest.notify:
+        return []
+    from inboxwatch.delivery.notify import AppriseSender
+
+    names = tuple(a.name for a in accounts)
+    groups = []
+    for secret in digest.notify:
+        url = secret.get_secret_value()
+        key = "notify " + hashlib.sha256(url.encode()).hexdigest()[:16]
+        groups.append(DigestGroup(digest, names, key, AppriseSender([url])))
+    return groups
 
 
 class DigestLedger:
@@ -108,12 +126,13 @@ class DigestLedger:
         # The claim: a full or read-only disk fails here, before the server takes it.
         self.store.claim_digest(period, message_id, now)
         try:
-            sender.send(message)
+            (self.group.sender or sender).send(message)
         except InboxwatchError:
             self.store.mark_digest(period, "pending", message_id, now)
             raise
         self.store.mark_digest(period, "sent", message_id, now)
-        log.info("digest for %s sent to %s", period, message["To"])
+        to = "notification service" if self.group.sender else message["To"]
+        log.info("digest for %s sent to %s", period, to)
         return period
 
 
@@ -121,7 +140,7 @@ class Digests:
     """Every digest the config asks for: `digest.to`'s and each account's `digest_to`."""
 
     def __init__(self, digest: Digest, store: StateStore, accounts: Sequence[Account]):
-        groups = digest_groups(digest, accounts)
+        groups = digest_groups(digest, accounts) + notify_groups(digest, accounts)
         self.ledgers = [DigestLedger(group, store, accounts) for group in groups]
 
     def due(self, now: datetime) -> bool:

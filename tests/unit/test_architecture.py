@@ -51,6 +51,7 @@ OWNERS = {
     "msal": {"auth"},
     "requests": {"auth"},
     "prometheus_client": {"service"},
+    "apprise": {"delivery"},
 }
 # The whole core, imported in a fresh interpreter, must not load any of these.
 NOT_IN_CORE = {*OWNERS, "socketserver", "ssl", "subprocess"} - {"mailbox"}
