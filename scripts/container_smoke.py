@@ -88,6 +88,25 @@ def build(work: Path) -> None:
     )
 
 
+def report_sizes() -> None:
+    """The image's size, the base's, and what inboxwatch adds (its venv): the figures the
+    README quotes."""
+
+    def size(image: str) -> float:
+        out = sh("podman", "image", "inspect", "--format", "{{.Size}}", image, capture_output=True)
+        return int(out.stdout.strip()) / 1e6
+
+    venv = sh(
+        *("podman", "run", "--rm", "--entrypoint", "du", IMAGE, "-s", "-B1", "/opt/inboxwatch"),
+        capture_output=True,
+    ).stdout.split()[0]
+    image, base = size(IMAGE), size("localhost/python-slim:local")
+    print(
+        f"image size: {image:.0f} MB = base {base:.0f} MB + {image - base:.0f} MB "
+        f"(of which the venv {int(venv) / 1e6:.0f} MB)"
+    )
+
+
 def expect(result: subprocess.CompletedProcess[str], code: int, text: str = "") -> None:
     output = (result.stdout or "") + (result.stderr or "")
     if result.returncode != code or text not in output:
@@ -228,6 +247,7 @@ def main() -> int:
     try:
         podman_env(work)
         build(work)
+        report_sizes()
         smoke(work)
     finally:
         subprocess.run(["podman", "system", "reset", "--force"], capture_output=True, check=False)
