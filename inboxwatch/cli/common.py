@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 from rich.console import Console
@@ -210,19 +210,30 @@ def emit(report: Report, fmt: str, limit: int | None = None) -> None:
     render_errors(report, lambda line: click.echo(line, err=True))
 
 
+class LocalMail(NamedTuple):
+    """Mail on disk, as `scan` was given it."""
+
+    mbox: Sequence[str]
+    maildir: str | None
+    emls: Sequence[str]
+
+
 def local_jobs(
-    mbox: Sequence[str],
-    maildir: str | None,
+    mail: LocalMail,
     addresses: Sequence[str],
     sent: Sequence[str],
     overrides: Overrides,
 ) -> list[tuple[AccountPlan, SourceFactory]]:
     if not addresses:
-        raise UsageError("--mbox/--maildir need --address (your own address, repeatable)")
+        raise UsageError("--mbox/--maildir/--eml need --address (your own address, repeatable)")
     plan = local_plan("local", addresses, None, sent, overrides)
 
     def factory() -> MailSource:
-        return LocalSource([Path(p) for p in mbox], Path(maildir) if maildir else None)
+        return LocalSource(
+            [Path(p) for p in mail.mbox],
+            Path(mail.maildir) if mail.maildir else None,
+            [Path(p) for p in mail.emls],
+        )
 
     return [(plan, factory)]
 

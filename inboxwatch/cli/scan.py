@@ -12,6 +12,7 @@ from inboxwatch.cli.common import (
     DEMO_AS_OF,
     FORMAT_OPTION,
     WINDOW_OPTION,
+    LocalMail,
     common_options,
     config_jobs,
     demo_jobs,
@@ -42,18 +43,25 @@ from inboxwatch.service.plans import Overrides
 @click.option("--mbox", multiple=True, metavar="PATH", help="Scan a local mbox file instead.")
 @click.option("--maildir", metavar="PATH", help="Scan a local Maildir tree instead.")
 @click.option(
+    "--eml",
+    "emls",
+    multiple=True,
+    metavar="DIR",
+    help="Scan a folder of .eml files instead (repeatable; the folder's name is its name).",
+)
+@click.option(
     "--address",
     "addresses",
     multiple=True,
     metavar="ADDR",
-    help="Your address, for --mbox/--maildir (repeatable).",
+    help="Your address, for --mbox/--maildir/--eml (repeatable).",
 )
 @click.option(
     "--sent-folder",
     "sent",
     multiple=True,
     metavar="NAME",
-    help="Sent folder name, for --mbox/--maildir (default: discover).",
+    help="Sent folder name, for --mbox/--maildir/--eml (default: discover).",
 )
 @click.option("--demo", is_flag=True, help="Scan the bundled demo mailbox.")
 @click.option(
@@ -78,6 +86,7 @@ def scan(
     as_of: datetime | None,
     mbox: Sequence[str],
     maildir: str | None,
+    emls: Sequence[str],
     addresses: Sequence[str],
     sent: Sequence[str],
     demo: bool,
@@ -93,8 +102,8 @@ def scan(
     overrides = _overrides(window, lookback, since, include_cc, as_of)
     if demo:
         jobs = demo_jobs(overrides)
-    elif mbox or maildir:
-        jobs = local_jobs(mbox, maildir, addresses, sent, overrides)
+    elif mbox or maildir or emls:
+        jobs = local_jobs(LocalMail(mbox, maildir, emls), addresses, sent, overrides)
     else:
         jobs = config_jobs(load_config(ctx, config_path)[1], accounts, overrides)
     with progress_bar(fmt == "table") as progress:

@@ -25,6 +25,24 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Knobs:
+    """Where the user sets what an error asks for: an account's config keys, or (mail on
+    disk, scanned without a config) the scan's own flags."""
+
+    sent: str
+    addresses: str
+    folders: str
+
+    @staticmethod
+    def of_account(name: str) -> Knobs:
+        key = f"accounts[{name}]"
+        return Knobs(f"{key}.sent_folders", f"{key}.addresses", key)
+
+
+LOCAL_KNOBS = Knobs("--sent-folder NAME", "--address", "the folder names given")
+
+
+@dataclass(frozen=True)
 class AccountPlan:
     """What to scan for one account, whatever the source."""
 
@@ -35,6 +53,11 @@ class AccountPlan:
     window: timedelta
     lookback: timedelta
     policy: Policy
+    knobs: Knobs | None = None  # None: the account's config keys
+
+    @property
+    def fix(self) -> Knobs:
+        return self.knobs or Knobs.of_account(self.name)
 
 
 SourceFactory = Callable[[], MailSource]
@@ -91,7 +114,7 @@ class _AccountScan:
             if folder not in names:
                 self.error(
                     "folder",
-                    f"folder {folder!r} not found; check accounts[{self.plan.name}] "
+                    f"folder {folder!r} not found; check {self.plan.fix.folders} "
                     f"(folders on the server: {', '.join(sorted(names)[:12])})",
                     ConfigError.exit_code,
                     folder,
@@ -117,7 +140,7 @@ class _AccountScan:
             self.error(
                 "coverage",
                 "no sent folder found, so replies cannot be seen and nothing is reported as "
-                f"overdue; set accounts[{self.plan.name}].sent_folders",
+                f"overdue; set {self.plan.fix.sent}",
                 ConfigError.exit_code,
             )
             return False
@@ -130,7 +153,7 @@ class _AccountScan:
                 "coverage",
                 f"sent folder {', '.join(sent)} holds no message from "
                 f"{', '.join(self.plan.addresses)} in the lookback, so nothing is reported as "
-                f"overdue; check accounts[{self.plan.name}].addresses or set sent_folders",
+                f"overdue; check {self.plan.fix.addresses} or set {self.plan.fix.sent}",
                 ConfigError.exit_code,
             )
             return False

@@ -1,4 +1,5 @@
-"""Local sources: mbox files and Maildir trees (as synced by mbsync or offlineimap).
+"""Local sources: mbox files, Maildir trees (as synced by mbsync or offlineimap) and
+folders of .eml files (as mail clients export them).
 
 They sit behind the same interface as the IMAP source, serve the bundled
 demo, and never write: mailbox.mbox/Maildir are only read. Local mail has no
@@ -44,23 +45,64 @@ def _from_line_date(from_line: str) -> datetime | None:
     return datetime(*parsed[:6], tzinfo=UTC)
 
 
-class LocalSource:
-    """mbox files (one folder each, named by the file's stem) and/or one Maildir tree."""
+def _emls(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".eml" and p.is_file())
 
-    def __init__(self, mboxes: Iterable[Path] = (), maildir: Path | None = None) -> None:
-        self._folders: dict[str, mailbox.Mailbox[mailbox.Message]] = {}
+
+class EmlFolder:
+    """A directory of .eml files, one message each: read-only, in file-name order. No
+    flags; a message without a usable Date is timed by its file's mtime."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.is_dir():
+            raise ConfigError(f".eml folder {path} does not exist")
+        self.files = _emls(path)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def header(self, key: int) -> bytes:
+        with self.files[key].open("rb") as file:  # the headers only, never a whole body
+            return _header_block(file.read(MAX_HEADER_BYTES))
+
+    def mtime(self, key: int) -> datetime:
+        return datetime.fromtimestamp(self.files[key].stat().st_mtime, UTC)
+
+    def close(self) -> None:
+        pass
+
+
+Folder = mailbox.Mailbox[mailbox.Message] | EmlFolder
+
+
+class LocalSource:
+    """mbox files (one folder each, named by the file's stem), .eml folders (named by the
+    directory) and/or one Maildir tree."""
+
+    def __init__(
+        self, mboxes: Iterable[Path] = (), maildir: Path | None = None, emls: Iterable[Path] = ()
+    ) -> None:
+        self._folders: dict[str, Folder] = {}
         for path in mboxes:
             if not path.is_file():
                 raise ConfigError(f"mbox file {path} does not exist")
             self._folders[path.stem] = mailbox.mbox(path, create=False)
+        for path in emls:
+            self._folders[path.resolve().name] = EmlFolder(path)
         if maildir is not None:
             self._add_maildir_tree(maildir)
         if not self._folders:
-            raise ConfigError("no local mail given: pass --mbox PATH or --maildir PATH")
+            raise ConfigError("no local mail given: pass --mbox PATH, --maildir PATH or --eml DIR")
 
     def _add_maildir_tree(self, root: Path) -> None:
         if not root.is_dir():
             raise ConfigError(f"Maildir {root} does not exist")
+        if not (root / "cur").is_dir() and next(root.rglob("cur"), None) is None:
+            if _emls(root):
+                raise ConfigError(f"{root} holds .eml files, not a Maildir: use --eml {root}")
+            raise ConfigError(
+                f"{root} is not a Maildir: it has no cur/ directory, nor any below it"
+            )
         if (root / "cur").is_dir():
             # Maildir++: the root is INBOX, sub-folders are dot-directories.
             box = mailbox.Maildir(root, factory=None, create=False)
@@ -95,9 +137,10 @@ class LocalSource:
                 progress.advance(100)
         return scan
 
-    def _read(
-        self, folder: str, box: mailbox.Mailbox[mailbox.Message]
-    ) -> Iterator[tuple[int, MessageMeta | ParseFailure]]:
+    def _read(self, folder: str, box: Folder) -> Iterator[tuple[int, MessageMeta | ParseFailure]]:
+        if isinstance(box, EmlFolder):
+            yield from self._read_emls(folder, box)
+            return
         for uid, key in enumerate(
             sorted(box.keys()) if isinstance(box, mailbox.Maildir) else box.keys(), start=1
         ):
@@ -108,6 +151,15 @@ class LocalSource:
             if isinstance(meta, ParseFailure) and fallback is not None:
                 meta = parse_headers(raw, folder, uid, fallback, flags)
             yield uid, meta
+
+    @staticmethod
+    def _read_emls(folder: str, box: EmlFolder) -> Iterator[tuple[int, MessageMeta | ParseFailure]]:
+        for index in range(len(box)):
+            raw = box.header(index)
+            meta = parse_headers(raw, folder, index + 1, None, [])
+            if isinstance(meta, ParseFailure):
+                meta = parse_headers(raw, folder, index + 1, box.mtime(index), [])
+            yield index + 1, meta
 
     @staticmethod
     def _flags_and_time(msg: mailbox.Message) -> tuple[list[str], datetime | None]:

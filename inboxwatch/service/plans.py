@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from inboxwatch.config import DEFAULT_LOOKBACK, DEFAULT_WINDOW, Account
 from inboxwatch.core.rules import Policy
-from inboxwatch.core.scan import AccountPlan
+from inboxwatch.core.scan import LOCAL_KNOBS, AccountPlan
 
 
 @dataclass(frozen=True)
@@ -58,4 +58,5 @@ def local_plan(
         window=overrides.window or DEFAULT_WINDOW,
         lookback=overrides.lookback or DEFAULT_LOOKBACK,
         policy=Policy(include_cc=overrides.include_cc),
+        knobs=LOCAL_KNOBS,
     )

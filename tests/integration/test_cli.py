@@ -342,3 +342,38 @@ def test_scan_overrides_reach_an_imap_accounts_plan():
     assert (plan.window, plan.lookback) == (timedelta(hours=2), timedelta(days=90))
     assert plan.policy.include_cc
     assert plan_of(account).lookback == account.lookback and not plan_of(account).policy.include_cc
+
+
+def test_eml_folders_and_what_a_wrong_local_path_says(run, tmp_path):
+    """A folder of .eml files is a folder (--eml); given to --maildir it says so; a local
+    scan without a sent folder points at --sent-folder, the flag, not a config key."""
+    export = tmp_path / "export"
+    for name, msgs in (
+        (
+            "Inbox",
+            [
+                _message("anna@client.example", "Q1", 50, "<q1@c>"),
+                _message("bo@x.example", "Q2", 50, "<q2@x>"),
+            ],
+        ),
+        ("Ausgang-Archiv", [_message(OWNER, "Re: Q1", 40, "<r1@m>", "<q1@c>")]),
+    ):
+        (export / name).mkdir(parents=True)
+        for n, message in enumerate(msgs):
+            (export / name / f"{n:03}.eml").write_bytes(message.as_bytes())
+        (export / name / "notes.txt").write_text("not mail")
+    args = ("scan", "--format", "json", "--as-of", NOW.isoformat(), "--address", OWNER)
+    folders = ("--eml", str(export / "Inbox"), "--eml", str(export / "Ausgang-Archiv"))
+    result = run(*args, *folders, "--sent-folder", "Ausgang-Archiv")
+    assert result.code == 1, result.err
+    assert [i["subject"] for i in result.json()["overdue"]] == ["Q2"]
+    assert result.json()["accounts"][0]["sent_folders"] == ["Ausgang-Archiv"]
+    # "Ausgang-Archiv" is no sent folder name inboxwatch knows: the error names the flag.
+    undiscovered = run(*args, *folders)
+    assert undiscovered.code == 3 and "set --sent-folder NAME" in undiscovered.err
+    assert "accounts[" not in undiscovered.err
+    wrong = run(*args, "--maildir", str(export / "Inbox"))
+    assert wrong.code == 3
+    assert f"holds .eml files, not a Maildir: use --eml {export / 'Inbox'}" in wrong.err
+    empty = run(*args, "--maildir", str(tmp_path))
+    assert empty.code == 3 and "is not a Maildir: it has no cur/ directory" in empty.err
