@@ -21,9 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 MIRROR = "http://deb.debian.org/debian"
 IMAGE = "localhost/inboxwatch:ci"
+# Cleaned as the official images are (debootstrap leaves its .debs and apt's caches), so
+# the size the smoke test prints is comparable with a python:3.x-slim base's.
 STANDIN = """FROM localhost/debian-min:local
 RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \\
-    python-is-python3 ca-certificates && rm -rf /var/lib/apt/lists/*
+    python-is-python3 ca-certificates && apt-get clean \\
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/share/doc/* /usr/share/man/*
 """
 
 
