@@ -259,6 +259,13 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
 
+def user_config_path() -> Path:
+    """$XDG_CONFIG_HOME (default ~/.config)/inboxwatch/config.toml: found by every command,
+    and where `init` writes."""
+    home = os.environ.get("XDG_CONFIG_HOME") or "~/.config"
+    return Path(home).expanduser() / "inboxwatch" / "config.toml"
+
+
 def find_config(explicit: str | None) -> Path | None:
     """--config, then $INBOXWATCH_CONFIG, ./config.toml, $XDG_CONFIG_HOME (default
     ~/.config)/inboxwatch/config.toml; None: no file, the environment holds it all
@@ -274,8 +281,7 @@ def find_config(explicit: str | None) -> Path | None:
         if not path.is_file():
             raise ConfigError(f"INBOXWATCH_CONFIG points at {env}, which does not exist")
         return path
-    home = os.environ.get("XDG_CONFIG_HOME") or "~/.config"
-    user = Path(home).expanduser() / "inboxwatch" / "config.toml"
+    user = user_config_path()
     for candidate in (Path("config.toml"), user):
         if candidate.is_file():
             return candidate
@@ -283,8 +289,8 @@ def find_config(explicit: str | None) -> Path | None:
         return None
     raise ConfigError(
         f"no config file found (looked for --config, $INBOXWATCH_CONFIG, ./config.toml, "
-        f"{user}; or set INBOXWATCH_ACCOUNTS); copy config.example.toml, or try "
-        "`inboxwatch demo`"
+        f"{user}; or set INBOXWATCH_ACCOUNTS); run `inboxwatch init` to make one, or "
+        "try `inboxwatch demo`"
     )
 
 

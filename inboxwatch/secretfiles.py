@@ -8,9 +8,11 @@ The container runs as uid 10001: a secret file owned by root with mode 0600 (wha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from inboxwatch.errors import ConfigError
@@ -52,3 +54,33 @@ def warn_if_readable(path: Path, mode: int, what: str) -> None:
         logging.getLogger(__name__).warning(
             "%s %s and is readable by other users; chmod 600 it", path, what
         )
+
+
+def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write `text` so that a crash leaves the old file or the new one, never half of
+    either; mode 0600 (the default) from the first byte (mkstemp), never wider while
+    the secret is in it. Raises OSError."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    _sync_dir(path.parent)
+
+
+def _sync_dir(directory: Path) -> None:
+    """The rename itself is durable only once the directory is synced (POSIX)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -46,12 +46,11 @@ class Handler:
         return "250 2.0.0 OK"
 
 
-def authenticator(message: str = "") -> Any:
+def authenticator(message: str = "", login: tuple[str, str] = (USER, PASSWORD)) -> Any:
     def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         ok = (
             isinstance(data, LoginPassword)
-            and data.login.decode() == USER
-            and data.password.decode() == PASSWORD
+            and (data.login.decode(), data.password.decode()) == login
             and not message
         )
         return AuthResult(success=ok, handled=False, message=message or None)
@@ -92,6 +91,7 @@ def smtp_server(
     drop_first: int = 0,
     delay: float = 0.0,
     port: int | None = None,
+    login: tuple[str, str] = (USER, PASSWORD),
 ) -> Iterator[tuple[Handler, int]]:
     """mode: plain | starttls | tls | nostarttls (plain, no STARTTLS offered)."""
     handler = Handler(fail_first=fail_first, drop_first=drop_first, delay=delay)
@@ -99,7 +99,7 @@ def smtp_server(
     kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": port}
     if auth:
         kwargs.update(
-            authenticator=authenticator(auth_message),
+            authenticator=authenticator(auth_message, login),
             auth_required=True,
             # aiosmtpd does not count implicit TLS as TLS for this check.
             auth_require_tls=mode == "starttls",

@@ -16,12 +16,12 @@ import fcntl
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from inboxwatch.errors import StateError
+from inboxwatch.secretfiles import write_atomically
 
 
 @dataclass
@@ -68,19 +68,10 @@ class TokenFile:
 
     def write(self, tokens: Tokens) -> None:
         """Atomically, mode 0600: a crash leaves the old file or the new one, never half."""
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens-", suffix=".tmp")
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(asdict(tokens), out, indent=1)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, self.path)
+            write_atomically(self.path, json.dumps(asdict(tokens), indent=1))
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
             raise StateError(f"{self.path}: cannot write the token file: {exc.strerror}") from None
-        _sync_dir(self.path.parent)
 
     def forget(self) -> bool:
         """Remove the tokens; False when there were none."""
@@ -105,13 +96,3 @@ class TokenFile:
             yield
         finally:
             os.close(fd)  # closing releases the lock
-
-
-def _sync_dir(directory: Path) -> None:
-    """The rename itself is durable only once the directory is synced (POSIX)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -10,7 +10,7 @@ from traceback import print_exception
 import click
 
 from inboxwatch import __version__
-from inboxwatch.cli import auth, check, digest, run, scan
+from inboxwatch.cli import auth, check, digest, init, run, scan
 from inboxwatch.cli.common import json_error_line, log_format_option
 from inboxwatch.errors import InboxwatchError
 
@@ -39,6 +39,7 @@ for command in (
     run.health,
     run.repair,
     auth.auth,
+    init.init,
 ):
     cli.add_command(command)
 

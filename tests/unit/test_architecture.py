@@ -32,7 +32,11 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"core", "config", "errors"},
     "delivery": {"auth", "core", "config", "links", "net", "periods", "errors"},
     "service": {"auth", *ADAPTERS, "core", "config", "net", "periods", "errors"},
-    "cli": {"service", "auth", *ADAPTERS, "core", "config", "durations", "errors"},
+    "setup": set(),
+    "cli": {
+        *("service", "auth", *ADAPTERS, "setup", "core", "config", "durations"),
+        *("secretfiles", "errors"),
+    },
     "__main__": {"cli"},
 }
 # Libraries that belong to one layer: whoever else imports them crosses a boundary.
@@ -52,6 +56,7 @@ OWNERS = {
     "requests": {"auth"},
     "prometheus_client": {"service"},
     "apprise": {"delivery"},
+    "dns": {"setup"},
 }
 # The whole core, imported in a fresh interpreter, must not load any of these.
 NOT_IN_CORE = {*OWNERS, "socketserver", "ssl", "subprocess"} - {"mailbox"}

@@ -169,3 +169,17 @@ def test_check_shows_durations_as_the_config_writes_them():
 def test_bad_durations(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_the_readmes_by_hand_config_is_complete_and_loads(tmp_path, monkeypatch):
+    """The README's manual setup is a whole file, not a line to append somewhere."""
+    readme = (ROOT / "README.md").read_text()
+    snippet = readme.split("**By hand**")[1].split("```toml\n")[1].split("```")[0]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    secret = tmp_path / ".config" / "inboxwatch" / "work.password"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("pw\n")
+    secret.chmod(0o600)
+    settings = load_settings(write(tmp_path, snippet))
+    assert settings.accounts[0].name == "work" and settings.smtp.host == "smtp.example.com"
+    assert resolve_secret(settings.accounts[0], "accounts[work]", "NO_SUCH_VARIABLE") == "pw"
