@@ -8,8 +8,10 @@ the config. `--non-interactive` takes everything from flags, for scripts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -150,12 +152,26 @@ def init(
     ctx: click.Context, /, config_path: str | None, verbose: int, quiet: int, **opts: Any
 ) -> None:
     """Set up inboxwatch for one mailbox: find its servers, log in read-only, preview the
-    last 7 days, and write a commented config.toml."""
+    last 7 days, and write a commented config.toml (`--config -`: print it instead, the
+    rest on stderr; for a container, with --password-file /run/secrets/...)."""
     setup_logging(ctx, verbose, quiet)
     explicit = config_path or ctx.find_root().meta.get("config")
+    if explicit == "-":  # the config to stdout; everything else (prompts too) to stderr
+        if not opts["password_file"] and not opts["oauth2_client_id"]:
+            raise UsageError("--config - needs --password-file (init keeps no file then)")
+        real_stdout = sys.stdout
+        with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(sys.stderr):
+            text = _setup(Path(scratch) / "config.toml", opts, write=False)
+        real_stdout.write(text)
+        return
     target = Path(explicit).expanduser() if explicit else user_config_path()
     if target.exists() and not opts["force"]:
         raise ConfigError(f"{target} exists; --force replaces it (or pass --config NEW.toml)")
+    _setup(target, opts, write=True)
+
+
+def _setup(target: Path, opts: dict[str, Any], write: bool) -> str:
+    """Ask, find, check, preview; write the config to `target` when `write`. Its text."""
     ask = Asker(not opts["non_interactive"])
     answers = _answers(opts, ask)
     if not answers.oauth2:
@@ -167,10 +183,13 @@ def init(
         _smtp(settings)
         text = render(answers)
         _preview(_settings(text, target))
+    if not write:
+        return text
     _write(target, text)
     if answers.oauth2 and ask.interactive:
         _sign_in(load_settings(target), answers.name)
     _next_steps(answers, target)
+    return text
 
 
 def _smtp(settings: Settings) -> None:

@@ -176,3 +176,26 @@ def test_init_asks_and_keeps_the_password_in_a_private_file(tmp_path, dovecot, s
     assert dovecot.password not in config.read_text() and "Quote?" in result.output
     assert stat.S_IMODE(config.stat().st_mode) == 0o644  # no secret in it
     assert Path(config).read_text().count("[[accounts]]") == 1
+
+
+def test_init_prints_the_config_for_a_container(run, tmp_path):
+    """`--config -`: the config alone on stdout (`docker compose run init > config.toml`),
+    the talk on stderr; the password file is the container's secret."""
+    secret = tmp_path / "imap_password"  # /run/secrets/imap_password in the container
+    secret.write_text("pw")
+    secret.chmod(0o600)
+    result = run(
+        "init", "--non-interactive", "--offline", "--config", "-", "--no-preview",
+        "--email", "sam@fastmail.com", "--password-file", str(secret),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert result.out.startswith("# inboxwatch configuration")
+    assert "found in the built-in table (fastmail.com)" in result.err
+    (tmp_path / "config.toml").write_text(result.out)
+    import tomllib
+
+    account = tomllib.loads(result.out)["accounts"][0]
+    assert account["password_file"] == str(secret)
+    assert account["host"] == "imap.fastmail.com" and account["username"] == "sam@fastmail.com"
+    needs = run("init", "--non-interactive", "--offline", "--config", "-", "--email", "a@b.c")
+    assert needs.code == 2 and "--config - needs --password-file" in needs.err
