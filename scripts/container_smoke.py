@@ -199,7 +199,10 @@ def refused_secret(config: Path, secret: Path) -> None:
 
 
 def run_service(config: Path, secret: Path) -> None:
+    from tests.dovecot import free_port
+
     name = "inboxwatch-smoke"
+    port = free_port()  # the image's 9108 may be taken on this host (--network host)
     sh("podman", "rm", "-f", name, check=False, capture_output=True)
     sh(
         "podman",
@@ -220,6 +223,8 @@ def run_service(config: Path, secret: Path) -> None:
         f"{secret}:/run/secrets/imap_password:ro",
         "-v",
         "inboxwatch-smoke-data:/data",
+        "-e",
+        f"INBOXWATCH_SERVICE__HEALTH_PORT={port}",
         IMAGE,
     )
     deadline = time.monotonic() + 60
@@ -229,6 +234,7 @@ def run_service(config: Path, secret: Path) -> None:
             break
         time.sleep(1)
     expect(health, 0)
+    scrape_metrics(port)
     started = time.monotonic()
     sh("podman", "stop", "-t", "10", name)
     took = time.monotonic() - started
@@ -243,6 +249,19 @@ def run_service(config: Path, secret: Path) -> None:
     if "poll:" not in logs.stderr:
         raise SystemExit(f"no poll line in the service log:\n{logs.stderr[-2000:]}")
     print(f"container smoke test passed: healthy after a poll, stopped in {took:.1f}s")
+
+
+def scrape_metrics(port: int) -> None:
+    """The image serves /metrics on all addresses (the container's HEALTH_ADDRESS)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        families = {f.name for f in text_string_to_metric_families(answer.read().decode())}
+    if "inboxwatch_polls" not in families:
+        raise SystemExit(f"no inboxwatch_polls in /metrics: {sorted(families)}")
+    print(f"/metrics scraped: {len(families)} metric families")
 
 
 def main() -> int:
