@@ -63,7 +63,7 @@ def status_lines(name: str, source: TokenSource, tokens: Tokens) -> list[str]:
     ]
 
 
-@click.command("auth")
+@click.command("auth", short_help="Sign in with OAuth 2.0 once (Microsoft 365, Gmail).")
 @click.argument("name")
 @click.option("--status", is_flag=True, help="Who is signed in, the scopes, the token's expiry.")
 @click.option("--revoke", is_flag=True, help="Forget the stored tokens.")

@@ -82,7 +82,7 @@ def run_check(settings: Settings, path: Path | None, echo: Echo) -> int:
     return max(codes)
 
 
-@click.command()
+@click.command(short_help="Check the config; log in everywhere, send nothing.")
 @common_options
 @click.pass_context
 def check(ctx: click.Context, config_path: str | None, verbose: int, quiet: int) -> None:

@@ -80,7 +80,7 @@ def _send_all(
         raise failure
 
 
-@click.command()
+@click.command(short_help="Scan and send (or print) the digest now.")
 @common_options
 @click.option("--dry-run", is_flag=True, help="Print the complete e-mail instead of sending it.")
 @click.option("--account", "accounts", multiple=True, metavar="NAME", help="Only this account.")

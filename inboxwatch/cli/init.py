@@ -126,7 +126,7 @@ def _preview(settings: Settings) -> None:
     emit(run_scan(jobs, now, now), "table")
 
 
-@click.command("init")
+@click.command("init", short_help="Set up a mailbox: find servers, preview, write config.")
 @common_options
 @click.option("--email", metavar="ADDR", help="Your e-mail address.")
 @click.option("--name", metavar="NAME", help="The account's name (default: from the domain).")

@@ -24,7 +24,7 @@ def _secrets_readable(settings: Settings) -> None:
             account_password(account)
 
 
-@click.command("run")
+@click.command("run", short_help="The service: poll, and send the digest on schedule.")
 @common_options
 @click.option("--once", is_flag=True, help="One poll, plus the digest if due; then exit.")
 @click.pass_context
@@ -51,7 +51,7 @@ def run(ctx: click.Context, config_path: str | None, verbose: int, quiet: int, o
         scheduler.close()
 
 
-@click.command()
+@click.command(short_help="Exit 0 when every account was polled lately.")
 @common_options
 @click.pass_context
 def health(ctx: click.Context, config_path: str | None, verbose: int, quiet: int) -> None:
@@ -64,7 +64,7 @@ def health(ctx: click.Context, config_path: str | None, verbose: int, quiet: int
     ctx.exit(0 if ok else 1)
 
 
-@click.command()
+@click.command(short_help="Check the state file; set a damaged one aside.")
 @common_options
 @click.option(
     "--accept-resend",

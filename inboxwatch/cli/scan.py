@@ -29,7 +29,7 @@ from inboxwatch.errors import UsageError
 from inboxwatch.service.plans import Overrides
 
 
-@click.command()
+@click.command(short_help="One-off audit: threads waiting past the window.")
 @common_options
 @FORMAT_OPTION
 @click.option("--account", "accounts", multiple=True, metavar="NAME", help="Only this account.")
@@ -131,7 +131,7 @@ def _overrides(
     return Overrides(window=window, lookback=lookback, include_cc=include_cc)
 
 
-@click.command()
+@click.command(short_help="Scan the bundled demo mailbox (no account needed).")
 @common_options
 @FORMAT_OPTION
 @WINDOW_OPTION

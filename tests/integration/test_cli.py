@@ -377,3 +377,9 @@ def test_eml_folders_and_what_a_wrong_local_path_says(run, tmp_path):
     assert f"holds .eml files, not a Maildir: use --eml {export / 'Inbox'}" in wrong.err
     empty = run(*args, "--maildir", str(tmp_path))
     assert empty.code == 3 and "is not a Maildir: it has no cur/ directory" in empty.err
+
+
+def test_help_lists_every_command_without_cutting_it_short(run):
+    result = run("--help")
+    commands = result.out.split("Commands:")[1].strip().splitlines()
+    assert len(commands) == 9 and all(not line.endswith("...") for line in commands), commands
