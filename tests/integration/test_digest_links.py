@@ -91,3 +91,28 @@ def test_links_are_right_and_encoded_when_clicked(tmp_path):
         "subject": [f"Re: {VALUES['subject']}"],
         "In-Reply-To": [MESSAGE_ID],
     }
+
+
+def test_on_a_375_px_phone_the_reply_standard_stacks(tmp_path):
+    from tests.integration.test_digest import demo_report
+
+    page_file = tmp_path / "digest.html"
+    page_file.write_text(render(demo_report(), Digest(to=["me@x.example"]), NOW).html)
+    with browser(tmp_path / "profile") as page:
+        page.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=375,
+            height=800,
+            deviceScaleFactor=2,
+            mobile=True,
+        )
+        page.open(page_file.as_uri())
+        boxes = page.evaluate(
+            "[...document.querySelectorAll('.stat')].map(e => {"
+            "const r = e.getBoundingClientRect(); return [r.x, r.y, r.width]; })"
+        )
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+    assert len(boxes) == 3
+    assert len({round(y) for _, y, _ in boxes}) == 3  # one under the other
+    assert all(width > 250 for _, _, width in boxes)  # each as wide as the card
+    assert overflow <= 375  # nothing wider than the screen
