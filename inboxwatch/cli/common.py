@@ -157,16 +157,21 @@ def setup_logging(ctx: click.Context, verbose: int, quiet: int, service: bool = 
 
 
 class RatedBar:
-    """Messages fetched of those expected, and the rate, on a terminal's stderr."""
+    """A folder's messages fetched of its count, and the overall rate, on a terminal's
+    stderr. Each folder gets the bar afresh: a total that grew as folders were found
+    made the bar jump back."""
 
     def __init__(self, bar: Progress) -> None:
         self.bar = bar
         self.task = bar.add_task("reading mail", total=0, rate="")
         self.started = time.monotonic()
         self.done = 0
+        self.folders = 0
 
     def expect(self, count: int) -> None:
-        self.bar.update(self.task, total=(self.bar.tasks[0].total or 0) + count)
+        self.folders += 1
+        what = f"reading folder {self.folders}"
+        self.bar.update(self.task, total=count, completed=0, description=what)
 
     def advance(self, count: int) -> None:
         self.done += count

@@ -203,10 +203,12 @@ def test_progress_shows_fetched_of_total_and_rate_only_on_a_terminal(capsys):
     with Progress(console=Console(file=out, force_terminal=True, width=100)) as bar:
         rated = RatedBar(bar)
         rated.expect(1000)
-        rated.expect(500)
-        rated.advance(500)
-        assert bar.tasks[0].total == 1500 and bar.tasks[0].completed == 500
-        assert bar.tasks[0].fields["rate"].endswith("/s")
+        rated.advance(1000)
+        rated.expect(500)  # the next folder: its own total, never a total that grows
+        rated.advance(200)
+        task = bar.tasks[0]
+        assert (task.total, task.completed, task.description) == (500, 200, "reading folder 2")
+        assert task.fields["rate"].endswith("/s") and rated.done == 1200
 
 
 def test_config_from_the_environment_alone_from_xdg_and_before_the_subcommand(
