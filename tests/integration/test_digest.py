@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from inboxwatch.delivery.digest import compose, render
 from inboxwatch.delivery.smtp import SmtpSender
 from inboxwatch.errors import AuthError, DeliveryError
 from scripts.render_digest import FLAGS
+from tests.browser import chromium
 from tests.smtp import PASSWORD, USER, smtp_server
 
 DATA = Path(__file__).parents[1] / "data"
@@ -112,17 +112,6 @@ def test_user_templates_override_the_shipped_ones(tmp_path):
     (tmp_path / "digest.txt.j2").write_text("{{ overdue_count }} waiting")
     rendered = render(demo_report(), config, NOW)
     assert rendered.text == "4 waiting" and "<table" in rendered.html
-
-
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.fail(
-            "chromium is required for the browser test: apt-get install -y chromium "
-            "(scripts/setup installs it)",
-            pytrace=False,
-        )
-    return path
 
 
 def test_html_renders_in_a_browser_runs_no_script_and_loads_nothing(tmp_path):
