@@ -115,6 +115,9 @@ class Account(_Server):
     include_cc: bool = False
     ignore_senders: list[str] = []
     ignore_subjects: list[str] = []
+    # A keyword you set on a message in your mail client: that thread needs no reply (up to
+    # that message). inboxwatch only reads it. "" turns it off.
+    handled_keyword: str = Field(default="$Handled", pattern=r"^[^\s()\\{%*\"\]]*$")
     # The digest's link to each thread: a webmail preset or a URL template (links.py).
     open_url: str = ""
     # Who gets this account's digest, instead of digest.to (a team lead, a shared inbox).

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Collection
+
+
+# The domain of the ids given to messages that carry no Message-ID (RFC 2606 .invalid):
+# nobody can reply to one, so no reply link cites it.
+SYNTHETIC_DOMAIN = "@synthetic.inboxwatch.invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +69,18 @@ class MessageMeta(NamedTuple):
     def linked(self) -> bool:
         """True when the message carries In-Reply-To or References."""
         return bool(self.in_reply_to or self.references)
+
+    @property
+    def ident(self) -> str:
+        """Its Message-ID, or for a message without one a synthetic id, stable across scans
+        and folders: made of what its sender wrote (From, To, Date, Subject)."""
+        if self.message_id:
+            return self.message_id
+        who = self.sender.key if self.sender else ""
+        to = ",".join(a.key for a in self.to)
+        when = (self.date or self.received).isoformat()
+        digest = hashlib.sha256(f"{who}\0{to}\0{when}\0{self.subject}".encode()).hexdigest()
+        return f"<{digest[:24]}{SYNTHETIC_DOMAIN}>"
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,17 @@ class Policy:
     ignore_senders: tuple[str, ...] = ()
     ignore_subjects: tuple[re.Pattern[str], ...] = field(default=())
     sent_folders: frozenset[str] = frozenset()
+    # An IMAP keyword the user sets in their own client to say "handled, no reply needed";
+    # read only. Lower-cased: keywords compare case-insensitively (RFC 9051 2.3.2).
+    handled_keyword: str = ""
+
+    def closes(self, flags: frozenset[str]) -> bool:
+        """Marked answered (\\Answered), or handled with the user's own keyword."""
+        if "\\Answered" in flags:
+            return True
+        return bool(self.handled_keyword) and any(
+            f.lower() == self.handled_keyword for f in flags if not f.startswith("\\")
+        )
 
 
 @dataclass(frozen=True)

@@ -94,10 +94,11 @@ class _Container:
 
 def _synthetic_id(msg: MessageMeta) -> str:
     # A stable key for a message without Message-ID: the provider's id where it has one
-    # (Gmail: one per message, whatever label folder it is read from), else folder + UID.
+    # (Gmail: one per message, whatever label folder it is read from), else the id made
+    # of its headers that the report shows too (MessageMeta.ident).
     if msg.provider_id:
         return f"<no-message-id.{msg.provider_id}@provider.inboxwatch.invalid>"
-    return f"<no-message-id.{msg.uid}.{msg.folder}@inboxwatch.invalid>"
+    return msg.ident
 
 
 def _refs(msg: MessageMeta) -> list[str]:

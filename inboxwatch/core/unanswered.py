@@ -49,7 +49,7 @@ def judge_thread(thread: Thread, owner: Owner, policy: Policy, stats: Stats) -> 
             # draft of your answer sits in Gmail's All Mail until you send it).
             continue
         mine = owner.wrote(msg)
-        if (mine or "\\Answered" in msg.flags) and (cutoff is None or msg.received > cutoff):
+        if (mine or policy.closes(msg.flags)) and (cutoff is None or msg.received > cutoff):
             cutoff = msg.received
         if mine:
             continue
@@ -84,7 +84,7 @@ def _reason(first: MessageMeta, verdict: Verdict, owner: Owner) -> str:
     gap = human_duration(first.received - verdict.cutoff)
     if owned and max(owned) == verdict.cutoff:
         return text + f"; your last reply was {gap} earlier"
-    return text + f"; the last message marked answered was {gap} earlier"
+    return text + f"; the last message marked answered or handled was {gap} earlier"
 
 
 def finding(account: str, verdict: Verdict, owner: Owner) -> Finding:
@@ -97,7 +97,7 @@ def finding(account: str, verdict: Verdict, owner: Owner) -> Finding:
         subject=first.subject,
         correspondent=sender,
         waiting_since=first.received,
-        message_ids=tuple(m.message_id for m in verdict.pending if m.message_id),
+        message_ids=tuple(m.ident for m in verdict.pending),
         folder=first.folder,
         uids=tuple(m.uid for m in in_folder),
         messages_in_thread=len(verdict.thread.messages),

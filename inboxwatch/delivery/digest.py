@@ -26,7 +26,7 @@ from jinja2 import (
 )
 
 from inboxwatch.config import Account, Digest
-from inboxwatch.core.model import Finding, ReplyStandard, Report
+from inboxwatch.core.model import SYNTHETIC_DOMAIN, Finding, ReplyStandard, Report
 from inboxwatch.core.parse import clean_text
 from inboxwatch.core.unanswered import human_duration
 from inboxwatch.links import bare_id, open_link, open_template, reply_link
@@ -75,7 +75,7 @@ def _links(f: Finding, account: Account | None) -> dict[str, str]:
     for its newest pending message. A link that would need a Message-ID the message
     lacks is left out rather than pointing at nothing."""
     message_id = f.message_ids[-1] if f.message_ids else ""
-    real_id = "@" in message_id  # not a synthetic id made up for a message without one
+    real_id = bool(message_id) and not message_id.endswith(SYNTHETIC_DOMAIN + ">")
     opened = ""
     if account is not None and account.open_url:
         template = open_template(account.open_url)

@@ -38,6 +38,7 @@ def plan_of(account: Account, overrides: Overrides = NO_OVERRIDES) -> AccountPla
             include_cc=account.include_cc or overrides.include_cc,
             ignore_senders=tuple(account.ignore_senders),
             ignore_subjects=tuple(re.compile(p) for p in account.ignore_subjects),
+            handled_keyword=account.handled_keyword.lower(),
         ),
     )
 

@@ -116,3 +116,16 @@ def test_on_a_375_px_phone_the_reply_standard_stacks(tmp_path):
     assert len({round(y) for _, y, _ in boxes}) == 3  # one under the other
     assert all(width > 250 for _, _, width in boxes)  # each as wide as the card
     assert overflow <= 375  # nothing wider than the screen
+
+
+def test_a_synthetic_id_is_never_cited_in_a_link():
+    """A message without a Message-ID has a made-up one: no search for it, no In-Reply-To."""
+    from inboxwatch.delivery.digest import context
+
+    synthetic = "<0123abcd@synthetic.inboxwatch.invalid>"
+    base = report()
+    base.overdue = [base.overdue[0]._replace(message_ids=(synthetic,))]
+    account = Account(name="work", host="h.example", username="me@x.example", open_url="gmail")
+    [item] = context(base, Digest(to=["me@x.example"]), NOW, [account])["accounts"][0]["overdue"]
+    assert item["open_url"] == "" and "In-Reply-To" not in item["reply_url"]
+    assert item["reply_url"].startswith("mailto:anna%2Bx@client.example?subject=Re%3A%20")

@@ -79,6 +79,37 @@ def test_answered_flag_counts_as_a_reply(sent_mailbox, scan):
     assert scan().code == 0
 
 
+def test_a_handled_keyword_set_in_the_users_client_closes_the_thread(sent_mailbox, scan):
+    """Issue 18, item 5: `$Handled` (any case, as clients write it) or the account's own
+    keyword answers a thread up to that message; a later message waits again."""
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail(ANNA, OWNER, "Done?", mid="<h1@c.example>"), NOW - 60 * H)
+    sent_mailbox.add(
+        "INBOX",
+        mail(ANNA, OWNER, "Re: Done?", mid="<h2@c.example>", in_reply_to="<h1@c.example>"),
+        NOW - 50 * H,
+        flags=("$handled", "\\Seen"),
+    )
+    sent_mailbox.add(
+        "INBOX",
+        mail("Bo <bo@x.example>", OWNER, "FYI", mid="<f1@x.example>"),
+        NOW - 50 * H,
+        flags=("Done",),
+    )
+    first = scan()
+    assert [e["subject"] for e in first.json()["overdue"]] == ["FYI"]
+    assert [e["subject"] for e in scan(handled_keyword="done").json()["overdue"]] == ["Done?"]
+    assert len(scan(handled_keyword="").json()["overdue"]) == 2  # off: both wait
+    sent_mailbox.add(
+        "INBOX",
+        mail(ANNA, OWNER, "Re: Done?", mid="<h3@c.example>", in_reply_to="<h2@c.example>"),
+        NOW - 30 * H,
+    )
+    again = {e["subject"]: e for e in scan().json()["overdue"]}
+    assert again["Re: Done?"]["message_ids"] == ["<h3@c.example>"]
+    assert "marked answered or handled" in again["Re: Done?"]["reason"]
+
+
 def test_reply_from_an_alias_or_plus_address_counts(sent_mailbox, scan):
     sent_mailbox.add("INBOX", mail(ANNA, mid="<b1@client.example>"), NOW - 50 * H)
     sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", mid="<b2@x.example>"), NOW - 50 * H)
@@ -213,8 +244,10 @@ def test_message_without_message_id_is_still_reported(sent_mailbox, scan):
     result = scan()
     assert result.code == 1
     item = result.json()["overdue"][0]
-    assert item["message_ids"] == []
-    assert item["thread_id"].startswith("<no-message-id.")
+    # Issue 18, item 8: a stable synthetic id, the same in every scan; the thread is named by it.
+    [synthetic] = item["message_ids"]
+    assert synthetic.endswith("@synthetic.inboxwatch.invalid>") and item["thread_id"] == synthetic
+    assert scan().json()["overdue"][0]["message_ids"] == [synthetic]
 
 
 def test_hostile_and_encoded_subjects_are_decoded_and_defused(sent_mailbox, scan):
