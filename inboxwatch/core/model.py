@@ -64,6 +64,8 @@ class MessageMeta(NamedTuple):
     # messages sharing the second are one thread even where their headers do not link.
     provider_id: str = ""
     thread_hint: str = ""
+    list_id: bool = False  # List-Id (RFC 2919): a discussion list's copy, or a newsletter's
+    machine: str = ""  # `kind:Header`: machine-sent without the standard marks (parse._machine)
 
     @property
     def linked(self) -> bool:

@@ -89,7 +89,10 @@ _DAEMON = re.compile(r"^(?:mailer[-_]?daemon|post[-_]?master|mail[-_]?daemon)$")
 _AUTO_SUBJECT = re.compile(
     r"^(?:automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|out of (?:the )?office"
     r"|abwesenheitsnotiz|automatische antwort|r[ée]ponse automatique|respuesta autom[áa]tica"
-    r"|risposta automatica|automatisch antwoord|undeliver(?:ed|able)(?: mail)?"
+    r"|risposta automatica|automatisch antwoord|resposta autom[áa]tica|automatisk svar"
+    r"|automaattinen vastaus|automatyczna odpowied[źz]|automatick[áa] odpov[ěe]d"
+    r"|otomatik yan[ıi]t|автоматический ответ|自动回复|自動回覆|自動応答|自動返信|자동 회신"
+    r"|undeliver(?:ed|able)(?: mail)?"
     r"|delivery status notification|mail delivery failed|returned mail)\b",
     re.IGNORECASE,
 )
@@ -132,18 +135,47 @@ def auto_submitted(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion 
     return None
 
 
+def addressed_to_owner(msg: MessageMeta, owner: Owner, policy: Policy) -> bool:
+    """The owner is named in To (or in Cc, with include_cc): written to them personally."""
+    return owner.among(msg.to) or (policy.include_cc and owner.among(msg.cc))
+
+
+def _discussion_to_owner(msg: MessageMeta, owner: Owner, policy: Policy) -> bool:
+    """A discussion list's copy of mail sent to the owner personally (the usual "To:
+    maintainer, Cc: list"): mail to them, not list traffic. Newsletters addressed to one
+    reader carry a bulk mark (machine_header, checked first) or no List-Id; a list that
+    personalises delivery (Mailman's "To: each member") names the owner alone, where mail
+    written to them and the list names the list (or someone else) too."""
+    if not msg.list_id or msg.machine or not addressed_to_owner(msg, owner, policy):
+        return False
+    return any(not owner.is_address(a.address) for a in (*msg.to, *msg.cc))
+
+
 def precedence(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
     value = msg.precedence.strip()
     if value in ("bulk", "list"):
+        # List software sets either on a discussion list's copy; one written to the owner
+        # personally is mail to them (issue 18). Bulk mail to one reader stays out.
+        if _discussion_to_owner(msg, owner, policy):
+            return None
         return Exclusion("precedence", "list", f"Precedence: {value}")
     if value in ("junk", "auto_reply"):
         return Exclusion("precedence", "automated", f"Precedence: {value}")
     return None
 
 
+def machine_header(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
+    if not msg.machine:
+        return None
+    kind, _, header = msg.machine.partition(":")
+    category = "bulk" if kind == "bulk" else "automated"
+    what = {"bulk": "bulk mail", "notification": "a tool's notification"}.get(kind, "machine-sent")
+    return Exclusion(f"{kind}_header", category, f"{what} ({header})")
+
+
 def mailing_list(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
     # RFC 2369 / RFC 2919: list software adds List-Id and List-Unsubscribe.
-    if msg.list_headers:
+    if msg.list_headers and not _discussion_to_owner(msg, owner, policy):
         return Exclusion("list_headers", "list", "mailing-list mail (List-Id/List-Unsubscribe)")
     return None
 
@@ -198,6 +230,7 @@ RULES: tuple[Rule, ...] = (
     deleted,
     ignored,
     auto_submitted,
+    machine_header,
     precedence,
     mailing_list,
     delivery_report,
@@ -224,6 +257,7 @@ def _plainly_personal(msg: MessageMeta, policy: Policy) -> bool:
     `tests/unit/test_rules.py` checks the implication on generated messages."""
     return not (
         msg.list_headers
+        or msg.machine
         or msg.auto_submitted
         or msg.precedence
         or msg.null_sender

@@ -26,7 +26,8 @@ def meta_to_json(meta: MessageMeta) -> str:
     for key in ("reply_to", "to", "cc"):
         data[key] = [_address(a) for a in getattr(meta, key)]
     data["flags"] = sorted(meta.flags)
-    for key in ("provider_id", "thread_hint"):  # Gmail's alone: other rows stay as they were
+    # Rare fields are left out when empty: most rows stay as they were.
+    for key in ("provider_id", "thread_hint", "list_id", "machine"):
         if not data[key]:
             del data[key]
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))

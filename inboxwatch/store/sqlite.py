@@ -26,7 +26,7 @@ from inboxwatch.store.faults import space_error, state_error
 from inboxwatch.store.rows import iso, meta_from_json, meta_to_json
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
@@ -48,6 +48,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # 4: why digests are held back (a ledger lost with a damaged file; store/recovery.py).
     4: ("CREATE TABLE notes (name TEXT PRIMARY KEY, value TEXT NOT NULL)",),
+    # 5: more header fields are read (List-Id apart, machine-sent marks: issue 18), which
+    # cached rows lack: the cache is dropped and read again once. The ledger stays.
+    5: ("DELETE FROM messages", "DELETE FROM folders", "DELETE FROM reports"),
 }
 P = ParamSpec("P")
 R = TypeVar("R")

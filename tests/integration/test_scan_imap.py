@@ -110,6 +110,43 @@ def test_a_handled_keyword_set_in_the_users_client_closes_the_thread(sent_mailbo
     assert "marked answered or handled" in again["Re: Done?"]["reason"]
 
 
+def test_list_mail_written_to_you_is_mail_to_you_and_machines_stay_out(sent_mailbox, scan):
+    """Issue 18, items 3 and 6, through Dovecot (the header fields are fetched)."""
+    seed_coverage(sent_mailbox)
+    listed = {"List-Id": "Dev <dev.lists.example>", "List-Post": "<mailto:dev@lists.example>"}
+    question = mail(
+        ANNA, OWNER, "[PATCH] fix the parser", mid="<p1@c.example>", cc="dev@lists.example",
+        headers={**listed, "List-Unsubscribe": "<mailto:dev-leave@lists.example>"},
+    )  # fmt: skip
+    direct = mail(
+        ANNA, OWNER, "[PATCH] fix the parser", mid="<p1@c.example>", cc="dev@lists.example"
+    )
+    for copy in (question, direct):  # the list's copy and the direct one: counted once
+        sent_mailbox.add("INBOX", copy, NOW - 50 * H)
+    sent_mailbox.add(
+        "INBOX",
+        mail("Carl <carl@d.example>", "dev@lists.example", "Re: release", headers=listed),
+        NOW - 50 * H,
+    )
+    newsletter = {
+        **listed,
+        "List-Unsubscribe": "<https://news.example/u/1>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    sent_mailbox.add("INBOX", mail("News <hi@news.example>", headers=newsletter), NOW - 50 * H)
+    github = {
+        "Reply-To": "reply+AB12@reply.github.com",
+        "X-GitHub-Reason": "mention",
+    }
+    sent_mailbox.add("INBOX", mail("Bo <notifications@github.com>", headers=github), NOW - 50 * H)
+    exchange = {"X-MS-Exchange-Inbox-Rules-Loop": "dana@e.example"}
+    sent_mailbox.add("INBOX", mail("Dana <dana@e.example>", headers=exchange), NOW - 50 * H)
+    report = scan().json()
+    [only] = report["overdue"]
+    assert only["subject"] == "[PATCH] fix the parser" and only["message_ids"] == ["<p1@c.example>"]
+    assert report["stats"]["excluded"] == {"list": 1, "bulk": 1, "automated": 2}
+
+
 def test_reply_from_an_alias_or_plus_address_counts(sent_mailbox, scan):
     sent_mailbox.add("INBOX", mail(ANNA, mid="<b1@client.example>"), NOW - 50 * H)
     sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", mid="<b2@x.example>"), NOW - 50 * H)

@@ -68,6 +68,8 @@ def every_field_set() -> MessageMeta:
         "sender_ambiguous": True,
         "provider_id": "1278455344230334865",
         "thread_hint": "1266894439832287888",
+        "list_id": True,
+        "machine": "bulk:Feedback-ID",
     }
     # A field added to MessageMeta must be added here too, or this fails.
     assert set(values) == set(MessageMeta._fields)

@@ -134,3 +134,41 @@ def test_junk_never_raises(junk):
 def test_a_lone_message_id_shortcut_agrees_with_the_regex(value):
     assert message_ids(value) == tuple(parse._MSGID.findall(value)[-50:])
     assert message_ids(value, 1) == tuple(parse._MSGID.findall(value)[-1:])
+
+
+@pytest.mark.parametrize(
+    ("header", "machine"),
+    [
+        ("List-Unsubscribe-Post: List-Unsubscribe=One-Click", "bulk:List-Unsubscribe-Post"),
+        ("Feedback-ID: 1:campaign:123:esp", "bulk:Feedback-ID"),
+        ("X-MC-User: 1a2b3c", "bulk:X-MC-User"),
+        ("X-SG-EID: abc", "bulk:X-SG-EID"),
+        ("X-Mailer: MailChimp Mailer - **CID1234**", "bulk:X-Mailer"),
+        ("List-Post: NO", "bulk:List-Post: NO"),
+        ("X-GitHub-Reason: mention", "notification:X-GitHub-Reason"),
+        ("X-GitLab-Project: web", "notification:X-GitLab-Project"),
+        ("X-JIRA-FingerPrint: 0af3", "notification:X-JIRA-FingerPrint"),
+        ("X-Bugzilla-Reason: AssignedTo", "notification:X-Bugzilla-Reason"),
+        (
+            "X-MS-Exchange-Inbox-Rules-Loop: me@x.example",
+            "automated:X-MS-Exchange-Inbox-Rules-Loop",
+        ),
+        ("X-Auto-Response-Suppress: All", "automated:X-Auto-Response-Suppress: All"),
+        # People's mail carries these too: no mark.
+        ("X-Auto-Response-Suppress: DR, RN, NRN, OOF", ""),
+        ("X-Mailer: Apple Mail (2.3774.200.91.1.1)", ""),
+        ("List-Post: <mailto:dev@lists.example>", ""),
+    ],
+)
+def test_machine_sent_marks_beyond_the_standard_ones(header, machine):
+    """Issue 18, item 3: the header that gives machine-sent mail away, and what it is."""
+    m = meta(f"From: a@b.example\r\nDate: Fri, 20 Nov 2026 10:00:00 +0100\r\n{header}\r\n\r\n")
+    assert m.machine == machine
+    assert m.list_id is False
+
+
+def test_list_id_is_kept_apart_from_list_unsubscribe():
+    newsletter = meta("From: a@b.example\r\nList-Unsubscribe: <mailto:u@b.example>\r\n\r\n")
+    discussion = meta("From: a@b.example\r\nList-Id: Dev <dev.lists.example>\r\n\r\n")
+    assert newsletter.list_headers and not newsletter.list_id
+    assert discussion.list_headers and discussion.list_id

@@ -43,6 +43,25 @@ OWNER = Owner.of([ME, "me@alias.example"])
         ({"sender": "noreply@shop.example"}, "no_reply_sender"),
         ({"sender": "do-not-reply@shop.example"}, "no_reply_sender"),
         ({"to": ("team@x.example",), "cc": (Address("", ME),)}, "cc_only"),
+        # Issue 18, item 3: machine-sent without the standard marks.
+        ({"machine": "bulk:Feedback-ID"}, "bulk_header"),
+        ({"machine": "notification:X-GitHub-Reason"}, "notification_header"),
+        ({"machine": "automated:X-MS-Exchange-Inbox-Rules-Loop"}, "automated_header"),
+        ({"subject": "Automatisk svar: Möte"}, "auto_reply_subject"),
+        ({"subject": "Resposta automática: Reunião"}, "auto_reply_subject"),
+        ({"subject": "Automatyczna odpowiedź: Spotkanie"}, "auto_reply_subject"),
+        ({"subject": "自動応答: 会議"}, "auto_reply_subject"),
+        # Issue 18, item 6: list traffic stays out unless it was written to you.
+        ({"list_headers": True, "list_id": True, "to": ("dev@lists.example",)}, "list_headers"),
+        ({"list_headers": True}, "list_headers"),  # List-Unsubscribe alone: a newsletter
+        ({"list_headers": True, "list_id": True}, "list_headers"),  # delivery "To: you" alone
+        (
+            {"list_headers": True, "list_id": True, "machine": "bulk:List-Unsubscribe-Post"},
+            "bulk_header",
+        ),
+        ({"precedence": "bulk", "to": ("all@x.example",)}, "precedence"),
+        ({"precedence": "bulk"}, "precedence"),  # bulk mail to one reader
+        ({"precedence": "list", "to": ("dev@lists.example",), "list_id": True}, "precedence"),
     ],
 )
 def test_each_rule_names_itself(extra, rule):
@@ -59,6 +78,21 @@ def test_each_rule_names_itself(extra, rule):
         {"sender": "noreply@shop.example", "reply_to": (Address("Lena", "lena@shop.example"),)},
         {"to": ("team@x.example",), "cc": ()},  # Bcc or an unknown alias: still for you
         {"subject": "Re: automatic replies are annoying"},
+        # A discussion list's copy of mail written To you (To: maintainer, Cc: list).
+        {"list_headers": True, "list_id": True, "cc": (Address("", "dev@lists.example"),)},
+        {"list_headers": True, "list_id": True, "to": (ME, "dev@lists.example")},
+        {
+            "list_headers": True,
+            "list_id": True,
+            "precedence": "list",
+            "cc": (Address("", "dev@lists.example"),),
+        },
+        {
+            "precedence": "bulk",  # older Mailman's mark on a discussion list's copy
+            "list_headers": True,
+            "list_id": True,
+            "cc": (Address("", "dev@lists.example"),),
+        },
     ],
 )
 def test_person_to_person_mail_expects_a_reply(extra):
@@ -68,6 +102,9 @@ def test_person_to_person_mail_expects_a_reply(extra):
 def test_include_cc_and_ignore_lists():
     cc = msg("x", to=("t@x.example",), cc=(Address("", ME),))
     assert exclusion(cc, OWNER, Policy(include_cc=True)) is None
+    listed = cc._replace(list_headers=True, list_id=True)  # Cc'd on a list thread (To: t@)
+    assert exclusion(listed, OWNER, Policy(include_cc=True)) is None
+    assert exclusion(listed, OWNER, Policy()).rule == "list_headers"
     policy = Policy(ignore_senders=("*@Jira.example",), ignore_subjects=(re.compile(r"^\[CI\]"),))
     assert exclusion(msg("y", sender="bot@jira.example"), OWNER, policy).category == "ignored"
     assert exclusion(msg("z", subject="[CI] red"), OWNER, policy).category == "ignored"
