@@ -75,6 +75,10 @@ class OwnerCounterpart:
             return tuple(a.key for a in msg.to + msg.cc), ()
         if msg.sender is None:
             return (), ()
+        if msg.list_headers:
+            # A list's Reply-To is the list: matching it would join every member's post
+            # to whichever thread the owner once wrote to the list (issue 18, item 7).
+            return (), (msg.sender.key,)
         return (), (msg.sender.key, *(a.key for a in msg.reply_to))
 
 

@@ -206,7 +206,8 @@ def build_threads(
         def rank(key: int) -> tuple[datetime, str]:
             return min(m.received for m in linked[key]), roots[key].msgid
 
-        groups = _subject_fallback(groups, counterpart, _Union(rank), lone)
+        seeking = _seeking(groups, roots)
+        groups = _subject_fallback(groups, seeking, counterpart, _Union(rank), lone)
     threads = [
         Thread(roots[key].msgid, tuple(msgs if len(msgs) == 1 else sorted(msgs, key=_when)))
         for key, msgs in groups.items()
@@ -239,25 +240,37 @@ def _linked_groups(
 _Index = dict[tuple[str, str], list[tuple[int, int, int, MessageMeta]]]
 
 
+def _seeking(
+    groups: dict[int, list[MessageMeta]], roots: dict[int, _Container]
+) -> dict[int, MessageMeta]:
+    """The threads begun by a message with no linking headers, by that message: alone, or
+    with replies linked to it (a reply whose client dropped its headers, answered in
+    turn by others, still belongs to the owner's thread it answers)."""
+    seeking = {}
+    for key, msgs in groups.items():
+        first = msgs[0] if len(msgs) == 1 else roots[key].message
+        if first is not None and not first.linked:
+            seeking[key] = first
+    return seeking
+
+
 def _subject_fallback(
     groups: dict[int, list[MessageMeta]],
+    seeking: dict[int, MessageMeta],
     counterpart: Counterpart,
     union: _Union,
     lone_out: list[MessageMeta] | None,
 ) -> dict[int, list[MessageMeta]]:
-    """Join a lone unlinked message to the thread its subject and counterpart name.
+    """Join a thread begun by an unlinked message to the thread its subject and
+    counterpart name.
 
-    Only a lone message whose base subject another thread also has can join one.
-    Those threads' messages are indexed under (base subject, address) for each
-    address they are "mine" or "theirs" for, so a lone message finds its candidates
-    by lookup instead of by comparing itself with every thread of that subject.
+    Only a thread whose base subject another thread also has can join one. Those
+    threads' messages are indexed under (base subject, address) for each address they
+    are "mine" or "theirs" for, so a seeking thread finds its candidates by lookup
+    instead of by comparing itself with every thread of that subject.
     """
-    lone_subjects = {
-        key: base_subject(msgs[0].subject)
-        for key, msgs in groups.items()
-        if len(msgs) == 1 and not msgs[0].linked
-    }
-    lone = {key: groups[key][0] for key, subject in lone_subjects.items() if subject}
+    lone_subjects = {key: base_subject(msg.subject) for key, msg in seeking.items()}
+    lone = {key: seeking[key] for key, subject in lone_subjects.items() if subject}
     # Only the lone messages' base subjects matter: each thread's are taken among those.
     subjects = _subjects_among(groups, lone_subjects, {s for s in lone_subjects.values() if s})
     threads_of = Counter(s for names in subjects.values() for s in names)

@@ -7,6 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from inboxwatch.core.model import Address
 from inboxwatch.core.rules import Owner
 from inboxwatch.core.scan import counterpart_matcher
 from inboxwatch.core.threads import _SPACES, _Endings, base_subject, build_threads, strip_subject
@@ -94,6 +95,43 @@ def test_subject_fallback_is_guarded_by_the_counterpart():
     assert groups(threads) == {frozenset({"<q>", "<r>"}), frozenset({"<s>"}), frozenset({"<l>"})}
     assert threads[0].thread_id == "<q>"  # the earlier message's thread names the merged one
     assert build_threads([question, reply]) != build_threads([question, reply], match)
+
+
+def test_an_unlinked_reply_joins_the_owners_thread_even_once_others_answered_it():
+    """Issue 18, item 7: Anna's reply lost its headers and Carl answered it (linked); the
+    owner then answered in their own thread. One thread: Anna waits for nobody."""
+    match = counterpart_matcher(Owner.of([ME]))
+    plan = msg("p", subject="Plan", sender=ME, to=("anna@client.example",))
+    anna = msg("a", subject="Re: Plan", sender="anna@client.example", hours=2)
+    carl = msg("c", subject="Re: Plan", sender="carl@x.example", irt=("a",), hours=3)
+    answer = msg(
+        "o", subject="Re: Plan", sender=ME, irt=("p",), to=("anna@client.example",), hours=4
+    )
+    threads = build_threads([plan, anna, carl, answer], match)
+    assert groups(threads) == {frozenset({"<p>", "<a>", "<c>", "<o>"})}
+
+
+def test_a_lists_reply_to_does_not_join_members_posts_to_the_owners_list_thread():
+    """Issue 18, item 7: a list's Reply-To is the list, not a person."""
+    match = counterpart_matcher(Owner.of([ME]))
+    listed = {"list_headers": True, "list_id": True}
+    mine = msg("m", subject="Release", sender=ME, to=("dev@lists.example",))
+    posts = [
+        msg(
+            mid,
+            subject="Re: Release",
+            sender=who,
+            hours=n + 1,
+            **listed,
+            reply_to=(Address("", "dev@lists.example"),),
+        )
+        for n, (mid, who) in enumerate([("a", "anna@c.example"), ("b", "bo@x.example")])
+    ]
+    threads = build_threads([mine, *posts], match)
+    assert groups(threads) == {frozenset({"<m>"}), frozenset({"<a>"}), frozenset({"<b>"})}
+    personal = posts[0]._replace(list_headers=False, list_id=False)  # a person's Reply-To
+    joined = build_threads([mine, personal], match)
+    assert groups(joined) == {frozenset({"<m>", "<a>"})}
 
 
 ids = st.sampled_from([f"m{i}" for i in range(12)])
