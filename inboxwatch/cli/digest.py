@@ -20,6 +20,7 @@ from inboxwatch.cli.common import (
     setup_logging,
 )
 from inboxwatch.cli.output import render_errors
+from inboxwatch.cli.snooze import held
 from inboxwatch.config import Account, Settings
 from inboxwatch.core.model import Report
 from inboxwatch.core.ports import Sender
@@ -113,6 +114,8 @@ def digest(
             sender = SmtpSender(settings.smtp, tokens=smtp_tokens(settings))
     with progress_bar(not dry_run) as progress:
         report = run_scan(jobs, now, now, progress)
+    if not demo:
+        report = held(report, settings, now)
     render_errors(report, lambda line: click.echo(line, err=True))
     _send_all(groups, report, now, configs, sender)
     code = report.exit_code()  # an account that failed still fails the run, after the digest

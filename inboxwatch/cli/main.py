@@ -10,7 +10,7 @@ from traceback import print_exception
 import click
 
 from inboxwatch import __version__
-from inboxwatch.cli import auth, check, digest, init, run, scan
+from inboxwatch.cli import auth, check, digest, init, run, scan, snooze
 from inboxwatch.cli.common import json_error_line, log_format_option
 from inboxwatch.errors import InboxwatchError
 
@@ -40,6 +40,10 @@ for command in (
     run.repair,
     auth.auth,
     init.init,
+    snooze.snooze,
+    snooze.mute,
+    snooze.unsnooze,
+    snooze.snoozed,
 ):
     cli.add_command(command)
 

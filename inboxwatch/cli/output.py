@@ -89,6 +89,8 @@ def report_json(report: Report) -> dict[str, Any]:
             "overdue": report.stats.overdue,
             "pending": report.stats.pending,
             "excluded": dict(sorted(report.stats.excluded.items())),
+            "snoozed": len(report.snoozed),  # waiting, hidden by `inboxwatch snooze`/`mute`
+            "muted": len(report.muted),
             "reply_standard": _standard_json(report.stats.reply),
         },
         "errors": [_error_json(e) for e in report.errors],

@@ -24,6 +24,7 @@ from inboxwatch.cli.common import (
     progress_bar,
     setup_logging,
 )
+from inboxwatch.cli.snooze import held
 from inboxwatch.core.scan import run_scan
 from inboxwatch.errors import UsageError
 from inboxwatch.service.plans import Overrides
@@ -100,14 +101,18 @@ def scan(
     now = datetime.now(UTC)
     as_of = as_of or (DEMO_AS_OF if demo else now)
     overrides = _overrides(window, lookback, since, include_cc, as_of)
+    settings = None
     if demo:
         jobs = demo_jobs(overrides)
     elif mbox or maildir or emls:
         jobs = local_jobs(LocalMail(mbox, maildir, emls), addresses, sent, overrides)
     else:
-        jobs = config_jobs(load_config(ctx, config_path)[1], accounts, overrides)
+        settings = load_config(ctx, config_path)[1]
+        jobs = config_jobs(settings, accounts, overrides)
     with progress_bar(fmt == "table") as progress:
         report = run_scan(jobs, as_of, now, progress)
+    if settings is not None:
+        report = held(report, settings, as_of)
     emit(report, fmt, limit)
     ctx.exit(report.exit_code())
 

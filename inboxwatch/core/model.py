@@ -222,6 +222,9 @@ class Report:
     waiting: list[Finding] = field(default_factory=list)  # pending, still inside the window
     stats: Stats = field(default_factory=Stats)
     errors: list[ReportError] = field(default_factory=list)
+    # Threads the user snoozed or muted (core/snooze.py): waiting, but not shown.
+    snoozed: list[Finding] = field(default_factory=list)
+    muted: list[Finding] = field(default_factory=list)
 
     def only(self, names: Collection[str]) -> Report:
         """The part of this report about the accounts `names` (their own digest)."""
@@ -243,6 +246,8 @@ class Report:
             waiting,
             stats,
             [e for e in self.errors if e.account in names],
+            [f for f in self.snoozed if f.account in names],
+            [f for f in self.muted if f.account in names],
         )
 
     def exit_code(self) -> int:

@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from typing import Protocol
 
 from inboxwatch.core.model import MessageMeta, ParseFailure, PollRecord
+from inboxwatch.core.snooze import Snooze
 
 
 class Progress(Protocol):
@@ -172,6 +173,10 @@ class StateStore(Protocol):
 
     def accept_resend(self) -> None:
         """The user accepted that a period's digest may arrive twice: send again."""
+        ...
+
+    def snoozes(self) -> list[Snooze]:
+        """The user's snoozed and muted threads (core/snooze.py)."""
         ...
 
     def polls(self) -> dict[str, PollRecord]: ...

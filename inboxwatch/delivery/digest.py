@@ -187,6 +187,16 @@ def _sections(
     return sections
 
 
+def _held(report: Report) -> str:
+    """`2 snoozed, 1 muted`: threads waiting, hidden by the user's own choice."""
+    parts = [
+        f"{len(items)} {word}"
+        for items, word in ((report.snoozed, "snoozed"), (report.muted, "muted"))
+        if items
+    ]
+    return f"{', '.join(parts)} (`inboxwatch snoozed` lists them)" if parts else ""
+
+
 def context(
     report: Report, config: Digest, now: datetime, accounts: Sequence[Account] = ()
 ) -> dict[str, Any]:
@@ -212,6 +222,7 @@ def context(
         "standard": _standard(report.stats.reply, report.window),
         "warnings": _warnings(report),
         "sign_ins": _sign_ins(report),
+        "held": _held(report),
         "next_digest": upcoming.astimezone(zone).strftime("%a %d %b, %H:%M") if upcoming else "",
     }
 

@@ -23,6 +23,7 @@ from inboxwatch.config import Account, Settings, account_password
 from inboxwatch.core.model import Finding, PollRecord, Report, ReportError
 from inboxwatch.core.ports import MailSource, Sender, StateStore
 from inboxwatch.core.scan import AccountPlan, SourceFactory, run_scan
+from inboxwatch.core.snooze import Snooze, hold
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError, SignInNeeded
 from inboxwatch.imap.opener import open_imap
 from inboxwatch.imap.source import ImapSource
@@ -184,12 +185,15 @@ class Poller:
         polls = self.store.polls()  # read once: the clock check and the backoff share it
         full = self._clock_jumps(now, polls)
         sessions: dict[str, ImapSource] = {}  # logged in by the quick check, for the poll
+        notes = self.store.snoozes()  # the user's, changed by `snooze` beside the service
         if previous is not None and not full and self._carried(previous, now, sessions):
             result = PollResult(advance(previous, self.plans, now), 0, 0.0, None)
         else:
-            result = self._read(now, sessions, full, polls)
+            result = self._read(now, sessions, full, polls, notes)
         result.seconds = time.monotonic() - started
+        # Carried forward as read: a snooze that ends, or an unsnooze, shows at once.
         self.previous = None if result.report.errors else result.report
+        result.report = hold(result.report, notes, now)
         return result
 
     def _clock_jumps(self, now: datetime, polls: dict[str, PollRecord]) -> set[str]:
@@ -210,6 +214,7 @@ class Poller:
         sessions: dict[str, ImapSource],
         full: set[str],
         polls: dict[str, PollRecord],
+        notes: list[Snooze],
     ) -> PollResult:
         opened: dict[str, SyncingSource] = {}
         skipped = self._skipped(now, polls)
@@ -231,7 +236,7 @@ class Poller:
             else:
                 self._record_failure(self.accounts[plan.name], report, now)
         fetched = sum(source.fetched for source in opened.values())
-        period = self.digests.send_if_due(report, self.sender, now)
+        period = self.digests.send_if_due(hold(report, notes, now), self.sender, now)
         if self.keep_report and not report.errors:
             key = lastreport.fingerprint(self.settings)
             self.store.save_report(key, lastreport.encode(report))

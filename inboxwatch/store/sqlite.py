@@ -20,13 +20,14 @@ from typing import IO, Concatenate, ParamSpec, TypeVar
 
 from inboxwatch.core.model import MessageMeta, PollRecord
 from inboxwatch.core.ports import FolderState
+from inboxwatch.core.snooze import Snooze
 from inboxwatch.errors import ConfigError, CorruptState, LockError
-from inboxwatch.store import recovery
+from inboxwatch.store import notes, recovery
 from inboxwatch.store.faults import space_error, state_error
 from inboxwatch.store.rows import iso, meta_from_json, meta_to_json
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
@@ -51,6 +52,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 5: more header fields are read (List-Id apart, machine-sent marks: issue 18), which
     # cached rows lack: the cache is dropped and read again once. The ledger stays.
     5: ("DELETE FROM messages", "DELETE FROM folders", "DELETE FROM reports"),
+    # 6: the user's snoozed and muted threads (store/notes.py).
+    6: (notes.TABLE,),
 }
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -309,6 +312,10 @@ class SqliteStore:
     # --- polls, for health and backoff ---------------------------------------------
 
     @_guarded
+    @_guarded
+    def snoozes(self) -> list[Snooze]:
+        return notes.rows(self.db)
+
     def polls(self) -> dict[str, PollRecord]:
         return _poll_records(self.db)
 

@@ -151,3 +151,24 @@ def test_digests_are_held_back_only_until_a_resend_is_accepted(store):
     assert store.ledger_lost() is None
     store.accept_resend()  # nothing to accept: harmless
     assert store.ledger_lost() is None
+
+
+def test_snooze_notes_start_empty_and_survive_a_reopen(opener, tmp_path):
+    """Issue 18: `snooze`/`mute` notes are the user's; a reopened store still has them."""
+    from datetime import UTC, datetime
+
+    from inboxwatch.core.snooze import Snooze
+    from inboxwatch.store import notes
+    from inboxwatch.store.beside import write_beside
+
+    store = opener()
+    assert store.snoozes() == []
+    store.close()
+    when = datetime(2026, 12, 1, tzinfo=UTC)
+    note = Snooze("<a@x>", "work", "<t@x>", "Q", ("<a@x>", "<b@x>"), when, when)
+    write_beside(tmp_path / "state.db", lambda db: notes.insert(db, note))
+    store = opener()
+    try:
+        assert store.snoozes() == [note]
+    finally:
+        store.close()

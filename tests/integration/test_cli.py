@@ -75,6 +75,8 @@ def test_demo_json_pins_the_contract_envelope(run):
         "overdue",
         "pending",
         "excluded",
+        "snoozed",
+        "muted",
         "reply_standard",
     }
     # Demo: Ben 6.5 h, Frank 4 h, Hugo 3 h (subject fallback); Kim, Anna, Jörg never;
@@ -384,4 +386,4 @@ def test_eml_folders_and_what_a_wrong_local_path_says(run, tmp_path):
 def test_help_lists_every_command_without_cutting_it_short(run):
     result = run("--help")
     commands = result.out.split("Commands:")[1].strip().splitlines()
-    assert len(commands) == 9 and all(not line.endswith("...") for line in commands), commands
+    assert len(commands) == 13 and all(not line.endswith("...") for line in commands), commands

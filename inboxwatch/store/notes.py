@@ -1,0 +1,75 @@
+"""Snooze and mute notes (core/snooze.py) in the state database: the SQL. The commands
+write them with store/beside.py, beside a running service; it reads them each poll."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+from inboxwatch.core.snooze import Snooze
+from inboxwatch.errors import CorruptState
+from inboxwatch.store.faults import state_error
+
+TABLE = (
+    "CREATE TABLE snoozes (message_id TEXT PRIMARY KEY, account TEXT NOT NULL,"
+    " thread_id TEXT NOT NULL, subject TEXT NOT NULL, pending TEXT NOT NULL,"
+    " until TEXT, created TEXT NOT NULL)"
+)
+
+
+def rows(db: sqlite3.Connection) -> list[Snooze]:
+    found = db.execute(
+        "SELECT message_id, account, thread_id, subject, pending, until, created FROM snoozes"
+        " ORDER BY created"
+    ).fetchall()
+    return [
+        Snooze(
+            mid,
+            account,
+            thread,
+            subject,
+            tuple(json.loads(pending)),
+            datetime.fromisoformat(until) if until else None,
+            datetime.fromisoformat(created),
+        )
+        for mid, account, thread, subject, pending, until, created in found
+    ]
+
+
+def insert(db: sqlite3.Connection, note: Snooze) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO snoozes VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            note.message_id, note.account, note.thread_id, note.subject,
+            json.dumps(list(note.pending)),
+            note.until.isoformat() if note.until else None, note.created.isoformat(),
+        ),
+    )  # fmt: skip
+
+
+def delete(db: sqlite3.Connection, message_id: str) -> bool:
+    """The note named by `message_id`, or the note of the thread it names."""
+    done = db.execute(
+        "DELETE FROM snoozes WHERE message_id = ? OR thread_id = ?", (message_id, message_id)
+    )
+    return done.rowcount > 0
+
+
+def read(path: Path) -> list[Snooze]:
+    """The notes, read-only and without the lock (`scan` beside a running service)."""
+    path = path.expanduser()
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        return rows(db)
+    except sqlite3.OperationalError:
+        return []  # an older state file, without the table: no notes yet
+    except sqlite3.DatabaseError as exc:
+        raise state_error(path, exc) from None
+    except ValueError as exc:  # a row that does not decode
+        raise CorruptState(f"state.path {path} is damaged (a snooze note: {exc})") from None
+    finally:
+        db.close()
