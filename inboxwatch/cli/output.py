@@ -38,6 +38,15 @@ def finding_json(f: Finding, as_of: datetime) -> dict[str, Any]:
         "messages_in_thread": f.messages_in_thread,
         "last_reply": iso(f.last_reply) if f.last_reply else None,
         "reason": f.reason,
+        "reasons": [
+            {
+                "kind": r.kind,
+                "message_id": r.message_id or None,
+                "at": iso(r.at) if r.at else None,
+                "detail": r.detail,
+            }
+            for r in f.reasons
+        ],
     }
 
 

@@ -102,6 +102,17 @@ class Thread:
     messages: tuple[MessageMeta, ...]
 
 
+class Reason(NamedTuple):
+    """One fact behind a verdict, for the JSON's `reasons` (issue 18, item 4). `kind`:
+    window, pending, last_reply, marked (\\Answered or the handled keyword), no_reply,
+    not_counted (a later message left out, and why)."""
+
+    kind: str
+    message_id: str = ""
+    at: datetime | None = None
+    detail: str = ""
+
+
 class Finding(NamedTuple):
     """One overdue thread, with what the user needs to act on it (a NamedTuple, as
     MessageMeta: a big mailbox can have tens of thousands)."""
@@ -117,6 +128,7 @@ class Finding(NamedTuple):
     messages_in_thread: int
     last_reply: datetime | None
     reason: str
+    reasons: tuple[Reason, ...] = ()
 
 
 @dataclass(slots=True)

@@ -13,8 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from inboxwatch.core.model import Address, Finding, MessageMeta, ReplyStandard, Stats, Thread
+from inboxwatch.core.model import (
+    Address,
+    Finding,
+    MessageMeta,
+    Reason,
+    ReplyStandard,
+    Stats,
+    Thread,
+)
 from inboxwatch.core.rules import Owner, Policy, exclusion
+from inboxwatch.durations import format_duration
 
 
 class Verdict(NamedTuple):
@@ -87,7 +96,47 @@ def _reason(first: MessageMeta, verdict: Verdict, owner: Owner) -> str:
     return text + f"; the last message marked answered or handled was {gap} earlier"
 
 
-def finding(account: str, verdict: Verdict, owner: Owner) -> Finding:
+def _cutoff_reason(verdict: Verdict, owner: Owner, policy: Policy) -> Reason:
+    """What ended the last wait before this one: a reply of the owner's, or a mark."""
+    if verdict.cutoff is None:
+        return Reason("no_reply", detail="no message of yours in this thread")
+    at_cutoff = [m for m in verdict.thread.messages if m.received == verdict.cutoff]
+    mine = [m for m in at_cutoff if owner.wrote(m)]
+    if mine:
+        return Reason("last_reply", mine[0].ident, verdict.cutoff, "your reply")
+    marked = next((m for m in at_cutoff if policy.closes(m.flags)), at_cutoff[0])
+    what = "\\Answered" if "\\Answered" in marked.flags else policy.handled_keyword
+    return Reason("marked", marked.ident, verdict.cutoff, f"marked {what}")
+
+
+def reasons_of(
+    verdict: Verdict, owner: Owner, policy: Policy, window: timedelta
+) -> tuple[Reason, ...]:
+    """The structured why: the window, each pending message, what came before them, and
+    each later message that did not count (and the rule that left it out)."""
+    found = [Reason("window", detail=format_duration(window))]
+    found += [
+        Reason("pending", m.ident, m.received, m.sender.display() if m.sender else "")
+        for m in verdict.pending
+    ]
+    found.append(_cutoff_reason(verdict, owner, policy))
+    pending = {m.ident for m in verdict.pending}  # copies in other folders included
+    for msg in verdict.thread.messages:
+        before = msg.received <= verdict.cutoff if verdict.cutoff else False
+        if before or msg.ident in pending or owner.wrote(msg):
+            continue
+        if "\\Draft" in msg.flags:
+            why = "a draft (\\Draft), never sent"
+        else:
+            left_out = exclusion(msg, owner, policy)
+            why = left_out.reason if left_out else "expects no reply"
+        found.append(Reason("not_counted", msg.ident, msg.received, why))
+    return tuple(found)
+
+
+def finding(
+    account: str, verdict: Verdict, owner: Owner, policy: Policy, window: timedelta
+) -> Finding:
     first = verdict.pending[0]
     sender = first.sender or Address("", "(unknown sender)")
     in_folder = [m for m in verdict.pending if m.folder == first.folder]
@@ -103,6 +152,7 @@ def finding(account: str, verdict: Verdict, owner: Owner) -> Finding:
         messages_in_thread=len(verdict.thread.messages),
         last_reply=verdict.cutoff,
         reason=_reason(first, verdict, owner),
+        reasons=reasons_of(verdict, owner, policy, window),
     )
 
 
@@ -154,7 +204,7 @@ def tally(
     if not verdict.pending:
         stats.answered += bool(verdict.expecting)
         return open_since, None
-    return open_since, finding(account, verdict, owner)
+    return open_since, finding(account, verdict, owner, policy, window)
 
 
 def thread_share(

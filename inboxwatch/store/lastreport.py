@@ -22,6 +22,7 @@ from inboxwatch.core.model import (
     AccountSummary,
     Address,
     Finding,
+    Reason,
     ReplyStandard,
     Report,
     ReportError,
@@ -124,11 +125,18 @@ def _finding(f: Finding) -> list[Any]:
         f.messages_in_thread,
         f.last_reply.isoformat() if f.last_reply else None,
         f.reason,
+        [[r.kind, r.message_id, r.at.isoformat() if r.at else None, r.detail] for r in f.reasons],
     ]
 
 
 def _found(row: list[Any]) -> Finding:
-    account, thread_id, subject, (name, address), since, ids, folder, uids, count, last, why = row
+    account, thread_id, subject, (name, address), since, ids, folder, uids, count, last, why = row[
+        :11
+    ]
+    reasons = tuple(
+        Reason(str(k), str(m), datetime.fromisoformat(at) if at else None, str(d))
+        for k, m, at, d in (row[11] if len(row) > 11 else ())  # none in an older kept report
+    )
     return Finding(
         str(account),
         str(thread_id),
@@ -141,6 +149,7 @@ def _found(row: list[Any]) -> Finding:
         int(count),
         datetime.fromisoformat(last) if last else None,
         str(why),
+        reasons,
     )
 
 

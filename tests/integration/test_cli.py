@@ -68,7 +68,24 @@ def test_demo_json_pins_the_contract_envelope(run):
         "message_ids",
         "folder",
         "uids",
+        "reasons",
     } <= set(item)
+    # Issue 18, item 4: the structured why beside the one-line reason.
+    assert item["reasons"] == [
+        {"kind": "window", "message_id": None, "at": None, "detail": "1d"},
+        {
+            "kind": "pending",
+            "message_id": "<kim-1@museum.example>",
+            "at": "2026-11-16T10:05:00Z",
+            "detail": "Kim Lee <kim@museum.example>",
+        },
+        {
+            "kind": "last_reply",
+            "message_id": "<sam-kim-1@studio.example>",
+            "at": "2026-11-10T17:00:00Z",
+            "detail": "your reply",
+        },
+    ]
     assert set(data["stats"]) == {
         "threads",
         "answered",

@@ -105,9 +105,25 @@ def test_a_handled_keyword_set_in_the_users_client_closes_the_thread(sent_mailbo
         mail(ANNA, OWNER, "Re: Done?", mid="<h3@c.example>", in_reply_to="<h2@c.example>"),
         NOW - 30 * H,
     )
+    sent_mailbox.add(  # Anna's out-of-office reply to herself: in the thread, not counted
+        "INBOX",
+        mail(
+            ANNA,
+            OWNER,
+            "Automatic reply: Done?",
+            mid="<h4@c.example>",
+            in_reply_to="<h3@c.example>",
+        ),
+        NOW - 29 * H,
+    )
     again = {e["subject"]: e for e in scan().json()["overdue"]}
     assert again["Re: Done?"]["message_ids"] == ["<h3@c.example>"]
     assert "marked answered or handled" in again["Re: Done?"]["reason"]
+    kinds = {r["kind"]: r for r in again["Re: Done?"]["reasons"]}
+    assert kinds["marked"]["message_id"] == "<h2@c.example>"
+    assert kinds["marked"]["detail"] == "marked $handled"
+    assert kinds["not_counted"]["message_id"] == "<h4@c.example>"
+    assert kinds["not_counted"]["detail"] == "automatic-reply subject"
 
 
 def test_list_mail_written_to_you_is_mail_to_you_and_machines_stay_out(sent_mailbox, scan):
