@@ -215,6 +215,48 @@ def emit(report: Report, fmt: str, limit: int | None = None) -> None:
     render_errors(report, lambda line: click.echo(line, err=True))
 
 
+AS_OF_OPTION = click.option(
+    "--as-of",
+    callback=parse_instant,
+    metavar="TIME",
+    help="Judge as if it were then (ISO 8601); later mail is ignored.",
+)
+
+
+def local_mail_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--mbox, --maildir, --eml, --address, --sent-folder: mail on disk instead of IMAP."""
+    for option in reversed(_LOCAL_OPTIONS):
+        func = option(func)
+    return func
+
+
+_LOCAL_OPTIONS = (
+    click.option("--mbox", multiple=True, metavar="PATH", help="Scan a local mbox file instead."),
+    click.option("--maildir", metavar="PATH", help="Scan a local Maildir tree instead."),
+    click.option(
+        "--eml",
+        "emls",
+        multiple=True,
+        metavar="DIR",
+        help="Scan a folder of .eml files instead (repeatable; the folder's name is its name).",
+    ),
+    click.option(
+        "--address",
+        "addresses",
+        multiple=True,
+        metavar="ADDR",
+        help="Your address, for --mbox/--maildir/--eml (repeatable).",
+    ),
+    click.option(
+        "--sent-folder",
+        "sent",
+        multiple=True,
+        metavar="NAME",
+        help="Sent folder name, for --mbox/--maildir/--eml (default: discover).",
+    ),
+)
+
+
 class LocalMail(NamedTuple):
     """Mail on disk, as `scan` was given it."""
 

@@ -10,7 +10,7 @@ from traceback import print_exception
 import click
 
 from inboxwatch import __version__
-from inboxwatch.cli import auth, check, digest, init, run, scan, snooze
+from inboxwatch.cli import auth, check, digest, explain, init, run, scan, snooze
 from inboxwatch.cli.common import json_error_line, log_format_option
 from inboxwatch.errors import InboxwatchError
 
@@ -44,6 +44,7 @@ for command in (
     snooze.mute,
     snooze.unsnooze,
     snooze.snoozed,
+    explain.explain_command,
 ):
     cli.add_command(command)
 

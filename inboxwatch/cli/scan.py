@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from inboxwatch.cli.common import (
+    AS_OF_OPTION,
     DEMO_ADDRESS,
     DEMO_AS_OF,
     FORMAT_OPTION,
@@ -19,6 +20,7 @@ from inboxwatch.cli.common import (
     emit,
     load_config,
     local_jobs,
+    local_mail_options,
     parse_instant,
     parse_window,
     progress_bar,
@@ -35,35 +37,8 @@ from inboxwatch.service.plans import Overrides
 @FORMAT_OPTION
 @click.option("--account", "accounts", multiple=True, metavar="NAME", help="Only this account.")
 @WINDOW_OPTION
-@click.option(
-    "--as-of",
-    callback=parse_instant,
-    metavar="TIME",
-    help="Judge as if it were then (ISO 8601); later mail is ignored.",
-)
-@click.option("--mbox", multiple=True, metavar="PATH", help="Scan a local mbox file instead.")
-@click.option("--maildir", metavar="PATH", help="Scan a local Maildir tree instead.")
-@click.option(
-    "--eml",
-    "emls",
-    multiple=True,
-    metavar="DIR",
-    help="Scan a folder of .eml files instead (repeatable; the folder's name is its name).",
-)
-@click.option(
-    "--address",
-    "addresses",
-    multiple=True,
-    metavar="ADDR",
-    help="Your address, for --mbox/--maildir/--eml (repeatable).",
-)
-@click.option(
-    "--sent-folder",
-    "sent",
-    multiple=True,
-    metavar="NAME",
-    help="Sent folder name, for --mbox/--maildir/--eml (default: discover).",
-)
+@AS_OF_OPTION
+@local_mail_options
 @click.option("--demo", is_flag=True, help="Scan the bundled demo mailbox.")
 @click.option(
     "--lookback", callback=parse_window, metavar="DURATION", help="Read mail this far back."

@@ -172,6 +172,32 @@ class ScanMemo:
     verdicts: EvalMemo = field(default_factory=EvalMemo)
 
 
+@dataclass
+class AccountRead:
+    """One account's mail as a scan reads it, and how to judge it."""
+
+    watched: list[str]
+    sent: list[str]
+    messages: list[MessageMeta]
+    owner: Owner
+    policy: Policy
+    covered: bool  # contract rule 6: without a usable sent folder nothing is overdue
+    errors: list[ReportError]
+
+
+def read_account(
+    plan: AccountPlan, source: MailSource, as_of: datetime, progress: Progress | None = None
+) -> AccountRead:
+    """Find the folders, read them, and check coverage (the source stays open)."""
+    job = _AccountScan(plan, source, as_of)
+    watched, sent = job.folders(source.list_folders())
+    messages = job.read([*watched, *sent], progress)
+    owner = Owner.of(plan.addresses)
+    policy = replace(plan.policy, sent_folders=frozenset(sent))
+    covered = job.coverage(messages, owner, sent)
+    return AccountRead(watched, sent, messages, owner, policy, covered, job.errors)
+
+
 def scan_account(
     plan: AccountPlan,
     source: MailSource,
@@ -182,11 +208,8 @@ def scan_account(
 ) -> None:
     """Scan one account into `report`; the source is closed by the caller. With `memo`,
     only the threads the changes since the last scan touch are rebuilt and judged."""
-    job = _AccountScan(plan, source, as_of)
-    watched, sent = job.folders(source.list_folders())
-    messages = job.read([*watched, *sent], progress)
-    owner = Owner.of(plan.addresses)
-    policy = replace(plan.policy, sent_folders=frozenset(sent))
+    read = read_account(plan, source, as_of, progress)
+    messages, owner, policy = read.messages, read.owner, read.policy
     counterpart = counterpart_matcher(owner)
     if memo is None:
         threads = build_threads(messages, counterpart)
@@ -195,20 +218,17 @@ def scan_account(
         threads = memo.threads.update(messages, counterpart, owner)
         outcome = memo.verdicts.evaluate(plan.name, threads, owner, policy, as_of, plan.window)
     stats = outcome.stats
-    if not job.coverage(messages, owner, sent):
+    if not read.covered:
         outcome.overdue, outcome.waiting = [], []
         stats.pending += stats.overdue
         stats.overdue = 0
     copied = stats.reply.copy()  # a memo's stats change at the next poll
-    report.accounts.append(
-        AccountSummary(
-            plan.name, (*watched,), (*sent,), len(messages), len(threads), plan.window, copied
-        )
-    )
+    summary = (plan.name, (*read.watched,), (*read.sent,), len(messages), len(threads))
+    report.accounts.append(AccountSummary(*summary, plan.window, copied))
     report.overdue.extend(outcome.overdue)
     report.waiting.extend(outcome.waiting)
     report.stats.add(stats)
-    report.errors.extend(job.errors)
+    report.errors.extend(read.errors)
 
 
 def _account_error(account: str, exc: InboxwatchError) -> ReportError:

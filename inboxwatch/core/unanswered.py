@@ -81,7 +81,8 @@ def human_duration(delta: timedelta) -> str:
     return " ".join(words) or "0 minutes"
 
 
-def _reason(first: MessageMeta, verdict: Verdict, owner: Owner) -> str:
+def reason_line(first: MessageMeta, verdict: Verdict, owner: Owner) -> str:
+    """The one-line why of a finding (the report's `reason`)."""
     who = first.sender.name or first.sender.address if first.sender else "an unknown sender"
     later = len(verdict.pending) - 1
     text = f"{who} wrote"
@@ -151,7 +152,7 @@ def finding(
         uids=tuple(m.uid for m in in_folder),
         messages_in_thread=len(verdict.thread.messages),
         last_reply=verdict.cutoff,
-        reason=_reason(first, verdict, owner),
+        reason=reason_line(first, verdict, owner),
         reasons=reasons_of(verdict, owner, policy, window),
     )
 

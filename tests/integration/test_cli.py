@@ -403,4 +403,4 @@ def test_eml_folders_and_what_a_wrong_local_path_says(run, tmp_path):
 def test_help_lists_every_command_without_cutting_it_short(run):
     result = run("--help")
     commands = result.out.split("Commands:")[1].strip().splitlines()
-    assert len(commands) == 13 and all(not line.endswith("...") for line in commands), commands
+    assert len(commands) == 14 and all(not line.endswith("...") for line in commands), commands

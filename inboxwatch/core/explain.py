@@ -1,0 +1,86 @@
+"""`inboxwatch explain`: a thread, each message with its role, and the verdict — also for
+a thread that was not reported, naming the rule that left it out (issue 18, item 4).
+Pure: `as_of` is a parameter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from inboxwatch.core.model import MessageMeta, Stats, Thread
+from inboxwatch.core.rules import Owner, Policy, exclusion
+from inboxwatch.core.threads import base_subject
+from inboxwatch.core.unanswered import Verdict, human_duration, judge_thread, reason_line
+from inboxwatch.durations import format_duration
+
+
+@dataclass(frozen=True)
+class Row:
+    message: MessageMeta
+    role: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    thread: Thread
+    rows: tuple[Row, ...]
+    verdict: str
+
+
+def matches(thread: Thread, message_id: str, subject: str) -> bool:
+    """The thread holds `message_id` (with or without <>), or a subject containing
+    `subject` (case-insensitive, Re:/Fwd: ignored)."""
+    if message_id:
+        wanted = message_id if message_id.startswith("<") else f"<{message_id}>"
+        return thread.thread_id == wanted or any(m.ident == wanted for m in thread.messages)
+    needle = base_subject(subject)
+    return any(needle in base_subject(m.subject) for m in thread.messages)
+
+
+def role(msg: MessageMeta, verdict: Verdict, owner: Owner, policy: Policy) -> str:
+    if "\\Draft" in msg.flags:
+        return "a draft (\\Draft): never sent, not a reply"
+    if owner.wrote(msg):
+        return "yours: a reply"
+    left_out = exclusion(msg, owner, policy)
+    if left_out is not None:
+        return f"left out: {left_out.reason}"
+    marked = " (marked answered or handled)" if policy.closes(msg.flags) else ""
+    if any(m.ident == msg.ident for m in verdict.pending):  # a copy in another folder too
+        return "expects a reply: waiting" + marked
+    return "expects a reply: answered after it" + marked
+
+
+def _verdict(verdict: Verdict, owner: Owner, as_of: datetime, window: timedelta) -> str:
+    if verdict.pending:
+        first = verdict.pending[0]
+        waited = as_of - first.received
+        why = reason_line(first, verdict, owner)
+        if waited > window:
+            limit = format_duration(window)
+            return f"overdue: {why}; waiting {human_duration(waited)} (window {limit})"
+        due = human_duration(window - waited)
+        return f"waiting inside the window (due in {due}): {why}"
+    if verdict.expecting:
+        return "answered: nothing waits after your last reply or mark"
+    return "not reported: no message in it expects a reply (each is yours or left out)"
+
+
+def explain(
+    threads: list[Thread],
+    owner: Owner,
+    policy: Policy,
+    as_of: datetime,
+    window: timedelta,
+    message_id: str = "",
+    subject: str = "",
+) -> list[Explanation]:
+    """Every thread that matches, each message's role and the thread's verdict."""
+    found = []
+    for thread in threads:
+        if not matches(thread, message_id, subject):
+            continue
+        verdict = judge_thread(thread, owner, policy, Stats())
+        rows = tuple(Row(m, role(m, verdict, owner, policy)) for m in thread.messages)
+        found.append(Explanation(thread, rows, _verdict(verdict, owner, as_of, window)))
+    return found
