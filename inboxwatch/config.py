@@ -117,6 +117,8 @@ class Account(_Server):
     ignore_subjects: list[str] = []
     # A keyword you set on a message in your mail client: that thread needs no reply (up to
     # that message). inboxwatch only reads it. "" turns it off.
+    # After your reply, a short "thanks" that asks nothing does not make a thread overdue.
+    closing_messages: bool = True
     handled_keyword: str = Field(default="$Handled", pattern=r"^[^\s()\\{%*\"\]]*$")
     # The digest's link to each thread: a webmail preset or a URL template (links.py).
     open_url: str = ""

@@ -3,9 +3,12 @@ them to the same expectations as the real ones."""
 
 from __future__ import annotations
 
+import email
+from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
 
+from inboxwatch.core.bodytext import Details, details_of
 from inboxwatch.core.model import MessageMeta, ParseFailure
 from inboxwatch.core.parse import parse_headers
 from inboxwatch.core.ports import FolderInfo, FolderScan, Progress
@@ -49,6 +52,10 @@ class MemorySource:
         if progress is not None:
             progress.advance(len(stored))
         return scan
+
+    def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
+        stored = self.folders[folder]
+        return {uid: details_of(email.message_from_bytes(stored[uid - 1][0])) for uid in uids}
 
     def close(self) -> None:
         self.closed = True

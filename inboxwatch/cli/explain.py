@@ -21,7 +21,13 @@ from inboxwatch.cli.common import (
     setup_logging,
 )
 from inboxwatch.core.explain import Explanation, explain
-from inboxwatch.core.scan import AccountPlan, SourceFactory, counterpart_matcher, read_account
+from inboxwatch.core.scan import (
+    AccountPlan,
+    SourceFactory,
+    counterpart_matcher,
+    read_account,
+    reader,
+)
 from inboxwatch.core.snooze import Snooze
 from inboxwatch.core.threads import build_threads
 from inboxwatch.errors import UsageError
@@ -38,10 +44,13 @@ def _explained(
     source = factory()
     try:
         read = read_account(plan, source, as_of)
+        threads = build_threads(read.messages, counterpart_matcher(read.owner))
+        wanted = (message_id, subject)
+        found = explain(
+            threads, read.owner, read.policy, as_of, plan.window, wanted, reader(source)
+        )
     finally:
         source.close()
-    threads = build_threads(read.messages, counterpart_matcher(read.owner))
-    found = explain(threads, read.owner, read.policy, as_of, plan.window, message_id, subject)
     return found, [e.message for e in read.errors if e.exit_code > 1]
 
 

@@ -50,6 +50,11 @@ def finding_json(f: Finding, as_of: datetime) -> dict[str, Any]:
     }
 
 
+def _event(f: Finding) -> dict[str, str]:
+    title, start = f.event or ("", "")
+    return {"title": title, "start": start}
+
+
 def _error_json(e: ReportError) -> dict[str, Any]:
     return {
         "account": e.account,
@@ -92,6 +97,10 @@ def report_json(report: Report) -> dict[str, Any]:
             for a in report.accounts
         ],
         "overdue": [finding_json(f, report.as_of) for f in report.overdue],
+        # Calendar invitations not yet answered: entries like `overdue`, plus the event.
+        "invitations": [
+            {**finding_json(f, report.as_of), "event": _event(f)} for f in report.invitations
+        ],
         "stats": {
             "threads": report.stats.threads,
             "answered": report.stats.answered,

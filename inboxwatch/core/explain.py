@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from inboxwatch.core.model import MessageMeta, Stats, Thread
+from inboxwatch.core.refine import Read, what
 from inboxwatch.core.rules import Owner, Policy, exclusion
 from inboxwatch.core.threads import base_subject
 from inboxwatch.core.unanswered import Verdict, human_duration, judge_thread, reason_line
@@ -37,7 +38,7 @@ def matches(thread: Thread, message_id: str, subject: str) -> bool:
     return any(needle in base_subject(m.subject) for m in thread.messages)
 
 
-def role(msg: MessageMeta, verdict: Verdict, owner: Owner, policy: Policy) -> str:
+def role(msg: MessageMeta, verdict: Verdict, owner: Owner, policy: Policy, body: str = "") -> str:
     if "\\Draft" in msg.flags:
         return "a draft (\\Draft): never sent, not a reply"
     if owner.wrote(msg):
@@ -46,12 +47,16 @@ def role(msg: MessageMeta, verdict: Verdict, owner: Owner, policy: Policy) -> st
     if left_out is not None:
         return f"left out: {left_out.reason}"
     marked = " (marked answered or handled)" if policy.closes(msg.flags) else ""
+    if body:  # what its body said: a closing message, an invitation, a calendar answer
+        return f"{body}: needs no e-mail reply" + marked
     if any(m.ident == msg.ident for m in verdict.pending):  # a copy in another folder too
         return "expects a reply: waiting" + marked
     return "expects a reply: answered after it" + marked
 
 
 def _verdict(verdict: Verdict, owner: Owner, as_of: datetime, window: timedelta) -> str:
+    if verdict.pending and not verdict.expecting:
+        return "not reported: an invitation to answer in your calendar"
     if verdict.pending:
         first = verdict.pending[0]
         waited = as_of - first.received
@@ -72,15 +77,29 @@ def explain(
     policy: Policy,
     as_of: datetime,
     window: timedelta,
-    message_id: str = "",
-    subject: str = "",
+    wanted: tuple[str, str],
+    read: Read,
 ) -> list[Explanation]:
-    """Every thread that matches, each message's role and the thread's verdict."""
+    """Every thread that matches `wanted` (message id, subject), each message's role and
+    the thread's verdict, the pending messages' bodies read as a scan reads them."""
     found = []
     for thread in threads:
-        if not matches(thread, message_id, subject):
+        if not matches(thread, *wanted):
             continue
         verdict = judge_thread(thread, owner, policy, Stats())
-        rows = tuple(Row(m, role(m, verdict, owner, policy)) for m in thread.messages)
-        found.append(Explanation(thread, rows, _verdict(verdict, owner, as_of, window)))
+        bodies = read(verdict.pending)
+        said = {
+            m.ident: what(m, bodies.get((m.folder, m.uid)), verdict, policy)
+            for m in verdict.pending
+        }
+        left = tuple(m for m in verdict.pending if not said[m.ident])
+        invites = [m for m in verdict.pending if said[m.ident] == "invitation"]
+        judged = verdict._replace(
+            pending=left or tuple(invites),
+            expecting=() if not left and invites else verdict.expecting,
+        )
+        rows = tuple(
+            Row(m, role(m, judged, owner, policy, said.get(m.ident, ""))) for m in thread.messages
+        )
+        found.append(Explanation(thread, rows, _verdict(judged, owner, as_of, window)))
     return found

@@ -129,6 +129,7 @@ class Finding(NamedTuple):
     last_reply: datetime | None
     reason: str
     reasons: tuple[Reason, ...] = ()
+    event: tuple[str, str] | None = None  # an invitation's (title, start): `invitations`
 
 
 @dataclass(slots=True)
@@ -234,6 +235,8 @@ class Report:
     waiting: list[Finding] = field(default_factory=list)  # pending, still inside the window
     stats: Stats = field(default_factory=Stats)
     errors: list[ReportError] = field(default_factory=list)
+    # Calendar invitations you have not answered (accepted, declined or replied to).
+    invitations: list[Finding] = field(default_factory=list)
     # Threads the user snoozed or muted (core/snooze.py): waiting, but not shown.
     snoozed: list[Finding] = field(default_factory=list)
     muted: list[Finding] = field(default_factory=list)
@@ -258,6 +261,7 @@ class Report:
             waiting,
             stats,
             [e for e in self.errors if e.account in names],
+            [f for f in self.invitations if f.account in names],
             [f for f in self.snoozed if f.account in names],
             [f for f in self.muted if f.account in names],
         )

@@ -4,13 +4,14 @@ live in the outer packages; tests/contract runs one suite of expectations agains
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Protocol
 
+from inboxwatch.core.bodytext import Details
 from inboxwatch.core.model import MessageMeta, ParseFailure, PollRecord
 from inboxwatch.core.snooze import Snooze
 
@@ -111,6 +112,11 @@ class MailSource(Protocol):
         self, folder: str, since: datetime, progress: Progress | None = None
     ) -> FolderScan: ...
 
+    def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
+        """A little of these messages' bodies (core/bodytext.py): asked only for pending
+        messages, read with BODY.PEEK and never whole."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -174,6 +180,13 @@ class StateStore(Protocol):
     def accept_resend(self) -> None:
         """The user accepted that a period's digest may arrive twice: send again."""
         ...
+
+    def details(self, where: tuple[str, str, int], uids: Sequence[int]) -> dict[int, Details]:
+        """What was read before of these messages' bodies, by (account, folder,
+        UIDVALIDITY)."""
+        ...
+
+    def save_details(self, where: tuple[str, str, int], found: Mapping[int, Details]) -> None: ...
 
     def snoozes(self) -> list[Snooze]:
         """The user's snoozed and muted threads (core/snooze.py)."""

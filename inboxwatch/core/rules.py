@@ -61,6 +61,7 @@ class Policy:
     # An IMAP keyword the user sets in their own client to say "handled, no reply needed";
     # read only. Lower-cased: keywords compare case-insensitively (RFC 9051 2.3.2).
     handled_keyword: str = ""
+    closing_messages: bool = False  # a "thanks" after your reply needs none (core/refine.py)
 
     def closes(self, flags: frozenset[str]) -> bool:
         """Marked answered (\\Answered), or handled with the user's own keyword."""

@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from inboxwatch.core.bodytext import Details
 from inboxwatch.core.incremental import EvalMemo, ThreadMemo
 from inboxwatch.core.model import AccountSummary, MessageMeta, Report, ReportError
 from inboxwatch.core.ports import FolderInfo, MailSource, Progress, discover_sent
+from inboxwatch.core.refine import Read, refine
 from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.threads import Roles, build_threads
 from inboxwatch.core.unanswered import evaluate
@@ -217,9 +219,11 @@ def scan_account(
     else:
         threads = memo.threads.update(messages, counterpart, owner)
         outcome = memo.verdicts.evaluate(plan.name, threads, owner, policy, as_of, plan.window)
+    judge = (owner, policy, as_of, plan.window)
+    refine(plan.name, outcome, threads, judge, reader(source))
     stats = outcome.stats
     if not read.covered:
-        outcome.overdue, outcome.waiting = [], []
+        outcome.overdue, outcome.waiting, outcome.invitations = [], [], []
         stats.pending += stats.overdue
         stats.overdue = 0
     copied = stats.reply.copy()  # a memo's stats change at the next poll
@@ -227,8 +231,32 @@ def scan_account(
     report.accounts.append(AccountSummary(*summary, plan.window, copied))
     report.overdue.extend(outcome.overdue)
     report.waiting.extend(outcome.waiting)
+    report.invitations.extend(outcome.invitations)
     report.stats.add(stats)
     report.errors.extend(read.errors)
+
+
+def reader(source: MailSource) -> Read:
+    """Bodies through the source, a folder at a time. Trouble reading them is not the
+    scan's: the messages stay as their headers judged them (flagged, not hidden)."""
+
+    def read(messages: Sequence[MessageMeta]) -> dict[tuple[str, int], Details]:
+        by_folder: dict[str, set[int]] = {}
+        for msg in messages:
+            by_folder.setdefault(msg.folder, set()).add(msg.uid)
+        found: dict[tuple[str, int], Details] = {}
+        for folder, uids in by_folder.items():
+            try:
+                got = source.details(folder, sorted(uids))
+            except InboxwatchError as exc:
+                log.warning(
+                    "reading message bodies in %r failed (%s); judged by headers", folder, exc
+                )
+                continue
+            found.update(((folder, uid), d) for uid, d in got.items())
+        return found
+
+    return read
 
 
 def _account_error(account: str, exc: InboxwatchError) -> ReportError:

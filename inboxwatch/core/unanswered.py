@@ -8,9 +8,10 @@ the window.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import NamedTuple
 
 from inboxwatch.core.model import (
@@ -24,6 +25,8 @@ from inboxwatch.core.model import (
 )
 from inboxwatch.core.rules import Owner, Policy, exclusion
 from inboxwatch.durations import format_duration
+
+_NONE: Mapping[str, str] = MappingProxyType({})
 
 
 class Verdict(NamedTuple):
@@ -111,7 +114,11 @@ def _cutoff_reason(verdict: Verdict, owner: Owner, policy: Policy) -> Reason:
 
 
 def reasons_of(
-    verdict: Verdict, owner: Owner, policy: Policy, window: timedelta
+    verdict: Verdict,
+    owner: Owner,
+    policy: Policy,
+    window: timedelta,
+    why_not: Mapping[str, str] = _NONE,
 ) -> tuple[Reason, ...]:
     """The structured why: the window, each pending message, what came before them, and
     each later message that did not count (and the rule that left it out)."""
@@ -130,13 +137,18 @@ def reasons_of(
             why = "a draft (\\Draft), never sent"
         else:
             left_out = exclusion(msg, owner, policy)
-            why = left_out.reason if left_out else "expects no reply"
+            why = left_out.reason if left_out else why_not.get(msg.ident, "expects no reply")
         found.append(Reason("not_counted", msg.ident, msg.received, why))
     return tuple(found)
 
 
 def finding(
-    account: str, verdict: Verdict, owner: Owner, policy: Policy, window: timedelta
+    account: str,
+    verdict: Verdict,
+    owner: Owner,
+    policy: Policy,
+    window: timedelta,
+    why_not: Mapping[str, str] = _NONE,
 ) -> Finding:
     first = verdict.pending[0]
     sender = first.sender or Address("", "(unknown sender)")
@@ -153,7 +165,7 @@ def finding(
         messages_in_thread=len(verdict.thread.messages),
         last_reply=verdict.cutoff,
         reason=reason_line(first, verdict, owner),
-        reasons=reasons_of(verdict, owner, policy, window),
+        reasons=reasons_of(verdict, owner, policy, window, why_not),
     )
 
 
@@ -220,6 +232,7 @@ class Outcome:
     overdue: list[Finding]
     waiting: list[Finding]  # pending but still inside the window
     stats: Stats
+    invitations: list[Finding] = field(default_factory=list)  # core/refine.py
 
 
 def evaluate(

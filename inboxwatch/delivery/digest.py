@@ -106,6 +106,32 @@ def _item(f: Finding, zone: ZoneInfo, now: datetime, account: Account | None) ->
     }
 
 
+def event_start(value: str, zone: ZoneInfo) -> str:
+    """An iCalendar DTSTART for people: UTC times in the digest's zone, dates as dates,
+    floating or TZID times as written (RFC 5545 3.3.4/3.3.5)."""
+    text = value.strip()
+    try:
+        if len(text) == 8:
+            return datetime.strptime(text, "%Y%m%d").strftime("%a %d %b %Y")
+        if text.endswith("Z"):
+            moment = datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=ZoneInfo("UTC"))
+            return moment.astimezone(zone).strftime("%a %d %b %Y, %H:%M")
+        return datetime.strptime(text, "%Y%m%dT%H%M%S").strftime("%a %d %b %Y, %H:%M")
+    except ValueError:
+        return _cut(text, NAME_LIMIT)
+
+
+def _invitation(
+    f: Finding, zone: ZoneInfo, now: datetime, account: Account | None
+) -> dict[str, Any]:
+    title, start = f.event or ("", "")
+    return {
+        **_item(f, zone, now, account),
+        "title": _cut(title or f.subject, SUBJECT_LIMIT),
+        "start": event_start(start, zone) if start else "",
+    }
+
+
 def short_duration(seconds: float | None) -> str:
     """Compact, for a figure: `45 min`, `6.5 h`, `3.2 days`."""
     if seconds is None:
@@ -177,8 +203,10 @@ def _sections(
             and upcoming is not None
             and f.waiting_since + windows[f.account] <= upcoming
         ]
+        invites = [f for f in report.invitations if f.account == summary.name]
         sections.append(
             {
+                "invitations": [_invitation(f, zone, now, configs.get(f.account)) for f in invites],
                 "name": _cut(summary.name, NAME_LIMIT),
                 "overdue": [_item(f, zone, now, configs.get(f.account)) for f in overdue],
                 "due_soon": [_item(f, zone, now, configs.get(f.account)) for f in soon],
@@ -212,6 +240,9 @@ def context(
         if count
         else f"Nobody is waiting {window}"
     )
+    invites = len(report.invitations)
+    if invites:
+        subject += f" · {invites} invitation{'s' if invites != 1 else ''} to answer"
     return {
         "subject": subject,
         "as_of": report.as_of.astimezone(zone).strftime("%A %d %B %Y, %H:%M %Z"),
@@ -274,6 +305,7 @@ def digest_message(
 ) -> EmailMessage | None:
     """The digest e-mail, or None when nobody waits and `send_when_empty` is off, and no
     sign-in ended (a person must act on that: it is said even when nobody waits)."""
-    if not report.overdue and not config.send_when_empty and not _sign_ins(report):
+    quiet = not report.overdue and not report.invitations
+    if quiet and not config.send_when_empty and not _sign_ins(report):
         return None
     return compose(render(report, config, now, accounts), config, now)

@@ -18,8 +18,10 @@ from datetime import datetime, timedelta
 from imapclient import SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
+from inboxwatch.core.bodytext import Details
 from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, FolderSync, Progress
 from inboxwatch.errors import AuthError, ConfigError, ServerError
+from inboxwatch.imap.bodyfetch import fetch_details
 from inboxwatch.imap.headerfetch import BATCH, STREAM_BATCH, HeaderFetcher
 from inboxwatch.imap.login import Secret, ServerLogin
 from inboxwatch.imap.wire import SocketWatch, WatchedClient, batches, bound_literals, xoauth2
@@ -63,6 +65,7 @@ class ImapSource:
         self.account = account.name
         self.timeout = account.timeout.total_seconds()
         self._last_examined: tuple[str, FolderState] | None = None
+        self._current: str | None = None  # the folder selected now
         self.watch = SocketWatch(self.host, operation_deadline(self.timeout))
         with self.watch.deadline("connecting and logging in"):
             self.client = self._connect(account)
@@ -203,14 +206,26 @@ class ImapSource:
         """Header fields, FLAGS and INTERNALDATE of every message from `since` on."""
         with self._guard(folder):
             self._last_examined = None  # another folder is selected now
+            self._current = None
             with self.watch.deadline(f"EXAMINE {folder!r}"):
                 info = self.client.select_folder(folder, readonly=True)
+            self._current = folder
             scan = FolderScan(folder)
             uids = self._search_since(since)
             # RFC 3501 requires UIDVALIDITY; without it a worker's check fails: read alone.
             uidvalidity = int(info.get(b"UIDVALIDITY") or 0)
             self.headers.fetch(folder, uids, since, scan, progress, uidvalidity)
         return scan
+
+    def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
+        """A little of each message's body, for the closing and invitation checks."""
+        if not uids:
+            return {}
+        preview = b"PREVIEW" in self.client.capabilities()  # RFC 8970 (Dovecot 2.3.17+)
+        with self._guard(folder):
+            if folder != self._current:  # the folder a scan read last is still selected
+                self._selected(folder)
+            return fetch_details(self.client, uids, preview, self.watch.deadline)
 
     def fetch_uids(
         self, folder: str, uidvalidity: int, uids: Sequence[int], since: datetime
@@ -310,8 +325,10 @@ class ImapSource:
 
     def _examine(self, folder: str) -> FolderState:
         self._last_examined = None
+        self._current = None
         with self.watch.deadline(f"EXAMINE {folder!r}"):
             info = self.client.select_folder(folder, readonly=True)
+        self._current = folder
         modseq = info.get(b"HIGHESTMODSEQ")
         return FolderState(
             int(info[b"UIDVALIDITY"]),

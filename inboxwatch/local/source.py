@@ -10,12 +10,14 @@ message was delivered.
 
 from __future__ import annotations
 
+import email
 import mailbox
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from inboxwatch.core.bodytext import Details, details_of
 from inboxwatch.core.model import MessageMeta, ParseFailure
 from inboxwatch.core.parse import MAX_HEADER_BYTES, parse_headers
 from inboxwatch.core.ports import FolderInfo, FolderScan, Progress
@@ -170,6 +172,21 @@ class LocalSource:
             flags = [_MBOX_FLAGS[c] for c in msg.get_flags() if c in _MBOX_FLAGS]
             return flags, _from_line_date(msg.get_from())
         return [], None
+
+    def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
+        box = self._folders.get(folder)
+        if box is None:
+            raise ConfigError(f"folder {folder!r} not found among {', '.join(self._folders)}")
+        found = {}
+        if isinstance(box, EmlFolder):
+            for uid in uids:
+                raw = box.files[uid - 1].read_bytes()
+                found[uid] = details_of(email.message_from_bytes(raw))
+            return found
+        keys = sorted(box.keys()) if isinstance(box, mailbox.Maildir) else list(box.keys())
+        for uid in uids:
+            found[uid] = details_of(box.get_message(keys[uid - 1]))
+        return found
 
     def close(self) -> None:
         for box in self._folders.values():

@@ -39,6 +39,7 @@ def plan_of(account: Account, overrides: Overrides = NO_OVERRIDES) -> AccountPla
             ignore_senders=tuple(account.ignore_senders),
             ignore_subjects=tuple(re.compile(p) for p in account.ignore_subjects),
             handled_keyword=account.handled_keyword.lower(),
+            closing_messages=account.closing_messages,
         ),
     )
 
@@ -58,6 +59,9 @@ def local_plan(
         sent_folders=tuple(sent_folders),
         window=overrides.window or DEFAULT_WINDOW,
         lookback=overrides.lookback or DEFAULT_LOOKBACK,
-        policy=Policy(include_cc=overrides.include_cc),
+        policy=Policy(
+            include_cc=overrides.include_cc,
+            closing_messages=Account.model_fields["closing_messages"].default,
+        ),
         knobs=LOCAL_KNOBS,
     )

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from inboxwatch.core.bodytext import Details
 from inboxwatch.core.model import MessageMeta
 from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, Progress, StateStore
 from inboxwatch.core.scan import ScanMemo
@@ -172,6 +173,20 @@ class SyncingSource:
             )
         )
         return FolderScan(folder, list(current.values()), sync.failures)
+
+    def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
+        """Read once per message: the kept ones, and the server's for the rest."""
+        state = next((s.state for s in self._staged if s.folder == folder), None)
+        where = None if state is None else (self.account, folder, state.uidvalidity)
+        found = {} if where is None else self.store.details(where, uids)
+        missing = [uid for uid in uids if uid not in found]
+        if missing:
+            with self._bounded():
+                fresh = self.inner.details(folder, missing)
+            if where is not None:
+                self.store.save_details(where, fresh)
+            found.update(fresh)
+        return found
 
     def commit(self) -> None:
         with self.store.transaction():

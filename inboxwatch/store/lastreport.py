@@ -57,6 +57,7 @@ def encode(report: Report) -> str:
             ],
             "overdue": [_finding(f) for f in report.overdue],
             "waiting": [_finding(f) for f in report.waiting],
+            "invitations": [_finding(f) for f in report.invitations],
             "stats": [stats.threads, stats.answered, stats.overdue, stats.pending],
             "excluded": stats.excluded,
             "reply": _reply_row(stats.reply),
@@ -84,6 +85,7 @@ def decode(text: str) -> Report:
         accounts=[_summary(row) for row in data["accounts"]],
         overdue=[_found(f) for f in data["overdue"]],
         waiting=[_found(f) for f in data["waiting"]],
+        invitations=[_found(f) for f in data.get("invitations", [])],
         stats=stats,
         errors=[ReportError(*e) for e in data["errors"]],
     )
@@ -126,6 +128,7 @@ def _finding(f: Finding) -> list[Any]:
         f.last_reply.isoformat() if f.last_reply else None,
         f.reason,
         [[r.kind, r.message_id, r.at.isoformat() if r.at else None, r.detail] for r in f.reasons],
+        list(f.event) if f.event else None,
     ]
 
 
@@ -150,6 +153,7 @@ def _found(row: list[Any]) -> Finding:
         datetime.fromisoformat(last) if last else None,
         str(why),
         reasons,
+        (str(row[12][0]), str(row[12][1])) if len(row) > 12 and row[12] else None,
     )
 
 

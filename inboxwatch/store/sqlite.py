@@ -12,22 +12,24 @@ import fcntl
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Concatenate, ParamSpec, TypeVar
 
+from inboxwatch.core.bodytext import Details
 from inboxwatch.core.model import MessageMeta, PollRecord
 from inboxwatch.core.ports import FolderState
 from inboxwatch.core.snooze import Snooze
 from inboxwatch.errors import ConfigError, CorruptState, LockError
-from inboxwatch.store import notes, recovery
+from inboxwatch.store import bodies, notes, recovery
+from inboxwatch.store.bodies import Folder
 from inboxwatch.store.faults import space_error, state_error
 from inboxwatch.store.rows import iso, meta_from_json, meta_to_json
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
@@ -54,6 +56,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     5: ("DELETE FROM messages", "DELETE FROM folders", "DELETE FROM reports"),
     # 6: the user's snoozed and muted threads (store/notes.py).
     6: (notes.TABLE,),
+    # 7: what was read of pending messages' bodies (store/bodies.py).
+    7: (bodies.TABLE,),
 }
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -250,8 +254,10 @@ class SqliteStore:
             raise RuntimeError("save_folder outside transaction(): it would not be atomic")
         db = self.db
         db.execute("DELETE FROM reports")
+        delete = list(delete)
         if replace:
             db.execute("DELETE FROM messages WHERE account = ? AND folder = ?", (account, folder))
+        bodies.forget(db, (account, folder, state.uidvalidity), delete)
         db.executemany(
             "DELETE FROM messages WHERE account = ? AND folder = ? AND uid = ?",
             [(account, folder, uid) for uid in delete],
@@ -312,6 +318,15 @@ class SqliteStore:
     # --- polls, for health and backoff ---------------------------------------------
 
     @_guarded
+    @_guarded
+    def details(self, where: Folder, uids: Sequence[int]) -> dict[int, Details]:
+        return bodies.rows(self.db, where, uids)
+
+    @_guarded
+    def save_details(self, where: Folder, found: Mapping[int, Details]) -> None:
+        with self.transaction() as db:
+            bodies.insert(db, where, found)
+
     @_guarded
     def snoozes(self) -> list[Snooze]:
         return notes.rows(self.db)

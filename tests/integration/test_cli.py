@@ -52,6 +52,7 @@ def test_demo_json_pins_the_contract_envelope(run):
         "as_of",
         "accounts",
         "overdue",
+        "invitations",
         "stats",
         "errors",
     ]

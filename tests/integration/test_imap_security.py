@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -50,8 +51,11 @@ def test_scan_leaves_the_mailbox_untouched_and_sends_no_write_command(
     assert "EXAMINE" in commands and "UID FETCH" in commands
     assert not WRITE_COMMANDS & set(commands), commands
     fetches = [line for line in proxy.client_bytes.decode().splitlines() if " FETCH " in line]
-    assert fetches and all("BODY.PEEK[HEADER.FIELDS" in line for line in fetches)
-    assert all("BODY[]" not in line and "RFC822" not in line for line in fetches)
+    assert fetches and any("BODY.PEEK[HEADER.FIELDS" in line for line in fetches)
+    # Bodies only ever with PEEK (RFC 9051 6.4.5: no \\Seen); BODYSTRUCTURE and PREVIEW
+    # (RFC 8970 3) set no flag either.
+    assert all(re.search(r"(?<!PEEK)\[", line.split("UID FETCH", 1)[1]) is None for line in fetches)
+    assert all("RFC822" not in line for line in fetches)
 
 
 def _tls_config(tmp_path, dovecot, user, **extra):

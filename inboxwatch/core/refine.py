@@ -1,0 +1,99 @@
+"""What a pending message's body changes (issue 18, items 1 and 2). Headers judge every
+message; only the few left pending get a little of their body read (core/bodytext.py):
+
+- a closing message ("Thanks, that fixed it!") after your reply or mark asks nothing;
+- a calendar invitation (iTIP METHOD:REQUEST, RFC 5546) is answered by accepting or
+  declining: it goes to `invitations`, not `overdue`;
+- responses and cancellations (REPLY, CANCEL, COUNTER…) expect nothing at all.
+Pure: the bodies come through `read`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from inboxwatch.core.bodytext import Details
+from inboxwatch.core.closing import closing
+from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread
+from inboxwatch.core.rules import Owner, Policy
+from inboxwatch.core.unanswered import Outcome, Verdict, finding, judge_thread
+
+INVITATIONS = frozenset({"REQUEST", "ADD"})
+# Sent to tell, not to ask: an answer to your invitation, a cancellation, a published
+# calendar (RFC 5546 3.2).
+ANSWERS = frozenset({"REPLY", "CANCEL", "COUNTER", "DECLINECOUNTER", "REFRESH", "PUBLISH"})
+Read = Callable[[Sequence[MessageMeta]], dict[tuple[str, int], Details]]
+
+
+def what(msg: MessageMeta, details: Details | None, verdict: Verdict, policy: Policy) -> str:
+    """`invitation`, `calendar`, `closing message: <text>`, or "" (still expects a reply)."""
+    if details is None:
+        return ""
+    if details.calendar in INVITATIONS:
+        return "invitation"
+    if details.calendar in ANSWERS:
+        return f"calendar {details.calendar.lower()} (iTIP)"
+    answered_before = verdict.cutoff is not None
+    if policy.closing_messages and answered_before and details.text and not details.attachment:
+        judged = closing(details.text)
+        if judged is not None:
+            return f"closing message: {judged[:120]}"
+    return ""
+
+
+def refine(
+    account: str,
+    outcome: Outcome,
+    threads: Sequence[Thread],
+    judge: tuple[Owner, Policy, datetime, timedelta],
+    read: Read,
+) -> None:
+    """Re-judge the outcome's findings with their pending messages' bodies, in place."""
+    findings = [*outcome.overdue, *outcome.waiting]
+    if not findings:
+        return
+    owner, policy, as_of, window = judge
+    wanted = {f.thread_id for f in findings}
+    verdicts = {
+        t.thread_id: judge_thread(t, owner, policy, Stats())
+        for t in threads
+        if t.thread_id in wanted
+    }
+    details = read([m for v in verdicts.values() for m in v.pending])
+    stats = outcome.stats
+    late = {f.thread_id for f in outcome.overdue}
+    overdue: list[Finding] = []
+    waiting: list[Finding] = []
+    for found in findings:
+        verdict = verdicts.get(found.thread_id)
+        if verdict is None:
+            continue
+        kinds = {
+            m.ident: what(m, details.get((m.folder, m.uid)), verdict, policy)
+            for m in verdict.pending
+        }
+        if not any(kinds.values()):
+            (overdue if found.thread_id in late else waiting).append(found)
+            continue
+        for kind in kinds.values():
+            if kind and kind != "invitation":  # invitations are listed, not left out
+                key = kind.split(" ", 1)[0]  # closing, calendar
+                stats.excluded[key] = stats.excluded.get(key, 0) + 1
+        left = tuple(m for m in verdict.pending if not kinds[m.ident])
+        why_not = {ident: kind for ident, kind in kinds.items() if kind}
+        if left:
+            again = finding(account, verdict._replace(pending=left), owner, policy, window, why_not)
+            (overdue if as_of - again.waiting_since > window else waiting).append(again)
+            continue
+        invites = tuple(m for m in verdict.pending if kinds[m.ident] == "invitation")
+        if invites:
+            first = details[(invites[0].folder, invites[0].uid)]
+            entry = finding(account, verdict._replace(pending=invites), owner, policy, window)
+            outcome.invitations.append(entry._replace(event=(first.title, first.start)))
+        else:
+            stats.answered += 1  # the last word was theirs, and it closed the conversation
+    for items in (overdue, waiting, outcome.invitations):
+        items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
+    outcome.overdue, outcome.waiting = overdue, waiting
+    stats.overdue, stats.pending = len(overdue), len(waiting)

@@ -1,0 +1,225 @@
+"""Issue 18, items 1 and 2, end to end: closing messages and calendar invitations judged
+from a little of the body, through Dovecot (PREVIEW, BODYSTRUCTURE, partial fetches)
+and through local mbox; never more than the bound read per message."""
+
+from __future__ import annotations
+
+import contextlib
+import mailbox
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+import pytest
+from imapclient import IMAPClient
+
+from inboxwatch.imap.bodyfetch import fetch_details
+from tests.conftest import NOW, OWNER, mail
+from tests.proxy import RecordingProxy
+
+pytestmark = pytest.mark.dovecot
+H = timedelta(hours=1)
+ANNA, BO = "Anna Keller <anna@client.example>", "Bo Berg <bo@x.example>"
+ICS = (
+    "BEGIN:VCALENDAR\r\nPRODID:-//Google Inc//Google Calendar 70.9054//EN\r\n"
+    "METHOD:{method}\r\nBEGIN:VEVENT\r\nDTSTART:20261210T100000Z\r\n"
+    "SUMMARY:Design review\\, round 2\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def message(sender: str, subject: str, mid: str, hours: float, **kw: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, kw.pop("to", OWNER), subject
+    msg["Message-ID"], msg["Date"] = mid, format_datetime(NOW - hours * H)
+    if "irt" in kw:
+        msg["In-Reply-To"] = kw.pop("irt")
+    return msg
+
+
+def reply_text(body: str, charset: str = "utf-8", cte: str | None = None) -> dict:
+    return {"body": body, "charset": charset, "cte": cte}
+
+
+def closing_thread(box, sender: str, tag: str, answer: EmailMessage, hours: float = 40) -> None:
+    """The sender asks, the owner answers, then `answer` arrives."""
+    asked, answered = NOW - 50 * H, NOW - 45 * H  # in Date too: local mail's clock
+    question = mail(sender, subject=f"Q {tag}", mid=f"<q-{tag}@c.example>", date=asked)
+    box.add("INBOX", question, asked)
+    reply = mail(
+        OWNER, sender, f"Re: Q {tag}", mid=f"<r-{tag}@m.example>",
+        in_reply_to=f"<q-{tag}@c.example>", date=answered,
+    )  # fmt: skip
+    box.add("Sent", reply, answered)
+    box.add("INBOX", answer.as_bytes(), NOW - hours * H)
+
+
+def thanks(
+    sender: str,
+    tag: str,
+    text: str,
+    subtype: str = "plain",
+    cte: str | None = None,
+    charset: str = "utf-8",
+) -> EmailMessage:
+    msg = message(sender, f"Re: Q {tag}", f"<t-{tag}@c.example>", 40, irt=f"<r-{tag}@m.example>")
+    msg.set_content(text, subtype=subtype, charset=charset, cte=cte)
+    return msg
+
+
+def google_invite(
+    method: str = "REQUEST", subject: str = "Invitation: Design review"
+) -> EmailMessage:
+    """Google Calendar's shape: multipart/mixed > alternative (plain, html, calendar) + .ics."""
+    msg = message("Carla <carla@studio.example>", subject, f"<inv-{method}@google.example>", 30)
+    msg.set_content("You have been invited to Design review")
+    msg.add_alternative("<p>You have been invited</p>", subtype="html")
+    msg.add_alternative(ICS.format(method=method), subtype="calendar", params={"method": method})
+    msg.add_attachment(
+        ICS.format(method=method).encode(),
+        maintype="application",
+        subtype="ics",
+        filename="invite.ics",
+    )
+    return msg
+
+
+def outlook_invite() -> EmailMessage:
+    """Outlook's shape: multipart/alternative (plain, html, text/calendar base64)."""
+    msg = message("Dan <dan@corp.example>", "Planning", "<inv-outlook@corp.example>", 30)
+    msg.set_content("Planning meeting")
+    msg.add_alternative("<p>Planning meeting</p>", subtype="html")
+    cal = ICS.format(method="REQUEST").replace("Design review\\, round 2", "Planning")
+    msg.add_alternative(cal, subtype="calendar", params={"method": "REQUEST"}, cte="base64")
+    return msg
+
+
+def apple_invite() -> EmailMessage:
+    """Apple Calendar's shape: multipart/mixed (plain, text/calendar attachment)."""
+    msg = message("Eve <eve@icloud.example>", "Invitation: Lunch", "<inv-apple@icloud.example>", 30)
+    msg.set_content("Eve has invited you to Lunch")
+    cal = ICS.format(method="REQUEST").replace("Design review\\, round 2", "Lunch")
+    msg.add_attachment(
+        cal.encode(),
+        maintype="text",
+        subtype="calendar",
+        filename="iCal-1.ics",
+        params={"method": "REQUEST"},
+    )
+    return msg
+
+
+def seed(box) -> None:
+    box.add("Sent", mail(OWNER, "x@y.example", subject="Note", date=NOW - 100 * H), NOW - 100 * H)
+    closing_thread(
+        box,
+        ANNA,
+        "a",
+        thanks(ANNA, "a", "Thank you so much, that fixed it!\n\nOn Mon, Sam wrote:\n> try this?\n"),
+    )
+    closing_thread(box, BO, "b", thanks(BO, "b", "Thanks, but it still fails"))
+    closing_thread(
+        box,
+        "Jörg <joerg@verlag.example>",
+        "c",
+        thanks(
+            "Jörg <joerg@verlag.example>",
+            "c",
+            "Danke, passt so. Grüße",
+            cte="quoted-printable",
+            charset="iso-8859-1",
+        ),
+    )
+    closing_thread(
+        box,
+        "Lu <lu@x.example>",
+        "d",
+        thanks(
+            "Lu <lu@x.example>",
+            "d",
+            '<div>Merci beaucoup !</div><div class="gmail_quote">'
+            "Le lun., Sam a écrit : Pouvez-vous ?</div>",
+            subtype="html",
+            cte="base64",
+        ),
+    )
+    with_file = thanks("Mo <mo@x.example>", "e", "Thanks!")
+    with_file.add_attachment(
+        b"%PDF-1.4", maintype="application", subtype="pdf", filename="signed.pdf"
+    )
+    closing_thread(box, "Mo <mo@x.example>", "e", with_file)
+    for invite in (google_invite(), outlook_invite(), apple_invite()):
+        box.add("INBOX", invite.as_bytes(), NOW - 30 * H)
+    for method, subject in (("REPLY", "Accepted: Design review"), ("CANCEL", "Canceled: Standup")):
+        box.add("INBOX", google_invite(method, subject).as_bytes(), NOW - 30 * H)
+
+
+def test_closing_messages_and_invitations_through_dovecot(sent_mailbox, scan):
+    seed(sent_mailbox)
+    data = scan().json()
+    overdue = sorted(e["subject"] for e in data["overdue"])
+    # Bo's "but it still fails" and Mo's thanks with a signed PDF still need you.
+    assert overdue == ["Re: Q b", "Re: Q e"]
+    invites = {e["subject"]: e["event"] for e in data["invitations"]}
+    assert invites == {
+        "Invitation: Design review": {
+            "title": "Design review, round 2",
+            "start": "20261210T100000Z",
+        },
+        "Planning": {"title": "Planning", "start": "20261210T100000Z"},
+        "Invitation: Lunch": {"title": "Lunch", "start": "20261210T100000Z"},
+    }
+    assert data["stats"]["excluded"]["closing"] == 3  # Anna (quoted), Jörg (QP), Lu (HTML)
+    assert data["stats"]["excluded"]["calendar"] == 2  # the REPLY and the CANCEL
+    off = scan(closing_messages=False).json()
+    assert sorted(e["subject"] for e in off["overdue"]) == [
+        "Re: Q a",
+        "Re: Q b",
+        "Re: Q c",
+        "Re: Q d",
+        "Re: Q e",
+    ]
+
+
+def test_closing_messages_and_invitations_in_a_local_mbox(run, tmp_path, sent_mailbox):
+    class Box:
+        def __init__(self):
+            self.boxes = {
+                "INBOX": mailbox.mbox(tmp_path / "INBOX.mbox"),
+                "Sent": mailbox.mbox(tmp_path / "Sent.mbox"),
+            }
+
+        def add(self, folder, raw, when):
+            self.boxes[folder].add(raw)
+
+    box = Box()
+    seed(box)  # the same mail, on disk
+    for each in box.boxes.values():
+        each.close()
+    result = run(
+        "scan", "--format", "json", "--as-of", NOW.isoformat(), "--address", OWNER,
+        "--mbox", str(tmp_path / "INBOX.mbox"), "--mbox", str(tmp_path / "Sent.mbox"),
+    )  # fmt: skip
+    data = result.json()
+    assert sorted(e["subject"] for e in data["overdue"]) == ["Re: Q b", "Re: Q e"], result.err
+    assert len(data["invitations"]) == 3 and data["stats"]["excluded"]["closing"] == 3
+
+
+def test_a_partial_fetch_reads_no_more_than_its_bound(dovecot, sent_mailbox):
+    """Without PREVIEW, the first text part's first 2 KB, however big the message."""
+    big = message(ANNA, "Long", "<big@c.example>", 40)
+    big.set_content("Thanks!\n" + "x" * 1_000_000)
+    sent_mailbox.add("INBOX", big.as_bytes(), NOW - 40 * H)
+    with RecordingProxy(dovecot.port) as proxy:
+        client = IMAPClient("127.0.0.1", port=proxy.port, ssl=False, timeout=10)
+        client.login(sent_mailbox.user, dovecot.password)
+        client.select_folder("INBOX", readonly=True)
+        [uid] = client.search("ALL")
+        before = proxy.server_bytes
+
+        details = fetch_details(client, [uid], False, lambda what: contextlib.nullcontext())
+        read = proxy.server_bytes - before
+        client.logout()
+    assert details[uid].text.startswith("Thanks!") and len(details[uid].text) <= 2048
+    assert read < 4096, read  # 2 KB of body and the answers' framing, not 1 MB
+    sent = bytes(proxy.client_bytes)
+    assert b"BODY.PEEK[1]<0.2048>" in sent and b"BODY[]" not in sent and b"RFC822" not in sent
