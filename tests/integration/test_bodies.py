@@ -223,3 +223,44 @@ def test_a_partial_fetch_reads_no_more_than_its_bound(dovecot, sent_mailbox):
     assert read < 4096, read  # 2 KB of body and the answers' framing, not 1 MB
     sent = bytes(proxy.client_bytes)
     assert b"BODY.PEEK[1]<0.2048>" in sent and b"BODY[]" not in sent and b"RFC822" not in sent
+
+
+def test_explain_names_the_closing_message_and_the_invitation(run, tmp_path, dovecot, sent_mailbox):
+    from tests.conftest import write_config
+
+    seed(sent_mailbox)
+    config = write_config(tmp_path, dovecot, sent_mailbox.user)
+    asof = ("--as-of", NOW.isoformat(), "--config", str(config))
+    closed = run("explain", "<t-a@c.example>", *asof)
+    assert closed.code == 0, closed.err
+    assert "closing message: Thank you so much, that fixed it!: needs no e-mail reply" in closed.out
+    assert "verdict: answered" in closed.out
+    invited = run("explain", "<inv-outlook@corp.example>", *asof)
+    assert "invitation: needs no e-mail reply" in invited.out
+    assert "verdict: not reported: an invitation to answer in your calendar" in invited.out
+
+
+def test_the_subject_fallback_end_to_end(sent_mailbox, scan):
+    """Issue 18, item 7 through Dovecot: Anna's reply lost its headers and Carl answered
+    it (linked); the owner answered later in their own thread. One thread, answered."""
+    box = sent_mailbox
+    box.add("Sent", mail(OWNER, ANNA, "Plan", mid="<p@m.example>"), NOW - 80 * H)
+    box.add("INBOX", mail(ANNA, OWNER, "Re: Plan", mid="<a@c.example>"), NOW - 60 * H)
+    box.add(
+        "INBOX",
+        mail(
+            "Carl <carl@x.example>",
+            OWNER,
+            "Re: Plan",
+            mid="<c@x.example>",
+            in_reply_to="<a@c.example>",
+        ),
+        NOW - 58 * H,
+    )
+    box.add(
+        "Sent",
+        mail(OWNER, ANNA, "Re: Plan", mid="<o@m.example>", in_reply_to="<p@m.example>"),
+        NOW - 50 * H,
+    )
+    data = scan().json()
+    assert data["overdue"] == [] and data["accounts"][0]["threads"] == 1
