@@ -131,8 +131,8 @@ def demo(
     if fmt == "table":
         click.echo(
             f"\nThis was the bundled demo mailbox of {DEMO_ADDRESS}, judged as of "
-            f"{DEMO_AS_OF:%Y-%m-%d %H:%M} UTC. Point inboxwatch at your own mail with a config "
-            "file (see config.example.toml) and run `inboxwatch scan`.",
+            f"{DEMO_AS_OF:%Y-%m-%d %H:%M} UTC. Why a thread is listed: `inboxwatch explain "
+            "--demo --subject logo`. Your own mail: `inboxwatch init`, then `inboxwatch scan`.",
             err=True,
         )
     ctx.exit(0 if report.exit_code() <= 1 else report.exit_code())
