@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import sys
@@ -224,10 +225,18 @@ AS_OF_OPTION = click.option(
 
 
 def local_mail_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--mbox, --maildir, --eml, --address, --sent-folder: mail on disk instead of IMAP."""
+    """--mbox, --maildir, --eml, --address, --sent-folder: mail on disk instead of IMAP,
+    handed to the command as one `local: LocalMail`."""
+
+    @functools.wraps(func)
+    def packed(*args: Any, **kw: Any) -> Any:
+        names = ("mbox", "maildir", "emls", "addresses", "sent")
+        kw["local"] = LocalMail(*(kw.pop(name) for name in names))
+        return func(*args, **kw)
+
     for option in reversed(_LOCAL_OPTIONS):
-        func = option(func)
-    return func
+        packed = option(packed)
+    return packed
 
 
 _LOCAL_OPTIONS = (
@@ -258,22 +267,23 @@ _LOCAL_OPTIONS = (
 
 
 class LocalMail(NamedTuple):
-    """Mail on disk, as `scan` was given it."""
+    """Mail on disk, as `scan` or `explain` was given it."""
 
     mbox: Sequence[str]
     maildir: str | None
     emls: Sequence[str]
+    addresses: Sequence[str]
+    sent: Sequence[str]
+
+    @property
+    def given(self) -> bool:
+        return bool(self.mbox or self.maildir or self.emls)
 
 
-def local_jobs(
-    mail: LocalMail,
-    addresses: Sequence[str],
-    sent: Sequence[str],
-    overrides: Overrides,
-) -> list[tuple[AccountPlan, SourceFactory]]:
-    if not addresses:
+def local_jobs(mail: LocalMail, overrides: Overrides) -> list[tuple[AccountPlan, SourceFactory]]:
+    if not mail.addresses:
         raise UsageError("--mbox/--maildir/--eml need --address (your own address, repeatable)")
-    plan = local_plan("local", addresses, None, sent, overrides)
+    plan = local_plan("local", mail.addresses, None, mail.sent, overrides)
 
     def factory() -> MailSource:
         return LocalSource(

@@ -86,11 +86,7 @@ def explain_command(
     subject: str,
     accounts: Sequence[str],
     as_of: datetime | None,
-    mbox: Sequence[str],
-    maildir: str | None,
-    emls: Sequence[str],
-    addresses: Sequence[str],
-    sent: Sequence[str],
+    local: LocalMail,
     demo: bool,
     config_path: str | None,
     verbose: int,
@@ -105,8 +101,8 @@ def explain_command(
     held: list[Snooze] = []
     if demo:
         jobs = demo_jobs()
-    elif mbox or maildir or emls:
-        jobs = local_jobs(LocalMail(mbox, maildir, emls), addresses, sent, NO_OVERRIDES)
+    elif local.given:
+        jobs = local_jobs(local, NO_OVERRIDES)
     else:
         settings = load_config(ctx, config_path)[1]
         jobs = config_jobs(settings, accounts)

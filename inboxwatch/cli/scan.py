@@ -60,11 +60,7 @@ def scan(
     accounts: Sequence[str],
     window: timedelta | None,
     as_of: datetime | None,
-    mbox: Sequence[str],
-    maildir: str | None,
-    emls: Sequence[str],
-    addresses: Sequence[str],
-    sent: Sequence[str],
+    local: LocalMail,
     demo: bool,
     lookback: timedelta | None,
     since: datetime | None,
@@ -79,8 +75,8 @@ def scan(
     settings = None
     if demo:
         jobs = demo_jobs(overrides)
-    elif mbox or maildir or emls:
-        jobs = local_jobs(LocalMail(mbox, maildir, emls), addresses, sent, overrides)
+    elif local.given:
+        jobs = local_jobs(local, overrides)
     else:
         settings = load_config(ctx, config_path)[1]
         jobs = config_jobs(settings, accounts, overrides)

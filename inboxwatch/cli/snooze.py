@@ -31,8 +31,14 @@ def held(report: Report, settings: Settings, now: datetime) -> Report:
 
 
 def _note(
-    ctx: click.Context, config_path: str | None, message_id: str, until: datetime | None
+    ctx: click.Context,
+    options: tuple[str | None, int, int],
+    message_id: str,
+    until: datetime | None,
 ) -> Snooze:
+    """Scan, find the waiting thread holding `message_id`, and keep the note."""
+    config_path, verbose, quiet = options
+    setup_logging(ctx, verbose, quiet)
     settings = load_config(ctx, config_path)[1]
     now = datetime.now(UTC)
     if until is not None and until <= now:
@@ -65,8 +71,7 @@ def snooze(
     quiet: int,
 ) -> None:
     """Hide the thread holding MESSAGE-ID until DATE; a new message in it brings it back."""
-    setup_logging(ctx, verbose, quiet)
-    note = _note(ctx, config_path, message_id, until)
+    note = _note(ctx, (config_path, verbose, quiet), message_id, until)
     click.echo(f"snoozed until {until:%Y-%m-%d %H:%M} UTC: {note.subject}")
 
 
@@ -78,8 +83,7 @@ def mute(
     ctx: click.Context, message_id: str, config_path: str | None, verbose: int, quiet: int
 ) -> None:
     """Never remind of the thread holding MESSAGE-ID, unless a new message arrives in it."""
-    setup_logging(ctx, verbose, quiet)
-    note = _note(ctx, config_path, message_id, None)
+    note = _note(ctx, (config_path, verbose, quiet), message_id, None)
     click.echo(f"muted: {note.subject}")
 
 
