@@ -141,7 +141,7 @@ def _message(
     sender: str,
     subject: str,
     hours_ago: float,
-    mid: str,
+    mid: str | None,
     irt: str | None = None,
 ) -> EmailMessage:
     from datetime import timedelta
@@ -149,7 +149,8 @@ def _message(
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = sender, OWNER, subject
     msg["Date"] = format_datetime(NOW - timedelta(hours=hours_ago))
-    msg["Message-ID"] = mid
+    if mid:
+        msg["Message-ID"] = mid
     if irt:
         msg["In-Reply-To"] = irt
     msg.set_content("x")
@@ -405,3 +406,31 @@ def test_help_lists_every_command_without_cutting_it_short(run):
     result = run("--help")
     commands = result.out.split("Commands:")[1].strip().splitlines()
     assert len(commands) == 14 and all(not line.endswith("...") for line in commands), commands
+
+
+def test_judgement_on_a_local_mbox(run, tmp_path):
+    """Issue 18 items 3, 6, 7 and 8 on mail on disk, as through Dovecot."""
+    inbox = mailbox.mbox(tmp_path / "INBOX.mbox")
+    listed = _message("anna@client.example", "[PATCH] parser", 50, "<p1@c>")
+    listed["Cc"] = "dev@lists.example"
+    listed["List-Id"] = "Dev <dev.lists.example>"
+    inbox.add(listed)  # a list's copy written To the owner: waits (item 6)
+    github = _message("notifications@github.com", "Re: [x/y] Bug (#1)", 50, "<g1@github.com>")
+    github["Reply-To"] = "reply+AB12@reply.github.com"
+    github["X-GitHub-Reason"] = "mention"
+    inbox.add(github)  # a tool's notification: left out (item 3)
+    anonymous = _message("bo@x.example", "No id", 50, None)
+    inbox.add(anonymous)  # no Message-ID: a stable synthetic id (item 8)
+    inbox.close()
+    sent = mailbox.mbox(tmp_path / "Sent.mbox")
+    sent.add(_message(OWNER, "Note", 100, "<n@m>"))
+    sent.close()
+    args = ("scan", "--format", "json", "--as-of", NOW.isoformat(), "--address", OWNER)
+    box = ("--mbox", str(tmp_path / "INBOX.mbox"), "--mbox", str(tmp_path / "Sent.mbox"))
+    data = run(*args, *box).json()
+    ids = {e["subject"]: e["message_ids"] for e in data["overdue"]}
+    assert set(ids) == {"[PATCH] parser", "No id"}
+    assert ids["No id"][0].endswith("@synthetic.inboxwatch.invalid>")
+    again = {e["subject"]: e["message_ids"] for e in run(*args, *box).json()["overdue"]}
+    assert again["No id"] == ids["No id"]  # stable from one scan to the next
+    assert data["stats"]["excluded"] == {"automated": 1}
