@@ -120,6 +120,8 @@ class Account(_Server):
     # After your reply, a short "thanks" that asks nothing does not make a thread overdue.
     closing_messages: bool = True
     handled_keyword: str = Field(default="$Handled", pattern=r"^[^\s()\\{%*\"\]]*$")
+    # Teammates (addresses or globs): their reply to the sender answers for you too.
+    team: list[str] = []
     # The digest's link to each thread: a webmail preset or a URL template (links.py).
     open_url: str = ""
     # Who gets this account's digest, instead of digest.to (a team lead, a shared inbox).

@@ -38,14 +38,22 @@ def matches(thread: Thread, message_id: str, subject: str) -> bool:
     return any(needle in base_subject(m.subject) for m in thread.messages)
 
 
-def role(msg: MessageMeta, verdict: Verdict, owner: Owner, policy: Policy, body: str = "") -> str:
+def _sender_role(msg: MessageMeta, owner: Owner, policy: Policy) -> str:
+    """A role its sender alone gives it, or ""."""
     if "\\Draft" in msg.flags:
         return "a draft (\\Draft): never sent, not a reply"
     if owner.wrote(msg):
         return "yours: a reply"
+    if policy.team_reply(msg, owner):
+        return "your teammate's reply (team)"
     left_out = exclusion(msg, owner, policy)
-    if left_out is not None:
-        return f"left out: {left_out.reason}"
+    return f"left out: {left_out.reason}" if left_out is not None else ""
+
+
+def role(msg: MessageMeta, verdict: Verdict, owner: Owner, policy: Policy, body: str = "") -> str:
+    fixed = _sender_role(msg, owner, policy)
+    if fixed:
+        return fixed
     marked = " (marked answered or handled)" if policy.closes(msg.flags) else ""
     if body:  # what its body said: a closing message, an invitation, a calendar answer
         return f"{body}: needs no e-mail reply" + marked
@@ -54,13 +62,15 @@ def role(msg: MessageMeta, verdict: Verdict, owner: Owner, policy: Policy, body:
     return "expects a reply: answered after it" + marked
 
 
-def _verdict(verdict: Verdict, owner: Owner, as_of: datetime, window: timedelta) -> str:
+def _verdict(
+    verdict: Verdict, owner: Owner, policy: Policy, as_of: datetime, window: timedelta
+) -> str:
     if verdict.pending and not verdict.expecting:
         return "not reported: an invitation to answer in your calendar"
     if verdict.pending:
         first = verdict.pending[0]
         waited = as_of - first.received
-        why = reason_line(first, verdict, owner)
+        why = reason_line(first, verdict, owner, policy)
         if waited > window:
             limit = format_duration(window)
             return f"overdue: {why}; waiting {human_duration(waited)} (window {limit})"
@@ -101,5 +111,5 @@ def explain(
         rows = tuple(
             Row(m, role(m, judged, owner, policy, said.get(m.ident, ""))) for m in thread.messages
         )
-        found.append(Explanation(thread, rows, _verdict(judged, owner, as_of, window)))
+        found.append(Explanation(thread, rows, _verdict(judged, owner, policy, as_of, window)))
     return found

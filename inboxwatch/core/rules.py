@@ -62,6 +62,24 @@ class Policy:
     # read only. Lower-cased: keywords compare case-insensitively (RFC 9051 2.3.2).
     handled_keyword: str = ""
     closing_messages: bool = False  # a "thanks" after your reply needs none (core/refine.py)
+    # Teammates' addresses or globs (lower-cased): their reply answers a shared inbox's mail.
+    team: tuple[str, ...] = ()
+
+    def team_reply(self, msg: MessageMeta, owner: Owner) -> bool:
+        """A teammate's message to someone outside the team: an answer for the team (a
+        note among the team, or to you alone, is not)."""
+        if not self.team or msg.sender is None or owner.wrote(msg):
+            return False
+        if not self._teammate(msg.sender.address):
+            return False
+        return any(
+            not owner.is_address(a.address) and not self._teammate(a.address)
+            for a in (*msg.to, *msg.cc)
+        )
+
+    def _teammate(self, address: str) -> bool:
+        address = address.lower()
+        return any(fnmatch.fnmatchcase(address, glob) for glob in self.team)
 
     def closes(self, flags: frozenset[str]) -> bool:
         """Marked answered (\\Answered), or handled with the user's own keyword."""

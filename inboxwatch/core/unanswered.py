@@ -60,7 +60,7 @@ def judge_thread(thread: Thread, owner: Owner, policy: Policy, stats: Stats) -> 
             # RFC 3501 \Draft: never sent, so neither a reply nor mail waiting for one (a
             # draft of your answer sits in Gmail's All Mail until you send it).
             continue
-        mine = owner.wrote(msg)
+        mine = owner.wrote(msg) or policy.team_reply(msg, owner)  # yours, or your team's
         if (mine or policy.closes(msg.flags)) and (cutoff is None or msg.received > cutoff):
             cutoff = msg.received
         if mine:
@@ -84,7 +84,7 @@ def human_duration(delta: timedelta) -> str:
     return " ".join(words) or "0 minutes"
 
 
-def reason_line(first: MessageMeta, verdict: Verdict, owner: Owner) -> str:
+def reason_line(first: MessageMeta, verdict: Verdict, owner: Owner, policy: Policy) -> str:
     """The one-line why of a finding (the report's `reason`)."""
     who = first.sender.name or first.sender.address if first.sender else "an unknown sender"
     later = len(verdict.pending) - 1
@@ -97,6 +97,9 @@ def reason_line(first: MessageMeta, verdict: Verdict, owner: Owner) -> str:
     gap = human_duration(first.received - verdict.cutoff)
     if owned and max(owned) == verdict.cutoff:
         return text + f"; your last reply was {gap} earlier"
+    team = [m for m in verdict.thread.messages if m.received == verdict.cutoff]
+    if any(policy.team_reply(m, owner) for m in team):
+        return text + f"; your team's last reply was {gap} earlier"
     return text + f"; the last message marked answered or handled was {gap} earlier"
 
 
@@ -108,6 +111,10 @@ def _cutoff_reason(verdict: Verdict, owner: Owner, policy: Policy) -> Reason:
     mine = [m for m in at_cutoff if owner.wrote(m)]
     if mine:
         return Reason("last_reply", mine[0].ident, verdict.cutoff, "your reply")
+    team = [m for m in at_cutoff if policy.team_reply(m, owner)]
+    if team and team[0].sender is not None:
+        who = team[0].sender.display()
+        return Reason("team_reply", team[0].ident, verdict.cutoff, f"your teammate {who}")
     marked = next((m for m in at_cutoff if policy.closes(m.flags)), at_cutoff[0])
     what = "\\Answered" if "\\Answered" in marked.flags else policy.handled_keyword
     return Reason("marked", marked.ident, verdict.cutoff, f"marked {what}")
@@ -164,13 +171,13 @@ def finding(
         uids=tuple(m.uid for m in in_folder),
         messages_in_thread=len(verdict.thread.messages),
         last_reply=verdict.cutoff,
-        reason=reason_line(first, verdict, owner),
+        reason=reason_line(first, verdict, owner, policy),
         reasons=reasons_of(verdict, owner, policy, window, why_not),
     )
 
 
 def reply_parts(
-    verdict: Verdict, owner: Owner, window: timedelta, part: ReplyStandard
+    verdict: Verdict, owner: Owner, policy: Policy, window: timedelta, part: ReplyStandard
 ) -> datetime | None:
     """Add to `part` the thread's share of the reply standard that does not depend on
     `now`; return the time its first expecting message has waited from, if it is still
@@ -182,7 +189,7 @@ def reply_parts(
     replies = [
         m.received
         for m in verdict.thread.messages
-        if m.received > first.received and owner.wrote(m)
+        if m.received > first.received and (owner.wrote(m) or policy.team_reply(m, owner))
     ]
     if replies:
         delay = min(replies) - first.received
@@ -213,7 +220,7 @@ def tally(
     the open conversation's start (see `reply_parts`) and the finding, if anything waits."""
     stats.threads += 1
     verdict = judge_thread(thread, owner, policy, stats)
-    open_since = reply_parts(verdict, owner, window, stats.reply)
+    open_since = reply_parts(verdict, owner, policy, window, stats.reply)
     if not verdict.pending:
         stats.answered += bool(verdict.expecting)
         return open_since, None

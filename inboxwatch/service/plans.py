@@ -40,6 +40,7 @@ def plan_of(account: Account, overrides: Overrides = NO_OVERRIDES) -> AccountPla
             ignore_subjects=tuple(re.compile(p) for p in account.ignore_subjects),
             handled_keyword=account.handled_keyword.lower(),
             closing_messages=account.closing_messages,
+            team=tuple(glob.lower() for glob in account.team),
         ),
     )
 

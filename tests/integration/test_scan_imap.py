@@ -163,6 +163,31 @@ def test_list_mail_written_to_you_is_mail_to_you_and_machines_stay_out(sent_mail
     assert report["stats"]["excluded"] == {"list": 1, "bulk": 1, "automated": 2}
 
 
+def test_a_teammates_reply_answers_a_shared_inbox(sent_mailbox, scan):
+    """Issue 19, item 5: a teammate's reply to the sender answers the thread; a note
+    among the team does not."""
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail(ANNA, OWNER, "Refund?", mid="<r1@c.example>"), NOW - 60 * H)
+    sent_mailbox.add(
+        "INBOX",
+        mail("Bob <bob@support.example>", ANNA, "Re: Refund?", in_reply_to="<r1@c.example>"),
+        NOW - 55 * H,
+    )
+    sent_mailbox.add(
+        "INBOX", mail("Bo <bo@x.example>", OWNER, "Invoice", mid="<i1@x.example>"), NOW - 60 * H
+    )
+    sent_mailbox.add(
+        "INBOX",
+        mail("Bob <bob@support.example>", OWNER, "Re: Invoice", in_reply_to="<i1@x.example>"),
+        NOW - 55 * H,
+    )  # to the owner alone: a note inside the team, no answer to Bo
+    team = scan(team=["*@support.example"]).json()
+    assert [e["subject"] for e in team["overdue"]] == ["Invoice"]
+    alone = scan().json()
+    assert sorted(e["subject"] for e in alone["overdue"]) == ["Invoice", "Refund?"]
+    assert team["stats"]["reply_standard"]["answered"] == 1
+
+
 def test_reply_from_an_alias_or_plus_address_counts(sent_mailbox, scan):
     sent_mailbox.add("INBOX", mail(ANNA, mid="<b1@client.example>"), NOW - 50 * H)
     sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", mid="<b2@x.example>"), NOW - 50 * H)
