@@ -33,6 +33,13 @@ from inboxwatch.links import open_template
 from inboxwatch.secretfiles import read_secret_file, warn_if_readable
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def duration_or_zero(value: object) -> timedelta:
+    """A duration, or 0 for "off"."""
+    return timedelta(0) if str(value).strip() in ("0", "0s") else parse_duration(value)
+
+
 Security = Literal["tls", "starttls", "plain"]
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -120,6 +127,8 @@ class Account(_Server):
     # After your reply, a short "thanks" that asks nothing does not make a thread overdue.
     closing_messages: bool = True
     handled_keyword: str = Field(default="$Handled", pattern=r"^[^\s()\\{%*\"\]]*$")
+    # Your own message nobody answered for this long is listed (`awaiting`); 0: never.
+    followup_after: Annotated[timedelta, BeforeValidator(duration_or_zero)] = timedelta(days=3)
     # Teammates (addresses or globs): their reply to the sender answers for you too.
     team: list[str] = []
     # The digest's link to each thread: a webmail preset or a URL template (links.py).

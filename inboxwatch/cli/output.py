@@ -50,6 +50,11 @@ def finding_json(f: Finding, as_of: datetime) -> dict[str, Any]:
     }
 
 
+def _awaited_json(f: Finding, as_of: datetime) -> dict[str, Any]:
+    entry = finding_json(f, as_of)
+    return {("recipient" if k == "correspondent" else k): v for k, v in entry.items()}
+
+
 def _event(f: Finding) -> dict[str, str]:
     title, start = f.event or ("", "")
     return {"title": title, "start": start}
@@ -101,6 +106,9 @@ def report_json(report: Report) -> dict[str, Any]:
         "invitations": [
             {**finding_json(f, report.as_of), "event": _event(f)} for f in report.invitations
         ],
+        # Your messages nobody answered for longer than followup_after: like `overdue`,
+        # with `recipient` for `correspondent`.
+        "awaiting": [_awaited_json(f, report.as_of) for f in report.awaiting],
         "stats": {
             "threads": report.stats.threads,
             "answered": report.stats.answered,
@@ -149,6 +157,10 @@ def render_table(report: Report, console: Console) -> None:
                 row.append(Text(f.account))
             table.add_row(*row)
         console.print(table)
+    for f in report.awaiting:
+        waited = human_duration(report.as_of - f.waiting_since)
+        line = f"Waiting on {f.correspondent.display()} for {waited}: {_cut(f.subject, 60)}"
+        console.print(line, style="yellow", highlight=False, soft_wrap=True)
     console.print(summary(report), highlight=False, soft_wrap=True)
 
 

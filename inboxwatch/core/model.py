@@ -237,6 +237,9 @@ class Report:
     errors: list[ReportError] = field(default_factory=list)
     # Calendar invitations you have not answered (accepted, declined or replied to).
     invitations: list[Finding] = field(default_factory=list)
+    # Your messages nobody answered (core/awaiting.py): past `followup_after`, and not yet.
+    awaiting: list[Finding] = field(default_factory=list)
+    awaiting_soon: list[Finding] = field(default_factory=list)
     # Threads the user snoozed or muted (core/snooze.py): waiting, but not shown.
     snoozed: list[Finding] = field(default_factory=list)
     muted: list[Finding] = field(default_factory=list)
@@ -262,6 +265,8 @@ class Report:
             stats,
             [e for e in self.errors if e.account in names],
             [f for f in self.invitations if f.account in names],
+            [f for f in self.awaiting if f.account in names],
+            [f for f in self.awaiting_soon if f.account in names],
             [f for f in self.snoozed if f.account in names],
             [f for f in self.muted if f.account in names],
         )

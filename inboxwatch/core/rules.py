@@ -70,14 +70,14 @@ class Policy:
         note among the team, or to you alone, is not)."""
         if not self.team or msg.sender is None or owner.wrote(msg):
             return False
-        if not self._teammate(msg.sender.address):
+        if not self.teammate(msg.sender.address):
             return False
         return any(
-            not owner.is_address(a.address) and not self._teammate(a.address)
+            not owner.is_address(a.address) and not self.teammate(a.address)
             for a in (*msg.to, *msg.cc)
         )
 
-    def _teammate(self, address: str) -> bool:
+    def teammate(self, address: str) -> bool:
         address = address.lower()
         return any(fnmatch.fnmatchcase(address, glob) for glob in self.team)
 
@@ -236,6 +236,11 @@ def cc_only(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
     if owner.among(msg.cc) and not owner.among(msg.to):
         return Exclusion("cc_only", "cc_only", "you were only in Cc")
     return None
+
+
+def is_no_reply(address: str) -> bool:
+    """noreply@, do-not-reply@, notifications@…: nobody answers from there."""
+    return bool(_NOREPLY.match(address.lower().rpartition("@")[0]))
 
 
 def _local_part(address: Address | None) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from inboxwatch.core.awaiting import awaiting
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.incremental import EvalMemo, ThreadMemo
 from inboxwatch.core.model import AccountSummary, MessageMeta, Report, ReportError
@@ -56,6 +57,7 @@ class AccountPlan:
     lookback: timedelta
     policy: Policy
     knobs: Knobs | None = None  # None: the account's config keys
+    followup_after: timedelta = timedelta(0)  # 0: nobody's answer to you is awaited
 
     @property
     def fix(self) -> Knobs:
@@ -232,6 +234,10 @@ def scan_account(
     report.overdue.extend(outcome.overdue)
     report.waiting.extend(outcome.waiting)
     report.invitations.extend(outcome.invitations)
+    if read.covered:
+        late, soon = awaiting(plan.name, threads, owner, policy, as_of, plan.followup_after)
+        report.awaiting.extend(late)
+        report.awaiting_soon.extend(soon)
     report.stats.add(stats)
     report.errors.extend(read.errors)
 
@@ -304,7 +310,8 @@ def run_scan(
     with collector_paused():
         _scan_all(jobs, as_of, report, progress, memos)
     if len(jobs) > 1:  # each account's findings come sorted; merge them
-        for items in (report.overdue, report.waiting):
+        lists = (report.overdue, report.waiting, report.invitations, report.awaiting)
+        for items in (*lists, report.awaiting_soon):
             items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
     return report
 

@@ -204,9 +204,11 @@ def _sections(
             and f.waiting_since + windows[f.account] <= upcoming
         ]
         invites = [f for f in report.invitations if f.account == summary.name]
+        owed = [f for f in report.awaiting if f.account == summary.name]
         sections.append(
             {
                 "invitations": [_invitation(f, zone, now, configs.get(f.account)) for f in invites],
+                "awaiting": [_item(f, zone, now, configs.get(f.account)) for f in owed],
                 "name": _cut(summary.name, NAME_LIMIT),
                 "overdue": [_item(f, zone, now, configs.get(f.account)) for f in overdue],
                 "due_soon": [_item(f, zone, now, configs.get(f.account)) for f in soon],

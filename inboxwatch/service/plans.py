@@ -34,6 +34,7 @@ def plan_of(account: Account, overrides: Overrides = NO_OVERRIDES) -> AccountPla
         sent_folders=tuple(account.sent_folders),
         window=overrides.window or account.window,
         lookback=overrides.lookback or account.lookback,
+        followup_after=account.followup_after,
         policy=Policy(
             include_cc=account.include_cc or overrides.include_cc,
             ignore_senders=tuple(account.ignore_senders),
@@ -59,6 +60,7 @@ def local_plan(
         folders=None if folders is None else tuple(folders),
         sent_folders=tuple(sent_folders),
         window=overrides.window or DEFAULT_WINDOW,
+        followup_after=Account.model_fields["followup_after"].default,
         lookback=overrides.lookback or DEFAULT_LOOKBACK,
         policy=Policy(
             include_cc=overrides.include_cc,

@@ -138,8 +138,21 @@ def advance(previous: Report, plans: Sequence[AccountPlan], now: datetime) -> Re
         (overdue if late else waiting).append(item)
     overdue.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
     stats = replace(previous.stats, overdue=len(overdue), pending=len(waiting))
-    return Report(
-        now, now, previous.window, previous.accounts, overdue, waiting, stats, previous.errors
+    awaited: list[Finding] = list(previous.awaiting)
+    soon: list[Finding] = []
+    for item in previous.awaiting_soon:  # your messages that crossed followup_after
+        late = now - item.waiting_since > by_name[item.account].followup_after
+        (awaited if late else soon).append(item)
+    awaited.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
+    return replace(
+        previous,
+        generated_at=now,
+        as_of=now,
+        overdue=overdue,
+        waiting=waiting,
+        stats=stats,
+        awaiting=awaited,
+        awaiting_soon=soon,
     )
 
 

@@ -58,6 +58,8 @@ def encode(report: Report) -> str:
             "overdue": [_finding(f) for f in report.overdue],
             "waiting": [_finding(f) for f in report.waiting],
             "invitations": [_finding(f) for f in report.invitations],
+            "awaiting": [_finding(f) for f in report.awaiting],
+            "awaiting_soon": [_finding(f) for f in report.awaiting_soon],
             "stats": [stats.threads, stats.answered, stats.overdue, stats.pending],
             "excluded": stats.excluded,
             "reply": _reply_row(stats.reply),
@@ -86,6 +88,8 @@ def decode(text: str) -> Report:
         overdue=[_found(f) for f in data["overdue"]],
         waiting=[_found(f) for f in data["waiting"]],
         invitations=[_found(f) for f in data.get("invitations", [])],
+        awaiting=[_found(f) for f in data.get("awaiting", [])],
+        awaiting_soon=[_found(f) for f in data.get("awaiting_soon", [])],
         stats=stats,
         errors=[ReportError(*e) for e in data["errors"]],
     )

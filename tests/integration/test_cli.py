@@ -30,6 +30,7 @@ def test_demo_runs_without_an_account(run):
         "4 conversations waiting > 24h",
     ):
         assert expected in result.out
+    table, _, rest = result.out.partition("Waiting on ")
     for excluded in (
         "Design Weekly",
         "CloudHost",
@@ -39,7 +40,10 @@ def test_demo_runs_without_an_account(run):
         "Hugo",
         "Carla",
     ):
-        assert excluded not in result.out
+        assert excluded not in table
+    # Issue 19, item 1: Sam answered Frank and Hugo days ago; they owe Sam an answer.
+    assert "Frank Moreau <frank@startup.example> for 4 days 21 hours: Re: Website quote" in rest
+    assert "Waiting on Hugo Blanc <hugo@type.example> for 3 days 15 hours" in result.out
 
 
 def test_demo_json_pins_the_contract_envelope(run):
@@ -53,9 +57,17 @@ def test_demo_json_pins_the_contract_envelope(run):
         "accounts",
         "overdue",
         "invitations",
+        "awaiting",
         "stats",
         "errors",
     ]
+    [frank, _hugo] = data["awaiting"]
+    assert frank["recipient"] == {"name": "Frank Moreau", "address": "frank@startup.example"}
+    assert (
+        frank["reason"]
+        == "you wrote to Frank Moreau <frank@startup.example>; no answer from them since"
+    )
+    assert "correspondent" not in frank
     assert data["version"] == 1 and data["as_of"] == "2026-11-24T09:00:00Z"
     assert set(data["accounts"][0]) == {"name", "folders", "sent_folders", "messages", "threads"}
     item = data["overdue"][0]

@@ -188,6 +188,49 @@ def test_a_teammates_reply_answers_a_shared_inbox(sent_mailbox, scan):
     assert team["stats"]["reply_standard"]["answered"] == 1
 
 
+def test_they_owe_me_your_messages_nobody_answered(sent_mailbox, scan):
+    """Issue 19, item 1: `awaiting` lists your last word in a thread past followup_after;
+    an auto-reply is no answer, a list or a no-reply address owes nothing."""
+    seed_coverage(sent_mailbox)
+    box = sent_mailbox
+    box.add(
+        "Sent",
+        mail(OWNER, "Anna <anna@client.example>", "Offer", mid="<o1@m.example>"),
+        NOW - 100 * H,
+    )
+    box.add(
+        "Sent", mail(OWNER, "Bo <bo@x.example>", "Contract", mid="<o2@m.example>"), NOW - 100 * H
+    )
+    box.add(
+        "INBOX",
+        mail("Bo <bo@x.example>", OWNER, "Automatic reply: Contract", in_reply_to="<o2@m.example>",
+             headers={"Auto-Submitted": "auto-replied"}),
+        NOW - 99 * H,
+    )  # fmt: skip
+    box.add("Sent", mail(OWNER, "Cy <cy@y.example>", "Dates", mid="<o3@m.example>"), NOW - 100 * H)
+    box.add(
+        "INBOX",
+        mail("Cy <cy@y.example>", OWNER, "Re: Dates", in_reply_to="<o3@m.example>"),
+        NOW - 90 * H,
+    )
+    box.add(
+        "Sent", mail(OWNER, "noreply@shop.example", "Order 7", mid="<o4@m.example>"), NOW - 100 * H
+    )
+    box.add(
+        "Sent", mail(OWNER, "Dee <dee@z.example>", "Recent", mid="<o5@m.example>"), NOW - 20 * H
+    )
+    data = scan().json()
+    owed = {e["subject"]: e for e in data["awaiting"]}
+    # Cy answered; a no-reply address owes nothing; Dee's is younger than 3 days.
+    assert set(owed) == {"Offer", "Contract", "Unrelated"}
+    assert owed["Offer"]["recipient"]["address"] == "anna@client.example"
+    assert owed["Offer"]["message_ids"] == ["<o1@m.example>"]
+    assert scan(followup_after="0").json()["awaiting"] == []
+    assert [e["subject"] for e in scan(followup_after="12h").json()["awaiting"]] == [
+        "Unrelated", "Offer", "Contract", "Recent",
+    ]  # fmt: skip
+
+
 def test_reply_from_an_alias_or_plus_address_counts(sent_mailbox, scan):
     sent_mailbox.add("INBOX", mail(ANNA, mid="<b1@client.example>"), NOW - 50 * H)
     sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", mid="<b2@x.example>"), NOW - 50 * H)

@@ -1,0 +1,80 @@
+"""They owe me (issue 19, item 1): your own messages nobody answered. A thread whose last
+word is yours, sent to someone else — not a list, not a no-reply address, not only to
+your own addresses or your team — with no reply from any of its recipients for longer
+than `followup_after`. Pure: `as_of` is a parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from inboxwatch.core.model import Address, Finding, MessageMeta, Reason, Thread
+from inboxwatch.core.rules import Owner, Policy, exclusion, is_no_reply
+
+
+def _recipients(msg: MessageMeta, owner: Owner, policy: Policy) -> list[Address]:
+    return [
+        a
+        for a in (*msg.to, *msg.cc)
+        if not owner.is_address(a.address)
+        and not policy.teammate(a.address)
+        and not is_no_reply(a.address)
+    ]
+
+
+def _awaited(thread: Thread, owner: Owner, policy: Policy) -> tuple[MessageMeta, Address] | None:
+    """Your last message and whom it waits on, if nobody it went to answered since."""
+    mine = [m for m in thread.messages if owner.wrote(m) and "\\Draft" not in m.flags]
+    if not mine or any(m.list_headers for m in thread.messages):
+        return None  # nothing of yours, or a list's thread: nobody owes you there
+    last = max(mine, key=lambda m: m.received)
+    recipients = _recipients(last, owner, policy)
+    if not recipients:
+        return None
+    asked = {a.key for a in recipients}
+    for msg in thread.messages:
+        if msg.received <= last.received or owner.wrote(msg) or msg.sender is None:
+            continue
+        answered = msg.sender.key in asked or policy.team_reply(msg, owner)
+        if answered and exclusion(msg, owner, policy) is None:  # an auto-reply is no answer
+            return None
+    return last, recipients[0]
+
+
+def awaiting(
+    account: str,
+    threads: Iterable[Thread],
+    owner: Owner,
+    policy: Policy,
+    as_of: datetime,
+    after: timedelta,
+) -> tuple[list[Finding], list[Finding]]:
+    """(waiting longer than `after`, still inside it), longest wait first."""
+    late: list[Finding] = []
+    soon: list[Finding] = []
+    if not after:
+        return late, soon  # followup_after = 0: off
+    for thread in threads:
+        found = _awaited(thread, owner, policy)
+        if found is None:
+            continue
+        mine, recipient = found
+        waited = as_of - mine.received
+        entry = Finding(
+            account=account,
+            thread_id=thread.thread_id,
+            subject=mine.subject,
+            correspondent=recipient,
+            waiting_since=mine.received,
+            message_ids=(mine.ident,),
+            folder=mine.folder,
+            uids=(mine.uid,),
+            messages_in_thread=len(thread.messages),
+            last_reply=mine.received,
+            reason=f"you wrote to {recipient.display()}; no answer from them since",
+            reasons=(Reason("awaiting", mine.ident, mine.received, recipient.display()),),
+        )
+        (late if waited > after else soon).append(entry)
+    for items in (late, soon):
+        items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
+    return late, soon
