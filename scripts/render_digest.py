@@ -35,7 +35,7 @@ def main() -> int:
     if browser is None:
         print("render_digest: chromium not found (apt-get install -y chromium)", file=sys.stderr)
         return 1
-    report = run_scan(demo_jobs(None), DEMO_AS_OF, DEMO_AS_OF)
+    report = run_scan(demo_jobs(), DEMO_AS_OF, DEMO_AS_OF)
     DOCS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as profile:
         html = Path(profile) / "digest.html"
