@@ -11,6 +11,7 @@ Pure: the bodies come through `read`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from inboxwatch.core.bodytext import Details
@@ -42,6 +43,15 @@ def what(msg: MessageMeta, details: Details | None, verdict: Verdict, policy: Po
     return ""
 
 
+@dataclass
+class _Refined:
+    """The findings as the bodies leave them."""
+
+    overdue: list[Finding] = field(default_factory=list)
+    waiting: list[Finding] = field(default_factory=list)
+    invitations: list[Finding] = field(default_factory=list)
+
+
 def refine(
     account: str,
     outcome: Outcome,
@@ -53,7 +63,7 @@ def refine(
     findings = [*outcome.overdue, *outcome.waiting]
     if not findings:
         return
-    owner, policy, as_of, window = judge
+    owner, policy = judge[0], judge[1]
     wanted = {f.thread_id for f in findings}
     verdicts = {
         t.thread_id: judge_thread(t, owner, policy, Stats())
@@ -61,39 +71,53 @@ def refine(
         if t.thread_id in wanted
     }
     details = read([m for v in verdicts.values() for m in v.pending])
-    stats = outcome.stats
     late = {f.thread_id for f in outcome.overdue}
-    overdue: list[Finding] = []
-    waiting: list[Finding] = []
+    out = _Refined(invitations=outcome.invitations)
     for found in findings:
         verdict = verdicts.get(found.thread_id)
-        if verdict is None:
-            continue
-        kinds = {
-            m.ident: what(m, details.get((m.folder, m.uid)), verdict, policy)
-            for m in verdict.pending
-        }
-        if not any(kinds.values()):
-            (overdue if found.thread_id in late else waiting).append(found)
-            continue
-        for kind in kinds.values():
-            if kind and kind != "invitation":  # invitations are listed, not left out
-                key = kind.split(" ", 1)[0]  # closing, calendar
-                stats.excluded[key] = stats.excluded.get(key, 0) + 1
-        left = tuple(m for m in verdict.pending if not kinds[m.ident])
-        why_not = {ident: kind for ident, kind in kinds.items() if kind}
-        if left:
-            again = finding(account, verdict._replace(pending=left), owner, policy, window, why_not)
-            (overdue if as_of - again.waiting_since > window else waiting).append(again)
-            continue
-        invites = tuple(m for m in verdict.pending if kinds[m.ident] == "invitation")
-        if invites:
-            first = details[(invites[0].folder, invites[0].uid)]
-            entry = finding(account, verdict._replace(pending=invites), owner, policy, window)
-            outcome.invitations.append(entry._replace(event=(first.title, first.start)))
-        else:
-            stats.answered += 1  # the last word was theirs, and it closed the conversation
-    for items in (overdue, waiting, outcome.invitations):
+        if verdict is not None:
+            _one(
+                account, found, verdict, details, judge, outcome.stats, out, found.thread_id in late
+            )
+    for items in (out.overdue, out.waiting, out.invitations):
         items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
-    outcome.overdue, outcome.waiting = overdue, waiting
-    stats.overdue, stats.pending = len(overdue), len(waiting)
+    outcome.overdue, outcome.waiting = out.overdue, out.waiting
+    outcome.stats.overdue, outcome.stats.pending = len(out.overdue), len(out.waiting)
+
+
+def _one(
+    account: str,
+    found: Finding,
+    verdict: Verdict,
+    details: dict[tuple[str, int], Details],
+    judge: tuple[Owner, Policy, datetime, timedelta],
+    stats: Stats,
+    out: _Refined,
+    late: bool,
+) -> None:
+    """One finding: kept as it was, rebuilt without what needs no reply, moved to the
+    invitations, or answered (the last word was theirs and closed it)."""
+    owner, policy, as_of, window = judge
+    kinds = {
+        m.ident: what(m, details.get((m.folder, m.uid)), verdict, policy) for m in verdict.pending
+    }
+    if not any(kinds.values()):
+        (out.overdue if late else out.waiting).append(found)
+        return
+    for kind in kinds.values():
+        if kind and kind != "invitation":  # invitations are listed, not left out
+            key = kind.split(" ", 1)[0]  # closing, calendar
+            stats.excluded[key] = stats.excluded.get(key, 0) + 1
+    left = tuple(m for m in verdict.pending if not kinds[m.ident])
+    if left:
+        why_not = {ident: kind for ident, kind in kinds.items() if kind}
+        again = finding(account, verdict._replace(pending=left), owner, policy, window, why_not)
+        (out.overdue if as_of - again.waiting_since > window else out.waiting).append(again)
+        return
+    invites = tuple(m for m in verdict.pending if kinds[m.ident] == "invitation")
+    if invites:
+        first = details[(invites[0].folder, invites[0].uid)]
+        entry = finding(account, verdict._replace(pending=invites), owner, policy, window)
+        out.invitations.append(entry._replace(event=(first.title, first.start)))
+    else:
+        stats.answered += 1
