@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from inboxwatch.core.model import Address, Finding, MessageMeta, Reason, Thread
+from inboxwatch.core.model import Address, Finding, MessageMeta, Reason, Thread, by_wait
 from inboxwatch.core.rules import Owner, Policy, exclusion, is_no_reply
 
 
@@ -76,5 +76,5 @@ def awaiting(
         )
         (late if waited > after else soon).append(entry)
     for items in (late, soon):
-        items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
+        items.sort(key=by_wait)
     return late, soon

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread
+from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread, by_wait
 from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.threads import Counterpart, base_subject, build_threads
 from inboxwatch.core.unanswered import Outcome, Share, thread_share
@@ -273,7 +273,7 @@ class EvalMemo:
         self._totals.add(share.stats)
         if share.finding is not None:
             f = share.finding
-            entry = (f.waiting_since, f.account, f.thread_id)
+            entry = by_wait(f)
             at = len(self._pending) if bulk else bisect.bisect_left(self._pending, entry)
             self._pending.insert(at, entry)
             self._findings.insert(at, f)
@@ -286,7 +286,7 @@ class EvalMemo:
         self._totals.add(share.stats, -1)
         if share.finding is not None:
             f = share.finding
-            at = bisect.bisect_left(self._pending, (f.waiting_since, f.account, f.thread_id))
+            at = bisect.bisect_left(self._pending, by_wait(f))
             del self._pending[at], self._findings[at]
         if share.open_since is not None:
             del self._open[bisect.bisect_left(self._open, share.open_since)]

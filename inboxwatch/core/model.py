@@ -132,6 +132,12 @@ class Finding(NamedTuple):
     event: tuple[str, str] | None = None  # an invitation's (title, start): `invitations`
 
 
+def by_wait(f: Finding) -> tuple[datetime, str, str]:
+    """The order findings are listed and kept in: longest wait first, then by account and
+    thread, so equal waits always come in the same order."""
+    return f.waiting_since, f.account, f.thread_id
+
+
 @dataclass(slots=True)
 class ReplyStandard:
     """How well the owner kept the window over the lookback, from first messages to first replies.

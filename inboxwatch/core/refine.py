@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.closing import closing
-from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread
+from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread, by_wait
 from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.unanswered import Outcome, Verdict, finding, judge_thread
 
@@ -80,7 +80,7 @@ def refine(
                 account, found, verdict, details, judge, outcome.stats, out, found.thread_id in late
             )
     for items in (out.overdue, out.waiting, out.invitations):
-        items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
+        items.sort(key=by_wait)
     outcome.overdue, outcome.waiting = out.overdue, out.waiting
     outcome.stats.overdue, outcome.stats.pending = len(out.overdue), len(out.waiting)
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from inboxwatch.core.awaiting import awaiting
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.incremental import EvalMemo, ThreadMemo
-from inboxwatch.core.model import AccountSummary, MessageMeta, Report, ReportError
+from inboxwatch.core.model import AccountSummary, MessageMeta, Report, ReportError, by_wait
 from inboxwatch.core.ports import FolderInfo, MailSource, Progress, discover_sent
 from inboxwatch.core.refine import Read, refine
 from inboxwatch.core.rules import Owner, Policy
@@ -312,7 +312,7 @@ def run_scan(
     if len(jobs) > 1:  # each account's findings come sorted; merge them
         lists = (report.overdue, report.waiting, report.invitations, report.awaiting)
         for items in (*lists, report.awaiting_soon):
-            items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
+            items.sort(key=by_wait)
     return report
 
 

@@ -22,6 +22,7 @@ from inboxwatch.core.model import (
     ReplyStandard,
     Stats,
     Thread,
+    by_wait,
 )
 from inboxwatch.core.rules import Owner, Policy, exclusion
 from inboxwatch.durations import format_duration
@@ -266,5 +267,5 @@ def evaluate(
             stats.pending += 1
             out.waiting.append(found)
     for items in (out.overdue, out.waiting):
-        items.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
+        items.sort(key=by_wait)
     return out

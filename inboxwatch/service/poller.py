@@ -13,14 +13,14 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from inboxwatch.auth.refresh import account_tokens, tokens_dir
 from inboxwatch.config import Account, Settings, account_password
-from inboxwatch.core.model import Finding, PollRecord, Report, ReportError
+from inboxwatch.core.model import Finding, PollRecord, Report, ReportError, by_wait
 from inboxwatch.core.ports import MailSource, Sender, StateStore
 from inboxwatch.core.scan import AccountPlan, SourceFactory, run_scan
 from inboxwatch.core.snooze import Snooze, hold
@@ -123,27 +123,37 @@ class AuthBlock:
     message: str
 
 
+def _crossed(
+    late: list[Finding], soon: list[Finding], limit: Callable[[Finding], timedelta], now: datetime
+) -> tuple[list[Finding], list[Finding]]:
+    """`soon`'s entries that waited past their `limit` by `now` join `late` (in order)."""
+    still: list[Finding] = []
+    for item in soon:  # only these can change: crossing their limit
+        (late if now - item.waiting_since > limit(item) else still).append(item)
+    late.sort(key=by_wait)
+    return late, still
+
+
 def advance(previous: Report, plans: Sequence[AccountPlan], now: datetime) -> Report:
     """The previous poll's report at a later `now`, when no mail changed: waits grow, and
-    threads that crossed their window move from waiting to overdue. The reply standard
-    stays as of the last read; it is only shown in a digest, and a poll with a digest
-    due always reads (Poller._carried)."""
+    threads that crossed their window move from waiting to overdue (your own unanswered
+    messages past followup_after likewise). The reply standard stays as of the last
+    read; it is only shown in a digest, and a poll with a digest due always reads
+    (Poller._carried)."""
     by_name = {plan.name: plan for plan in plans}
-    overdue: list[Finding] = [
-        f for f in previous.overdue if f.waiting_since >= now - by_name[f.account].lookback
-    ]  # still overdue, unless aged out of the lookback
-    waiting: list[Finding] = []
-    for item in previous.waiting:  # only these can change: crossing their window
-        late = now - item.waiting_since > by_name[item.account].window
-        (overdue if late else waiting).append(item)
-    overdue.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
+    overdue, waiting = _crossed(
+        [f for f in previous.overdue if f.waiting_since >= now - by_name[f.account].lookback],
+        previous.waiting,  # still overdue above, unless aged out of the lookback
+        lambda f: by_name[f.account].window,
+        now,
+    )
+    awaited, soon = _crossed(
+        list(previous.awaiting),
+        previous.awaiting_soon,
+        lambda f: by_name[f.account].followup_after,
+        now,
+    )
     stats = replace(previous.stats, overdue=len(overdue), pending=len(waiting))
-    awaited: list[Finding] = list(previous.awaiting)
-    soon: list[Finding] = []
-    for item in previous.awaiting_soon:  # your messages that crossed followup_after
-        late = now - item.waiting_since > by_name[item.account].followup_after
-        (awaited if late else soon).append(item)
-    awaited.sort(key=lambda f: (f.waiting_since, f.account, f.thread_id))
     return replace(
         previous,
         generated_at=now,
