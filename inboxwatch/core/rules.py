@@ -65,6 +65,10 @@ class Policy:
     # Teammates' addresses or globs (lower-cased): their reply answers a shared inbox's mail.
     team: tuple[str, ...] = ()
 
+    def answers(self, msg: MessageMeta, owner: Owner) -> bool:
+        """Yours, or your team's answer: either ends a wait."""
+        return owner.wrote(msg) or self.team_reply(msg, owner)
+
     def team_reply(self, msg: MessageMeta, owner: Owner) -> bool:
         """A teammate's message to someone outside the team: an answer for the team (a
         note among the team, or to you alone, is not)."""

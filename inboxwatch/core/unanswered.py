@@ -61,7 +61,7 @@ def judge_thread(thread: Thread, owner: Owner, policy: Policy, stats: Stats) -> 
             # RFC 3501 \Draft: never sent, so neither a reply nor mail waiting for one (a
             # draft of your answer sits in Gmail's All Mail until you send it).
             continue
-        mine = owner.wrote(msg) or policy.team_reply(msg, owner)  # yours, or your team's
+        mine = policy.answers(msg, owner)
         if (mine or policy.closes(msg.flags)) and (cutoff is None or msg.received > cutoff):
             cutoff = msg.received
         if mine:
@@ -94,17 +94,20 @@ def reason_line(first: MessageMeta, verdict: Verdict, owner: Owner, policy: Poli
         text += f" (and {later} more message{'s' if later > 1 else ''} since)"
     if verdict.cutoff is None:
         return text + "; no reply from you in this thread"
-    owned = [m.received for m in verdict.thread.messages if owner.wrote(m)]
     gap = human_duration(first.received - verdict.cutoff)
-    if owned and max(owned) == verdict.cutoff:
-        return text + f"; your last reply was {gap} earlier"
-    team = [m for m in verdict.thread.messages if m.received == verdict.cutoff]
-    if any(policy.team_reply(m, owner) for m in team):
-        return text + f"; your team's last reply was {gap} earlier"
-    return text + f"; the last message marked answered or handled was {gap} earlier"
+    before = _BEFORE.get(cutoff_reason(verdict, owner, policy).kind, _BEFORE["marked"])
+    return text + f"; {before} was {gap} earlier"
 
 
-def _cutoff_reason(verdict: Verdict, owner: Owner, policy: Policy) -> Reason:
+# What `cutoff_reason` found, as the one-line reason says it.
+_BEFORE = {
+    "last_reply": "your last reply",
+    "team_reply": "your team's last reply",
+    "marked": "the last message marked answered or handled",
+}
+
+
+def cutoff_reason(verdict: Verdict, owner: Owner, policy: Policy) -> Reason:
     """What ended the last wait before this one: a reply of the owner's, or a mark."""
     if verdict.cutoff is None:
         return Reason("no_reply", detail="no message of yours in this thread")
@@ -135,7 +138,7 @@ def reasons_of(
         Reason("pending", m.ident, m.received, m.sender.display() if m.sender else "")
         for m in verdict.pending
     ]
-    found.append(_cutoff_reason(verdict, owner, policy))
+    found.append(cutoff_reason(verdict, owner, policy))
     pending = {m.ident for m in verdict.pending}  # copies in other folders included
     for msg in verdict.thread.messages:
         before = msg.received <= verdict.cutoff if verdict.cutoff else False
@@ -190,7 +193,7 @@ def reply_parts(
     replies = [
         m.received
         for m in verdict.thread.messages
-        if m.received > first.received and (owner.wrote(m) or policy.team_reply(m, owner))
+        if m.received > first.received and policy.answers(m, owner)
     ]
     if replies:
         delay = min(replies) - first.received
