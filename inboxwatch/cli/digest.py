@@ -27,25 +27,24 @@ from inboxwatch.core.ports import Sender
 from inboxwatch.core.scan import run_scan
 from inboxwatch.delivery.digest import digest_message
 from inboxwatch.delivery.smtp import SmtpSender, StdoutSender
-from inboxwatch.errors import ConfigError, InboxwatchError, UsageError
-from inboxwatch.service.ledger import DigestGroup, digest_groups, notify_groups
+from inboxwatch.errors import ConfigError, UsageError
+from inboxwatch.service.ledger import DigestGroup, digest_groups, each_delivered, notify_groups
 
 
 def _send(
     group: DigestGroup, report: Report, now: datetime, configs: Sequence[Account], sender: Sender
 ) -> None:
     message = digest_message(group.part(report), group.config, now, configs)
-    to = "notification service" if group.sender else ", ".join(group.config.to)
     if message is None:
         click.echo(
-            f"inboxwatch: nobody is waiting; no digest sent to {to} "
+            f"inboxwatch: nobody is waiting; no digest sent to {group.recipients} "
             "(digest.send_when_empty = false)",
             err=True,
         )
         return
     (group.sender or sender).send(message)
     if not isinstance(sender, StdoutSender):
-        click.echo(f"inboxwatch: digest sent to {to}", err=True)
+        click.echo(f"inboxwatch: digest sent to {group.recipients}", err=True)
 
 
 def _groups(settings: Settings, accounts: Sequence[str], dry_run: bool) -> list[DigestGroup]:
@@ -61,24 +60,6 @@ def _groups(settings: Settings, accounts: Sequence[str], dry_run: bool) -> list[
             "who should receive it?"
         )
     return groups
-
-
-def _send_all(
-    groups: Sequence[DigestGroup],
-    report: Report,
-    now: datetime,
-    configs: Sequence[Account],
-    sender: Sender,
-) -> None:
-    """Each digest; one that cannot be delivered holds back no other (its error after)."""
-    failure: InboxwatchError | None = None
-    for group in groups:
-        try:
-            _send(group, report, now, configs, sender)
-        except InboxwatchError as exc:
-            failure = failure or exc
-    if failure is not None:
-        raise failure
 
 
 @click.command(short_help="Scan and send (or print) the digest now.")
@@ -117,6 +98,6 @@ def digest(
     if not demo:
         report = held(report, settings, now)
     render_errors(report, lambda line: click.echo(line, err=True))
-    _send_all(groups, report, now, configs, sender)
+    each_delivered(groups, lambda group: _send(group, report, now, configs, sender))
     code = report.exit_code()  # an account that failed still fails the run, after the digest
     ctx.exit(code if code > 1 else 0)

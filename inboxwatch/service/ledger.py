@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from inboxwatch.config import Account, Digest
 from inboxwatch.core.model import Report
@@ -17,6 +18,8 @@ from inboxwatch.errors import InboxwatchError, StateError
 from inboxwatch.periods import latest_run, period_key
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 _DONE = ("sent", "empty")
 
 
@@ -30,6 +33,11 @@ class DigestGroup:
     # `digest_to` existed); else the recipients, which tell its ledger rows apart.
     key: str
     sender: Sender | None = None  # its own way out (Apprise), else the service's SMTP
+
+    @property
+    def recipients(self) -> str:
+        """Whom this digest goes to, as a log line or the command line says it."""
+        return "notification service" if self.sender else ", ".join(self.config.to)
 
     def part(self, report: Report) -> Report:
         """What of `report` this digest shows."""
@@ -131,8 +139,7 @@ class DigestLedger:
             self.store.mark_digest(period, "pending", message_id, now)
             raise
         self.store.mark_digest(period, "sent", message_id, now)
-        to = "notification service" if self.group.sender else message["To"]
-        log.info("digest for %s sent to %s", period, to)
+        log.info("digest for %s sent to %s", period, self.group.recipients)
         return period
 
 
@@ -149,16 +156,20 @@ class Digests:
     def send_if_due(self, report: Report, sender: Sender, now: datetime) -> str | None:
         """Each digest that is due; one that cannot be delivered does not hold back the
         others, and its error is raised after them. Returns what was sent, or None."""
-        sent: list[str] = []
-        failure: InboxwatchError | None = None
-        for ledger in self.ledgers:
-            try:
-                period = ledger.send_if_due(report, sender, now)
-            except InboxwatchError as exc:
-                failure = failure or exc
-                continue
-            if period is not None:
-                sent.append(period)
-        if failure is not None:
-            raise failure
-        return "; ".join(sent) or None
+        periods = each_delivered(self.ledgers, lambda each: each.send_if_due(report, sender, now))
+        return "; ".join(p for p in periods if p is not None) or None
+
+
+def each_delivered(items: Iterable[T], deliver: Callable[[T], R]) -> list[R]:
+    """`deliver` each item; one that cannot be delivered holds back no other, and the
+    first failure is raised after them all."""
+    done: list[R] = []
+    failure: InboxwatchError | None = None
+    for item in items:
+        try:
+            done.append(deliver(item))
+        except InboxwatchError as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return done
