@@ -191,27 +191,29 @@ def _sections(
     upcoming: datetime | None,
     configs: dict[str, Account],
 ) -> list[dict[str, Any]]:
-    """Each account's overdue threads and those due before the next digest."""
-    windows = {a.name: a.window for a in report.accounts}
+    """Each account's overdue threads, invitations, messages of yours awaiting an answer,
+    and the threads due before the next digest."""
     sections = []
     for summary in report.accounts:
-        overdue = [f for f in report.overdue if f.account == summary.name]
+        config = configs.get(summary.name)
+
+        def items(found: list[Finding], name: str = summary.name) -> list[Finding]:
+            return [f for f in found if f.account == name]
+
         soon = [
             f
-            for f in report.waiting
-            if f.account == summary.name
-            and upcoming is not None
-            and f.waiting_since + windows[f.account] <= upcoming
+            for f in items(report.waiting)
+            if upcoming is not None and f.waiting_since + summary.window <= upcoming
         ]
-        invites = [f for f in report.invitations if f.account == summary.name]
-        owed = [f for f in report.awaiting if f.account == summary.name]
         sections.append(
             {
-                "invitations": [_invitation(f, zone, now, configs.get(f.account)) for f in invites],
-                "awaiting": [_item(f, zone, now, configs.get(f.account)) for f in owed],
+                "invitations": [
+                    _invitation(f, zone, now, config) for f in items(report.invitations)
+                ],
+                "awaiting": [_item(f, zone, now, config) for f in items(report.awaiting)],
                 "name": _cut(summary.name, NAME_LIMIT),
-                "overdue": [_item(f, zone, now, configs.get(f.account)) for f in overdue],
-                "due_soon": [_item(f, zone, now, configs.get(f.account)) for f in soon],
+                "overdue": [_item(f, zone, now, config) for f in items(report.overdue)],
+                "due_soon": [_item(f, zone, now, config) for f in soon],
             }
         )
     return sections
