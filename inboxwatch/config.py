@@ -106,6 +106,10 @@ class _Server(BaseModel):
         return self
 
 
+# Each security mode's usual port (RFC 8314: implicit TLS 993/465; STARTTLS 143/587).
+IMAP_PORTS: dict[str, int] = {"tls": 993, "starttls": 143, "plain": 143}
+SMTP_PORTS: dict[str, int] = {"tls": 465, "starttls": 587, "plain": 25}
+
 # The reply window and lookback, written once: the config's defaults, and those of the
 # accounts a command line makes up (--demo, --mbox, --maildir).
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -164,7 +168,7 @@ class Account(_Server):
                 raise ValueError("addresses is required when username is not an e-mail address")
             self.addresses = [self.username]
         if self.port is None:
-            self.port = 993 if self.security == "tls" else 143
+            self.port = IMAP_PORTS[self.security]
         return self
 
 
@@ -215,7 +219,7 @@ class Smtp(_Server):
     @model_validator(mode="after")
     def _port(self) -> Smtp:
         if self.port is None:
-            self.port = {"tls": 465, "starttls": 587, "plain": 25}[self.security]
+            self.port = SMTP_PORTS[self.security]
         return self
 
 

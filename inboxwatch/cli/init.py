@@ -23,7 +23,7 @@ from inboxwatch.auth.signin import sign_in
 from inboxwatch.cli.auth import identity
 from inboxwatch.cli.check import check_smtp
 from inboxwatch.cli.common import common_options, config_jobs, emit, setup_logging
-from inboxwatch.config import Settings, load_settings, user_config_path
+from inboxwatch.config import IMAP_PORTS, SMTP_PORTS, Settings, load_settings, user_config_path
 from inboxwatch.core.ports import discover_sent
 from inboxwatch.core.scan import run_scan
 from inboxwatch.errors import ConfigError, InboxwatchError, UsageError
@@ -78,12 +78,12 @@ def _servers(email: str, opts: dict[str, Any], ask: Asker) -> Found:
             click.echo("No server found for that address; your provider's help pages name it.")
         host = opts["imap_host"] or ask("IMAP server", "--imap-host")
         security: Security = opts["imap_security"] or "tls"
-        port = opts["imap_port"] or (993 if security == "tls" else 143)
+        port = opts["imap_port"] or IMAP_PORTS[security]
         found = Found(Server(host, port, security), None, "given")
     smtp = found.smtp
     if opts["smtp_host"]:
         smtp_security: Security = opts["smtp_security"] or "starttls"
-        port = opts["smtp_port"] or {"tls": 465, "starttls": 587, "plain": 25}[smtp_security]
+        port = opts["smtp_port"] or SMTP_PORTS[smtp_security]
         smtp = Server(opts["smtp_host"], port, smtp_security)
     return Found(found.imap, smtp, found.source, found.username, found.oauth2, found.open_url)
 
