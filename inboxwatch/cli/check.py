@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -11,13 +11,20 @@ import click
 from inboxwatch.auth.refresh import smtp_tokens, tokens_dir
 from inboxwatch.cli.common import common_options, load_config, setup_logging
 from inboxwatch.config import Account, Settings, masked_json
-from inboxwatch.core.ports import discover_sent
+from inboxwatch.core.ports import FolderInfo, discover_sent
 from inboxwatch.core.scan import special_use
 from inboxwatch.delivery.smtp import SmtpSender
 from inboxwatch.errors import ConfigError, InboxwatchError
 from inboxwatch.imap.opener import open_imap
 
 Echo = Callable[[str], None]
+
+
+def sent_found(folders: Sequence[FolderInfo]) -> tuple[list[str], bool]:
+    """The sent folders a scan will read, and whether the server marked them (SPECIAL-USE
+    `\\Sent`, RFC 6154) rather than their usual name naming them."""
+    found = discover_sent(folders)
+    return found, any("\\Sent" in f.special_use for f in folders if f.name in found)
 
 
 def check_account(account: Account, tokens: Path) -> str:
@@ -38,10 +45,9 @@ def check_account(account: Account, tokens: Path) -> str:
     if account.sent_folders:
         sent = f"{', '.join(account.sent_folders)} (configured)"
     else:
-        found = discover_sent(folders)
+        found, marked = sent_found(folders)
         if not found:
             raise ConfigError(f"no sent folder found; set accounts[{account.name}].sent_folders")
-        marked = any("\\Sent" in f.special_use for f in folders if f.name in found)
         how = "SPECIAL-USE \\Sent" if marked else "usual name"
         sent = f"{', '.join(found)} ({how})"
     how = " with OAuth 2.0" if account.auth == "oauth2" else ""

@@ -21,10 +21,9 @@ import click
 from inboxwatch.auth.refresh import tokens_dir
 from inboxwatch.auth.signin import sign_in
 from inboxwatch.cli.auth import identity
-from inboxwatch.cli.check import check_smtp
+from inboxwatch.cli.check import check_smtp, sent_found
 from inboxwatch.cli.common import common_options, config_jobs, emit, setup_logging
 from inboxwatch.config import IMAP_PORTS, SMTP_PORTS, Settings, load_settings, user_config_path
-from inboxwatch.core.ports import discover_sent
 from inboxwatch.core.scan import run_scan
 from inboxwatch.errors import ConfigError, InboxwatchError, UsageError
 from inboxwatch.imap.opener import open_imap
@@ -112,11 +111,10 @@ def _login(settings: Settings) -> list[str]:
         folders = source.list_folders()
     finally:
         source.close()
-    marked = [f.name for f in folders if "\\Sent" in f.special_use]
-    found = marked or discover_sent(folders)
+    found, marked = sent_found(folders)
     how = "marked \\Sent" if marked else ("by its usual name" if found else "none found")
     click.echo(f"Logged in read-only; {len(folders)} folders; sent folder: {found or how} ({how})")
-    return marked
+    return found if marked else []
 
 
 def _preview(settings: Settings) -> None:
