@@ -9,8 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from inboxwatch.core.snooze import Snooze
-from inboxwatch.errors import CorruptState
-from inboxwatch.store.faults import state_error
+from inboxwatch.store.readonly import read_unlocked
 
 TABLE = (
     "CREATE TABLE snoozes (message_id TEXT PRIMARY KEY, account TEXT NOT NULL,"
@@ -59,17 +58,4 @@ def delete(db: sqlite3.Connection, message_id: str) -> bool:
 
 def read(path: Path) -> list[Snooze]:
     """The notes, read-only and without the lock (`scan` beside a running service)."""
-    path = path.expanduser()
-    if not path.exists():
-        return []
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-    try:
-        return rows(db)
-    except sqlite3.OperationalError:
-        return []  # an older state file, without the table: no notes yet
-    except sqlite3.DatabaseError as exc:
-        raise state_error(path, exc) from None
-    except ValueError as exc:  # a row that does not decode
-        raise CorruptState(f"state.path {path} is damaged (a snooze note: {exc})") from None
-    finally:
-        db.close()
+    return read_unlocked(path, rows, [])

@@ -26,6 +26,7 @@ from inboxwatch.errors import ConfigError, CorruptState, LockError
 from inboxwatch.store import bodies, notes, recovery
 from inboxwatch.store.bodies import Folder
 from inboxwatch.store.faults import space_error, state_error
+from inboxwatch.store.readonly import read_unlocked
 from inboxwatch.store.rows import iso, meta_from_json, meta_to_json
 
 log = logging.getLogger(__name__)
@@ -374,18 +375,4 @@ def _poll_records(db: sqlite3.Connection) -> dict[str, PollRecord]:
 
 def read_polls(path: Path) -> dict[str, PollRecord]:
     """Poll records without taking the lock (health runs beside the service), read-only."""
-    path = path.expanduser()
-    if not path.exists():
-        return {}
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        return _poll_records(db)
-    except sqlite3.OperationalError:
-        return {}  # no polls table yet: a state file no poll has written to
-    except (sqlite3.DatabaseError, ValueError) as exc:
-        raise CorruptState(
-            f"state.path {path} is damaged ({exc}); the next `inboxwatch run` moves it "
-            "aside and rebuilds it, or run `inboxwatch repair`"
-        ) from None
-    finally:
-        db.close()
+    return read_unlocked(path, _poll_records, {})
