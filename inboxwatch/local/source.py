@@ -77,6 +77,12 @@ class EmlFolder:
 Folder = mailbox.Mailbox[mailbox.Message] | EmlFolder
 
 
+def _keys(box: mailbox.Mailbox[mailbox.Message]) -> list[str]:
+    """A folder's messages in UID order: a Maildir's by file name (its order on disk is
+    the directory's), an mbox's as stored."""
+    return sorted(box.keys()) if isinstance(box, mailbox.Maildir) else list(box.keys())
+
+
 class LocalSource:
     """mbox files (one folder each, named by the file's stem), .eml folders (named by the
     directory) and/or one Maildir tree."""
@@ -124,9 +130,7 @@ class LocalSource:
     def fetch_since(
         self, folder: str, since: datetime, progress: Progress | None = None
     ) -> FolderScan:
-        box = self._folders.get(folder)
-        if box is None:
-            raise ConfigError(f"folder {folder!r} not found among {', '.join(self._folders)}")
+        box = self._folder(folder)
         scan = FolderScan(folder)
         if progress is not None:
             progress.expect(len(box))
@@ -143,9 +147,7 @@ class LocalSource:
         if isinstance(box, EmlFolder):
             yield from self._read_emls(folder, box)
             return
-        for uid, key in enumerate(
-            sorted(box.keys()) if isinstance(box, mailbox.Maildir) else box.keys(), start=1
-        ):
+        for uid, key in enumerate(_keys(box), start=1):
             msg = box.get_message(key)
             flags, fallback = self._flags_and_time(msg)
             raw = _header_block(box.get_bytes(key))
@@ -173,17 +175,21 @@ class LocalSource:
             return flags, _from_line_date(msg.get_from())
         return [], None
 
-    def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
+    def _folder(self, folder: str) -> Folder:
         box = self._folders.get(folder)
         if box is None:
             raise ConfigError(f"folder {folder!r} not found among {', '.join(self._folders)}")
+        return box
+
+    def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
+        box = self._folder(folder)
         found = {}
         if isinstance(box, EmlFolder):
             for uid in uids:
                 raw = box.files[uid - 1].read_bytes()
                 found[uid] = details_of(email.message_from_bytes(raw))
             return found
-        keys = sorted(box.keys()) if isinstance(box, mailbox.Maildir) else list(box.keys())
+        keys = _keys(box)
         for uid in uids:
             found[uid] = details_of(box.get_message(keys[uid - 1]))
         return found
