@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from inboxwatch.core.model import MessageMeta, Stats, Thread
-from inboxwatch.core.refine import Read, what
+from inboxwatch.core.refine import Read, said
 from inboxwatch.core.rules import Owner, Policy, exclusion
 from inboxwatch.core.threads import base_subject
 from inboxwatch.core.unanswered import Verdict, human_duration, judge_thread, reason_line
@@ -97,19 +97,13 @@ def explain(
         if not matches(thread, *wanted):
             continue
         verdict = judge_thread(thread, owner, policy, Stats())
-        bodies = read(verdict.pending)
-        said = {
-            m.ident: what(m, bodies.get((m.folder, m.uid)), verdict, policy)
-            for m in verdict.pending
-        }
-        left = tuple(m for m in verdict.pending if not said[m.ident])
-        invites = [m for m in verdict.pending if said[m.ident] == "invitation"]
+        kinds, left, invites = said(verdict, read(verdict.pending), policy)
         judged = verdict._replace(
-            pending=left or tuple(invites),
+            pending=left or invites,
             expecting=() if not left and invites else verdict.expecting,
         )
         rows = tuple(
-            Row(m, role(m, judged, owner, policy, said.get(m.ident, ""))) for m in thread.messages
+            Row(m, role(m, judged, owner, policy, kinds.get(m.ident, ""))) for m in thread.messages
         )
         found.append(Explanation(thread, rows, _verdict(judged, owner, policy, as_of, window)))
     return found

@@ -10,9 +10,10 @@ Pure: the bodies come through `read`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.closing import closing
@@ -41,6 +42,23 @@ def what(msg: MessageMeta, details: Details | None, verdict: Verdict, policy: Po
         if judged is not None:
             return f"closing message: {judged[:120]}"
     return ""
+
+
+class BodySaid(NamedTuple):
+    """A verdict's pending messages as their bodies sort them."""
+
+    kinds: dict[str, str]  # by message id: what its body said (`what`), "" for nothing
+    left: tuple[MessageMeta, ...]  # still expecting a reply
+    invites: tuple[MessageMeta, ...]
+
+
+def said(verdict: Verdict, details: Mapping[tuple[str, int], Details], policy: Policy) -> BodySaid:
+    kinds = {
+        m.ident: what(m, details.get((m.folder, m.uid)), verdict, policy) for m in verdict.pending
+    }
+    left = tuple(m for m in verdict.pending if not kinds[m.ident])
+    invites = tuple(m for m in verdict.pending if kinds[m.ident] == "invitation")
+    return BodySaid(kinds, left, invites)
 
 
 @dataclass
@@ -98,9 +116,7 @@ def _one(
     """One finding: kept as it was, rebuilt without what needs no reply, moved to the
     invitations, or answered (the last word was theirs and closed it)."""
     owner, policy, as_of, window = judge
-    kinds = {
-        m.ident: what(m, details.get((m.folder, m.uid)), verdict, policy) for m in verdict.pending
-    }
+    kinds, left, invites = said(verdict, details, policy)
     if not any(kinds.values()):
         (out.overdue if late else out.waiting).append(found)
         return
@@ -108,13 +124,11 @@ def _one(
         if kind and kind != "invitation":  # invitations are listed, not left out
             key = kind.split(" ", 1)[0]  # closing, calendar
             stats.excluded[key] = stats.excluded.get(key, 0) + 1
-    left = tuple(m for m in verdict.pending if not kinds[m.ident])
     if left:
         why_not = {ident: kind for ident, kind in kinds.items() if kind}
         again = finding(account, verdict._replace(pending=left), owner, policy, window, why_not)
         (out.overdue if as_of - again.waiting_since > window else out.waiting).append(again)
         return
-    invites = tuple(m for m in verdict.pending if kinds[m.ident] == "invitation")
     if invites:
         first = details[(invites[0].folder, invites[0].uid)]
         entry = finding(account, verdict._replace(pending=invites), owner, policy, window)
