@@ -23,7 +23,7 @@ from inboxwatch.config import Account, Settings, account_password
 from inboxwatch.core.model import Finding, PollRecord, Report, ReportError, by_wait
 from inboxwatch.core.ports import MailSource, Sender, StateStore
 from inboxwatch.core.scan import AccountPlan, SourceFactory, run_scan
-from inboxwatch.core.snooze import Snooze, hold
+from inboxwatch.core.snooze import hold
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError, SignInNeeded
 from inboxwatch.imap.opener import open_imap
 from inboxwatch.imap.source import ImapSource
@@ -209,15 +209,26 @@ class Poller:
         full = self._clock_jumps(now, polls)
         sessions: dict[str, ImapSource] = {}  # logged in by the quick check, for the poll
         notes = self.store.snoozes()  # the user's, changed by `snooze` beside the service
-        if previous is not None and not full and self._carried(previous, now, sessions):
+        carried = previous is not None and not full and self._carried(previous, now, sessions)
+        if carried and previous is not None:
             result = PollResult(advance(previous, self.plans, now), 0, 0.0, None)
         else:
-            result = self._read(now, sessions, full, polls, notes)
+            result = self._read(now, sessions, full, polls)
+        shown = hold(result.report, notes, now)
+        if not carried:  # a carried poll has no digest due (_carried)
+            result.digest = self.digests.send_if_due(shown, self.sender, now)
+            self._keep(result.report)
         result.seconds = time.monotonic() - started
         # Carried forward as read: a snooze that ends, or an unsnooze, shows at once.
         self.previous = None if result.report.errors else result.report
-        result.report = hold(result.report, notes, now)
+        result.report = shown
         return result
+
+    def _keep(self, report: Report) -> None:
+        """`run --once`: the report as read, for the next run to start from."""
+        if self.keep_report and not report.errors:
+            key = lastreport.fingerprint(self.settings)
+            self.store.save_report(key, lastreport.encode(report))
 
     def _clock_jumps(self, now: datetime, polls: dict[str, PollRecord]) -> set[str]:
         """The accounts whose cache a clock jump made untrustworthy: read in full."""
@@ -237,7 +248,6 @@ class Poller:
         sessions: dict[str, ImapSource],
         full: set[str],
         polls: dict[str, PollRecord],
-        notes: list[Snooze],
     ) -> PollResult:
         opened: dict[str, SyncingSource] = {}
         skipped = self._skipped(now, polls)
@@ -259,11 +269,7 @@ class Poller:
             else:
                 self._record_failure(self.accounts[plan.name], report, now)
         fetched = sum(source.fetched for source in opened.values())
-        period = self.digests.send_if_due(hold(report, notes, now), self.sender, now)
-        if self.keep_report and not report.errors:
-            key = lastreport.fingerprint(self.settings)
-            self.store.save_report(key, lastreport.encode(report))
-        return PollResult(report, fetched, 0.0, period)
+        return PollResult(report, fetched, 0.0, None)
 
     def _factory(
         self,
