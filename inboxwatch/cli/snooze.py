@@ -17,7 +17,7 @@ from inboxwatch.cli.common import (
     setup_logging,
 )
 from inboxwatch.config import Settings
-from inboxwatch.core.model import Report
+from inboxwatch.core.model import Report, as_message_id
 from inboxwatch.core.scan import run_scan
 from inboxwatch.core.snooze import Snooze, find, hold, snooze_of
 from inboxwatch.errors import UsageError
@@ -97,7 +97,7 @@ def unsnooze(
     """Show the thread holding MESSAGE-ID again."""
     setup_logging(ctx, verbose, quiet)
     settings = load_config(ctx, config_path)[1]
-    wanted = message_id if message_id.startswith("<") else f"<{message_id}>"
+    wanted = as_message_id(message_id)
     gone = write_beside(
         settings.state.path_resolved(),
         lambda db: notes.delete(db, message_id) or notes.delete(db, wanted),

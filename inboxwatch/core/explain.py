@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from inboxwatch.core.model import MessageMeta, Stats, Thread
+from inboxwatch.core.model import MessageMeta, Stats, Thread, as_message_id
 from inboxwatch.core.refine import Read, said
 from inboxwatch.core.rules import Owner, Policy, exclusion
 from inboxwatch.core.threads import base_subject
@@ -32,7 +32,7 @@ def matches(thread: Thread, message_id: str, subject: str) -> bool:
     """The thread holds `message_id` (with or without <>), or a subject containing
     `subject` (case-insensitive, Re:/Fwd: ignored)."""
     if message_id:
-        wanted = message_id if message_id.startswith("<") else f"<{message_id}>"
+        wanted = as_message_id(message_id)
         return thread.thread_id == wanted or any(m.ident == wanted for m in thread.messages)
     needle = base_subject(subject)
     return any(needle in base_subject(m.subject) for m in thread.messages)

@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 SYNTHETIC_DOMAIN = "@synthetic.inboxwatch.invalid"
 
 
+def as_message_id(text: str) -> str:
+    """A Message-ID as someone typed it, with the <> people drop when they copy one."""
+    text = text.strip()
+    return text if text.startswith("<") else f"<{text}>"
+
+
 @dataclass(frozen=True, slots=True)
 class Address:
     """A mailbox: display name (decoded, sanitised) and address as written."""

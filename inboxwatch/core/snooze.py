@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from inboxwatch.core.model import Finding, Report
+from inboxwatch.core.model import Finding, Report, as_message_id
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,7 @@ class Snooze:
 
 def find(report: Report, message_id: str) -> Finding | None:
     """The waiting thread that holds `message_id` (a pending message's, or the thread's)."""
-    wanted = message_id.strip()
-    if not wanted.startswith("<"):
-        wanted = f"<{wanted}>"  # as people copy them: without the brackets
+    wanted = as_message_id(message_id)
     for finding in (*report.overdue, *report.waiting):
         if wanted == finding.thread_id or wanted in finding.message_ids:
             return finding
