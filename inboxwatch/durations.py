@@ -23,6 +23,27 @@ def parse_duration(value: object) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+_BUSINESS = re.compile(r"^(\d+(?:\.\d+)?)\s*business\s+(hour|day)s?$")
+
+
+def parse_window(value: object) -> tuple[timedelta, str]:
+    """A reply window: `24h`, `2d` (calendar time) -> (length, ""); `8 business hours`,
+    `2 business days` -> (8 hours, "hours"), (2 days, "days"), counted on a business clock."""
+    text = str(value).strip().lower()
+    found = _BUSINESS.match(text)
+    if found is None:
+        if "business" in text:
+            raise ValueError(
+                f"{value!r}: write business time as '8 business hours' or '2 business days'"
+            )
+        return parse_duration(value), ""
+    amount = float(found.group(1))
+    if amount <= 0:
+        raise ValueError(f"{value!r} must be longer than zero")
+    unit = found.group(2)
+    return timedelta(**{f"{unit}s": amount}), f"{unit}s"
+
+
 def format_duration(value: timedelta) -> str:
     """The config's own notation back: 30s, 90m, 24h, 30d, 1w (`check` shows the config)."""
     seconds = value.total_seconds()

@@ -47,7 +47,7 @@ def _explained(
         threads = build_threads(read.messages, counterpart_matcher(read.owner))
         wanted = (message_id, subject)
         found = explain(
-            threads, read.owner, read.policy, as_of, plan.window, wanted, reader(source)
+            threads, read.owner, read.policy, as_of, plan.reply_window, wanted, reader(source)
         )
     finally:
         source.close()

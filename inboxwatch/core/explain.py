@@ -5,14 +5,20 @@ Pure: `as_of` is a parameter."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from inboxwatch.core.model import MessageMeta, Stats, Thread, as_message_id
 from inboxwatch.core.refine import Read, said
 from inboxwatch.core.rules import Owner, Policy, exclusion
+from inboxwatch.core.standards import Window
 from inboxwatch.core.threads import base_subject
-from inboxwatch.core.unanswered import Verdict, human_duration, judge_thread, reason_line
-from inboxwatch.durations import format_duration
+from inboxwatch.core.unanswered import (
+    Verdict,
+    human_duration,
+    judge_thread,
+    reason_line,
+    standard_of,
+)
 
 
 @dataclass(frozen=True)
@@ -63,19 +69,20 @@ def role(msg: MessageMeta, verdict: Verdict, owner: Owner, policy: Policy, body:
 
 
 def _verdict(
-    verdict: Verdict, owner: Owner, policy: Policy, as_of: datetime, window: timedelta
+    verdict: Verdict, owner: Owner, policy: Policy, as_of: datetime, window: Window
 ) -> str:
     if verdict.pending and not verdict.expecting:
         return "not reported: an invitation to answer in your calendar"
     if verdict.pending:
         first = verdict.pending[0]
-        waited = as_of - first.received
         why = reason_line(first, verdict, owner, policy)
-        if waited > window:
-            limit = format_duration(window)
-            return f"overdue: {why}; waiting {human_duration(waited)} (window {limit})"
-        due = human_duration(window - waited)
-        return f"waiting inside the window (due in {due}): {why}"
+        window, rule = standard_of(first, owner, policy, window)
+        due = window.due(first.received, policy.clock)
+        limit = window.text() + (f", {rule.label}" if rule is not None else "")
+        if as_of > due:
+            waited = human_duration(as_of - first.received)
+            return f"overdue: {why}; waiting {waited} (window {limit})"
+        return f"waiting inside the window (due in {human_duration(due - as_of)}, {limit}): {why}"
     if verdict.expecting:
         return "answered: nothing waits after your last reply or mark"
     return "not reported: no message in it expects a reply (each is yours or left out)"
@@ -86,7 +93,7 @@ def explain(
     owner: Owner,
     policy: Policy,
     as_of: datetime,
-    window: timedelta,
+    window: Window,
     wanted: tuple[str, str],
     read: Read,
 ) -> list[Explanation]:

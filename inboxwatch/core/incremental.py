@@ -15,12 +15,13 @@ import bisect
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread, by_wait
+from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread, by_due, by_wait
 from inboxwatch.core.rules import Owner, Policy
+from inboxwatch.core.standards import Window
 from inboxwatch.core.threads import Counterpart, base_subject, build_threads
-from inboxwatch.core.unanswered import Outcome, Share, thread_share
+from inboxwatch.core.unanswered import Outcome, Share, on_clock, thread_share
 
 Key = tuple[str, int]
 MAX_CHANGED = 2000  # beyond this a full rebuild costs about the same
@@ -219,7 +220,10 @@ def _shared(stats: Stats, seen: dict[tuple[object, ...], Stats]) -> Stats:
 
 class EvalMemo:
     """Running totals over the judged threads; only threads new since the last poll are
-    judged, and `now` only moves the overdue/waiting line and the unanswered count."""
+    judged, and `now` only moves the overdue/waiting line and the unanswered count.
+
+    Findings are kept in the order they turn overdue (`by_due`): with rules and business
+    hours that is not the order of their waits, and the line is still one bisection."""
 
     def __init__(self) -> None:
         self._context: object = None
@@ -228,9 +232,9 @@ class EvalMemo:
     def _reset(self) -> None:
         self._judged: dict[int, tuple[Thread, Share]] = {}  # the thread keeps its id unique
         self._totals = Stats()
-        self._pending: list[tuple[datetime, str, str]] = []  # sorted; the findings alongside
+        self._pending: list[tuple[datetime, datetime, str, str]] = []  # by_due; findings beside
         self._findings: list[Finding] = []
-        self._open: list[datetime] = []  # sorted
+        self._open: list[datetime] = []  # sorted: when each open conversation is judged
         self._stats: dict[tuple[object, ...], Stats] = {}
 
     def evaluate(
@@ -240,7 +244,7 @@ class EvalMemo:
         owner: Owner,
         policy: Policy,
         now: datetime,
-        window: timedelta,
+        window: Window,
     ) -> Outcome:
         context = (account, owner, policy, window)
         if context != self._context:
@@ -265,7 +269,7 @@ class EvalMemo:
             self._pending = [self._pending[n] for n in order]
             self._findings = [self._findings[n] for n in order]
             self._open.sort()
-        return self._outcome(now, window)
+        return self._outcome(now, policy)
 
     def _take(self, key: int, thread: Thread, share: Share, bulk: bool = False) -> None:
         """Add a judged thread; `bulk` appends, and the caller sorts once at the end."""
@@ -273,29 +277,33 @@ class EvalMemo:
         self._totals.add(share.stats)
         if share.finding is not None:
             f = share.finding
-            entry = by_wait(f)
+            entry = by_due(f)
             at = len(self._pending) if bulk else bisect.bisect_left(self._pending, entry)
             self._pending.insert(at, entry)
             self._findings.insert(at, f)
-        if share.open_since is not None:
-            since = share.open_since
-            self._open.append(since) if bulk else bisect.insort(self._open, since)
+        if share.open_until is not None:
+            until = share.open_until
+            self._open.append(until) if bulk else bisect.insort(self._open, until)
 
     def _drop(self, key: int) -> None:
         _, share = self._judged.pop(key)
         self._totals.add(share.stats, -1)
         if share.finding is not None:
             f = share.finding
-            at = bisect.bisect_left(self._pending, by_wait(f))
+            at = bisect.bisect_left(self._pending, by_due(f))
             del self._pending[at], self._findings[at]
-        if share.open_since is not None:
-            del self._open[bisect.bisect_left(self._open, share.open_since)]
+        if share.open_until is not None:
+            del self._open[bisect.bisect_left(self._open, share.open_until)]
 
-    def _outcome(self, now: datetime, window: timedelta) -> Outcome:
-        # Overdue: waiting more than the window, i.e. since before now - window (strictly).
-        line = now - window
-        split = bisect.bisect_left(self._pending, (line,))
-        overdue, waiting = self._findings[:split], self._findings[split:]
+    def _outcome(self, now: datetime, policy: Policy) -> Outcome:
+        # Overdue: due strictly before now. Each side is put back in wait order, which
+        # without rules or business hours it already is (then sorting costs one pass).
+        split = bisect.bisect_left(self._pending, (now,))
+        overdue = sorted(self._findings[:split], key=by_wait)
+        waiting = sorted(self._findings[split:], key=by_wait)
+        if policy.clock is not None:
+            overdue = [on_clock(f, policy, now) for f in overdue]
+            waiting = [on_clock(f, policy, now) for f in waiting]
         stats = replace(
             self._totals,
             excluded=dict(self._totals.excluded),
@@ -303,5 +311,5 @@ class EvalMemo:
             overdue=len(overdue),
             pending=len(waiting),
         )
-        stats.reply.judged += bisect.bisect_left(self._open, line)
+        stats.reply.judged += bisect.bisect_left(self._open, now)
         return Outcome(overdue, waiting, stats)

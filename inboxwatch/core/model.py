@@ -136,12 +136,30 @@ class Finding(NamedTuple):
     reason: str
     reasons: tuple[Reason, ...] = ()
     event: tuple[str, str] | None = None  # an invitation's (title, start): `invitations`
+    # The reply standard that applies (core/standards.py): when the wait turns overdue,
+    # how urgent it is, and the rule (`rules[2]`) that set them, if any.
+    due: datetime | None = None  # None: waiting_since (no window; awaiting, invitations)
+    priority: str = "normal"
+    rule: str = ""
+    remind: str = ""  # the rule's `remind`: "once" or "daily" ("": daily)
+    business_waiting: timedelta | None = None  # on the account's business clock, if it has one
+    digests_seen: int = 0  # how many digests listed it before (service/ledger.py)
+    escalated: bool = False  # overdue for longer than `escalate_after`
+
+    def overdue_at(self, now: datetime) -> bool:
+        """Past its window (strictly: a wait of exactly the window is not yet overdue)."""
+        return now > (self.due or self.waiting_since)
 
 
 def by_wait(f: Finding) -> tuple[datetime, str, str]:
     """The order findings are listed and kept in: longest wait first, then by account and
     thread, so equal waits always come in the same order."""
     return f.waiting_since, f.account, f.thread_id
+
+
+def by_due(f: Finding) -> tuple[datetime, datetime, str, str]:
+    """When each turns overdue, then by wait: how a service keeps the waiting line."""
+    return f.due or f.waiting_since, f.waiting_since, f.account, f.thread_id
 
 
 @dataclass(slots=True)

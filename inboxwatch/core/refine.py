@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import NamedTuple
 
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.closing import closing
 from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread, by_wait
 from inboxwatch.core.rules import Owner, Policy
-from inboxwatch.core.unanswered import Outcome, Verdict, finding, judge_thread
+from inboxwatch.core.standards import Window
+from inboxwatch.core.unanswered import Outcome, Verdict, finding, judge_thread, on_clock
 
 INVITATIONS = frozenset({"REQUEST", "ADD"})
 # Sent to tell, not to ask: an answer to your invitation, a cancellation, a published
@@ -74,7 +75,7 @@ def refine(
     account: str,
     outcome: Outcome,
     threads: Sequence[Thread],
-    judge: tuple[Owner, Policy, datetime, timedelta],
+    judge: tuple[Owner, Policy, datetime, Window],
     read: Read,
 ) -> None:
     """Re-judge the outcome's findings with their pending messages' bodies, in place."""
@@ -108,7 +109,7 @@ def _one(
     found: Finding,
     verdict: Verdict,
     details: dict[tuple[str, int], Details],
-    judge: tuple[Owner, Policy, datetime, timedelta],
+    judge: tuple[Owner, Policy, datetime, Window],
     stats: Stats,
     out: _Refined,
     late: bool,
@@ -127,7 +128,8 @@ def _one(
     if left:
         why_not = {ident: kind for ident, kind in kinds.items() if kind}
         again = finding(account, verdict._replace(pending=left), owner, policy, window, why_not)
-        (out.overdue if as_of - again.waiting_since > window else out.waiting).append(again)
+        again = on_clock(again, policy, as_of)
+        (out.overdue if again.overdue_at(as_of) else out.waiting).append(again)
         return
     if invites:
         first = details[(invites[0].folder, invites[0].uid)]

@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from inboxwatch.core.clock import BusinessHours
 from inboxwatch.core.model import Address, MessageMeta
+from inboxwatch.core.standards import Rule as StandardRule
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,21 @@ class Policy:
     closing_messages: bool = False  # a "thanks" after your reply needs none (core/refine.py)
     # Teammates' addresses or globs (lower-cased): their reply answers a shared inbox's mail.
     team: tuple[str, ...] = ()
+    # `[[accounts.rules]]` in order, the business clock, and `vip_from_sent`'s people
+    # (the correspondents you wrote to first, lower-cased; core/vip.py).
+    rules: tuple[StandardRule, ...] = ()
+    clock: BusinessHours | None = None
+    vip_from_sent: bool = False
+    vips: frozenset[str] = frozenset()
+
+    def rule_for(self, msg: MessageMeta, owner: Owner) -> StandardRule | None:
+        """The first rule matching the message, if any."""
+        if not self.rules:
+            return None
+        to_owner = tuple(
+            a.address.lower() for a in (*msg.to, *msg.cc) if owner.is_address(a.address)
+        )
+        return next((r for r in self.rules if r.matches(msg, to_owner)), None)
 
     def answers(self, msg: MessageMeta, owner: Owner) -> bool:
         """Yours, or your team's answer: either ends a wait."""
@@ -147,6 +164,9 @@ def ignored(msg: MessageMeta, owner: Owner, policy: Policy) -> Exclusion | None:
             return Exclusion(
                 "ignore_subjects", "ignored", f"subject matches ignore_subjects {pattern.pattern!r}"
             )
+    rule = policy.rule_for(msg, owner)
+    if rule is not None and rule.ignore:
+        return Exclusion("rules", "ignored", f"{rule.label} says ignore")
     return None
 
 
@@ -293,6 +313,7 @@ def _plainly_personal(msg: MessageMeta, policy: Policy) -> bool:
         or msg.cc
         or policy.ignore_senders
         or policy.ignore_subjects
+        or policy.rules
         or msg.folder in policy.sent_folders
         or "\\Deleted" in msg.flags
         or msg.content_type.startswith("multipart/report")

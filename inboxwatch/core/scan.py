@@ -20,8 +20,10 @@ from inboxwatch.core.model import AccountSummary, MessageMeta, Report, ReportErr
 from inboxwatch.core.ports import FolderInfo, MailSource, Progress, discover_sent
 from inboxwatch.core.refine import Read, refine
 from inboxwatch.core.rules import Owner, Policy
+from inboxwatch.core.standards import Window
 from inboxwatch.core.threads import Roles, build_threads
 from inboxwatch.core.unanswered import evaluate
+from inboxwatch.core.vip import first_contacts
 from inboxwatch.errors import ConfigError, InboxwatchError, ServerError
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,11 @@ class AccountPlan:
     policy: Policy
     knobs: Knobs | None = None  # None: the account's config keys
     followup_after: timedelta = timedelta(0)  # 0: nobody's answer to you is awaited
+
+    @property
+    def reply_window(self) -> Window:
+        """The account's window, for messages no rule gives another."""
+        return Window(self.window)
 
     @property
     def fix(self) -> Knobs:
@@ -198,6 +205,8 @@ def read_account(
     messages = job.read([*watched, *sent], progress)
     owner = Owner.of(plan.addresses)
     policy = replace(plan.policy, sent_folders=frozenset(sent))
+    if policy.vip_from_sent:
+        policy = replace(policy, vips=first_contacts(messages, owner, as_of))
     covered = job.coverage(messages, owner, sent)
     return AccountRead(watched, sent, messages, owner, policy, covered, job.errors)
 
@@ -217,11 +226,13 @@ def scan_account(
     counterpart = counterpart_matcher(owner)
     if memo is None:
         threads = build_threads(messages, counterpart)
-        outcome = evaluate(plan.name, threads, owner, policy, as_of, plan.window)
+        outcome = evaluate(plan.name, threads, owner, policy, as_of, plan.reply_window)
     else:
         threads = memo.threads.update(messages, counterpart, owner)
-        outcome = memo.verdicts.evaluate(plan.name, threads, owner, policy, as_of, plan.window)
-    judge = (owner, policy, as_of, plan.window)
+        outcome = memo.verdicts.evaluate(
+            plan.name, threads, owner, policy, as_of, plan.reply_window
+        )
+    judge = (owner, policy, as_of, plan.reply_window)
     refine(plan.name, outcome, threads, judge, reader(source))
     stats = outcome.stats
     if not read.covered:

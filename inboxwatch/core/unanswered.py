@@ -25,7 +25,7 @@ from inboxwatch.core.model import (
     by_wait,
 )
 from inboxwatch.core.rules import Owner, Policy, exclusion
-from inboxwatch.durations import format_duration
+from inboxwatch.core.standards import Rule, Window
 
 _NONE: Mapping[str, str] = MappingProxyType({})
 
@@ -128,12 +128,12 @@ def reasons_of(
     verdict: Verdict,
     owner: Owner,
     policy: Policy,
-    window: timedelta,
+    window: Window,
     why_not: Mapping[str, str] = _NONE,
 ) -> tuple[Reason, ...]:
     """The structured why: the window, each pending message, what came before them, and
     each later message that did not count (and the rule that left it out)."""
-    found = [Reason("window", detail=format_duration(window))]
+    found = [Reason("window", detail=window.text())]
     found += [
         Reason("pending", m.ident, m.received, m.sender.display() if m.sender else "")
         for m in verdict.pending
@@ -153,17 +153,38 @@ def reasons_of(
     return tuple(found)
 
 
+def standard_of(
+    msg: MessageMeta, owner: Owner, policy: Policy, window: Window
+) -> tuple[Window, Rule | None]:
+    """The window that applies to a message: its first matching rule's, or the account's."""
+    rule = policy.rule_for(msg, owner)
+    return (rule.window if rule is not None and rule.window else window), rule
+
+
+def priority_of(msg: MessageMeta, rule: Rule | None, policy: Policy) -> str:
+    """The rule's priority; else `high` for someone you wrote to first (vip_from_sent)."""
+    if rule is not None and rule.priority:
+        return rule.priority
+    sender = msg.sender.address.lower() if msg.sender else ""
+    return "high" if sender in policy.vips else "normal"
+
+
 def finding(
     account: str,
     verdict: Verdict,
     owner: Owner,
     policy: Policy,
-    window: timedelta,
+    window: Window,
     why_not: Mapping[str, str] = _NONE,
 ) -> Finding:
     first = verdict.pending[0]
     sender = first.sender or Address("", "(unknown sender)")
     in_folder = [m for m in verdict.pending if m.folder == first.folder]
+    window, rule = standard_of(first, owner, policy, window)
+    label = "" if rule is None else rule.label
+    reasons = reasons_of(verdict, owner, policy, window, why_not)
+    if label:
+        reasons = (reasons[0]._replace(detail=f"{reasons[0].detail} ({label})"), *reasons[1:])
     return Finding(
         account=account,
         thread_id=verdict.thread.thread_id,
@@ -176,20 +197,25 @@ def finding(
         messages_in_thread=len(verdict.thread.messages),
         last_reply=verdict.cutoff,
         reason=reason_line(first, verdict, owner, policy),
-        reasons=reasons_of(verdict, owner, policy, window, why_not),
+        reasons=reasons,
+        due=window.due(first.received, policy.clock),
+        priority=priority_of(first, rule, policy),
+        rule=label,
+        remind="" if rule is None else rule.remind,
     )
 
 
 def reply_parts(
-    verdict: Verdict, owner: Owner, policy: Policy, window: timedelta, part: ReplyStandard
+    verdict: Verdict, owner: Owner, policy: Policy, window: Window, part: ReplyStandard
 ) -> datetime | None:
     """Add to `part` the thread's share of the reply standard that does not depend on
-    `now`; return the time its first expecting message has waited from, if it is still
-    unanswered (it counts as judged once that is more than a window ago)."""
+    `now`; return when its first expecting message's window ends, if it is still
+    unanswered (it counts as judged once that time has passed)."""
     if not verdict.expecting:
         return None
     part.conversations += 1
     first = verdict.expecting[0]
+    due = standard_of(first, owner, policy, window)[0].due(first.received, policy.clock)
     replies = [
         m.received
         for m in verdict.thread.messages
@@ -200,11 +226,11 @@ def reply_parts(
         part.answered += 1
         part.judged += 1
         part.delays.append(delay.total_seconds())
-        part.within_window += delay <= window
+        part.within_window += min(replies) <= due
     elif verdict.cutoff is not None and verdict.cutoff >= first.received:
         part.answered += 1  # flagged \Answered: replied, but when is unknown
     else:
-        return first.received
+        return due
     return None
 
 
@@ -213,29 +239,36 @@ class Share:
     """One thread's part of the outcome, all of it that does not depend on `now`."""
 
     stats: Stats  # threads, answered, excluded, and the reply standard but for `open_since`
-    open_since: datetime | None  # unanswered: counts as judged once a window has passed
+    open_until: datetime | None  # unanswered: counts as judged once this time has passed
     finding: Finding | None  # when something waits; overdue or not is decided by `now`
 
 
 def tally(
-    account: str, thread: Thread, owner: Owner, policy: Policy, window: timedelta, stats: Stats
+    account: str, thread: Thread, owner: Owner, policy: Policy, window: Window, stats: Stats
 ) -> tuple[datetime | None, Finding | None]:
     """Add one thread's part of the outcome to `stats`; return what depends on `now`:
-    the open conversation's start (see `reply_parts`) and the finding, if anything waits."""
+    the open conversation's window end (see `reply_parts`) and the finding, if any waits."""
     stats.threads += 1
     verdict = judge_thread(thread, owner, policy, stats)
-    open_since = reply_parts(verdict, owner, policy, window, stats.reply)
+    open_until = reply_parts(verdict, owner, policy, window, stats.reply)
     if not verdict.pending:
         stats.answered += bool(verdict.expecting)
-        return open_since, None
-    return open_since, finding(account, verdict, owner, policy, window)
+        return open_until, None
+    return open_until, finding(account, verdict, owner, policy, window)
 
 
 def thread_share(
-    account: str, thread: Thread, owner: Owner, policy: Policy, window: timedelta
+    account: str, thread: Thread, owner: Owner, policy: Policy, window: Window
 ) -> Share:
     stats = Stats()
     return Share(stats, *tally(account, thread, owner, policy, window, stats))
+
+
+def on_clock(found: Finding, policy: Policy, now: datetime) -> Finding:
+    """The finding with its wait in business time, when the account keeps business hours."""
+    if policy.clock is None:
+        return found
+    return found._replace(business_waiting=policy.clock.between(found.waiting_since, now))
 
 
 @dataclass
@@ -252,18 +285,19 @@ def evaluate(
     owner: Owner,
     policy: Policy,
     now: datetime,
-    window: timedelta,
+    window: Window,
 ) -> Outcome:
     """Overdue and waiting findings (longest wait first) and the account's stats."""
     out = Outcome([], [], Stats())
     stats = out.stats
     for thread in threads:  # into one Stats: a Share each (as a service keeps) costs ~10%
-        open_since, found = tally(account, thread, owner, policy, window, stats)
-        if open_since is not None and now - open_since > window:
+        open_until, found = tally(account, thread, owner, policy, window, stats)
+        if open_until is not None and now > open_until:
             stats.reply.judged += 1
         if found is None:
             continue
-        if now - found.waiting_since > window:
+        found = on_clock(found, policy, now)
+        if found.overdue_at(now):
             stats.overdue += 1
             out.overdue.append(found)
         else:

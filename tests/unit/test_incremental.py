@@ -9,15 +9,18 @@ must be exactly what build_threads + evaluate give for the whole mailbox.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import replace
 from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from inboxwatch.core.clock import BusinessHours
 from inboxwatch.core.model import Address, MessageMeta, Thread
 from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.scan import ScanMemo, counterpart_matcher
+from inboxwatch.core.standards import Rule, Window
 from inboxwatch.core.threads import build_threads
 from inboxwatch.core.unanswered import Outcome, evaluate
 from tests.factory import T0, msg
@@ -25,7 +28,17 @@ from tests.factory import T0, msg
 ME = "me@mydomain.example"
 OWNER = Owner.of([ME])
 POLICY = Policy(sent_folders=frozenset({"Sent"}))
-WINDOW = timedelta(hours=24)
+# Rules and business hours: findings turn overdue in another order than they began waiting.
+RULED = replace(
+    POLICY,
+    rules=(
+        Rule(1, senders=("anna@*",), window=Window(timedelta(hours=4)), priority="high"),
+        Rule(2, subjects=(re.compile("^Quote"),), ignore=True),
+        Rule(3, senders=("bo@*",), window=Window(timedelta(hours=8), "hours")),
+    ),
+    clock=BusinessHours("Europe/Berlin", frozenset(range(5)), ((540, 1020),)),
+)
+WINDOW = Window(timedelta(hours=24))
 PEOPLE = ["anna@client.example", "bo@other.example", "noreply@shop.example"]
 SUBJECTS = ["Hello", "Re: Hello", "Invoice", "Quote", ""]
 
@@ -66,7 +79,12 @@ def same_outcome(a: Outcome, b: Outcome) -> None:
     assert strip(a) == strip(b)
 
 
-def check(memo: ScanMemo, mailbox: dict[tuple[str, int], MessageMeta], hours: float) -> None:
+def check(
+    memo: ScanMemo,
+    mailbox: dict[tuple[str, int], MessageMeta],
+    hours: float,
+    policy: Policy = POLICY,
+) -> None:
     messages = list(mailbox.values())
     now = T0 + timedelta(hours=hours)
     counterpart = counterpart_matcher(OWNER)
@@ -74,14 +92,21 @@ def check(memo: ScanMemo, mailbox: dict[tuple[str, int], MessageMeta], hours: fl
     full = build_threads(messages, counterpart)
     assert shape(threads) == shape(full)
     same_outcome(
-        memo.verdicts.evaluate("work", threads, OWNER, POLICY, now, WINDOW),
-        evaluate("work", full, OWNER, POLICY, now, WINDOW),
+        memo.verdicts.evaluate("work", threads, OWNER, policy, now, WINDOW),
+        evaluate("work", full, OWNER, policy, now, WINDOW),
     )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.randoms(use_true_random=False), st.integers(0, 40), st.integers(1, 8))
-def test_incremental_polls_equal_a_full_rebuild(rnd: random.Random, size: int, polls: int):
+@given(
+    st.randoms(use_true_random=False),
+    st.integers(0, 40),
+    st.integers(1, 8),
+    st.sampled_from([POLICY, RULED]),
+)
+def test_incremental_polls_equal_a_full_rebuild(
+    rnd: random.Random, size: int, polls: int, policy: Policy
+):
     memo = ScanMemo()
     hours = 0.0
     mailbox: dict[tuple[str, int], MessageMeta] = {}
@@ -89,7 +114,7 @@ def test_incremental_polls_equal_a_full_rebuild(rnd: random.Random, size: int, p
         hours += rnd.random() * 10
         m = random_message(rnd, hours)
         mailbox[(m.folder, m.uid)] = m
-    check(memo, mailbox, hours + 1)
+    check(memo, mailbox, hours + 1, policy)
     for _ in range(polls):
         action = rnd.random()
         if action < 0.5 or not mailbox:  # new mail, sometimes dated before the newest
@@ -104,7 +129,7 @@ def test_incremental_polls_equal_a_full_rebuild(rnd: random.Random, size: int, p
             del mailbox[rnd.choice(list(mailbox))]
         # else: nothing changed, only time passes
         hours += rnd.random() * 30
-        check(memo, mailbox, hours)
+        check(memo, mailbox, hours, policy)
 
 
 def test_a_new_message_touches_only_its_thread():

@@ -18,6 +18,7 @@ from inboxwatch.core.rules import (
     exclusion,
     normalise_address,
 )
+from inboxwatch.core.standards import Window
 from inboxwatch.core.unanswered import evaluate, human_duration
 from tests.factory import T0, msg
 
@@ -118,7 +119,8 @@ def test_owner_identity():
 
 def judge(messages, now_hours, window=timedelta(hours=24)):
     threads = [Thread("<t>", tuple(messages))]
-    out = evaluate("acct", threads, OWNER, Policy(), T0 + timedelta(hours=now_hours), window)
+    now = T0 + timedelta(hours=now_hours)
+    out = evaluate("acct", threads, OWNER, Policy(), now, Window(window))
     return out.overdue, out.stats
 
 
@@ -159,7 +161,7 @@ def test_reply_standard_times_first_replies():
             OWNER,
             Policy(),
             T0 + timedelta(hours=100),
-            timedelta(hours=24),
+            Window(timedelta(hours=24)),
         )
         reply.add(out.stats.reply)
     assert (reply.conversations, reply.answered, reply.judged) == (4, 2, 3)
