@@ -31,6 +31,7 @@ from inboxwatch.durations import format_duration, parse_duration
 from inboxwatch.errors import ConfigError
 from inboxwatch.links import open_template
 from inboxwatch.secretfiles import read_secret_file, warn_if_readable
+from inboxwatch.standardsconfig import BusinessHoursConfig, RuleConfig
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
@@ -139,6 +140,12 @@ class Account(_Server):
     open_url: str = ""
     # Who gets this account's digest, instead of digest.to (a team lead, a shared inbox).
     digest_to: list[str] = []
+    # Reply standards per sender, recipient, folder, subject (standardsconfig.py).
+    rules: list[RuleConfig] = []
+    business_hours: BusinessHoursConfig | None = None
+    vip_from_sent: bool = False  # people you wrote to first (90 days) are priority high
+    # Overdue this much longer than its window: listed first in the digest; 0: never.
+    escalate_after: Annotated[timedelta, BeforeValidator(duration_or_zero)] = timedelta(0)
 
     @field_validator("open_url")
     @classmethod
@@ -169,6 +176,12 @@ class Account(_Server):
             self.addresses = [self.username]
         if self.port is None:
             self.port = IMAP_PORTS[self.security]
+        for n, rule in enumerate(self.rules, 1):
+            if rule.business and self.business_hours is None:
+                raise ValueError(
+                    f"rules[{n}].window {rule.window!r} is business time: "
+                    "add [accounts.business_hours] (see config.example.toml)"
+                )
         return self
 
 
@@ -356,8 +369,11 @@ def _key_path(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
     node: Any = data
     for item in loc:
         if isinstance(item, int):
-            name = node[item].get("name") if isinstance(node, list) and item < len(node) else None
-            parts[-1] += f"[{name or item}]"
+            # A table of a list by its name, else by its place counted from 1 (`rules[1]` is
+            # the first rule, as core/standards.py labels it in reports).
+            entry = node[item] if isinstance(node, list) and item < len(node) else None
+            name = entry.get("name") if isinstance(entry, dict) else None
+            parts[-1] += f"[{name or item + (1 if isinstance(entry, dict) else 0)}]"
             node = node[item] if isinstance(node, list) and item < len(node) else None
         else:
             parts.append(str(item))

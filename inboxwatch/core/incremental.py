@@ -21,7 +21,7 @@ from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread, by_due, b
 from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.standards import Window
 from inboxwatch.core.threads import Counterpart, base_subject, build_threads
-from inboxwatch.core.unanswered import Outcome, Share, on_clock, thread_share
+from inboxwatch.core.unanswered import Outcome, Share, stamped, thread_share
 
 Key = tuple[str, int]
 MAX_CHANGED = 2000  # beyond this a full rebuild costs about the same
@@ -301,9 +301,9 @@ class EvalMemo:
         split = bisect.bisect_left(self._pending, (now,))
         overdue = sorted(self._findings[:split], key=by_wait)
         waiting = sorted(self._findings[split:], key=by_wait)
-        if policy.clock is not None:
-            overdue = [on_clock(f, policy, now) for f in overdue]
-            waiting = [on_clock(f, policy, now) for f in waiting]
+        if policy.clock is not None or policy.escalate_after:
+            overdue = [stamped(f, policy, now) for f in overdue]
+            waiting = [stamped(f, policy, now) for f in waiting]
         stats = replace(
             self._totals,
             excluded=dict(self._totals.excluded),

@@ -20,7 +20,7 @@ from inboxwatch.core.closing import closing
 from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread, by_wait
 from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.standards import Window
-from inboxwatch.core.unanswered import Outcome, Verdict, finding, judge_thread, on_clock
+from inboxwatch.core.unanswered import Outcome, Verdict, finding, judge_thread, stamped
 
 INVITATIONS = frozenset({"REQUEST", "ADD"})
 # Sent to tell, not to ask: an answer to your invitation, a cancellation, a published
@@ -128,7 +128,7 @@ def _one(
     if left:
         why_not = {ident: kind for ident, kind in kinds.items() if kind}
         again = finding(account, verdict._replace(pending=left), owner, policy, window, why_not)
-        again = on_clock(again, policy, as_of)
+        again = stamped(again, policy, as_of)
         (out.overdue if again.overdue_at(as_of) else out.waiting).append(again)
         return
     if invites:

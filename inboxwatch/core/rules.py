@@ -11,6 +11,7 @@ import fnmatch
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 
 from inboxwatch.core.clock import BusinessHours
@@ -72,6 +73,7 @@ class Policy:
     clock: BusinessHours | None = None
     vip_from_sent: bool = False
     vips: frozenset[str] = frozenset()
+    escalate_after: timedelta = timedelta(0)  # overdue this long past its window: escalated
 
     def rule_for(self, msg: MessageMeta, owner: Owner) -> StandardRule | None:
         """The first rule matching the message, if any."""

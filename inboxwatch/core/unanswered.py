@@ -264,11 +264,15 @@ def thread_share(
     return Share(stats, *tally(account, thread, owner, policy, window, stats))
 
 
-def on_clock(found: Finding, policy: Policy, now: datetime) -> Finding:
-    """The finding with its wait in business time, when the account keeps business hours."""
-    if policy.clock is None:
+def stamped(found: Finding, policy: Policy, now: datetime) -> Finding:
+    """The finding with what depends on `now` beyond overdue or not: its wait in business
+    time (when the account keeps business hours) and whether it is escalated."""
+    if policy.clock is None and not policy.escalate_after:
         return found
-    return found._replace(business_waiting=policy.clock.between(found.waiting_since, now))
+    business = policy.clock.between(found.waiting_since, now) if policy.clock else None
+    late = now - (found.due or found.waiting_since)
+    escalated = bool(policy.escalate_after) and late > policy.escalate_after
+    return found._replace(business_waiting=business, escalated=escalated)
 
 
 @dataclass
@@ -296,7 +300,7 @@ def evaluate(
             stats.reply.judged += 1
         if found is None:
             continue
-        found = on_clock(found, policy, now)
+        found = stamped(found, policy, now)
         if found.overdue_at(now):
             stats.overdue += 1
             out.overdue.append(found)

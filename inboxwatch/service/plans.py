@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from inboxwatch.config import DEFAULT_LOOKBACK, DEFAULT_WINDOW, Account
+from inboxwatch.core.clock import BusinessHours
 from inboxwatch.core.rules import Policy
 from inboxwatch.core.scan import LOCAL_KNOBS, AccountPlan
+from inboxwatch.core.standards import Rule, Window
+from inboxwatch.standardsconfig import BusinessHoursConfig, RuleConfig, holiday_dates, hour_ranges
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,38 @@ def plan_of(account: Account, overrides: Overrides = NO_OVERRIDES) -> AccountPla
             handled_keyword=account.handled_keyword.lower(),
             closing_messages=account.closing_messages,
             team=tuple(glob.lower() for glob in account.team),
+            rules=tuple(rule_of(n, r) for n, r in enumerate(account.rules, 1)),
+            clock=clock_of(account.business_hours),
+            vip_from_sent=account.vip_from_sent,
+            escalate_after=account.escalate_after,
         ),
+    )
+
+
+def rule_of(index: int, rule: RuleConfig) -> Rule:
+    return Rule(
+        index,
+        senders=tuple(g.lower() for g in rule.senders),
+        to=tuple(g.lower() for g in rule.to),
+        folders=tuple(rule.folders),
+        subjects=tuple(re.compile(p) for p in rule.subjects),
+        window=Window.of(rule.window) if rule.window else None,
+        priority=rule.priority,
+        ignore=rule.ignore,
+        remind=rule.remind,
+    )
+
+
+def clock_of(hours: BusinessHoursConfig | None) -> BusinessHours | None:
+    if hours is None:
+        return None
+    return BusinessHours(
+        hours.timezone,
+        hours.weekdays,
+        hour_ranges(hours.hours),
+        hours.holidays,
+        frozenset(hours.days_off),
+        holiday_dates(hours.holidays) if hours.holidays else frozenset(),
     )
 
 

@@ -11,6 +11,7 @@ import pytest
 from inboxwatch.config import OAuth2, find_config, load_settings, resolve_secret
 from inboxwatch.durations import format_duration, parse_duration
 from inboxwatch.errors import ConfigError
+from inboxwatch.standardsconfig import BusinessHoursConfig, RuleConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = '[[accounts]]\nname = "work"\nhost = "imap.example.com"\nusername = "me@example.com"\n'
@@ -27,9 +28,13 @@ def test_example_config_is_valid_and_documents_every_key():
     account = settings.accounts[0]
     text = (ROOT / "config.example.toml").read_text()
     sections = [account, settings.digest, settings.smtp, settings.service, settings.state]
-    for model in [*(type(s) for s in sections), OAuth2]:
-        for key in model.model_fields:
-            assert f"{key} =" in text, f"config.example.toml does not document {key}"
+    for model in [*(type(s) for s in sections), OAuth2, RuleConfig, BusinessHoursConfig]:
+        for key, field in model.model_fields.items():
+            name = field.alias or key
+            tables = (f"[accounts.{name}]", f"[[accounts.{name}]]")
+            documented = f"{name} =" in text or any(t in text for t in tables)
+            assert documented, f"config.example.toml does not document {name}"
+    assert len(account.rules) == 2 and account.business_hours is not None
 
 
 def test_defaults(tmp_path):
