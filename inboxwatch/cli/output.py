@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from inboxwatch.core.model import Finding, ReplyStandard, Report, ReportError
+from inboxwatch.core.reminders import by_urgency
 from inboxwatch.core.unanswered import human_duration
 
 REPORT_VERSION = 1
@@ -36,6 +37,15 @@ def finding_json(f: Finding, as_of: datetime) -> dict[str, Any]:
         "folder": f.folder,
         "uids": list(f.uids),
         "messages_in_thread": f.messages_in_thread,
+        # The reply standard that applies (issue 19): the rule that set it, if one did.
+        "priority": f.priority,
+        "rule": f.rule or None,
+        "due": iso(f.due) if f.due else None,
+        "business_waiting_hours": _hours(
+            f.business_waiting.total_seconds() if f.business_waiting is not None else None
+        ),
+        "escalated": f.escalated,
+        "digests_seen": f.digests_seen,
         "last_reply": iso(f.last_reply) if f.last_reply else None,
         "reason": f.reason,
         "reasons": [
@@ -132,7 +142,8 @@ def _cut(text: str, width: int) -> str:
 
 
 def render_table(report: Report, console: Console) -> None:
-    """Longest wait first; the dim line under each subject says why it is listed."""
+    """Escalated and high priority first, then longest wait first; the dim line under each
+    subject says why it is listed."""
     if not report.accounts:
         return  # every account failed: the errors on stderr say why; "nothing waiting" would lie
     if report.overdue:
@@ -144,8 +155,9 @@ def render_table(report: Report, console: Console) -> None:
         several = len(report.accounts) > 1
         if several:
             table.add_column("Account", no_wrap=True)
-        for f in report.overdue:
-            subject = Text(_cut(f.subject or "(no subject)", SUBJECT_WIDTH))
+        for f in sorted(report.overdue, key=by_urgency):
+            subject = _marks(f)
+            subject.append(_cut(f.subject or "(no subject)", SUBJECT_WIDTH))
             subject.append("\n" + f.reason, style="dim")
             row: list[str | Text] = [
                 human_duration(report.as_of - f.waiting_since),
@@ -162,6 +174,18 @@ def render_table(report: Report, console: Console) -> None:
         line = f"Waiting on {f.correspondent.display()} for {waited}: {_cut(f.subject, 60)}"
         console.print(line, style="yellow", highlight=False, soft_wrap=True)
     console.print(summary(report), highlight=False, soft_wrap=True)
+
+
+def _marks(f: Finding) -> Text:
+    """ESCALATED, HIGH or LOW before the subject; nothing for a normal thread."""
+    marks = Text()
+    if f.escalated:
+        marks.append("ESCALATED ", style="bold red")
+    if f.priority != "normal":
+        marks.append(
+            f"{f.priority.upper()} ", style="bold yellow" if f.priority == "high" else "dim"
+        )
+    return marks
 
 
 def summary(report: Report) -> str:

@@ -18,16 +18,19 @@ from inboxwatch.cli.common import (
 )
 from inboxwatch.config import Settings
 from inboxwatch.core.model import Report, as_message_id
+from inboxwatch.core.reminders import with_seen
 from inboxwatch.core.scan import run_scan
 from inboxwatch.core.snooze import Snooze, find, hold, snooze_of
 from inboxwatch.errors import UsageError
-from inboxwatch.store import notes
+from inboxwatch.store import notes, reminders
 from inboxwatch.store.beside import write_beside
 
 
 def held(report: Report, settings: Settings, now: datetime) -> Report:
-    """`report` without what the user snoozed or muted (`scan`, `digest`)."""
-    return hold(report, notes.read(settings.state.path_resolved()), now)
+    """`report` without what the user snoozed or muted, and with how many of the service's
+    digests listed each thread (`scan`, `digest`)."""
+    path = settings.state.path_resolved()
+    return with_seen(hold(report, notes.read(path), now), reminders.read(path))
 
 
 def _note(

@@ -173,6 +173,14 @@ class StateStore(Protocol):
         recorded after the server took it: a full disk must fail before SMTP."""
         ...
 
+    def digests_seen(self) -> dict[tuple[str, str], int]:
+        """How many sent digests listed each (account, thread id) as overdue."""
+        ...
+
+    def note_listed(self, period: str, threads: Sequence[tuple[str, str]], now: datetime) -> None:
+        """The digest of `period` (its schedule's, whatever the recipients) listed these."""
+        ...
+
     def ledger_lost(self) -> str | None:
         """Why digests are held back (the ledger was lost with a damaged state), or None."""
         ...

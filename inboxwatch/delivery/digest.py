@@ -28,6 +28,7 @@ from jinja2 import (
 from inboxwatch.config import Account, Digest
 from inboxwatch.core.model import SYNTHETIC_DOMAIN, Finding, ReplyStandard, Report
 from inboxwatch.core.parse import clean_text
+from inboxwatch.core.reminders import by_urgency, reminds
 from inboxwatch.core.unanswered import human_duration
 from inboxwatch.links import bare_id, open_link, open_template, reply_link
 from inboxwatch.periods import next_run, period_key
@@ -103,6 +104,24 @@ def _item(f: Finding, zone: ZoneInfo, now: datetime, account: Account | None) ->
         "folder": _cut(f.folder, NAME_LIMIT),
         "messages": f.messages_in_thread,
         "why": _cut(f.reason, 300),
+        **_standing(f),
+    }
+
+
+def _standing(f: Finding) -> dict[str, Any]:
+    """How urgent it is (escalated, priority), how often it was listed, and its wait in
+    business hours when the account keeps them."""
+    marks = ["escalated"] if f.escalated else []
+    if f.priority != "normal":
+        marks.append(f"{f.priority} priority")
+    seen = f.digests_seen
+    business = f.business_waiting
+    return {
+        "marks": marks,
+        "seen": f"listed in {seen} earlier digest{'s' if seen != 1 else ''}" if seen else "",
+        "business": f"{business / timedelta(hours=1):.1f} business hours".replace(".0 ", " ")
+        if business is not None
+        else "",
     }
 
 
@@ -203,8 +222,9 @@ def _sections(
         soon = [
             f
             for f in items(report.waiting)
-            if upcoming is not None and f.waiting_since + summary.window <= upcoming
+            if upcoming is not None and (f.due or f.waiting_since + summary.window) <= upcoming
         ]
+        overdue = sorted((f for f in items(report.overdue) if reminds(f)), key=by_urgency)
         sections.append(
             {
                 "invitations": [
@@ -212,7 +232,7 @@ def _sections(
                 ],
                 "awaiting": [_item(f, zone, now, config) for f in items(report.awaiting)],
                 "name": _cut(summary.name, NAME_LIMIT),
-                "overdue": [_item(f, zone, now, config) for f in items(report.overdue)],
+                "overdue": [_item(f, zone, now, config) for f in overdue],
                 "due_soon": [_item(f, zone, now, config) for f in soon],
             }
         )
@@ -221,9 +241,14 @@ def _sections(
 
 def _held(report: Report) -> str:
     """`2 snoozed, 1 muted`: threads waiting, hidden by the user's own choice."""
+    once = [f for f in report.overdue if not reminds(f)]
     parts = [
         f"{len(items)} {word}"
-        for items, word in ((report.snoozed, "snoozed"), (report.muted, "muted"))
+        for items, word in (
+            (report.snoozed, "snoozed"),
+            (report.muted, "muted"),
+            (once, "listed once already (remind = once)"),
+        )
         if items
     ]
     return f"{', '.join(parts)} (`inboxwatch snoozed` lists them)" if parts else ""
@@ -237,7 +262,7 @@ def context(
     zone = ZoneInfo(config.timezone)
     upcoming = next_run(config.schedule, config.timezone, now)
     sections = _sections(report, zone, now, upcoming, {a.name: a for a in accounts})
-    count = len(report.overdue)
+    count = sum(len(a["overdue"]) for a in sections)
     window = _window_text(report.window)
     subject = (
         f"{count} conversation{'s' if count != 1 else ''} waiting {window}"

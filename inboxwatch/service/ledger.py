@@ -14,6 +14,7 @@ from typing import TypeVar
 from inboxwatch.config import Account, Digest
 from inboxwatch.core.model import Report
 from inboxwatch.core.ports import Sender, StateStore
+from inboxwatch.core.reminders import reminds
 from inboxwatch.errors import InboxwatchError, StateError
 from inboxwatch.periods import latest_run, period_key
 
@@ -108,7 +109,7 @@ class DigestLedger:
         A crash between "sending" and "sent" resends with the same Message-ID
         (at-least-once); a digest the SMTP server did not accept stays pending.
         """
-        period = self._period(now)
+        period, config = self._period(now), self.config
         report = self.group.part(report)
         signin = any(e.kind == "signin" for e in report.errors)
         if period is None or not (report.accounts or signin):
@@ -139,6 +140,8 @@ class DigestLedger:
             self.store.mark_digest(period, "pending", message_id, now)
             raise
         self.store.mark_digest(period, "sent", message_id, now)
+        listed = [(f.account, f.thread_id) for f in report.overdue if reminds(f)]
+        self.store.note_listed(period_key(config.schedule, config.timezone, now), listed, now)
         log.info("digest for %s sent to %s", period, self.group.recipients)
         return period
 

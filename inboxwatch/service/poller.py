@@ -22,8 +22,10 @@ from inboxwatch.auth.refresh import account_tokens, tokens_dir
 from inboxwatch.config import Account, Settings, account_password
 from inboxwatch.core.model import Finding, PollRecord, Report, ReportError, by_wait
 from inboxwatch.core.ports import MailSource, Sender, StateStore
+from inboxwatch.core.reminders import with_seen
 from inboxwatch.core.scan import AccountPlan, SourceFactory, run_scan
 from inboxwatch.core.snooze import hold
+from inboxwatch.core.unanswered import stamped
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError, SignInNeeded
 from inboxwatch.imap.opener import open_imap
 from inboxwatch.imap.source import ImapSource
@@ -124,12 +126,12 @@ class AuthBlock:
 
 
 def _crossed(
-    late: list[Finding], soon: list[Finding], limit: Callable[[Finding], timedelta], now: datetime
+    late: list[Finding], soon: list[Finding], crossed: Callable[[Finding], bool]
 ) -> tuple[list[Finding], list[Finding]]:
-    """`soon`'s entries that waited past their `limit` by `now` join `late` (in order)."""
+    """`soon`'s entries that have `crossed` their limit join `late` (in order)."""
     still: list[Finding] = []
     for item in soon:  # only these can change: crossing their limit
-        (late if now - item.waiting_since > limit(item) else still).append(item)
+        (late if crossed(item) else still).append(item)
     late.sort(key=by_wait)
     return late, still
 
@@ -144,14 +146,14 @@ def advance(previous: Report, plans: Sequence[AccountPlan], now: datetime) -> Re
     overdue, waiting = _crossed(
         [f for f in previous.overdue if f.waiting_since >= now - by_name[f.account].lookback],
         previous.waiting,  # still overdue above, unless aged out of the lookback
-        lambda f: by_name[f.account].window,
-        now,
+        lambda f: f.overdue_at(now),
     )
+    overdue = [stamped(f, by_name[f.account].policy, now) for f in overdue]
+    waiting = [stamped(f, by_name[f.account].policy, now) for f in waiting]
     awaited, soon = _crossed(
         list(previous.awaiting),
         previous.awaiting_soon,
-        lambda f: by_name[f.account].followup_after,
-        now,
+        lambda f: now - f.waiting_since > by_name[f.account].followup_after,
     )
     stats = replace(previous.stats, overdue=len(overdue), pending=len(waiting))
     return replace(
@@ -214,7 +216,7 @@ class Poller:
             result = PollResult(advance(previous, self.plans, now), 0, 0.0, None)
         else:
             result = self._read(now, sessions, full, polls)
-        shown = hold(result.report, notes, now)
+        shown = with_seen(hold(result.report, notes, now), self.store.digests_seen())
         if not carried:  # a carried poll has no digest due (_carried)
             result.digest = self.digests.send_if_due(shown, self.sender, now)
             self._keep(result.report)

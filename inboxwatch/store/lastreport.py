@@ -29,7 +29,7 @@ from inboxwatch.core.model import (
     Stats,
 )
 
-FORMAT = 1
+FORMAT = 2  # 2: findings carry their reply standard (due, priority, rule, ...)
 
 
 def fingerprint(settings: Settings) -> str:
@@ -133,6 +133,10 @@ def _finding(f: Finding) -> list[Any]:
         f.reason,
         [[r.kind, r.message_id, r.at.isoformat() if r.at else None, r.detail] for r in f.reasons],
         list(f.event) if f.event else None,
+        [
+            *(f.due.isoformat() if f.due else None, f.priority, f.rule, f.remind),
+            *(_seconds(f.business_waiting), f.digests_seen, f.escalated),
+        ],
     ]
 
 
@@ -158,7 +162,18 @@ def _found(row: list[Any]) -> Finding:
         str(why),
         reasons,
         (str(row[12][0]), str(row[12][1])) if len(row) > 12 and row[12] else None,
+        *_standard(row[13] if len(row) > 13 else None),  # none in an older kept report
     )
+
+
+def _standard(row: list[Any] | None) -> tuple[Any, ...]:
+    """A finding's reply standard: due, priority, rule, remind, business wait, digests seen
+    and escalated (Finding's fields in that order)."""
+    if not row:
+        return ()
+    due, priority, rule, remind, business, seen, escalated = row
+    when = datetime.fromisoformat(due) if due else None
+    return (when, str(priority), str(rule), str(remind), _delta(business), int(seen), escalated)
 
 
 def _seconds(value: timedelta | None) -> float | None:

@@ -23,14 +23,14 @@ from inboxwatch.core.model import MessageMeta, PollRecord
 from inboxwatch.core.ports import FolderState
 from inboxwatch.core.snooze import Snooze
 from inboxwatch.errors import ConfigError, CorruptState, LockError
-from inboxwatch.store import bodies, notes, recovery
+from inboxwatch.store import bodies, notes, recovery, reminders
 from inboxwatch.store.bodies import Folder
 from inboxwatch.store.faults import space_error, state_error
 from inboxwatch.store.readonly import read_unlocked
 from inboxwatch.store.rows import iso, meta_from_json, meta_to_json
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
@@ -59,6 +59,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     6: (notes.TABLE,),
     # 7: what was read of pending messages' bodies (store/bodies.py).
     7: (bodies.TABLE,),
+    # 8: which overdue threads each digest listed (store/reminders.py).
+    8: (reminders.TABLE,),
 }
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -306,6 +308,15 @@ class SqliteStore:
         if full is not None:
             raise full
         self.mark_digest(period, "sending", message_id, now)
+
+    @_guarded
+    def digests_seen(self) -> reminders.Seen:
+        return reminders.counts(self.db)
+
+    @_guarded
+    def note_listed(self, period: str, threads: Sequence[tuple[str, str]], now: datetime) -> None:
+        with self.transaction() as db:
+            reminders.insert(db, period, threads, now)
 
     @_guarded
     def ledger_lost(self) -> str | None:

@@ -1,0 +1,45 @@
+"""Which overdue threads each sent digest listed (issue 19, item 4): the SQL. A thread's
+count of digests is what the next digest shows and what `remind = "once"` stops at."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from inboxwatch.store.readonly import read_unlocked
+
+# One row per thread and digest period: a digest sent to several recipient groups (or
+# resent after a crash) in one period counts once.
+TABLE = (
+    "CREATE TABLE reminders (account TEXT NOT NULL, thread_id TEXT NOT NULL,"
+    " period TEXT NOT NULL, sent_at TEXT NOT NULL, PRIMARY KEY (account, thread_id, period))"
+)
+# Older rows are dropped: a thread that has been overdue this long is counted as listed
+# from the first row kept (the lookback is at most months).
+KEEP = timedelta(days=400)
+
+Seen = dict[tuple[str, str], int]
+
+
+def counts(db: sqlite3.Connection) -> Seen:
+    rows = db.execute(
+        "SELECT account, thread_id, COUNT(*) FROM reminders GROUP BY account, thread_id"
+    ).fetchall()
+    return {(account, thread): int(n) for account, thread, n in rows}
+
+
+def insert(
+    db: sqlite3.Connection, period: str, threads: Iterable[tuple[str, str]], now: datetime
+) -> None:
+    db.executemany(
+        "INSERT OR IGNORE INTO reminders VALUES (?, ?, ?, ?)",
+        [(account, thread, period, now.isoformat()) for account, thread in threads],
+    )
+    db.execute("DELETE FROM reminders WHERE sent_at < ?", ((now - KEEP).isoformat(),))
+
+
+def read(path: Path) -> Seen:
+    """The counts, read-only and without the lock (`scan` beside a running service)."""
+    return read_unlocked(path, counts, {})
