@@ -153,6 +153,16 @@ def mail(
     return "\r\n".join(lines).encode("utf-8")
 
 
+def toml_value(value: Any) -> str:
+    """A TOML value: JSON's for strings, numbers and lists of them; inline tables for
+    dicts (`rules = [{from = [...], window = "4h"}]`)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
 def write_config(tmp_path: Path, server: Dovecot, user: str, **account: Any) -> Path:
     """A config.toml for one account on the test Dovecot (plain on loopback by default)."""
     values: dict[str, Any] = {
@@ -165,7 +175,7 @@ def write_config(tmp_path: Path, server: Dovecot, user: str, **account: Any) -> 
         "addresses": [OWNER],
     }
     values.update(account)
-    body = "[[accounts]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+    body = "[[accounts]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
     path = tmp_path / "config.toml"
     path.write_text(body, encoding="utf-8")
     path.chmod(0o600)  # it holds the password; readable by others it would warn
