@@ -15,6 +15,7 @@ from rich.text import Text
 
 from inboxwatch.core.model import Finding, ReplyStandard, Report, ReportError
 from inboxwatch.core.reminders import by_urgency
+from inboxwatch.core.trend import Compared, trend
 from inboxwatch.core.unanswered import human_duration
 
 REPORT_VERSION = 1
@@ -84,7 +85,7 @@ def _hours(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 3600, 1)
 
 
-def _standard_json(reply: ReplyStandard) -> dict[str, Any]:
+def _figures_json(reply: ReplyStandard) -> dict[str, Any]:
     share = reply.share_within_window()
     return {
         "conversations": reply.conversations,
@@ -92,6 +93,27 @@ def _standard_json(reply: ReplyStandard) -> dict[str, Any]:
         "median_hours": _hours(reply.percentile(0.5)),
         "p90_hours": _hours(reply.percentile(0.9)),
         "within_window_share": None if share is None else round(share, 3),
+    }
+
+
+def _compared_json(group: Compared) -> dict[str, Any]:
+    return {**_figures_json(group.current), "previous": _figures_json(group.previous)}
+
+
+def _standard_json(reply: ReplyStandard, as_of: datetime) -> dict[str, Any]:
+    """The lookback's figures; the last 7 days (`week`) beside the 7 before (`previous`);
+    each week's (`weeks`, oldest first); and this week against the last per rule and
+    per priority (issue 19, item 6)."""
+    found = trend(reply, as_of)
+    return {
+        **_figures_json(reply),
+        "week": _figures_json(found.current),
+        "previous": _figures_json(found.previous),
+        "weeks": [
+            {"start": iso(start), **_figures_json(figures)} for start, figures in found.weeks
+        ],
+        "rules": [{"rule": g.name or None, **_compared_json(g)} for g in found.rules],
+        "priorities": {g.name: _compared_json(g) for g in found.priorities},
     }
 
 
@@ -127,7 +149,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "excluded": dict(sorted(report.stats.excluded.items())),
             "snoozed": len(report.snoozed),  # waiting, hidden by `inboxwatch snooze`/`mute`
             "muted": len(report.muted),
-            "reply_standard": _standard_json(report.stats.reply),
+            "reply_standard": _standard_json(report.stats.reply, report.as_of),
         },
         "errors": [_error_json(e) for e in report.errors],
     }

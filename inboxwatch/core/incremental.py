@@ -214,6 +214,7 @@ def _shared(stats: Stats, seen: dict[tuple[object, ...], Stats]) -> Stats:
         stats.reply.judged,
         stats.reply.within_window,
         tuple(stats.reply.delays),
+        tuple(stats.reply.each),
     )
     return seen.setdefault(key, stats)
 
@@ -307,7 +308,7 @@ class EvalMemo:
         stats = replace(
             self._totals,
             excluded=dict(self._totals.excluded),
-            reply=replace(self._totals.reply, delays=list(self._totals.reply.delays)),
+            reply=self._totals.reply.copy(),
             overdue=len(overdue),
             pending=len(waiting),
         )

@@ -162,6 +162,18 @@ def by_due(f: Finding) -> tuple[datetime, datetime, str, str]:
     return f.due or f.waiting_since, f.waiting_since, f.account, f.thread_id
 
 
+class Conversation(NamedTuple):
+    """One conversation's part of the reply standard, for figures over any span of time
+    and per rule or priority (core/trend.py)."""
+
+    since: datetime  # its first message that expected a reply
+    due: datetime  # when that message's window ended
+    replied: datetime | None  # the first reply; None: none yet, or \Answered (time unknown)
+    answered: bool
+    rule: str = ""  # the rule that set its window (`rules[2]`), "" for the account's
+    priority: str = "normal"
+
+
 @dataclass(slots=True)
 class ReplyStandard:
     """How well the owner kept the window over the lookback, from first messages to first replies.
@@ -175,10 +187,12 @@ class ReplyStandard:
     judged: int = 0
     within_window: int = 0
     delays: list[float] = field(default_factory=list)  # seconds to the first reply
+    each: list[Conversation] = field(default_factory=list)
 
     def copy(self) -> ReplyStandard:
         return ReplyStandard(
-            self.conversations, self.answered, self.judged, self.within_window, [*self.delays]
+            *(self.conversations, self.answered, self.judged, self.within_window),
+            *([*self.delays], [*self.each]),
         )
 
     def add(self, other: ReplyStandard, sign: int = 1) -> None:
@@ -189,9 +203,12 @@ class ReplyStandard:
         self.within_window += sign * other.within_window
         if sign > 0:
             self.delays.extend(other.delays)
+            self.each.extend(other.each)
         else:
             for delay in other.delays:
                 self.delays.remove(delay)
+            for conversation in other.each:
+                self.each.remove(conversation)
 
     def percentile(self, share: float) -> float | None:
         """Nearest-rank percentile of the reply delays, in seconds."""

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from inboxwatch.core.model import (
     Address,
+    Conversation,
     Finding,
     MessageMeta,
     Reason,
@@ -215,19 +216,28 @@ def reply_parts(
         return None
     part.conversations += 1
     first = verdict.expecting[0]
-    due = standard_of(first, owner, policy, window)[0].due(first.received, policy.clock)
+    window, rule = standard_of(first, owner, policy, window)
+    due = window.due(first.received, policy.clock)
     replies = [
         m.received
         for m in verdict.thread.messages
         if m.received > first.received and policy.answers(m, owner)
     ]
-    if replies:
-        delay = min(replies) - first.received
+    replied = min(replies) if replies else None
+    flagged = verdict.cutoff is not None and verdict.cutoff >= first.received
+    label = "" if rule is None else rule.label
+    part.each.append(
+        Conversation(
+            first.received, due, replied, bool(replied or flagged), label,
+            priority_of(first, rule, policy),
+        )
+    )  # fmt: skip
+    if replied is not None:
         part.answered += 1
         part.judged += 1
-        part.delays.append(delay.total_seconds())
-        part.within_window += min(replies) <= due
-    elif verdict.cutoff is not None and verdict.cutoff >= first.received:
+        part.delays.append((replied - first.received).total_seconds())
+        part.within_window += replied <= due
+    elif flagged:
         part.answered += 1  # flagged \Answered: replied, but when is unknown
     else:
         return due

@@ -29,6 +29,7 @@ from inboxwatch.config import Account, Digest
 from inboxwatch.core.model import SYNTHETIC_DOMAIN, Finding, ReplyStandard, Report
 from inboxwatch.core.parse import clean_text
 from inboxwatch.core.reminders import by_urgency, reminds
+from inboxwatch.core.trend import trend
 from inboxwatch.core.unanswered import human_duration
 from inboxwatch.links import bare_id, open_link, open_template, reply_link
 from inboxwatch.periods import next_run, period_key
@@ -162,17 +163,58 @@ def short_duration(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} days".replace(".0 days", " days")
 
 
-def _standard(reply: ReplyStandard, window: timedelta | None) -> dict[str, Any] | None:
+def _standard(
+    reply: ReplyStandard, window: timedelta | None, now: datetime
+) -> dict[str, Any] | None:
     if not reply.conversations:
         return None
     share = reply.share_within_window()
+    ruled = window is None or any(c.rule for c in reply.each)
+    found = trend(reply, now)
     return {
         "conversations": reply.conversations,
         "answered": reply.answered,
         "median": short_duration(reply.percentile(0.5)),
         "p90": short_duration(reply.percentile(0.9)),
         "share": f"{share:.0%}" if share is not None else "n/a",
-        "window": _window_text(window).removeprefix("> "),
+        "window": "their windows" if ruled else _window_text(window).removeprefix("> "),
+        "trend": _compared(found.current, found.previous),
+        "weeks": [_week(start, figures) for start, figures in found.weeks],
+        "groups": [
+            f"{g.name}: {_compared(g.current, g.previous)}"
+            for g in found.rules
+            if g.name and (g.current.judged or g.previous.judged)
+        ]
+        + [
+            f"{g.name} priority: {_compared(g.current, g.previous)}"
+            for g in found.priorities
+            if len(found.priorities) > 1 and (g.current.judged or g.previous.judged)
+        ],
+    }
+
+
+def _compared(current: ReplyStandard, previous: ReplyStandard) -> str:
+    """`84% this week, up from 79%`."""
+    now, before = current.share_within_window(), previous.share_within_window()
+    if now is None:
+        return "nothing judged this week yet"
+    text = f"{now:.0%} this week"
+    if before is None:
+        return text
+    if round(now * 100) == round(before * 100):
+        return text + f", as the week before ({before:.0%})"
+    return text + f", {'up' if now > before else 'down'} from {before:.0%}"
+
+
+def _week(start: datetime, figures: ReplyStandard) -> dict[str, Any]:
+    """One bar of the chart: a table cell as wide as the share (no images: Gmail, Outlook
+    and Apple Mail all draw a table)."""
+    share = figures.share_within_window()
+    return {
+        "label": f"{start:%d %b}",
+        "share": f"{share:.0%}" if share is not None else "–",
+        "width": round(share * 100) if share is not None else 0,
+        "judged": figures.judged,
     }
 
 
@@ -279,7 +321,7 @@ def context(
         "several_accounts": len(sections) > 1,
         "overdue_count": count,
         "due_soon_count": sum(len(a["due_soon"]) for a in sections),
-        "standard": _standard(report.stats.reply, report.window),
+        "standard": _standard(report.stats.reply, report.window, report.as_of),
         "warnings": _warnings(report),
         "sign_ins": _sign_ins(report),
         "held": _held(report),

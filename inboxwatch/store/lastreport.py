@@ -21,6 +21,7 @@ from inboxwatch.config import Settings
 from inboxwatch.core.model import (
     AccountSummary,
     Address,
+    Conversation,
     Finding,
     Reason,
     ReplyStandard,
@@ -99,13 +100,32 @@ def _reply_row(reply: ReplyStandard) -> list[Any]:
     return [
         *(reply.conversations, reply.answered, reply.judged, reply.within_window),
         [float(d) for d in reply.delays],
+        [
+            [
+                *(c.since.isoformat(), c.due.isoformat()),
+                *(c.replied.isoformat() if c.replied else None, c.answered, c.rule, c.priority),
+            ]
+            for c in reply.each
+        ],
     ]
 
 
 def _reply(row: list[Any]) -> ReplyStandard:
-    conversations, replied, judged, within, delays = row
+    conversations, replied, judged, within, delays = row[:5]
+    each = [
+        Conversation(
+            datetime.fromisoformat(since),
+            datetime.fromisoformat(due),
+            datetime.fromisoformat(at) if at else None,
+            bool(answered),
+            str(rule),
+            str(priority),
+        )
+        for since, due, at, answered, rule, priority in row[5]
+    ]
     return ReplyStandard(
-        int(conversations), int(replied), int(judged), int(within), [float(d) for d in delays]
+        *(int(conversations), int(replied), int(judged), int(within)),
+        *([float(d) for d in delays], each),
     )
 
 

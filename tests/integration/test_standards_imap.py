@@ -9,8 +9,8 @@ import pytest
 
 from inboxwatch.config import Settings
 from inboxwatch.standardsconfig import RuleConfig
-from tests.conftest import NOW, OWNER, mail
 from inboxwatch.store.sqlite import SqliteStore
+from tests.conftest import NOW, OWNER, mail
 from tests.integration.test_service import Recorder, settings_for
 from tests.polling import poll_once
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
@@ -75,7 +76,8 @@ def same_outcome(a: Outcome, b: Outcome) -> None:
     assert a.overdue == b.overdue
     assert a.waiting == b.waiting
     assert sorted(a.stats.reply.delays) == sorted(b.stats.reply.delays)
-    strip = lambda o: replace(o.stats, reply=replace(o.stats.reply, delays=[]))  # noqa: E731
+    assert Counter(a.stats.reply.each) == Counter(b.stats.reply.each)
+    strip = lambda o: replace(o.stats, reply=replace(o.stats.reply, delays=[], each=[]))  # noqa: E731
     assert strip(a) == strip(b)
 
 
