@@ -82,7 +82,15 @@ def test_demo_json_pins_the_contract_envelope(run):
         "folder",
         "uids",
         "reasons",
+        *("priority", "rule", "due", "business_waiting_hours", "escalated", "digests_seen"),
     } <= set(item)
+    # Issue 19: no rules, business hours or digests in the demo.
+    assert (item["priority"], item["rule"], item["business_waiting_hours"]) == (
+        "normal",
+        None,
+        None,
+    )
+    assert item["due"] == "2026-11-17T10:05:00Z" and item["digests_seen"] == 0
     # Issue 18, item 4: the structured why beside the one-line reason.
     assert item["reasons"] == [
         {"kind": "window", "message_id": None, "at": None, "detail": "1d"},
@@ -111,13 +119,27 @@ def test_demo_json_pins_the_contract_envelope(run):
     }
     # Demo: Ben 6.5 h, Frank 4 h, Hugo 3 h (subject fallback); Kim, Anna, Jörg never;
     # Grace flagged \Answered (time unknown); Carla still inside the window.
-    assert data["stats"]["reply_standard"] == {
+    standard = data["stats"]["reply_standard"]
+    assert {k: standard[k] for k in list(standard)[:5]} == {
         "conversations": 8,
         "answered": 4,
         "median_hours": 4.0,
         "p90_hours": 6.5,
         "within_window_share": 0.5,
     }
+    # Issue 19, item 6: the last 7 days beside the 7 before, each week, per rule (null:
+    # the account's window) and per priority, each with its `previous`.
+    assert (standard["week"]["within_window_share"], standard["previous"]["conversations"]) == (
+        0.6,
+        1,
+    )
+    assert [w["start"] for w in standard["weeks"]] == [
+        "2026-11-10T09:00:00Z",
+        "2026-11-17T09:00:00Z",
+    ]
+    [default] = standard["rules"]
+    assert default["rule"] is None and default["previous"]["within_window_share"] == 0.0
+    assert list(standard["priorities"]) == ["normal"]
     assert data["stats"]["excluded"] == {"automated": 3, "cc_only": 1, "list": 1}
     waits = [i["waiting_hours"] for i in data["overdue"]]
     assert waits == sorted(waits, reverse=True)

@@ -330,3 +330,47 @@ def test_digest_still_goes_out_when_an_account_fails(ca, run, tmp_path, dovecot,
     [message] = handler.received
     body = message.get_body(("plain",)).get_content()
     assert "Check these" in body and "work: login to 127.0.0.1 failed" in body
+
+
+def test_escalated_and_high_priority_come_first_marked_with_their_history():
+    """Issue 19, items 4 and 6: the digest's order and marks, a thread's count of earlier
+    digests, its business-hours wait, and a rule's week against the week before."""
+    from inboxwatch.core.model import AccountSummary, Conversation, ReplyStandard
+
+    def found(subject: str, hours: float, **standing) -> Finding:
+        return (
+            hostile_report()
+            .overdue[0]
+            ._replace(
+                subject=subject,
+                thread_id=f"<{subject}>",
+                correspondent=Address("", "a@x.example"),
+                waiting_since=NOW - timedelta(hours=hours),
+                **standing,
+            )
+        )
+
+    oldest = found("Oldest", 90)
+    urgent = found("Urgent", 30, priority="high", rule="rules[1]")
+    stale = found("Stale", 60, escalated=True, digests_seen=3)
+    once = found("Once", 50, remind="once", digests_seen=1)
+    office = found("Office", 40, business_waiting=timedelta(hours=13))
+    since = NOW - timedelta(days=2)
+    fast = Conversation(
+        since, since + timedelta(hours=4), since + timedelta(hours=1), True, "rules[1]"
+    )
+    reply = ReplyStandard(1, 1, 1, 1, [3600.0], [fast])
+    summary = AccountSummary("work", ("INBOX",), ("Sent",), 5, 5, timedelta(hours=24), reply)
+    stats = Stats(5, 1, 5, 0, {}, reply)
+    report = Report(
+        NOW, NOW, timedelta(hours=24), [summary], [oldest, urgent, stale, once, office], [], stats
+    )
+    text = render(report, demo_digest(), NOW).text
+    order = [
+        text.index(s)
+        for s in ("[ESCALATED] Stale", "[HIGH PRIORITY] Urgent", "* Oldest", "* Office")
+    ]
+    assert order == sorted(order)
+    assert "* Once" not in text and "1 listed once already (remind = once)" in text
+    assert "listed in 3 earlier digests" in text and "(13 business hours)" in text
+    assert "rules[1]: 100% this week" in text and "Answered within their windows" in text

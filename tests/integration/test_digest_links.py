@@ -129,3 +129,21 @@ def test_a_synthetic_id_is_never_cited_in_a_link():
     [item] = context(base, Digest(to=["me@x.example"]), NOW, [account])["accounts"][0]["overdue"]
     assert item["open_url"] == "" and "In-Reply-To" not in item["reply_url"]
     assert item["reply_url"].startswith("mailto:anna%2Bx@client.example?subject=Re%3A%20")
+
+
+def test_the_weekly_chart_draws_each_bar_as_wide_as_its_share(tmp_path):
+    """Issue 19, item 6: the chart is table cells, no image; in a real browser the bar of
+    a week with 60% answered in time takes 60% of its track."""
+    from tests.integration.test_digest import demo_report
+
+    page_file = tmp_path / "digest.html"
+    page_file.write_text(render(demo_report(), Digest(to=["me@x.example"]), NOW).html)
+    with browser(tmp_path / "profile") as page:
+        page.open(page_file.as_uri())
+        bars = page.evaluate(
+            "[...document.querySelectorAll('td.bar')].map(e => e.getBoundingClientRect().width"
+            " / e.closest('table').getBoundingClientRect().width)"
+        )
+        images = page.evaluate("document.images.length")
+    assert [round(share, 2) for share in bars] == [0.6]  # 10 Nov: 0%, no bar; 17 Nov: 60%
+    assert images == 0
