@@ -165,7 +165,10 @@ def smoke(work: Path) -> None:
         config.write_text(
             f'[[accounts]]\nname = "smoke"\nhost = "127.0.0.1"\nport = {dovecot.port}\n'
             'security = "plain"\nusername = "smoke@example.com"\n'
-            'password_file = "/run/secrets/imap_password"\n[service]\npoll_interval = "1m"\n'
+            'password_file = "/run/secrets/imap_password"\n'
+            # The image's holidays extra and time zones: a calendar that loads at start.
+            '[accounts.business_hours]\ntimezone = "Europe/Berlin"\nholidays = "DE-BE"\n'
+            '[service]\npoll_interval = "1m"\n'
         )
         config.chmod(0o644)
         refused_secret(config, secret)
