@@ -10,7 +10,7 @@ import json
 import os
 import re
 import tomllib
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -429,6 +429,10 @@ def masked_json(settings: Settings) -> str:
             return format_duration(value)
         if isinstance(value, SecretStr):
             return str(value)  # pydantic masks it
+        if isinstance(value, date):
+            return value.isoformat()  # business_hours.days_off
         raise TypeError(f"cannot show {type(value).__name__}")
 
-    return json.dumps(settings.model_dump(), indent=2, ensure_ascii=False, default=plain)
+    # By alias: a rule's `from` as the config writes it.
+    shown = settings.model_dump(by_alias=True)
+    return json.dumps(shown, indent=2, ensure_ascii=False, default=plain)

@@ -3,6 +3,7 @@ input with the rule's place; and what they do to a verdict."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from datetime import timedelta
@@ -170,3 +171,14 @@ def test_vip_from_sent_counts_conversations_you_started():
     assert {f.message_ids[0]: f.priority for f in out.overdue} == {"<q>": "high", "<w>": "normal"}
     ruled = replace(policy, rules=(Rule(1, senders=("boss@*",), priority="low"),))
     assert judge(ruled, [msg("q", sender="boss@partner.example")], 30).overdue[0].priority == "low"
+
+
+def test_check_shows_rules_and_days_off_as_the_config_writes_them():
+    from inboxwatch.config import masked_json
+
+    example = Path(__file__).resolve().parents[2] / "config.example.toml"
+    shown = json.loads(masked_json(load_settings(example)))
+    account = shown["accounts"][0]
+    assert account["rules"][0]["from"] == ["*@bigclient.example", "ceo@*"]
+    assert account["business_hours"]["days_off"] == ["2026-12-24", "2026-12-31"]
+    assert account["escalate_after"] == "0s"
