@@ -68,3 +68,30 @@ def test_explain_on_the_demo_mailbox(run):
     assert "verdict: overdue: Ben Okafor wrote; your last reply was 3 days 18 hours earlier" in (
         result.out
     )
+
+
+def test_explain_names_the_rule_that_set_the_window_or_left_mail_out(
+    run, tmp_path, dovecot, sent_mailbox
+):
+    """Issue 19: a rule's window and business time in the verdict; `ignore` as the role."""
+    from datetime import timedelta
+
+    h = timedelta(hours=1)
+    box = sent_mailbox
+    box.add("Sent", mail(OWNER, "z@else.example", "Re: x", in_reply_to="<x@y>"), NOW - 90 * h)
+    box.add("INBOX", mail(ANNA, subject="Budget", mid="<b1@c.example>"), NOW - 5 * h)
+    box.add(
+        "INBOX", mail("Jira <j@tools.example>", subject="[JIRA] X-1", mid="<j1@t>"), NOW - 5 * h
+    )
+    rules = [
+        {"from": ["*@client.example"], "window": "8 business hours", "priority": "high"},
+        {"subjects": ["^\\[JIRA\\]"], "ignore": True},
+    ]
+    hours = {"timezone": "UTC", "hours": "08:00-18:00"}
+    config = write_config(tmp_path, dovecot, box.user, rules=rules, business_hours=hours)
+    asof = ("--as-of", NOW.isoformat(), "--config", str(config))
+    # NOW is Tuesday 12:00 UTC: Budget came at 07:00, its clock started at 08:00.
+    budget = run("explain", "b1@c.example", *asof).out
+    assert "waiting inside the window (due in 4 hours, 8 business hours, rules[1])" in budget
+    jira = run("explain", "j1@t", *asof).out
+    assert "left out: rules[2] says ignore" in jira
