@@ -214,7 +214,6 @@ def _shared(stats: Stats, seen: dict[tuple[object, ...], Stats]) -> Stats:
         stats.reply.judged,
         stats.reply.within_window,
         tuple(stats.reply.delays),
-        tuple(stats.reply.each),
     )
     return seen.setdefault(key, stats)
 
@@ -276,6 +275,8 @@ class EvalMemo:
         """Add a judged thread; `bulk` appends, and the caller sorts once at the end."""
         self._judged[key] = (thread, share)
         self._totals.add(share.stats)
+        if share.conversation is not None:
+            self._totals.reply.each.append(share.conversation)
         if share.finding is not None:
             f = share.finding
             entry = by_due(f)
@@ -289,6 +290,8 @@ class EvalMemo:
     def _drop(self, key: int) -> None:
         _, share = self._judged.pop(key)
         self._totals.add(share.stats, -1)
+        if share.conversation is not None:
+            self._totals.reply.each.remove(share.conversation)
         if share.finding is not None:
             f = share.finding
             at = bisect.bisect_left(self._pending, by_due(f))

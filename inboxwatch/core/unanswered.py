@@ -248,9 +248,11 @@ def reply_parts(
 class Share:
     """One thread's part of the outcome, all of it that does not depend on `now`."""
 
-    stats: Stats  # threads, answered, excluded, and the reply standard but for `open_since`
+    stats: Stats  # threads, answered, excluded, and the reply standard but for `open_until`
     open_until: datetime | None  # unanswered: counts as judged once this time has passed
     finding: Finding | None  # when something waits; overdue or not is decided by `now`
+    # Its conversation, kept apart from `stats` so that alike shares can share one Stats.
+    conversation: Conversation | None = None
 
 
 def tally(
@@ -271,7 +273,10 @@ def thread_share(
     account: str, thread: Thread, owner: Owner, policy: Policy, window: Window
 ) -> Share:
     stats = Stats()
-    return Share(stats, *tally(account, thread, owner, policy, window, stats))
+    share = Share(stats, *tally(account, thread, owner, policy, window, stats))
+    if stats.reply.each:  # one at most: a thread is one conversation
+        share.conversation = stats.reply.each.pop()
+    return share
 
 
 def stamped(found: Finding, policy: Policy, now: datetime) -> Finding:
