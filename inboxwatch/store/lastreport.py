@@ -63,7 +63,8 @@ def encode(report: Report) -> str:
             "awaiting_soon": [_finding(f) for f in report.awaiting_soon],
             "stats": [stats.threads, stats.answered, stats.overdue, stats.pending],
             "excluded": stats.excluded,
-            "reply": _reply_row(stats.reply),
+            # The report's conversations are its accounts' (decode joins them again).
+            "reply": _reply_row(stats.reply, each=False),
             "errors": [
                 [e.account, e.kind, e.message, e.exit_code, e.folder, e.uid, e.retry_after]
                 for e in report.errors
@@ -78,14 +79,16 @@ def decode(text: str) -> Report:
     """The report `encode` wrote; raises ValueError, KeyError or TypeError on anything else."""
     data: dict[str, Any] = json.loads(text)
     threads, answered, overdue, pending = map(int, data["stats"])
+    accounts = [_summary(row) for row in data["accounts"]]
     reply = _reply(data["reply"])
+    reply.each = [c for a in accounts for c in a.reply.each]
     excluded = {str(k): int(v) for k, v in data["excluded"].items()}
     stats = Stats(threads, answered, overdue, pending, excluded, reply)
     return Report(
         generated_at=datetime.fromisoformat(data["generated_at"]),
         as_of=datetime.fromisoformat(data["as_of"]),
         window=_delta(data["window"]),
-        accounts=[_summary(row) for row in data["accounts"]],
+        accounts=accounts,
         overdue=[_found(f) for f in data["overdue"]],
         waiting=[_found(f) for f in data["waiting"]],
         invitations=[_found(f) for f in data.get("invitations", [])],
@@ -96,7 +99,9 @@ def decode(text: str) -> Report:
     )
 
 
-def _reply_row(reply: ReplyStandard) -> list[Any]:
+def _reply_row(reply: ReplyStandard, each: bool = True) -> list[Any]:
+    """Its figures, and each conversation (a big mailbox has tens of thousands, and
+    `run --once` reads them back at every poll: ISO times, which decode fastest)."""
     return [
         *(reply.conversations, reply.answered, reply.judged, reply.within_window),
         [float(d) for d in reply.delays],
@@ -105,27 +110,22 @@ def _reply_row(reply: ReplyStandard) -> list[Any]:
                 *(c.since.isoformat(), c.due.isoformat()),
                 *(c.replied.isoformat() if c.replied else None, c.answered, c.rule, c.priority),
             ]
-            for c in reply.each
+            for c in (reply.each if each else ())
         ],
     ]
 
 
 def _reply(row: list[Any]) -> ReplyStandard:
-    conversations, replied, judged, within, delays = row[:5]
-    each = [
-        Conversation(
-            datetime.fromisoformat(since),
-            datetime.fromisoformat(due),
-            datetime.fromisoformat(at) if at else None,
-            bool(answered),
-            str(rule),
-            str(priority),
-        )
-        for since, due, at, answered, rule, priority in row[5]
-    ]
+    conversations, replied, judged, within, delays, each = row
+
+    at = datetime.fromisoformat
     return ReplyStandard(
         *(int(conversations), int(replied), int(judged), int(within)),
-        *([float(d) for d in delays], each),
+        [float(d) for d in delays],
+        [
+            Conversation(at(a), at(b), at(c) if c is not None else None, bool(d), str(e), str(f))
+            for a, b, c, d, e, f in each
+        ],
     )
 
 

@@ -32,6 +32,7 @@ def test_a_report_survives_the_state_file(dovecot, sent_mailbox, tmp_path):
     finally:
         store.close()
     assert report.overdue and report.waiting and report.stats.excluded
+    assert report.stats.reply.each and report.overdue[0].due is not None
     assert lastreport.decode(lastreport.encode(report)) == report
 
 
