@@ -31,14 +31,9 @@ from inboxwatch.durations import format_duration, parse_duration
 from inboxwatch.errors import ConfigError
 from inboxwatch.links import open_template
 from inboxwatch.secretfiles import read_secret_file, warn_if_readable
-from inboxwatch.standardsconfig import BusinessHoursConfig, RuleConfig
+from inboxwatch.standardsconfig import Standards
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-
-def duration_or_zero(value: object) -> timedelta:
-    """A duration, or 0 for "off"."""
-    return timedelta(0) if str(value).strip() in ("0", "0s") else parse_duration(value)
 
 
 Security = Literal["tls", "starttls", "plain"]
@@ -117,7 +112,10 @@ DEFAULT_WINDOW = timedelta(hours=24)
 DEFAULT_LOOKBACK = timedelta(days=30)
 
 
-class Account(_Server):
+class Account(_Server, Standards):
+    """One mailbox: the server (_Server), what is read and the window; the rest of its
+    reply standard (followup_after, team, rules, business hours…) is Standards'."""
+
     name: str = Field(min_length=1)
     addresses: list[str] = []
     folders: list[str] = Field(default=["INBOX"], min_length=1)
@@ -132,20 +130,10 @@ class Account(_Server):
     # After your reply, a short "thanks" that asks nothing does not make a thread overdue.
     closing_messages: bool = True
     handled_keyword: str = Field(default="$Handled", pattern=r"^[^\s()\\{%*\"\]]*$")
-    # Your own message nobody answered for this long is listed (`awaiting`); 0: never.
-    followup_after: Annotated[timedelta, BeforeValidator(duration_or_zero)] = timedelta(days=3)
-    # Teammates (addresses or globs): their reply to the sender answers for you too.
-    team: list[str] = []
     # The digest's link to each thread: a webmail preset or a URL template (links.py).
     open_url: str = ""
     # Who gets this account's digest, instead of digest.to (a team lead, a shared inbox).
     digest_to: list[str] = []
-    # Reply standards per sender, recipient, folder, subject (standardsconfig.py).
-    rules: list[RuleConfig] = []
-    business_hours: BusinessHoursConfig | None = None
-    vip_from_sent: bool = False  # people you wrote to first (90 days) are priority high
-    # Overdue this much longer than its window: listed first in the digest; 0: never.
-    escalate_after: Annotated[timedelta, BeforeValidator(duration_or_zero)] = timedelta(0)
 
     @field_validator("open_url")
     @classmethod
@@ -176,12 +164,6 @@ class Account(_Server):
             self.addresses = [self.username]
         if self.port is None:
             self.port = IMAP_PORTS[self.security]
-        for n, rule in enumerate(self.rules, 1):
-            if rule.business and self.business_hours is None:
-                raise ValueError(
-                    f"rules[{n}].window {rule.window!r} is business time: "
-                    "add [accounts.business_hours] (see config.example.toml)"
-                )
         return self
 
 

@@ -44,6 +44,11 @@ def parse_window(value: object) -> tuple[timedelta, str]:
     return timedelta(**{f"{unit}s": amount}), f"{unit}s"
 
 
+def duration_or_zero(value: object) -> timedelta:
+    """A duration, or 0 for "off"."""
+    return timedelta(0) if str(value).strip() in ("0", "0s") else parse_duration(value)
+
+
 def format_duration(value: timedelta) -> str:
     """The config's own notation back: 30s, 90m, 24h, 30d, 1w (`check` shows the config)."""
     seconds = value.total_seconds()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from inboxwatch.durations import parse_window
+from inboxwatch.durations import duration_or_zero, parse_window
 
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -168,3 +168,33 @@ class BusinessHoursConfig(BaseModel):
     @property
     def weekdays(self) -> frozenset[int]:
         return _day_set(self.days)
+
+
+OrZero = Annotated[timedelta, BeforeValidator(duration_or_zero)]  # "0": off
+
+
+class Standards(BaseModel):
+    """An account's reply standard beyond its `window` (config.Account inherits it)."""
+
+    model_config = _STRICT
+
+    # Your own message nobody answered for this long is listed (`awaiting`); 0: never.
+    followup_after: OrZero = timedelta(days=3)
+    # Teammates (addresses or globs): their reply to the sender answers for you too.
+    team: list[str] = []
+    # Per sender, recipient, folder, subject: the first rule that matches decides.
+    rules: list[RuleConfig] = []
+    business_hours: BusinessHoursConfig | None = None
+    vip_from_sent: bool = False  # people you wrote to first (90 days) are priority high
+    # Overdue this much longer than its window: listed first in the digest; 0: never.
+    escalate_after: OrZero = timedelta(0)
+
+    @model_validator(mode="after")
+    def _business_rules(self) -> Standards:
+        for n, rule in enumerate(self.rules, 1):
+            if rule.business and self.business_hours is None:
+                raise ValueError(
+                    f"rules[{n}].window {rule.window!r} is business time: "
+                    "add [accounts.business_hours] (see config.example.toml)"
+                )
+        return self

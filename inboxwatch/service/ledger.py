@@ -109,7 +109,7 @@ class DigestLedger:
         A crash between "sending" and "sent" resends with the same Message-ID
         (at-least-once); a digest the SMTP server did not accept stays pending.
         """
-        period, config = self._period(now), self.config
+        period = self._period(now)
         report = self.group.part(report)
         signin = any(e.kind == "signin" for e in report.errors)
         if period is None or not (report.accounts or signin):
@@ -140,10 +140,17 @@ class DigestLedger:
             self.store.mark_digest(period, "pending", message_id, now)
             raise
         self.store.mark_digest(period, "sent", message_id, now)
-        listed = [(f.account, f.thread_id) for f in report.overdue if reminds(f)]
-        self.store.note_listed(period_key(config.schedule, config.timezone, now), listed, now)
+        self._listed(report, now)
         log.info("digest for %s sent to %s", period, self.group.recipients)
         return period
+
+    def _listed(self, report: Report, now: datetime) -> None:
+        """The threads this digest listed, by the schedule's period (not the recipients'):
+        `digests_seen` counts digests, not copies of one."""
+        listed = [(f.account, f.thread_id) for f in report.overdue if reminds(f)]
+        self.store.note_listed(
+            period_key(self.config.schedule, self.config.timezone, now), listed, now
+        )
 
 
 class Digests:
