@@ -270,13 +270,14 @@ class AccountSummary:
     # This account's share of the report's reply standard: a digest of some accounts
     # (an account's `digest_to`) shows theirs alone.
     reply: ReplyStandard = field(default_factory=ReplyStandard)
+    ruled: bool = False  # rules give some mail another window than `window`
 
 
 @dataclass(slots=True)
 class Report:
     generated_at: datetime
     as_of: datetime
-    window: timedelta | None = None  # set when every account shares one window
+    window: timedelta | None = None  # set when all mail of every account has one window
     accounts: list[AccountSummary] = field(default_factory=list)
     overdue: list[Finding] = field(default_factory=list)
     waiting: list[Finding] = field(default_factory=list)  # pending, still inside the window
@@ -294,7 +295,7 @@ class Report:
     def only(self, names: Collection[str]) -> Report:
         """The part of this report about the accounts `names` (their own digest)."""
         accounts = [a for a in self.accounts if a.name in names]
-        windows = {a.window for a in accounts}
+        windows = {None if a.ruled else a.window for a in accounts}
         reply = ReplyStandard()
         for summary in accounts:
             reply.add(summary.reply)

@@ -241,7 +241,7 @@ def scan_account(
         stats.overdue = 0
     copied = stats.reply.copy()  # a memo's stats change at the next poll
     summary = (plan.name, (*read.watched,), (*read.sent,), len(messages), len(threads))
-    report.accounts.append(AccountSummary(*summary, plan.window, copied))
+    report.accounts.append(AccountSummary(*summary, plan.window, copied, bool(policy.rules)))
     report.overdue.extend(outcome.overdue)
     report.waiting.extend(outcome.waiting)
     report.invitations.extend(outcome.invitations)
@@ -316,7 +316,7 @@ def run_scan(
 ) -> Report:
     """Scan every account; a failing account becomes an error, the others go on.
     `memos` (by account) lets a running service redo only what changed."""
-    windows = {plan.window for plan, _ in jobs}
+    windows = {None if plan.policy.rules else plan.window for plan, _ in jobs}
     report = Report(generated_at, as_of, windows.pop() if len(windows) == 1 else None)
     with collector_paused():
         _scan_all(jobs, as_of, report, progress, memos)

@@ -52,7 +52,7 @@ def encode(report: Report) -> str:
             "accounts": [
                 [
                     *(a.name, a.folders, a.sent_folders, a.messages, a.threads),
-                    *(_seconds(a.window), _reply_row(a.reply)),
+                    *(_seconds(a.window), _reply_row(a.reply), a.ruled),
                 ]
                 for a in report.accounts
             ],
@@ -133,8 +133,10 @@ def _summary(row: list[Any]) -> AccountSummary:
     """An account's summary; one kept before its reply standard was (7th) has none."""
     name, folders, sent, messages, threads, window = row[:6]
     reply = _reply(row[6]) if len(row) > 6 else ReplyStandard()
+    ruled = bool(row[7]) if len(row) > 7 else False
     return AccountSummary(
-        name, tuple(folders), tuple(sent), messages, threads, timedelta(seconds=window), reply
+        *(name, tuple(folders), tuple(sent), messages, threads),
+        *(timedelta(seconds=window), reply, ruled),
     )
 
 

@@ -112,6 +112,7 @@ def test_reminders_count_digests_escalate_and_stop_once(dovecot, sent_mailbox, t
         result = poll_once(settings, store, sent, t0 + day * D)
         assert result.digest is not None
         [message] = sent.sent
+        assert message["Subject"].endswith("past their reply window")  # not "> 24h": rules
         texts.append(message.get_body(("plain",)).get_content())
     first, second, third = texts
     assert "Weekly update" in first and "Weekly update" not in second
