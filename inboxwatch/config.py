@@ -31,7 +31,7 @@ from inboxwatch.durations import format_duration, parse_duration
 from inboxwatch.errors import ConfigError
 from inboxwatch.links import open_template
 from inboxwatch.secretfiles import read_secret_file, warn_if_readable
-from inboxwatch.standardsconfig import Standards
+from inboxwatch.standardsconfig import BusinessHoursConfig, Standards
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
@@ -247,6 +247,8 @@ class Settings(BaseSettings):
     smtp: Smtp = Smtp()
     service: Service = Service()
     state: State = State()
+    # Business hours shared by name: `business_hours = "office"` in an account.
+    calendars: dict[str, BusinessHoursConfig] = {}
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
@@ -254,6 +256,8 @@ class Settings(BaseSettings):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"account names must be unique: {', '.join(dupes)}")
+        for account in self.accounts:
+            account.business_hours = account.calendar(self.calendars)
         if self.smtp.auth == "oauth2" and self.smtp.oauth2 is None and smtp_identity(self) is None:
             raise ValueError(
                 "smtp: auth = oauth2 needs an [smtp.oauth2] table, or an account with "

@@ -184,7 +184,8 @@ class Standards(BaseModel):
     team: list[str] = []
     # Per sender, recipient, folder, subject: the first rule that matches decides.
     rules: list[RuleConfig] = []
-    business_hours: BusinessHoursConfig | None = None
+    # A table of its own, or the name of one of `[calendars]`, shared by several accounts.
+    business_hours: BusinessHoursConfig | str | None = None
     vip_from_sent: bool = False  # people you wrote to first (90 days) are priority high
     # Overdue this much longer than its window: listed first in the digest; 0: never.
     escalate_after: OrZero = timedelta(0)
@@ -198,3 +199,15 @@ class Standards(BaseModel):
                     "add [accounts.business_hours] (see config.example.toml)"
                 )
         return self
+
+    def calendar(self, calendars: dict[str, BusinessHoursConfig]) -> BusinessHoursConfig | None:
+        """Its business hours, a shared calendar's by name resolved (Settings checks it)."""
+        hours = self.business_hours
+        if isinstance(hours, str):
+            if hours not in calendars:
+                known = ", ".join(sorted(calendars)) or "none is defined"
+                raise ValueError(
+                    f"business_hours = {hours!r} names no [calendars.{hours}] ({known})"
+                )
+            return calendars[hours]
+        return hours

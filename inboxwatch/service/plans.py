@@ -46,7 +46,7 @@ def plan_of(account: Account, overrides: Overrides = NO_OVERRIDES) -> AccountPla
             closing_messages=account.closing_messages,
             team=tuple(glob.lower() for glob in account.team),
             rules=tuple(rule_of(n, r) for n, r in enumerate(account.rules, 1)),
-            clock=clock_of(account.business_hours),
+            clock=clock_of(account.calendar({})),
             vip_from_sent=account.vip_from_sent,
             escalate_after=account.escalate_after,
         ),

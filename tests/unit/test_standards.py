@@ -182,3 +182,21 @@ def test_check_shows_rules_and_days_off_as_the_config_writes_them():
     assert account["rules"][0]["from"] == ["*@bigclient.example", "ceo@*"]
     assert account["business_hours"]["days_off"] == ["2026-12-24", "2026-12-31"]
     assert account["escalate_after"] == "0s"
+
+
+def test_business_hours_shared_by_name(tmp_path):
+    path = tmp_path / "config.toml"
+    shared = '[calendars.office]\ntimezone = "Europe/Berlin"\nhours = "08:00-16:00"\n'
+    second = ACCOUNT.replace('"work"', '"support"')
+    path.write_text(
+        ACCOUNT + 'business_hours = "office"\n' + second + 'business_hours = "office"\n' + shared,
+        encoding="utf-8",
+    )
+    accounts = load_settings(path).accounts
+    clocks = [plan_of(a).policy.clock for a in accounts]
+    assert clocks[0] == clocks[1] and clocks[0].ranges == ((480, 960),)
+    path.write_text(ACCOUNT + 'business_hours = "ofice"\n' + shared, encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=r"business_hours = 'ofice' names no \[calendars.ofice\] \(office\)"
+    ):
+        load_settings(path)
