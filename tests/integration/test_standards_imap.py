@@ -54,6 +54,13 @@ def test_rules_set_window_priority_and_ignore(sent_mailbox, scan):
     assert overdue["Lunch"]["priority"] == "normal" and overdue["Lunch"]["rule"] is None
     assert report["stats"]["excluded"]["ignored"] == 1  # the JIRA mail, by rules[3]
     assert report["stats"]["pending"] == 1  # Help: 30 hours of a 2-day window
+    # Item 6: the reply standard per rule, this week and the week before.
+    per_rule = {g["rule"]: g for g in report["stats"]["reply_standard"]["rules"]}
+    assert sorted(per_rule, key=str) == [None, "rules[1]", "rules[2]"]
+    assert per_rule["rules[1]"]["within_window_share"] == 0.0  # Budget: 5 h of 4 h, no reply
+    assert per_rule["rules[2]"]["within_window_share"] is None  # Help: not yet judged
+    assert per_rule["rules[1]"]["previous"]["conversations"] == 0
+    assert report["stats"]["reply_standard"]["priorities"]["high"]["conversations"] == 1
     bad = scan(rules=[{"subjects": ["(unclosed"], "window": "4h"}])
     assert bad.code == 3 and "rules[1].subjects" in bad.err
 
