@@ -31,7 +31,7 @@ from inboxwatch.durations import format_duration, parse_duration
 from inboxwatch.errors import ConfigError
 from inboxwatch.links import open_template
 from inboxwatch.secretfiles import read_secret_file, warn_if_readable
-from inboxwatch.standardsconfig import BusinessHoursConfig, Standards
+from inboxwatch.standardsconfig import BusinessHoursConfig, Standards, regex
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
@@ -145,12 +145,7 @@ class Account(_Server, Standards):
     @field_validator("ignore_subjects")
     @classmethod
     def _regexes(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
-        return patterns
+        return [regex(pattern) for pattern in patterns]
 
     @model_validator(mode="after")
     def _defaults(self) -> Account:

@@ -26,7 +26,8 @@ def _glob(value: str) -> str:
     return value
 
 
-def _regex(value: str) -> str:
+def regex(value: str) -> str:
+    """A regular expression that compiles (`ignore_subjects`, a rule's `subjects`)."""
     try:
         re.compile(value)
     except re.error as exc:
@@ -40,7 +41,7 @@ def _window(value: object) -> str:
 
 
 Glob = Annotated[str, BeforeValidator(lambda v: _glob(str(v).strip()))]
-Regex = Annotated[str, BeforeValidator(lambda v: _regex(str(v)))]
+Regex = Annotated[str, BeforeValidator(lambda v: regex(str(v)))]
 
 
 class RuleConfig(BaseModel):
