@@ -160,6 +160,18 @@ class StateStore(Protocol):
         replace: bool,
     ) -> None: ...
 
+    def parse_failures(self, where: tuple[str, str, int]) -> dict[int, str]:
+        """The messages of (account, folder, UIDVALIDITY) the parsers could not read."""
+        ...
+
+    def save_failures(
+        self,
+        where: tuple[str, str, int],
+        found: Mapping[int, str],
+        gone: Iterable[int],
+        replace: bool,
+    ) -> None: ...
+
     def last_report(self, fingerprint: str) -> str | None: ...
 
     def save_report(self, fingerprint: str, text: str) -> None: ...

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from inboxwatch.core.bodytext import Details
-from inboxwatch.core.model import MessageMeta
+from inboxwatch.core.model import MessageMeta, ParseFailure
 from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, Progress, StateStore
 from inboxwatch.core.scan import ScanMemo
 from inboxwatch.errors import CorruptState, InboxwatchError, ServerError
@@ -36,6 +36,7 @@ class _Staged:
     upsert: list[MessageMeta]
     delete: set[int]
     current: dict[int, MessageMeta]
+    failed: dict[int, str]  # new parse failures, by UID (store/failures.py)
 
 
 class MemoryCache:
@@ -154,9 +155,13 @@ class SyncingSource:
                 log.warning("%s: %s; reading folder %r in full", self.account, exc, folder)
                 known, cached = None, {}
 
+        # Known unreadable messages count as read: reported again, never fetched again.
+        failed = (
+            self.store.parse_failures((self.account, folder, known.uidvalidity)) if known else {}
+        )
         with self._bounded():
             sync = self.inner.sync_folder(
-                folder, since, known, cached.keys(), _Checked(self.stop, progress)
+                folder, since, known, cached.keys() | failed.keys(), _Checked(self.stop, progress)
             )
         if self.stop.is_set():
             raise Interrupted
@@ -167,12 +172,16 @@ class SyncingSource:
             current.pop(uid, None)
         current.update((meta.uid, meta) for meta in sync.new)
         self.fetched += len(sync.new) + len(sync.failures)
+        new_failures = {f.uid: f.reason for f in sync.failures}
         self._staged.append(
             _Staged(
-                folder, sync.state, sync.replace, [*changed, *sync.new], sync.gone | aged, current
+                *(folder, sync.state, sync.replace, [*changed, *sync.new], sync.gone | aged),
+                *(current, new_failures),
             )
         )
-        return FolderScan(folder, list(current.values()), sync.failures)
+        kept = {} if sync.replace else {u: r for u, r in failed.items() if u not in sync.gone}
+        old = [ParseFailure(folder, uid, reason) for uid, reason in sorted(kept.items())]
+        return FolderScan(folder, list(current.values()), [*old, *sync.failures])
 
     def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
         """Read once per message: the kept ones, and the server's for the rest."""
@@ -194,6 +203,8 @@ class SyncingSource:
                 self.store.save_folder(
                     self.account, s.folder, s.state, s.upsert, s.delete, s.replace
                 )
+                where = (self.account, s.folder, s.state.uidvalidity)
+                self.store.save_failures(where, s.failed, s.delete, s.replace)
         if self.memory is not None:  # only what the database now holds
             for s in self._staged:
                 self.memory.put(self.account, s.folder, s.state, s.current)

@@ -23,14 +23,14 @@ from inboxwatch.core.model import MessageMeta, PollRecord
 from inboxwatch.core.ports import FolderState
 from inboxwatch.core.snooze import Snooze
 from inboxwatch.errors import ConfigError, CorruptState, LockError
-from inboxwatch.store import bodies, notes, recovery, reminders
+from inboxwatch.store import bodies, failures, notes, recovery, reminders
 from inboxwatch.store.bodies import Folder
 from inboxwatch.store.faults import space_error, state_error
 from inboxwatch.store.readonly import read_unlocked
 from inboxwatch.store.rows import iso, meta_from_json, meta_to_json
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
@@ -61,6 +61,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     7: (bodies.TABLE,),
     # 8: which overdue threads each digest listed (store/reminders.py).
     8: (reminders.TABLE,),
+    # 9: messages the parsers could not read, not fetched again (store/failures.py).
+    9: (failures.TABLE,),
 }
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -273,6 +275,15 @@ class SqliteStore:
             "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?, ?)",
             (account, folder, state.uidvalidity, state.uidnext, state.modseq, state.exists),
         )
+
+    @_guarded
+    def parse_failures(self, where: Folder) -> dict[int, str]:
+        return failures.rows(self.db, where)
+
+    def save_failures(
+        self, where: Folder, found: Mapping[int, str], gone: Iterable[int], replace: bool
+    ) -> None:  # within save_folder's transaction
+        failures.save(self.db, where, found, gone, replace)
 
     # --- the last report (lastreport.py) -------------------------------------------
 

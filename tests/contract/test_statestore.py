@@ -172,3 +172,30 @@ def test_snooze_notes_start_empty_and_survive_a_reopen(opener, tmp_path):
         assert store.snoozes() == [note]
     finally:
         store.close()
+
+
+def test_parse_failures_are_kept_per_uidvalidity_until_gone(store):
+    where = ("work", "INBOX", STATE.uidvalidity)
+    assert store.parse_failures(where) == {}
+    with store.transaction():
+        store.save_failures(where, {3: "unparsable header block", 5: "bad"}, [], False)
+    assert store.parse_failures(where) == {3: "unparsable header block", 5: "bad"}
+    assert store.parse_failures(("work", "INBOX", 8)) == {}  # another UIDVALIDITY
+    with store.transaction():
+        store.save_failures(where, {}, [5], False)
+    assert store.parse_failures(where) == {3: "unparsable header block"}
+    with store.transaction():
+        store.save_failures(("work", "INBOX", 8), {1: "x"}, [], False)  # renumbered
+    assert store.parse_failures(where) == {} and store.parse_failures(("work", "INBOX", 8))
+    with store.transaction():
+        store.save_failures(("work", "INBOX", 8), {}, [], True)  # read afresh
+    assert store.parse_failures(("work", "INBOX", 8)) == {}
+
+
+def test_digests_listing_a_thread_are_counted_once_per_period(store):
+    assert store.digests_seen() == {}
+    listed = [("work", "<t1>"), ("work", "<t2>")]
+    store.note_listed("2026-11-24T08:00@Europe/Berlin", listed, NOW)
+    store.note_listed("2026-11-24T08:00@Europe/Berlin", listed[:1], NOW)  # a resend, a group
+    store.note_listed("2026-11-25T08:00@Europe/Berlin", listed[:1], NOW + timedelta(days=1))
+    assert store.digests_seen() == {("work", "<t1>"): 2, ("work", "<t2>"): 1}

@@ -607,3 +607,41 @@ def test_an_accounts_digest_to_gets_its_own_digest_once_each(
     quiet = Recorder()
     poll_once(settings, store, quiet, T0 + 2 * H)
     assert not quiet.sent  # each digest once per period
+
+
+def test_a_message_that_cannot_be_parsed_is_remembered_not_fetched_again(
+    dovecot, sent_mailbox, tmp_path, store, monkeypatch
+):
+    """Issue 21, item 5: a parse failure is kept by UID (and UIDVALIDITY) and reported at
+    every poll, but fetched again only when the folder is read afresh."""
+    from inboxwatch.core.model import ParseFailure
+    from inboxwatch.imap import headerfetch
+
+    parse = headerfetch.parse_headers
+
+    def broken_on_purpose(header, folder, uid, *args, **kwargs):
+        if b"Subject: Broken" in header:
+            return ParseFailure(folder, uid, "unparsable header block")
+        return parse(header, folder, uid, *args, **kwargs)
+
+    monkeypatch.setattr(headerfetch, "parse_headers", broken_on_purpose)
+    seed(sent_mailbox)
+    sent_mailbox.add("INBOX", mail("Eve <eve@x.example>", subject="Broken"), T0 - 30 * H)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    first = poll_once(settings, store, Recorder(), T0)
+    assert first.fetched == 5 and [e.uid for e in first.report.errors if e.kind == "parse"] == [4]
+    # An expunge makes the next poll search the whole lookback (the message count says
+    # something went): the broken message is known, only the new one is fetched.
+    client = sent_mailbox.client
+    client.select_folder("INBOX")
+    client.delete_messages([1])
+    client.expunge()
+    sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="New"), T0 - 26 * H)
+    second = poll_once(settings, store, Recorder(), T0 + H)
+    assert second.fetched == 1
+    assert [e.uid for e in second.report.errors if e.kind == "parse"] == [4]
+    client.select_folder("INBOX")
+    client.delete_messages([4])
+    client.expunge()
+    third = poll_once(settings, store, Recorder(), T0 + 2 * H)
+    assert not [e for e in third.report.errors if e.kind == "parse"]
