@@ -5,10 +5,10 @@ kept per message: a message's content never changes under its UID, so it is read
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 
 from inboxwatch.core.bodytext import Details
+from inboxwatch.store.rows import Db
 
 # By UIDVALIDITY too: a folder read anew after it changed keeps the rows read since.
 TABLE = (
@@ -20,7 +20,7 @@ Folder = tuple[str, str, int]  # account, folder, UIDVALIDITY
 _QUERY = "SELECT uid, details FROM bodies WHERE account = ? AND folder = ? AND uidvalidity = ?"
 
 
-def rows(db: sqlite3.Connection, where: Folder, uids: Sequence[int]) -> dict[int, Details]:
+def rows(db: Db, where: Folder, uids: Sequence[int]) -> dict[int, Details]:
     found: dict[int, Details] = {}
     for start in range(0, len(uids), 500):  # SQLite's limit on bound parameters
         chunk = list(uids[start : start + 500])
@@ -30,14 +30,14 @@ def rows(db: sqlite3.Connection, where: Folder, uids: Sequence[int]) -> dict[int
     return found
 
 
-def insert(db: sqlite3.Connection, where: Folder, found: Mapping[int, Details]) -> None:
+def insert(db: Db, where: Folder, found: Mapping[int, Details]) -> None:
     db.executemany(
         "INSERT OR REPLACE INTO bodies VALUES (?, ?, ?, ?, ?)",
         [(*where, uid, json.dumps(list(d), ensure_ascii=False)) for uid, d in found.items()],
     )
 
 
-def forget(db: sqlite3.Connection, where: Folder, expunged: Iterable[int]) -> None:
+def forget(db: Db, where: Folder, expunged: Iterable[int]) -> None:
     """Rows of expunged messages, and of the folder's earlier UIDVALIDITYs."""
     account, folder, _ = where
     db.execute("DELETE FROM bodies WHERE account = ? AND folder = ? AND uidvalidity != ?", where)

@@ -4,10 +4,10 @@ UIDVALIDITY, an expunge or a full read forgets them."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 
 from inboxwatch.store.bodies import Folder
+from inboxwatch.store.rows import Db
 
 TABLE = (
     "CREATE TABLE failures (account TEXT NOT NULL, folder TEXT NOT NULL,"
@@ -16,7 +16,7 @@ TABLE = (
 )
 
 
-def rows(db: sqlite3.Connection, where: Folder) -> dict[int, str]:
+def rows(db: Db, where: Folder) -> dict[int, str]:
     found = db.execute(
         "SELECT uid, reason FROM failures WHERE account = ? AND folder = ? AND uidvalidity = ?",
         where,
@@ -25,7 +25,7 @@ def rows(db: sqlite3.Connection, where: Folder) -> dict[int, str]:
 
 
 def save(
-    db: sqlite3.Connection,
+    db: Db,
     where: Folder,
     found: Mapping[int, str],
     gone: Iterable[int],

@@ -4,12 +4,12 @@ write them with store/beside.py, beside a running service; it reads them each po
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 
 from inboxwatch.core.snooze import Snooze
 from inboxwatch.store.readonly import read_unlocked
+from inboxwatch.store.rows import Db
 
 TABLE = (
     "CREATE TABLE snoozes (message_id TEXT PRIMARY KEY, account TEXT NOT NULL,"
@@ -18,7 +18,7 @@ TABLE = (
 )
 
 
-def rows(db: sqlite3.Connection) -> list[Snooze]:
+def rows(db: Db) -> list[Snooze]:
     found = db.execute(
         "SELECT message_id, account, thread_id, subject, pending, until, created FROM snoozes"
         " ORDER BY created"
@@ -37,7 +37,7 @@ def rows(db: sqlite3.Connection) -> list[Snooze]:
     ]
 
 
-def insert(db: sqlite3.Connection, note: Snooze) -> None:
+def insert(db: Db, note: Snooze) -> None:
     db.execute(
         "INSERT OR REPLACE INTO snoozes VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
@@ -48,7 +48,7 @@ def insert(db: sqlite3.Connection, note: Snooze) -> None:
     )  # fmt: skip
 
 
-def delete(db: sqlite3.Connection, message_id: str) -> bool:
+def delete(db: Db, message_id: str) -> bool:
     """The note named by `message_id`, or the note of the thread it names."""
     done = db.execute(
         "DELETE FROM snoozes WHERE message_id = ? OR thread_id = ?", (message_id, message_id)

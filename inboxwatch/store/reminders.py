@@ -3,12 +3,12 @@ count of digests is what the next digest shows and what `remind = "once"` stops 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from inboxwatch.store.readonly import read_unlocked
+from inboxwatch.store.rows import Db
 
 # One row per thread and digest period: a digest sent to several recipient groups (or
 # resent after a crash) in one period counts once.
@@ -23,16 +23,14 @@ KEEP = timedelta(days=400)
 Seen = dict[tuple[str, str], int]
 
 
-def counts(db: sqlite3.Connection) -> Seen:
+def counts(db: Db) -> Seen:
     rows = db.execute(
         "SELECT account, thread_id, COUNT(*) FROM reminders GROUP BY account, thread_id"
     ).fetchall()
     return {(account, thread): int(n) for account, thread, n in rows}
 
 
-def insert(
-    db: sqlite3.Connection, period: str, threads: Iterable[tuple[str, str]], now: datetime
-) -> None:
+def insert(db: Db, period: str, threads: Iterable[tuple[str, str]], now: datetime) -> None:
     db.executemany(
         "INSERT OR IGNORE INTO reminders VALUES (?, ?, ?, ?)",
         [(account, thread, period, now.isoformat()) for account, thread in threads],

@@ -12,22 +12,17 @@ import fcntl
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import datetime
 from pathlib import Path
-from typing import IO, Concatenate, ParamSpec, TypeVar
+from typing import IO
 
-from inboxwatch.core.bodytext import Details
-from inboxwatch.core.model import MessageMeta, PollRecord
-from inboxwatch.core.ports import FolderState
-from inboxwatch.core.snooze import Snooze
-from inboxwatch.errors import ConfigError, CorruptState, LockError
+from inboxwatch.core.model import PollRecord
+from inboxwatch.errors import ConfigError, CorruptState, InboxwatchError, LockError
 from inboxwatch.store import bodies, failures, notes, recovery, reminders
-from inboxwatch.store.bodies import Folder
 from inboxwatch.store.faults import space_error, state_error
 from inboxwatch.store.readonly import read_unlocked
-from inboxwatch.store.rows import iso, meta_from_json, meta_to_json
+from inboxwatch.store.sqlstate import SqlState, guarded, poll_records
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 9
@@ -64,30 +59,13 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 9: messages the parsers could not read, not fetched again (store/failures.py).
     9: (failures.TABLE,),
 }
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
-def _guarded(
-    method: Callable[Concatenate[SqliteStore, P], R],
-) -> Callable[Concatenate[SqliteStore, P], R]:
-    """SQLite's and the OS's errors as the one line a user can act on (store/faults.py);
-    a row that no longer decodes means the file is damaged."""
-
-    def guarded(self: SqliteStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(self, *args, **kwargs)
-        except (sqlite3.Error, OSError) as exc:
-            raise state_error(self.path, exc) from None
-        except (ValueError, KeyError, TypeError) as exc:  # json, isoformat, a missing field
-            raise CorruptState(f"state.path {self.path} is damaged (a row: {exc})") from None
-
-    return guarded
-
-
-class SqliteStore:
+class SqliteStore(SqlState):
     """The embedded StateStore (core.ports): one SQLite file, one instance per file (a
     second one gets LockError, exit 7)."""
+
+    db: sqlite3.Connection
 
     def __init__(self, path: Path) -> None:
         self.path = path.expanduser()
@@ -117,7 +95,7 @@ class SqliteStore:
         except CorruptState as exc:
             self.recover(str(exc))
 
-    @_guarded
+    @guarded
     def _check(self) -> None:
         """Open the file for use, and prove it sound: random bytes, a truncated file or a
         damaged page fail here (PRAGMA quick_check: ~30 ms per 100,000 cached messages)."""
@@ -224,177 +202,21 @@ class SqliteStore:
         self.db.close()
         self._lock.close()
 
-    # --- folders and cached headers -------------------------------------------------
+    def fault(self, exc: Exception) -> InboxwatchError | None:
+        """SQLite's and the OS's errors (store/faults.py); a row that no longer decodes
+        means the file is damaged."""
+        if isinstance(exc, sqlite3.Error | OSError):
+            return state_error(self.path, exc)
+        if isinstance(exc, ValueError | KeyError | TypeError):  # json, isoformat, a field
+            return CorruptState(f"state.path {self.path} is damaged (a row: {exc})")
+        return None
 
-    @_guarded
-    def folder(self, account: str, folder: str) -> FolderState | None:
-        row = self.db.execute(
-            "SELECT uidvalidity, uidnext, modseq, exists_count FROM folders"
-            " WHERE account = ? AND folder = ?",
-            (account, folder),
-        ).fetchone()
-        return FolderState(*row) if row else None
-
-    @_guarded
-    def messages(self, account: str, folder: str) -> dict[int, MessageMeta]:
-        rows = self.db.execute(
-            "SELECT uid, meta FROM messages WHERE account = ? AND folder = ?", (account, folder)
-        )
-        return {uid: meta_from_json(meta) for uid, meta in rows}
-
-    @_guarded
-    def save_folder(
-        self,
-        account: str,
-        folder: str,
-        state: FolderState,
-        upsert: Iterable[MessageMeta],
-        delete: Iterable[int],
-        replace: bool,
-    ) -> None:
-        """Within a transaction: the folder's new state and its cache changes. A kept
-        report describes the states before: it goes in the same transaction, so no later
-        poll carries it forward over mail read since (lastreport.py)."""
-        if not self.db.in_transaction:
-            raise RuntimeError("save_folder outside transaction(): it would not be atomic")
-        db = self.db
-        db.execute("DELETE FROM reports")
-        delete = list(delete)
-        if replace:
-            db.execute("DELETE FROM messages WHERE account = ? AND folder = ?", (account, folder))
-        bodies.forget(db, (account, folder, state.uidvalidity), delete)
-        db.executemany(
-            "DELETE FROM messages WHERE account = ? AND folder = ? AND uid = ?",
-            [(account, folder, uid) for uid in delete],
-        )
-        db.executemany(  # a generator: 100,000 rows' JSON is never all held at once
-            "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?)",
-            ((account, folder, m.uid, meta_to_json(m)) for m in upsert),
-        )
-        db.execute(
-            "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?, ?)",
-            (account, folder, state.uidvalidity, state.uidnext, state.modseq, state.exists),
-        )
-
-    @_guarded
-    def parse_failures(self, where: Folder) -> dict[int, str]:
-        return failures.rows(self.db, where)
-
-    def save_failures(
-        self, where: Folder, found: Mapping[int, str], gone: Iterable[int], replace: bool
-    ) -> None:  # within save_folder's transaction
-        failures.save(self.db, where, found, gone, replace)
-
-    # --- the last report (lastreport.py) -------------------------------------------
-
-    @_guarded
-    def last_report(self, fingerprint: str) -> str | None:
-        row = self.db.execute("SELECT fingerprint, report FROM reports WHERE id = 1").fetchone()
-        return row[1] if row and row[0] == fingerprint else None
-
-    @_guarded
-    def save_report(self, fingerprint: str, text: str) -> None:
-        with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO reports VALUES (1, ?, ?)", (fingerprint, text))
-
-    # --- the digest ledger ----------------------------------------------------------
-
-    @_guarded
-    def digest(self, period: str) -> tuple[str, str] | None:
-        row = self.db.execute(
-            "SELECT state, message_id FROM digests WHERE period = ?", (period,)
-        ).fetchone()
-        return (row[0], row[1]) if row else None
-
-    @_guarded
-    def mark_digest(self, period: str, state: str, message_id: str, now: datetime) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?)",
-                (period, state, message_id, now.isoformat()),
-            )
-
-    def claim_digest(self, period: str, message_id: str, now: datetime) -> None:
+    def can_write(self) -> None:
         full = space_error(self.path)
         if full is not None:
             raise full
-        self.mark_digest(period, "sending", message_id, now)
-
-    @_guarded
-    def digests_seen(self) -> reminders.Seen:
-        return reminders.counts(self.db)
-
-    @_guarded
-    def note_listed(self, period: str, threads: Sequence[tuple[str, str]], now: datetime) -> None:
-        with self.transaction() as db:
-            reminders.insert(db, period, threads, now)
-
-    @_guarded
-    def ledger_lost(self) -> str | None:
-        row = self.db.execute("SELECT value FROM notes WHERE name = 'ledger_lost'").fetchone()
-        return str(row[0]) if row else None
-
-    def accept_resend(self) -> None:
-        with self.transaction() as db:
-            db.execute("DELETE FROM notes WHERE name = 'ledger_lost'")
-
-    # --- polls, for health and backoff ---------------------------------------------
-
-    @_guarded
-    @_guarded
-    def details(self, where: Folder, uids: Sequence[int]) -> dict[int, Details]:
-        return bodies.rows(self.db, where, uids)
-
-    @_guarded
-    def save_details(self, where: Folder, found: Mapping[int, Details]) -> None:
-        with self.transaction() as db:
-            bodies.insert(db, where, found)
-
-    @_guarded
-    def snoozes(self) -> list[Snooze]:
-        return notes.rows(self.db)
-
-    def polls(self) -> dict[str, PollRecord]:
-        return _poll_records(self.db)
-
-    @_guarded
-    def record_poll(
-        self,
-        account: str,
-        now: datetime,
-        error: str | None = None,
-        code: int | None = None,
-        not_before: datetime | None = None,
-    ) -> None:
-        stamp = now.isoformat()
-        until = not_before.isoformat() if not_before else None
-        with self.transaction() as db:
-            if error is None:
-                db.execute(
-                    "INSERT INTO polls VALUES (?, ?, ?, NULL, NULL, 0, NULL) ON CONFLICT(account)"
-                    " DO UPDATE SET last_attempt = excluded.last_attempt, last_success ="
-                    " excluded.last_success, last_error = NULL, error_code = NULL, failures = 0,"
-                    " not_before = NULL",
-                    (account, stamp, stamp),
-                )
-            else:
-                db.execute(
-                    "INSERT INTO polls VALUES (?, ?, NULL, ?, ?, 1, ?) ON CONFLICT(account)"
-                    " DO UPDATE SET last_attempt = excluded.last_attempt, last_error ="
-                    " excluded.last_error, error_code = excluded.error_code,"
-                    " failures = failures + 1, not_before = excluded.not_before",
-                    (account, stamp, error, code, until),
-                )
-
-
-def _poll_records(db: sqlite3.Connection) -> dict[str, PollRecord]:
-    rows = db.execute(
-        "SELECT account, last_attempt, last_success, last_error, error_code, failures,"
-        " not_before FROM polls"
-    ).fetchall()
-    return {r[0]: PollRecord(r[0], iso(r[1]), iso(r[2]), r[3], r[4], r[5], iso(r[6])) for r in rows}
 
 
 def read_polls(path: Path) -> dict[str, PollRecord]:
     """Poll records without taking the lock (health runs beside the service), read-only."""
-    return read_unlocked(path, _poll_records, {})
+    return read_unlocked(path, poll_records, {})

@@ -1,0 +1,228 @@
+"""The StateStore's data (core.ports), in SQL that SQLite and PostgreSQL both speak:
+store/sqlite.py and store/postgres.py bring the connection, the transactions, the
+schema's versions and what their errors mean to a user."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
+
+from inboxwatch.core.bodytext import Details
+from inboxwatch.core.model import MessageMeta, PollRecord
+from inboxwatch.core.ports import FolderState
+from inboxwatch.core.snooze import Snooze
+from inboxwatch.errors import InboxwatchError
+from inboxwatch.store import bodies, failures, notes, reminders
+from inboxwatch.store.bodies import Folder
+from inboxwatch.store.rows import Db, iso, meta_from_json, meta_to_json
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _Faulty(Protocol):
+    def fault(self, exc: Exception) -> InboxwatchError | None: ...
+
+
+S = TypeVar("S", bound=_Faulty)
+
+
+def guarded(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """The database's errors as the one line a user can act on (the store's `fault`)."""
+
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            found = self.fault(exc)
+            if found is None:
+                raise
+            raise found from None
+
+    return wrapper
+
+
+class SqlState:
+    """Everything a StateStore keeps, on `self.db`; the subclass opens it."""
+
+    db: Db
+
+    def transaction(self) -> AbstractContextManager[Db]:
+        raise NotImplementedError
+
+    def fault(self, exc: Exception) -> InboxwatchError | None:
+        """What `exc` means to the user, or None to let it through."""
+        raise NotImplementedError
+
+    def can_write(self) -> None:
+        """Raise (errors.StateError) now if a write after the digest went out would fail."""
+
+    # --- folders and cached headers -------------------------------------------------
+
+    @guarded
+    def folder(self, account: str, folder: str) -> FolderState | None:
+        row = self.db.execute(
+            "SELECT uidvalidity, uidnext, modseq, exists_count FROM folders"
+            " WHERE account = ? AND folder = ?",
+            (account, folder),
+        ).fetchone()
+        return FolderState(*row) if row else None
+
+    @guarded
+    def messages(self, account: str, folder: str) -> dict[int, MessageMeta]:
+        rows = self.db.execute(
+            "SELECT uid, meta FROM messages WHERE account = ? AND folder = ?", (account, folder)
+        )
+        return {uid: meta_from_json(meta) for uid, meta in rows}
+
+    @guarded
+    def save_folder(
+        self,
+        account: str,
+        folder: str,
+        state: FolderState,
+        upsert: Iterable[MessageMeta],
+        delete: Iterable[int],
+        replace: bool,
+    ) -> None:
+        """Within a transaction: the folder's new state and its cache changes. A kept
+        report describes the states before: it goes in the same transaction, so no later
+        poll carries it forward over mail read since (lastreport.py)."""
+        if not self.db.in_transaction:
+            raise RuntimeError("save_folder outside transaction(): it would not be atomic")
+        db = self.db
+        db.execute("DELETE FROM reports")
+        delete = list(delete)
+        if replace:
+            db.execute("DELETE FROM messages WHERE account = ? AND folder = ?", (account, folder))
+        bodies.forget(db, (account, folder, state.uidvalidity), delete)
+        db.executemany(
+            "DELETE FROM messages WHERE account = ? AND folder = ? AND uid = ?",
+            [(account, folder, uid) for uid in delete],
+        )
+        db.executemany(  # a generator: 100,000 rows' JSON is never all held at once
+            "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?)",
+            ((account, folder, m.uid, meta_to_json(m)) for m in upsert),
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?, ?)",
+            (account, folder, state.uidvalidity, state.uidnext, state.modseq, state.exists),
+        )
+
+    @guarded
+    def parse_failures(self, where: Folder) -> dict[int, str]:
+        return failures.rows(self.db, where)
+
+    def save_failures(
+        self, where: Folder, found: Mapping[int, str], gone: Iterable[int], replace: bool
+    ) -> None:  # within save_folder's transaction
+        failures.save(self.db, where, found, gone, replace)
+
+    # --- the last report (lastreport.py) -------------------------------------------
+
+    @guarded
+    def last_report(self, fingerprint: str) -> str | None:
+        row = self.db.execute("SELECT fingerprint, report FROM reports WHERE id = 1").fetchone()
+        return row[1] if row and row[0] == fingerprint else None
+
+    @guarded
+    def save_report(self, fingerprint: str, text: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO reports VALUES (1, ?, ?)", (fingerprint, text))
+
+    # --- the digest ledger ----------------------------------------------------------
+
+    @guarded
+    def digest(self, period: str) -> tuple[str, str] | None:
+        row = self.db.execute(
+            "SELECT state, message_id FROM digests WHERE period = ?", (period,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    @guarded
+    def mark_digest(self, period: str, state: str, message_id: str, now: datetime) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?)",
+                (period, state, message_id, now.isoformat()),
+            )
+
+    def claim_digest(self, period: str, message_id: str, now: datetime) -> None:
+        self.can_write()
+        self.mark_digest(period, "sending", message_id, now)
+
+    @guarded
+    def digests_seen(self) -> reminders.Seen:
+        return reminders.counts(self.db)
+
+    @guarded
+    def note_listed(self, period: str, threads: Sequence[tuple[str, str]], now: datetime) -> None:
+        with self.transaction() as db:
+            reminders.insert(db, period, threads, now)
+
+    @guarded
+    def ledger_lost(self) -> str | None:
+        row = self.db.execute("SELECT value FROM notes WHERE name = 'ledger_lost'").fetchone()
+        return str(row[0]) if row else None
+
+    def accept_resend(self) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM notes WHERE name = 'ledger_lost'")
+
+    # --- polls, for health and backoff ---------------------------------------------
+
+    @guarded
+    def details(self, where: Folder, uids: Sequence[int]) -> dict[int, Details]:
+        return bodies.rows(self.db, where, uids)
+
+    @guarded
+    def save_details(self, where: Folder, found: Mapping[int, Details]) -> None:
+        with self.transaction() as db:
+            bodies.insert(db, where, found)
+
+    @guarded
+    def snoozes(self) -> list[Snooze]:
+        return notes.rows(self.db)
+
+    @guarded
+    def polls(self) -> dict[str, PollRecord]:
+        return poll_records(self.db)
+
+    @guarded
+    def record_poll(
+        self,
+        account: str,
+        now: datetime,
+        error: str | None = None,
+        code: int | None = None,
+        not_before: datetime | None = None,
+    ) -> None:
+        stamp = now.isoformat()
+        until = not_before.isoformat() if not_before else None
+        with self.transaction() as db:
+            if error is None:
+                db.execute(
+                    "INSERT INTO polls VALUES (?, ?, ?, NULL, NULL, 0, NULL) ON CONFLICT(account)"
+                    " DO UPDATE SET last_attempt = excluded.last_attempt, last_success ="
+                    " excluded.last_success, last_error = NULL, error_code = NULL, failures = 0,"
+                    " not_before = NULL",
+                    (account, stamp, stamp),
+                )
+            else:
+                db.execute(
+                    "INSERT INTO polls VALUES (?, ?, NULL, ?, ?, 1, ?) ON CONFLICT(account)"
+                    " DO UPDATE SET last_attempt = excluded.last_attempt, last_error ="
+                    " excluded.last_error, error_code = excluded.error_code,"
+                    " failures = failures + 1, not_before = excluded.not_before",
+                    (account, stamp, error, code, until),
+                )
+
+
+def poll_records(db: Db) -> dict[str, PollRecord]:
+    rows = db.execute(
+        "SELECT account, last_attempt, last_success, last_error, error_code, failures,"
+        " not_before FROM polls"
+    ).fetchall()
+    return {r[0]: PollRecord(r[0], iso(r[1]), iso(r[2]), r[3], r[4], r[5], iso(r[6])) for r in rows}
