@@ -6,9 +6,10 @@ FROM ${BASE_IMAGE} AS build
 # A CA bundle for pip behind a TLS-intercepting proxy (empty: the image's own trust store).
 ARG PIP_CERT=""
 # Optional features in the image: microsoft (msal, ~23 MB), notify (Apprise, ~18 MB),
-# holidays (public holidays for business hours, ~15 MB).
+# holidays (public holidays for business hours, ~15 MB), postgres (psycopg with its own
+# libpq, ~12 MB: the state in PostgreSQL).
 # --build-arg EXTRAS= builds the smallest image (password and Google sign-in only).
-ARG EXTRAS="microsoft,notify,holidays"
+ARG EXTRAS="microsoft,notify,holidays,postgres"
 # tini as PID 1 forwards SIGTERM to inboxwatch. Its static build is copied into the
 # runtime stage, which then needs no apt (no package lists, no apt caches left behind).
 RUN apt-get update \

@@ -227,6 +227,9 @@ class Service(BaseModel):
 class State(BaseModel):
     model_config = _STRICT
     path: str = "~/.local/state/inboxwatch/state.db"
+    # PostgreSQL instead of the file (store/postgres.py): postgresql://user:pw@host/db, or
+    # INBOXWATCH_STATE__URL; the password may come from PGPASSFILE or PGPASSWORD instead.
+    url: SecretStr | None = None
 
     def path_resolved(self) -> Path:
         return Path(self.path).expanduser()

@@ -55,6 +55,22 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterato
 
 
 @pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One PostgreSQL for the session (tests/postgres.py); each test takes a new database."""
+    from tests import postgres as pg
+
+    try:
+        server = pg.running()
+        started = server.__enter__()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield started
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
 def ca_file(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Path:
     path = tmp_path_factory.mktemp("ca") / "ca.pem"
     ca.cert_pem.write_to_path(str(path))

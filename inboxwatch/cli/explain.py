@@ -32,7 +32,7 @@ from inboxwatch.core.snooze import Snooze
 from inboxwatch.core.threads import build_threads
 from inboxwatch.errors import UsageError
 from inboxwatch.service.plans import NO_OVERRIDES
-from inboxwatch.store import notes
+from inboxwatch.store import beside
 
 Job = tuple[AccountPlan, SourceFactory]
 
@@ -106,7 +106,7 @@ def explain_command(
     else:
         settings = load_config(ctx, config_path)[1]
         jobs = config_jobs(settings, accounts)
-        held = notes.read(settings.state.path_resolved())
+        held = beside.snoozes(settings.state)
     shown = 0
     for job in jobs:
         found, problems = _explained(job, when, message_id, subject)

@@ -77,13 +77,13 @@ def repair(
 ) -> None:
     """Check the state file; set a damaged one aside and start a new one (the cache is
     rebuilt from the mailbox at the next poll). Stop the service first."""
-    from inboxwatch.store.sqlite import SqliteStore
+    from inboxwatch.store.beside import open_store
 
     setup_logging(ctx, verbose, quiet)
     settings = load_config(ctx, config_path)[1]
-    store = SqliteStore(settings.state.path_resolved())  # checks; recovers a damaged file
+    store = open_store(settings.state)  # checks; a damaged file is set aside and recovered
     try:
-        click.echo(store.recovered or f"state file {store.path}: ok")
+        click.echo(store.recovered or f"{store.where()}: ok")
         lost = store.ledger_lost()
         if lost is not None and accept_resend:
             store.accept_resend()

@@ -22,15 +22,14 @@ from inboxwatch.core.reminders import with_seen
 from inboxwatch.core.scan import run_scan
 from inboxwatch.core.snooze import Snooze, find, hold, snooze_of
 from inboxwatch.errors import UsageError
-from inboxwatch.store import notes, reminders
-from inboxwatch.store.beside import write_beside
+from inboxwatch.store import beside, notes
 
 
 def held(report: Report, settings: Settings, now: datetime) -> Report:
     """`report` without what the user snoozed or muted, and with how many of the service's
     digests listed each thread (`scan`, `digest`)."""
-    path = settings.state.path_resolved()
-    return with_seen(hold(report, notes.read(path), now), reminders.read(path))
+    state = settings.state
+    return with_seen(hold(report, beside.snoozes(state), now), beside.digests_seen(state))
 
 
 def _note(
@@ -54,7 +53,7 @@ def _note(
             "(`inboxwatch scan --format json` lists each thread's message_ids)"
         )
     note = snooze_of(finding, message_id, until, now)
-    write_beside(settings.state.path_resolved(), lambda db: notes.insert(db, note))
+    beside.write_beside(settings.state, lambda db: notes.insert(db, note))
     return note
 
 
@@ -101,8 +100,8 @@ def unsnooze(
     setup_logging(ctx, verbose, quiet)
     settings = load_config(ctx, config_path)[1]
     wanted = as_message_id(message_id)
-    gone = write_beside(
-        settings.state.path_resolved(),
+    gone = beside.write_beside(
+        settings.state,
         lambda db: notes.delete(db, message_id) or notes.delete(db, wanted),
     )
     click.echo(f"{message_id}: shown again" if gone else f"{message_id}: was not snoozed or muted")
@@ -116,7 +115,7 @@ def snoozed(ctx: click.Context, config_path: str | None, verbose: int, quiet: in
     setup_logging(ctx, verbose, quiet)
     settings = load_config(ctx, config_path)[1]
     now = datetime.now(UTC)
-    for line in describe(notes.read(settings.state.path_resolved()), now):
+    for line in describe(beside.snoozes(settings.state), now):
         click.echo(line)
 
 

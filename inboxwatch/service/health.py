@@ -7,7 +7,7 @@ from datetime import datetime
 from inboxwatch.auth.refresh import account_tokens, smtp_tokens, tokens_dir
 from inboxwatch.config import Settings
 from inboxwatch.errors import InboxwatchError
-from inboxwatch.store.sqlite import read_polls
+from inboxwatch.store import beside
 
 
 def sign_ins_needed(settings: Settings) -> dict[str, str]:
@@ -35,7 +35,7 @@ def sign_ins_needed(settings: Settings) -> dict[str, str]:
 
 def health(settings: Settings, now: datetime) -> tuple[bool, str]:
     """Every account polled successfully within three poll intervals?"""
-    polls = read_polls(settings.state.path_resolved())
+    polls = beside.polls(settings.state)
     limit = settings.service.poll_interval * 3
     needed = sign_ins_needed(settings)
     problems = list(needed.values())

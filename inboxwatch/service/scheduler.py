@@ -25,7 +25,7 @@ from inboxwatch.errors import CorruptState, InboxwatchError
 from inboxwatch.periods import cron_trigger
 from inboxwatch.service.poller import Poller, PollResult
 from inboxwatch.service.sync import Interrupted, MemoryCache
-from inboxwatch.store.sqlite import SqliteStore
+from inboxwatch.store.beside import open_store
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -50,7 +50,7 @@ class Scheduler:
         self.clock = clock
         self.stop = threading.Event()
         self.busy = threading.Lock()
-        self.store = SqliteStore(settings.state.path_resolved())
+        self.store = open_store(settings.state)
         # `keep_report` (`run --once`): the next run, a fresh process, starts from this
         # poll's report. The memory keeps parsed messages, so polls skip reading them back.
         self.poller = Poller(

@@ -1,9 +1,13 @@
-"""Writing to the state file beside a running service (`snooze`, `mute`, `unsnooze`).
+"""The state beside a running service: `snooze`, `mute`, `unsnooze` write notes, `scan`,
+`explain` and `health` read notes, digest counts and poll records — while the service
+holds the state. Which state is the config's: an SQLite file (`state.path`) or a
+PostgreSQL database (`state.url`), and `open_store` opens it for the service itself.
 
-The service holds the file's lock for as long as it runs; these commands write through
-a connection of their own (SQLite's own locking keeps the two apart), and the service
-reads the result at its next poll. Without a running service the file is opened
-(created, migrated) the usual way first.
+SQLite: the service holds the file's lock for as long as it runs; these commands go
+through a connection of their own (SQLite's own locking keeps the two apart), and the
+service reads the result at its next poll. Without a running service the file is opened
+(created, migrated) the usual way first. PostgreSQL: a connection without the service's
+lock; the database keeps the two apart.
 """
 
 from __future__ import annotations
@@ -13,16 +17,70 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from inboxwatch.config import State
+from inboxwatch.core.model import PollRecord
+from inboxwatch.core.snooze import Snooze
 from inboxwatch.errors import LockError, StateError
+from inboxwatch.store import notes, reminders
 from inboxwatch.store.faults import state_error
+from inboxwatch.store.readonly import read_unlocked
+from inboxwatch.store.rows import Db
 from inboxwatch.store.sqlite import SqliteStore
+from inboxwatch.store.sqlstate import SqlState, poll_records
 
 T = TypeVar("T")
 
 
-def write_beside(path: Path, work: Callable[[sqlite3.Connection], T]) -> T:
-    """Run `work` on the state file, whether or not a service holds it."""
-    path = path.expanduser()
+def open_store(state: State) -> SqlState:
+    """The service's own store: it takes the state's lock (a second service: exit 7)."""
+    if state.url is not None:
+        from inboxwatch.store.postgres import PostgresStore
+
+        return PostgresStore(state.url.get_secret_value())
+    return SqliteStore(state.path_resolved())
+
+
+def read_beside(state: State, read: Callable[[Db], T], empty: T) -> T:
+    """`read` on the state, read-only for a file; `empty` where nothing was written yet."""
+    if state.url is None:
+        return read_unlocked(state.path_resolved(), read, empty)
+    from inboxwatch.store.postgres import PostgresStore
+
+    store = PostgresStore(state.url.get_secret_value(), lock=False)
+    try:
+        return read(store.db)
+    finally:
+        store.close()
+
+
+def snoozes(state: State) -> list[Snooze]:
+    return read_beside(state, notes.rows, [])
+
+
+def digests_seen(state: State) -> reminders.Seen:
+    return read_beside(state, reminders.counts, {})
+
+
+def polls(state: State) -> dict[str, PollRecord]:
+    """Poll records for `health`, which runs beside the service."""
+    return read_beside(state, poll_records, {})
+
+
+def write_beside(state: State, work: Callable[[Db], T]) -> T:
+    """Run `work` in one transaction on the state, whether or not a service holds it."""
+    if state.url is not None:
+        from inboxwatch.store.postgres import PostgresStore
+
+        store = PostgresStore(state.url.get_secret_value(), lock=False)
+        try:
+            with store.transaction() as db:
+                return work(db)
+        finally:
+            store.close()
+    return _write_file(state.path_resolved(), work)
+
+
+def _write_file(path: Path, work: Callable[[Db], T]) -> T:
     try:
         store = SqliteStore(path)  # creates and migrates the file where needed
     except LockError:

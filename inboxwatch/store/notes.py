@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 
 from inboxwatch.core.snooze import Snooze
-from inboxwatch.store.readonly import read_unlocked
 from inboxwatch.store.rows import Db
 
 TABLE = (
@@ -54,8 +52,3 @@ def delete(db: Db, message_id: str) -> bool:
         "DELETE FROM snoozes WHERE message_id = ? OR thread_id = ?", (message_id, message_id)
     )
     return done.rowcount > 0
-
-
-def read(path: Path) -> list[Snooze]:
-    """The notes, read-only and without the lock (`scan` beside a running service)."""
-    return read_unlocked(path, rows, [])

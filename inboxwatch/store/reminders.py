@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from inboxwatch.store.readonly import read_unlocked
 from inboxwatch.store.rows import Db
 
 # One row per thread and digest period: a digest sent to several recipient groups (or
@@ -36,8 +34,3 @@ def insert(db: Db, period: str, threads: Iterable[tuple[str, str]], now: datetim
         [(account, thread, period, now.isoformat()) for account, thread in threads],
     )
     db.execute("DELETE FROM reminders WHERE sent_at < ?", ((now - KEEP).isoformat(),))
-
-
-def read(path: Path) -> Seen:
-    """The counts, read-only and without the lock (`scan` beside a running service)."""
-    return read_unlocked(path, counts, {})

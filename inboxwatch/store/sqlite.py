@@ -17,48 +17,12 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
-from inboxwatch.core.model import PollRecord
 from inboxwatch.errors import ConfigError, CorruptState, InboxwatchError, LockError
-from inboxwatch.store import bodies, failures, notes, recovery, reminders
+from inboxwatch.store import recovery
 from inboxwatch.store.faults import space_error, state_error
-from inboxwatch.store.readonly import read_unlocked
-from inboxwatch.store.sqlstate import SqlState, guarded, poll_records
+from inboxwatch.store.sqlstate import MIGRATIONS, SCHEMA_VERSION, SqlState, guarded
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 9
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: (
-        "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
-        " uidvalidity INTEGER NOT NULL, uidnext INTEGER, modseq INTEGER, exists_count INTEGER,"
-        " PRIMARY KEY (account, folder))",
-        "CREATE TABLE messages (account TEXT NOT NULL, folder TEXT NOT NULL, uid INTEGER NOT NULL,"
-        " meta TEXT NOT NULL, PRIMARY KEY (account, folder, uid))",
-        "CREATE TABLE digests (period TEXT PRIMARY KEY, state TEXT NOT NULL,"
-        " message_id TEXT NOT NULL, updated_at TEXT NOT NULL)",
-        "CREATE TABLE polls (account TEXT PRIMARY KEY, last_attempt TEXT, last_success TEXT,"
-        " last_error TEXT, error_code INTEGER, failures INTEGER NOT NULL DEFAULT 0)",
-    ),
-    # 2: a throttling server's "come back later" time (Microsoft 365's Suggested Backoff).
-    2: ("ALTER TABLE polls ADD COLUMN not_before TEXT",),
-    # 3: the last clean poll's report, for `run --once` (lastreport.py).
-    3: (
-        "CREATE TABLE reports (id INTEGER PRIMARY KEY CHECK (id = 1),"
-        " fingerprint TEXT NOT NULL, report TEXT NOT NULL)",
-    ),
-    # 4: why digests are held back (a ledger lost with a damaged file; store/recovery.py).
-    4: ("CREATE TABLE notes (name TEXT PRIMARY KEY, value TEXT NOT NULL)",),
-    # 5: more header fields are read (List-Id apart, machine-sent marks: issue 18), which
-    # cached rows lack: the cache is dropped and read again once. The ledger stays.
-    5: ("DELETE FROM messages", "DELETE FROM folders", "DELETE FROM reports"),
-    # 6: the user's snoozed and muted threads (store/notes.py).
-    6: (notes.TABLE,),
-    # 7: what was read of pending messages' bodies (store/bodies.py).
-    7: (bodies.TABLE,),
-    # 8: which overdue threads each digest listed (store/reminders.py).
-    8: (reminders.TABLE,),
-    # 9: messages the parsers could not read, not fetched again (store/failures.py).
-    9: (failures.TABLE,),
-}
 
 
 class SqliteStore(SqlState):
@@ -211,12 +175,10 @@ class SqliteStore(SqlState):
             return CorruptState(f"state.path {self.path} is damaged (a row: {exc})")
         return None
 
+    def where(self) -> str:
+        return f"state file {self.path}"
+
     def can_write(self) -> None:
         full = space_error(self.path)
         if full is not None:
             raise full
-
-
-def read_polls(path: Path) -> dict[str, PollRecord]:
-    """Poll records without taking the lock (health runs beside the service), read-only."""
-    return read_unlocked(path, poll_records, {})

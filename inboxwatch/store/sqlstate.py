@@ -18,6 +18,41 @@ from inboxwatch.store import bodies, failures, notes, reminders
 from inboxwatch.store.bodies import Folder
 from inboxwatch.store.rows import Db, iso, meta_from_json, meta_to_json
 
+SCHEMA_VERSION = 9
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
+        " uidvalidity INTEGER NOT NULL, uidnext INTEGER, modseq INTEGER, exists_count INTEGER,"
+        " PRIMARY KEY (account, folder))",
+        "CREATE TABLE messages (account TEXT NOT NULL, folder TEXT NOT NULL, uid INTEGER NOT NULL,"
+        " meta TEXT NOT NULL, PRIMARY KEY (account, folder, uid))",
+        "CREATE TABLE digests (period TEXT PRIMARY KEY, state TEXT NOT NULL,"
+        " message_id TEXT NOT NULL, updated_at TEXT NOT NULL)",
+        "CREATE TABLE polls (account TEXT PRIMARY KEY, last_attempt TEXT, last_success TEXT,"
+        " last_error TEXT, error_code INTEGER, failures INTEGER NOT NULL DEFAULT 0)",
+    ),
+    # 2: a throttling server's "come back later" time (Microsoft 365's Suggested Backoff).
+    2: ("ALTER TABLE polls ADD COLUMN not_before TEXT",),
+    # 3: the last clean poll's report, for `run --once` (lastreport.py).
+    3: (
+        "CREATE TABLE reports (id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " fingerprint TEXT NOT NULL, report TEXT NOT NULL)",
+    ),
+    # 4: why digests are held back (a ledger lost with a damaged file; store/recovery.py).
+    4: ("CREATE TABLE notes (name TEXT PRIMARY KEY, value TEXT NOT NULL)",),
+    # 5: more header fields are read (List-Id apart, machine-sent marks: issue 18), which
+    # cached rows lack: the cache is dropped and read again once. The ledger stays.
+    5: ("DELETE FROM messages", "DELETE FROM folders", "DELETE FROM reports"),
+    # 6: the user's snoozed and muted threads (store/notes.py).
+    6: (notes.TABLE,),
+    # 7: what was read of pending messages' bodies (store/bodies.py).
+    7: (bodies.TABLE,),
+    # 8: which overdue threads each digest listed (store/reminders.py).
+    8: (reminders.TABLE,),
+    # 9: messages the parsers could not read, not fetched again (store/failures.py).
+    9: (failures.TABLE,),
+}
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -56,8 +91,25 @@ class SqlState:
         """What `exc` means to the user, or None to let it through."""
         raise NotImplementedError
 
+    recovered: str | None = None  # what a damaged state's recovery said (`repair`)
+
     def can_write(self) -> None:
         """Raise (errors.StateError) now if a write after the digest went out would fail."""
+
+    def follow_path(self) -> None:
+        """Each poll: a file deleted or replaced under the service (store/sqlite.py)."""
+
+    def where(self) -> str:
+        """The state's name for the user: `state file …` or `state database …`."""
+        raise NotImplementedError
+
+    def recover(self, reason: str) -> None:
+        """A row did not decode (CorruptState): start the cache again from the mailbox,
+        keeping what cannot be read back from it (the digest ledger, the user's notes)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
 
     # --- folders and cached headers -------------------------------------------------
 
@@ -215,7 +267,7 @@ class SqlState:
                     "INSERT INTO polls VALUES (?, ?, NULL, ?, ?, 1, ?) ON CONFLICT(account)"
                     " DO UPDATE SET last_attempt = excluded.last_attempt, last_error ="
                     " excluded.last_error, error_code = excluded.error_code,"
-                    " failures = failures + 1, not_before = excluded.not_before",
+                    " failures = polls.failures + 1, not_before = excluded.not_before",
                     (account, stamp, error, code, until),
                 )
 

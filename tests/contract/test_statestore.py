@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from inboxwatch.config import State
 from inboxwatch.core.model import Address, MessageMeta
 from inboxwatch.core.ports import FolderState, StateStore
-from inboxwatch.store.sqlite import SqliteStore
+from inboxwatch.store.beside import open_store
 from tests.conftest import NOW
 
 STATE = FolderState(uidvalidity=7, uidnext=4, modseq=99, exists=3)
@@ -46,9 +47,17 @@ def meta(uid: int, folder: str = "INBOX") -> MessageMeta:
 Opener = Callable[[], StateStore]
 
 
-@pytest.fixture(params=["sqlite"])
-def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
-    return lambda: SqliteStore(tmp_path / "state.db")
+@pytest.fixture(params=["sqlite", "postgres"])
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> State:
+    """The config's `[state]`: a file, or a new database on the tests' PostgreSQL."""
+    if request.param == "postgres":
+        return State(url=request.getfixturevalue("postgres").new_database())
+    return State(path=str(tmp_path / "state.db"))
+
+
+@pytest.fixture
+def opener(state: State) -> Opener:
+    return lambda: open_store(state)
 
 
 @pytest.fixture
@@ -153,7 +162,7 @@ def test_digests_are_held_back_only_until_a_resend_is_accepted(store):
     assert store.ledger_lost() is None
 
 
-def test_snooze_notes_start_empty_and_survive_a_reopen(opener, tmp_path):
+def test_snooze_notes_start_empty_and_survive_a_reopen(opener, state):
     """Issue 18: `snooze`/`mute` notes are the user's; a reopened store still has them."""
     from datetime import UTC, datetime
 
@@ -166,7 +175,7 @@ def test_snooze_notes_start_empty_and_survive_a_reopen(opener, tmp_path):
     store.close()
     when = datetime(2026, 12, 1, tzinfo=UTC)
     note = Snooze("<a@x>", "work", "<t@x>", "Q", ("<a@x>", "<b@x>"), when, when)
-    write_beside(tmp_path / "state.db", lambda db: notes.insert(db, note))
+    write_beside(state, lambda db: notes.insert(db, note))
     store = opener()
     try:
         assert store.snoozes() == [note]

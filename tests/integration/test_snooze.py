@@ -107,7 +107,7 @@ def test_the_service_digest_leaves_snoozed_threads_out_and_says_so(dovecot, sent
     settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
     note = Snooze("<q0@client.example>", "work", "<q0@client.example>", "Q0",
                   ("<q0@client.example>",), None, T0)  # fmt: skip
-    write_beside(settings.state.path_resolved(), lambda db: notes.insert(db, note))
+    write_beside(settings.state, lambda db: notes.insert(db, note))
     store = SqliteStore(settings.state.path_resolved())
     try:
         sender = Recorder()

@@ -55,6 +55,7 @@ OWNERS = {
     "pydantic": {"config", "standardsconfig"},
     "pydantic_settings": {"config"},
     "holidays": {"standardsconfig"},
+    "psycopg": {"store"},
     "mailbox": {"local"},
     "msal": {"auth"},
     "requests": {"auth"},

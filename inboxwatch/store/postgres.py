@@ -1,0 +1,199 @@
+"""The state in PostgreSQL (`[state] url`, issue 23): the same tables and SQL as SQLite
+(store/sqlstate.py), through psycopg 3 (the optional extra `inboxwatch[postgres]`).
+
+The shared SQL is SQLite's dialect; three things differ and are translated here, once
+per statement: `?` placeholders are psycopg's `%s`; `INSERT OR REPLACE` / `OR IGNORE`
+are `ON CONFLICT … DO UPDATE` / `DO NOTHING` on the table's primary key; and INTEGER
+columns are BIGINT (IMAP UIDs and UIDVALIDITY are unsigned 32-bit, MODSEQ 63-bit).
+One service per database until replicas lease accounts: a session advisory lock keeps
+a second one out (exit 7), as SQLite's file lock does.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from inboxwatch.errors import ConfigError, CorruptState, InboxwatchError, LockError, StateError
+from inboxwatch.store.rows import Cursor
+from inboxwatch.store.sqlstate import MIGRATIONS, SCHEMA_VERSION, SqlState, guarded
+
+log = logging.getLogger(__name__)
+_LOCK_KEY = 0x1B0C_3A7C  # pg_advisory_lock's key for "the inboxwatch service"
+_CREATE = re.compile(r"CREATE TABLE (\w+) \((.*)\)$", re.DOTALL)
+_ADD = re.compile(r"ALTER TABLE (\w+) ADD COLUMN (\w+)")
+_UPSERT = re.compile(r"INSERT OR (REPLACE|IGNORE) INTO (\w+)")
+
+
+def _tables() -> dict[str, tuple[list[str], list[str]]]:
+    """Each table's columns and primary key, read from the schema's own statements."""
+    tables: dict[str, tuple[list[str], list[str]]] = {}
+    for version in sorted(MIGRATIONS):
+        for statement in MIGRATIONS[version]:
+            if found := _CREATE.match(statement):
+                columns, key = [], []
+                for part in re.split(r",\s*(?![^()]*\))", found.group(2)):
+                    words = part.split()
+                    if part.strip().startswith("PRIMARY KEY"):
+                        key = [c.strip() for c in part[part.index("(") + 1 : -1].split(",")]
+                        continue
+                    columns.append(words[0])
+                    if "PRIMARY KEY" in part:
+                        key = [words[0]]
+                tables[found.group(1)] = (columns, key)
+            elif found := _ADD.match(statement):
+                tables[found.group(1)][0].append(found.group(2))
+    return tables
+
+
+@lru_cache(maxsize=256)
+def translate(sql: str) -> str:
+    """SQLite's statement as PostgreSQL's."""
+    out = sql.replace("?", "%s")
+    out = re.sub(r"\bINTEGER\b", "BIGINT", out)
+    found = _UPSERT.search(out)
+    if found is None:
+        return out
+    kind, table = found.groups()
+    out = _UPSERT.sub(f"INSERT INTO {table}", out)
+    if kind == "IGNORE":
+        return out + " ON CONFLICT DO NOTHING"
+    columns, key = _tables()[table]
+    rest = [c for c in columns if c not in key]
+    update = ", ".join(f"{c} = EXCLUDED.{c}" for c in rest)
+    target = ", ".join(key)
+    return out + (
+        f" ON CONFLICT ({target}) DO UPDATE SET {update}" if rest else " ON CONFLICT DO NOTHING"
+    )
+
+
+def masked(url: str) -> str:
+    """The URL with its password hidden, for errors and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PgDb:
+    """A psycopg connection as the shared SQL uses a sqlite3 one (store/rows.Db)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg import pq
+
+        return bool(self.conn.info.transaction_status != pq.TransactionStatus.IDLE)
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        cursor: Cursor = self.conn.execute(translate(sql), tuple(parameters))
+        return cursor
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any:
+        rows = [tuple(p) for p in parameters]
+        if rows:
+            with self.conn.cursor() as cursor:
+                cursor.executemany(translate(sql), rows)
+
+
+def connect(url: str) -> Any:
+    """A psycopg connection (autocommit: transactions are explicit), or the one line."""
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigError(
+            "state.url is PostgreSQL: pip install 'inboxwatch[postgres]' (psycopg)"
+        ) from None
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=15)
+    except psycopg.Error as exc:
+        raise StateError(f"state.url {masked(url)}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class PostgresStore(SqlState):
+    """The StateStore (core.ports) in a PostgreSQL database: tables created and migrated
+    on first use, one service at a time (`lock`; readers beside it pass lock=False)."""
+
+    db: PgDb
+
+    def __init__(self, url: str, lock: bool = True) -> None:
+        self.url = url
+        self.conn = connect(url)
+        self.db = PgDb(self.conn)
+        try:
+            if lock:
+                self._lock()
+            self._migrate()
+        except BaseException:
+            self.conn.close()
+            raise
+
+    @guarded
+    def _lock(self) -> None:
+        held = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()
+        if not held[0]:
+            raise LockError(
+                f"another inboxwatch is using {masked(self.url)}; stop it, or give this one "
+                "its own database"
+            )
+
+    @guarded
+    def _migrate(self) -> None:
+        self.conn.execute("CREATE TABLE IF NOT EXISTS inboxwatch_schema (version BIGINT)")
+        row = self.conn.execute("SELECT max(version) FROM inboxwatch_schema").fetchone()
+        version = int(row[0] or 0)
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"{masked(self.url)} was written by a newer inboxwatch (schema {version}); "
+                "upgrade inboxwatch"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.transaction() as db:
+                # Two services starting at once: the second waits here, then finds it done.
+                self.conn.execute("LOCK TABLE inboxwatch_schema IN EXCLUSIVE MODE")
+                done = self.conn.execute("SELECT max(version) FROM inboxwatch_schema")
+                if int(done.fetchone()[0] or 0) >= target:
+                    continue
+                for statement in MIGRATIONS[target]:
+                    db.execute(statement)
+                self.conn.execute("INSERT INTO inboxwatch_schema VALUES (%s)", (target,))
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgDb]:
+        """All or nothing, as SQLite's: an interrupted poll leaves the state as it was."""
+        with self.conn.transaction():
+            yield self.db
+
+    def fault(self, exc: Exception) -> InboxwatchError | None:
+        import psycopg
+
+        if isinstance(exc, psycopg.Error):
+            return StateError(f"state.url {masked(self.url)}: {_first_line(exc)}")
+        if isinstance(exc, ValueError | KeyError | TypeError):  # json, isoformat, a field
+            return CorruptState(f"state.url {masked(self.url)}: a row does not decode ({exc})")
+        return None
+
+    def recover(self, reason: str) -> None:
+        with self.transaction() as db:
+            for table in ("messages", "folders", "reports", "bodies", "failures"):
+                db.execute(f"DELETE FROM {table}")
+        self.recovered = f"{reason}; emptied the message cache (the digest ledger is kept)"
+        log.error("%s; rebuilding the cache from the mailbox", self.recovered)
+
+    def where(self) -> str:
+        return f"state database {masked(self.url)}"
+
+    def close(self) -> None:
+        self.conn.close()  # the advisory lock goes with the session
