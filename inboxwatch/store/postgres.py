@@ -98,10 +98,9 @@ class PgDb:
         return cursor
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any:
-        rows = [tuple(p) for p in parameters]
-        if rows:
-            with self.conn.cursor() as cursor:
-                cursor.executemany(translate(sql), rows)
+        # An iterator, as for SQLite: 100,000 cached rows are never all held at once.
+        with self.conn.cursor() as cursor:
+            cursor.executemany(translate(sql), (tuple(p) for p in parameters))
 
 
 def connect(url: str) -> Any:
@@ -173,8 +172,23 @@ class PostgresStore(SqlState):
     @contextmanager
     def transaction(self) -> Iterator[PgDb]:
         """All or nothing, as SQLite's: an interrupted poll leaves the state as it was."""
-        with self.conn.transaction():
-            yield self.db
+        import psycopg
+
+        try:
+            with self.conn.transaction():
+                yield self.db
+        except psycopg.Error as exc:  # COMMIT itself: the server went away, a constraint
+            raise StateError(f"state.url {masked(self.url)}: {_first_line(exc)}") from None
+
+    def follow_path(self) -> None:
+        """Each poll: a connection the server dropped (a restart, a failover) is opened
+        again, with the service's lock; the poll that found it broken failed whole."""
+        if not (self.conn.closed or self.conn.broken):
+            return
+        self.conn = connect(self.url)
+        self.db = PgDb(self.conn)
+        self._lock()
+        log.warning("%s: connected again", self.where())
 
     def fault(self, exc: Exception) -> InboxwatchError | None:
         import psycopg

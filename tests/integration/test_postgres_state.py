@@ -93,3 +93,30 @@ def test_an_owner_of_the_tables_from_a_newer_inboxwatch_is_refused(postgres):
         conn.execute("INSERT INTO inboxwatch_schema VALUES (999)")
     with pytest.raises(Exception, match="newer inboxwatch"):
         PostgresStore(url)
+
+
+def test_a_dropped_connection_fails_one_poll_and_the_next_connects_again(postgres):
+    """A database restart or failover under a running service: the operation in flight is
+    one line (StateError), the next poll's check opens the connection and the lock again."""
+    import psycopg
+
+    from inboxwatch.errors import StateError
+
+    url = postgres.new_database()
+    store = PostgresStore(url)
+    try:
+        store.record_poll("work", T0)
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(StateError, match=r"state.url postgresql://inboxwatch:\*\*\*\*@"):
+            store.record_poll("work", T0 + H)
+        store.follow_path()
+        store.record_poll("work", T0 + 2 * H)
+        assert store.polls()["work"].last_success == T0 + 2 * H
+        with pytest.raises(LockError):
+            PostgresStore(url)  # the lock came back with the connection
+    finally:
+        store.close()
