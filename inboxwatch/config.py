@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tomllib
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,8 +29,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from inboxwatch.durations import format_duration, parse_duration
 from inboxwatch.errors import ConfigError
 from inboxwatch.links import open_template
-from inboxwatch.secretfiles import read_secret_file, warn_if_readable
+from inboxwatch.secretfiles import read_secret_file
 from inboxwatch.standardsconfig import BusinessHoursConfig, Standards, regex
+from inboxwatch.tomlfiles import account_files, read_toml
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
@@ -245,6 +245,8 @@ class Settings(BaseSettings):
     smtp: Smtp = Smtp()
     service: Service = Service()
     state: State = State()
+    # More accounts, one TOML file each (tomlfiles.py), relative to this file.
+    accounts_dir: str = ""
     # Business hours shared by name: `business_hours = "office"` in an account.
     calendars: dict[str, BusinessHoursConfig] = {}
 
@@ -318,19 +320,27 @@ def load_settings(path: Path | None) -> Settings:
             return Settings()  # type: ignore[call-arg]  # pydantic-settings: from the env
         except ValidationError as exc:
             raise ConfigError(f"the environment (INBOXWATCH_*): {describe(exc, {})}") from None
-    try:
-        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-        mode = path.stat().st_mode
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    if _holds_password(data):
-        warn_if_readable(path, mode, "holds a password")
+    data = read_toml(path)
+    folder = os.environ.get("INBOXWATCH_ACCOUNTS_DIR") or data.get("accounts_dir")
+    if folder:
+        data["accounts"] = [*data.get("accounts", []), *_accounts_in(path, str(folder))]
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {describe(exc, data)}") from None
+
+
+def _accounts_in(config: Path, folder: str) -> list[dict[str, Any]]:
+    """`accounts_dir`'s accounts (relative to the config file), each checked on its own
+    first, so that a mistake names its file."""
+    found = []
+    for path, data in account_files(config.parent / Path(folder).expanduser()):
+        try:
+            Account(**data)
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: {describe(exc, data)}") from None
+        found.append(data)
+    return found
 
 
 def describe(exc: ValidationError, data: dict[str, Any]) -> str:
@@ -363,13 +373,6 @@ def _key_path(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
             parts.append(str(item))
             node = node.get(item) if isinstance(node, dict) else None
     return ".".join(parts)
-
-
-def _holds_password(data: dict[str, Any]) -> bool:
-    """An inline `password` under [[accounts]] or [smtp]."""
-    accounts = data.get("accounts")
-    servers = [*(accounts if isinstance(accounts, list) else []), data.get("smtp")]
-    return any(isinstance(server, dict) and "password" in server for server in servers)
 
 
 def smtp_identity(settings: Settings) -> Account | None:

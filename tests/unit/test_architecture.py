@@ -26,7 +26,11 @@ ALLOWED: dict[str, set[str]] = {
     "net": {"errors"},
     "auth": {"config", "secretfiles", "errors"},
     "standardsconfig": {"durations"},
-    "config": {"errors", "periods", "durations", "secretfiles", "links", "standardsconfig"},
+    "tomlfiles": {"errors", "secretfiles"},
+    "config": {
+        *("errors", "periods", "durations", "secretfiles", "links", "standardsconfig"),
+        "tomlfiles",
+    },
     "core": {"errors", "durations"},
     "imap": {"auth", "core", "config", "net", "errors"},
     "local": {"core", "errors"},

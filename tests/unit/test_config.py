@@ -188,3 +188,29 @@ def test_the_readmes_by_hand_config_is_complete_and_loads(tmp_path, monkeypatch)
     settings = load_settings(write(tmp_path, snippet))
     assert settings.accounts[0].name == "work" and settings.smtp.host == "smtp.example.com"
     assert resolve_secret(settings.accounts[0], "accounts[work]", "NO_SUCH_VARIABLE") == "pw"
+
+
+def test_accounts_dir_adds_one_account_per_file(tmp_path):
+    """Issue 23, item 3: a mailbox added by dropping a file in, no edit of a shared one."""
+    folder = tmp_path / "accounts.d"
+    folder.mkdir()
+    (folder / "support.toml").write_text('host = "imap.example.com"\nusername = "s@example.com"\n')
+    (folder / "sales.toml").write_text(
+        'name = "Sales team"\nhost = "imap.example.com"\nusername = "x@example.com"\n'
+    )
+    (folder / "notes.txt").write_text("not an account")
+    settings = load_settings(write(tmp_path, 'accounts_dir = "accounts.d"\n' + MINIMAL))
+    assert [a.name for a in settings.accounts] == ["work", "Sales team", "support"]
+    (folder / "bad.toml").write_text(
+        'host = "imap.example.com"\nusername = "b@example.com"\nwindow = "soon"\n'
+    )
+    with pytest.raises(ConfigError, match=r"accounts\.d/bad\.toml: window: .*not a duration"):
+        load_settings(write(tmp_path, 'accounts_dir = "accounts.d"\n' + MINIMAL))
+    (folder / "bad.toml").write_text('[[accounts]]\nname = "x"\n')
+    with pytest.raises(ConfigError, match=r"bad\.toml: one account per file"):
+        load_settings(write(tmp_path, 'accounts_dir = "accounts.d"\n' + MINIMAL))
+    (folder / "bad.toml").unlink()
+    only_files = write(tmp_path, 'accounts_dir = "accounts.d"\n')  # no [[accounts]] at all
+    assert len(load_settings(only_files).accounts) == 2
+    with pytest.raises(ConfigError, match=r"accounts_dir .*missing.* does not exist"):
+        load_settings(write(tmp_path, 'accounts_dir = "missing"\n' + MINIMAL))
