@@ -526,3 +526,21 @@ def test_unreachable_server_exits_5(dovecot, mailbox, run, tmp_path):
     result = run("scan", "--config", str(config))
     assert result.code == 5
     assert "refused the connection" in result.err and "Traceback" not in result.err
+
+
+def test_an_account_from_accounts_dir_is_scanned(sent_mailbox, run, tmp_path, dovecot):
+    """Issue 23, item 3: the account's keys in accounts.d/support.toml, none in the config."""
+    from tests.conftest import write_config
+
+    seed_coverage(sent_mailbox)
+    sent_mailbox.add("INBOX", mail(ANNA, subject="From the file"), NOW - 30 * H)
+    account = write_config(tmp_path, dovecot, sent_mailbox.user, name="support")
+    folder = tmp_path / "accounts.d"
+    folder.mkdir()
+    (folder / "support.toml").write_text(account.read_text().replace("[[accounts]]\n", ""))
+    (folder / "support.toml").chmod(0o600)
+    config = tmp_path / "main.toml"
+    config.write_text('accounts_dir = "accounts.d"\n')
+    result = run("scan", "--format", "json", "--as-of", NOW.isoformat(), "--config", str(config))
+    assert result.code == 1, result.err
+    assert [e["account"] for e in result.json()["overdue"]] == ["support"]
