@@ -12,7 +12,6 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -26,6 +25,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+# Re-exported: the layers above take every part of the config from config.
+from inboxwatch.digestconfig import Digest as Digest  # noqa: PLC0414
+from inboxwatch.digestconfig import TeamDigest as TeamDigest  # noqa: PLC0414
 from inboxwatch.durations import format_duration, parse_duration
 from inboxwatch.errors import ConfigError
 from inboxwatch.links import open_template
@@ -162,46 +164,6 @@ class Account(_Server, Standards):
         return self
 
 
-class Digest(BaseModel):
-    model_config = _STRICT
-
-    to: list[str] = []
-    sender: str = ""
-    schedule: str = "0 8 * * 1-5"
-    timezone: str = "UTC"
-    send_when_empty: bool = False
-    # Apprise URLs the digest is also posted to (ntfys://…, slack://…, json://…): secrets.
-    notify: list[SecretStr] = []
-    template_dir: str = ""  # your own digest.html.j2 / digest.txt.j2 override the shipped ones
-
-    @field_validator("template_dir")
-    @classmethod
-    def _templates(cls, path: str) -> str:
-        if path and not Path(path).expanduser().is_dir():
-            raise ValueError(f"template_dir {path!r} is not a directory")
-        return path
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {name!r} (use an IANA name)") from exc
-        return name
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, expr: str) -> str:
-        from inboxwatch.periods import cron_trigger
-
-        try:
-            cron_trigger(expr, "UTC")
-        except ValueError as exc:
-            raise ValueError(f"{expr!r} is not a cron expression: {exc}") from exc
-        return expr
-
-
 class Smtp(_Server):
     security: Security = "starttls"
     retries: int = Field(default=3, ge=0, le=10)  # transient failures: waits 2s, 8s, 30s, 30s…
@@ -245,6 +207,7 @@ class Settings(BaseSettings):
     smtp: Smtp = Smtp()
     service: Service = Service()
     state: State = State()
+    digests: list[TeamDigest] = []  # team digests, besides [digest] and digest_to
     # More accounts, one TOML file each (tomlfiles.py), relative to this file.
     accounts_dir: str = ""
     # Business hours shared by name: `business_hours = "office"` in an account.
@@ -258,12 +221,29 @@ class Settings(BaseSettings):
             raise ValueError(f"account names must be unique: {', '.join(dupes)}")
         for account in self.accounts:
             account.business_hours = account.calendar(self.calendars)
+        for n, team in enumerate(self.digests, 1):
+            unknown = sorted(set(team.accounts) - set(names))
+            if unknown:
+                raise ValueError(f"digests[{n}].accounts: no account named {', '.join(unknown)}")
         if self.smtp.auth == "oauth2" and self.smtp.oauth2 is None and smtp_identity(self) is None:
             raise ValueError(
                 "smtp: auth = oauth2 needs an [smtp.oauth2] table, or an account with "
                 "auth = oauth2 and the same username whose sign-in it shares"
             )
         return self
+
+    def team_digests(self) -> list[tuple[Digest, list[str]]]:
+        """Each [[digests]] entry as a whole Digest ([digest]'s keys where it sets none),
+        with its accounts."""
+        return [
+            (
+                self.digest.model_copy(
+                    update={k: getattr(t, k) for k in t.model_fields_set - {"accounts"}}
+                ),
+                t.accounts,
+            )
+            for t in self.digests
+        ]
 
     @classmethod
     def settings_customise_sources(
