@@ -53,7 +53,7 @@ def _groups(settings: Settings, accounts: Sequence[str], dry_run: bool) -> list[
     notify = notify_groups(settings.digest, chosen)
     if dry_run:
         notify = [replace(group, sender=None) for group in notify]
-    groups = digest_groups(settings.digest, chosen) + notify
+    groups = digest_groups(settings.digest, chosen, settings.team_digests()) + notify
     if not groups:
         raise ConfigError(
             "digest.to is not set (nor any account's digest_to, nor digest.notify): "

@@ -38,7 +38,7 @@ def run(ctx: click.Context, config_path: str | None, verbose: int, quiet: int, o
     if not once:
         _secrets_readable(settings)
     sender: Sender = StdoutSender()  # never used without recipients: no e-mail is ever due
-    if not digest_groups(settings.digest, settings.accounts):
+    if not digest_groups(settings.digest, settings.accounts, settings.team_digests()):
         if not settings.digest.notify:
             log.warning("digest.to is not set: polling only, no digest")
     else:

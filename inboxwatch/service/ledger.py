@@ -20,6 +20,7 @@ from inboxwatch.periods import latest_run, period_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Team = tuple[Digest, Sequence[str]]  # a [[digests]] entry: Settings.team_digests
 R = TypeVar("R")
 _DONE = ("sent", "empty")
 
@@ -49,21 +50,31 @@ class DigestGroup:
         return report.only(self.accounts)
 
 
-def digest_groups(digest: Digest, accounts: Sequence[Account]) -> list[DigestGroup]:
-    """A digest per set of recipients: an account's `digest_to`, else `digest.to`. An
-    account with neither is in no digest."""
+def digest_groups(
+    digest: Digest, accounts: Sequence[Account], teams: Sequence[Team] = ()
+) -> list[DigestGroup]:
+    """A digest per set of recipients: an account's `digest_to`, else `digest.to` (an
+    account with neither is in none); and each team digest (`[[digests]]`) of the
+    accounts it names, on its own schedule."""
     recipients: dict[tuple[str, ...], list[str]] = {}
     for account in accounts:
         to = tuple(account.digest_to or digest.to)
         if to:
             recipients.setdefault(to, []).append(account.name)
     main = tuple(digest.to)
-    return [
+    groups = [
         DigestGroup(digest, tuple(names), "")
         if to == main
         else DigestGroup(digest.model_copy(update={"to": list(to)}), tuple(names), ", ".join(to))
         for to, names in recipients.items()
     ]
+    present = {a.name for a in accounts}
+    for config, names in teams:
+        chosen = tuple(n for n in names if n in present)
+        if chosen:  # its ledger rows: the recipients and the accounts (two teams, one lead)
+            key = f"{', '.join(config.to)} [{', '.join(chosen)}]"
+            groups.append(DigestGroup(config, chosen, key))
+    return groups
 
 
 def notify_groups(digest: Digest, accounts: Sequence[Account]) -> list[DigestGroup]:
@@ -156,8 +167,14 @@ class DigestLedger:
 class Digests:
     """Every digest the config asks for: `digest.to`'s and each account's `digest_to`."""
 
-    def __init__(self, digest: Digest, store: StateStore, accounts: Sequence[Account]):
-        groups = digest_groups(digest, accounts) + notify_groups(digest, accounts)
+    def __init__(
+        self,
+        digest: Digest,
+        store: StateStore,
+        accounts: Sequence[Account],
+        teams: Sequence[Team] = (),
+    ):
+        groups = digest_groups(digest, accounts, teams) + notify_groups(digest, accounts)
         self.ledgers = [DigestLedger(group, store, accounts) for group in groups]
 
     def due(self, now: datetime) -> bool:

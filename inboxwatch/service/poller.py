@@ -196,7 +196,7 @@ class Poller:
         self.stop = stop or threading.Event()
         self.memory = memory
         self.keep_report = keep_report
-        self.digests = Digests(settings.digest, store, settings.accounts)
+        self.digests = Digests(settings.digest, store, settings.accounts, settings.team_digests())
         self.blocked: dict[str, AuthBlock] = {}  # failed logins, not retried
         # The last clean poll's report: when no folder changed and no digest is due, it is
         # carried forward in time instead of re-reading the cache. Used once.

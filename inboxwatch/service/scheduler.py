@@ -146,7 +146,10 @@ class Scheduler:
             **options,
         )
         digest = self.settings.digest
-        scheduler.add_job(self.job, cron_trigger(digest.schedule, digest.timezone), **options)
+        # A poll at each digest's time: [digest]'s and each team digest's own schedule.
+        times = {(d.schedule, d.timezone) for d, _ in self.settings.team_digests()}
+        for schedule, zone in sorted(times | {(digest.schedule, digest.timezone)}):
+            scheduler.add_job(self.job, cron_trigger(schedule, zone), **options)
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             log.info("signal %s: stopping", signal.Signals(signum).name)

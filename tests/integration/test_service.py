@@ -645,3 +645,36 @@ def test_a_message_that_cannot_be_parsed_is_remembered_not_fetched_again(
     client.expunge()
     third = poll_once(settings, store, Recorder(), T0 + 2 * H)
     assert not [e for e in third.report.errors if e.kind == "parse"]
+
+
+def test_a_team_digest_goes_to_the_lead_on_its_own_schedule(dovecot, sent_mailbox, tmp_path, store):
+    """Issue 23, item 4: [[digests]] sends the lead one e-mail for the accounts named, on
+    its schedule, beside each person's own digest; each once per its own period."""
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    other = settings.accounts[0].model_copy(update={"name": "shared"})
+    settings = Settings(
+        **{
+            **settings.model_dump(),
+            "accounts": [settings.accounts[0].model_dump(), other.model_dump()],
+            "digests": [
+                {"accounts": ["shared"], "to": ["Lead <lead@example.com>"], "schedule": "0 9 * * *"}
+            ],
+        }
+    )
+    first = Recorder()
+    poll_once(settings, store, first, T0 - 2 * H)  # 08:00 Berlin: each owes its latest
+    assert [m["To"] for m in first.sent] == [OWNER, "Lead <lead@example.com>"]
+    assert "6 conversations" in first.sent[0]["Subject"]  # both accounts: the owner's
+    quiet = Recorder()
+    poll_once(settings, store, quiet, T0 - 1.5 * H)  # 08:30: both sent for their periods
+    assert not quiet.sent
+    late = Recorder()
+    result = poll_once(settings, store, late, T0)  # 10:00: the team's 09:00 is due
+    [team] = late.sent
+    assert team["To"] == "Lead <lead@example.com>"
+    assert team["Subject"] == "3 conversations waiting > 24h"  # the shared account's alone
+    assert result.digest == "2026-11-24T09:00@Europe/Berlin to Lead <lead@example.com> [shared]"
+    again = Recorder()
+    poll_once(settings, store, again, T0 + H)
+    assert not again.sent

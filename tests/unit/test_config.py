@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -214,3 +215,24 @@ def test_accounts_dir_adds_one_account_per_file(tmp_path):
     assert len(load_settings(only_files).accounts) == 2
     with pytest.raises(ConfigError, match=r"accounts_dir .*missing.* does not exist"):
         load_settings(write(tmp_path, 'accounts_dir = "missing"\n' + MINIMAL))
+
+
+def test_team_digests_take_digest_keys_they_do_not_set(tmp_path):
+    base = MINIMAL + '[digest]\nto = ["me@example.com"]\ntimezone = "Europe/Berlin"\n'
+    team = '[[digests]]\naccounts = ["work"]\nto = ["lead@example.com"]\nschedule = "0 9 * * 1"\n'
+    settings = load_settings(write(tmp_path, base + team))
+    [(config, accounts)] = settings.team_digests()
+    assert (config.to, config.schedule, config.timezone) == (
+        ["lead@example.com"],
+        "0 9 * * 1",
+        "Europe/Berlin",
+    )
+    assert accounts == ["work"]
+    for bad, why in [
+        (team.replace('["work"]', '["wrok"]'), "digests[1].accounts: no account named wrok"),
+        (team + 'notify = ["json://x"]\n', "notify is set once, in [digest]"),
+        (team.replace('to = ["lead@example.com"]\n', ""), "digests[1].to: required"),
+        (team.replace("0 9 * * 1", "often"), "is not a cron expression"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(why)):
+            load_settings(write(tmp_path, base + bad))
