@@ -146,19 +146,7 @@ class SyncingSource:
     ) -> FolderScan:
         if self.stop.is_set():
             raise Interrupted
-        known = None if self.full else self.store.folder(self.account, folder)
-        cached = self.memory.get(self.account, folder, known) if self.memory else None
-        if cached is None:
-            try:
-                cached = self.store.messages(self.account, folder) if known else {}
-            except CorruptState as exc:  # a cached row that no longer decodes: only a cache
-                log.warning("%s: %s; reading folder %r in full", self.account, exc, folder)
-                known, cached = None, {}
-
-        # Known unreadable messages count as read: reported again, never fetched again.
-        failed = (
-            self.store.parse_failures((self.account, folder, known.uidvalidity)) if known else {}
-        )
+        known, cached, failed = self._cached(folder)
         with self._bounded():
             sync = self.inner.sync_folder(
                 folder, since, known, cached.keys() | failed.keys(), _Checked(self.stop, progress)
@@ -182,6 +170,22 @@ class SyncingSource:
         kept = {} if sync.replace else {u: r for u, r in failed.items() if u not in sync.gone}
         old = [ParseFailure(folder, uid, reason) for uid, reason in sorted(kept.items())]
         return FolderScan(folder, list(current.values()), [*old, *sync.failures])
+
+    def _cached(
+        self, folder: str
+    ) -> tuple[FolderState | None, dict[int, MessageMeta], dict[int, str]]:
+        """What is known of the folder: its state, its parsed messages, and the UIDs the
+        parsers could not read (counted as read: reported again, never fetched again)."""
+        known = None if self.full else self.store.folder(self.account, folder)
+        cached = self.memory.get(self.account, folder, known) if self.memory else None
+        if cached is None:
+            try:
+                cached = self.store.messages(self.account, folder) if known else {}
+            except CorruptState as exc:  # a cached row that no longer decodes: only a cache
+                log.warning("%s: %s; reading folder %r in full", self.account, exc, folder)
+                known, cached = None, {}
+        where = None if known is None else (self.account, folder, known.uidvalidity)
+        return known, cached, self.store.parse_failures(where) if where else {}
 
     def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
         """Read once per message: the kept ones, and the server's for the rest."""
