@@ -189,6 +189,21 @@ class ReplyStandard:
     delays: list[float] = field(default_factory=list)  # seconds to the first reply
     each: list[Conversation] = field(default_factory=list)
 
+    def take(self, c: Conversation) -> datetime | None:
+        """Count one conversation in, all of it that does not depend on `now`; return
+        when its window ends if it is still open (then it counts as judged once that
+        time has passed: the caller knows `now`)."""
+        self.conversations += 1
+        self.answered += c.answered
+        self.each.append(c)
+        if c.replied is not None:
+            self.judged += 1
+            self.within_window += c.replied <= c.due
+            self.delays.append((c.replied - c.since).total_seconds())
+        elif not c.answered:  # \Answered without a reply read: replied, when is unknown
+            return c.due
+        return None
+
     def copy(self) -> ReplyStandard:
         return ReplyStandard(
             *(self.conversations, self.answered, self.judged, self.within_window),

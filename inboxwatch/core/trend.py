@@ -19,15 +19,8 @@ def figures(conversations: Iterable[Conversation], now: datetime) -> ReplyStanda
     counts once its window has ended."""
     out = ReplyStandard()
     for c in conversations:
-        out.conversations += 1
-        out.answered += c.answered
-        if c.replied is not None:
-            out.judged += 1
-            out.within_window += c.replied <= c.due
-            out.delays.append((c.replied - c.since).total_seconds())
-        elif not c.answered and now > c.due:
-            out.judged += 1
-        out.each.append(c)
+        open_until = out.take(c)
+        out.judged += open_until is not None and now > open_until
     return out
 
 

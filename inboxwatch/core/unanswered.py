@@ -214,10 +214,8 @@ def reply_parts(
     unanswered (it counts as judged once that time has passed)."""
     if not verdict.expecting:
         return None
-    part.conversations += 1
     first = verdict.expecting[0]
     window, rule = standard_of(first, owner, policy, window)
-    due = window.due(first.received, policy.clock)
     replies = [
         m.received
         for m in verdict.thread.messages
@@ -225,23 +223,16 @@ def reply_parts(
     ]
     replied = min(replies) if replies else None
     flagged = verdict.cutoff is not None and verdict.cutoff >= first.received
-    label = "" if rule is None else rule.label
-    part.each.append(
+    return part.take(
         Conversation(
-            first.received, due, replied, bool(replied or flagged), label,
+            first.received,
+            window.due(first.received, policy.clock),
+            replied,
+            bool(replied or flagged),
+            "" if rule is None else rule.label,
             priority_of(first, rule, policy),
         )
-    )  # fmt: skip
-    if replied is not None:
-        part.answered += 1
-        part.judged += 1
-        part.delays.append((replied - first.received).total_seconds())
-        part.within_window += replied <= due
-    elif flagged:
-        part.answered += 1  # flagged \Answered: replied, but when is unknown
-    else:
-        return due
-    return None
+    )
 
 
 @dataclass(slots=True)
