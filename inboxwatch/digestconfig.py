@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from inboxwatch.standardsconfig import zone_name
 
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -32,11 +33,7 @@ class Digest(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {name!r} (use an IANA name)") from exc
-        return name
+        return zone_name(name)
 
     @field_validator("schedule")
     @classmethod

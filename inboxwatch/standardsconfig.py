@@ -72,6 +72,17 @@ class RuleConfig(BaseModel):
         return bool(self.window) and parse_window(self.window)[1] != ""
 
 
+def zone_name(name: str) -> str:
+    """An IANA time zone this machine knows (business hours, the digest's schedule)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin"
+        ) from None
+    return name
+
+
 def _day_set(text: str) -> frozenset[int]:
     """`mon-fri`, `sun-thu`, `mon,wed,fri` -> weekday numbers (Monday 0)."""
     days: set[int] = set()
@@ -139,13 +150,7 @@ class BusinessHoursConfig(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin"
-            ) from None
-        return name
+        return zone_name(name)
 
     @field_validator("days")
     @classmethod

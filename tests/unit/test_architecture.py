@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "auth": {"config", "secretfiles", "errors"},
     "standardsconfig": {"durations"},
     "tomlfiles": {"errors", "secretfiles"},
-    "digestconfig": {"periods"},
+    "digestconfig": {"periods", "standardsconfig"},
     "config": {
         *("errors", "periods", "durations", "secretfiles", "links", "standardsconfig"),
         *("tomlfiles", "digestconfig"),
