@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Container
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -119,9 +120,11 @@ def hour_ranges(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
+@lru_cache(maxsize=32)
 def holiday_dates(spec: str) -> Container[date]:
     """Public holidays of `DE` or `DE-BE` (country[-subdivision]), from the holidays
-    package (an optional extra); the calendar adds years as they are asked about."""
+    package (an optional extra); the calendar adds years as they are asked about. Made
+    once per spec: checking the config and building the account's clock share it."""
     try:
         import holidays
     except ImportError:
