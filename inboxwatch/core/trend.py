@@ -74,9 +74,12 @@ def trend(reply: ReplyStandard, now: datetime) -> Trend:
     priorities = sorted(
         _compare(each, now, lambda c: c.priority), key=lambda g: PRIORITIES.index(g.name)
     )
+    # This week and the one before are the chart's last two (with one week in the chart,
+    # no conversation is older than it: the week before is empty).
+    previous = weeks[-2][1] if len(weeks) > 1 else ReplyStandard()
     return Trend(
-        figures(_span(each, now, 0), now),
-        figures(_span(each, now, 1), now),
+        weeks[-1][1],
+        previous,
         weeks,
         tuple(rules),
         tuple(priorities),
