@@ -13,9 +13,10 @@ lock; the database keeps the two apart.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from inboxwatch.config import State
 from inboxwatch.core.model import PollRecord
@@ -27,6 +28,9 @@ from inboxwatch.store.readonly import read_unlocked
 from inboxwatch.store.rows import Db
 from inboxwatch.store.sqlite import SqliteStore
 from inboxwatch.store.sqlstate import SqlState, poll_records
+
+if TYPE_CHECKING:
+    from inboxwatch.store.postgres import PostgresStore
 
 T = TypeVar("T")
 
@@ -44,13 +48,8 @@ def read_beside(state: State, read: Callable[[Db], T], empty: T) -> T:
     """`read` on the state, read-only for a file; `empty` where nothing was written yet."""
     if state.url is None:
         return read_unlocked(state.path_resolved(), read, empty)
-    from inboxwatch.store.postgres import PostgresStore
-
-    store = PostgresStore(state.url.get_secret_value(), lock=False)
-    try:
+    with _beside_service(state.url.get_secret_value()) as store:
         return read(store.db)
-    finally:
-        store.close()
 
 
 def snoozes(state: State) -> list[Snooze]:
@@ -69,15 +68,21 @@ def polls(state: State) -> dict[str, PollRecord]:
 def write_beside(state: State, work: Callable[[Db], T]) -> T:
     """Run `work` in one transaction on the state, whether or not a service holds it."""
     if state.url is not None:
-        from inboxwatch.store.postgres import PostgresStore
-
-        store = PostgresStore(state.url.get_secret_value(), lock=False)
-        try:
-            with store.transaction() as db:
-                return work(db)
-        finally:
-            store.close()
+        with _beside_service(state.url.get_secret_value()) as store, store.transaction() as db:
+            return work(db)
     return _write_file(state.path_resolved(), work)
+
+
+@contextmanager
+def _beside_service(url: str) -> Iterator[PostgresStore]:
+    """The database without the service's lock: PostgreSQL keeps the two apart."""
+    from inboxwatch.store.postgres import PostgresStore
+
+    store = PostgresStore(url, lock=False)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _write_file(path: Path, work: Callable[[Db], T]) -> T:
