@@ -8,6 +8,7 @@ import functools
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,12 +32,14 @@ from inboxwatch.auth.refresh import tokens_dir
 from inboxwatch.cli.csvout import report_csv
 from inboxwatch.cli.output import dumps, render_errors, render_table
 from inboxwatch.config import Digest, Settings, find_config, load_settings
+from inboxwatch.core import ports
 from inboxwatch.core.model import Report
 from inboxwatch.core.ports import MailSource
-from inboxwatch.core.scan import AccountPlan, SourceFactory
+from inboxwatch.core.scan import AccountPlan, SourceFactory, run_scan
 from inboxwatch.durations import parse_duration
 from inboxwatch.errors import UsageError
 from inboxwatch.imap.opener import open_imap
+from inboxwatch.imap.slots import ServerSlots
 from inboxwatch.local.source import LocalSource
 from inboxwatch.service.plans import NO_OVERRIDES, Overrides, local_plan, plan_of
 
@@ -169,15 +172,19 @@ class RatedBar:
         self.done = 0
         self.folders = 0
 
+        self.lock = threading.Lock()  # accounts are read side by side (max_parallel)
+
     def expect(self, count: int) -> None:
-        self.folders += 1
-        what = f"reading folder {self.folders}"
-        self.bar.update(self.task, total=count, completed=0, description=what)
+        with self.lock:
+            self.folders += 1
+            what = f"reading folder {self.folders}"
+            self.bar.update(self.task, total=count, completed=0, description=what)
 
     def advance(self, count: int) -> None:
-        self.done += count
-        rate = self.done / max(time.monotonic() - self.started, 1e-6)
-        self.bar.update(self.task, advance=count, rate=f"{rate:,.0f}/s")
+        with self.lock:
+            self.done += count
+            rate = self.done / max(time.monotonic() - self.started, 1e-6)
+            self.bar.update(self.task, advance=count, rate=f"{rate:,.0f}/s")
 
 
 @contextmanager
@@ -311,14 +318,39 @@ def demo_digest() -> Digest:
 
 
 def config_jobs(
-    settings: Settings, accounts: Sequence[str], overrides: Overrides = NO_OVERRIDES
+    settings: Settings,
+    accounts: Sequence[str],
+    overrides: Overrides = NO_OVERRIDES,
+    slots: ServerSlots | None = None,
 ) -> list[tuple[AccountPlan, SourceFactory]]:
     chosen = [a for a in settings.accounts if not accounts or a.name in accounts]
     unknown = set(accounts) - {a.name for a in settings.accounts}
     if unknown:
         names = ", ".join(a.name for a in settings.accounts)
         raise UsageError(f"no account named {', '.join(sorted(unknown))} (accounts: {names})")
-    return [(plan_of(a, overrides), open_imap(a, tokens_dir(settings))) for a in chosen]
+    tokens = tokens_dir(settings)
+    return [(plan_of(a, overrides), open_imap(a, tokens, slots)) for a in chosen]
+
+
+def config_scan(
+    settings: Settings,
+    accounts: Sequence[str],
+    when: tuple[datetime, datetime],
+    progress: ports.Progress | None = None,
+    overrides: Overrides = NO_OVERRIDES,
+) -> Report:
+    """The config's `accounts` (all if none) scanned as of `when` (as_of, generated_at):
+    `max_parallel` at once, at most `max_per_server` connections to each server."""
+    slots = ServerSlots(settings.max_per_server)
+    hosts = {a.name: a.host for a in settings.accounts}
+    jobs = config_jobs(settings, accounts, overrides, slots)
+    return run_scan(
+        jobs,
+        *when,
+        progress,
+        parallel=settings.max_parallel,
+        gate=lambda name: slots.hold(hosts[name]),
+    )
 
 
 FORMAT_OPTION = click.option(

@@ -12,7 +12,7 @@ from inboxwatch.auth.refresh import smtp_tokens
 from inboxwatch.cli.common import (
     DEMO_AS_OF,
     common_options,
-    config_jobs,
+    config_scan,
     demo_digest,
     demo_jobs,
     load_config,
@@ -84,17 +84,20 @@ def digest(
     now = datetime.now(UTC)
     sender: Sender = StdoutSender()
     if demo:
-        jobs, now = demo_jobs(), DEMO_AS_OF
+        now = DEMO_AS_OF
         groups, configs = [DigestGroup(demo_digest(), ("demo",), "")], []
     else:
         settings = load_config(ctx, config_path)[1]
-        jobs, configs = config_jobs(settings, accounts), settings.accounts
+        configs = settings.accounts
         groups = _groups(settings, accounts, dry_run)
         if not dry_run and any(group.sender is None for group in groups):
             # Before scanning: a config error fails fast.
             sender = SmtpSender(settings.smtp, tokens=smtp_tokens(settings))
     with progress_bar(not dry_run) as progress:
-        report = run_scan(jobs, now, now, progress)
+        if demo:
+            report = run_scan(demo_jobs(), now, now, progress)
+        else:
+            report = config_scan(settings, accounts, (now, now), progress)
     if not demo:
         report = held(report, settings, now)
     render_errors(report, lambda line: click.echo(line, err=True))

@@ -15,7 +15,7 @@ from inboxwatch.cli.common import (
     WINDOW_OPTION,
     LocalMail,
     common_options,
-    config_jobs,
+    config_scan,
     demo_jobs,
     emit,
     load_config,
@@ -73,15 +73,14 @@ def scan(
     as_of = as_of or (DEMO_AS_OF if demo else now)
     overrides = _overrides(window, lookback, since, include_cc, as_of)
     settings = None
-    if demo:
-        jobs = demo_jobs(overrides)
-    elif local.given:
-        jobs = local_jobs(local, overrides)
-    else:
+    if not demo and not local.given:
         settings = load_config(ctx, config_path)[1]
-        jobs = config_jobs(settings, accounts, overrides)
     with progress_bar(fmt == "table") as progress:
-        report = run_scan(jobs, as_of, now, progress)
+        if settings is not None:
+            report = config_scan(settings, accounts, (as_of, now), progress, overrides)
+        else:
+            jobs = demo_jobs(overrides) if demo else local_jobs(local, overrides)
+            report = run_scan(jobs, as_of, now, progress)
     if settings is not None:
         report = held(report, settings, as_of)
     emit(report, fmt, limit)

@@ -11,7 +11,7 @@ import click
 
 from inboxwatch.cli.common import (
     common_options,
-    config_jobs,
+    config_scan,
     load_config,
     parse_instant,
     setup_logging,
@@ -19,7 +19,6 @@ from inboxwatch.cli.common import (
 from inboxwatch.config import Settings
 from inboxwatch.core.model import Report, as_message_id
 from inboxwatch.core.reminders import with_seen
-from inboxwatch.core.scan import run_scan
 from inboxwatch.core.snooze import Snooze, find, hold, snooze_of
 from inboxwatch.errors import UsageError
 from inboxwatch.store import beside, notes
@@ -45,7 +44,7 @@ def _note(
     now = datetime.now(UTC)
     if until is not None and until <= now:
         raise UsageError(f"--until {until:%Y-%m-%d %H:%M} UTC has passed")
-    report = run_scan(config_jobs(settings, []), now, now)
+    report = config_scan(settings, [], (now, now))
     finding = find(report, message_id)
     if finding is None:
         raise UsageError(

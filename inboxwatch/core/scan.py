@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -72,6 +74,8 @@ class AccountPlan:
 
 
 SourceFactory = Callable[[], MailSource]
+# Entered around one account's scan, by its name: the per-server connection cap.
+Gate = Callable[[str], AbstractContextManager[object]]
 
 
 @dataclass(frozen=True)
@@ -313,13 +317,37 @@ def run_scan(
     generated_at: datetime,
     progress: Progress | None = None,
     memos: dict[str, ScanMemo] | None = None,
+    parallel: int = 1,
+    gate: Gate | None = None,
+    first: Collection[str] = (),
 ) -> Report:
     """Scan every account; a failing account becomes an error, the others go on.
-    `memos` (by account) lets a running service redo only what changed."""
+    `memos` (by account) lets a running service redo only what changed. `parallel`
+    accounts are read at once, each inside its `gate` (by account name: the per-server
+    connection cap, imap.slots); the accounts named in `first` start first (their gate
+    holds a slot already: queued behind accounts waiting for one, they would wait for
+    ever). The report is the same in any case, in the jobs' order."""
     windows = {None if plan.policy.rules else plan.window for plan, _ in jobs}
     report = Report(generated_at, as_of, windows.pop() if len(windows) == 1 else None)
+
+    def one(job: tuple[AccountPlan, SourceFactory]) -> Report:
+        part = Report(generated_at, as_of)
+        with gate(job[0].name) if gate is not None else contextlib.nullcontext():
+            _scan_one(*job, as_of, part, progress, memos)
+        return part
+
     with collector_paused():
-        _scan_all(jobs, as_of, report, progress, memos)
+        if parallel > 1 and len(jobs) > 1:
+            # Threads: an account's poll mostly waits on its server, and the GIL is let
+            # go meanwhile; a big folder's parsing has its own process (imap.worker).
+            order = sorted(range(len(jobs)), key=lambda i: jobs[i][0].name not in first)
+            with ThreadPoolExecutor(min(parallel, len(jobs)), "account") as pool:
+                done = dict(zip(order, pool.map(one, (jobs[i] for i in order)), strict=True))
+            parts = [done[i] for i in range(len(jobs))]
+        else:
+            parts = [one(job) for job in jobs]
+    for part in parts:
+        _merge(report, part)
     if len(jobs) > 1:  # each account's findings come sorted; merge them
         lists = (report.overdue, report.waiting, report.invitations, report.awaiting)
         for items in (*lists, report.awaiting_soon):
@@ -327,23 +355,34 @@ def run_scan(
     return report
 
 
-def _scan_all(
-    jobs: Sequence[tuple[AccountPlan, SourceFactory]],
+def _merge(report: Report, part: Report) -> None:
+    report.accounts.extend(part.accounts)
+    report.overdue.extend(part.overdue)
+    report.waiting.extend(part.waiting)
+    report.invitations.extend(part.invitations)
+    report.awaiting.extend(part.awaiting)
+    report.awaiting_soon.extend(part.awaiting_soon)
+    report.stats.add(part.stats)
+    report.errors.extend(part.errors)
+
+
+def _scan_one(
+    plan: AccountPlan,
+    factory: SourceFactory,
     as_of: datetime,
     report: Report,
     progress: Progress | None,
     memos: dict[str, ScanMemo] | None,
 ) -> None:
-    for plan, factory in jobs:
-        try:
-            source = factory()
-        except InboxwatchError as exc:
-            report.errors.append(_account_error(plan.name, exc))
-            continue
-        try:
-            memo = None if memos is None else memos.setdefault(plan.name, ScanMemo())
-            scan_account(plan, source, as_of, report, progress, memo)
-        except InboxwatchError as exc:
-            report.errors.append(_account_error(plan.name, exc))
-        finally:
-            source.close()
+    try:
+        source = factory()
+    except InboxwatchError as exc:
+        report.errors.append(_account_error(plan.name, exc))
+        return
+    try:
+        memo = None if memos is None else memos.setdefault(plan.name, ScanMemo())
+        scan_account(plan, source, as_of, report, progress, memo)
+    except InboxwatchError as exc:
+        report.errors.append(_account_error(plan.name, exc))
+    finally:
+        source.close()

@@ -18,6 +18,7 @@ from inboxwatch.core.parse import HEADER_FIELDS, parse_headers
 from inboxwatch.core.ports import FolderScan, Progress
 from inboxwatch.imap.fetchitems import FetchRecord, parse_fetch
 from inboxwatch.imap.login import Secret, ServerLogin
+from inboxwatch.imap.slots import Release
 from inboxwatch.imap.wire import (
     MAX_LITERAL,
     SocketWatch,
@@ -59,6 +60,7 @@ class HeaderFetcher:
         watch: SocketWatch,
         login_as: tuple[ServerLogin, Secret] | None,
         gmail: bool = False,
+        spare: Callable[[], Release | None] | None = None,
     ) -> None:
         self.client = client
         self.items = " ".join(FETCH_ITEMS + (GMAIL_ITEMS if gmail else []))
@@ -70,11 +72,21 @@ class HeaderFetcher:
         # For a big folder: what a worker needs to log in itself, and the worker once started.
         self._login_as = login_as
         self._worker: FetchWorker | None = None
+        # A slot for the worker's connection under the per-server cap (imap.slots), taken
+        # when it starts and given back when it ends; None: no cap.
+        self._spare = spare
+        self._slot: Release | None = None
 
     def close(self) -> None:
         if self._worker is not None:
             self._worker.close()
             self._worker = None
+        self._free_slot()
+
+    def _free_slot(self) -> None:
+        if self._slot is not None:
+            self._slot()
+            self._slot = None
 
     def kill_worker(self) -> None:
         """From another thread: a worker mid-job is stopped (its pipe ends, collect returns)."""
@@ -130,6 +142,10 @@ class HeaderFetcher:
         if self._worker is not None and not self._worker.alive():
             self.close()  # it left after worker.IDLE_EXIT without a job: start another
         if self._worker is None:
+            if self._spare is not None:
+                self._slot = self._spare()
+                if self._slot is None:
+                    return ()  # the server's connections are all in use: this folder alone
             try:
                 self._worker = FetchWorker(*self._login_as)
             except OSError as exc:  # no interpreter to start, no process left
@@ -147,6 +163,7 @@ class HeaderFetcher:
         if self._worker is not None:
             self._worker.abandon()
             self._worker = None
+        self._free_slot()
         self._login_as = None
 
     def _chunk(self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan) -> None:

@@ -13,16 +13,21 @@ from pathlib import Path
 from inboxwatch.auth.refresh import account_tokens
 from inboxwatch.config import Account, account_password
 from inboxwatch.imap.login import Secret
+from inboxwatch.imap.slots import ServerSlots
 from inboxwatch.imap.source import ImapSource
 
 
-def open_imap(account: Account, tokens_dir: Path) -> Callable[[], ImapSource]:
+def open_imap(
+    account: Account, tokens_dir: Path, slots: ServerSlots | None = None
+) -> Callable[[], ImapSource]:
     """A factory that logs in to the account when the scan gets to it (its password is
     read then, from the config, its file or the environment; its token from
-    `tokens_dir`, renewed if it is about to expire)."""
+    `tokens_dir`, renewed if it is about to expire). With `slots`, a big folder's second
+    connection waits for none: it is opened only if the server's cap leaves room."""
 
     def factory() -> ImapSource:
-        return ImapSource(account, secret(account, tokens_dir))
+        spare = None if slots is None else lambda: slots.spare(account.host)
+        return ImapSource(account, secret(account, tokens_dir), spare=spare)
 
     return factory
 

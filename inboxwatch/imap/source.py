@@ -12,7 +12,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 
 from imapclient import SocketTimeout
@@ -24,6 +24,7 @@ from inboxwatch.errors import AuthError, ConfigError, ServerError
 from inboxwatch.imap.bodyfetch import fetch_details
 from inboxwatch.imap.headerfetch import BATCH, STREAM_BATCH, HeaderFetcher
 from inboxwatch.imap.login import Secret, ServerLogin
+from inboxwatch.imap.slots import Release
 from inboxwatch.imap.wire import SocketWatch, WatchedClient, batches, bound_literals, xoauth2
 from inboxwatch.net import (
     is_loopback,
@@ -60,7 +61,13 @@ def _network_error(host: str, exc: BaseException, timeout: float) -> ServerError
 class ImapSource:
     """A logged-in, read-only IMAP session for one account."""
 
-    def __init__(self, account: ServerLogin, secret: Secret, worker: bool = True) -> None:
+    def __init__(
+        self,
+        account: ServerLogin,
+        secret: Secret,
+        worker: bool = True,
+        spare: Callable[[], Release | None] | None = None,
+    ) -> None:
         self.host = account.host
         self.account = account.name
         self.timeout = account.timeout.total_seconds()
@@ -80,7 +87,7 @@ class ImapSource:
         # headers, to count a message filed under several labels once and to thread by
         # Gmail's own conversations too (core.threads).
         gmail = b"X-GM-EXT-1" in self.client.capabilities()
-        self.headers = HeaderFetcher(self.client, self.watch, login_as, gmail)
+        self.headers = HeaderFetcher(self.client, self.watch, login_as, gmail, spare)
 
     def _connect(self, account: ServerLogin) -> WatchedClient:
         if account.security == "plain" and not (

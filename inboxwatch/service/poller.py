@@ -28,9 +28,10 @@ from inboxwatch.core.snooze import hold
 from inboxwatch.core.unanswered import stamped
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError, SignInNeeded
 from inboxwatch.imap.opener import open_imap
-from inboxwatch.imap.source import ImapSource
+from inboxwatch.imap.slots import ServerSlots
 from inboxwatch.service.ledger import Digests
 from inboxwatch.service.plans import plan_of
+from inboxwatch.service.quickcheck import Handover, QuickCheck
 from inboxwatch.service.sync import MemoryCache, SyncingSource
 from inboxwatch.store import lastreport
 
@@ -197,6 +198,10 @@ class Poller:
         self.memory = memory
         self.keep_report = keep_report
         self.digests = Digests(settings.digest, store, settings.accounts, settings.team_digests())
+        self.slots = ServerSlots(settings.max_per_server)  # connections to each server
+        self.quick = QuickCheck(
+            self.accounts, store, self.tokens, self.slots, settings.max_parallel
+        )
         self.blocked: dict[str, AuthBlock] = {}  # failed logins, not retried
         # The last clean poll's report: when no folder changed and no digest is due, it is
         # carried forward in time instead of re-reading the cache. Used once.
@@ -209,13 +214,16 @@ class Poller:
             previous = self._stored_report()
         polls = self.store.polls()  # read once: the clock check and the backoff share it
         full = self._clock_jumps(now, polls)
-        sessions: dict[str, ImapSource] = {}  # logged in by the quick check, for the poll
+        handover = Handover()  # logged in by the quick check, for the poll
         notes = self.store.snoozes()  # the user's, changed by `snooze` beside the service
-        carried = previous is not None and not full and self._carried(previous, now, sessions)
-        if carried and previous is not None:
-            result = PollResult(advance(previous, self.plans, now), 0, 0.0, None)
-        else:
-            result = self._read(now, sessions, full, polls)
+        try:
+            carried = previous is not None and not full and self._carried(previous, now, handover)
+            if carried and previous is not None:
+                result = PollResult(advance(previous, self.plans, now), 0, 0.0, None)
+            else:
+                result = self._read(now, handover, full, polls)
+        finally:
+            handover.close()  # an account left out of this poll
         shown = with_seen(hold(result.report, notes, now), self.store.digests_seen())
         if not carried:  # a carried poll has no digest due (_carried)
             result.digest = self.digests.send_if_due(shown, self.sender, now)
@@ -247,7 +255,7 @@ class Poller:
     def _read(
         self,
         now: datetime,
-        sessions: dict[str, ImapSource],
+        handover: Handover,
         full: set[str],
         polls: dict[str, PollRecord],
     ) -> PollResult:
@@ -255,13 +263,19 @@ class Poller:
         skipped = self._skipped(now, polls)
         left_out = {e.account for e in skipped}
         plans = [p for p in self.plans if p.name not in left_out]
-        jobs = [(plan, self._factory(plan.name, opened, sessions, full)) for plan in plans]
+        jobs = [(plan, self._factory(plan.name, opened, handover, full)) for plan in plans]
         memos = self.memory.scans if self.memory is not None else None
-        try:
-            report = run_scan(jobs, now, now, memos=memos)
-        finally:
-            for session in sessions.values():  # an account left out of this poll
-                session.close()
+        report = run_scan(
+            jobs,
+            now,
+            now,
+            memos=memos,
+            parallel=self.settings.max_parallel,
+            gate=lambda name: self.slots.hold(
+                self.accounts[name].host, handover.slots.pop(name, None)
+            ),
+            first=set(handover.slots),
+        )
         report.errors.extend(skipped)
         read = {summary.name for summary in report.accounts}
         for plan in plans:
@@ -277,11 +291,14 @@ class Poller:
         self,
         name: str,
         opened: dict[str, SyncingSource],
-        sessions: dict[str, ImapSource],
+        handover: Handover,
         full: set[str],
     ) -> SourceFactory:
         def factory() -> MailSource:
-            inner = sessions.pop(name, None) or open_imap(self.accounts[name], self.tokens)()
+            inner = (
+                handover.sessions.pop(name, None)
+                or open_imap(self.accounts[name], self.tokens, self.slots)()
+            )
             source = SyncingSource(
                 inner,
                 self.store,
@@ -343,13 +360,17 @@ class Poller:
             log.info("stored report unreadable (%s); reading the cache", exc)
             return None
 
-    def _carried(self, previous: Report, now: datetime, sessions: dict[str, ImapSource]) -> bool:
+    def _carried(self, previous: Report, now: datetime, handover: Handover) -> bool:
         """True (and the poll recorded) when no folder changed and no digest is due, so the
-        previous report only needs moving forward in time."""
+        previous report only needs moving forward in time. When something changed, the
+        sessions the check opened to it are left in `handover` for the poll (one login)."""
         if previous.errors or self.digests.due(now):
             return False
+        folders = {a.name: (*a.folders, *a.sent_folders) for a in previous.accounts}
+        if set(folders) != set(self.accounts):
+            return False
         try:
-            if not self._unchanged(previous, sessions):
+            if not self.quick.unchanged(folders, handover):
                 return False
         except InboxwatchError as exc:
             log.info("quick check failed (%s); full poll", exc)
@@ -357,24 +378,3 @@ class Poller:
         for account in self.settings.accounts:
             self.store.record_poll(account.name, now)
         return True
-
-    def _unchanged(self, previous: Report, opened: dict[str, ImapSource]) -> bool:
-        """Every folder the previous poll read reports the same UIDVALIDITY, UIDNEXT, message
-        count and HIGHESTMODSEQ: one EXAMINE each, no header or flag fetched. When something
-        changed, the sessions are left in `opened` for the poll that follows (one login)."""
-        folders = {a.name: (*a.folders, *a.sent_folders) for a in previous.accounts}
-        if set(folders) != set(self.accounts):
-            return False
-        sessions: dict[str, ImapSource] = {}
-        try:
-            for name, account in self.accounts.items():
-                source = sessions[name] = open_imap(account, self.tokens)()
-                for folder in folders[name]:
-                    if not source.examine(folder).unchanged_since(self.store.folder(name, folder)):
-                        opened.update(sessions)
-                        sessions = {}
-                        return False
-            return True
-        finally:
-            for source in sessions.values():
-                source.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -128,6 +129,7 @@ class PostgresStore(SqlState):
     db: PgDb
 
     def __init__(self, url: str, lock: bool = True) -> None:
+        self.mutex = threading.RLock()
         self.url = url
         self.conn = connect(url)
         self.db = PgDb(self.conn)
@@ -175,7 +177,7 @@ class PostgresStore(SqlState):
         import psycopg
 
         try:
-            with self.conn.transaction():
+            with self.mutex, self.conn.transaction():
                 yield self.db
         except psycopg.Error as exc:  # COMMIT itself: the server went away, a constraint
             raise StateError(f"state.url {masked(self.url)}: {_first_line(exc)}") from None

@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -32,6 +33,7 @@ class SqliteStore(SqlState):
     db: sqlite3.Connection
 
     def __init__(self, path: Path) -> None:
+        self.mutex = threading.RLock()
         self.path = path.expanduser()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -144,18 +146,19 @@ class SqliteStore(SqlState):
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """All or nothing: an interrupted poll leaves the previous state intact."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise state_error(self.path, exc) from None
-        try:
-            yield self.db
-            self.db.execute("COMMIT")
-        except BaseException as exc:
-            self._rollback()
-            if isinstance(exc, sqlite3.Error):  # COMMIT itself: a full disk, a lost lock
+        with self.mutex:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
                 raise state_error(self.path, exc) from None
-            raise
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):  # COMMIT: a full disk, a lost lock
+                    raise state_error(self.path, exc) from None
+                raise
 
     def _rollback(self) -> None:
         if self.db.in_transaction:  # SQLite itself rolls back on SQLITE_FULL

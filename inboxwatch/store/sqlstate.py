@@ -4,6 +4,7 @@ schema's versions and what their errors mean to a user."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -58,6 +59,11 @@ R = TypeVar("R")
 
 
 class _Faulty(Protocol):
+    # One call at a time on the store's one connection: a poll reads its accounts in
+    # threads (core.scan.run_scan), and a transaction must not take in another
+    # thread's statements. Reentrant: a guarded method opens transactions.
+    mutex: threading.RLock
+
     def fault(self, exc: Exception) -> InboxwatchError | None: ...
 
 
@@ -69,7 +75,8 @@ def guarded(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P
 
     def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return method(self, *args, **kwargs)
+            with self.mutex:
+                return method(self, *args, **kwargs)
         except Exception as exc:
             found = self.fault(exc)
             if found is None:
@@ -80,9 +87,10 @@ def guarded(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P
 
 
 class SqlState:
-    """Everything a StateStore keeps, on `self.db`; the subclass opens it."""
+    """Everything a StateStore keeps, on `self.db`; the subclass opens it (and `mutex`)."""
 
     db: Db
+    mutex: threading.RLock
 
     def transaction(self) -> AbstractContextManager[Db]:
         raise NotImplementedError

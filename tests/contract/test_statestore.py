@@ -4,12 +4,14 @@ store joins the `store` fixture's parameters and must pass the same suite unchan
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from inboxwatch.config import State
+from inboxwatch.core.bodytext import Details
 from inboxwatch.core.model import Address, MessageMeta
 from inboxwatch.core.ports import FolderState, StateStore
 from inboxwatch.store.beside import open_store
@@ -208,3 +210,23 @@ def test_digests_listing_a_thread_are_counted_once_per_period(store):
     store.note_listed("2026-11-24T08:00@Europe/Berlin", listed[:1], NOW)  # a resend, a group
     store.note_listed("2026-11-25T08:00@Europe/Berlin", listed[:1], NOW + timedelta(days=1))
     assert store.digests_seen() == {("work", "<t1>"): 2, ("work", "<t2>"): 1}
+
+
+def test_threads_share_one_store_without_mixing_transactions(store):
+    """A poll reads its accounts in threads (`max_parallel`, core.scan.run_scan) on the
+    store's one connection: one thread's statements must not land in, or break, another
+    thread's transaction."""
+
+    def work(n: int) -> None:
+        for uid in range(1, 16):
+            with store.transaction():
+                store.save_folder(f"a{n}", "INBOX", STATE, [meta(uid)], [], False)
+            store.record_poll(f"a{n}", NOW)
+            store.messages(f"a{(n + 1) % 4}", "INBOX")
+            store.save_details(("a", "INBOX", n), {uid: Details("Thanks", False)})
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(4)))
+    for n in range(4):
+        assert sorted(store.messages(f"a{n}", "INBOX")) == list(range(1, 16))
+    assert set(store.polls()) == {"a0", "a1", "a2", "a3"}

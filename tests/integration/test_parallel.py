@@ -1,0 +1,230 @@
+"""Issue 21 item 4 / issue 23 item 3: accounts polled side by side (`max_parallel`),
+never more connections to one server at once than `max_per_server`, against the real
+Dovecot through a proxy that counts the sessions open at once."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from inboxwatch.config import Settings
+from inboxwatch.imap import headerfetch
+from inboxwatch.imap.slots import ServerSlots
+from inboxwatch.service.poller import Poller
+from inboxwatch.service.sync import MemoryCache
+from inboxwatch.store.sqlite import SqliteStore
+from tests.conftest import OWNER, Mailbox, mail
+from tests.proxy import LoopbackServer
+
+H = timedelta(hours=1)
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+class CountingProxy(LoopbackServer):
+    """Forwards to Dovecot, each server chunk `delay` late (a slower link, so sessions
+    overlap), and counts the sessions open at once. A session ends for the count when
+    its client sends LOGOUT: that happens before the client gives its slot back, so the
+    count never trails the client's own (a closed socket is seen a moment later)."""
+
+    def __init__(self, port: int, delay: float = 0.02) -> None:
+        super().__init__()
+        self.target, self.delay = port, delay
+        self.open = self.peak = self.sessions = 0
+        self.lock = threading.Lock()
+
+    def _step(self, by: int) -> None:
+        with self.lock:
+            self.open += by
+            self.peak = max(self.peak, self.open)
+            self.sessions += max(by, 0)
+
+    def handle(self, conn: socket.socket) -> None:
+        self._step(1)
+        upstream = socket.create_connection(("127.0.0.1", self.target))
+        ended = threading.Event()
+
+        def end() -> None:
+            if not ended.is_set():
+                ended.set()
+                self._step(-1)
+
+        def pipe(src: socket.socket, dst: socket.socket, client: bool) -> None:
+            try:
+                while chunk := src.recv(65536):
+                    if client and b" LOGOUT\r\n" in chunk.upper():
+                        end()
+                    if not client:
+                        threading.Event().wait(self.delay)
+                    dst.sendall(chunk)
+            except OSError:
+                pass
+            finally:
+                end()
+                for sock in (src, dst):
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+        for args in ((conn, upstream, True), (upstream, conn, False)):
+            threading.Thread(target=pipe, args=args, daemon=True).start()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.peak = self.open
+            self.sessions = 0
+
+
+def boxes(dovecot, count: int, prefix: str) -> list[Mailbox]:
+    """`count` users, the n-th with n+1 overdue questions and one message sent."""
+    made = []
+    for n in range(count):
+        box = Mailbox(dovecot, f"{prefix}{n}")
+        box.create("Sent")
+        box.add("Sent", mail(OWNER, "x@y.example"), T0 - 72 * H)
+        for q in range(n + 1):
+            box.add("INBOX", mail(f"C <c{q}@{prefix}{n}.example>", subject=f"Q{q}"), T0 - 40 * H)
+        made.append(box)
+    return made
+
+
+def settings(dovecot, users, port, tmp_path, parallel, per_server) -> Settings:
+    return Settings(
+        accounts=[
+            {
+                "name": user,
+                "host": "127.0.0.1",
+                "port": port,
+                "security": "plain",
+                "username": user,
+                "password": dovecot.password,
+                "addresses": [OWNER],
+            }
+            for user in users
+        ],
+        digest={"to": [OWNER], "schedule": "0 8 * * *"},
+        state={"path": str(tmp_path / "state.db")},
+        max_parallel=parallel,
+        max_per_server=per_server,
+    )
+
+
+def polled(settings_: Settings, store, times, memory=True):
+    """A service's polls at `times` (one Poller, as `inboxwatch run` keeps it)."""
+    poller = Poller(settings_, store, _Quiet(), memory=MemoryCache() if memory else None)
+    return [poller.poll(now) for now in times]
+
+
+class _Quiet:
+    def send(self, msg) -> None:
+        pass
+
+
+def overdue(report) -> list[tuple[str, str]]:
+    return sorted((f.account, f.subject) for f in report.overdue)
+
+
+@pytest.mark.dovecot
+def test_accounts_are_polled_side_by_side_within_the_server_cap(dovecot, tmp_path):
+    made = boxes(dovecot, 6, "par")
+    users = [b.user for b in made]
+    serial_store = SqliteStore(tmp_path / "serial.db")
+    try:
+        [alone] = polled(settings(dovecot, users, dovecot.port, tmp_path, 1, 3), serial_store, [T0])
+    finally:
+        serial_store.close()
+    with CountingProxy(dovecot.port) as proxy:
+        config = settings(dovecot, users, proxy.port, tmp_path / "p", 4, 3)
+        (tmp_path / "p").mkdir()
+        store = SqliteStore(tmp_path / "p" / "state.db")
+        try:
+            poller = Poller(config, store, _Quiet(), memory=MemoryCache())
+            first = poller.poll(T0)
+            first_peak = proxy.peak
+            proxy.reset()
+            steady = poller.poll(T0 + H)  # nothing changed: the quick check only
+            steady_peak = proxy.peak
+            made[-1].add("INBOX", mail("New <new@x.example>", subject="New"), T0 - 30 * H)
+            proxy.reset()
+            changed = poller.poll(T0 + 2 * H)
+        finally:
+            store.close()
+        changed_peak = proxy.peak
+    assert [a.name for a in first.report.accounts] == users  # the config's order
+    assert len(first.report.overdue) == 21 and not first.report.errors
+    assert overdue(first.report) == overdue(alone.report)
+    assert [a.name for a in alone.report.accounts] == users
+    assert 2 <= first_peak <= 3, first_peak  # side by side, and never past the cap
+    assert steady.fetched == 0 and steady_peak <= 3
+    assert changed.fetched == 1 and len(changed.report.overdue) == 22 and changed_peak <= 3
+    for box in made:
+        box.close()
+
+
+@pytest.mark.dovecot
+def test_a_changed_account_holding_the_only_slot_does_not_stall_the_poll(dovecot, tmp_path):
+    """The quick check hands the changed account's session to the poll with its slot; with
+    one slot, the poll must start that account first, or the others wait for ever."""
+    made = boxes(dovecot, 4, "one")
+    config = settings(dovecot, [b.user for b in made], dovecot.port, tmp_path, 4, 1)
+    store = SqliteStore(tmp_path / "state.db")
+    poller = Poller(config, store, _Quiet(), memory=MemoryCache())
+    results = []
+    try:
+        results.append(poller.poll(T0))
+        made[-1].add("INBOX", mail("New <new@x.example>", subject="New"), T0 - 30 * H)
+        worker = threading.Thread(target=lambda: results.append(poller.poll(T0 + H)))
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "the poll stalled waiting for a server slot"
+    finally:
+        store.close()
+    assert results[1].fetched == 1 and len(results[1].report.overdue) == 11
+    for box in made:
+        box.close()
+
+
+@pytest.mark.dovecot
+def test_a_big_folders_second_connection_waits_for_no_slot(dovecot, tmp_path, monkeypatch):
+    """A big folder's second connection (imap.worker) is opened only when the server's cap
+    leaves room; otherwise the session reads alone, and nothing is lost either way."""
+    monkeypatch.setattr(headerfetch, "PARALLEL_MIN", 10)
+    made = []
+    for n in range(3):
+        box = Mailbox(dovecot, f"big{n}")
+        box.create("Sent")
+        box.add("Sent", mail(OWNER, "x@y.example"), T0 - 72 * H)
+        box.bulk(
+            "INBOX",
+            [(mail(f"C <c{q}@x.example>", subject=f"Q{q}"), T0 - 40 * H) for q in range(40)],
+        )
+        made.append(box)
+    users = [b.user for b in made]
+    with CountingProxy(dovecot.port, delay=0.005) as proxy:
+        store = SqliteStore(tmp_path / "state.db")
+        try:
+            [tight] = polled(settings(dovecot, users, proxy.port, tmp_path, 3, 2), store, [T0])
+        finally:
+            store.close()
+        tight_peak = proxy.peak
+    assert tight_peak <= 2
+    assert len(tight.report.overdue) == 120 and not tight.report.errors
+    for box in made:
+        box.close()
+
+
+def test_server_slots_count_per_host_and_a_spare_never_waits():
+    slots = ServerSlots(2)
+    first = slots.take("imap.example.com")
+    second = slots.spare("IMAP.example.com")  # hosts compare without case
+    assert first is not None and second is not None
+    assert slots.spare("imap.example.com") is None  # full: no wait, no slot
+    assert slots.take("imap.example.com", timeout=0.01) is None
+    assert slots.spare("other.example.com") is not None  # another server, its own cap
+    second()
+    second()  # a second release gives back nothing more
+    third = slots.spare("imap.example.com")
+    assert third is not None and slots.spare("imap.example.com") is None
+    assert slots.peak["imap.example.com"] == 2
