@@ -166,9 +166,10 @@ def test_accounts_are_polled_side_by_side_within_the_server_cap(dovecot, tmp_pat
 @pytest.mark.dovecot
 def test_a_changed_account_holding_the_only_slot_does_not_stall_the_poll(dovecot, tmp_path):
     """The quick check hands the changed account's session to the poll with its slot; with
-    one slot, the poll must start that account first, or the others wait for ever."""
+    one slot and fewer threads than accounts, the poll must start that account first, or
+    the threads all wait for the slot its queued job holds."""
     made = boxes(dovecot, 4, "one")
-    config = settings(dovecot, [b.user for b in made], dovecot.port, tmp_path, 4, 1)
+    config = settings(dovecot, [b.user for b in made], dovecot.port, tmp_path, 2, 1)
     store = SqliteStore(tmp_path / "state.db")
     poller = Poller(config, store, _Quiet(), memory=MemoryCache())
     results = []
@@ -209,6 +210,13 @@ def test_a_big_folders_second_connection_waits_for_no_slot(dovecot, tmp_path, mo
         finally:
             store.close()
         tight_peak = proxy.peak
+        proxy.reset()
+        store = SqliteStore(tmp_path / "alone.db")
+        try:  # one account, and room for its second connection: it is used
+            [alone] = polled(settings(dovecot, users[:1], proxy.port, tmp_path, 3, 2), store, [T0])
+        finally:
+            store.close()
+    assert proxy.sessions == 2 and len(alone.report.overdue) == 40
     assert tight_peak <= 2
     assert len(tight.report.overdue) == 120 and not tight.report.errors
     for box in made:
