@@ -81,6 +81,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         steady = poller.poll(now)
         steady_s = time.perf_counter() - started
     finally:
+        poller.close()
         store.close()
     return {
         "first": first_s,

@@ -199,6 +199,7 @@ def _service_poll(
         result = poller.poll(now)
         return result.fetched, time.perf_counter() - started
     finally:
+        poller.close()
         store.close()
 
 

@@ -28,4 +28,7 @@ def poll_once(
     if blocked is not None:
         poller.blocked = blocked  # shared with the test, as a service keeps it across polls
     poller.previous = previous
-    return poller.poll(now)
+    try:
+        return poller.poll(now)
+    finally:
+        poller.close()  # a service keeps its sessions between polls; this one is done

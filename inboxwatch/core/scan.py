@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -319,14 +319,11 @@ def run_scan(
     memos: dict[str, ScanMemo] | None = None,
     parallel: int = 1,
     gate: Gate | None = None,
-    first: Collection[str] = (),
 ) -> Report:
     """Scan every account; a failing account becomes an error, the others go on.
     `memos` (by account) lets a running service redo only what changed. `parallel`
     accounts are read at once, each inside its `gate` (by account name: the per-server
-    connection cap, imap.slots); the accounts named in `first` start first (their gate
-    holds a slot already: queued behind accounts waiting for one, they would wait for
-    ever). The report is the same in any case, in the jobs' order."""
+    connection cap, imap.slots). The report is the same in any case, in the jobs' order."""
     windows = {None if plan.policy.rules else plan.window for plan, _ in jobs}
     report = Report(generated_at, as_of, windows.pop() if len(windows) == 1 else None)
 
@@ -340,10 +337,8 @@ def run_scan(
         if parallel > 1 and len(jobs) > 1:
             # Threads: an account's poll mostly waits on its server, and the GIL is let
             # go meanwhile; a big folder's parsing has its own process (imap.worker).
-            order = sorted(range(len(jobs)), key=lambda i: jobs[i][0].name not in first)
             with ThreadPoolExecutor(min(parallel, len(jobs)), "account") as pool:
-                done = dict(zip(order, pool.map(one, (jobs[i] for i in order)), strict=True))
-            parts = [done[i] for i in range(len(jobs))]
+                parts = list(pool.map(one, jobs))
         else:
             parts = [one(job) for job in jobs]
     for part in parts:

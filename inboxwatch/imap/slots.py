@@ -54,9 +54,9 @@ class ServerSlots:
         return self._holding(host)
 
     @contextmanager
-    def hold(self, host: str, held: Release | None = None) -> Iterator[None]:
-        """A slot on `host` for the block: `held` if the caller has one already."""
-        release = held or self.take(host)
+    def hold(self, host: str) -> Iterator[None]:
+        """A slot on `host` for the block."""
+        release = self.take(host)
         assert release is not None  # no timeout: take waits
         try:
             yield

@@ -178,6 +178,15 @@ class ImapSource:
         with contextlib.suppress(OSError, IMAPClientError):
             self.client.shutdown()
 
+    def alive(self) -> bool:
+        """A NOOP answered: the server has not dropped this session while it idled."""
+        try:
+            with self.watch.deadline("NOOP"):
+                self.client.noop()
+        except (OSError, IMAPClientError, EOFError, ServerError):
+            return False
+        return True
+
     def close(self) -> None:
         self.headers.close()
         try:

@@ -27,11 +27,11 @@ from inboxwatch.core.scan import AccountPlan, SourceFactory, run_scan
 from inboxwatch.core.snooze import hold
 from inboxwatch.core.unanswered import stamped
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError, SignInNeeded
-from inboxwatch.imap.opener import open_imap
 from inboxwatch.imap.slots import ServerSlots
 from inboxwatch.service.ledger import Digests
 from inboxwatch.service.plans import plan_of
-from inboxwatch.service.quickcheck import Handover, QuickCheck
+from inboxwatch.service.quickcheck import QuickCheck
+from inboxwatch.service.sessions import Sessions
 from inboxwatch.service.sync import MemoryCache, SyncingSource
 from inboxwatch.store import lastreport
 
@@ -198,10 +198,10 @@ class Poller:
         self.memory = memory
         self.keep_report = keep_report
         self.digests = Digests(settings.digest, store, settings.accounts, settings.team_digests())
-        self.slots = ServerSlots(settings.max_per_server)  # connections to each server
-        self.quick = QuickCheck(
-            self.accounts, store, self.tokens, self.slots, settings.max_parallel
-        )
+        slots = ServerSlots(settings.max_per_server)  # connections to each server at once
+        # Logged in between polls by a running service; `run --once` logs out each time.
+        self.sessions = Sessions(self.accounts, self.tokens, slots, keep=not keep_report)
+        self.quick = QuickCheck(store, self.sessions, settings.max_parallel)
         self.blocked: dict[str, AuthBlock] = {}  # failed logins, not retried
         # The last clean poll's report: when no folder changed and no digest is due, it is
         # carried forward in time instead of re-reading the cache. Used once.
@@ -214,16 +214,12 @@ class Poller:
             previous = self._stored_report()
         polls = self.store.polls()  # read once: the clock check and the backoff share it
         full = self._clock_jumps(now, polls)
-        handover = Handover()  # logged in by the quick check, for the poll
         notes = self.store.snoozes()  # the user's, changed by `snooze` beside the service
-        try:
-            carried = previous is not None and not full and self._carried(previous, now, handover)
-            if carried and previous is not None:
-                result = PollResult(advance(previous, self.plans, now), 0, 0.0, None)
-            else:
-                result = self._read(now, handover, full, polls)
-        finally:
-            handover.close()  # an account left out of this poll
+        carried = previous is not None and not full and self._carried(previous, now)
+        if carried and previous is not None:
+            result = PollResult(advance(previous, self.plans, now), 0, 0.0, None)
+        else:
+            result = self._read(now, full, polls)
         shown = with_seen(hold(result.report, notes, now), self.store.digests_seen())
         if not carried:  # a carried poll has no digest due (_carried)
             result.digest = self.digests.send_if_due(shown, self.sender, now)
@@ -233,6 +229,10 @@ class Poller:
         self.previous = None if result.report.errors else result.report
         result.report = shown
         return result
+
+    def close(self) -> None:
+        """The sessions kept between polls, logged out (the service stops)."""
+        self.sessions.close()
 
     def _keep(self, report: Report) -> None:
         """`run --once`: the report as read, for the next run to start from."""
@@ -255,7 +255,6 @@ class Poller:
     def _read(
         self,
         now: datetime,
-        handover: Handover,
         full: set[str],
         polls: dict[str, PollRecord],
     ) -> PollResult:
@@ -263,19 +262,10 @@ class Poller:
         skipped = self._skipped(now, polls)
         left_out = {e.account for e in skipped}
         plans = [p for p in self.plans if p.name not in left_out]
-        jobs = [(plan, self._factory(plan.name, opened, handover, full)) for plan in plans]
+        jobs = [(plan, self._factory(plan.name, opened, full)) for plan in plans]
         memos = self.memory.scans if self.memory is not None else None
-        report = run_scan(
-            jobs,
-            now,
-            now,
-            memos=memos,
-            parallel=self.settings.max_parallel,
-            gate=lambda name: self.slots.hold(
-                self.accounts[name].host, handover.slots.pop(name, None)
-            ),
-            first=set(handover.slots),
-        )
+        parallel = self.settings.max_parallel
+        report = run_scan(jobs, now, now, memos=memos, parallel=parallel)
         report.errors.extend(skipped)
         read = {summary.name for summary in report.accounts}
         for plan in plans:
@@ -291,14 +281,10 @@ class Poller:
         self,
         name: str,
         opened: dict[str, SyncingSource],
-        handover: Handover,
         full: set[str],
     ) -> SourceFactory:
         def factory() -> MailSource:
-            inner = (
-                handover.sessions.pop(name, None)
-                or open_imap(self.accounts[name], self.tokens, self.slots)()
-            )
+            inner = self.sessions.open(name)
             source = SyncingSource(
                 inner,
                 self.store,
@@ -307,6 +293,7 @@ class Poller:
                 self.memory,
                 full=name in full,
                 deadline=self.settings.service.account_timeout.total_seconds(),
+                release=lambda session, ok: self.sessions.done(name, session, ok),
             )
             opened[name] = source
             return source
@@ -360,17 +347,16 @@ class Poller:
             log.info("stored report unreadable (%s); reading the cache", exc)
             return None
 
-    def _carried(self, previous: Report, now: datetime, handover: Handover) -> bool:
+    def _carried(self, previous: Report, now: datetime) -> bool:
         """True (and the poll recorded) when no folder changed and no digest is due, so the
-        previous report only needs moving forward in time. When something changed, the
-        sessions the check opened to it are left in `handover` for the poll (one login)."""
+        previous report only needs moving forward in time."""
         if previous.errors or self.digests.due(now):
             return False
         folders = {a.name: (*a.folders, *a.sent_folders) for a in previous.accounts}
         if set(folders) != set(self.accounts):
             return False
         try:
-            if not self.quick.unchanged(folders, handover):
+            if not self.quick.unchanged(folders):
                 return False
         except InboxwatchError as exc:
             log.info("quick check failed (%s); full poll", exc)

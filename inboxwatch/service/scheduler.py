@@ -171,4 +171,5 @@ class Scheduler:
         return 0
 
     def close(self) -> None:
+        self.poller.close()
         self.store.close()

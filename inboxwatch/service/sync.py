@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -110,6 +110,7 @@ class SyncingSource:
         *,
         full: bool = False,
         deadline: float | None = None,
+        release: Callable[[ImapSource, bool], None] | None = None,
     ) -> None:
         self.memory = memory
         self.full = full  # trust nothing cached: read every folder again (a clock jump)
@@ -119,6 +120,10 @@ class SyncingSource:
         self.stop = stop or threading.Event()
         self.fetched = 0  # header blocks fetched in this poll
         self._staged: list[_Staged] = []
+        # Where the session goes when the account is done (service.sessions: kept for the
+        # next poll if nothing failed on it), else it is logged out.
+        self.release = release
+        self.failed = False
         # The account's whole poll within service.account_timeout: at the deadline the
         # session is shut, so whatever it waits for fails, and the next account is read.
         self.deadline = None if deadline is None else Deadline(deadline, inner.abort).start()
@@ -132,8 +137,9 @@ class SyncingSource:
             raise _late(deadline.seconds)
         try:
             yield
-        except InboxwatchError as exc:
-            if deadline is not None and deadline.expired:
+        except BaseException as exc:
+            self.failed = True  # the session may be broken: not kept
+            if isinstance(exc, InboxwatchError) and deadline is not None and deadline.expired:
                 raise _late(deadline.seconds) from exc
             raise
 
@@ -217,4 +223,8 @@ class SyncingSource:
     def close(self) -> None:
         if self.deadline is not None:
             self.deadline.cancel()
-        self.inner.close()
+        if self.release is None:
+            self.inner.close()
+            return
+        expired = self.deadline is not None and self.deadline.expired
+        self.release(self.inner, not (self.failed or expired or self.stop.is_set()))

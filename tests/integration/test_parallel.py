@@ -14,6 +14,7 @@ import pytest
 from inboxwatch.config import Settings
 from inboxwatch.imap import headerfetch
 from inboxwatch.imap.slots import ServerSlots
+from inboxwatch.service import sessions
 from inboxwatch.service.poller import Poller
 from inboxwatch.service.sync import MemoryCache
 from inboxwatch.store.sqlite import SqliteStore
@@ -114,7 +115,10 @@ def settings(dovecot, users, port, tmp_path, parallel, per_server) -> Settings:
 def polled(settings_: Settings, store, times, memory=True):
     """A service's polls at `times` (one Poller, as `inboxwatch run` keeps it)."""
     poller = Poller(settings_, store, _Quiet(), memory=MemoryCache() if memory else None)
-    return [poller.poll(now) for now in times]
+    try:
+        return [poller.poll(now) for now in times]
+    finally:
+        poller.close()
 
 
 class _Quiet:
@@ -149,9 +153,11 @@ def test_accounts_are_polled_side_by_side_within_the_server_cap(dovecot, tmp_pat
             made[-1].add("INBOX", mail("New <new@x.example>", subject="New"), T0 - 30 * H)
             proxy.reset()
             changed = poller.poll(T0 + 2 * H)
+            changed_peak = proxy.peak
+            poller.close()
+            closed = proxy.open
         finally:
             store.close()
-        changed_peak = proxy.peak
     assert [a.name for a in first.report.accounts] == users  # the config's order
     assert len(first.report.overdue) == 21 and not first.report.errors
     assert overdue(first.report) == overdue(alone.report)
@@ -159,15 +165,16 @@ def test_accounts_are_polled_side_by_side_within_the_server_cap(dovecot, tmp_pat
     assert 2 <= first_peak <= 3, first_peak  # side by side, and never past the cap
     assert steady.fetched == 0 and steady_peak <= 3
     assert changed.fetched == 1 and len(changed.report.overdue) == 22 and changed_peak <= 3
+    assert closed == 0  # the service's stop logs out the sessions it kept
     for box in made:
         box.close()
 
 
 @pytest.mark.dovecot
 def test_a_changed_account_holding_the_only_slot_does_not_stall_the_poll(dovecot, tmp_path):
-    """The quick check hands the changed account's session to the poll with its slot; with
-    one slot and fewer threads than accounts, the poll must start that account first, or
-    the threads all wait for the slot its queued job holds."""
+    """Kept sessions hold their server's slots: with one slot and fewer threads than
+    accounts, an account that needs the slot closes the idle session holding it, or the
+    threads would wait for ever."""
     made = boxes(dovecot, 4, "one")
     config = settings(dovecot, [b.user for b in made], dovecot.port, tmp_path, 2, 1)
     store = SqliteStore(tmp_path / "state.db")
@@ -181,6 +188,7 @@ def test_a_changed_account_holding_the_only_slot_does_not_stall_the_poll(dovecot
         worker.join(timeout=60)
         assert not worker.is_alive(), "the poll stalled waiting for a server slot"
     finally:
+        poller.close()
         store.close()
     assert results[1].fetched == 1 and len(results[1].report.overdue) == 11
     for box in made:
@@ -219,6 +227,42 @@ def test_a_big_folders_second_connection_waits_for_no_slot(dovecot, tmp_path, mo
     assert proxy.sessions == 2 and len(alone.report.overdue) == 40
     assert tight_peak <= 2
     assert len(tight.report.overdue) == 120 and not tight.report.errors
+    for box in made:
+        box.close()
+
+
+@pytest.mark.dovecot
+def test_a_steady_poll_logs_in_to_nothing_and_a_dropped_session_is_replaced(
+    dovecot, tmp_path, monkeypatch
+):
+    """A running service keeps its sessions: a poll with nothing new is one EXAMINE a
+    folder on them, no login. A session the server ended meanwhile (here `doveadm kick`)
+    costs a new login, not a failed poll: in the quick check, and before a read."""
+    made = boxes(dovecot, 3, "kept")
+    with CountingProxy(dovecot.port, delay=0) as proxy:
+        config = settings(dovecot, [b.user for b in made], proxy.port, tmp_path, 4, 10)
+        store = SqliteStore(tmp_path / "state.db")
+        poller = Poller(config, store, _Quiet(), memory=MemoryCache())
+        try:
+            first = poller.poll(T0)
+            proxy.reset()
+            steady = poller.poll(T0 + H)
+            logins = proxy.sessions
+            dovecot.doveadm("kick", made[0].user)
+            made[0] = Mailbox(dovecot, made[0].user)  # the kick ended the test's own too
+            made[0].add("INBOX", mail("New <new@x.example>", subject="New"), T0 - 30 * H)
+            after_kick = poller.poll(T0 + 2 * H)  # the quick check finds it dropped
+            dovecot.doveadm("kick", made[1].user)
+            made[1] = Mailbox(dovecot, made[1].user)
+            monkeypatch.setattr(sessions, "VERIFY_AFTER", 0.0)
+            poller.previous = None  # a read with no quick check before it (a digest due)
+            read = poller.poll(T0 + 3 * H)
+        finally:
+            poller.close()
+            store.close()
+    assert len(first.report.overdue) == 6 and steady.fetched == 0 and logins == 0
+    assert not after_kick.report.errors and after_kick.fetched == 1
+    assert not read.report.errors and len(read.report.overdue) == 7
     for box in made:
         box.close()
 
