@@ -33,11 +33,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.delayproxy import DelayProxy  # noqa: E402
+from bench import delayproxy  # noqa: E402
 from bench.mailgen import OWNER, write_maildir  # noqa: E402
 
 
-def settings(port: int, password: str, users: list[str], parallel: int, state: str) -> Any:
+def settings(
+    port: int, password: str, users: list[str], parallel: int, per_server: int, state: str
+) -> Any:
     from inboxwatch.config import Settings
 
     accounts = [
@@ -53,7 +55,9 @@ def settings(port: int, password: str, users: list[str], parallel: int, state: s
         }
         for user in users
     ]
-    return Settings(accounts=accounts, state={"path": state}, max_parallel=parallel)
+    return Settings(
+        accounts=accounts, state={"path": state}, max_parallel=parallel, max_per_server=per_server
+    )
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -64,7 +68,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from inboxwatch.store.sqlite import SqliteStore
 
     users = json.loads(args.users)
-    config = settings(args.port, args.password, users, args.parallel, args.state)
+    config = settings(args.port, args.password, users, args.parallel, args.per_server, args.state)
     store = SqliteStore(Path(args.state))
     now = datetime.fromisoformat(args.now)
     poller = Poller(config, store, StdoutSender(), memory=MemoryCache())
@@ -94,8 +98,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_one(
-    port: int, password: str, users: list[str], parallel: int, base: Path, proxy: Any
+    port: int, password: str, users: list[str], limits: tuple[int, int], base: Path, proxy: Any
 ) -> dict[str, Any]:
+    """One measure in its own process; `limits`: max_parallel, max_per_server."""
+    parallel, per_server = limits
     state = base / f"state-{time.monotonic_ns()}.db"
     command = [
         sys.executable,
@@ -105,6 +111,7 @@ def run_one(
         f"--password={password}",  # a generated password may start with "-"
         f"--users={json.dumps(users)}",
         f"--parallel={parallel}",
+        f"--per-server={per_server}",
         f"--now={datetime.now(UTC).isoformat()}",
         f"--state={state}",
     ]
@@ -165,8 +172,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=0, help="0: the config's default")
-    parser.add_argument("--rtt-ms", type=float, default=0.0)
-    parser.add_argument("--mbit", type=float, default=0.0)
+    parser.add_argument("--per-server", type=int, default=0, help="0: the config's default")
+    delayproxy.add_options(parser)
     parser.add_argument("--measure", action="store_true")
     parser.add_argument("--port", type=int)
     parser.add_argument("--password")
@@ -192,28 +199,21 @@ def rounds(args: argparse.Namespace, server: Any, users: list[str], base: Path) 
     from inboxwatch.config import Settings
 
     parallel = args.parallel or Settings.model_fields["max_parallel"].default
-    port, proxy = server.port, None
-    if args.rtt_ms or args.mbit:
-        proxy = DelayProxy(server.port, args.rtt_ms / 1000, args.mbit)
-        proxy.start()
-        port = proxy.port
-        print(f"through a link of {args.rtt_ms:g} ms RTT, {args.mbit or '∞'} Mbit/s", flush=True)
+    per_server = args.per_server or Settings.model_fields["max_per_server"].default
     results: dict[str, list[dict[str, Any]]] = {}
-    try:
+    with delayproxy.link(args, server.port) as (port, proxy):
         for round_ in range(args.rounds):
             for kind, chosen, width in (
                 ("one", users[:1], 1),
                 ("serial", users, 1),
                 ("parallel", users, parallel),
             ):
-                row = run_one(port, server.password, chosen, width, base, proxy)
+                row = run_one(port, server.password, chosen, (width, per_server), base, proxy)
                 results.setdefault(kind, []).append(row)
             print(f"round {round_ + 1} done", flush=True)
-    finally:
-        if proxy is not None:
-            proxy.stop()
     head = (
-        f"max_parallel = {parallel}; load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores"
+        f"max_parallel = {parallel}, max_per_server = {per_server}; "
+        f"load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores"
     )
     return head + "\n" + table(results, args.accounts)
 

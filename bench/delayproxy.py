@@ -12,10 +12,12 @@ client waited on (a server chunk that follows a client chunk), for the idle poll
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -118,3 +120,23 @@ class DelayProxy:
         finally:
             with contextlib.suppress(OSError):
                 dst.close()
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rtt-ms", type=float, default=0.0, help="through a delay proxy")
+    parser.add_argument("--mbit", type=float, default=0.0, help="the link's bandwidth (0: ∞)")
+
+
+@contextlib.contextmanager
+def link(args: argparse.Namespace, port: int) -> Iterator[tuple[int, DelayProxy | None]]:
+    """The port to measure through: the server's, or a DelayProxy's when the options ask."""
+    if not (args.rtt_ms or args.mbit):
+        yield port, None
+        return
+    proxy = DelayProxy(port, args.rtt_ms / 1000, args.mbit)
+    proxy.start()
+    print(f"through a link of {args.rtt_ms:g} ms RTT, {args.mbit or '∞'} Mbit/s", flush=True)
+    try:
+        yield proxy.port, proxy
+    finally:
+        proxy.stop()

@@ -1,6 +1,6 @@
 """Benchmark inboxwatch against the IMAP floor and a naive client, in one run, same machine.
 
-    python bench/run.py --messages 100000 --rounds 3 [--cold]
+    python bench/run.py --messages 100000 --rounds 3 [--cold] [--rtt-ms 100 --mbit 100]
 
 Starts a throwaway Dovecot (tests/dovecot.py), writes a generated mailbox
 (bench/mailgen.py) straight into its Maildir, then times, each in its own
@@ -37,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import delayproxy  # noqa: E402
 from bench.mailgen import OWNER, write_maildir  # noqa: E402
 from inboxwatch.core.parse import HEADER_FIELDS  # noqa: E402
 
@@ -353,6 +354,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cold", action="store_true")
+    delayproxy.add_options(parser)
     parser.add_argument("--measure")
     parser.add_argument("--port", type=int)
     parser.add_argument("--password")
@@ -377,33 +379,40 @@ def main() -> int:
             for path in [maildir, *maildir.rglob("*")]:
                 shutil.chown(path, "dovecot", "dovecot")
         print(f"{made.inbox} INBOX + {made.sent} Sent messages", flush=True)
-        state = base / "state.db"
-        go = lambda kind: run_one(kind, server.port, server.password, now, state)  # noqa: E731
-        results: dict[str, list[dict[str, Any]]] = {}
-        for round_ in range(args.rounds):
-            if args.cold:  # a pair per round: one cold sample swings by 10-20 %
-                dropped = cold_restart(server, maildir)
-                results.setdefault("floor-cold", []).append(go("floor"))
-                cold_restart(server, maildir)
-                results.setdefault("full-cold", []).append(go("full"))
-                print(f"cold: index files removed, page cache dropped: {dropped}", flush=True)
-            go("floor")  # warm the server's cache
-            # A `run --once` that reads into the state (all of it in the first round, the
-            # last round's change after), so the one timed after it finds nothing new.
-            go("poll")
-            for kind in ("floor", "naive", "full", "default"):
-                results.setdefault(kind, []).append(go(kind))
-            results.setdefault("poll-cron", []).append(go("poll"))
-            results.setdefault("poll-idle", []).append(go("idle"))
-            state.with_name(state.name + ".round").write_text(str(round_))
-            results.setdefault("poll-change", []).append(go("change"))
-            results.setdefault("qresync", []).append(go("qresync"))
-            print(f"round {round_ + 1} done", flush=True)
-        print(table(results))
+        with delayproxy.link(args, server.port) as (port, _):
+            print(table(rounds(args, server, port, now, base)))
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
     return 0
+
+
+def rounds(
+    args: argparse.Namespace, server: Any, port: int, now: datetime, base: Path
+) -> dict[str, list[dict[str, Any]]]:
+    state, maildir = base / "state.db", base / "mail" / "bench"
+    go = lambda kind: run_one(kind, port, server.password, now, state)  # noqa: E731
+    results: dict[str, list[dict[str, Any]]] = {}
+    for round_ in range(args.rounds):
+        if args.cold:  # a pair per round: one cold sample swings by 10-20 %
+            dropped = cold_restart(server, maildir)
+            results.setdefault("floor-cold", []).append(go("floor"))
+            cold_restart(server, maildir)
+            results.setdefault("full-cold", []).append(go("full"))
+            print(f"cold: index files removed, page cache dropped: {dropped}", flush=True)
+        go("floor")  # warm the server's cache
+        # A `run --once` that reads into the state (all of it in the first round, the
+        # last round's change after), so the one timed after it finds nothing new.
+        go("poll")
+        for kind in ("floor", "naive", "full", "default"):
+            results.setdefault(kind, []).append(go(kind))
+        results.setdefault("poll-cron", []).append(go("poll"))
+        results.setdefault("poll-idle", []).append(go("idle"))
+        state.with_name(state.name + ".round").write_text(str(round_))
+        results.setdefault("poll-change", []).append(go("change"))
+        results.setdefault("qresync", []).append(go("qresync"))
+        print(f"round {round_ + 1} done", flush=True)
+    return results
 
 
 if __name__ == "__main__":

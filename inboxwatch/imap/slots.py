@@ -6,8 +6,9 @@ another connection to it: a server that counts connections per client address
 throttle an address that opens many) sees them all. `max_per_server` caps the
 connections to one host: an account's poll holds one slot for its session, and the
 second connection that reads a big folder (imap.worker) is opened only when a slot
-is free, else the session reads alone. Per-user limits (Gmail about 15 connections,
-Microsoft 365 about 20) are not at stake: an account never opens more than two.
+is free, else the session reads alone. The default (15) is Gmail's per-user limit, the
+lowest of the big providers (Microsoft 365 allows about 20); an account itself never
+opens more than two.
 """
 
 from __future__ import annotations

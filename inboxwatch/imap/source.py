@@ -178,6 +178,11 @@ class ImapSource:
         with contextlib.suppress(OSError, IMAPClientError):
             self.client.shutdown()
 
+    def rest(self) -> None:
+        """Between polls: a big folder's worker (and its server slot) is let go; the
+        next big read starts another."""
+        self.headers.close()
+
     def alive(self) -> bool:
         """A NOOP answered: the server has not dropped this session while it idled."""
         try:

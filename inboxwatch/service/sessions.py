@@ -5,7 +5,7 @@ round trips for INBOX and Sent), where a new login costs the connection, the gre
 TLS, LOGIN, ENABLE and LOGOUT: ~0.8 s of a 100 ms link (issue 21). A kept session holds
 its server's slot (imap.slots), as an open connection counts for a server's limit; when
 an account needs a slot and none is free, a kept idle session of that server is closed
-to free one, so keeping never starves a poll.
+to free one (the one given back last: see `_evict`), so keeping never starves a poll.
 
 A kept session may have been dropped meanwhile (servers end idle sessions: RFC 3501
 5.4 allows it after 30 minutes, some sooner). The quick check retries such an account
@@ -84,29 +84,43 @@ class Sessions:
         return session
 
     def _slot(self, host: str) -> Release:
-        """A slot on `host`: a free one, else one a kept idle session there gives up."""
+        """A slot on `host`: a free one, else one a kept idle session there gives up, else
+        the first an account reading there gives back."""
         while True:
+            release = self.slots.spare(host)
+            if release is not None:
+                return release
+            if self._evict(host):
+                continue
             release = self.slots.take(host, timeout=_WAIT_STEP)
             if release is not None:
                 return release
-            self._evict(host)
 
-    def _evict(self, host: str) -> None:
+    def _evict(self, host: str) -> bool:
+        """Close the kept session on `host` given back last, if any. The last, not the
+        oldest: a poll goes through the accounts in one order, so with more accounts
+        than slots the oldest kept is the next one needed, and closing oldest first
+        would close every session before its turn (least-recently-used thrashing on a
+        cyclic order); closing the newest keeps all but a few for the next poll."""
         with self._lock:
             idle = [n for n, k in self._kept.items() if self.accounts[n].host == host]
-            oldest = min(idle, key=lambda n: self._kept[n].since, default=None)
-            kept = self._kept.pop(oldest) if oldest is not None else None
-        if kept is not None:
-            _close(kept.session, kept.release)
+            newest = max(idle, key=lambda n: self._kept[n].since, default=None)
+            kept = self._kept.pop(newest) if newest is not None else None
+        if kept is None:
+            return False
+        _close(kept.session, kept.release)
+        return True
 
     def done(self, name: str, session: ImapSource, reusable: bool) -> None:
         """The account is done with `session`: kept for the next poll, or closed."""
         with self._lock:
             release = self._open.pop(id(session))
-            if self.keep and reusable:
-                self._kept[name] = _Kept(session, release, time.monotonic())
-                return
-        _close(session, release)
+        if not (self.keep and reusable):
+            _close(session, release)
+            return
+        session.rest()
+        with self._lock:
+            self._kept[name] = _Kept(session, release, time.monotonic())
 
     def retried(self, name: str, work: Callable[[ImapSource], T]) -> T:
         """`work` on the account's session; once more on a new login when a kept one
