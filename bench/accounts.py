@@ -154,6 +154,8 @@ def table(results: dict[str, list[dict[str, Any]]], accounts: int) -> str:
             + (f" (+ {row['worker_rss_mb']:.0f})" if row["worker_rss_mb"] else "")
             + " |"
         )
+    if len(med) < 3:
+        return "\n".join(lines)
     one, serial, side = med["one"], med["serial"], med["parallel"]
     lines += [
         "",
@@ -173,6 +175,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=0, help="0: the config's default")
     parser.add_argument("--per-server", type=int, default=0, help="0: the config's default")
+    parser.add_argument(
+        "--only", choices=["one", "serial", "parallel"], action="append", help="these measures"
+    )
     delayproxy.add_options(parser)
     parser.add_argument("--measure", action="store_true")
     parser.add_argument("--port", type=int)
@@ -208,6 +213,8 @@ def rounds(args: argparse.Namespace, server: Any, users: list[str], base: Path) 
                 ("serial", users, 1),
                 ("parallel", users, parallel),
             ):
+                if args.only and kind not in args.only:
+                    continue
                 row = run_one(port, server.password, chosen, (width, per_server), base, proxy)
                 results.setdefault(kind, []).append(row)
             print(f"round {round_ + 1} done", flush=True)

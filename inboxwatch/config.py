@@ -213,8 +213,8 @@ class Settings(BaseSettings):
     # Business hours shared by name: `business_hours = "office"` in an account.
     calendars: dict[str, BusinessHoursConfig] = {}
     # Accounts read at once (imap/slots.py), and connections to one server at once.
-    max_parallel: int = Field(default=16, ge=1, le=64)
-    max_per_server: int = Field(default=15, ge=1, le=1000)
+    max_parallel: int = Field(default=32, ge=1, le=256)
+    max_per_server: int = Field(default=20, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:

@@ -6,9 +6,9 @@ another connection to it: a server that counts connections per client address
 throttle an address that opens many) sees them all. `max_per_server` caps the
 connections to one host: an account's poll holds one slot for its session, and the
 second connection that reads a big folder (imap.worker) is opened only when a slot
-is free, else the session reads alone. The default (15) is Gmail's per-user limit, the
-lowest of the big providers (Microsoft 365 allows about 20); an account itself never
-opens more than two.
+is free, else the session reads alone. Big providers limit connections per user (Gmail
+about 15, Microsoft 365 about 20), which an account never nears with its two; the cap
+is for the server as a whole, whose limits a few hundred mailboxes could reach.
 """
 
 from __future__ import annotations
