@@ -190,3 +190,23 @@ def _nothing() -> None:
 
 
 _WATCHDOG = _Watchdog()
+
+
+# TCP keepalive on a session the service keeps between polls (service/sessions.py):
+# probes after a minute of silence keep a NAT's or firewall's mapping alive (cloud NAT
+# gateways drop idle flows after ~350 s, home routers sooner), and a peer that vanished
+# is noticed within ~2.5 minutes, so the next command fails at once instead of waiting
+# out the read timeout on a black-holed connection.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 60, 30, 3
+
+
+def keep_alive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),  # Linux; macOS calls it TCP_KEEPALIVE
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, option):
+            with suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)

@@ -28,6 +28,7 @@ from inboxwatch.imap.slots import Release
 from inboxwatch.imap.wire import SocketWatch, WatchedClient, batches, bound_literals, xoauth2
 from inboxwatch.net import (
     is_loopback,
+    keep_alive,
     login_error,
     operation_deadline,
     server_text,
@@ -109,6 +110,7 @@ class ImapSource:
                 timeout=SocketTimeout(connect=self.timeout, read=self.timeout),
             )
             client.normalise_times = False  # keep INTERNALDATE's own offset; we convert to UTC
+            keep_alive(client.socket())  # kept between polls by the service
             bound_literals(client)
             if context is not None and account.security == "starttls":
                 self._starttls(client, context)

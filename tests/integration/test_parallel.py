@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from inboxwatch.config import Settings
+from inboxwatch.config import Account, Settings
 from inboxwatch.imap import headerfetch
+from inboxwatch.imap.login import Secret
 from inboxwatch.imap.slots import ServerSlots
+from inboxwatch.imap.source import ImapSource
 from inboxwatch.service import sessions
 from inboxwatch.service.poller import Poller
 from inboxwatch.service.sync import MemoryCache
@@ -280,3 +282,24 @@ def test_server_slots_count_per_host_and_a_spare_never_waits():
     third = slots.spare("imap.example.com")
     assert third is not None and slots.spare("imap.example.com") is None
     assert slots.peak["imap.example.com"] == 2
+
+
+@pytest.mark.dovecot
+def test_a_session_keeps_its_connection_alive_while_it_idles(dovecot, mailbox):
+    """TCP keepalive: a NAT or firewall does not drop a kept session's idle connection,
+    and a peer that vanished fails the next command at once, not after the read timeout."""
+    account = Account(
+        name="work",
+        host="127.0.0.1",
+        port=dovecot.port,
+        security="plain",
+        username=mailbox.user,
+        addresses=[OWNER],
+    )
+    source = ImapSource(account, Secret(dovecot.password))
+    try:
+        sock = source.client.socket()
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
+    finally:
+        source.close()
