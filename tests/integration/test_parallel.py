@@ -303,3 +303,30 @@ def test_a_session_keeps_its_connection_alive_while_it_idles(dovecot, mailbox):
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
     finally:
         source.close()
+
+
+@pytest.mark.dovecot
+def test_with_more_accounts_than_slots_all_but_one_stay_logged_in(dovecot, tmp_path):
+    """Four accounts, three slots: a poll goes through them in order, so the session to
+    close for a slot is the one given back last (about one login in three accounts' turns,
+    as few as any choice allows in a cyclic order). Closing the oldest instead would close
+    each session just before its turn, and every steady poll would log in four times."""
+    made = boxes(dovecot, 4, "mru")
+    with CountingProxy(dovecot.port, delay=0) as proxy:
+        config = settings(dovecot, [b.user for b in made], proxy.port, tmp_path, 1, 3)
+        store = SqliteStore(tmp_path / "state.db")
+        poller = Poller(config, store, _Quiet(), memory=MemoryCache())
+        try:
+            poller.poll(T0)
+            logins = []
+            for hour in (1, 2, 3):
+                proxy.reset()
+                assert poller.poll(T0 + hour * H).fetched == 0
+                logins.append(proxy.sessions)
+            peak = proxy.peak
+        finally:
+            poller.close()
+            store.close()
+    assert sum(logins) <= 4 and peak <= 3, logins
+    for box in made:
+        box.close()
