@@ -10,7 +10,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import SecretStr
 
+from inboxwatch.cli.check import run_check
 from inboxwatch.config import Account, Settings
 from inboxwatch.imap import headerfetch
 from inboxwatch.imap.login import Secret
@@ -328,5 +330,23 @@ def test_with_more_accounts_than_slots_all_but_one_stay_logged_in(dovecot, tmp_p
             poller.close()
             store.close()
     assert sum(logins) <= 4 and peak <= 3, logins
+    for box in made:
+        box.close()
+
+
+@pytest.mark.dovecot
+def test_check_logs_in_to_accounts_side_by_side_and_reports_in_order(dovecot, tmp_path):
+    made = boxes(dovecot, 5, "chk")
+    users = [b.user for b in made]
+    with CountingProxy(dovecot.port) as proxy:
+        config = settings(dovecot, users, proxy.port, tmp_path, 4, 3)
+        broken = config.accounts[2].model_copy(update={"password": SecretStr("wrong")})
+        config.accounts[2] = broken
+        lines: list[str] = []
+        code = run_check(config, None, lines.append)
+    accounts = [line for line in lines if line.startswith(("ok account", "FAILED account"))]
+    assert [line.split(":")[0].split()[-1] for line in accounts] == users  # config order
+    assert accounts[2].startswith(f"FAILED account {users[2]}: login") and code == 4
+    assert 2 <= proxy.peak <= 3
     for box in made:
         box.close()
