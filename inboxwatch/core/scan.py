@@ -10,13 +10,13 @@ import contextlib
 import gc
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from inboxwatch.core.awaiting import awaiting
 from inboxwatch.core.bodytext import Details
+from inboxwatch.core.fanout import side_by_side
 from inboxwatch.core.incremental import EvalMemo, ThreadMemo
 from inboxwatch.core.model import AccountSummary, MessageMeta, Report, ReportError, by_wait
 from inboxwatch.core.ports import FolderInfo, MailSource, Progress, discover_sent
@@ -334,13 +334,7 @@ def run_scan(
         return part
 
     with collector_paused():
-        if parallel > 1 and len(jobs) > 1:
-            # Threads: an account's poll mostly waits on its server, and the GIL is let
-            # go meanwhile; a big folder's parsing has its own process (imap.worker).
-            with ThreadPoolExecutor(min(parallel, len(jobs)), "account") as pool:
-                parts = list(pool.map(one, jobs))
-        else:
-            parts = [one(job) for job in jobs]
+        parts = side_by_side(parallel, one, jobs)
     for part in parts:
         _merge(report, part)
     if len(jobs) > 1:  # each account's findings come sorted; merge them

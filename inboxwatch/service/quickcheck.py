@@ -10,27 +10,13 @@ when something changed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
+from inboxwatch.core.fanout import side_by_side
 from inboxwatch.core.ports import StateStore
 from inboxwatch.imap.source import ImapSource
 from inboxwatch.service.sessions import Sessions
-
-T = TypeVar("T")
-
-
-def each(parallel: int, work: Callable[[T], object], items: Iterable[T]) -> None:
-    """`work` on every item, `parallel` at a time (in this thread when 1)."""
-    todo = list(items)
-    if parallel <= 1 or len(todo) <= 1:
-        for item in todo:
-            work(item)
-        return
-    with ThreadPoolExecutor(min(parallel, len(todo)), "check") as pool:
-        list(pool.map(work, todo))  # re-raises the first error
 
 
 @dataclass
@@ -58,5 +44,5 @@ class QuickCheck:
             if not self.sessions.retried(name, same):
                 changed.set()
 
-        each(self.parallel, check, folders)
+        side_by_side(self.parallel, check, folders, "check")
         return not changed.is_set()
