@@ -232,7 +232,7 @@ class Poller:
 
     def close(self) -> None:
         """The sessions kept between polls, logged out (the service stops)."""
-        self.sessions.close()
+        self.sessions.close(self.settings.max_parallel)
 
     def _keep(self, report: Report) -> None:
         """`run --once`: the report as read, for the next run to start from."""
