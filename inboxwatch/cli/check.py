@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import click
 from inboxwatch.auth.refresh import smtp_tokens, tokens_dir
 from inboxwatch.cli.common import common_options, load_config, setup_logging
 from inboxwatch.config import Account, Settings, masked_json
+from inboxwatch.core.fanout import side_by_side
 from inboxwatch.core.ports import FolderInfo, discover_sent
 from inboxwatch.core.scan import special_use
 from inboxwatch.delivery.smtp import SmtpSender
@@ -84,11 +85,23 @@ def run_check(settings: Settings, path: Path | None, echo: Echo) -> int:
         echo("- smtp: not configured (the digest needs [smtp] host)")
     # Side by side (max_parallel, as a poll reads them): 300 accounts behind a slow link
     # would take minutes one after the other. The lines still come in the config's order.
-    with ThreadPoolExecutor(settings.max_parallel, "check") as pool:
-        for line, code in pool.map(_attempt, steps):
-            echo(line)
-            codes.append(code)
+    for line, code in side_by_side(settings.max_parallel, _attempt, steps, "check"):
+        echo(line)
+        codes.append(code)
+    for host, count in crowded(settings.accounts, settings.max_per_server).items():
+        echo(
+            f"note: {count} accounts on {host} share max_per_server = "
+            f"{settings.max_per_server} connections, so a running service logs some of "
+            "them in again at each poll; raise max_per_server if the server allows more"
+        )
     return max(codes)
+
+
+def crowded(accounts: Sequence[Account], cap: int) -> dict[str, int]:
+    """Hosts with more accounts than connections allowed to them (the service keeps one
+    session an account between polls, and only `cap` fit: service.sessions)."""
+    counts = Counter(a.host for a in accounts)
+    return {host: n for host, n in counts.items() if n > cap}
 
 
 def _within(slots: ServerSlots, account: Account, tokens: Path) -> str:
