@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -116,13 +118,25 @@ def settings(dovecot, users, port, tmp_path, parallel, per_server) -> Settings:
     )
 
 
-def polled(settings_: Settings, store, times, memory=True):
-    """A service's polls at `times` (one Poller, as `inboxwatch run` keeps it)."""
-    poller = Poller(settings_, store, _Quiet(), memory=MemoryCache() if memory else None)
+@contextlib.contextmanager
+def running(settings_: Settings, db: Path) -> Iterator[Poller]:
+    """A service's poller on its own SQLite state (one Poller, as `inboxwatch run` keeps
+    it); stopped, and its store closed, at the end."""
+    store = SqliteStore(db)
     try:
-        return [poller.poll(now) for now in times]
+        poller = Poller(settings_, store, _Quiet(), memory=MemoryCache())
+        try:
+            yield poller
+        finally:
+            poller.close()
     finally:
-        poller.close()
+        store.close()
+
+
+def polled(settings_: Settings, db: Path, times):
+    """A service's polls at `times`."""
+    with running(settings_, db) as poller:
+        return [poller.poll(now) for now in times]
 
 
 class _Quiet:
@@ -138,17 +152,11 @@ def overdue(report) -> list[tuple[str, str]]:
 def test_accounts_are_polled_side_by_side_within_the_server_cap(dovecot, tmp_path):
     made = boxes(dovecot, 6, "par")
     users = [b.user for b in made]
-    serial_store = SqliteStore(tmp_path / "serial.db")
-    try:
-        [alone] = polled(settings(dovecot, users, dovecot.port, tmp_path, 1, 3), serial_store, [T0])
-    finally:
-        serial_store.close()
+    serial = settings(dovecot, users, dovecot.port, tmp_path, 1, 3)
+    [alone] = polled(serial, tmp_path / "serial.db", [T0])
     with CountingProxy(dovecot.port) as proxy:
-        config = settings(dovecot, users, proxy.port, tmp_path / "p", 4, 3)
-        (tmp_path / "p").mkdir()
-        store = SqliteStore(tmp_path / "p" / "state.db")
-        try:
-            poller = Poller(config, store, _Quiet(), memory=MemoryCache())
+        config = settings(dovecot, users, proxy.port, tmp_path, 4, 3)
+        with running(config, tmp_path / "state.db") as poller:
             first = poller.poll(T0)
             first_peak = proxy.peak
             proxy.reset()
@@ -158,10 +166,7 @@ def test_accounts_are_polled_side_by_side_within_the_server_cap(dovecot, tmp_pat
             proxy.reset()
             changed = poller.poll(T0 + 2 * H)
             changed_peak = proxy.peak
-            poller.close()
-            closed = proxy.open
-        finally:
-            store.close()
+        closed = proxy.open
     assert [a.name for a in first.report.accounts] == users  # the config's order
     assert len(first.report.overdue) == 21 and not first.report.errors
     assert overdue(first.report) == overdue(alone.report)
@@ -181,19 +186,16 @@ def test_a_changed_account_holding_the_only_slot_does_not_stall_the_poll(dovecot
     threads would wait for ever."""
     made = boxes(dovecot, 4, "one")
     config = settings(dovecot, [b.user for b in made], dovecot.port, tmp_path, 2, 1)
-    store = SqliteStore(tmp_path / "state.db")
-    poller = Poller(config, store, _Quiet(), memory=MemoryCache())
     results = []
-    try:
+    with running(config, tmp_path / "state.db") as poller:
         results.append(poller.poll(T0))
         made[-1].add("INBOX", mail("New <new@x.example>", subject="New"), T0 - 30 * H)
+        # A daemon thread: a stalled poll fails this test and does not hold pytest open.
         worker = threading.Thread(target=lambda: results.append(poller.poll(T0 + H)))
+        worker.daemon = True
         worker.start()
         worker.join(timeout=60)
         assert not worker.is_alive(), "the poll stalled waiting for a server slot"
-    finally:
-        poller.close()
-        store.close()
     assert results[1].fetched == 1 and len(results[1].report.overdue) == 11
     for box in made:
         box.close()
@@ -216,21 +218,16 @@ def test_a_big_folders_second_connection_waits_for_no_slot(dovecot, tmp_path, mo
         made.append(box)
     users = [b.user for b in made]
     with CountingProxy(dovecot.port, delay=0.005) as proxy:
-        store = SqliteStore(tmp_path / "state.db")
-        try:
-            [tight] = polled(settings(dovecot, users, proxy.port, tmp_path, 3, 2), store, [T0])
-        finally:
-            store.close()
+        tight = settings(dovecot, users, proxy.port, tmp_path, 3, 2)
+        [both] = polled(tight, tmp_path / "state.db", [T0])
         tight_peak = proxy.peak
         proxy.reset()
-        store = SqliteStore(tmp_path / "alone.db")
-        try:  # one account, and room for its second connection: it is used
-            [alone] = polled(settings(dovecot, users[:1], proxy.port, tmp_path, 3, 2), store, [T0])
-        finally:
-            store.close()
+        # One account, and room for its second connection: it is used.
+        roomy = settings(dovecot, users[:1], proxy.port, tmp_path, 3, 2)
+        [alone] = polled(roomy, tmp_path / "alone.db", [T0])
     assert proxy.sessions == 2 and len(alone.report.overdue) == 40
     assert tight_peak <= 2
-    assert len(tight.report.overdue) == 120 and not tight.report.errors
+    assert len(both.report.overdue) == 120 and not both.report.errors
     for box in made:
         box.close()
 
@@ -245,9 +242,7 @@ def test_a_steady_poll_logs_in_to_nothing_and_a_dropped_session_is_replaced(
     made = boxes(dovecot, 3, "kept")
     with CountingProxy(dovecot.port, delay=0) as proxy:
         config = settings(dovecot, [b.user for b in made], proxy.port, tmp_path, 4, 10)
-        store = SqliteStore(tmp_path / "state.db")
-        poller = Poller(config, store, _Quiet(), memory=MemoryCache())
-        try:
+        with running(config, tmp_path / "state.db") as poller:
             first = poller.poll(T0)
             proxy.reset()
             steady = poller.poll(T0 + H)
@@ -261,9 +256,6 @@ def test_a_steady_poll_logs_in_to_nothing_and_a_dropped_session_is_replaced(
             monkeypatch.setattr(sessions, "VERIFY_AFTER", 0.0)
             poller.previous = None  # a read with no quick check before it (a digest due)
             read = poller.poll(T0 + 3 * H)
-        finally:
-            poller.close()
-            store.close()
     assert len(first.report.overdue) == 6 and steady.fetched == 0 and logins == 0
     assert not after_kick.report.errors and after_kick.fetched == 1
     assert not read.report.errors and len(read.report.overdue) == 7
@@ -316,9 +308,7 @@ def test_with_more_accounts_than_slots_all_but_one_stay_logged_in(dovecot, tmp_p
     made = boxes(dovecot, 4, "mru")
     with CountingProxy(dovecot.port, delay=0) as proxy:
         config = settings(dovecot, [b.user for b in made], proxy.port, tmp_path, 1, 3)
-        store = SqliteStore(tmp_path / "state.db")
-        poller = Poller(config, store, _Quiet(), memory=MemoryCache())
-        try:
+        with running(config, tmp_path / "state.db") as poller:
             poller.poll(T0)
             logins = []
             for hour in (1, 2, 3):
@@ -326,9 +316,6 @@ def test_with_more_accounts_than_slots_all_but_one_stay_logged_in(dovecot, tmp_p
                 assert poller.poll(T0 + hour * H).fetched == 0
                 logins.append(proxy.sessions)
             peak = proxy.peak
-        finally:
-            poller.close()
-            store.close()
     assert sum(logins) <= 4 and peak <= 3, logins
     for box in made:
         box.close()
@@ -348,5 +335,37 @@ def test_check_logs_in_to_accounts_side_by_side_and_reports_in_order(dovecot, tm
     assert [line.split(":")[0].split()[-1] for line in accounts] == users  # config order
     assert accounts[2].startswith(f"FAILED account {users[2]}: login") and code == 4
     assert 2 <= proxy.peak <= 3
+    # Five accounts on one server, three connections: the service cannot keep them all.
+    assert lines[-1].startswith("note: 5 accounts on 127.0.0.1 share max_per_server = 3")
     for box in made:
         box.close()
+
+
+def test_stopping_logs_out_the_kept_sessions_side_by_side():
+    """A LOGOUT is a round trip: 300 kept sessions logged out one after the other on a
+    slow link would outlast a container's stop grace. Each fake session's LOGOUT waits
+    until three are under way, so one after the other it would time out."""
+    together = threading.Barrier(3, timeout=10)
+    closed: list[str] = []
+
+    class Session:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def rest(self) -> None:
+            pass
+
+        def close(self) -> None:
+            together.wait()
+            closed.append(self.name)
+
+    accounts = {n: Account(name=n, host="h", username=n, addresses=[OWNER]) for n in "abc"}
+    kept = sessions.Sessions(accounts, Path("unused"), ServerSlots(3), keep=True)
+    slots = ServerSlots(3)
+    for name in accounts:
+        release = slots.take("h")
+        assert release is not None
+        kept._open[id(made := Session(name))] = release
+        kept.done(name, made, reusable=True)  # type: ignore[arg-type]
+    kept.close(parallel=3)
+    assert sorted(closed) == ["a", "b", "c"] and slots.spare("h") is not None
