@@ -180,9 +180,20 @@ class StateStore(Protocol):
 
     def mark_digest(self, period: str, state: str, message_id: str, now: datetime) -> None: ...
 
-    def claim_digest(self, period: str, message_id: str, now: datetime) -> None:
+    def claim_digest(
+        self, period: str, message_id: str, now: datetime, stale_before: datetime | None = None
+    ) -> bool:
         """Mark the period "sending", and raise (errors.StateError) unless "sent" can be
-        recorded after the server took it: a full disk must fail before SMTP."""
+        recorded after the server took it: a full disk must fail before SMTP. False when
+        it is "sent", or another's claim younger than `stale_before` (None: any) holds it."""
+        ...
+
+    def save_parts(self, polled: datetime, parts: Mapping[str, str]) -> None:
+        """Each account's report (store.lastreport's text) as its poll at `polled` read it."""
+        ...
+
+    def parts(self) -> dict[str, tuple[datetime, str]]:
+        """Every account's last saved report, with when it was polled."""
         ...
 
     def digests_seen(self) -> dict[tuple[str, str], int]:

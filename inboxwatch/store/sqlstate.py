@@ -19,7 +19,7 @@ from inboxwatch.store import bodies, failures, notes, reminders
 from inboxwatch.store.bodies import Folder
 from inboxwatch.store.rows import Db, iso, meta_from_json, meta_to_json
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
@@ -52,6 +52,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     8: (reminders.TABLE,),
     # 9: messages the parsers could not read, not fetched again (store/failures.py).
     9: (failures.TABLE,),
+    # 10: replicas on one PostgreSQL (issue 23): each account's last report, so any
+    # replica composes a team's digest, and the accounts' leases (store/leases.py). SQLite
+    # has one service (its file lock): there `parts` and the leases stay empty.
+    10: (
+        "CREATE TABLE parts (account TEXT PRIMARY KEY, polled TEXT NOT NULL, report TEXT NOT NULL)",
+        "CREATE TABLE leases (account TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+        " expires DOUBLE PRECISION NOT NULL)",
+        "CREATE TABLE replicas (holder TEXT PRIMARY KEY, seen DOUBLE PRECISION NOT NULL)",
+    ),
 }
 
 P = ParamSpec("P")
@@ -209,9 +218,41 @@ class SqlState:
                 (period, state, message_id, now.isoformat()),
             )
 
-    def claim_digest(self, period: str, message_id: str, now: datetime) -> None:
+    @guarded
+    def claim_digest(
+        self, period: str, message_id: str, now: datetime, stale_before: datetime | None = None
+    ) -> bool:
+        """Pending (or unknown) -> sending, in one statement: of two replicas claiming a
+        period at once one wins. A claim left "sending" (its sender died before it could
+        say "sent") is taken over once older than `stale_before`; None: any (one service
+        per SQLite file, so such a claim is this service's own, from before a crash)."""
         self.can_write()
-        self.mark_digest(period, "sending", message_id, now)
+        cutoff = "9999" if stale_before is None else stale_before.isoformat()
+        with self.transaction() as db:
+            row = db.execute(
+                "INSERT INTO digests VALUES (?, 'sending', ?, ?) ON CONFLICT (period) DO UPDATE"
+                " SET state = 'sending', message_id = excluded.message_id,"
+                " updated_at = excluded.updated_at"
+                " WHERE digests.state NOT IN ('sent', 'empty')"
+                " AND (digests.state <> 'sending' OR digests.updated_at < ?) RETURNING period",
+                (period, message_id, now.isoformat(), cutoff),
+            ).fetchone()
+        return row is not None
+
+    # --- each account's last report, for replicas (service/replicas.py) -------------
+
+    @guarded
+    def save_parts(self, polled: datetime, parts: Mapping[str, str]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO parts VALUES (?, ?, ?)",
+                ((name, polled.isoformat(), text) for name, text in parts.items()),
+            )
+
+    @guarded
+    def parts(self) -> dict[str, tuple[datetime, str]]:
+        rows = self.db.execute("SELECT account, polled, report FROM parts").fetchall()
+        return {row[0]: (datetime.fromisoformat(row[1]), row[2]) for row in rows}
 
     @guarded
     def digests_seen(self) -> reminders.Seen:

@@ -158,6 +158,41 @@ def test_a_digest_claim_is_the_sending_mark(store):
     assert store.digest("2026-12-04") == ("sending", "<d@x>")
 
 
+def test_a_digest_is_claimed_once_and_a_dead_senders_claim_taken_over(store):
+    """Replicas (service/replicas.py): a claim younger than the stale time holds; an older
+    one was left by a replica that died before saying "sent", and is taken over."""
+    minute = timedelta(minutes=1)
+    assert store.claim_digest("p", "<d@x>", NOW, NOW - 2 * minute)
+    assert not store.claim_digest("p", "<d@x>", NOW + minute, NOW - minute)
+    assert store.claim_digest("p", "<d@x>", NOW + 3 * minute, NOW + minute)
+    store.mark_digest("p", "sent", "<d@x>", NOW + 3 * minute)
+    assert not store.claim_digest("p", "<d@x>", NOW + 9 * minute)  # sent: never again
+    store.mark_digest("q", "pending", "<e@x>", NOW)  # the server refused it: try again
+    assert store.claim_digest("q", "<e@x>", NOW, NOW) and store.digest("q") == ("sending", "<e@x>")
+
+
+def test_of_claims_made_at_once_by_two_replicas_one_wins(postgres):
+    """PostgreSQL only: an SQLite file has one service (a second gets exit 7)."""
+    state = State(url=postgres.new_database())
+    first, second = open_store(state), open_store(state)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            won = list(
+                pool.map(lambda s: s.claim_digest("p", "<d@x>", NOW, NOW), [first, second] * 10)
+            )
+        assert won.count(True) == 1
+    finally:
+        first.close()
+        second.close()
+
+
+def test_each_accounts_report_part_is_kept_with_its_poll_time(store):
+    assert store.parts() == {}
+    store.save_parts(NOW, {"a": '{"a": 1}', "b": '{"b": 1}'})
+    store.save_parts(NOW + timedelta(hours=1), {"b": '{"b": 2}'})
+    assert store.parts() == {"a": (NOW, '{"a": 1}'), "b": (NOW + timedelta(hours=1), '{"b": 2}')}
+
+
 def test_digests_are_held_back_only_until_a_resend_is_accepted(store):
     assert store.ledger_lost() is None
     store.accept_resend()  # nothing to accept: harmless
