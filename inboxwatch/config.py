@@ -192,6 +192,9 @@ class State(BaseModel):
     # PostgreSQL instead of the file (store/postgres.py): postgresql://user:pw@host/db, or
     # INBOXWATCH_STATE__URL; the password may come from PGPASSFILE or PGPASSWORD instead.
     url: SecretStr | None = None
+    # Replicas on one PostgreSQL lease the accounts for this long (store/leases.py): one
+    # that dies has its accounts taken over by the others within it.
+    lease: Duration = timedelta(minutes=2)
 
     def path_resolved(self) -> Path:
         return Path(self.path).expanduser()

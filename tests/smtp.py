@@ -26,6 +26,7 @@ class Handler:
     fail_first: int = 0
     drop_first: int = 0  # hang up after DATA (the message arrived, the reply did not)
     delay: float = 0.0  # seconds to sit on DATA before answering
+    stall_first: float = 0.0  # the first DATA sits this long, then 451 (nothing kept)
     received: list[EmailMessage] = field(default_factory=list)
     attempts: int = 0
 
@@ -33,6 +34,9 @@ class Handler:
         import asyncio
 
         self.attempts += 1
+        if self.stall_first and self.attempts == 1:  # a sender killed while it waits
+            await asyncio.sleep(self.stall_first)
+            return "451 4.3.0 Stalled"
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.attempts <= self.fail_first:
@@ -90,11 +94,14 @@ def smtp_server(
     auth_message: str = "",
     drop_first: int = 0,
     delay: float = 0.0,
+    stall_first: float = 0.0,
     port: int | None = None,
     login: tuple[str, str] = (USER, PASSWORD),
 ) -> Iterator[tuple[Handler, int]]:
     """mode: plain | starttls | tls | nostarttls (plain, no STARTTLS offered)."""
-    handler = Handler(fail_first=fail_first, drop_first=drop_first, delay=delay)
+    handler = Handler(
+        fail_first=fail_first, drop_first=drop_first, delay=delay, stall_first=stall_first
+    )
     port = port or free_port()
     kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": port}
     if auth:

@@ -103,8 +103,8 @@ class _IsoTime(logging.Formatter):
         return _now_text(record.created)
 
 
-def _now_text(created: float) -> str:
-    return datetime.fromtimestamp(created).astimezone().isoformat(timespec="seconds")
+def _now_text(created: float, timespec: str = "seconds") -> str:
+    return datetime.fromtimestamp(created).astimezone().isoformat(timespec=timespec)
 
 
 class _JsonLines(logging.Formatter):
@@ -112,7 +112,8 @@ class _JsonLines(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": _now_text(record.created),
+            # Milliseconds: the lines of several replicas are put in one order by it.
+            "time": _now_text(record.created, "milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

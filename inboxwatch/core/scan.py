@@ -335,9 +335,20 @@ def run_scan(
 
     with collector_paused():
         parts = side_by_side(parallel, one, jobs)
+    return _merged(report, parts)
+
+
+def joined(parts: Sequence[Report], generated_at: datetime, as_of: datetime) -> Report:
+    """One report of several accounts' own (each replica's, for a team's digest)."""
+    windows = {None if a.ruled else a.window for part in parts for a in part.accounts}
+    report = Report(generated_at, as_of, windows.pop() if len(windows) == 1 else None)
+    return _merged(report, parts)
+
+
+def _merged(report: Report, parts: Sequence[Report]) -> Report:
     for part in parts:
         _merge(report, part)
-    if len(jobs) > 1:  # each account's findings come sorted; merge them
+    if len(parts) > 1:  # each account's findings come sorted; merge them
         lists = (report.overdue, report.waiting, report.invitations, report.awaiting)
         for items in (*lists, report.awaiting_soon):
             items.sort(key=by_wait)

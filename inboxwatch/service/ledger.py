@@ -8,7 +8,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from inboxwatch.config import Account, Digest
@@ -93,12 +93,32 @@ def notify_groups(digest: Digest, accounts: Sequence[Account]) -> list[DigestGro
     return groups
 
 
+@dataclass(frozen=True)
+class Shared:
+    """Replicas on one database (service/replicas.py): a digest waits until `ready` says
+    its accounts were polled since its time, and a claim older than `stale` is taken
+    over (its replica died between claiming and sending)."""
+
+    ready: Callable[[Sequence[str], datetime, datetime], bool]
+    stale: timedelta
+    # A claim's time is when it is made, not the poll's (which began before reading):
+    # another replica judges it stale by it.
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
 class DigestLedger:
-    def __init__(self, group: DigestGroup, store: StateStore, accounts: Sequence[Account]):
+    def __init__(
+        self,
+        group: DigestGroup,
+        store: StateStore,
+        accounts: Sequence[Account],
+        shared: Shared | None = None,
+    ):
         self.group = group
         self.config = group.config
         self.store = store
         self.accounts = accounts  # their open_url links
+        self.shared = shared
 
     def _period(self, now: datetime) -> str | None:
         """The ledger key of the digest owed at `now`, or None when none is (or was) due."""
@@ -123,7 +143,7 @@ class DigestLedger:
         period = self._period(now)
         report = self.group.part(report)
         signin = any(e.kind == "signin" for e in report.errors)
-        if period is None or not (report.accounts or signin):
+        if period is None or not (report.accounts or signin) or not self._ready(now):
             # Nothing due, or no account could be read: wait for one that can. An ended
             # sign-in does not end by waiting: the digest says so now.
             return None
@@ -144,7 +164,14 @@ class DigestLedger:
             )
         message_id = str(message["Message-ID"])
         # The claim: a full or read-only disk fails here, before the server takes it.
-        self.store.claim_digest(period, message_id, now)
+        at, stale = now, None
+        if self.shared is not None:
+            at = self.shared.clock()
+            stale = at - self.shared.stale
+        if not self.store.claim_digest(period, message_id, at, stale):
+            log.info("digest for %s is being sent by another replica", period)
+            return None
+        log.info("digest for %s claimed; sending to %s", period, self.group.recipients)
         try:
             (self.group.sender or sender).send(message)
         except InboxwatchError:
@@ -154,6 +181,12 @@ class DigestLedger:
         self._listed(report, now)
         log.info("digest for %s sent to %s", period, self.group.recipients)
         return period
+
+    def _ready(self, now: datetime) -> bool:
+        if self.shared is None:
+            return True  # one service read every account in this very poll
+        run = latest_run(self.config.schedule, self.config.timezone, now)
+        return run is not None and self.shared.ready(self.group.accounts, run, now)
 
     def _listed(self, report: Report, now: datetime) -> None:
         """The threads this digest listed, by the schedule's period (not the recipients'):
@@ -173,9 +206,10 @@ class Digests:
         store: StateStore,
         accounts: Sequence[Account],
         teams: Sequence[Team] = (),
+        shared: Shared | None = None,
     ):
         groups = digest_groups(digest, accounts, teams) + notify_groups(digest, accounts)
-        self.ledgers = [DigestLedger(group, store, accounts) for group in groups]
+        self.ledgers = [DigestLedger(group, store, accounts, shared) for group in groups]
 
     def due(self, now: datetime) -> bool:
         return any(ledger.due(now) for ledger in self.ledgers)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inboxwatch.auth.refresh import account_tokens, tokens_dir
 from inboxwatch.config import Account, Settings, account_password
@@ -28,12 +29,15 @@ from inboxwatch.core.snooze import hold
 from inboxwatch.core.unanswered import stamped
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError, SignInNeeded
 from inboxwatch.imap.slots import ServerSlots
-from inboxwatch.service.ledger import Digests
+from inboxwatch.service.ledger import Digests, Shared
 from inboxwatch.service.plans import plan_of
 from inboxwatch.service.quickcheck import QuickCheck
 from inboxwatch.service.sessions import Sessions
 from inboxwatch.service.sync import MemoryCache, SyncingSource
 from inboxwatch.store import lastreport
+
+if TYPE_CHECKING:
+    from inboxwatch.service.replicas import Replica
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)
@@ -187,8 +191,11 @@ class Poller:
         stop: threading.Event | None = None,
         memory: MemoryCache | None = None,
         keep_report: bool = False,
+        replica: Replica | None = None,
     ) -> None:
         self.settings = settings
+        self.every = list(settings.accounts)  # a replica polls the part it leased (_narrow)
+        self.replica = replica
         self.accounts = {a.name: a for a in settings.accounts}
         self.tokens = tokens_dir(settings)  # OAuth sign-ins, beside the state file
         self.plans = [plan_of(a) for a in settings.accounts]  # the one source of windows
@@ -197,7 +204,9 @@ class Poller:
         self.stop = stop or threading.Event()
         self.memory = memory
         self.keep_report = keep_report
-        self.digests = Digests(settings.digest, store, settings.accounts, settings.team_digests())
+        shared = None if replica is None else Shared(replica.ready, replica.stale)
+        teams = settings.team_digests()
+        self.digests = Digests(settings.digest, store, settings.accounts, teams, shared)
         slots = ServerSlots(settings.max_per_server)  # connections to each server at once
         # Logged in between polls by a running service; `run --once` logs out each time.
         self.sessions = Sessions(self.accounts, self.tokens, slots, keep=not keep_report)
@@ -209,6 +218,8 @@ class Poller:
 
     def poll(self, now: datetime) -> PollResult:
         started = time.monotonic()
+        if self.replica is not None:
+            self._narrow(self.replica.take())
         previous, self.previous = self.previous, None
         if self.keep_report and previous is None:
             previous = self._stored_report()
@@ -220,15 +231,37 @@ class Poller:
             result = PollResult(advance(previous, self.plans, now), 0, 0.0, None)
         else:
             result = self._read(now, full, polls)
-        shown = with_seen(hold(result.report, notes, now), self.store.digests_seen())
-        if not carried:  # a carried poll has no digest due (_carried)
+        seen = self.store.digests_seen()
+        shown = with_seen(hold(result.report, notes, now), seen)
+        if self.replica is not None:  # whichever replica finds a digest due sends it
+            self.replica.keep(result.report, now, list(self.accounts))
+            if self.digests.due(now):
+                everyone = with_seen(hold(self.replica.everyone(now), notes, now), seen)
+                result.digest = self.digests.send_if_due(everyone, self.sender, now)
+        elif not carried:  # a carried poll has no digest due (_carried)
             result.digest = self.digests.send_if_due(shown, self.sender, now)
+        if not carried:
             self._keep(result.report)
         result.seconds = time.monotonic() - started
         # Carried forward as read: a snooze that ends, or an unsnooze, shows at once.
         self.previous = None if result.report.errors else result.report
         result.report = shown
         return result
+
+    def _narrow(self, names: frozenset[str]) -> None:
+        """A replica polls the accounts it leased (service/replicas.py); those it gave up
+        are logged out and dropped from memory."""
+        if names == set(self.accounts):
+            return
+        accounts = [a for a in self.every if a.name in names]
+        for name in set(self.accounts) - names:
+            self.sessions.forget(name)
+            if self.memory is not None:
+                self.memory.forget(name)
+        self.settings = self.settings.model_copy(update={"accounts": accounts})
+        self.accounts = {a.name: a for a in accounts}
+        self.plans = [plan_of(a) for a in accounts]
+        self.previous = None  # it covered other accounts
 
     def close(self) -> None:
         """The sessions kept between polls, logged out (the service stops)."""

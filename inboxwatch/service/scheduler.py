@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
@@ -24,6 +25,7 @@ from inboxwatch.core.ports import Sender
 from inboxwatch.errors import CorruptState, InboxwatchError
 from inboxwatch.periods import cron_trigger
 from inboxwatch.service.poller import Poller, PollResult
+from inboxwatch.service.replicas import replica_of
 from inboxwatch.service.sync import Interrupted, MemoryCache
 from inboxwatch.store.beside import open_store
 
@@ -51,6 +53,9 @@ class Scheduler:
         self.stop = threading.Event()
         self.busy = threading.Lock()
         self.store = open_store(settings.state)
+        # PostgreSQL: this process is one replica of the service (service/replicas.py).
+        self.replica = replica_of(settings, self.store)
+        self._scheduler: BlockingScheduler | None = None
         # `keep_report` (`run --once`): the next run, a fresh process, starts from this
         # poll's report. The memory keeps parsed messages, so polls skip reading them back.
         self.poller = Poller(
@@ -60,8 +65,12 @@ class Scheduler:
             stop=self.stop,
             memory=MemoryCache(),
             keep_report=keep_report,
+            replica=self.replica,
         )
+        if self.replica is not None:
+            self.replica.start(self._wake)
         self.metrics: Metrics | None = None  # with service.health_port, from run_forever
+        self.beat = time.monotonic()  # when the last poll ended (or the service started)
 
     def _observe(self, result: PollResult | None) -> None:
         """The poll into the metrics: its result, or (None) a poll that failed whole."""
@@ -70,8 +79,8 @@ class Scheduler:
         if result is None:
             self.metrics.failed.inc()
         else:
-            names = [a.name for a in self.settings.accounts]
-            self.metrics.observe(result, names, self.clock())
+            # This poll's accounts: a replica's are those it leased, not the others'.
+            self.metrics.observe(result, list(self.poller.accounts), self.clock())
 
     def job(self) -> int:
         """One poll; returns its exit code. Never runs twice at once."""
@@ -92,7 +101,25 @@ class Scheduler:
             log.error("poll failed: %s", exc)
             return exc.exit_code
         finally:
+            self.beat = time.monotonic()
             self.busy.release()
+
+    def live(self) -> tuple[bool, str]:
+        """/livez: a poll ended lately. A poll stuck past every deadline (a hung thread)
+        keeps renewing nothing useful; a restart gives its accounts to another replica."""
+        quiet = time.monotonic() - self.beat
+        service = self.settings.service
+        limit = (3 * service.poll_interval + service.account_timeout).total_seconds()
+        if quiet <= limit:
+            return True, f"a poll ended {quiet:.0f}s ago"
+        return False, f"no poll has ended for {quiet:.0f}s (more than {limit:.0f}s)"
+
+    def _wake(self) -> None:
+        """A poll now, not at the next interval: a replica died (its accounts are free) or
+        joined (this one gives back what is over its share)."""
+        scheduler = self._scheduler
+        if scheduler is not None and scheduler.running:
+            scheduler.add_job(self.job, id="wake", replace_existing=True)
 
     def _poll(self) -> PollResult:
         """One poll on the file state.path names now; a damaged file is set aside and the
@@ -121,6 +148,7 @@ class Scheduler:
             service.health_port,
             self.metrics,
             lambda: health(self.settings, self.clock()),
+            self.live,
         )
 
     def run_forever(self) -> int:
@@ -132,7 +160,7 @@ class Scheduler:
                 server.shutdown()
 
     def _schedule(self) -> int:
-        scheduler = BlockingScheduler(timezone=UTC)
+        scheduler = self._scheduler = BlockingScheduler(timezone=UTC)
         interval = self.settings.service.poll_interval
         options = {
             "max_instances": 1,
@@ -172,4 +200,6 @@ class Scheduler:
 
     def close(self) -> None:
         self.poller.close()
+        if self.replica is not None:
+            self.replica.close()
         self.store.close()

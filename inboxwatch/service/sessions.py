@@ -148,6 +148,13 @@ class Sessions:
         self.done(name, session, reusable=True)
         return result
 
+    def forget(self, name: str) -> None:
+        """The account's kept session logged out (another replica polls it now)."""
+        with self._lock:
+            kept = self._kept.pop(name, None)
+        if kept is not None:
+            _close(kept.session, kept.release)
+
     def close(self, parallel: int = 1) -> None:
         """Every kept session logged out (the service stops), `parallel` at a time: a
         LOGOUT is a round trip, and 300 of them one after the other on a 100 ms link

@@ -61,6 +61,12 @@ class MemoryCache:
     ) -> None:
         self._folders[(account, folder)] = (state, messages)
 
+    def forget(self, account: str) -> None:
+        """An account another replica polls now: its messages need not stay in memory."""
+        self.scans.pop(account, None)
+        for key in [k for k in self._folders if k[0] == account]:
+            del self._folders[key]
+
 
 def _apply_flags(
     cached: dict[int, MessageMeta], flags: dict[int, frozenset[str]]

@@ -6,8 +6,8 @@ PostgreSQL database (`state.url`), and `open_store` opens it for the service its
 SQLite: the service holds the file's lock for as long as it runs; these commands go
 through a connection of their own (SQLite's own locking keeps the two apart), and the
 service reads the result at its next poll. Without a running service the file is opened
-(created, migrated) the usual way first. PostgreSQL: a connection without the service's
-lock; the database keeps the two apart.
+(created, migrated) the usual way first. PostgreSQL: a connection of its own; the
+database keeps the commands and the service's replicas apart.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ T = TypeVar("T")
 
 
 def open_store(state: State) -> SqlState:
-    """The service's own store: it takes the state's lock (a second service: exit 7)."""
+    """The service's own store. SQLite: it takes the file's lock (a second service: exit
+    7). PostgreSQL: shared by the service's replicas (store/leases.py)."""
     if state.url is not None:
         from inboxwatch.store.postgres import PostgresStore
 
@@ -75,10 +76,10 @@ def write_beside(state: State, work: Callable[[Db], T]) -> T:
 
 @contextmanager
 def _beside_service(url: str) -> Iterator[PostgresStore]:
-    """The database without the service's lock: PostgreSQL keeps the two apart."""
+    """The database beside the service: PostgreSQL keeps the two apart."""
     from inboxwatch.store.postgres import PostgresStore
 
-    store = PostgresStore(url, lock=False)
+    store = PostgresStore(url)
     try:
         yield store
     finally:

@@ -5,8 +5,8 @@ The shared SQL is SQLite's dialect; three things differ and are translated here,
 per statement: `?` placeholders are psycopg's `%s`; `INSERT OR REPLACE` / `OR IGNORE`
 are `ON CONFLICT … DO UPDATE` / `DO NOTHING` on the table's primary key; and INTEGER
 columns are BIGINT (IMAP UIDs and UIDVALIDITY are unsigned 32-bit, MODSEQ 63-bit).
-One service per database until replicas lease accounts: a session advisory lock keeps
-a second one out (exit 7), as SQLite's file lock does.
+Several services on one database are replicas: they share the accounts by lease
+(store/leases.py) rather than keep each other out, as SQLite's file lock does.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from inboxwatch.errors import ConfigError, CorruptState, InboxwatchError, LockError, StateError
+from inboxwatch.errors import ConfigError, CorruptState, InboxwatchError, StateError
 from inboxwatch.store.rows import Cursor
 from inboxwatch.store.sqlstate import MIGRATIONS, SCHEMA_VERSION, SqlState, guarded
 
 log = logging.getLogger(__name__)
-_LOCK_KEY = 0x1B0C_3A7C  # pg_advisory_lock's key for "the inboxwatch service"
 _CREATE = re.compile(r"CREATE TABLE (\w+) \((.*)\)$", re.DOTALL)
 _ADD = re.compile(r"ALTER TABLE (\w+) ADD COLUMN (\w+)")
 _UPSERT = re.compile(r"INSERT OR (REPLACE|IGNORE) INTO (\w+)")
@@ -124,31 +123,20 @@ def _first_line(exc: Exception) -> str:
 
 class PostgresStore(SqlState):
     """The StateStore (core.ports) in a PostgreSQL database: tables created and migrated
-    on first use, one service at a time (`lock`; readers beside it pass lock=False)."""
+    on first use; replicas and the commands beside them share it."""
 
     db: PgDb
 
-    def __init__(self, url: str, lock: bool = True) -> None:
+    def __init__(self, url: str) -> None:
         self.mutex = threading.RLock()
         self.url = url
         self.conn = connect(url)
         self.db = PgDb(self.conn)
         try:
-            if lock:
-                self._lock()
             self._migrate()
         except BaseException:
             self.conn.close()
             raise
-
-    @guarded
-    def _lock(self) -> None:
-        held = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()
-        if not held[0]:
-            raise LockError(
-                f"another inboxwatch is using {masked(self.url)}; stop it, or give this one "
-                "its own database"
-            )
 
     @guarded
     def _migrate(self) -> None:
@@ -184,12 +172,11 @@ class PostgresStore(SqlState):
 
     def follow_path(self) -> None:
         """Each poll: a connection the server dropped (a restart, a failover) is opened
-        again, with the service's lock; the poll that found it broken failed whole."""
+        again; the poll that found it broken failed whole."""
         if not (self.conn.closed or self.conn.broken):
             return
         self.conn = connect(self.url)
         self.db = PgDb(self.conn)
-        self._lock()
         log.warning("%s: connected again", self.where())
 
     def fault(self, exc: Exception) -> InboxwatchError | None:
@@ -212,4 +199,4 @@ class PostgresStore(SqlState):
         return f"state database {masked(self.url)}"
 
     def close(self) -> None:
-        self.conn.close()  # the advisory lock goes with the session
+        self.conn.close()

@@ -1,0 +1,199 @@
+"""Issue 23 item 2: three `inboxwatch run` replicas (processes) on one PostgreSQL and one
+Dovecot with 20 accounts. Every account is polled and none by two replicas at once (each
+replica's JSON log says what each poll read); one replica is killed (-9) mid-poll, as
+it sends a digest it claimed, and the others take its accounts over within the lease
+period and send that digest: exactly one per group and period across all replicas."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import OWNER
+from tests.integration.test_parallel import CountingProxy, boxes
+from tests.smtp import smtp_server
+
+pytestmark = pytest.mark.dovecot
+LEASE = 3.0  # seconds: `[state] lease`
+LEAD, TEAM = "lead@example.com", "team-lead@example.com"
+
+
+def write(tmp_path: Path, users: list[str], password: str, imap: int, smtp: int, url: str) -> Path:
+    hour = (datetime.now(UTC) - timedelta(hours=3)).hour  # due now, and far from its next
+    accounts = "".join(
+        f'[[accounts]]\nname = "{u}"\nhost = "127.0.0.1"\nport = {imap}\nsecurity = "plain"\n'
+        f'username = "{u}"\npassword = "{password}"\naddresses = ["{OWNER}"]\n'
+        for u in users
+    )
+    team = ", ".join(f'"{u}"' for u in users[:5])
+    path = tmp_path / "config.toml"
+    path.touch(mode=0o600)
+    path.write_text(
+        f"max_parallel = 2\n{accounts}"
+        f'[digest]\nto = ["{LEAD}"]\nschedule = "0 {hour} * * *"\ntimezone = "UTC"\n'
+        f'[[digests]]\naccounts = [{team}]\nto = ["{TEAM}"]\nschedule = "0 {hour} * * *"\n'
+        f'timezone = "UTC"\n[smtp]\nhost = "127.0.0.1"\nport = {smtp}\nsecurity = "plain"\n'
+        f'retries = 0\n[service]\npoll_interval = "5s"\n[state]\nurl = "{url}"\n'
+        f'lease = "{LEASE:.0f}s"\n'
+    )
+    return path
+
+
+@dataclass
+class Replica:
+    proc: subprocess.Popen[str]
+    log: Path
+    polls: list[tuple[float, float | None, frozenset[str]]] = field(default_factory=list)
+
+    def lines(self) -> list[dict[str, str]]:
+        text = self.log.read_text() if self.log.exists() else ""
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    def read(self, killed_at: float | None = None) -> None:
+        """Its polls: [start, end] and the accounts each read (a poll's end is its
+        `poll:` line; one cut by the kill ends at the kill)."""
+        self.polls, names = [], frozenset[str]()
+        for entry in self.lines():
+            at = datetime.fromisoformat(entry["time"]).timestamp()
+            message = entry["message"]
+            if message.startswith("leases: polling"):
+                listed = message.split(": ", 2)[2]
+                if listed != "as before":
+                    names = frozenset(listed.split(", ")) if listed != "none" else frozenset()
+                self.polls.append((at, None, names))
+            elif message.startswith("poll:") and self.polls and self.polls[-1][1] is None:
+                self.polls[-1] = (self.polls[-1][0], at, self.polls[-1][2])
+        if killed_at is not None and self.polls and self.polls[-1][1] is None:
+            self.polls[-1] = (self.polls[-1][0], killed_at, self.polls[-1][2])
+        assert all(end is not None for _, end, _ in self.polls[:-1])
+
+    def claimed(self, to: str = LEAD) -> float | None:
+        """When this replica claimed the digest to `to`."""
+        return next(
+            (
+                datetime.fromisoformat(e["time"]).timestamp()
+                for e in self.lines()
+                if e["message"].endswith(f"claimed; sending to {to}")
+            ),
+            None,
+        )
+
+
+def start(config: Path, log: Path) -> Replica:
+    out = log.open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inboxwatch",
+            "--log-format",
+            "json",
+            "run",
+            "--config",
+            str(config),
+        ],
+        stderr=out,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    return Replica(proc, log)
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_three_replicas_share_the_accounts_and_send_each_digest_once(dovecot, postgres, tmp_path):
+    made = boxes(dovecot, 20, "rep")
+    users = [b.user for b in made]
+    url = postgres.new_database()
+    with (
+        CountingProxy(dovecot.port, delay=0.01) as proxy,
+        smtp_server(None, stall_first=30) as (smtp, smtp_port),
+    ):
+        config = write(tmp_path, users, dovecot.password, proxy.port, smtp_port, url)
+        replicas = [start(config, tmp_path / f"replica{n}.log") for n in range(3)]
+        try:
+            wait_for(lambda: smtp.attempts >= 1, 60, "a digest's send")
+            [victim] = [r for r in replicas if r.claimed() is not None]
+            victim.proc.send_signal(signal.SIGKILL)  # mid-poll: its send waits on DATA
+            killed_at = time.time()
+            victim.proc.wait(10)
+            wait_for(lambda: len(smtp.received) >= 2, 30, "both digests")
+            time.sleep(2 * LEASE)  # long enough for a digest sent twice to show
+        finally:
+            for replica in replicas:
+                if replica.proc.poll() is None:
+                    replica.proc.send_signal(signal.SIGTERM)
+            for replica in replicas:
+                replica.proc.wait(20)
+    for replica in replicas:
+        replica.read(killed_at if replica is victim else None)
+        assert "Traceback" not in replica.log.read_text()
+    others = [r for r in replicas if r is not victim]
+    # Exactly one digest per group, the stalled one sent by another replica.
+    assert sorted(str(m["To"]) for m in smtp.received) == [LEAD, TEAM]
+    # ... and taken over only once the claim was a lease period old (its sender dead).
+    [retaken] = [t for r in others if (t := r.claimed()) is not None]
+    assert retaken - victim.claimed() >= LEASE - 0.01, retaken - victim.claimed()
+    # Every account polled; none by two replicas at once.
+    assert set().union(*(names for r in replicas for _, _, names in r.polls)) == set(users)
+    polls = [(r, p) for r in replicas for p in r.polls]
+    for one, (a_start, a_end, a_names) in polls:
+        for other, (b_start, b_end, b_names) in polls:
+            if one is not other and a_start < b_end and b_start < a_end:
+                assert not a_names & b_names, (a_names & b_names, a_start, b_start)
+    # The victim's accounts taken over within one lease period of the kill.
+    lost = victim.polls[-1][2]
+    assert lost, "the victim held no account"
+    taken = [
+        min(
+            (s for r in others for s, _, names in r.polls if s > killed_at and name in names),
+            default=float("inf"),
+        )
+        for name in lost
+    ]
+    assert max(taken) - killed_at <= LEASE, max(taken) - killed_at
+    for box in made:
+        box.close()
+
+
+def test_leases_are_shared_fairly_as_replicas_join_and_vanish(postgres):
+    """store.leases alone: a replica that joins gets its share from the one that held
+    everything (at that one's next take), and a vanished one's accounts end with its
+    lease rows, never taken while they last."""
+    from inboxwatch.store.leases import Leases
+    from inboxwatch.store.postgres import PostgresStore
+
+    url = postgres.new_database()
+    PostgresStore(url).close()  # the tables
+    names = [f"a{n:02}" for n in range(20)]
+    first, second = Leases(url, "first", 1.5), Leases(url, "second", 1.5)
+    try:
+        assert len(first.take(names).mine) == 20
+        joined = second.take(names)
+        assert joined.mine == frozenset() and joined.share == 10
+        looked = first.look(names)
+        assert len(looked.mine) == 20 and looked.share == 10  # over its share: a wake
+        assert len(first.take(names).mine) == 10  # gave back ten
+        taken = second.take(names).mine
+        assert len(taken) == 10 and not taken & first.take(names).mine
+        assert second.take(names).mine == taken  # renewing keeps the same
+        # `second` vanishes (no more renewals): its rows last two thirds of the lease.
+        assert len(first.take(names).mine) == 10
+        time.sleep(1.5 * 2 / 3 + 0.1)
+        assert len(first.take(names).mine) == 20
+    finally:
+        first.close()
+        second.conn.close()
