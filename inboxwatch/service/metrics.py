@@ -91,21 +91,25 @@ class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-def serve(address: str, port: int, metrics: Metrics, health: Health) -> _Server:
-    """Start the HTTP port in a daemon thread; `shutdown()` stops it."""
+def serve(address: str, port: int, metrics: Metrics, health: Health, live: Health) -> _Server:
+    """Start the HTTP port in a daemon thread; `shutdown()` stops it. /healthz: every
+    account read lately (the whole service's health, from the state); /livez: this
+    process's polls still end (a liveness probe: restarting it helps)."""
+    checks = {"/healthz": (health, "healthy", "unhealthy"), "/livez": (live, "live", "stuck")}
     prometheus = make_wsgi_app(metrics.registry)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
             return list(prometheus(environ, start_response))
-        if path == "/healthz":
-            ok, reason = health()
+        if path in checks:
+            check, good, bad = checks[path]
+            ok, reason = check()
             status = "200 OK" if ok else "503 Service Unavailable"
             start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
-            return [f"{'healthy' if ok else 'unhealthy'}: {reason}\n".encode()]
+            return [f"{good if ok else bad}: {reason}\n".encode()]
         start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"inboxwatch: /metrics or /healthz\n"]
+        return [b"inboxwatch: /metrics, /healthz or /livez\n"]
 
     try:
         server = make_server(address, port, app, _Server, _Quiet)

@@ -70,6 +70,8 @@ def test_metrics_and_health_on_the_health_port(dovecot, sent_mailbox, tmp_path):
             time.sleep(0.1)
         with pytest.raises(urllib.error.HTTPError) as unhealthy:
             urllib.request.urlopen(f"{base}/healthz", timeout=10)
+        with urllib.request.urlopen(f"{base}/livez", timeout=10) as answer:
+            live = answer.read().decode()
         with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(f"{base}/nothing", timeout=10)
     finally:
@@ -89,6 +91,7 @@ def test_metrics_and_health_on_the_health_port(dovecot, sent_mailbox, tmp_path):
     # One account never polled successfully: unhealthy, with why.
     assert unhealthy.value.code == 503 and b"down: no successful poll yet" in unhealthy.value.read()
     assert missing.value.code == 404
+    assert live.startswith("live: a poll ended")  # this process polls, whatever the accounts
     assert f"serving /metrics and /healthz on http://127.0.0.1:{port}" in stderr
 
 
@@ -104,3 +107,25 @@ def test_a_taken_port_is_one_clear_line_and_exit_3(dovecot, tmp_path, run):
     assert f"service.health_port: cannot listen on 127.0.0.1:{port}" in result.err
     errors = [line for line in result.err.splitlines() if "WARNING" not in line]
     assert len(errors) == 1 and "Traceback" not in result.err
+
+
+def test_a_process_whose_polls_stopped_ending_is_not_live(tmp_path):
+    """/livez: three poll intervals and an account's timeout without a poll ending (a
+    hung poll) is "stuck", so an orchestrator restarts that one process."""
+    from inboxwatch.config import Settings
+    from inboxwatch.delivery.smtp import StdoutSender
+    from inboxwatch.service.scheduler import Scheduler
+
+    settings = Settings(
+        accounts=[{"name": "w", "host": "h", "username": "u", "addresses": [OWNER]}],
+        service={"poll_interval": "1m", "account_timeout": "1m"},
+        state={"path": str(tmp_path / "state.db")},
+    )
+    scheduler = Scheduler(settings, StdoutSender())
+    try:
+        assert scheduler.live()[0]
+        scheduler.beat -= 4 * 60 + 1
+        ok, reason = scheduler.live()
+        assert not ok and reason == "no poll has ended for 241s (more than 240s)"
+    finally:
+        scheduler.close()
