@@ -25,6 +25,7 @@ from inboxwatch.store import lastreport
 from inboxwatch.store.leases import Held, Leases
 
 log = logging.getLogger(__name__)
+SETTLE = 5.0  # seconds a starting replica waits for the others starting with it
 
 
 def replica_of(settings: Settings, store: StateStore) -> Replica | None:
@@ -96,7 +97,13 @@ class Replica:
     def start(self, wake: Callable[[], None] | None) -> None:
         """The renewal thread: leases renewed while polls run and between them; `wake`
         called when this replica should take or give back accounts (a replica died or
-        joined) rather than wait for its next poll."""
+        joined) rather than wait for its next poll.
+
+        First the heartbeat, and one look's wait (at most SETTLE): replicas started
+        together (`compose up`, a new Deployment) then see each other before taking,
+        instead of the first taking every account for its whole first poll."""
+        self.leases.look(self.names)
+        self._stop.wait(min(self.leases.seconds / Leases.LOOKS, SETTLE))
         self._thread = threading.Thread(target=self._renewing, args=(wake,), daemon=True)
         self._thread.name = "leases"
         self._thread.start()
