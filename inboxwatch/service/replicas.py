@@ -94,16 +94,18 @@ class Replica:
             return True
         return all(p is not None for p in polled) and now - run >= 2 * self.poll_interval
 
-    def start(self, wake: Callable[[], None] | None) -> None:
+    def start(self, wake: Callable[[], None] | None, settle: bool = True) -> None:
         """The renewal thread: leases renewed while polls run and between them; `wake`
         called when this replica should take or give back accounts (a replica died or
         joined) rather than wait for its next poll.
 
         First the heartbeat, and one look's wait (at most SETTLE): replicas started
         together (`compose up`, a new Deployment) then see each other before taking,
-        instead of the first taking every account for its whole first poll."""
+        instead of the first taking every account for its whole first poll. Not for
+        `run --once` (`settle` False): a cron job would pay it every run."""
         self.leases.look(self.names)
-        self._stop.wait(min(self.leases.seconds / Leases.LOOKS, SETTLE))
+        if settle:
+            self._stop.wait(min(self.leases.seconds / Leases.LOOKS, SETTLE))
         self._thread = threading.Thread(target=self._renewing, args=(wake,), daemon=True)
         self._thread.name = "leases"
         self._thread.start()

@@ -68,7 +68,7 @@ class Scheduler:
             replica=self.replica,
         )
         if self.replica is not None:
-            self.replica.start(self._wake)
+            self.replica.start(self._wake, settle=not keep_report)
         self.metrics: Metrics | None = None  # with service.health_port, from run_forever
         self.beat = time.monotonic()  # when the last poll ended (or the service started)
 
