@@ -17,6 +17,7 @@ Ratios are against `one` and `serial` of the same run; RSS per account is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -230,6 +232,14 @@ def main() -> int:
     if args.measure:
         print(json.dumps(measure(args)))
         return 0
+    with mail_server(args.accounts, args.messages) as (server, users, base):
+        print(rounds(args, server, users, base))
+    return 0
+
+
+@contextlib.contextmanager
+def mail_server(accounts: int, messages: int) -> Iterator[tuple[Any, list[str], Path]]:
+    """A throwaway Dovecot with `accounts` generated mailboxes, its users and its folder."""
     from tests.dovecot import Dovecot
 
     base = Path(tempfile.mkdtemp(prefix="inboxwatch-bench-"))
@@ -237,13 +247,12 @@ def main() -> int:
     server = Dovecot(base)
     server.start()
     try:
-        users = mailboxes(base, args.accounts, args.messages)
-        print(f"{args.accounts} accounts × {args.messages} messages", flush=True)
-        print(rounds(args, server, users, base))
+        users = mailboxes(base, accounts, messages)
+        print(f"{accounts} accounts × {messages} messages", flush=True)
+        yield server, users, base
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

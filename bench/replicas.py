@@ -21,11 +21,9 @@ import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import delayproxy  # noqa: E402
-from bench.accounts import mailboxes  # noqa: E402
+from bench.accounts import mail_server  # noqa: E402
 from bench.mailgen import OWNER  # noqa: E402
 
 _SECONDS = re.compile(r"^poll: (\d+) account\(s\) read.*, ([\d.]+)s")
@@ -133,27 +131,20 @@ def arguments() -> argparse.Namespace:
 
 def main() -> int:
     from tests import postgres
-    from tests.dovecot import Dovecot
 
     args = arguments()
-    base = Path(tempfile.mkdtemp(prefix="inboxwatch-bench-"))
-    os.chmod(base, 0o755)
-    server = Dovecot(base)
-    server.start()
-    try:
-        users = mailboxes(base, args.accounts, args.messages)
-        print(f"{args.accounts} accounts × {args.messages} messages", flush=True)
-        rows = {}
-        with postgres.running() as pg, delayproxy.link(args, server.port) as (port, proxy):
-            for count in args.replicas:
-                url = pg.new_database()
-                path = config(base, users, port, server.password, url)
-                rows[count] = measure(count, path, url, args.accounts, proxy)
-                print(f"{count} replica(s): {json.dumps(rows[count])}", flush=True)
-        print(table(rows))
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    rows = {}
+    with (
+        mail_server(args.accounts, args.messages) as (server, users, base),
+        postgres.running() as pg,
+        delayproxy.link(args, server.port) as (port, proxy),
+    ):
+        for count in args.replicas:
+            url = pg.new_database()
+            path = config(base, users, port, server.password, url)
+            rows[count] = measure(count, path, url, args.accounts, proxy)
+            print(f"{count} replica(s): {json.dumps(rows[count])}", flush=True)
+    print(table(rows))
     return 0
 
 

@@ -75,7 +75,7 @@ class Replica:
 
     def keep(self, report: Report, polled: datetime, names: Sequence[str]) -> None:
         """The reports of the accounts this poll read, for every replica's digests."""
-        parts = {name: lastreport.encode(report.only([name])) for name in names}
+        parts = {name: lastreport.encode(part) for name, part in report.split(names).items()}
         if parts:
             self.store.save_parts(polled, parts)
 

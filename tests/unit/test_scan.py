@@ -105,3 +105,21 @@ def test_a_report_part_keeps_only_its_accounts_and_their_reply_standard():
     assert [a.name for a in part.accounts] == ["a"] and part.window == day
     assert part.errors == [] and part.stats.threads == 4
     assert part.stats.reply.delays == [60.0, 7200.0] and part.stats.reply.within_window == 1
+
+
+def test_a_report_split_by_account_is_each_accounts_part_and_joins_back():
+    """Replicas keep each account's part (Report.split, one pass) and compose a digest
+    from them (core.scan.joined): the same as `only` for each, and as the whole."""
+    from dataclasses import replace
+
+    from inboxwatch.core.scan import joined
+
+    plans = [replace(_plan(), name=name) for name in ("a", "b", "c")]
+    failing = (plans[2], lambda: _Source(fail=True))
+    report = run_scan([(plans[0], _Source), (plans[1], _Source), failing], NOW, NOW)
+    parts = report.split(["a", "b", "c", "gone"])
+    for name in ("a", "b", "c", "gone"):
+        assert parts[name] == report.only([name])
+    assert [len(parts[n].overdue) for n in "abc"] == [1, 1, 0] and len(parts["c"].errors) == 1
+    again = joined([parts[n] for n in "abc"], NOW, NOW)
+    assert again == report
