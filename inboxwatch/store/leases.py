@@ -21,11 +21,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from inboxwatch.store.postgres import connect, masked
+from inboxwatch.errors import StateError
+from inboxwatch.store.postgres import connect, first_line, masked
 
 log = logging.getLogger(__name__)
 _NOW = "extract(epoch FROM clock_timestamp())"
@@ -62,10 +64,25 @@ class Leases:
         cursor = self.conn.execute(sql, tuple(params))
         return list(cursor.fetchall()) if cursor.description else []
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One at a time, all or nothing; a connection the server dropped (a restart, a
+        failover) fails this one call as one line and is opened again by the next."""
+        import psycopg
+
+        with self.lock:
+            if self.conn.closed or self.conn.broken:
+                self.conn = connect(self.url)
+            try:
+                with self.conn.transaction():
+                    yield
+            except psycopg.Error as exc:
+                raise StateError(f"state.url {masked(self.url)}: {first_line(exc)}") from None
+
     def take(self, names: Sequence[str]) -> Held:
         """Renew this replica's leases, give back what is over its share, take free ones
         up to it; the accounts this replica may poll now."""
-        with self.lock, self.conn.transaction():
+        with self._transaction():
             self._run(
                 "INSERT INTO leases SELECT unnest(%s::text[]), '', 0 ON CONFLICT DO NOTHING",
                 (list(names),),
@@ -90,7 +107,7 @@ class Leases:
 
     def look(self, names: Sequence[str]) -> Held:
         """The renewal thread's look: renew, heartbeat, and whether `take` has work."""
-        with self.lock, self.conn.transaction():
+        with self._transaction():
             share = self._share(len(names))
             return Held(frozenset(self._renew(names)), share, self._free(names))
 
@@ -136,12 +153,12 @@ class Leases:
         """Every lease given back and the heartbeat removed (a clean stop), so the other
         replicas take the accounts at once instead of after the lease period."""
         try:
-            with self.lock, self.conn.transaction():
+            with self._transaction():
                 self._run(
                     "UPDATE leases SET holder = '', expires = 0 WHERE holder = %s", (self.holder,)
                 )
                 self._run("DELETE FROM replicas WHERE holder = %s", (self.holder,))
-        except Exception as exc:  # a lost database: the leases end by themselves
+        except StateError as exc:  # a lost database: the leases end by themselves
             log.info("leases not given back (%s); they end within %.0f s", exc, self.seconds)
         finally:
             self.conn.close()

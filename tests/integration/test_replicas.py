@@ -210,6 +210,17 @@ def test_leases_are_shared_fairly_as_replicas_join_and_vanish(postgres):
         assert len(first.take(names).mine) == 10
         time.sleep(1.5 * 2 / 3 + 0.1)
         assert len(first.take(names).mine) == 20
+        # The database drops the leases' connection: one call fails as one line, the next
+        # connects again (the poll that met it failed; the renewals go on).
+        import psycopg
+
+        from inboxwatch.errors import StateError
+
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (first.conn.info.backend_pid,))
+        with pytest.raises(StateError, match=r"state.url postgresql://inboxwatch:\*\*\*\*@"):
+            first.take(names)
+        assert len(first.take(names).mine) == 20
     finally:
         first.close()
         second.conn.close()
