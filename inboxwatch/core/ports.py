@@ -192,6 +192,11 @@ class StateStore(Protocol):
         """Each account's report (store.lastreport's text) as its poll at `polled` read it."""
         ...
 
+    def touch_parts(self, polled: datetime, names: Sequence[str]) -> None:
+        """These accounts were polled at `polled` and nothing changed: their reports stand
+        (advanced in time when read: service.poller.advance)."""
+        ...
+
     def parts(self) -> dict[str, tuple[datetime, str]]:
         """Every account's last saved report, with when it was polled."""
         ...

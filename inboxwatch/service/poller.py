@@ -24,7 +24,7 @@ from inboxwatch.config import Account, Settings, account_password
 from inboxwatch.core.model import Finding, PollRecord, Report, ReportError, by_wait
 from inboxwatch.core.ports import MailSource, Sender, StateStore
 from inboxwatch.core.reminders import with_seen
-from inboxwatch.core.scan import AccountPlan, SourceFactory, run_scan
+from inboxwatch.core.scan import AccountPlan, SourceFactory, joined, run_scan
 from inboxwatch.core.snooze import hold
 from inboxwatch.core.unanswered import stamped
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError, SignInNeeded
@@ -194,11 +194,12 @@ class Poller:
         replica: Replica | None = None,
     ) -> None:
         self.settings = settings
-        self.every = list(settings.accounts)  # a replica polls the part it leased (_narrow)
         self.replica = replica
+        self.plans = [plan_of(a) for a in settings.accounts]  # the one source of windows
+        # A replica polls the part it leased (_narrow); its digests show them all.
+        self.every, self.every_plan = list(settings.accounts), self.plans
         self.accounts = {a.name: a for a in settings.accounts}
         self.tokens = tokens_dir(settings)  # OAuth sign-ins, beside the state file
-        self.plans = [plan_of(a) for a in settings.accounts]  # the one source of windows
         self.store = store
         self.sender = sender
         self.stop = stop or threading.Event()
@@ -234,9 +235,12 @@ class Poller:
         seen = self.store.digests_seen()
         shown = with_seen(hold(result.report, notes, now), seen)
         if self.replica is not None:  # whichever replica finds a digest due sends it
-            self.replica.keep(result.report, now, list(self.accounts))
+            self.replica.keep(result.report, now, list(self.accounts), read=not carried)
             if self.digests.due(now):
-                everyone = with_seen(hold(self.replica.everyone(now), notes, now), seen)
+                everyone = joined(self.replica.everyone(now), now, now)
+                everyone = with_seen(
+                    hold(advance(everyone, self.every_plan, now), notes, now), seen
+                )
                 result.digest = self.digests.send_if_due(everyone, self.sender, now)
         elif not carried:  # a carried poll has no digest due (_carried)
             result.digest = self.digests.send_if_due(shown, self.sender, now)
@@ -260,7 +264,7 @@ class Poller:
                 self.memory.forget(name)
         self.settings = self.settings.model_copy(update={"accounts": accounts})
         self.accounts = {a.name: a for a in accounts}
-        self.plans = [plan_of(a) for a in accounts]
+        self.plans = [p for p in self.every_plan if p.name in names]
         self.previous = None  # it covered other accounts
 
     def close(self) -> None:

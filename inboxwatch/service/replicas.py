@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from inboxwatch.config import Settings
 from inboxwatch.core.model import Report
 from inboxwatch.core.ports import StateStore
-from inboxwatch.core.scan import joined
 from inboxwatch.store import lastreport
 from inboxwatch.store.leases import Held, Leases
 
@@ -58,6 +57,7 @@ class Replica:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._parts: dict[str, tuple[datetime, str]] = {}
+        self._saved: set[str] = set()  # accounts whose part this replica last wrote
 
     @property
     def stale(self) -> timedelta:
@@ -73,17 +73,23 @@ class Replica:
         self.mine = held.mine
         return held.mine
 
-    def keep(self, report: Report, polled: datetime, names: Sequence[str]) -> None:
-        """The reports of the accounts this poll read, for every replica's digests."""
+    def keep(self, report: Report, polled: datetime, names: Sequence[str], read: bool) -> None:
+        """The reports of the accounts this poll read, for every replica's digests. A poll
+        that read nothing (no folder changed) only notes the time: re-writing every part
+        each poll cost 11 MB and 0.5 s for 100 accounts of 500 messages (bench/README)."""
+        if not read and self._saved.issuperset(names):
+            self.store.touch_parts(polled, names)
+            return
         parts = {name: lastreport.encode(part) for name, part in report.split(names).items()}
         if parts:
             self.store.save_parts(polled, parts)
+        self._saved = set(names)
 
-    def everyone(self, now: datetime) -> Report:
-        """Every account's last report, as one (each as the replica that polled it saw it)."""
+    def everyone(self, now: datetime) -> list[Report]:
+        """Every account's last report (each as the replica that polled it saw it, to be
+        advanced to `now`: service.poller.advance)."""
         self._parts = self.store.parts()
-        parts = [lastreport.decode(self._parts[n][1]) for n in self.names if n in self._parts]
-        return joined(parts, now, now)
+        return [lastreport.decode(self._parts[n][1]) for n in self.names if n in self._parts]
 
     def ready(self, accounts: Sequence[str], run: datetime, now: datetime) -> bool:
         """Whether a digest scheduled at `run` may go out: each of its accounts polled since

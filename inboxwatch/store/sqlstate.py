@@ -250,6 +250,14 @@ class SqlState:
             )
 
     @guarded
+    def touch_parts(self, polled: datetime, names: Sequence[str]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE parts SET polled = ? WHERE account = ?",
+                ((polled.isoformat(), name) for name in names),
+            )
+
+    @guarded
     def parts(self) -> dict[str, tuple[datetime, str]]:
         rows = self.db.execute("SELECT account, polled, report FROM parts").fetchall()
         return {row[0]: (datetime.fromisoformat(row[1]), row[2]) for row in rows}

@@ -191,6 +191,8 @@ def test_each_accounts_report_part_is_kept_with_its_poll_time(store):
     store.save_parts(NOW, {"a": '{"a": 1}', "b": '{"b": 1}'})
     store.save_parts(NOW + timedelta(hours=1), {"b": '{"b": 2}'})
     assert store.parts() == {"a": (NOW, '{"a": 1}'), "b": (NOW + timedelta(hours=1), '{"b": 2}')}
+    store.touch_parts(NOW + timedelta(hours=2), ["a"])  # polled again, nothing changed
+    assert store.parts()["a"] == (NOW + timedelta(hours=2), '{"a": 1}')
 
 
 def test_digests_are_held_back_only_until_a_resend_is_accepted(store):

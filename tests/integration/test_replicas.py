@@ -224,3 +224,65 @@ def test_leases_are_shared_fairly_as_replicas_join_and_vanish(postgres):
     finally:
         first.close()
         second.conn.close()
+
+
+def test_a_digest_shows_another_replicas_account_as_of_now(dovecot, postgres, tmp_path):
+    """A replica whose polls found nothing new only notes the time on its accounts'
+    stored reports; the replica that composes the digest moves them forward in time, so
+    a thread that crossed its window since is overdue in the digest, not still waiting."""
+    from datetime import UTC, datetime, timedelta
+
+    from inboxwatch.config import State
+    from inboxwatch.periods import period_key
+    from inboxwatch.service.poller import Poller
+    from inboxwatch.service.replicas import Replica
+    from inboxwatch.service.sync import MemoryCache
+    from inboxwatch.store.beside import open_store
+    from inboxwatch.store.leases import Leases
+    from tests.conftest import mail
+    from tests.integration.test_parallel import settings
+    from tests.integration.test_service import Recorder
+
+    t0, hour = datetime(2026, 11, 24, 9, 0, tzinfo=UTC), timedelta(hours=1)
+    made = boxes(dovecot, 2, "adv")
+    made[0].add("INBOX", mail("Late <late@x.example>", subject="Crosses"), t0 - 20 * hour)
+    url = postgres.new_database()
+    config = settings(dovecot, [b.user for b in made], dovecot.port, tmp_path, 2, 10)
+    digest = config.digest.model_copy(update={"schedule": "0 14 * * *", "timezone": "UTC"})
+    config = config.model_copy(update={"state": State(url=url), "digest": digest})
+    names = [b.user for b in made]
+    stores = [open_store(config.state) for _ in range(2)]
+    leases = [Leases(url, f"r{n}", 600) for n in range(2)]
+    for each in leases:
+        each.look(names)  # both alive before either takes: one account each
+    sent = Recorder()
+    replicas = [
+        Replica(le, names, st, config.service.poll_interval)
+        for le, st in zip(leases, stores, strict=True)
+    ]
+    pollers = [
+        Poller(config, st, sent, memory=MemoryCache(), replica=r)
+        for st, r in zip(stores, replicas, strict=True)
+    ]
+    yesterday = period_key("0 14 * * *", "UTC", t0)
+    stores[0].mark_digest(yesterday, "sent", "<y@x>", t0)  # only today's is owed
+    try:
+        for poller in pollers:
+            poller.poll(t0)
+        [reader] = [p for p in pollers if made[0].user in p.accounts]
+        other = pollers[1 - pollers.index(reader)]
+        assert reader.poll(t0 + hour).fetched == 0  # nothing new: its part only touched
+        late = other.poll(t0 + 5 * hour + 35 * timedelta(minutes=1))  # the digest is due
+    finally:
+        for poller, lease, store in zip(pollers, leases, stores, strict=True):
+            poller.close()
+            lease.close()
+            store.close()
+    assert late.digest is not None and len(sent.sent) == 1
+    text = sent.sent[0].get_body(("plain",)).get_content()
+    # "Crosses" overdue since 13:00 though its part was read at 10:00: 4 threads, not 3,
+    # each wait as of the digest's time.
+    assert text.startswith("4 conversations waiting > 24h"), text[:80]
+    assert "Late <late@x.example> — waiting 1 day 1 hour" in text
+    for box in made:
+        box.close()
