@@ -13,20 +13,19 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inboxwatch.auth.refresh import account_tokens, tokens_dir
 from inboxwatch.config import Account, Settings, account_password
-from inboxwatch.core.model import Finding, PollRecord, Report, ReportError, by_wait
+from inboxwatch.core.carried import advance
+from inboxwatch.core.model import PollRecord, Report, ReportError
 from inboxwatch.core.ports import MailSource, Sender, StateStore
 from inboxwatch.core.reminders import with_seen
 from inboxwatch.core.scan import AccountPlan, SourceFactory, joined, run_scan
 from inboxwatch.core.snooze import hold
-from inboxwatch.core.unanswered import stamped
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError, SignInNeeded
 from inboxwatch.imap.slots import ServerSlots
 from inboxwatch.service.ledger import Digests, Shared
@@ -128,49 +127,6 @@ class AuthBlock:
 
     fingerprint: str
     message: str
-
-
-def _crossed(
-    late: list[Finding], soon: list[Finding], crossed: Callable[[Finding], bool]
-) -> tuple[list[Finding], list[Finding]]:
-    """`soon`'s entries that have `crossed` their limit join `late` (in order)."""
-    still: list[Finding] = []
-    for item in soon:  # only these can change: crossing their limit
-        (late if crossed(item) else still).append(item)
-    late.sort(key=by_wait)
-    return late, still
-
-
-def advance(previous: Report, plans: Sequence[AccountPlan], now: datetime) -> Report:
-    """The previous poll's report at a later `now`, when no mail changed: waits grow, and
-    threads that crossed their window move from waiting to overdue (your own unanswered
-    messages past followup_after likewise). The reply standard stays as of the last
-    read; it is only shown in a digest, and a poll with a digest due always reads
-    (Poller._carried)."""
-    by_name = {plan.name: plan for plan in plans}
-    overdue, waiting = _crossed(
-        [f for f in previous.overdue if f.waiting_since >= now - by_name[f.account].lookback],
-        previous.waiting,  # still overdue above, unless aged out of the lookback
-        lambda f: f.overdue_at(now),
-    )
-    overdue = [stamped(f, by_name[f.account].policy, now) for f in overdue]
-    waiting = [stamped(f, by_name[f.account].policy, now) for f in waiting]
-    awaited, soon = _crossed(
-        list(previous.awaiting),
-        previous.awaiting_soon,
-        lambda f: now - f.waiting_since > by_name[f.account].followup_after,
-    )
-    stats = replace(previous.stats, overdue=len(overdue), pending=len(waiting))
-    return replace(
-        previous,
-        generated_at=now,
-        as_of=now,
-        overdue=overdue,
-        waiting=waiting,
-        stats=stats,
-        awaiting=awaited,
-        awaiting_soon=soon,
-    )
 
 
 class Poller:
