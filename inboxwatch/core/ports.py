@@ -194,7 +194,7 @@ class StateStore(Protocol):
 
     def touch_parts(self, polled: datetime, names: Sequence[str]) -> None:
         """These accounts were polled at `polled` and nothing changed: their reports stand
-        (advanced in time when read: service.poller.advance)."""
+        (advanced in time when read: core.carried.advance)."""
         ...
 
     def parts(self) -> dict[str, tuple[datetime, str]]:

@@ -1,7 +1,7 @@
 """The poll's quick check: did any folder the last poll read change? One EXAMINE each.
 
 When nothing changed the service carries its last report forward in time instead of
-reading (service.poller.advance). The accounts are checked side by side (`max_parallel`)
+reading (core.carried.advance). The accounts are checked side by side (`max_parallel`)
 on the sessions the service keeps (service.sessions), so a poll with nothing new costs
 one EXAMINE a folder and no login; the sessions stay open for the poll that follows
 when something changed.

@@ -87,7 +87,7 @@ class Replica:
 
     def everyone(self, now: datetime) -> list[Report]:
         """Every account's last report (each as the replica that polled it saw it, to be
-        advanced to `now`: service.poller.advance)."""
+        advanced to `now`: core.carried.advance)."""
         self._parts = self.store.parts()
         return [lastreport.decode(self._parts[n][1]) for n in self.names if n in self._parts]
 

@@ -1,7 +1,7 @@
 """The last poll's report, kept in the state file for `run --once` from cron.
 
 A running service carries its last report forward when no folder changed and no digest
-is due (service.advance); a fresh process has none, and re-reading and re-threading a
+is due (core.carried.advance); a fresh process has none, and re-reading and re-threading a
 100,000-message cache costs it ~2 s each run. So a clean poll's report is stored with a
 fingerprint of what it depends on (the account settings and this version), and read back
 only when the fingerprint matches. The state file is written only by inboxwatch (0600),
