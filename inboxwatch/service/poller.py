@@ -191,7 +191,8 @@ class Poller:
         seen = self.store.digests_seen()
         shown = with_seen(hold(result.report, notes, now), seen)
         if self.replica is not None:  # whichever replica finds a digest due sends it
-            self.replica.keep(result.report, now, list(self.accounts), read=not carried)
+            mine = [n for n in self.accounts if n in self.replica.mine]
+            self.replica.keep(result.report, now, mine, read=not carried)
             if self.digests.due(now):
                 everyone = joined(self.replica.everyone(now), now, now)
                 everyone = with_seen(
@@ -207,6 +208,15 @@ class Poller:
         self.previous = None if result.report.errors else result.report
         result.report = shown
         return result
+
+    def _lost(self, name: str) -> bool:
+        """A replica whose lease on `name` ended during this poll (its renewals failed
+        for longer than a lease row lasts) writes nothing of it: another replica may be
+        polling it now."""
+        if self.replica is None or name in self.replica.mine:
+            return False
+        log.warning("%s: lease lost during the poll; nothing of it written", name)
+        return True
 
     def _narrow(self, names: frozenset[str]) -> None:
         """A replica polls the accounts it leased (service/replicas.py); those it gave up
@@ -262,6 +272,8 @@ class Poller:
         report.errors.extend(skipped)
         read = {summary.name for summary in report.accounts}
         for plan in plans:
+            if self._lost(plan.name):
+                continue
             if plan.name in read:
                 opened[plan.name].commit()
                 self.store.record_poll(plan.name, now)

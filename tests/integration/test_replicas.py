@@ -286,3 +286,53 @@ def test_a_digest_shows_another_replicas_account_as_of_now(dovecot, postgres, tm
     assert "Late <late@x.example> — waiting 1 day 1 hour" in text
     for box in made:
         box.close()
+
+
+def test_a_lease_lost_during_the_poll_writes_nothing_of_that_account(
+    dovecot, postgres, tmp_path, monkeypatch
+):
+    """Renewals that failed for longer than a lease row lasts (the renewal thread then
+    drops the account from `mine`): another replica may be polling it, so this poll
+    commits none of its cache, records no poll and keeps no report of it."""
+    from datetime import UTC, datetime
+
+    from inboxwatch.config import State
+    from inboxwatch.service import poller as poller_module
+    from inboxwatch.service.poller import Poller
+    from inboxwatch.service.replicas import Replica
+    from inboxwatch.service.sync import MemoryCache
+    from inboxwatch.store.beside import open_store
+    from inboxwatch.store.leases import Leases
+    from tests.integration.test_parallel import settings
+    from tests.integration.test_service import Recorder
+
+    made = boxes(dovecot, 2, "lost")
+    names = [b.user for b in made]
+    url = postgres.new_database()
+    config = settings(dovecot, names, dovecot.port, tmp_path, 2, 10)
+    config = config.model_copy(update={"state": State(url=url)})
+    store = open_store(config.state)
+    replica = Replica(Leases(url, "r", 600), names, store, config.service.poll_interval)
+    poller = Poller(config, store, Recorder(), memory=MemoryCache(), replica=replica)
+    scan = poller_module.run_scan
+
+    def scan_then_lose(*args, **kwargs):
+        report = scan(*args, **kwargs)
+        replica.mine = replica.mine - {names[0]}  # as the renewal thread finds it lost
+        return report
+
+    monkeypatch.setattr(poller_module, "run_scan", scan_then_lose)
+    try:
+        now = datetime.now(UTC)
+        poller.poll(now)
+    finally:
+        poller.close()
+        replica.close()
+    try:
+        assert store.folder(names[0], "INBOX") is None and names[0] not in store.polls()
+        assert store.folder(names[1], "INBOX") is not None and names[1] in store.polls()
+        assert set(store.parts()) == {names[1]}
+    finally:
+        store.close()
+    for box in made:
+        box.close()
