@@ -39,8 +39,10 @@ def test_snooze_mute_and_a_new_message_bringing_a_thread_back(run, tmp_path, dov
     later = (now + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
     done = run("snooze", "q1@c.example", "--until", later, "--config", str(config))
     assert done.code == 0 and "snoozed until" in done.out and "Q1" in done.out
-    assert overdue(run, config) == (["Q2"], overdue(run, config)[1])
-    assert overdue(run, config)[1]["snoozed"] == 1
+    # One scan's subjects and stats (two scans' stats differ in the second their week
+    # starts at, when they straddle one: this compared two and failed once in CI).
+    subjects, stats = overdue(run, config)
+    assert subjects == ["Q2"] and stats["snoozed"] == 1
     assert run("mute", "<q2@x.example>", "--config", str(config)).code == 0
     subjects, stats = overdue(run, config)
     assert subjects == [] and (stats["snoozed"], stats["muted"]) == (1, 1)
