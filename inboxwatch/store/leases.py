@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inboxwatch.errors import StateError
-from inboxwatch.store.postgres import connect, first_line, masked
+from inboxwatch.store.postgres import connect, state_error
 
 log = logging.getLogger(__name__)
 _NOW = "extract(epoch FROM clock_timestamp())"
@@ -77,7 +77,7 @@ class Leases:
                 with self.conn.transaction():
                     yield
             except psycopg.Error as exc:
-                raise StateError(f"state.url {masked(self.url)}: {first_line(exc)}") from None
+                raise state_error(self.url, exc) from None
 
     def take(self, names: Sequence[str]) -> Held:
         """Renew this replica's leases, give back what is over its share, take free ones
@@ -162,6 +162,3 @@ class Leases:
             log.info("leases not given back (%s); they end within %.0f s", exc, self.seconds)
         finally:
             self.conn.close()
-
-    def where(self) -> str:
-        return masked(self.url)

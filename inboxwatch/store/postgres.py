@@ -114,10 +114,16 @@ def connect(url: str) -> Any:
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=15)
     except psycopg.Error as exc:
-        raise StateError(f"state.url {masked(url)}: {first_line(exc)}") from None
+        raise state_error(url, exc) from None
 
 
-def first_line(exc: Exception) -> str:
+def state_error(url: str, exc: Exception) -> StateError:
+    """A database error as the one line: which database (its password hidden), and what
+    the server said."""
+    return StateError(f"state.url {masked(url)}: {_first_line(exc)}")
+
+
+def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
@@ -168,7 +174,7 @@ class PostgresStore(SqlState):
             with self.mutex, self.conn.transaction():
                 yield self.db
         except psycopg.Error as exc:  # COMMIT itself: the server went away, a constraint
-            raise StateError(f"state.url {masked(self.url)}: {first_line(exc)}") from None
+            raise state_error(self.url, exc) from None
 
     def follow_path(self) -> None:
         """Each poll: a connection the server dropped (a restart, a failover) is opened
@@ -183,7 +189,7 @@ class PostgresStore(SqlState):
         import psycopg
 
         if isinstance(exc, psycopg.Error):
-            return StateError(f"state.url {masked(self.url)}: {first_line(exc)}")
+            return state_error(self.url, exc)
         if isinstance(exc, ValueError | KeyError | TypeError):  # json, isoformat, a field
             return CorruptState(f"state.url {masked(self.url)}: a row does not decode ({exc})")
         return None
