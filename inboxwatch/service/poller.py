@@ -194,7 +194,7 @@ class Poller:
             mine = [n for n in self.accounts if n in self.replica.mine]
             self.replica.keep(result.report, now, mine, read=not carried)
             if self.digests.due(now):
-                everyone = joined(self.replica.everyone(now), now, now)
+                everyone = joined(self.replica.everyone(), now, now)
                 everyone = with_seen(
                     hold(advance(everyone, self.every_plan, now), notes, now), seen
                 )

@@ -85,9 +85,9 @@ class Replica:
             self.store.save_parts(polled, parts)
         self._saved = set(names)
 
-    def everyone(self, now: datetime) -> list[Report]:
+    def everyone(self) -> list[Report]:
         """Every account's last report (each as the replica that polled it saw it, to be
-        advanced to `now`: core.carried.advance)."""
+        advanced in time: core.carried.advance)."""
         self._parts = self.store.parts()
         return [lastreport.decode(self._parts[n][1]) for n in self.names if n in self._parts]
 
