@@ -18,7 +18,7 @@ from inboxwatch.core.scan import special_use
 from inboxwatch.delivery.smtp import SmtpSender
 from inboxwatch.errors import ConfigError, InboxwatchError
 from inboxwatch.imap.opener import open_imap
-from inboxwatch.imap.slots import ServerSlots
+from inboxwatch.imap.slots import ServerSlots, server
 
 Echo = Callable[[str], None]
 
@@ -100,7 +100,7 @@ def run_check(settings: Settings, path: Path | None, echo: Echo) -> int:
 def crowded(accounts: Sequence[Account], cap: int) -> dict[str, int]:
     """Hosts with more accounts than connections allowed to them (the service keeps one
     session an account between polls, and only `cap` fit: service.sessions)."""
-    counts = Counter(a.host for a in accounts)
+    counts = Counter(server(a.host) for a in accounts)
     return {host: n for host, n in counts.items() if n > cap}
 
 

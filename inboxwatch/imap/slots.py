@@ -20,6 +20,12 @@ from contextlib import contextmanager
 Release = Callable[[], None]
 
 
+def server(host: str) -> str:
+    """Which server a host name is, for its cap: DNS names compare without case (RFC
+    4343), so `IMAP.example.com` and `imap.example.com` share one."""
+    return host.lower()
+
+
 class ServerSlots:
     """A counted cap of connections per host, shared by the threads of one poll."""
 
@@ -31,12 +37,12 @@ class ServerSlots:
         self.peak: dict[str, int] = {}  # the most connections held at once, by host
 
     def _semaphore(self, host: str) -> threading.BoundedSemaphore:
-        key = host.lower()
+        key = server(host)
         with self._lock:
             return self._hosts.setdefault(key, threading.BoundedSemaphore(self.per_server))
 
     def _count(self, host: str, step: int) -> None:
-        key = host.lower()
+        key = server(host)
         with self._lock:
             self._open[key] = self._open.get(key, 0) + step
             self.peak[key] = max(self.peak.get(key, 0), self._open[key])

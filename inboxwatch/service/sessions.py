@@ -27,7 +27,7 @@ from inboxwatch.config import Account
 from inboxwatch.core.fanout import side_by_side
 from inboxwatch.errors import InboxwatchError, ServerError
 from inboxwatch.imap.opener import open_imap
-from inboxwatch.imap.slots import Release, ServerSlots
+from inboxwatch.imap.slots import Release, ServerSlots, server
 from inboxwatch.imap.source import ImapSource
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,8 @@ class Sessions:
         would close every session before its turn (least-recently-used thrashing on a
         cyclic order); closing the newest keeps all but a few for the next poll."""
         with self._lock:
-            idle = [n for n, k in self._kept.items() if self.accounts[n].host == host]
+            here = server(host)
+            idle = [n for n in self._kept if server(self.accounts[n].host) == here]
             newest = max(idle, key=lambda n: self._kept[n].since, default=None)
             kept = self._kept.pop(newest) if newest is not None else None
         if kept is None:

@@ -369,3 +369,27 @@ def test_stopping_logs_out_the_kept_sessions_side_by_side():
         kept.done(name, made, reusable=True)  # type: ignore[arg-type]
     kept.close(parallel=3)
     assert sorted(closed) == ["a", "b", "c"] and slots.spare("h") is not None
+
+
+@pytest.mark.dovecot
+def test_one_server_named_in_two_cases_shares_its_cap_and_its_kept_sessions(dovecot, tmp_path):
+    """`LOCALHOST` and `localhost` are one server (RFC 4343): one slot between them, so
+    the second account must close the first's kept session to get it; comparing names as
+    written found none to close and waited for ever. `check` counts them as one too."""
+    from inboxwatch.cli.check import crowded
+
+    made = boxes(dovecot, 2, "case")
+    config = settings(dovecot, [b.user for b in made], dovecot.port, tmp_path, 1, 1)
+    for account, host in zip(config.accounts, ("localhost", "LOCALHOST"), strict=True):
+        account.host = host
+    assert crowded(config.accounts, 1) == {"localhost": 2}
+    results = []
+    with running(config, tmp_path / "state.db") as poller:
+        # A daemon thread: a stalled poll fails this test and does not hold pytest open.
+        worker = threading.Thread(target=lambda: results.append(poller.poll(T0)), daemon=True)
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "the poll stalled waiting for a server slot"
+    assert len(results[0].report.overdue) == 3 and not results[0].report.errors
+    for box in made:
+        box.close()
