@@ -29,7 +29,7 @@ def advance(previous: Report, plans: Sequence[AccountPlan], now: datetime) -> Re
     threads that crossed their window move from waiting to overdue (your own unanswered
     messages past followup_after likewise). The reply standard stays as of the last
     read; it is only shown in a digest, and a poll with a digest due always reads
-    (Poller._carried)."""
+    (Poller._carry)."""
     by_name = {plan.name: plan for plan in plans}
     overdue, waiting = _crossed(
         [f for f in previous.overdue if f.waiting_since >= now - by_name[f.account].lookback],

@@ -178,14 +178,14 @@ class Poller:
         if self.replica is not None:
             self._narrow(self.replica.take())
         previous, self.previous = self.previous, None
-        if self.keep_report and previous is None:
-            previous = self._stored_report()
+        stored = self._stored_report() if self.keep_report and previous is None else None
         polls = self.store.polls()  # read once: the clock check and the backoff share it
         full = self._clock_jumps(now, polls)
         notes = self.store.snoozes()  # the user's, changed by `snooze` beside the service
-        carried = previous is not None and not full and self._carried(previous, now)
-        if carried and previous is not None:
-            result = PollResult(advance(previous, self.plans, now), 0, 0.0, None)
+        kept = None if full else self._carry(previous, stored, now)
+        carried = kept is not None
+        if kept is not None:
+            result = PollResult(advance(kept, self.plans, now), 0, 0.0, None)
         else:
             result = self._read(now, full, polls)
         seen = self.store.digests_seen()
@@ -199,7 +199,7 @@ class Poller:
                     hold(advance(everyone, self.every_plan, now), notes, now), seen
                 )
                 result.digest = self.digests.send_if_due(everyone, self.sender, now)
-        elif not carried:  # a carried poll has no digest due (_carried)
+        elif not carried:  # a carried poll has no digest due (_carry)
             result.digest = self.digests.send_if_due(shown, self.sender, now)
         if not carried:
             self._keep(result.report)
@@ -341,31 +341,48 @@ class Poller:
         else:
             log.warning("%s: %s", account.name, error.message)
 
-    def _stored_report(self) -> Report | None:
-        """The report a `run --once` stored, if the settings it was made with are these."""
+    def _stored_report(self) -> tuple[dict[str, tuple[str, ...]], str] | None:
+        """The folders and the text of the report a `run --once` stored, if the settings
+        it was made with are these; the text is decoded only if it is carried."""
         text = self.store.last_report(lastreport.fingerprint(self.settings))
         if text is None:
             return None
         try:
-            return lastreport.decode(text)
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            return lastreport.folders(text), text
+        except (ValueError, AttributeError, TypeError) as exc:
             log.info("stored report unreadable (%s); reading the cache", exc)
             return None
 
-    def _carried(self, previous: Report, now: datetime) -> bool:
-        """True (and the poll recorded) when no folder changed and no digest is due, so the
-        previous report only needs moving forward in time."""
-        if previous.errors or self.digests.due(now):
-            return False
-        folders = {a.name: (*a.folders, *a.sent_folders) for a in previous.accounts}
-        if set(folders) != set(self.accounts):
-            return False
+    def _carry(
+        self,
+        previous: Report | None,
+        stored: tuple[dict[str, tuple[str, ...]], str] | None,
+        now: datetime,
+    ) -> Report | None:
+        """The previous report (the service's, or the one `run --once` stored), when no
+        folder changed and no digest is due, so it only needs moving forward in time; the
+        poll is then recorded."""
+        if self.digests.due(now):
+            return None
+        if previous is not None:
+            folders = None if previous.errors else lastreport.folders_of(previous)
+        else:
+            folders = None if stored is None else stored[0]
+        if folders is None or set(folders) != set(self.accounts) or not self._unchanged(folders):
+            return None
+        if stored is not None and previous is None:
+            try:
+                previous = lastreport.decode(stored[1])
+            except (ValueError, KeyError, TypeError, IndexError) as exc:
+                log.info("stored report unreadable (%s); reading the cache", exc)
+                return None
+        for account in self.settings.accounts:
+            self.store.record_poll(account.name, now)
+        return previous
+
+    def _unchanged(self, folders: dict[str, tuple[str, ...]]) -> bool:
         try:
-            if not self.quick.unchanged(folders):
-                return False
+            return self.quick.unchanged(folders)
         except InboxwatchError as exc:
             log.info("quick check failed (%s); full poll", exc)
             return False
-        for account in self.settings.accounts:
-            self.store.record_poll(account.name, now)
-        return True

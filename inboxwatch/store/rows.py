@@ -1,6 +1,6 @@
-"""Cached MessageMeta as JSON rows, and back: the repeated addresses, folders and flags
-of a large cache are shared objects once read (a 100,000-message cache in a fraction of
-the memory)."""
+"""Cached MessageMeta as JSON rows (arrays; objects from earlier versions), and back:
+the repeated addresses, folders and flags of a large cache are shared objects once read
+(a 100,000-message cache in a fraction of the memory)."""
 
 from __future__ import annotations
 
@@ -37,26 +37,57 @@ class Db(Protocol):
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
 
 
-def _address(a: Address) -> dict[str, str]:
-    return {"name": a.name, "address": a.address}
+def _pairs(addresses: tuple[Address, ...]) -> list[tuple[str, str]]:
+    return [(a.name, a.address) for a in addresses]
 
 
-def meta_to_json(meta: MessageMeta) -> str:
-    data: dict[str, Any] = meta._asdict()
-    data["received"] = meta.received.isoformat()
-    data["date"] = meta.date.isoformat() if meta.date else None
-    data["sender"] = _address(meta.sender) if meta.sender else None
-    for key in ("reply_to", "to", "cc"):
-        data[key] = [_address(a) for a in getattr(meta, key)]
-    data["flags"] = sorted(meta.flags)
-    # Rare fields are left out when empty: most rows stay as they were.
-    for key in ("provider_id", "thread_hint", "list_id", "machine"):
-        if not data[key]:
-            del data[key]
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+RARE = 4  # provider_id, thread_hint, list_id, machine: left off the row's end when empty
+
+
+def meta_to_row(meta: MessageMeta) -> str:
+    """A JSON array of the fields after `folder` (the row's key holds it), in
+    MessageMeta's order: no field names, and decoded without a dict per row, a
+    100,000-message cache writes in 1.3 s instead of 1.9 and reads in 0.9 s instead of
+    1.9 (bench/README.md)."""
+    row: list[Any] = [
+        *(meta.uid, meta.message_id, meta.in_reply_to, meta.references, meta.subject),
+        (meta.sender.name, meta.sender.address) if meta.sender else None,
+        meta.received.isoformat(),
+        meta.date.isoformat() if meta.date else None,
+        *(_pairs(meta.reply_to), _pairs(meta.to), _pairs(meta.cc), sorted(meta.flags)),
+        *meta[13:],
+    ]
+    if not any(row[-RARE:]):
+        del row[-RARE:]
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+
+
+def meta_from_row(folder: str, text: str) -> MessageMeta:
+    """The message `meta_to_row` wrote, or an earlier version's JSON object (meta_from_json).
+    Raises ValueError or TypeError on anything else (the store: a damaged state)."""
+    if text[:1] != "[":
+        return meta_from_json(text)
+    uid, message_id, replied, references, subject, sender, received, date, *rest = json.loads(text)
+    reply_to, to, cc, flags, *plain = rest
+    from_iso = datetime.fromisoformat
+    # Ids interned, as parse.py does: an id recurs in later messages' links.
+    return MessageMeta(
+        *(intern(folder), uid, intern(message_id) if message_id else None),
+        *(tuple(map(intern, replied)), tuple(map(intern, references)), subject),
+        _shared_address(*sender) if sender else None,
+        *(from_iso(received), from_iso(date) if date else None),
+        *(_addresses(reply_to), _addresses(to), _addresses(cc)),
+        _shared_flags(tuple(flags)),
+        *plain,
+    )
+
+
+def _addresses(pairs: list[list[str]]) -> tuple[Address, ...]:
+    return _shared_list(tuple(map(tuple, pairs))) if pairs else ()
 
 
 def meta_from_json(text: str) -> MessageMeta:
+    """A row as versions before meta_to_row wrote it: a JSON object with field names."""
     data: dict[str, Any] = json.loads(text)
     for key in ("received", "date"):
         data[key] = datetime.fromisoformat(data[key]) if data[key] else None

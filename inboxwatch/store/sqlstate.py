@@ -17,7 +17,7 @@ from inboxwatch.core.snooze import Snooze
 from inboxwatch.errors import InboxwatchError
 from inboxwatch.store import bodies, failures, notes, reminders
 from inboxwatch.store.bodies import Folder
-from inboxwatch.store.rows import Db, iso, meta_from_json, meta_to_json
+from inboxwatch.store.rows import Db, iso, meta_from_row, meta_to_row
 
 SCHEMA_VERSION = 10
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -144,7 +144,7 @@ class SqlState:
         rows = self.db.execute(
             "SELECT uid, meta FROM messages WHERE account = ? AND folder = ?", (account, folder)
         )
-        return {uid: meta_from_json(meta) for uid, meta in rows}
+        return {uid: meta_from_row(folder, meta) for uid, meta in rows}
 
     @guarded
     def save_folder(
@@ -173,7 +173,7 @@ class SqlState:
         )
         db.executemany(  # a generator: 100,000 rows' JSON is never all held at once
             "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?)",
-            ((account, folder, m.uid, meta_to_json(m)) for m in upsert),
+            ((account, folder, m.uid, meta_to_row(m)) for m in upsert),
         )
         db.execute(
             "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?, ?)",

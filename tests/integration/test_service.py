@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from inboxwatch.config import Account, Settings
-from inboxwatch.core.model import PollRecord
+from inboxwatch.core.model import MessageMeta, PollRecord
 from inboxwatch.delivery.smtp import SmtpSender
 from inboxwatch.errors import DeliveryError, LockError
 from inboxwatch.service.health import health
@@ -462,12 +462,10 @@ def test_a_changed_poll_logs_in_once_and_examines_each_folder_once(
     assert commands.count("EXAMINE") == 3, commands
 
 
-def test_cached_messages_keep_their_stored_form_and_round_trip():
-    """State files written by earlier versions must still read: the JSON form is fixed."""
-    from inboxwatch.core.model import Address, MessageMeta
-    from inboxwatch.store.rows import meta_from_json, meta_to_json
+def _cached_meta() -> MessageMeta:
+    from inboxwatch.core.model import Address
 
-    meta = MessageMeta(
+    return MessageMeta(
         folder="INBOX",
         uid=7,
         message_id="<m@x>",
@@ -481,8 +479,36 @@ def test_cached_messages_keep_their_stored_form_and_round_trip():
         flags=frozenset({"\\Seen", "\\Answered"}),
         list_headers=True,
     )
-    text = meta_to_json(meta)
+
+
+def test_cached_messages_keep_their_stored_form_and_round_trip():
+    """State files must still read in later versions: the row's form is fixed."""
+    from inboxwatch.store.rows import meta_from_row, meta_to_row
+
+    meta = _cached_meta()
+    text = meta_to_row(meta)
     assert text == (
+        '[7,"<m@x>",["<p@x>"],["<r@x>","<p@x>"],"Grüße",["Anna","anna@client.example"],'
+        f'"2026-11-24T09:00:00+00:00",null,[],[["","{OWNER}"]],[],["\\\\Answered","\\\\Seen"],'
+        '"","",true,"",false,false,false]'
+    )
+    assert meta_from_row("INBOX", text) == meta
+    gmail = meta._replace(provider_id="1278455344230334865", thread_hint="1266894439832287888")
+    assert meta_from_row("INBOX", meta_to_row(gmail)) == gmail
+    machine = meta._replace(list_id=True, machine="bulk:X-Mailer")
+    assert meta_from_row("INBOX", meta_to_row(machine)) == machine
+    # Read back, equal values are one object each, as the parser shares them.
+    again = meta_from_row("INBOX", meta_to_row(meta._replace(uid=8)))
+    first = meta_from_row("INBOX", text)
+    assert again.to is first.to and again.folder is first.folder and again.sender is first.sender
+
+
+def test_cached_rows_of_earlier_versions_read_as_parsing_gives_them_now():
+    """Rows were JSON objects before they were arrays, and kept the whole Content-Type;
+    ids come back shared, as parse.py shares them."""
+    from inboxwatch.store.rows import meta_from_row
+
+    earlier = (
         '{"folder":"INBOX","uid":7,"message_id":"<m@x>","in_reply_to":["<p@x>"],'
         '"references":["<r@x>","<p@x>"],"subject":"Grüße","sender":{"name":"Anna",'
         '"address":"anna@client.example"},"received":"2026-11-24T09:00:00+00:00","date":null,'
@@ -491,18 +517,7 @@ def test_cached_messages_keep_their_stored_form_and_round_trip():
         '"list_headers":true,"content_type":"","null_sender":false,"autoreply_header":false,'
         '"sender_ambiguous":false}'
     )
-    assert meta_from_json(text) == meta
-    gmail = meta._replace(provider_id="1278455344230334865", thread_hint="1266894439832287888")
-    assert meta_from_json(meta_to_json(gmail)) == gmail
-    # Read back, equal values are one object each, as the parser shares them.
-    again = meta_from_json(meta_to_json(meta._replace(uid=8)))
-    assert again.to is meta_from_json(text).to and again.folder is meta_from_json(text).folder
-
-
-def test_cached_rows_of_earlier_versions_read_as_parsing_gives_them_now():
-    """Rows kept the whole Content-Type before; ids come back shared, as parse.py shares them."""
-    from inboxwatch.store.rows import meta_from_json
-
+    assert meta_from_row("INBOX", earlier) == _cached_meta()
     row = (
         '{"folder":"INBOX","uid":7,"message_id":"<m@x>","in_reply_to":["<p@x>"],'
         '"references":["<r@x>","<p@x>"],"subject":"x","sender":null,'
@@ -511,7 +526,7 @@ def test_cached_rows_of_earlier_versions_read_as_parsing_gives_them_now():
         '"content_type":"multipart/report; report-type=delivery-status","null_sender":false,'
         '"autoreply_header":false,"sender_ambiguous":false}'
     )
-    meta = meta_from_json(row)
+    meta = meta_from_row("INBOX", row)
     assert meta.content_type == "multipart/report"
     assert meta.in_reply_to[0] is meta.references[1]
 
