@@ -142,9 +142,14 @@ class _AccountScan:
 
     def read(self, folders: Sequence[str], progress: Progress | None) -> list[MessageMeta]:
         since = self.as_of - self.plan.lookback
+        # Read last to first: the first watched folder (INBOX) stays selected for the body
+        # checks that follow (core.refine), and a service's quick check left the last one
+        # selected: an EXAMINE less each, a round trip. Kept in the given order.
+        order = list(dict.fromkeys(folders))
+        scans = {f: self.source.fetch_since(f, since, progress) for f in reversed(order)}
         messages: list[MessageMeta] = []
-        for folder in dict.fromkeys(folders):
-            scan = self.source.fetch_since(folder, since, progress)
+        for folder in order:
+            scan = scans[folder]
             for failure in scan.failures:
                 self.errors.append(
                     ReportError(self.plan.name, "parse", failure.reason, 0, folder, failure.uid)

@@ -7,7 +7,7 @@ Read-only: BODY.PEEK (RFC 3501 6.4.5) never sets \\Seen.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, ProtocolError
@@ -27,6 +27,7 @@ from inboxwatch.imap.wire import (
     batches,
     connection,
     read_fetch,
+    send,
     uid_set,
 )
 from inboxwatch.imap.worker import FetchWorker
@@ -38,6 +39,8 @@ BATCH = 500  # UIDs per generic FETCH: bounded memory, far below Dovecot's 64 KB
 # UIDs per streamed FETCH: records are parsed as they arrive, so memory stays one read chunk;
 # few round trips; a command line of at most ~60 KB even for scattered UIDs (12 bytes each).
 STREAM_BATCH = 5000
+# FETCH commands sent before the first is answered: at most this many bytes of them.
+PIPELINED_BYTES = 16384
 # A folder with more messages to read than this is read over two connections: the last
 # WORKER_SHARE of its UIDs by a worker process (imap.worker), which costs ~0.2 s to start.
 PARALLEL_MIN = 10_000
@@ -127,11 +130,48 @@ class HeaderFetcher:
         scan: FolderScan,
         progress: Progress | None,
     ) -> None:
-        """`uids` on this session's own connection, STREAM_BATCH at a time."""
-        for chunk in batches(uids, STREAM_BATCH):
-            self._chunk(folder, chunk, since, scan)
+        """`uids` on this session's own connection, STREAM_BATCH a command. The commands
+        of a wave are sent together and answered in one read (pipelining, RFC 3501 5.5),
+        so the link does not idle a round trip between batches: 0.1 s for every 5,000
+        messages at 100 ms RTT. A response holding anything the strict reader does not
+        expect was read to its end: what it did not give is fetched the generic way, as
+        is everything after it on this session."""
+        wanted, take = _taker(folder, since, scan, set(uids))
+        for wave in _waves([*batches(uids, STREAM_BATCH)], self.items):
+            if not self._stream:
+                break
+            self._answer(wave, take)
             if progress is not None:
-                progress.advance(len(chunk))
+                progress.advance(sum(size for _, size in wave))
+        if self._stream:
+            return
+        left = sorted(wanted)  # also any UID expunged since: asking again costs nothing
+        for batch in batches(left, BATCH):
+            self._generic_batch(folder, batch, take, scan)
+        if progress is not None:
+            progress.advance(len(left))
+
+    def _answer(self, wave: list[tuple[bytes, int]], take: Callable[[FetchRecord], None]) -> None:
+        """The bulk header FETCH. imapclient's generic response parser costs more than the
+        server itself here, so the response is read as a stream by a strict reader
+        (imap.wire) and each record parsed as it arrives, while the server goes on
+        writing."""
+        imap = connection(self.client)
+        count = sum(size for _, size in wave)
+        try:
+            with self.watch.deadline(f"FETCH of {count} headers"):
+                tags = [send(imap, command) for command, _ in wave]
+                answered = read_fetch(imap, tags, take, MAX_LITERAL)
+        except StreamError as exc:
+            raise IMAPClientAbortError(str(exc)) from None
+        if answered is None:  # this server's answers take the generic way from now on
+            log.debug("%s: unexpected FETCH response shape; reading it the generic way", self.host)
+            self._stream = False
+            return
+        for status, text in answered.values():
+            if status != "OK":
+                words = text.decode("utf-8", "replace")
+                raise IMAPClientError(f"FETCH failed: {status} {words}")
 
     def _hand_over(
         self, folder: str, uidvalidity: int, uids: Sequence[int], since: datetime
@@ -165,36 +205,6 @@ class HeaderFetcher:
             self._worker = None
         self._free_slot()
         self._login_as = None
-
-    def _chunk(self, folder: str, uids: Sequence[int], since: datetime, scan: FolderScan) -> None:
-        """The bulk header FETCH. imapclient's generic response parser costs more than the
-        server itself here, so the response is read as a stream by a strict reader
-        (imap.wire) and each record parsed as it arrives, while the server goes on
-        writing. A response holding anything the reader does not expect is read to its
-        end, and the UIDs not yet taken are fetched again the generic way."""
-        wanted = set(uids)
-        take = _taker(folder, since, scan, wanted)
-        command = f"UID FETCH {uid_set(uids)} ({self.items})".encode("ascii")
-        try:
-            with self.watch.deadline(f"FETCH of {len(uids)} headers"):
-                status = (
-                    read_fetch(connection(self.client), command, take, MAX_LITERAL)
-                    if self._stream
-                    else None
-                )
-        except StreamError as exc:
-            raise IMAPClientAbortError(str(exc)) from None
-        if status is None:
-            if self._stream:  # this server's answers take the generic way from now on
-                log.debug(
-                    "%s: unexpected FETCH response shape; reading it the generic way", self.host
-                )
-                self._stream = False
-            for batch in batches(sorted(wanted), BATCH):
-                self._generic_batch(folder, batch, take, scan)
-        elif status[0] != "OK":
-            text = status[1].decode("utf-8", "replace")
-            raise IMAPClientError(f"FETCH failed: {status[0]} {text}")
 
     def _generic_batch(
         self,
@@ -246,10 +256,26 @@ class HeaderFetcher:
         return out, unusable
 
 
+def _waves(chunks: list[Sequence[int]], items: str) -> Iterator[list[tuple[bytes, int]]]:
+    """The FETCH commands of `chunks` (with their sizes), grouped into waves sent at once.
+    A wave's commands are short together (contiguous UIDs: `1:5000`): both sides writing
+    at once can fill both socket buffers, so long ones (scattered UIDs) go one a wave."""
+    wave: list[tuple[bytes, int]] = []
+    for chunk in chunks:
+        command = f"UID FETCH {uid_set(chunk)} ({items})".encode("ascii")
+        if wave and sum(len(c) for c, _ in wave) + len(command) > PIPELINED_BYTES:
+            yield wave
+            wave = []
+        wave.append((command, len(chunk)))
+    if wave:
+        yield wave
+
+
 def _taker(
     folder: str, since: datetime, scan: FolderScan, wanted: set[int]
-) -> Callable[[FetchRecord], None]:
-    """Each fetched record, once, parsed into `scan` (or counted there as a failure)."""
+) -> tuple[set[int], Callable[[FetchRecord], None]]:
+    """Each fetched record, once, parsed into `scan` (or counted there as a failure);
+    `wanted` shrinks as records are taken."""
 
     def take(record: FetchRecord) -> None:
         uid, header, flags, internaldate, ids = record
@@ -271,7 +297,7 @@ def _taker(
         else:
             scan.messages.append(meta._replace(provider_id=ids[0], thread_hint=ids[1]))
 
-    return take
+    return wanted, take
 
 
 def _utc(value: datetime) -> datetime:

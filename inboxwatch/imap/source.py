@@ -25,7 +25,15 @@ from inboxwatch.imap.bodyfetch import fetch_details
 from inboxwatch.imap.headerfetch import BATCH, STREAM_BATCH, HeaderFetcher
 from inboxwatch.imap.login import Secret, ServerLogin
 from inboxwatch.imap.slots import Release
-from inboxwatch.imap.wire import SocketWatch, WatchedClient, batches, bound_literals, xoauth2
+from inboxwatch.imap.wire import (
+    SocketWatch,
+    WatchedClient,
+    batches,
+    bound_literals,
+    connection,
+    send,
+    xoauth2,
+)
 from inboxwatch.net import (
     is_loopback,
     keep_alive,
@@ -135,9 +143,8 @@ class ImapSource:
             else:
                 used = secret.value
                 self.client.login(username, secret.value)
-            if b"CONDSTORE" in self.client.capabilities():
-                # RFC 7162 3.1: HIGHESTMODSEQ on SELECT lets an unchanged folder cost one command.
-                self.client.enable("CONDSTORE")
+            # RFC 7162 3.1: HIGHESTMODSEQ on EXAMINE lets an unchanged folder cost one command.
+            self.client.condstore = b"CONDSTORE" in self.client.capabilities()
         except LoginError as exc:
             # imapclient turns every failure of LOGIN into LoginError, a dropped connection
             # (imaplib's abort: "socket error: EOF") and our refused literal too. Only the
@@ -195,12 +202,14 @@ class ImapSource:
         return True
 
     def close(self) -> None:
+        """LOGOUT, and the connection closed without waiting for the answer: the server ends
+        the session on reading it (RFC 3501 6.1.3), and nothing is left to learn from its
+        BYE. Waiting cost a round trip at the end of every scan (0.1 s at 100 ms RTT)."""
         self.headers.close()
-        try:
-            with self.watch.deadline("LOGOUT"):
-                self.client.logout()
-        except (OSError, IMAPClientError, EOFError, ServerError):
-            self._shutdown()
+        failed = (OSError, IMAPClientError, EOFError, ServerError)
+        with contextlib.suppress(*failed), self.watch.deadline("LOGOUT"):
+            send(connection(self.client), b"LOGOUT")
+        self._shutdown()
 
     def abort(self) -> None:
         """From another thread (a poll past its deadline): fail what the session waits for."""

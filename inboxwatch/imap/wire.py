@@ -91,6 +91,18 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         self.watch = watch
         super().__init__(*args, **kwargs)
 
+    # Set once logged in to a server offering CONDSTORE (RFC 7162): each EXAMINE carries the
+    # CONDSTORE parameter, a "CONDSTORE enabling command" (3.1) that also answers with
+    # HIGHESTMODSEQ, so the session needs no ENABLE and its round trip.
+    condstore = False
+
+    def select_folder(self, folder: str, readonly: bool = False) -> dict[bytes, Any]:
+        if not self.condstore:
+            return dict(super().select_folder(folder, readonly))
+        name = self._normalise_folder(folder)
+        self._command_and_check("select", f"{_text(name)} (CONDSTORE)", readonly)
+        return dict(self._process_select_response(self._imap.untagged_responses))
+
     def _create_IMAP4(self) -> imaplib.IMAP4:
         timeout = getattr(self._timeout, "connect", None)
         if self.ssl:
@@ -98,7 +110,31 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         return _WatchedPlain(self.watch, self.host, self.port, timeout)
 
 
-class _WatchedPlain(imap4.IMAP4WithTimeout):  # type: ignore[misc]
+def _text(value: str | bytes) -> str:
+    return value.decode("ascii") if isinstance(value, bytes) else value
+
+
+class _Greeted:
+    """imaplib asks CAPABILITY right after the greeting; a greeting carrying a
+    `[CAPABILITY …]` response code (RFC 3501 7.1; Dovecot's, Gmail's, Microsoft's) has
+    already said it: one round trip less on every connection (0.1 s at 100 ms RTT). Only
+    the greeting: after STARTTLS the command is sent, as RFC 2595 3.1 wants."""
+
+    untagged_responses: dict[str, list[Any]]
+    capabilities: tuple[str, ...]
+    _encoding: str
+    _greeted = False
+
+    def _get_capabilities(self) -> None:
+        said = None if self._greeted else self.untagged_responses.pop("CAPABILITY", None)
+        self._greeted = True
+        if said and isinstance(said[-1], bytes) and b"IMAP4REV1" in said[-1].upper():
+            self.capabilities = tuple(str(said[-1], self._encoding).upper().split())
+            return
+        super()._get_capabilities()  # type: ignore[misc]
+
+
+class _WatchedPlain(_Greeted, imap4.IMAP4WithTimeout):  # type: ignore[misc]
     def __init__(self, watch: SocketWatch, host: str, port: int, timeout: float | None) -> None:
         self.watch = watch
         watch.imap = self
@@ -109,7 +145,7 @@ class _WatchedPlain(imap4.IMAP4WithTimeout):  # type: ignore[misc]
         return self.watch.raw
 
 
-class _WatchedTLS(tls.IMAP4_TLS):  # type: ignore[misc]
+class _WatchedTLS(_Greeted, tls.IMAP4_TLS):  # type: ignore[misc]
     def __init__(
         self,
         watch: SocketWatch,
@@ -223,37 +259,49 @@ class _Reader:
             )
 
 
+def send(imap: imaplib.IMAP4, command: bytes) -> bytes:
+    """Send `command` without reading its answer (read_fetch reads it); returns its tag.
+    Commands sent before earlier ones are answered are answered in order (RFC 3501 5.5)."""
+    tag: bytes = imap._new_tag()
+    imap.send(tag + b" " + command + b"\r\n")
+    return tag
+
+
 def read_fetch(
     imap: imaplib.IMAP4,
-    command: bytes,
+    tags: Sequence[bytes],
     on_record: Callable[[FetchRecord], None],
     max_literal: int,
-) -> tuple[str, bytes] | None:
-    """Send `UID FETCH …` and hand each record to `on_record` as it arrives.
+) -> dict[bytes, tuple[str, bytes]] | None:
+    """Hand each record of the `UID FETCH …` commands sent as `tags` to `on_record` as it
+    arrives, until every one is answered. Pipelined commands may be run at once and
+    their records mixed (RFC 3501 5.5; Dovecot does): a record is not tied to a tag.
 
-    Returns the tagged status (`OK`/`NO`/`BAD`, text), or None when the response
-    held something the strict reader does not take (it was read to its end).
+    Returns each tag's status (`OK`/`NO`/`BAD`, text), or None when a response held
+    something the strict reader does not take (all were read to their ends).
     """
-    tag = imap._new_tag()
-    imap.send(tag + b" " + command + b"\r\n")
     reader = _Reader(imap, max_literal)
-    done = tag + b" "
-    while True:
-        record = _record(reader, done)
+    pending = {tag + b" " for tag in tags}
+    answered: dict[bytes, tuple[str, bytes]] = {}
+    while pending:
+        record = _record(reader, tuple(pending))
         if isinstance(record, tuple):
             on_record(record)
             continue
         if record is None:
-            _drain(reader, done)
+            _drain(reader, pending)
             return None
-        if reader.pos < len(reader.buf):  # the server already said more: keep it for imaplib
-            imap.file = _Pushback(reader.buf[reader.pos :], reader.file)
-        status, _, text = record[len(done) :].partition(b" ")
-        return status.decode("ascii", "replace"), text.rstrip(b"\r\n")
+        tag, _, rest = record.partition(b" ")
+        pending.discard(tag + b" ")
+        status, _, text = rest.partition(b" ")
+        answered[tag] = status.decode("ascii", "replace"), text.rstrip(b"\r\n")
+    if reader.pos < len(reader.buf):  # the server already said more: keep it for imaplib
+        imap.file = _Pushback(reader.buf[reader.pos :], reader.file)
+    return answered
 
 
-def _record(reader: _Reader, done: bytes) -> FetchRecord | bytes | None:
-    """One FETCH record, the tagged line (bytes), or None for anything unexpected."""
+def _record(reader: _Reader, done: tuple[bytes, ...]) -> FetchRecord | bytes | None:
+    """One FETCH record, a tagged line of `done` (bytes), or None for anything unexpected."""
     while True:
         while (end := reader.buf.find(b"\r\n", reader.pos)) < 0:
             reader.more()
@@ -318,12 +366,15 @@ class _Pushback(io.BufferedReader):
         return data
 
 
-def _drain(reader: _Reader, done: bytes) -> None:
-    """Read to the tagged line, skipping literals, so the connection stays usable."""
-    while True:
+def _drain(reader: _Reader, pending: set[bytes]) -> None:
+    """Read to every pending tagged line, skipping literals, so the connection stays
+    usable."""
+    while pending:
         line = reader.line()
-        if line.startswith(done):
-            return
+        tag = next((t for t in pending if line.startswith(t)), None)
+        if tag is not None:
+            pending.discard(tag)
+            continue
         literal = _LITERAL_END.search(line)
         if literal is not None:
             size = int(literal.group(1))

@@ -33,13 +33,6 @@ class Chunked:
 class FakeImap:
     def __init__(self, response: bytes, size: int) -> None:
         self.file = Chunked(response, size)
-        self.sent: list[bytes] = []
-
-    def _new_tag(self) -> bytes:
-        return b"T1"
-
-    def send(self, data: bytes) -> None:
-        self.sent.append(data)
 
 
 def record(n: int, header: bytes = HEADER, before: bytes = b"", after: bytes = b"") -> bytes:
@@ -57,8 +50,8 @@ def record(n: int, header: bytes = HEADER, before: bytes = b"", after: bytes = b
 
 def read(response: bytes, size: int) -> tuple[list[FetchRecord], tuple[str, bytes] | None]:
     got: list[FetchRecord] = []
-    status = read_fetch(FakeImap(response, size), b"UID FETCH 1:* (...)", got.append, 1 << 20)  # type: ignore[arg-type]
-    return got, status
+    answered = read_fetch(FakeImap(response, size), [b"T1"], got.append, 1 << 20)  # type: ignore[arg-type]
+    return got, None if answered is None else answered[b"T1"]
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 1 << 20])
@@ -106,12 +99,29 @@ def test_an_unexpected_shape_is_read_to_the_end_and_refused(odd, size):
     response = record(1) + odd + record(2) + b"T1 OK done\r\n"
     imap = FakeImap(response + b"NEXT", size)
     got: list[FetchRecord] = []
-    assert read_fetch(imap, b"UID FETCH 1:*", got.append, 1 << 20) is None  # type: ignore[arg-type]
+    assert read_fetch(imap, [b"T1"], got.append, 1 << 20) is None  # type: ignore[arg-type]
     assert [r[0] for r in got] == [101]
     # Read to its tagged line: the bytes after it are left for the next command.
     assert imap.file.pos >= len(response)
     if size == 3:
         assert imap.file.pos < len(response) + 3
+
+
+@pytest.mark.parametrize("size", [3, 1 << 20])
+def test_pipelined_fetches_may_be_answered_mixed_and_out_of_order(size):
+    """RFC 3501 5.5: commands sent together may run at once; Dovecot mixes two FETCHes'
+    records and may finish the second first. Every record is taken, whoever asked."""
+    response = record(1) + record(7) + b"T2 OK second\r\n" + record(2) + b"T1 OK first\r\n"
+    imap = FakeImap(response + b"* 9 EXISTS\r\n", size)
+    got: list[FetchRecord] = []
+    answered = read_fetch(imap, [b"T1", b"T2"], got.append, 1 << 20)  # type: ignore[arg-type]
+    assert answered == {b"T1": ("OK", b"first"), b"T2": ("OK", b"second")}
+    assert [r[0] for r in got] == [101, 107, 102]
+    # A surprise in one: both are read to their ends, nothing is left half read.
+    odd = record(1) + b"* 9 FETCH (UID 109 FLAGS (\\Seen))\r\n" + b"T1 OK a\r\n"
+    imap = FakeImap(odd + record(3) + b"T2 OK b\r\nNEXT", size)
+    assert read_fetch(imap, [b"T1", b"T2"], got.append, 1 << 20) is None  # type: ignore[arg-type]
+    assert imap.file.pos >= len(odd + record(3) + b"T2 OK b\r\n")
 
 
 def test_the_tagged_no_is_returned():
@@ -122,7 +132,7 @@ def test_the_tagged_no_is_returned():
 def test_a_literal_over_the_limit_is_refused_before_reading_it():
     imap = FakeImap(b"* 1 FETCH (UID 1 FLAGS () " + ITEMS + b" {2000000000}\r\nxx", 1 << 20)
     with pytest.raises(StreamError, match="refusing to read it"):
-        read_fetch(imap, b"UID FETCH 1", lambda r: None, 32 << 20)  # type: ignore[arg-type]
+        read_fetch(imap, [b"T1"], lambda r: None, 32 << 20)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("cut", [5, 60, len(record(1)) - 3])
@@ -142,7 +152,7 @@ def test_bytes_after_the_tagged_line_are_left_for_imaplib():
     imap = FakeImap(b"", 1)
     imap.file = io.BufferedReader(io.BytesIO(record(1) + b"T1 OK done\r\n* 4 EXISTS\r\n* 5 RE"))  # type: ignore[assignment]
     got: list[FetchRecord] = []
-    assert read_fetch(imap, b"UID FETCH 1", got.append, 1 << 20) == ("OK", b"done")  # type: ignore[arg-type]
+    assert read_fetch(imap, [b"T1"], got.append, 1 << 20) == {b"T1": ("OK", b"done")}  # type: ignore[arg-type]
     assert [r[0] for r in got] == [101]
     assert imap.file.readline() == b"* 4 EXISTS\r\n"
     assert imap.file.read(4) == b"* 5 "

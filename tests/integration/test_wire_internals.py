@@ -42,13 +42,11 @@ def test_the_imaplib_parts_wire_relies_on(client):
     assert callable(imap.send) and callable(imap.read)
     client.select_folder("INBOX", readonly=True)
     records: list[object] = []
-    status = wire.read_fetch(
-        imap,
-        f"UID FETCH 1:* ({' '.join(FETCH_ITEMS)})".encode(),
-        records.append,
-        1 << 20,
-    )
-    assert status is not None and status[0] == "OK" and len(records) == 1
+    # Two FETCHes sent before either is answered (pipelined): answered in order.
+    tags = [wire.send(imap, f"UID FETCH 1:* ({' '.join(FETCH_ITEMS)})".encode()) for _ in "ab"]
+    answered = wire.read_fetch(imap, tags, records.append, 1 << 20)
+    assert answered is not None and [s for s, _ in answered.values()] == ["OK", "OK"]
+    assert len(records) == 2
     # After the streamed response, imapclient goes on on the same connection.
     assert client.search(["ALL"]) == [1]
 
