@@ -34,6 +34,9 @@ class DelayProxy:
         self.target_port = target_port
         self.half = rtt / 2
         self.bytes_per_s = mbit * 1e6 / 8 if mbit else 0.0
+        # When the link has sent what came before, each way: one link for every connection
+        # (a second connection shares the bandwidth, as on a real line; it had its own).
+        self.free_at = {True: 0.0, False: 0.0}
         self.counts = LinkCounts()
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -82,7 +85,7 @@ class DelayProxy:
         from_client: bool,
     ) -> None:
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-        sender = asyncio.ensure_future(self._deliver(queue, dst))
+        sender = asyncio.ensure_future(self._deliver(queue, dst, from_client))
         try:
             while chunk := await src.read(65536):
                 if from_client:
@@ -99,9 +102,9 @@ class DelayProxy:
                 await sender
 
     async def _deliver(
-        self, queue: asyncio.Queue[tuple[float, bytes]], dst: asyncio.StreamWriter
+        self, queue: asyncio.Queue[tuple[float, bytes]], dst: asyncio.StreamWriter, up: bool
     ) -> None:
-        free_at = 0.0  # when the link has sent what came before (bandwidth)
+        free_at = self.free_at
         try:
             while True:
                 due, chunk = await queue.get()
@@ -109,8 +112,8 @@ class DelayProxy:
                     break
                 now = time.monotonic()
                 if self.bytes_per_s:
-                    free_at = max(free_at, now) + len(chunk) / self.bytes_per_s
-                    due = max(due, free_at)
+                    free_at[up] = max(free_at[up], now) + len(chunk) / self.bytes_per_s
+                    due = max(due, free_at[up])
                 if due > now:
                     await asyncio.sleep(due - now)
                 dst.write(chunk)

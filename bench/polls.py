@@ -1,0 +1,153 @@
+"""The bench's service measures (bench/run.py runs each in its own process): a running
+service's polls, `run --once` from cron, and the mailbox changes they are timed after."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.mailgen import OWNER
+
+
+def bench_account(port: int, password: str, lookback: str) -> Any:
+    from inboxwatch.config import Account
+
+    return Account(
+        name="bench",
+        host="127.0.0.1",
+        port=port,
+        security="plain",
+        username="bench",
+        password=password,
+        addresses=[OWNER],
+        lookback=lookback,
+    )
+
+
+def _service_poll(
+    port: int, password: str, now: datetime, state: str, change: int | None, first: bool = False
+) -> tuple[int, float]:
+    """Like `inboxwatch run`: one poll to warm up, then the timed one (given the report of
+    the first, as the service keeps it), after `change_mailbox` when `change` is a round;
+    `first`: the first poll alone, timed."""
+    from inboxwatch.config import Settings
+    from inboxwatch.delivery.smtp import StdoutSender
+    from inboxwatch.service.poller import Poller
+    from inboxwatch.service.sync import MemoryCache
+    from inboxwatch.store.sqlite import SqliteStore
+
+    settings = Settings(
+        accounts=[bench_account(port, password, "400d").model_dump()], state={"path": state}
+    )
+    store = SqliteStore(Path(state))
+    poller = Poller(settings, store, StdoutSender(), memory=MemoryCache())
+    try:
+        started = time.perf_counter()
+        result = poller.poll(now)  # the poller keeps this report for the next poll
+        if first:
+            return result.fetched, time.perf_counter() - started
+        if change is not None:
+            change_mailbox(port, password, now, Path(state), change)
+        started = time.perf_counter()
+        result = poller.poll(now)
+        return result.fetched, time.perf_counter() - started
+    finally:
+        poller.close()
+        store.close()
+
+
+def m_idle(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
+    return _service_poll(port, password, now, state, None)
+
+
+def m_change(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
+    return _service_poll(port, password, now, state, int(Path(state + ".round").read_text()))
+
+
+def m_first(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
+    Path(state + ".first").unlink(missing_ok=True)
+    return _service_poll(port, password, now, state + ".first", None, first=True)
+
+
+def m_start(port: int, password: str, now: datetime, state: str) -> int:
+    """What `m_poll` does before it polls: imports, settings, the state opened."""
+    from inboxwatch.config import Settings
+    from inboxwatch.delivery.smtp import StdoutSender
+    from inboxwatch.service.poller import Poller
+    from inboxwatch.store.sqlite import SqliteStore
+
+    settings = Settings(
+        accounts=[bench_account(port, password, "400d").model_dump()], state={"path": state}
+    )
+    store = SqliteStore(Path(state))
+    Poller(settings, store, StdoutSender(), keep_report=True)
+    store.close()
+    return 0
+
+
+def m_poll(port: int, password: str, now: datetime, state: str) -> int:
+    """A poll in a fresh process: `inboxwatch run --once` from cron."""
+    from inboxwatch.config import Settings
+    from inboxwatch.delivery.smtp import StdoutSender
+    from inboxwatch.service.poller import Poller
+    from inboxwatch.store.sqlite import SqliteStore
+
+    settings = Settings(
+        accounts=[bench_account(port, password, "400d").model_dump()], state={"path": state}
+    )
+    store = SqliteStore(Path(state))
+    try:
+        return Poller(settings, store, StdoutSender(), keep_report=True).poll(now).fetched
+    finally:
+        store.close()
+
+
+def _new_mail(sender: str, subject: str, now: datetime) -> bytes:
+    """A small new message; not the test suite's helper, which needs pytest (the bench runs
+    in a venv holding only the package)."""
+    from email.message import EmailMessage
+    from email.utils import format_datetime, make_msgid
+
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, OWNER, subject
+    message["Date"], message["Message-ID"] = format_datetime(now), make_msgid("bench")
+    message.set_content("A new message for the poll-change measure.")
+    return message.as_bytes()
+
+
+def one_new_message(port: int, password: str, now: datetime) -> None:
+    """The cron-change measure's change: one new message in INBOX."""
+    from imapclient import IMAPClient
+
+    client = IMAPClient("127.0.0.1", port=port, ssl=False)
+    client.login("bench", password)
+    text = _new_mail("One <one@x.example>", f"One {time.time()}", now)
+    client.append("INBOX", text, msg_time=now - timedelta(minutes=1))
+    client.logout()
+
+
+def change_mailbox(port: int, password: str, now: datetime, state: Path, round_: int) -> None:
+    """Note the QRESYNC state, then 10 new messages and 5 flag changes in INBOX."""
+    from imapclient import IMAPClient
+
+    client = IMAPClient("127.0.0.1", port=port, ssl=False)
+    client.login("bench", password)
+    client.enable("CONDSTORE")
+    known = {}
+    for folder in ("INBOX", "Sent"):
+        info = client.select_folder(folder, readonly=True)
+        known[folder] = [info[b"UIDVALIDITY"], info[b"HIGHESTMODSEQ"], info[b"UIDNEXT"]]
+    Path(f"{state}.qresync").write_text(json.dumps(known))
+    for n in range(10):
+        client.append(
+            "INBOX",
+            _new_mail(f"New {n} <new{n}@x.example>", f"New {round_}.{n}", now),
+            msg_time=now - timedelta(minutes=n + 1),
+        )
+    client.select_folder("INBOX")
+    uids = client.search(["ALL"])
+    client.add_flags(uids[round_ * 5 : (round_ + 1) * 5], [b"\\Flagged"])
+    client.logout()
