@@ -105,11 +105,13 @@ class HeaderFetcher:
         scan: FolderScan,
         progress: Progress | None,
         uidvalidity: int,
+        each: Callable[[FolderScan], None] | None = None,
     ) -> None:
+        """`uids` into `scan`; with `each`, handed to it STREAM_BATCH records at a time."""
         if progress is not None:
             progress.expect(len(uids))
-        theirs = self._hand_over(folder, uidvalidity, uids, since)
-        self._read(folder, uids[: len(uids) - len(theirs)], since, scan, progress)
+        theirs = self._hand_over(folder, uidvalidity, uids, since) if each is None else ()
+        self._read(folder, uids[: len(uids) - len(theirs)], since, scan, progress, each)
         if not theirs:
             return
         got = self._worker.collect() if self._worker is not None else "no worker"
@@ -129,6 +131,7 @@ class HeaderFetcher:
         since: datetime,
         scan: FolderScan,
         progress: Progress | None,
+        each: Callable[[FolderScan], None] | None = None,
     ) -> None:
         """`uids` on this session's own connection, STREAM_BATCH a command. The commands
         of a wave are sent together and answered in one read (pipelining, RFC 3501 5.5),
@@ -137,19 +140,23 @@ class HeaderFetcher:
         expect was read to its end: what it did not give is fetched the generic way, as
         is everything after it on this session."""
         wanted, take = _taker(folder, since, scan, set(uids))
+        if each is not None:
+            take = _handing(take, scan, each)
         for wave in _waves([*batches(uids, STREAM_BATCH)], self.items):
             if not self._stream:
                 break
             self._answer(wave, take)
             if progress is not None:
                 progress.advance(sum(size for _, size in wave))
-        if self._stream:
-            return
-        left = sorted(wanted)  # also any UID expunged since: asking again costs nothing
-        for batch in batches(left, BATCH):
-            self._generic_batch(folder, batch, take, scan)
-        if progress is not None:
-            progress.advance(len(left))
+        if not self._stream:
+            left = sorted(wanted)  # also any UID expunged since: asking again costs nothing
+            for batch in batches(left, BATCH):
+                self._generic_batch(folder, batch, take, scan)
+            if progress is not None:
+                progress.advance(len(left))
+        if each is not None and (scan.messages or scan.failures):
+            each(FolderScan(folder, scan.messages, scan.failures))
+            scan.messages, scan.failures = [], []
 
     def _answer(self, wave: list[tuple[bytes, int]], take: Callable[[FetchRecord], None]) -> None:
         """The bulk header FETCH. imapclient's generic response parser costs more than the
@@ -269,6 +276,20 @@ def _waves(chunks: list[Sequence[int]], items: str) -> Iterator[list[tuple[bytes
         wave.append((command, len(chunk)))
     if wave:
         yield wave
+
+
+def _handing(
+    take: Callable[[FetchRecord], None], scan: FolderScan, each: Callable[[FolderScan], None]
+) -> Callable[[FetchRecord], None]:
+    """`take`, handing `scan`'s records to `each` every STREAM_BATCH of them."""
+
+    def handing(record: FetchRecord) -> None:
+        take(record)
+        if len(scan.messages) + len(scan.failures) >= STREAM_BATCH:
+            each(FolderScan(scan.folder, scan.messages, scan.failures))
+            scan.messages, scan.failures = [], []
+
+    return handing
 
 
 def _taker(

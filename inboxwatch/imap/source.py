@@ -22,7 +22,7 @@ from inboxwatch.core.bodytext import Details
 from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, FolderSync, Progress
 from inboxwatch.errors import AuthError, ConfigError, ServerError
 from inboxwatch.imap.bodyfetch import fetch_details
-from inboxwatch.imap.headerfetch import BATCH, STREAM_BATCH, HeaderFetcher
+from inboxwatch.imap.headerfetch import BATCH, HeaderFetcher
 from inboxwatch.imap.login import Secret, ServerLogin
 from inboxwatch.imap.slots import Release
 from inboxwatch.imap.wire import (
@@ -260,17 +260,20 @@ class ImapSource:
             return fetch_details(self.client, uids, preview, self.watch.deadline)
 
     def fetch_uids(
-        self, folder: str, uidvalidity: int, uids: Sequence[int], since: datetime
-    ) -> Iterator[FolderScan]:
-        """A worker's job, one STREAM_BATCH at a time (the caller keeps each batch only as
-        long as it needs): these UIDs, if the folder still has that UIDVALIDITY."""
+        self,
+        folder: str,
+        uidvalidity: int,
+        uids: Sequence[int],
+        since: datetime,
+        each: Callable[[FolderScan], None],
+    ) -> None:
+        """A worker's job: these UIDs, if the folder still has that UIDVALIDITY, handed to
+        `each` at most STREAM_BATCH records at a time (the caller keeps each only as long
+        as it needs) while the FETCHes are pipelined."""
         with self._guard(folder):
             if self._examine(folder).uidvalidity != uidvalidity:
                 raise ServerError(f"{folder!r} changed its UIDVALIDITY; its UIDs are stale")
-            for chunk in batches(uids, STREAM_BATCH):
-                scan = FolderScan(folder)
-                self.headers.fetch(folder, chunk, since, scan, None, uidvalidity)
-                yield scan
+            self.headers.fetch(folder, uids, since, FolderScan(folder), None, uidvalidity, each)
 
     def sync_folder(
         self,

@@ -70,6 +70,30 @@ def test_a_big_folder_is_read_over_two_connections_and_whole(dovecot, mailbox, m
 
 
 @pytest.mark.dovecot
+def test_a_workers_job_is_handed_on_a_batch_at_a_time(dovecot, mailbox, monkeypatch):
+    """Its FETCHes are pipelined (one wave), yet its records are handed on STREAM_BATCH at
+    a time, as the worker encodes them: a job's parsed records are never all held."""
+    seed(mailbox)
+    monkeypatch.setattr(headerfetch, "STREAM_BATCH", 7)
+    source = ImapSource(account(dovecot, mailbox.user), Secret(dovecot.password), worker=False)
+    handed: list[list[int]] = []
+    try:
+        uidvalidity = source.examine("INBOX").uidvalidity
+        since = NOW - 400 * 24 * H
+        source.fetch_uids(
+            "INBOX",
+            uidvalidity,
+            range(1, 41),
+            since,
+            lambda s: handed.append([m.uid for m in s.messages]),
+        )
+    finally:
+        source.close()
+    assert [len(h) for h in handed] == [7, 7, 7, 7, 7, 5]
+    assert sorted(u for h in handed for u in h) == list(range(1, 41))
+
+
+@pytest.mark.dovecot
 def test_a_worker_that_dies_costs_time_not_messages(dovecot, mailbox, monkeypatch):
     seed(mailbox)
     monkeypatch.setattr(headerfetch, "PARALLEL_MIN", 10)
