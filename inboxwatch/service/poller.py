@@ -183,6 +183,7 @@ class Poller:
         full = self._clock_jumps(now, polls)
         notes = self.store.snoozes()  # the user's, changed by `snooze` beside the service
         kept = None if full else self._carry(previous, stored, now)
+        del stored  # a big mailbox's report text (tens of MB) is not held through the poll
         carried = kept is not None
         if kept is not None:
             result = PollResult(advance(kept, self.plans, now), 0, 0.0, None)

@@ -33,6 +33,7 @@ from inboxwatch.core.model import (
 # 2: findings carry their reply standard (due, priority, rule, ...). 3: a first line of
 # the accounts' folders, so a run that finds mail changed decodes nothing else.
 FORMAT = 3
+_DECODER = json.JSONDecoder()
 
 
 def fingerprint(settings: Settings) -> str:
@@ -54,7 +55,10 @@ def folders(text: str) -> dict[str, tuple[str, ...]]:
     mailbox's whole report (tens of thousands of findings) costs ~0.5 s, wasted when the
     folders turn out changed. Raises ValueError, AttributeError or TypeError on anything
     else."""
-    head: dict[str, list[str]] = json.loads(text.partition("\n")[0])
+    end = text.find("\n")
+    if end < 0:
+        raise ValueError("no first line of folders")
+    head: dict[str, list[str]] = json.loads(text[:end])
     return {str(name): tuple(map(str, names)) for name, names in head.items()}
 
 
@@ -98,8 +102,10 @@ def _body(report: Report) -> str:
 
 def decode(text: str) -> Report:
     """The report `encode` wrote; raises ValueError, KeyError or TypeError on anything else."""
-    head, _, body = text.partition("\n")
-    data: dict[str, Any] = json.loads(body or head)  # FORMAT 2's (replicas' parts) had no head
+    # Decoded in place, past the first line: a copy of a big report's text (tens of MB when
+    # a subject holds characters beyond Latin-1) would raise the run's peak by as much.
+    # FORMAT 2's texts (replicas' parts written by an earlier version) have no first line.
+    data: dict[str, Any] = _DECODER.raw_decode(text, text.find("\n") + 1)[0]
     threads, answered, overdue, pending = map(int, data["stats"])
     accounts = [_summary(row) for row in data["accounts"]]
     reply = _reply(data["reply"])
