@@ -41,6 +41,7 @@ BATCH = 500  # UIDs per generic FETCH: bounded memory, far below Dovecot's 64 KB
 STREAM_BATCH = 5000
 # FETCH commands sent before the first is answered: at most this many bytes of them.
 PIPELINED_BYTES = 16384
+PROGRESS_STEP = 1000  # records between two progress updates within a wave
 # A folder with more messages to read than this is read over two connections: the last
 # WORKER_SHARE of its UIDs by a worker process (imap.worker), which costs ~0.2 s to start.
 PARALLEL_MIN = 10_000
@@ -145,9 +146,11 @@ class HeaderFetcher:
         for wave in _waves([*batches(uids, STREAM_BATCH)], self.items):
             if not self._stream:
                 break
-            self._answer(wave, take)
-            if progress is not None:
-                progress.advance(sum(size for _, size in wave))
+            size = sum(n for _, n in wave)
+            steps = _Steps(take, progress, size)
+            self._answer(wave, steps)
+            if progress is not None and size > steps.done:  # UIDs yet untold of: the rest
+                progress.advance(size - steps.done)
         if not self._stream:
             left = sorted(wanted)  # also any UID expunged since: asking again costs nothing
             for batch in batches(left, BATCH):
@@ -165,8 +168,8 @@ class HeaderFetcher:
         writing."""
         imap = connection(self.client)
         count = sum(size for _, size in wave)
-        try:
-            with self.watch.deadline(f"FETCH of {count} headers"):
+        try:  # each batch of the wave has the time one batch alone has
+            with self.watch.deadline(f"FETCH of {count} headers", len(wave)):
                 tags = [send(imap, command) for command, _ in wave]
                 answered = read_fetch(imap, tags, take, MAX_LITERAL)
         except StreamError as exc:
@@ -276,6 +279,25 @@ def _waves(chunks: list[Sequence[int]], items: str) -> Iterator[list[tuple[bytes
         wave.append((command, len(chunk)))
     if wave:
         yield wave
+
+
+class _Steps:
+    """`take`, telling `progress` of every PROGRESS_STEP records (a wave is one read), never
+    of more than the wave's `size`; `done` is what it told."""
+
+    def __init__(
+        self, take: Callable[[FetchRecord], None], progress: Progress | None, size: int
+    ) -> None:
+        self.take, self.progress, self.size = take, progress, size
+        self.seen = self.done = 0
+
+    def __call__(self, record: FetchRecord) -> None:
+        self.take(record)
+        self.seen += 1
+        step = self.seen - self.done == PROGRESS_STEP and self.seen <= self.size
+        if step and self.progress is not None:
+            self.progress.advance(PROGRESS_STEP)
+            self.done += PROGRESS_STEP
 
 
 def _handing(

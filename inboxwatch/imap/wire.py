@@ -73,15 +73,16 @@ class SocketWatch:
         """End the session from another thread: whatever it waits for fails at once."""
         shut_down(self.current())
 
-    def deadline(self, what: str) -> AbstractContextManager[None]:
-        """`what` (connect, greeting and login; one command; one FETCH batch) within
-        `seconds` (net.OPERATION_DEADLINE times the account's timeout), else the
-        connection is shut and a ServerError says why."""
+    def deadline(self, what: str, times: int = 1) -> AbstractContextManager[None]:
+        """`what` (connect, greeting and login; one command; one FETCH batch, or `times`
+        batches sent together) within `times` × `seconds` (net.OPERATION_DEADLINE times
+        the account's timeout), else the connection is shut and a ServerError says why."""
+        seconds = self.seconds * times
         slow = ServerError(
-            f"{self.host} answered too slowly: {what} took over {self.seconds:g}s; try again "
+            f"{self.host} answered too slowly: {what} took over {seconds:g}s; try again "
             "later (or raise the account's timeout if this server is always that slow)"
         )
-        return within(self.seconds, self.shutdown, slow)
+        return within(seconds, self.shutdown, slow)
 
 
 class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped

@@ -94,6 +94,34 @@ def test_a_workers_job_is_handed_on_a_batch_at_a_time(dovecot, mailbox, monkeypa
 
 
 @pytest.mark.dovecot
+def test_a_pipelined_read_reports_progress_as_records_arrive(dovecot, mailbox, monkeypatch):
+    """A folder's FETCHes go as one wave, read at once: the progress bar still moves every
+    PROGRESS_STEP records, and ends at the count it expected."""
+    seed(mailbox)
+    monkeypatch.setattr(headerfetch, "STREAM_BATCH", 7)
+    monkeypatch.setattr(headerfetch, "PROGRESS_STEP", 5)
+
+    class Steps:
+        expected = 0
+        steps: list[int] = []
+
+        def expect(self, count: int) -> None:
+            self.expected += count
+
+        def advance(self, count: int) -> None:
+            self.steps.append(count)
+
+    steps = Steps()
+    source = ImapSource(account(dovecot, mailbox.user), Secret(dovecot.password))
+    try:
+        scan = source.fetch_since("INBOX", NOW - 400 * 24 * H, steps)
+    finally:
+        source.close()
+    assert len(scan.messages) == 40 and steps.expected == 40
+    assert steps.steps == [5] * 8
+
+
+@pytest.mark.dovecot
 def test_a_worker_that_dies_costs_time_not_messages(dovecot, mailbox, monkeypatch):
     seed(mailbox)
     monkeypatch.setattr(headerfetch, "PARALLEL_MIN", 10)
