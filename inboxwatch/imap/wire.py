@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import imaplib
 import io
+import logging
 import re
 import socket
 import ssl
@@ -35,6 +36,8 @@ from imapclient.exceptions import IMAPClientAbortError
 from inboxwatch.errors import ServerError
 from inboxwatch.imap.fetchitems import USUAL_ITEMS, FetchRecord, fetch_items, usual_items
 from inboxwatch.net import shut_down, within
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 # A header block is small; a server announcing a far bigger literal is broken or hostile,
@@ -98,11 +101,19 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
     condstore = False
 
     def select_folder(self, folder: str, readonly: bool = False) -> dict[bytes, Any]:
-        if not self.condstore:
-            return dict(super().select_folder(folder, readonly))
-        name = self._normalise_folder(folder)
-        self._command_and_check("select", f"{_text(name)} (CONDSTORE)", readonly)
-        return dict(self._process_select_response(self._imap.untagged_responses))
+        if self.condstore:
+            name = self._normalise_folder(folder)
+            try:
+                self._command_and_check("select", f"{_text(name)} (CONDSTORE)", readonly)
+                return dict(self._process_select_response(self._imap.untagged_responses))
+            except imaplib.IMAP4.error as exc:
+                if "command error: BAD" not in str(exc):  # imaplib's words for a BAD
+                    raise  # NO: the folder's own answer (missing, no access)
+                # A server that offers CONDSTORE but not its EXAMINE parameter breaks RFC
+                # 7162; without HIGHESTMODSEQ a poll asks for flags instead: only slower.
+                log.info("%s: EXAMINE (CONDSTORE) refused (%s); without it", self.host, exc)
+                self.condstore = False
+        return dict(super().select_folder(folder, readonly))
 
     def _create_IMAP4(self) -> imaplib.IMAP4:
         timeout = getattr(self._timeout, "connect", None)

@@ -18,7 +18,7 @@ from tests.conftest import NOW, OWNER, mail, write_config
 from tests.integration.test_service import Recorder, seed, settings_for
 from tests.polling import poll_once
 from tests.proxy import RecordingProxy
-from tests.scripted_imap import ScriptedImap
+from tests.scripted_imap import DEFAULTS, ScriptedImap
 
 pytestmark = pytest.mark.dovecot
 H = timedelta(hours=1)
@@ -457,3 +457,28 @@ def test_an_impossible_internaldate_does_not_end_the_scan(run, tmp_path):
     report = result.json()
     # Q1 is read (waiting: it arrived NOW); the year-1 message is outside the lookback.
     assert report["accounts"][0]["messages"] == 2 and report["stats"]["pending"] == 1
+
+
+def test_a_server_refusing_the_condstore_examine_parameter_is_read_without_it():
+    """RFC 7162 3.1 makes `EXAMINE x (CONDSTORE)` part of CONDSTORE; a server that offers
+    CONDSTORE and answers BAD to it is read with plain EXAMINEs (no HIGHESTMODSEQ)."""
+    from inboxwatch.config import Account
+    from inboxwatch.imap.login import Secret
+    from inboxwatch.imap.source import ImapSource
+
+    def examine(tag: str, folder: str) -> bytes:
+        if "CONDSTORE" in folder:
+            return f"{tag} BAD unknown parameter\r\n".encode()
+        return DEFAULTS["EXAMINE"].replace(b"{tag}", tag.encode())
+
+    capability = b"* CAPABILITY IMAP4rev1 AUTH=PLAIN ENABLE CONDSTORE\r\n{tag} OK done\r\n"
+    with ScriptedImap({"EXAMINE": examine, "CAPABILITY": capability}) as server:
+        source = ImapSource(Account(**scripted_account(server)), Secret("pw"))
+        try:
+            scan = source.fetch_since("INBOX", NOW - timedelta(days=30))
+            again = source.examine("Sent")
+        finally:
+            source.close()
+        examines = [line for line in server.lines if " EXAMINE " in line]
+    assert [m.uid for m in scan.messages] == [1, 2] and again.modseq is None
+    assert ["CONDSTORE" in line for line in examines] == [True, False, False], examines

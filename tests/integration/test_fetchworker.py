@@ -102,8 +102,9 @@ def test_a_pipelined_read_reports_progress_as_records_arrive(dovecot, mailbox, m
     monkeypatch.setattr(headerfetch, "PROGRESS_STEP", 5)
 
     class Steps:
-        expected = 0
-        steps: list[int] = []
+        def __init__(self) -> None:
+            self.expected = 0
+            self.steps: list[int] = []
 
         def expect(self, count: int) -> None:
             self.expected += count
