@@ -128,7 +128,7 @@ def _text(value: str | bytes) -> str:
 
 class _Greeted:
     """imaplib asks CAPABILITY right after the greeting; a greeting carrying a
-    `[CAPABILITY …]` response code (RFC 3501 7.1; Dovecot's, Gmail's, Microsoft's) has
+    `[CAPABILITY …]` response code (RFC 3501 7.1; Dovecot's greeting does) has
     already said it: one round trip less on every connection (0.1 s at 100 ms RTT). Only
     the greeting: after STARTTLS the command is sent, as RFC 2595 3.1 wants."""
 
