@@ -48,23 +48,8 @@ def _sorted_flags(flags: frozenset[str]) -> list[str]:
     return sorted(flags)  # flag sets are shared objects (parse.py): sorted once each
 
 
-# Address lists are shared objects too (the owner in every To): each converted once, found
-# by identity (hashing a tuple of dataclasses costs more than converting it). The list is
-# kept beside its pairs, so its id cannot be reused while the entry lives.
-_PAIRS: dict[int, tuple[tuple[Address, ...], list[tuple[str, str]]]] = {}
-
-
 def _pairs(addresses: tuple[Address, ...]) -> list[tuple[str, str]]:
-    if not addresses:
-        return []
-    found = _PAIRS.get(id(addresses))
-    if found is not None and found[0] is addresses:
-        return found[1]
-    if len(_PAIRS) >= 1 << 15:
-        _PAIRS.clear()
-    pairs = [(a.name, a.address) for a in addresses]
-    _PAIRS[id(addresses)] = addresses, pairs
-    return pairs
+    return [(a.name, a.address) for a in addresses]
 
 
 def meta_to_row(meta: MessageMeta) -> str:
