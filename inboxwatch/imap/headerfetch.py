@@ -147,9 +147,12 @@ class HeaderFetcher:
             if not self._stream:
                 break
             size = sum(n for _, n in wave)
+            if progress is None:  # no wrapper on each record of a poll nobody watches
+                self._answer(wave, size, take)
+                continue
             steps = _Steps(take, progress, size)
-            self._answer(wave, steps)
-            if progress is not None and size > steps.done:  # UIDs yet untold of: the rest
+            self._answer(wave, size, steps)
+            if size > steps.done:  # UIDs yet untold of: the rest
                 progress.advance(size - steps.done)
         if not self._stream:
             left = sorted(wanted)  # also any UID expunged since: asking again costs nothing
@@ -161,15 +164,16 @@ class HeaderFetcher:
             each(FolderScan(folder, scan.messages, scan.failures))
             scan.messages, scan.failures = [], []
 
-    def _answer(self, wave: list[tuple[bytes, int]], take: Callable[[FetchRecord], None]) -> None:
-        """The bulk header FETCH. imapclient's generic response parser costs more than the
-        server itself here, so the response is read as a stream by a strict reader
-        (imap.wire) and each record parsed as it arrives, while the server goes on
-        writing."""
+    def _answer(
+        self, wave: list[tuple[bytes, int]], size: int, take: Callable[[FetchRecord], None]
+    ) -> None:
+        """The bulk header FETCH of a wave of `size` UIDs. imapclient's generic response
+        parser costs more than the server itself here, so the response is read as a stream
+        by a strict reader (imap.wire) and each record parsed as it arrives, while the
+        server goes on writing."""
         imap = connection(self.client)
-        count = sum(size for _, size in wave)
         try:  # each batch of the wave has the time one batch alone has
-            with self.watch.deadline(f"FETCH of {count} headers", len(wave)):
+            with self.watch.deadline(f"FETCH of {size} headers", len(wave)):
                 tags = [send(imap, command) for command, _ in wave]
                 answered = read_fetch(imap, tags, take, MAX_LITERAL)
         except StreamError as exc:
@@ -285,17 +289,14 @@ class _Steps:
     """`take`, telling `progress` of every PROGRESS_STEP records (a wave is one read), never
     of more than the wave's `size`; `done` is what it told."""
 
-    def __init__(
-        self, take: Callable[[FetchRecord], None], progress: Progress | None, size: int
-    ) -> None:
+    def __init__(self, take: Callable[[FetchRecord], None], progress: Progress, size: int) -> None:
         self.take, self.progress, self.size = take, progress, size
         self.seen = self.done = 0
 
     def __call__(self, record: FetchRecord) -> None:
         self.take(record)
         self.seen += 1
-        step = self.seen - self.done == PROGRESS_STEP and self.seen <= self.size
-        if step and self.progress is not None:
+        if self.seen - self.done == PROGRESS_STEP and self.seen <= self.size:
             self.progress.advance(PROGRESS_STEP)
             self.done += PROGRESS_STEP
 

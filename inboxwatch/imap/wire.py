@@ -293,18 +293,18 @@ def read_fetch(
     something the strict reader does not take (all were read to their ends).
     """
     reader = _Reader(imap, max_literal)
-    pending = {tag + b" " for tag in tags}
+    pending = tuple(tag + b" " for tag in tags)  # a tuple: bytes.startswith takes it whole
     answered: dict[bytes, tuple[str, bytes]] = {}
     while pending:
-        record = _record(reader, tuple(pending))
+        record = _record(reader, pending)
         if isinstance(record, tuple):
             on_record(record)
             continue
         if record is None:
-            _drain(reader, pending)
+            _drain(reader, set(pending))
             return None
         tag, _, rest = record.partition(b" ")
-        pending.discard(tag + b" ")
+        pending = tuple(t for t in pending if t != tag + b" ")
         status, _, text = rest.partition(b" ")
         answered[tag] = status.decode("ascii", "replace"), text.rstrip(b"\r\n")
     if reader.pos < len(reader.buf):  # the server already said more: keep it for imaplib

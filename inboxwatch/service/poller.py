@@ -13,10 +13,11 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from inboxwatch.auth.refresh import account_tokens, tokens_dir
 from inboxwatch.config import Account, Settings, account_password
@@ -127,6 +128,19 @@ class AuthBlock:
 
     fingerprint: str
     message: str
+
+
+T = TypeVar("T")
+
+
+def _readable(read: Callable[[str], T], text: str) -> T | None:
+    """`read` (lastreport's folders or decode) of the stored report's text; None, and a
+    line, when it does not read (the poll reads the cache instead)."""
+    try:
+        return read(text)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        log.info("stored report unreadable (%s); reading the cache", exc)
+        return None
 
 
 class Poller:
@@ -348,11 +362,8 @@ class Poller:
         text = self.store.last_report(lastreport.fingerprint(self.settings))
         if text is None:
             return None
-        try:
-            return lastreport.folders(text), text
-        except (ValueError, AttributeError, TypeError) as exc:
-            log.info("stored report unreadable (%s); reading the cache", exc)
-            return None
+        folders = _readable(lastreport.folders, text)
+        return None if folders is None else (folders, text)
 
     def _carry(
         self,
@@ -372,10 +383,8 @@ class Poller:
         if folders is None or set(folders) != set(self.accounts) or not self._unchanged(folders):
             return None
         if stored is not None and previous is None:
-            try:
-                previous = lastreport.decode(stored[1])
-            except (ValueError, KeyError, TypeError, IndexError) as exc:
-                log.info("stored report unreadable (%s); reading the cache", exc)
+            previous = _readable(lastreport.decode, stored[1])
+            if previous is None:
                 return None
         for account in self.settings.accounts:
             self.store.record_poll(account.name, now)
