@@ -27,23 +27,30 @@ def bench_account(port: int, password: str, lookback: str) -> Any:
     )
 
 
-def _service_poll(
-    port: int, password: str, now: datetime, state: str, change: int | None, first: bool = False
-) -> tuple[int, float]:
-    """Like `inboxwatch run`: one poll to warm up, then the timed one (given the report of
-    the first, as the service keeps it), after `change_mailbox` when `change` is a round;
-    `first`: the first poll alone, timed."""
+def _poller(port: int, password: str, state: str, **options: Any) -> tuple[Any, Any]:
+    """A Poller on the bench account (400-day lookback) and its SQLite state, as `inboxwatch
+    run` builds them; `options` as Poller takes them (memory, keep_report)."""
     from inboxwatch.config import Settings
     from inboxwatch.delivery.smtp import StdoutSender
     from inboxwatch.service.poller import Poller
-    from inboxwatch.service.sync import MemoryCache
     from inboxwatch.store.sqlite import SqliteStore
 
     settings = Settings(
         accounts=[bench_account(port, password, "400d").model_dump()], state={"path": state}
     )
     store = SqliteStore(Path(state))
-    poller = Poller(settings, store, StdoutSender(), memory=MemoryCache())
+    return Poller(settings, store, StdoutSender(), **options), store
+
+
+def _service_poll(
+    port: int, password: str, now: datetime, state: str, change: int | None, first: bool = False
+) -> tuple[int, float]:
+    """Like `inboxwatch run`: one poll to warm up, then the timed one (given the report of
+    the first, as the service keeps it), after `change_mailbox` when `change` is a round;
+    `first`: the first poll alone, timed."""
+    from inboxwatch.service.sync import MemoryCache
+
+    poller, store = _poller(port, password, state, memory=MemoryCache())
     try:
         started = time.perf_counter()
         result = poller.poll(now)  # the poller keeps this report for the next poll
@@ -74,33 +81,16 @@ def m_first(port: int, password: str, now: datetime, state: str) -> tuple[int, f
 
 def m_start(port: int, password: str, now: datetime, state: str) -> int:
     """What `m_poll` does before it polls: imports, settings, the state opened."""
-    from inboxwatch.config import Settings
-    from inboxwatch.delivery.smtp import StdoutSender
-    from inboxwatch.service.poller import Poller
-    from inboxwatch.store.sqlite import SqliteStore
-
-    settings = Settings(
-        accounts=[bench_account(port, password, "400d").model_dump()], state={"path": state}
-    )
-    store = SqliteStore(Path(state))
-    Poller(settings, store, StdoutSender(), keep_report=True)
+    _, store = _poller(port, password, state, keep_report=True)
     store.close()
     return 0
 
 
 def m_poll(port: int, password: str, now: datetime, state: str) -> int:
     """A poll in a fresh process: `inboxwatch run --once` from cron."""
-    from inboxwatch.config import Settings
-    from inboxwatch.delivery.smtp import StdoutSender
-    from inboxwatch.service.poller import Poller
-    from inboxwatch.store.sqlite import SqliteStore
-
-    settings = Settings(
-        accounts=[bench_account(port, password, "400d").model_dump()], state={"path": state}
-    )
-    store = SqliteStore(Path(state))
+    poller, store = _poller(port, password, state, keep_report=True)
     try:
-        return Poller(settings, store, StdoutSender(), keep_report=True).poll(now).fetched
+        return int(poller.poll(now).fetched)
     finally:
         store.close()
 
