@@ -14,7 +14,7 @@ import pytest
 from imapclient import IMAPClient
 
 from inboxwatch.imap.bodyfetch import fetch_details
-from tests.conftest import NOW, OWNER, mail
+from tests.conftest import NOW, OWNER, mail, write_config
 from tests.proxy import RecordingProxy
 
 pytestmark = pytest.mark.dovecot
@@ -202,6 +202,25 @@ def test_closing_messages_and_invitations_in_a_local_mbox(run, tmp_path, sent_ma
     data = result.json()
     assert sorted(e["subject"] for e in data["overdue"]) == ["Re: Q b", "Re: Q e"], result.err
     assert len(data["invitations"]) == 3 and data["stats"]["excluded"]["closing"] == 3
+
+
+def test_a_scan_spares_the_round_trips_it_can(run, tmp_path, dovecot, sent_mailbox):
+    """Each costs 0.1 s at 100 ms RTT. The sent folder is read first, so INBOX is still
+    selected when the pending message's body is checked: one EXAMINE a folder. Dovecot's
+    greeting lists its capabilities (no CAPABILITY), and EXAMINE's CONDSTORE parameter
+    enables CONDSTORE (RFC 7162 3.1: no ENABLE)."""
+    closing_thread(sent_mailbox, ANNA, "once", thanks(ANNA, "once", "Thanks, all sorted!"))
+    with RecordingProxy(dovecot.port) as proxy:
+        config = write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port)
+        result = run("scan", "--config", str(config), "--as-of", NOW.isoformat())
+        commands = proxy.commands()
+    assert result.code == 0, result.err
+    assert "PREVIEW" in bytes(proxy.client_bytes).decode()  # the body was checked
+    assert commands.count("EXAMINE") == 2, commands
+    assert "CAPABILITY" not in commands and "ENABLE" not in commands, commands
+    sent = bytes(proxy.client_bytes).decode().split("\r\n")
+    examines = [line for line in sent if " EXAMINE " in line]
+    assert examines and all(line.endswith(" (CONDSTORE)") for line in examines), examines
 
 
 def test_a_partial_fetch_reads_no_more_than_its_bound(dovecot, sent_mailbox):
