@@ -19,14 +19,13 @@ from inboxwatch.core.ports import FolderScan, Progress
 from inboxwatch.imap.fetchitems import FetchRecord, parse_fetch
 from inboxwatch.imap.login import Secret, ServerLogin
 from inboxwatch.imap.slots import Release
+from inboxwatch.imap.stream import StreamError, read_fetch
 from inboxwatch.imap.wire import (
     MAX_LITERAL,
     SocketWatch,
-    StreamError,
     WatchedClient,
     batches,
     connection,
-    read_fetch,
     send,
     uid_set,
 )
@@ -169,7 +168,7 @@ class HeaderFetcher:
     ) -> None:
         """The bulk header FETCH of a wave of `size` UIDs. imapclient's generic response
         parser costs more than the server itself here, so the response is read as a stream
-        by a strict reader (imap.wire) and each record parsed as it arrives, while the
+        by a strict reader (imap.stream) and each record parsed as it arrives, while the
         server goes on writing."""
         imap = connection(self.client)
         try:  # each batch of the wave has the time one batch alone has

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from inboxwatch.imap.fetchitems import FetchRecord
-from inboxwatch.imap.wire import StreamError, read_fetch
+from inboxwatch.imap.stream import StreamError, read_fetch
 
 HEADER = b"Message-ID: <a@x>\r\nFrom: A <a@x.example>\r\n\r\n"
 ITEMS = b"BODY[HEADER.FIELDS (MESSAGE-ID FROM)]"

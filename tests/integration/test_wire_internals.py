@@ -1,4 +1,5 @@
-"""What imap.wire relies on in imapclient and imaplib, checked on a real Dovecot session.
+"""What imap.wire and imap.stream rely on in imapclient and imaplib, checked on a real
+Dovecot session.
 
 imap.wire is the one module that touches imaplib's private parts; if an upgrade of
 imapclient or of Python changes them, this fails before any scan reads wrongly.
@@ -14,7 +15,7 @@ import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError
 
-from inboxwatch.imap import wire
+from inboxwatch.imap import stream, wire
 from inboxwatch.imap.headerfetch import FETCH_ITEMS
 from tests.conftest import NOW, mail
 
@@ -44,7 +45,7 @@ def test_the_imaplib_parts_wire_relies_on(client):
     records: list[object] = []
     # Two FETCHes sent before either is answered (pipelined): answered in order.
     tags = [wire.send(imap, f"UID FETCH 1:* ({' '.join(FETCH_ITEMS)})".encode()) for _ in "ab"]
-    answered = wire.read_fetch(imap, tags, records.append, 1 << 20)
+    answered = stream.read_fetch(imap, tags, records.append, 1 << 20)
     assert answered is not None and [s for s, _ in answered.values()] == ["OK", "OK"]
     assert len(records) == 2
     # After the streamed response, imapclient goes on on the same connection.
