@@ -68,6 +68,7 @@ class RecordingProxy(LoopbackServer):
         self.stall_on = stall_on  # go silent (but stay open) when the client sends this
         self.faulty_connections = faulty_connections  # later connections pass through
         self.client_bytes = bytearray()
+        self.client_chunks: list[bytes] = []  # as each arrived: what the client wrote at once
         self.server_bytes = 0  # how much the server sent
         self.connections = 0
         self._lock = threading.Lock()
@@ -106,6 +107,7 @@ class RecordingProxy(LoopbackServer):
                 if record:
                     with self._lock:
                         self.client_bytes.extend(chunk)
+                        self.client_chunks.append(chunk)
                     if faulty and self.cut_on and self.cut_on in chunk:
                         break
                     if faulty and self.stall_on and self.stall_on in chunk:

@@ -173,7 +173,7 @@ class HeaderFetcher:
         imap = connection(self.client)
         try:  # each batch of the wave has the time one batch alone has
             with self.watch.deadline(f"FETCH of {size} headers", len(wave)):
-                tags = [send(imap, command) for command, _ in wave]
+                tags = send(imap, *(command for command, _ in wave))
                 answered = read_fetch(imap, tags, take, MAX_LITERAL)
         except StreamError as exc:
             raise IMAPClientAbortError(str(exc)) from None

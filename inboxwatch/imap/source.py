@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 
 from imapclient import SocketTimeout
+from imapclient.datetime_util import format_criteria_date
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from inboxwatch.core.bodytext import Details
@@ -45,6 +46,13 @@ from inboxwatch.net import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _since(since: datetime) -> bytes:
+    """SEARCH SINCE has day granularity in the server's zone (RFC 3501 6.4.4): a day
+    early, then the records are filtered on INTERNALDATE exactly."""
+    day: bytes = format_criteria_date((since - timedelta(days=1)).date())
+    return b"SINCE " + day
 
 
 def _network_error(host: str, exc: BaseException, timeout: float) -> ServerError:  # noqa: PLR0911
@@ -119,6 +127,10 @@ class ImapSource:
             )
             client.normalise_times = False  # keep INTERNALDATE's own offset; we convert to UTC
             keep_alive(client.socket())  # kept between polls by the service
+            # imapclient writes a command and its CRLF apart: with Nagle's algorithm (RFC
+            # 896) on, the CRLF waits for the first part's ACK, which the server delays
+            # (RFC 1122 4.2.3.2): up to a round trip more for each command on a real link.
+            client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             bound_literals(client)
             if context is not None and account.security == "starttls":
                 self._starttls(client, context)
@@ -237,16 +249,9 @@ class ImapSource:
     ) -> FolderScan:
         """Header fields, FLAGS and INTERNALDATE of every message from `since` on."""
         with self._guard(folder):
-            self._last_examined = None  # another folder is selected now
-            self._current = None
-            with self.watch.deadline(f"EXAMINE {folder!r}"):
-                info = self.client.select_folder(folder, readonly=True)
-            self._current = folder
+            state, uids = self._examine(folder, since)
             scan = FolderScan(folder)
-            uids = self._search_since(since)
-            # RFC 3501 requires UIDVALIDITY; without it a worker's check fails: read alone.
-            uidvalidity = int(info.get(b"UIDVALIDITY") or 0)
-            self.headers.fetch(folder, uids, since, scan, progress, uidvalidity)
+            self.headers.fetch(folder, uids, since, scan, progress, state.uidvalidity)
         return scan
 
     def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
@@ -256,7 +261,7 @@ class ImapSource:
         preview = b"PREVIEW" in self.client.capabilities()  # RFC 8970 (Dovecot 2.3.17+)
         with self._guard(folder):
             if folder != self._current:  # the folder a scan read last is still selected
-                self._selected(folder)
+                self._selected(folder, None)
             return fetch_details(self.client, uids, preview, self.watch.deadline)
 
     def fetch_uids(
@@ -271,7 +276,7 @@ class ImapSource:
         `each` at most STREAM_BATCH records at a time (the caller keeps each only as long
         as it needs) while the FETCHes are pipelined."""
         with self._guard(folder):
-            if self._examine(folder).uidvalidity != uidvalidity:
+            if self._examine(folder)[0].uidvalidity != uidvalidity:
                 raise ServerError(f"{folder!r} changed its UIDVALIDITY; its UIDs are stale")
             self.headers.fetch(folder, uids, since, FolderScan(folder), None, uidvalidity, each)
 
@@ -292,7 +297,8 @@ class ImapSource:
         the count says something went away.
         """
         with self._guard(folder):
-            state = self._selected(folder)
+            # A first read (nothing known) asks its SEARCH with the EXAMINE.
+            state, searched = self._selected(folder, since if known is None else None)
             if state.unchanged_since(known):
                 return FolderSync(folder, state, replace=False)
             replace = known is None or known.uidvalidity != state.uidvalidity
@@ -312,7 +318,7 @@ class ImapSource:
             if arrived is not None:
                 current = previous | set(arrived)
             else:
-                current = set(self._search_since(since))
+                current = set(self._search_since(since) if searched is None else searched)
                 sync.gone = previous - current
             if not replace:
                 sync.flags = self._changed_flags(known, state, sorted(previous & current))
@@ -349,34 +355,40 @@ class ImapSource:
         a `sync_folder` of it that comes next uses this state instead of asking again
         (Dovecot re-reads a large maildir's directory on every EXAMINE: ~0.1 s)."""
         with self._guard(folder):
-            self._last_examined = (folder, self._examine(folder))
+            self._last_examined = (folder, self._examine(folder)[0])
             return self._last_examined[1]
 
-    def _selected(self, folder: str) -> FolderState:
+    def _selected(
+        self, folder: str, since: datetime | None
+    ) -> tuple[FolderState, list[int] | None]:
+        """The folder's state, from the quick check's EXAMINE when it was this folder's;
+        else EXAMINEd, with the SEARCH SINCE `since` sent with it when wanted."""
         last, self._last_examined = self._last_examined, None
         if last is not None and last[0] == folder:
-            return last[1]
-        return self._examine(folder)
+            return last[1], None
+        state, uids = self._examine(folder, since)
+        return state, None if since is None else uids
 
-    def _examine(self, folder: str) -> FolderState:
+    def _examine(self, folder: str, since: datetime | None = None) -> tuple[FolderState, list[int]]:
+        """EXAMINE, and with `since` the UIDs from then on, asked in the same round trip."""
         self._last_examined = None
         self._current = None
-        with self.watch.deadline(f"EXAMINE {folder!r}"):
-            info = self.client.select_folder(folder, readonly=True)
+        with self.watch.deadline(f"EXAMINE {folder!r}", 1 if since is None else 2):
+            info, uids = self.client.examine(folder, b"" if since is None else _since(since))
         self._current = folder
         modseq = info.get(b"HIGHESTMODSEQ")
-        return FolderState(
-            int(info[b"UIDVALIDITY"]),
+        # RFC 3501 requires UIDVALIDITY; without it (0) a worker's check fails: read alone.
+        state = FolderState(
+            int(info.get(b"UIDVALIDITY") or 0),
             int(info.get(b"UIDNEXT") or 0) or None,
             int(modseq) if modseq else None,
             int(info.get(b"EXISTS") or 0),
         )
+        return state, uids
 
     def _search_since(self, since: datetime) -> list[int]:
-        # SEARCH SINCE has day granularity in the server's zone (RFC 3501
-        # 6.4.4): ask a day early, then filter on INTERNALDATE exactly.
         with self.watch.deadline("SEARCH SINCE"):
-            return sorted(self.client.search(["SINCE", (since - timedelta(days=1)).date()]))
+            return sorted(self.client.search(_since(since)))
 
     def _changed_flags(
         self, known: FolderState | None, state: FolderState, uids: Sequence[int]

@@ -18,6 +18,7 @@ from imapclient.exceptions import IMAPClientAbortError
 from inboxwatch.imap import stream, wire
 from inboxwatch.imap.headerfetch import FETCH_ITEMS
 from tests.conftest import NOW, mail
+from tests.proxy import RecordingProxy
 
 
 @pytest.fixture
@@ -44,7 +45,8 @@ def test_the_imaplib_parts_wire_relies_on(client):
     client.select_folder("INBOX", readonly=True)
     records: list[object] = []
     # Two FETCHes sent before either is answered (pipelined): answered in order.
-    tags = [wire.send(imap, f"UID FETCH 1:* ({' '.join(FETCH_ITEMS)})".encode()) for _ in "ab"]
+    fetch = f"UID FETCH 1:* ({' '.join(FETCH_ITEMS)})".encode()
+    tags = wire.send(imap, fetch, fetch)
     answered = stream.read_fetch(imap, tags, records.append, 1 << 20)
     assert answered is not None and [s for s, _ in answered.values()] == ["OK", "OK"]
     assert len(records) == 2
@@ -61,3 +63,38 @@ def test_bound_literals_guards_imaplib_read(client):
         imap.read(wire.MAX_LITERAL + 1)
     client.select_folder("INBOX", readonly=True)
     assert list(client.fetch([1], ["BODY.PEEK[HEADER]"])) == [1]  # small ones pass
+
+
+@pytest.mark.dovecot
+def test_the_imaplib_parts_the_pipelined_examine_relies_on(client):
+    imap = wire.connection(client)
+    # Tags registered by hand are read by imaplib's own loop; state is set as select does.
+    assert isinstance(imap.tagged_commands, dict) and isinstance(imap.untagged_responses, dict)
+    assert callable(imap._command_complete) and imap.state == "AUTH"
+    [tag] = wire.send(imap, b"NOOP")
+    imap.tagged_commands[tag] = None
+    assert imap._command_complete("NOOP", tag)[0] == "OK"
+
+
+@pytest.mark.dovecot
+def test_examine_and_its_search_go_in_one_write_and_a_failure_keeps_the_session(dovecot, mailbox):
+    mailbox.add("INBOX", mail("anna@client.example"), NOW)
+    mailbox.add("INBOX", mail("bo@client.example", mid="<b@x.example>"), NOW)
+    with RecordingProxy(dovecot.port) as proxy:
+        watch = wire.SocketWatch("127.0.0.1", 10)
+        client = wire.WatchedClient(watch, "127.0.0.1", port=proxy.port, ssl=False, timeout=10)
+        client.login(mailbox.user, dovecot.password)
+        client.condstore = True
+        info, uids = client.examine("INBOX", b"ALL")
+        assert uids == [1, 2] and info[b"EXISTS"] == 2 and info[b"HIGHESTMODSEQ"]
+        [both] = [c for c in proxy.client_chunks if b" EXAMINE " in c]
+        assert b" UID SEARCH ALL\r\n" in both  # the same write: one round trip
+        # A folder that is not there: its NO, and the SEARCH's answer read too.
+        with pytest.raises(imaplib.IMAP4.error, match="select failed"):
+            client.examine("Nowhere", b"ALL")
+        assert wire.connection(client).state == "AUTH"
+        with pytest.raises(imaplib.IMAP4.error, match="search failed"):
+            client.examine("INBOX", b"NOSUCHKEY 1")
+        assert client.examine("INBOX", b"UID 2:*")[1] == [2]  # still in step
+        assert client.condstore  # a BAD to the SEARCH is not one to CONDSTORE
+        client.logout()
