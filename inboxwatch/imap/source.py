@@ -373,7 +373,7 @@ class ImapSource:
         """EXAMINE, and with `since` the UIDs from then on, asked in the same round trip."""
         self._last_examined = None
         self._current = None
-        with self.watch.deadline(f"EXAMINE {folder!r}", 1 if since is None else 2):
+        with self.watch.deadline(f"EXAMINE {folder!r}"):  # and its SEARCH: one round trip
             info, uids = self.client.examine(folder, b"" if since is None else _since(since))
         self._current = folder
         modseq = info.get(b"HIGHESTMODSEQ")
