@@ -78,11 +78,6 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
     # HIGHESTMODSEQ, so the session needs no ENABLE and its round trip.
     condstore = False
 
-    def select_folder(self, folder: str, readonly: bool = False) -> dict[bytes, Any]:
-        if not readonly:
-            return dict(super().select_folder(folder, readonly))  # never ours: read-only
-        return self.examine(folder)[0]
-
     def examine(self, folder: str, search: bytes = b"") -> tuple[dict[bytes, Any], list[int]]:
         """EXAMINE `folder` (a read-only SELECT); with `search`, a `UID SEARCH search` in it
         goes in the same write and its UIDs come back too: one round trip for both (0.1 s
@@ -108,18 +103,19 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         tags = send(imap, command, *([b"UID SEARCH " + search] if search else []))
         for tag in tags:  # imaplib reads their answers
             imap.tagged_commands[tag] = None
+        searching = tags[1] if search else None
         try:
             typ, said = imap._command_complete("EXAMINE", tags[0])
         except imaplib.IMAP4.abort:
             raise
         except imaplib.IMAP4.error as exc:
-            _finish(imap, tags[1:])  # its BAD (no folder selected) read, the session in step
+            _finish(imap, searching)  # its BAD (no folder selected) read, the session in step
             imap.state = "AUTH"  # a failed EXAMINE leaves no folder selected (RFC 3501 6.3.2)
             if self.condstore and "command error: BAD" in str(exc):  # imaplib's words
                 raise _Refused(str(exc)) from exc
             raise  # NO: the folder's own answer (missing, no access)
         imap.state = "SELECTED" if typ == "OK" else "AUTH"  # as imaplib's select
-        searched = _finish(imap, tags[1:])
+        searched = _finish(imap, searching)
         if typ != "OK":
             raise imaplib.IMAP4.error(f"select failed: {_said(said)}")
         hits = imap.untagged_responses.pop("SEARCH", [])
@@ -149,16 +145,16 @@ def _said(data: Sequence[Any]) -> str:
     return first.decode("utf-8", "replace") if isinstance(first, bytes) else str(first)
 
 
-def _finish(imap: imaplib.IMAP4, tags: Sequence[bytes]) -> tuple[str, list[Any]] | None:
-    """The answer of the last of `tags` sent after a command (each read, in order)."""
-    answer = None
-    for tag in tags:
-        try:
-            answer = imap._command_complete("SEARCH", tag)
-        except imaplib.IMAP4.abort:
-            raise
-        except imaplib.IMAP4.error as exc:  # a BAD, in imaplib's words
-            answer = ("BAD", [str(exc).encode()])
+def _finish(imap: imaplib.IMAP4, tag: bytes | None) -> tuple[str, list[Any]] | None:
+    """The answer of the SEARCH sent as `tag` after an EXAMINE (None: none was sent)."""
+    if tag is None:
+        return None
+    try:
+        answer: tuple[str, list[Any]] = imap._command_complete("SEARCH", tag)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:  # a BAD, in imaplib's words
+        return "BAD", [str(exc).encode()]
     return answer
 
 
