@@ -21,9 +21,11 @@ from typing import Any
 
 from imapclient import IMAPClient, imap4, tls
 from imapclient.exceptions import IMAPClientAbortError
+from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_message_list
 
 from inboxwatch.errors import ServerError
+from inboxwatch.imap.fetchparse import parse_fetch
 from inboxwatch.net import shut_down, within
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,26 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         if searched is not None and searched[0] != "OK":
             raise imaplib.IMAP4.error(f"search failed: {_said(searched[1])}")
         return info, sorted(found)
+
+    def fetch(
+        self, messages: Sequence[int], data: Sequence[str], modifiers: Sequence[str] = ()
+    ) -> dict[int, dict[bytes, Any]]:
+        """imapclient's `fetch` (UIDs; sent and checked as it does), its answer parsed by
+        imap.fetchparse: a record without a literal (BODYSTRUCTURE, PREVIEW, FLAGS) 3×
+        faster, any other by imapclient's own parser."""
+        if not messages:
+            return {}
+        items = seq_to_parenstr_upper(data)
+        tail = [seq_to_parenstr_upper(modifiers)] if modifiers else []
+        tag = self._imap._command("UID", "FETCH", join_message_ids(messages), items, *tail)
+        typ, said = self._imap._command_complete("FETCH", tag)
+        self._checkok("fetch", typ, said)
+        typ, said = self._imap._untagged_response(typ, said, "FETCH")
+        if said == [None]:
+            return {}
+        parsed = parse_fetch(said, self.normalise_times)
+        # an unsolicited FETCH for another message is dropped, as imapclient does
+        return {uid: parsed[uid] for uid in messages if uid in parsed}
 
     def _create_IMAP4(self) -> imaplib.IMAP4:
         timeout = getattr(self._timeout, "connect", None)
