@@ -12,7 +12,7 @@ import click
 from inboxwatch.auth.refresh import TokenSource, account_tokens, smtp_tokens, tokens_dir
 from inboxwatch.auth.signin import sign_in
 from inboxwatch.auth.tokens import Tokens
-from inboxwatch.cli.common import common_options, load_config, setup_logging
+from inboxwatch.cli.options import common_options, load_config, setup_logging
 from inboxwatch.config import Settings, smtp_identity
 from inboxwatch.errors import ConfigError, SignInNeeded, UsageError
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from inboxwatch.auth.refresh import smtp_tokens, tokens_dir
-from inboxwatch.cli.common import common_options, load_config, setup_logging
+from inboxwatch.cli.options import common_options, load_config, setup_logging
 from inboxwatch.config import Account, Settings, masked_json
 from inboxwatch.core.fanout import side_by_side
 from inboxwatch.core.ports import FolderInfo, discover_sent

@@ -9,16 +9,8 @@ from datetime import UTC, datetime
 import click
 
 from inboxwatch.auth.refresh import smtp_tokens
-from inboxwatch.cli.common import (
-    DEMO_AS_OF,
-    common_options,
-    config_scan,
-    demo_digest,
-    demo_jobs,
-    load_config,
-    progress_bar,
-    setup_logging,
-)
+from inboxwatch.cli.common import DEMO_AS_OF, config_scan, demo_digest, demo_jobs, progress_bar
+from inboxwatch.cli.options import common_options, load_config, setup_logging
 from inboxwatch.cli.output import render_errors
 from inboxwatch.cli.snooze import held
 from inboxwatch.config import Account, Settings

