@@ -23,10 +23,12 @@ from inboxwatch.core.bodytext import Details
 from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, FolderSync, Progress
 from inboxwatch.errors import AuthError, ConfigError, ServerError
 from inboxwatch.imap.bodyfetch import fetch_details
+from inboxwatch.imap.failures import network_error
 from inboxwatch.imap.headerfetch import BATCH, HeaderFetcher
 from inboxwatch.imap.login import Secret, ServerLogin
 from inboxwatch.imap.slots import Release
 from inboxwatch.imap.wire import (
+    Listing,
     SocketWatch,
     WatchedClient,
     batches,
@@ -55,26 +57,6 @@ def _since(since: datetime) -> bytes:
     return b"SINCE " + day
 
 
-def _network_error(host: str, exc: BaseException, timeout: float) -> ServerError:  # noqa: PLR0911
-    """One actionable line for a failure to reach or talk to the server."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        why = exc.verify_message or str(exc)
-        return ServerError(
-            f"TLS certificate of {host} not trusted ({why}); for a private CA set ca_file"
-        )
-    if isinstance(exc, ssl.SSLError):
-        return ServerError(f"TLS handshake with {host} failed ({exc.reason or exc})")
-    if isinstance(exc, socket.gaierror):
-        return ServerError(f"cannot resolve {host}; check the host name and your network")
-    if isinstance(exc, ConnectionRefusedError):
-        return ServerError(f"{host} refused the connection; check host, port and security")
-    if isinstance(exc, TimeoutError):
-        return ServerError(f"{host} did not answer within {timeout:g}s; try again later")
-    if isinstance(exc, IMAPClientAbortError | ConnectionError | EOFError):
-        return ServerError(f"connection to {host} dropped ({exc}); try again later")
-    return ServerError(f"cannot talk to {host}: {exc}")
-
-
 class ImapSource:
     """A logged-in, read-only IMAP session for one account."""
 
@@ -90,6 +72,10 @@ class ImapSource:
         self.timeout = account.timeout.total_seconds()
         self._last_examined: tuple[str, FolderState] | None = None
         self._current: str | None = None  # the folder selected now
+        # The LIST sent with a password LOGIN (WatchedClient.login_listing), for the first
+        # list_folders(); a fetch worker (worker=False) never lists.
+        self._listing: Listing | None = None
+        self._list_early = worker
         self.watch = SocketWatch(self.host, operation_deadline(self.timeout))
         with self.watch.deadline("connecting and logging in"):
             self.client = self._connect(account)
@@ -135,7 +121,7 @@ class ImapSource:
             if context is not None and account.security == "starttls":
                 self._starttls(client, context)
         except (OSError, IMAPClientError, EOFError) as exc:
-            raise _network_error(account.host, exc, self.timeout) from exc
+            raise network_error(account.host, exc, self.timeout) from exc
         return client
 
     def _starttls(self, client: WatchedClient, context: ssl.SSLContext) -> None:
@@ -154,7 +140,10 @@ class ImapSource:
                 used = self._xoauth2(username, secret)
             else:
                 used = secret.value
-                self.client.login(username, secret.value)
+                if self._list_early:
+                    self._listing = self.client.login_listing(username, secret.value)
+                else:
+                    self.client.login(username, secret.value)
             # RFC 7162 3.1: HIGHESTMODSEQ on EXAMINE lets an unchanged folder cost one command.
             self.client.condstore = b"CONDSTORE" in self.client.capabilities()
         except LoginError as exc:
@@ -163,10 +152,10 @@ class ImapSource:
             # server's own refusal, a tagged NO (RFC 3501 6.2.3), is a wrong password.
             # (imaplib wraps socket errors in its abort, so the abort is all there is to see.)
             if isinstance(exc.__context__, IMAPClientAbortError):
-                raise _network_error(self.host, exc.__context__, self.timeout) from exc
+                raise network_error(self.host, exc.__context__, self.timeout) from exc
             raise login_error(self.host, server_text(exc)) from None
         except (OSError, IMAPClientError, EOFError) as exc:
-            raise _network_error(self.host, exc, self.timeout) from exc
+            raise network_error(self.host, exc, self.timeout) from exc
         return used
 
     def _xoauth2(self, username: str, secret: Secret) -> str:
@@ -230,11 +219,13 @@ class ImapSource:
 
     def list_folders(self) -> list[FolderInfo]:
         """Every folder with its SPECIAL-USE flags; imapclient decodes modified UTF-7."""
+        listing, self._listing = self._listing, None  # sent with the LOGIN: used once
         try:
-            with self.watch.deadline("LIST"):
-                listing = self.client.list_folders()
+            if listing is None:
+                with self.watch.deadline("LIST"):
+                    listing = self.client.list_folders()
         except (OSError, IMAPClientError, EOFError) as exc:
-            raise _network_error(self.host, exc, self.timeout) from exc
+            raise network_error(self.host, exc, self.timeout) from exc
         folders = []
         for flags, _delimiter, name in listing:
             names = frozenset(f.decode("ascii", "replace") for f in flags)
@@ -340,10 +331,11 @@ class ImapSource:
 
     @contextlib.contextmanager
     def _guard(self, folder: str) -> Iterator[None]:
+        self._listing = None  # a session that reads first (a quick check) lists afresh later
         try:
             yield
         except (OSError, IMAPClientAbortError, EOFError) as exc:
-            raise _network_error(self.host, exc, self.timeout) from exc
+            raise network_error(self.host, exc, self.timeout) from exc
         except IMAPClientError as exc:
             text = server_text(exc)
             raise throttled(self.host, text) or ServerError(

@@ -208,7 +208,7 @@ def test_a_scan_spares_the_round_trips_it_can(run, tmp_path, dovecot, sent_mailb
     """Each costs 0.1 s at 100 ms RTT. The sent folder is read first, so INBOX is still
     selected when the pending message's body is checked: one EXAMINE a folder. Dovecot's
     greeting lists its capabilities (no CAPABILITY), and EXAMINE's CONDSTORE parameter
-    enables CONDSTORE (RFC 7162 3.1: no ENABLE)."""
+    enables CONDSTORE (RFC 7162 3.1: no ENABLE). LIST goes in LOGIN's write."""
     closing_thread(sent_mailbox, ANNA, "once", thanks(ANNA, "once", "Thanks, all sorted!"))
     with RecordingProxy(dovecot.port) as proxy:
         config = write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port)
@@ -221,6 +221,8 @@ def test_a_scan_spares_the_round_trips_it_can(run, tmp_path, dovecot, sent_mailb
     sent = bytes(proxy.client_bytes).decode().split("\r\n")
     examines = [line for line in sent if " EXAMINE " in line]
     assert examines and all(line.endswith(" (CONDSTORE)") for line in examines), examines
+    [login] = [chunk for chunk in proxy.client_chunks if b" LOGIN " in chunk]
+    assert b' LIST "" "*"\r\n' in login and commands.count("LIST") == 1, commands
 
 
 def test_a_partial_fetch_reads_no_more_than_its_bound(dovecot, sent_mailbox):

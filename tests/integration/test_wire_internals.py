@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientAbortError
+from imapclient.exceptions import IMAPClientAbortError, LoginError
 
 from inboxwatch.imap import stream, wire
 from inboxwatch.imap.fetchparse import fast_record
@@ -126,3 +126,32 @@ def test_the_fast_fetch_parser_reads_the_corpus_as_imapclient_does(dovecot, mail
     assert typ == "OK" and len(taken) > 0.85 * len(uids), (len(taken), len(uids))
     plain.logout()
     fast.logout()
+
+
+@pytest.mark.dovecot
+def test_login_and_list_go_in_one_write_and_a_refused_login_keeps_the_session(
+    dovecot, sent_mailbox
+):
+    with RecordingProxy(dovecot.port) as proxy:
+        watch = wire.SocketWatch("127.0.0.1", 10)
+        client = wire.WatchedClient(watch, "127.0.0.1", port=proxy.port, ssl=False, timeout=10)
+        # A wrong password: LoginError with the server's words, as imapclient's login
+        # raises it; the LIST's answer (not logged in) is read, so the session goes on.
+        with pytest.raises(LoginError, match="AUTHENTICATIONFAILED"):
+            client.login_listing(sent_mailbox.user, "wrong")
+        assert wire.connection(client).state == "NONAUTH"
+        listing = client.login_listing(sent_mailbox.user, dovecot.password)
+        assert wire.connection(client).state == "AUTH"
+        assert listing == client.list_folders()
+        assert {name for _flags, _delim, name in listing} == {"INBOX", "Sent"}
+        both = [c for c in proxy.client_chunks if b" LOGIN " in c]
+        assert len(both) == 2 and all(b' LIST "" "*"\r\n' in c for c in both)
+        assert b"CONDSTORE" in client.capabilities()  # the LOGIN's, as before
+        client.logout()
+    # Anything imaplib would not send goes by imapclient's own login, and fails as there.
+    other = wire.WatchedClient(watch, "127.0.0.1", port=dovecot.port, ssl=False, timeout=10)
+    with pytest.raises(UnicodeEncodeError):
+        other.login_listing(sent_mailbox.user, "pässwort")
+    with pytest.raises(LoginError):  # a line break: imapclient's login, refused there
+        other.login_listing(sent_mailbox.user, dovecot.password + "\r\nX")
+    other.logout()
