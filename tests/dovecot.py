@@ -36,6 +36,9 @@ ssl = {ssl}
 auth_mechanisms = plain login
 disable_plaintext_auth = no
 auth_failure_delay = 0
+# Any user name (the default allows ASCII letters, digits and .-_@ only): the tests sign in
+# a name beyond ASCII by AUTHENTICATE PLAIN (tests/integration/test_secrets.py).
+auth_username_chars =
 default_login_user = {login_user}
 default_internal_user = {internal_user}
 default_internal_group = {internal_group}

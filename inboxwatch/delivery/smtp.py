@@ -7,6 +7,7 @@ trust) are not. A digest the server did not accept is never reported sent.
 
 from __future__ import annotations
 
+import base64
 import copy
 import logging
 import smtplib
@@ -38,6 +39,22 @@ def _auth_xoauth2(client: smtplib.SMTP, user: str, token: str) -> None:
         return first if challenge is None else ""  # the error continuation: an empty line
 
     client.auth("XOAUTH2", respond, initial_response_ok=True)
+
+
+def _auth_plain_utf8(client: smtplib.SMTP, host: str, user: str, password: str) -> None:
+    """AUTH PLAIN in UTF-8 (RFC 4616, RFC 4954) for a user name or password beyond ASCII:
+    smtplib encodes its AUTH strings as ASCII, and the UnicodeEncodeError it raised quoted
+    the password. Raises as smtplib's login does."""
+    offered = client.esmtp_features.get("auth", "").upper().split()
+    if "PLAIN" not in offered:
+        raise AuthError(
+            f"SMTP login to {host} failed: the user name or password has characters "
+            "beyond ASCII, which need AUTH PLAIN, and the server does not offer it"
+        )
+    plain = base64.b64encode(f"\0{user}\0{password}".encode()).decode("ascii")
+    code, reply = client.docmd("AUTH", "PLAIN " + plain)
+    if code != 235:  # RFC 4954 6: 235 is the one success
+        raise smtplib.SMTPAuthenticationError(code, reply)
 
 
 def _reply_error(host: str, exc: smtplib.SMTPResponseException) -> ServerError:
@@ -187,7 +204,11 @@ class SmtpSender:
         if self.tokens is not None:
             self._xoauth2(client, self.tokens)
         elif self.password is not None:
-            client.login(self.config.username, self.password)
+            user, password = self.config.username, self.password
+            if user.isascii() and password.isascii():
+                client.login(user, password)
+            else:
+                _auth_plain_utf8(client, self.config.host, user, password)
 
     def _xoauth2(self, client: smtplib.SMTP, tokens: TokenSource) -> None:
         """AUTH XOAUTH2 (Microsoft 365 rejects OAUTHBEARER), once more with a renewed token

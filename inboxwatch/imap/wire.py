@@ -129,6 +129,22 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
             raise imaplib.IMAP4.error(f"search failed: {_said(searched[1])}")
         return info, sorted(found)
 
+    def login(self, username: str, password: str) -> Any:
+        """imapclient's login. A user name or password beyond ASCII goes by AUTHENTICATE
+        PLAIN (RFC 4616: UTF-8) where the server offers it: imaplib writes commands as
+        ASCII, and the UnicodeEncodeError it raised quoted the password."""
+        if username.isascii() and password.isascii():
+            return super().login(username, password)
+        if b"AUTH=PLAIN" not in self.capabilities():
+            raise LoginError(
+                "the user name or password has characters beyond ASCII, which LOGIN cannot "
+                "send (RFC 3501), and the server offers no AUTHENTICATE PLAIN"
+            )
+        try:
+            return self.plain_login(username, password)
+        except imaplib.IMAP4.error as exc:  # as imapclient's login: LoginError, the cause
+            raise LoginError(str(exc))  # noqa: B904  # its context (an abort: a dropped line)
+
     def login_listing(self, username: str, password: str) -> Listing | None:
         """LOGIN and `LIST "" "*"` in one write: a session's first LIST costs no round trip
         of its own (0.1 s at 100 ms RTT; the audit, cron's `run --once` and a service's
@@ -138,15 +154,8 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         as imaplib writes it (the user as is, the password quoted) and raises as
         imapclient's login does; a name or password imaplib could not send takes login()."""
         imap = self._imap
-        try:
-            login = b"LOGIN %s %s" % (
-                username.encode(imap._encoding),
-                imap._quote(password).encode(imap._encoding),
-            )
-        except UnicodeEncodeError:
-            self.login(username, password)
-            return None
-        if b"\r" in login or b"\n" in login or not username:
+        login = b"LOGIN %s %s" % (username.encode(), imap._quote(password).encode())
+        if not (login.isascii() and username) or b"\r" in login or b"\n" in login:
             self.login(username, password)
             return None
         pattern = _bytes(self._normalise_folder("*"))
