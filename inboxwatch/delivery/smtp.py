@@ -175,6 +175,11 @@ class SmtpSender:
                 f"SMTP login to {host} failed ({exc.smtp_code} {text}); "
                 f"{auth_hint(host, exc.smtp_code, text)}"
             ) from None
+        except UnicodeEncodeError:  # smtplib's AUTH strings are ASCII; its text holds the
+            raise AuthError(  # secret (an XOAUTH2 token beside a user name beyond ASCII)
+                f"SMTP login to {host} failed: smtp.username has characters beyond ASCII, "
+                "which this sign-in cannot send; use the account's ASCII address"
+            ) from None
         except smtplib.SMTPNotSupportedError:
             raise DeliveryError(
                 f"SMTP server {host} offers no AUTH on this connection; check "

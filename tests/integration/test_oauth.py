@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ from inboxwatch.auth.signin import sign_in
 from inboxwatch.auth.tokens import TokenFile
 from inboxwatch.config import OAuth2, Settings, Smtp
 from inboxwatch.delivery.smtp import SmtpSender
-from inboxwatch.errors import SignInNeeded
+from inboxwatch.errors import AuthError, SignInNeeded
 from inboxwatch.service.health import health
 from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import OWNER, Mailbox, mail
@@ -437,6 +438,31 @@ def test_smtp_sends_with_xoauth2_and_renews_a_refused_token_once(tmp_path, idp):
         idp.state.revoke_all()
         with pytest.raises(SignInNeeded, match="run `inboxwatch auth smtp` again"):
             sender.send(_message())
+    finally:
+        controller.stop()
+
+
+def test_an_xoauth2_user_name_beyond_ascii_fails_clearly_without_the_token(tmp_path, idp):
+    """smtplib writes AUTH as ASCII; its UnicodeEncodeError held the whole XOAUTH2 string."""
+    port = free_port()
+    handler = XOAuth2Handler(idp=idp.state)
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=port, auth_required=True, auth_require_tls=False
+    )
+    controller.start()
+    try:
+        oauth2 = OAuth2(**idp.oauth2())
+        smtp = Smtp(
+            host="127.0.0.1", port=port, security="plain", username="jörg@example.com",
+            auth="oauth2", oauth2=oauth2, retries=0,
+        )  # fmt: skip
+        tokens = TokenSource("smtp", oauth2, TokenFile(tmp_path / "smtp.json"), "smtp")
+        sign_in(tokens, "jörg@example.com", lambda _: None, lambda: "")
+        with pytest.raises(AuthError, match="beyond ASCII") as caught:
+            SmtpSender(smtp, tokens=tokens).send(_message())
+        token = tokens.access_token()
+        shown = "".join(traceback.format_exception(caught.value))
+        assert token not in shown and caught.value.__suppress_context__
     finally:
         controller.stop()
 
