@@ -6,6 +6,7 @@ msal, Microsoft's identity platform."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -409,7 +410,9 @@ def _message() -> EmailMessage:
     return message
 
 
-def test_smtp_sends_with_xoauth2_and_renews_a_refused_token_once(tmp_path, idp):
+@contextlib.contextmanager
+def xoauth2_smtp(idp: Provider, tmp_path: Path, user: str) -> Iterator[tuple[Any, SmtpSender]]:
+    """An aiosmtpd taking XOAUTH2 tokens of the tests' provider, and a signed-in sender."""
     handler = XOAuth2Handler(idp=idp.state)
     port = free_port()
     controller = Controller(
@@ -419,17 +422,18 @@ def test_smtp_sends_with_xoauth2_and_renews_a_refused_token_once(tmp_path, idp):
     try:
         oauth2 = OAuth2(**idp.oauth2())
         smtp = Smtp(
-            host="127.0.0.1",
-            port=port,
-            security="plain",
-            username=OWNER,
-            auth="oauth2",
-            oauth2=oauth2,
-            retries=0,
-        )
+            host="127.0.0.1", port=port, security="plain", username=user,
+            auth="oauth2", oauth2=oauth2, retries=0,
+        )  # fmt: skip
         tokens = TokenSource("smtp", oauth2, TokenFile(tmp_path / "smtp.json"), "smtp")
-        sign_in(tokens, OWNER, lambda _: None, lambda: "")
-        sender = SmtpSender(smtp, tokens=tokens)
+        sign_in(tokens, user, lambda _: None, lambda: "")
+        yield handler, SmtpSender(smtp, tokens=tokens)
+    finally:
+        controller.stop()
+
+
+def test_smtp_sends_with_xoauth2_and_renews_a_refused_token_once(tmp_path, idp):
+    with xoauth2_smtp(idp, tmp_path, OWNER) as (handler, sender):
         sender.send(_message())
         idp.state.access.clear()  # the server refuses the access token; the refresh is good
         sender.send(_message())
@@ -438,33 +442,16 @@ def test_smtp_sends_with_xoauth2_and_renews_a_refused_token_once(tmp_path, idp):
         idp.state.revoke_all()
         with pytest.raises(SignInNeeded, match="run `inboxwatch auth smtp` again"):
             sender.send(_message())
-    finally:
-        controller.stop()
 
 
 def test_an_xoauth2_user_name_beyond_ascii_fails_clearly_without_the_token(tmp_path, idp):
     """smtplib writes AUTH as ASCII; its UnicodeEncodeError held the whole XOAUTH2 string."""
-    port = free_port()
-    handler = XOAuth2Handler(idp=idp.state)
-    controller = Controller(
-        handler, hostname="127.0.0.1", port=port, auth_required=True, auth_require_tls=False
-    )
-    controller.start()
-    try:
-        oauth2 = OAuth2(**idp.oauth2())
-        smtp = Smtp(
-            host="127.0.0.1", port=port, security="plain", username="jörg@example.com",
-            auth="oauth2", oauth2=oauth2, retries=0,
-        )  # fmt: skip
-        tokens = TokenSource("smtp", oauth2, TokenFile(tmp_path / "smtp.json"), "smtp")
-        sign_in(tokens, "jörg@example.com", lambda _: None, lambda: "")
+    with xoauth2_smtp(idp, tmp_path, "jörg@example.com") as (_handler, sender):
         with pytest.raises(AuthError, match="beyond ASCII") as caught:
-            SmtpSender(smtp, tokens=tokens).send(_message())
-        token = tokens.access_token()
+            sender.send(_message())
+        token = sender.tokens.access_token() if sender.tokens else "?"
         shown = "".join(traceback.format_exception(caught.value))
         assert token not in shown and caught.value.__suppress_context__
-    finally:
-        controller.stop()
 
 
 def test_smtp_shares_the_sign_in_of_the_account_with_its_username(tmp_path, idp):
