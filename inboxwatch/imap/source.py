@@ -75,12 +75,11 @@ class ImapSource:
         # The LIST sent with a password LOGIN (WatchedClient.login_listing), for the first
         # list_folders(); a fetch worker (worker=False) never lists.
         self._listing: Listing | None = None
-        self._list_early = worker
         self.watch = SocketWatch(self.host, operation_deadline(self.timeout))
         with self.watch.deadline("connecting and logging in"):
             self.client = self._connect(account)
             try:
-                used = self._login(account.username, secret)
+                used = self._login(account.username, secret, list_early=worker)
             except BaseException:
                 self._shutdown()
                 raise
@@ -133,14 +132,15 @@ class ImapSource:
             )
         client.starttls(context)
 
-    def _login(self, username: str, secret: Secret) -> str:
-        """Log in; returns the password or token that worked."""
+    def _login(self, username: str, secret: Secret, list_early: bool) -> str:
+        """Log in (with a password and `list_early`, the LIST sent along); returns the
+        password or token that worked."""
         try:
             if secret.bearer:
                 used = self._xoauth2(username, secret)
             else:
                 used = secret.value
-                if self._list_early:
+                if list_early:
                     self._listing = self.client.login_listing(username, secret.value)
                 else:
                     self.client.login(username, secret.value)

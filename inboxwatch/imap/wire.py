@@ -104,22 +104,21 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
             command += b" (CONDSTORE)"
         imap.untagged_responses = {}  # as imaplib's select: this EXAMINE's answers only
         imap.is_readonly = True
-        tags = send(imap, command, *([b"UID SEARCH " + search] if search else []))
-        for tag in tags:  # imaplib reads their answers
-            imap.tagged_commands[tag] = None
+        tags = _pipelined(imap, command, *([b"UID SEARCH " + search] if search else []))
         searching = tags[1] if search else None
         try:
             typ, said = imap._command_complete("EXAMINE", tags[0])
         except imaplib.IMAP4.abort:
             raise
         except imaplib.IMAP4.error as exc:
-            _finish(imap, searching)  # its BAD (no folder selected) read, the session in step
+            if searching:  # its BAD (no folder selected) read, the session in step
+                _finish(imap, searching, "SEARCH")
             imap.state = "AUTH"  # a failed EXAMINE leaves no folder selected (RFC 3501 6.3.2)
             if self.condstore and "command error: BAD" in str(exc):  # imaplib's words
                 raise _Refused(str(exc)) from exc
             raise  # NO: the folder's own answer (missing, no access)
         imap.state = "SELECTED" if typ == "OK" else "AUTH"  # as imaplib's select
-        searched = _finish(imap, searching)
+        searched = _finish(imap, searching, "SEARCH") if searching else None
         if typ != "OK":
             raise imaplib.IMAP4.error(f"select failed: {_said(said)}")
         hits = imap.untagged_responses.pop("SEARCH", [])
@@ -159,19 +158,17 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
             self.login(username, password)
             return None
         pattern = _bytes(self._normalise_folder("*"))
-        tags = send(imap, login, b'LIST "" ' + pattern)
-        for tag in tags:
-            imap.tagged_commands[tag] = None
+        tags = _pipelined(imap, login, b'LIST "" ' + pattern)
         try:
             typ, said = imap._command_complete("LOGIN", tags[0])
             if typ != "OK":
                 raise imap.error(said[-1])
         except imaplib.IMAP4.error as exc:  # as imapclient: LoginError, the cause its context
             if not isinstance(exc, imaplib.IMAP4.abort):  # the connection is still there:
-                _finish(imap, tags[1])  # the LIST's BAD (not logged in) read, in step
+                _finish(imap, tags[1], "LIST")  # its BAD (not logged in) read, in step
             raise LoginError(str(exc))  # noqa: B904
         imap.state = "AUTH"
-        typ, listed = _finish(imap, tags[1]) or ("BAD", [])
+        typ, listed = _finish(imap, tags[1], "LIST")
         if typ != "OK":
             log.info("%s: LIST after LOGIN answered %s; listing again", self.host, typ)
             return None
@@ -218,12 +215,19 @@ def _said(data: Sequence[Any]) -> str:
     return first.decode("utf-8", "replace") if isinstance(first, bytes) else str(first)
 
 
-def _finish(imap: imaplib.IMAP4, tag: bytes | None) -> tuple[str, list[Any]] | None:
-    """The answer of the SEARCH sent as `tag` after an EXAMINE (None: none was sent)."""
-    if tag is None:
-        return None
+def _pipelined(imap: imaplib.IMAP4, *commands: bytes) -> list[bytes]:
+    """`send`, the tags registered so that imaplib's own loop reads their answers
+    (`_command_complete`), as it does for the commands it sends itself."""
+    tags = send(imap, *commands)
+    for tag in tags:
+        imap.tagged_commands[tag] = None
+    return tags
+
+
+def _finish(imap: imaplib.IMAP4, tag: bytes, name: str) -> tuple[str, list[Any]]:
+    """The answer of the command `name` sent as `tag` behind another (`_pipelined`)."""
     try:
-        answer: tuple[str, list[Any]] = imap._command_complete("SEARCH", tag)
+        answer: tuple[str, list[Any]] = imap._command_complete(name, tag)
     except imaplib.IMAP4.abort:
         raise
     except imaplib.IMAP4.error as exc:  # a BAD, in imaplib's words
