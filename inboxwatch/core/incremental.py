@@ -42,6 +42,19 @@ def _ids(msg: MessageMeta) -> Iterable[str]:
         yield f"provider-id:{msg.provider_id}"  # its label copies share its place
 
 
+def _thread_ids(messages: Sequence[MessageMeta]) -> set[str]:
+    """Every id the thread's messages name, once (as `_ids` gives them)."""
+    ids: set[str] = set()
+    for msg in messages:
+        ids.update(msg.references)
+        ids.update(msg.in_reply_to)
+        if msg.message_id:
+            ids.add(msg.message_id)
+        if msg.thread_hint or msg.provider_id:
+            ids.update(_ids(msg))
+    return ids
+
+
 class ThreadMemo:
     """The last thread set, with the indexes that find what a change touches."""
 
@@ -113,16 +126,22 @@ class ThreadMemo:
         self._add(threads, lone)
 
     def _add(self, threads: list[Thread], lone: list[MessageMeta]) -> None:
+        # A follow-up repeats its thread's whole References chain: each thread's distinct
+        # ids are taken once (set operations in C), not once per message naming them.
+        of_key, of_id = self._of_key, self._of_id
+        subjects: list[str] = []
         for thread in threads:
-            self.threads[id(thread)] = thread
-            for msg in thread.messages:
-                self._of_key[_key(msg)] = thread
-                for ident in _ids(msg):
-                    self._name(ident, id(thread))
-                self._subjects[base_subject(msg.subject)] += 1
-        for msg in lone:
-            self._lone[base_subject(msg.subject)] += 1
-            self._lone_keys.add(_key(msg))
+            key = id(thread)
+            self.threads[key] = thread
+            messages = thread.messages
+            of_key.update((_key(m), thread) for m in messages)
+            subjects.extend(m.subject for m in messages)
+            for ident in _thread_ids(messages):
+                if of_id.setdefault(ident, key) != key:
+                    self._name(ident, key)
+        self._subjects.update(map(base_subject, subjects))
+        self._lone.update(base_subject(m.subject) for m in lone)
+        self._lone_keys.update(map(_key, lone))
 
     def _patch(self, changed: list[MessageMeta], counterpart: Counterpart) -> bool:
         """Rebuild only the threads the changed messages touch; False when that could
@@ -171,7 +190,7 @@ class ThreadMemo:
 
     def _forget(self, key: int, thread: Thread) -> None:
         del self.threads[key]
-        for ident in {i for m in thread.messages for i in _ids(m)}:
+        for ident in _thread_ids(thread.messages):
             owners = self._of_id[ident]
             if isinstance(owners, set) and len(owners) > 1:
                 owners.discard(key)
@@ -188,7 +207,7 @@ class ThreadMemo:
             replaced = self._of_key.get(_key(msg))
             if replaced is not None:
                 touched[id(replaced)] = replaced
-                ids.extend(i for m in replaced.messages for i in _ids(m))
+                ids.extend(_thread_ids(replaced.messages))
         seen: set[str] = set()
         while ids:
             ident = ids.pop()
@@ -198,7 +217,7 @@ class ThreadMemo:
             for key in self._owners(ident):
                 if key not in touched:
                     touched[key] = self.threads[key]
-                    ids.extend(i for m in touched[key].messages for i in _ids(m))
+                    ids.extend(_thread_ids(touched[key].messages))
         return touched
 
 
