@@ -33,12 +33,17 @@ def _text(reply: bytes | str) -> str:
 
 
 def _auth_xoauth2(client: smtplib.SMTP, user: str, token: str) -> None:
-    first = f"user={user}\x01auth=Bearer {token}\x01\x01"
-
-    def respond(challenge: bytes | None = None) -> str:
-        return first if challenge is None else ""  # the error continuation: an empty line
-
-    client.auth("XOAUTH2", respond, initial_response_ok=True)
+    """AUTH XOAUTH2 with its initial response (RFC 4954 4), in UTF-8 as imaplib sends
+    IMAP's: smtplib writes its AUTH strings as ASCII, and for a user name beyond ASCII its
+    UnicodeEncodeError quoted the token. A refused token gets a 334 carrying a base64 JSON
+    error, answered with an empty line, then 535 (Gmail, Microsoft 365). Raises as
+    smtplib's `auth` does."""
+    blob = f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+    code, reply = client.docmd("AUTH", "XOAUTH2 " + base64.b64encode(blob).decode("ascii"))
+    if code == 334:
+        code, reply = client.docmd("")
+    if code not in (235, 503):  # 503: signed in already, as smtplib takes it
+        raise smtplib.SMTPAuthenticationError(code, reply)
 
 
 def _auth_plain_utf8(client: smtplib.SMTP, host: str, user: str, password: str) -> None:
@@ -175,10 +180,11 @@ class SmtpSender:
                 f"SMTP login to {host} failed ({exc.smtp_code} {text}); "
                 f"{auth_hint(host, exc.smtp_code, text)}"
             ) from None
-        except UnicodeEncodeError:  # smtplib's AUTH strings are ASCII; its text holds the
-            raise AuthError(  # secret (an XOAUTH2 token beside a user name beyond ASCII)
-                f"SMTP login to {host} failed: smtp.username has characters beyond ASCII, "
-                "which this sign-in cannot send; use the account's ASCII address"
+        except UnicodeEncodeError:  # smtplib writes commands as ASCII; AUTH, which would
+            raise ServerError(  # hold a secret, never goes through it (_auth_*): EHLO does
+                f"cannot talk to SMTP server {host}: this machine's host name, which EHLO "
+                "sends, has characters beyond ASCII; give it an ASCII (IDNA) name",
+                retryable=False,
             ) from None
         except smtplib.SMTPNotSupportedError:
             raise DeliveryError(

@@ -9,14 +9,15 @@ import base64
 import contextlib
 import http.client
 import json
+import logging
 import os
+import socket
 import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import traceback
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ from inboxwatch.auth.signin import sign_in
 from inboxwatch.auth.tokens import TokenFile
 from inboxwatch.config import OAuth2, Settings, Smtp
 from inboxwatch.delivery.smtp import SmtpSender
-from inboxwatch.errors import AuthError, SignInNeeded
+from inboxwatch.errors import DeliveryError, SignInNeeded
 from inboxwatch.service.health import health
 from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import OWNER, Mailbox, mail
@@ -391,6 +392,7 @@ class XOAuth2Handler(Handler):
 
     idp: Any = None
     logins: list[bool] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)
 
     async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
         blob = args[1] if len(args) > 1 else await server.challenge_auth("")
@@ -398,6 +400,7 @@ class XOAuth2Handler(Handler):
         fields = dict(part.split("=", 1) for part in text.split("\x01") if "=" in part)
         ok = self.idp.valid(fields.get("auth", "").removeprefix("Bearer "))
         self.logins.append(ok)
+        self.users.append(fields.get("user", ""))
         if not ok:
             await server.challenge_auth(json.dumps({"status": "401", "schemes": "bearer"}))
         return AuthResult(success=ok, handled=False)
@@ -444,14 +447,26 @@ def test_smtp_sends_with_xoauth2_and_renews_a_refused_token_once(tmp_path, idp):
             sender.send(_message())
 
 
-def test_an_xoauth2_user_name_beyond_ascii_fails_clearly_without_the_token(tmp_path, idp):
-    """smtplib writes AUTH as ASCII; its UnicodeEncodeError held the whole XOAUTH2 string."""
-    with xoauth2_smtp(idp, tmp_path, "jörg@example.com") as (_handler, sender):
-        with pytest.raises(AuthError, match="beyond ASCII") as caught:
-            sender.send(_message())
+def test_an_xoauth2_user_name_beyond_ascii_signs_in_in_utf8(tmp_path, idp, caplog):
+    """smtplib writes AUTH as ASCII: for such a name its UnicodeEncodeError held the whole
+    XOAUTH2 string, token and all. The string goes in UTF-8 now, as imaplib sends IMAP's."""
+    caplog.set_level(logging.DEBUG)
+    with xoauth2_smtp(idp, tmp_path, "jörg@example.com") as (handler, sender):
+        sender.send(_message())
+        assert handler.users == ["jörg@example.com"] and handler.logins == [True]
+        assert len(handler.received) == 1
         token = sender.tokens.access_token() if sender.tokens else "?"
-        shown = "".join(traceback.format_exception(caught.value))
-        assert token not in shown and caught.value.__suppress_context__
+    assert token not in caplog.text
+
+
+def test_a_host_name_beyond_ascii_is_one_line_that_blames_neither_login(tmp_path, idp, monkeypatch):
+    """What smtplib still writes as ASCII is EHLO's host name (socket.getfqdn): its
+    failure names that, not smtp.username, and holds no secret."""
+    with xoauth2_smtp(idp, tmp_path, OWNER) as (handler, sender):
+        monkeypatch.setattr(socket, "getfqdn", lambda *_: "hôte.example")
+        with pytest.raises(DeliveryError, match="host name, which EHLO sends") as caught:
+            sender.send(_message())
+        assert handler.logins == [] and "username" not in str(caught.value)
 
 
 def test_smtp_shares_the_sign_in_of_the_account_with_its_username(tmp_path, idp):
