@@ -13,10 +13,9 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable, Collection, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from imapclient import SocketTimeout
-from imapclient.datetime_util import format_criteria_date
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from inboxwatch.core.bodytext import Details
@@ -34,6 +33,8 @@ from inboxwatch.imap.wire import (
     batches,
     bound_literals,
     connection,
+    folder_state,
+    search_since,
     send,
     xoauth2,
 )
@@ -48,13 +49,6 @@ from inboxwatch.net import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _since(since: datetime) -> bytes:
-    """SEARCH SINCE has day granularity in the server's zone (RFC 3501 6.4.4): a day
-    early, then the records are filtered on INTERNALDATE exactly."""
-    day: bytes = format_criteria_date((since - timedelta(days=1)).date())
-    return b"SINCE " + day
 
 
 class ImapSource:
@@ -346,9 +340,29 @@ class ImapSource:
         """The folder's state on EXAMINE (read-only SELECT). The folder stays selected, and
         a `sync_folder` of it that comes next uses this state instead of asking again
         (Dovecot re-reads a large maildir's directory on every EXAMINE: ~0.1 s)."""
-        with self._guard(folder):
-            self._last_examined = (folder, self._examine(folder)[0])
-            return self._last_examined[1]
+        return self.examine_each([folder])[0]
+
+    def examine_each(self, folders: Sequence[str]) -> list[FolderState]:
+        """`examine` of each folder, all asked in one write (a service's quick check: one
+        round trip, not one a folder). The last stays selected, for a `sync_folder` of it."""
+        self._last_examined = None
+        self._current = None
+        if not folders:
+            return []
+        what = (
+            f"EXAMINE {folders[0]!r}" if len(folders) == 1 else f"EXAMINE of {len(folders)} folders"
+        )
+        with self._guard(folders[0]), self.watch.deadline(what, len(folders)):
+            answers = self.client.examine_each(folders)
+        states = []
+        for folder, answer in zip(folders, answers, strict=True):
+            if isinstance(answer, Exception):
+                with self._guard(folder):  # that folder's error, in its words
+                    raise answer
+            states.append(folder_state(answer))
+        self._current = folders[-1]
+        self._last_examined = (folders[-1], states[-1])
+        return states
 
     def _selected(
         self, folder: str, since: datetime | None
@@ -366,21 +380,13 @@ class ImapSource:
         self._last_examined = None
         self._current = None
         with self.watch.deadline(f"EXAMINE {folder!r}"):  # and its SEARCH: one round trip
-            info, uids = self.client.examine(folder, b"" if since is None else _since(since))
+            info, uids = self.client.examine(folder, b"" if since is None else search_since(since))
         self._current = folder
-        modseq = info.get(b"HIGHESTMODSEQ")
-        # RFC 3501 requires UIDVALIDITY; without it (0) a worker's check fails: read alone.
-        state = FolderState(
-            int(info.get(b"UIDVALIDITY") or 0),
-            int(info.get(b"UIDNEXT") or 0) or None,
-            int(modseq) if modseq else None,
-            int(info.get(b"EXISTS") or 0),
-        )
-        return state, uids
+        return folder_state(info), uids
 
     def _search_since(self, since: datetime) -> list[int]:
         with self.watch.deadline("SEARCH SINCE"):
-            return sorted(self.client.search(_since(since)))
+            return sorted(self.client.search(search_since(since)))
 
     def _changed_flags(
         self, known: FolderState | None, state: FolderState, uids: Sequence[int]

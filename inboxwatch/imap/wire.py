@@ -17,13 +17,16 @@ import socket
 import ssl
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 from typing import Any
 
 from imapclient import IMAPClient, imap4, tls
+from imapclient.datetime_util import format_criteria_date
 from imapclient.exceptions import IMAPClientAbortError, LoginError
 from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_message_list
 
+from inboxwatch.core.ports import FolderState
 from inboxwatch.errors import ServerError
 from inboxwatch.imap.fetchparse import parse_fetch
 from inboxwatch.net import shut_down, within
@@ -92,41 +95,65 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
             try:
                 return self._examine(folder, search)
             except _Refused as exc:
-                # A server that offers CONDSTORE but not its EXAMINE parameter breaks RFC
-                # 7162; without HIGHESTMODSEQ a poll asks for flags instead: only slower.
-                log.info("%s: EXAMINE (CONDSTORE) refused (%s); without it", self.host, exc)
-                self.condstore = False
+                self._no_condstore([exc])
+
+    def examine_each(self, folders: Sequence[str]) -> list[dict[bytes, Any] | imaplib.IMAP4.error]:
+        """EXAMINE each of `folders`, all in one write: RFC 3501 5.5 has a server run them
+        in order, so the last stays selected, and a service's quick check costs one round
+        trip instead of one a folder. Each folder's select response, or the error its
+        EXAMINE answered (every answer read, the session in step); a lost connection
+        raises."""
+        while True:
+            tags = _pipelined(self._imap, *map(self._examine_command, folders))
+            answers = [self._examined(tag) for tag in tags]
+            if not any(isinstance(answer, _Refused) for answer in answers):
+                return answers
+            self._no_condstore(answers)
 
     def _examine(self, folder: str, search: bytes) -> tuple[dict[bytes, Any], list[int]]:
         imap = self._imap
+        searching = [b"UID SEARCH " + search] if search else []
+        tags = _pipelined(imap, self._examine_command(folder), *searching)
+        examined = self._examined(tags[0])
+        # After a failed EXAMINE, the SEARCH's BAD (no folder selected) is read all the same.
+        searched = _finish(imap, tags[1], "SEARCH") if search else None
+        if isinstance(examined, imaplib.IMAP4.error):
+            raise examined
+        hits = imap.untagged_responses.pop("SEARCH", [])
+        found = parse_message_list(hits) if hits else []
+        if searched is not None and searched[0] != "OK":
+            raise imaplib.IMAP4.error(f"search failed: {_said(searched[1])}")
+        return examined, sorted(found)
+
+    def _examine_command(self, folder: str) -> bytes:
         command = b"EXAMINE " + _bytes(self._normalise_folder(folder))
-        if self.condstore:
-            command += b" (CONDSTORE)"
+        return command + b" (CONDSTORE)" if self.condstore else command
+
+    def _examined(self, tag: bytes) -> dict[bytes, Any] | imaplib.IMAP4.error:
+        """The answer of the EXAMINE sent as `tag`: its select response, or its error."""
+        imap = self._imap
         imap.untagged_responses = {}  # as imaplib's select: this EXAMINE's answers only
         imap.is_readonly = True
-        tags = _pipelined(imap, command, *([b"UID SEARCH " + search] if search else []))
-        searching = tags[1] if search else None
         try:
-            typ, said = imap._command_complete("EXAMINE", tags[0])
+            typ, said = imap._command_complete("EXAMINE", tag)
         except imaplib.IMAP4.abort:
             raise
         except imaplib.IMAP4.error as exc:
-            if searching:  # its BAD (no folder selected) read, the session in step
-                _finish(imap, searching, "SEARCH")
             imap.state = "AUTH"  # a failed EXAMINE leaves no folder selected (RFC 3501 6.3.2)
             if self.condstore and "command error: BAD" in str(exc):  # imaplib's words
-                raise _Refused(str(exc)) from exc
-            raise  # NO: the folder's own answer (missing, no access)
+                return _Refused(str(exc))
+            return exc  # NO: the folder's own answer (missing, no access)
         imap.state = "SELECTED" if typ == "OK" else "AUTH"  # as imaplib's select
-        searched = _finish(imap, searching, "SEARCH") if searching else None
         if typ != "OK":
-            raise imaplib.IMAP4.error(f"select failed: {_said(said)}")
-        hits = imap.untagged_responses.pop("SEARCH", [])
-        found = parse_message_list(hits) if hits else []
-        info = dict(self._process_select_response(imap.untagged_responses))
-        if searched is not None and searched[0] != "OK":
-            raise imaplib.IMAP4.error(f"search failed: {_said(searched[1])}")
-        return info, sorted(found)
+            return imaplib.IMAP4.error(f"select failed: {_said(said)}")
+        return dict(self._process_select_response(imap.untagged_responses))
+
+    def _no_condstore(self, answers: Sequence[object]) -> None:
+        # A server that offers CONDSTORE but not its EXAMINE parameter breaks RFC 7162;
+        # without HIGHESTMODSEQ a poll asks for flags instead: only slower.
+        refused = next(a for a in answers if isinstance(a, _Refused))
+        log.info("%s: EXAMINE (CONDSTORE) refused (%s); without it", self.host, refused)
+        self.condstore = False
 
     def login(self, username: str, password: str) -> Any:
         """imapclient's login. A user name or password beyond ASCII goes by AUTHENTICATE
@@ -361,3 +388,22 @@ def uid_set(uids: Sequence[int]) -> str:
 def batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def folder_state(info: dict[bytes, Any]) -> FolderState:
+    """A folder's state from its EXAMINE's answer."""
+    modseq = info.get(b"HIGHESTMODSEQ")
+    # RFC 3501 requires UIDVALIDITY; without it (0) a worker's check fails: read alone.
+    return FolderState(
+        int(info.get(b"UIDVALIDITY") or 0),
+        int(info.get(b"UIDNEXT") or 0) or None,
+        int(modseq) if modseq else None,
+        int(info.get(b"EXISTS") or 0),
+    )
+
+
+def search_since(since: datetime) -> bytes:
+    """SEARCH SINCE has day granularity in the server's zone (RFC 3501 6.4.4): a day
+    early, then the records are filtered on INTERNALDATE exactly."""
+    day: bytes = format_criteria_date((since - timedelta(days=1)).date())
+    return b"SINCE " + day

@@ -1,10 +1,11 @@
-"""The poll's quick check: did any folder the last poll read change? One EXAMINE each.
+"""The poll's quick check: did any folder the last poll read change? One EXAMINE each,
+all sent in one write.
 
 When nothing changed the service carries its last report forward in time instead of
 reading (core.carried.advance). The accounts are checked side by side (`max_parallel`)
 on the sessions the service keeps (service.sessions), so a poll with nothing new costs
-one EXAMINE a folder and no login; the sessions stay open for the poll that follows
-when something changed.
+one round trip (an EXAMINE a folder, pipelined) and no login; the sessions stay open
+for the poll that follows when something changed.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ class QuickCheck:
                 return
 
             def same(source: ImapSource) -> bool:
+                names = folders[name]
+                states = source.examine_each(names)  # in one round trip
                 return all(
-                    source.examine(f).unchanged_since(self.store.folder(name, f))
-                    for f in folders[name]
+                    state.unchanged_since(self.store.folder(name, f))
+                    for f, state in zip(names, states, strict=True)
                 )
 
             if not self.sessions.retried(name, same):

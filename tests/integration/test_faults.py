@@ -482,3 +482,40 @@ def test_a_server_refusing_the_condstore_examine_parameter_is_read_without_it():
         examines = [line for line in server.lines if " EXAMINE " in line]
     assert [m.uid for m in scan.messages] == [1, 2] and again.modseq is None
     assert ["CONDSTORE" in line for line in examines] == [True, False, False], examines
+
+
+def test_a_server_refusing_the_condstore_parameter_is_read_without_it(run, tmp_path):
+    """RFC 7162 3.1 lets EXAMINE's CONDSTORE parameter enable CONDSTORE; a server that
+    offers it yet answers the parameter with BAD is read without it: on a scan's path
+    (EXAMINE + SEARCH) and on the service's quick check, whose EXAMINEs go in one write
+    and are sent again, without it, once all their answers are read."""
+
+    def examine(tag: str, folder: str) -> bytes:
+        if folder.endswith(" (CONDSTORE)"):
+            return f"{tag} BAD Unknown EXAMINE parameter\r\n".encode()
+        return DEFAULTS["EXAMINE"].replace(b"{tag}", tag.encode())
+
+    offered = b"IMAP4rev1 AUTH=PLAIN ENABLE CONDSTORE"
+    script = {
+        "EXAMINE": examine,
+        "CAPABILITY": b"* CAPABILITY " + offered + b"\r\n{tag} OK done\r\n",
+    }
+    with ScriptedImap(script, [b"* OK [CAPABILITY " + offered + b"] ready\r\n"]) as server:
+        result = run("scan", "--config", str(scripted_config(tmp_path, server)))
+        assert result.code == 1 and "Q1" in result.out, result.err
+        settings = Settings(
+            accounts=[scripted_account(server)], state={"path": str(tmp_path / "s.db")}
+        )
+        store = SqliteStore(tmp_path / "s.db")
+        first = poll_once(settings, store, Recorder(), T0)
+        read = len(server.lines)
+        again = poll_once(
+            settings, store, Recorder(), T0 + timedelta(hours=1), previous=first.report
+        )
+        checked = [line.split(" ", 1)[1] for line in server.lines[read:] if " EXAMINE " in line]
+    assert not first.report.errors and not again.report.errors and again.fetched == 0
+    # Without HIGHESTMODSEQ the check cannot rule out a flag change: the poll reads on.
+    assert checked[:4] == [
+        'EXAMINE "INBOX" (CONDSTORE)', 'EXAMINE "Sent" (CONDSTORE)',
+        'EXAMINE "INBOX"', 'EXAMINE "Sent"',
+    ], checked  # fmt: skip

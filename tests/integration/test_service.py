@@ -462,6 +462,26 @@ def test_a_changed_poll_logs_in_once_and_examines_each_folder_once(
     assert commands.count("EXAMINE") == 3, commands
 
 
+def test_an_idle_poll_asks_all_its_folders_in_one_write(dovecot, sent_mailbox, tmp_path, store):
+    """The quick check's EXAMINEs go together (RFC 3501 5.5 runs them in order): an idle
+    poll costs the account one round trip, not one a folder (0.1 s each at 100 ms RTT)."""
+    from inboxwatch.service.sync import MemoryCache
+    from tests.proxy import RecordingProxy
+
+    seed(sent_mailbox)
+    with RecordingProxy(dovecot.port) as proxy:
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        memory = MemoryCache()
+        first = poll_once(settings, store, Recorder(), T0, memory=memory)
+        before = len(proxy.client_chunks)
+        idle = poll_once(settings, store, Recorder(), T0 + H, previous=first.report, memory=memory)
+        written = proxy.client_chunks[before:]
+    subjects = sorted(f.subject for f in first.report.overdue)
+    assert idle.fetched == 0 and sorted(f.subject for f in idle.report.overdue) == subjects
+    examining = [chunk for chunk in written if b" EXAMINE " in chunk]
+    assert len(examining) == 1 and examining[0].count(b" EXAMINE ") == 2, written
+
+
 def _cached_meta() -> MessageMeta:
     from inboxwatch.core.model import Address
 
