@@ -33,9 +33,11 @@ T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 class CountingProxy(LoopbackServer):
     """Forwards to Dovecot, each server chunk `delay` late (a slower link, so sessions
-    overlap), and counts the sessions open at once. A session ends for the count when
-    its client sends LOGOUT: that happens before the client gives its slot back, so the
-    count never trails the client's own (a closed socket is seen a moment later)."""
+    overlap), and counts the sessions signed in at once: from the client's LOGIN (or
+    AUTHENTICATE) to its LOGOUT, which it sends before giving its slot back. Counting
+    from the TCP accept raced: a new connection could be counted before this proxy's
+    other thread had read the LOGOUT the client sent before it connected (a peak of one
+    over, about one run in eight); the LOGIN comes after a greeting held back `delay`."""
 
     def __init__(self, port: int, delay: float = 0.02) -> None:
         super().__init__()
@@ -50,27 +52,34 @@ class CountingProxy(LoopbackServer):
             self.sessions += max(by, 0)
 
     def handle(self, conn: socket.socket) -> None:
-        self._step(1)
         upstream = socket.create_connection(("127.0.0.1", self.target))
-        ended = threading.Event()
+        state = {"started": False, "ended": False}
+        lock = threading.Lock()
 
-        def end() -> None:
-            if not ended.is_set():
-                ended.set()
-                self._step(-1)
+        def step(start: bool) -> None:
+            with lock:
+                if start and not state["started"]:
+                    state["started"] = True
+                    self._step(1)
+                elif not start and state["started"] and not state["ended"]:
+                    state["ended"] = True
+                    self._step(-1)
 
         def pipe(src: socket.socket, dst: socket.socket, client: bool) -> None:
             try:
                 while chunk := src.recv(65536):
-                    if client and b" LOGOUT\r\n" in chunk.upper():
-                        end()
+                    said = chunk.upper()
+                    if client and (b" LOGIN " in said or b" AUTHENTICATE " in said):
+                        step(True)
+                    if client and b" LOGOUT\r\n" in said:
+                        step(False)
                     if not client:
                         threading.Event().wait(self.delay)
                     dst.sendall(chunk)
             except OSError:
                 pass
             finally:
-                end()
+                step(False)
                 for sock in (src, dst):
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
