@@ -34,7 +34,11 @@ class MemorySource:
         ]
 
     def fetch_since(
-        self, folder: str, since: datetime, progress: Progress | None = None
+        self,
+        folder: str,
+        since: datetime,
+        progress: Progress | None = None,
+        then: str | None = None,  # the folder read next: nothing to prepare here
     ) -> FolderScan:
         if folder not in self.folders:
             raise ConfigError(f"folder {folder!r} not found among {', '.join(self.folders)}")

@@ -69,6 +69,9 @@ class RecordingProxy(LoopbackServer):
         self.faulty_connections = faulty_connections  # later connections pass through
         self.client_bytes = bytearray()
         self.client_chunks: list[bytes] = []  # as each arrived: what the client wrote at once
+        # Both directions in the order they passed: a client chunk when it arrived, a
+        # server chunk just before it was passed on (so the client's answer comes after).
+        self.events: list[tuple[str, bytes]] = []
         self.server_bytes = 0  # how much the server sent
         self.connections = 0
         self._lock = threading.Lock()
@@ -108,6 +111,7 @@ class RecordingProxy(LoopbackServer):
                     with self._lock:
                         self.client_bytes.extend(chunk)
                         self.client_chunks.append(chunk)
+                        self.events.append(("client", chunk))
                     if faulty and self.cut_on and self.cut_on in chunk:
                         break
                     if faulty and self.stall_on and self.stall_on in chunk:
@@ -116,6 +120,8 @@ class RecordingProxy(LoopbackServer):
                     self.server_bytes += len(chunk)
                     if self.delay:
                         time.sleep(self.delay)
+                    with self._lock:
+                        self.events.append(("server", chunk))
                 if state["stalled"]:
                     continue  # swallow: the peer waits for an answer that never comes
                 if not record and faulty and self.cut_after is not None:

@@ -146,7 +146,11 @@ class _AccountScan:
         # checks that follow (core.refine), and a service's quick check left the last one
         # selected: an EXAMINE less each, a round trip. Kept in the given order.
         order = list(dict.fromkeys(folders))
-        scans = {f: self.source.fetch_since(f, since, progress) for f in reversed(order)}
+        reading = order[::-1]
+        scans = {
+            f: self.source.fetch_since(f, since, progress, then=next(iter(reading[n + 1 :]), None))
+            for n, f in enumerate(reading)
+        }
         messages: list[MessageMeta] = []
         for folder in order:
             scan = scans[folder]

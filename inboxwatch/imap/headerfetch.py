@@ -18,6 +18,7 @@ from inboxwatch.core.parse import HEADER_FIELDS, parse_headers
 from inboxwatch.core.ports import FolderScan, Progress
 from inboxwatch.imap.fetchitems import FetchRecord, parse_fetch
 from inboxwatch.imap.login import Secret, ServerLogin
+from inboxwatch.imap.selection import NextFolder
 from inboxwatch.imap.slots import Release
 from inboxwatch.imap.stream import StreamError, read_fetch
 from inboxwatch.imap.wire import (
@@ -106,12 +107,15 @@ class HeaderFetcher:
         progress: Progress | None,
         uidvalidity: int,
         each: Callable[[FolderScan], None] | None = None,
+        then: NextFolder | None = None,
     ) -> None:
-        """`uids` into `scan`; with `each`, handed to it STREAM_BATCH records at a time."""
+        """`uids` into `scan`; with `each`, handed to it STREAM_BATCH records at a time.
+        `then` is sent behind the last FETCH of a folder read on this connection alone."""
         if progress is not None:
             progress.expect(len(uids))
         theirs = self._hand_over(folder, uidvalidity, uids, since) if each is None else ()
-        self._read(folder, uids[: len(uids) - len(theirs)], since, scan, progress, each)
+        mine = uids[: len(uids) - len(theirs)]
+        self._read(folder, mine, since, scan, progress, each, None if theirs else then)
         if not theirs:
             return
         got = self._worker.collect() if self._worker is not None else "no worker"
@@ -132,6 +136,7 @@ class HeaderFetcher:
         scan: FolderScan,
         progress: Progress | None,
         each: Callable[[FolderScan], None] | None = None,
+        then: NextFolder | None = None,
     ) -> None:
         """`uids` on this session's own connection, STREAM_BATCH a command. The commands
         of a wave are sent together and answered in one read (pipelining, RFC 3501 5.5),
@@ -142,18 +147,21 @@ class HeaderFetcher:
         wanted, take = _taker(folder, since, scan, set(uids))
         if each is not None:
             take = _handing(take, scan, each)
-        for wave in _waves([*batches(uids, STREAM_BATCH)], self.items):
+        waves = [*_waves([*batches(uids, STREAM_BATCH)], self.items)]
+        for index, wave in enumerate(waves):
             if not self._stream:
                 break
             size = sum(n for _, n in wave)
+            behind = then if index == len(waves) - 1 else None
             if progress is None:  # no wrapper on each record of a poll nobody watches
-                self._answer(wave, size, take)
+                self._answer(wave, size, take, behind)
                 continue
             steps = _Steps(take, progress, size)
-            self._answer(wave, size, steps)
+            self._answer(wave, size, steps, behind)
             if size > steps.done:  # UIDs yet untold of: the rest
                 progress.advance(size - steps.done)
         if not self._stream:
+            _reselect(self.client, folder, then)
             left = sorted(wanted)  # also any UID expunged since: asking again costs nothing
             for batch in batches(left, BATCH):
                 self._generic_batch(folder, batch, take, scan)
@@ -164,7 +172,11 @@ class HeaderFetcher:
             scan.messages, scan.failures = [], []
 
     def _answer(
-        self, wave: list[tuple[bytes, int]], size: int, take: Callable[[FetchRecord], None]
+        self,
+        wave: list[tuple[bytes, int]],
+        size: int,
+        take: Callable[[FetchRecord], None],
+        behind: NextFolder | None = None,
     ) -> None:
         """The bulk header FETCH of a wave of `size` UIDs. imapclient's generic response
         parser costs more than the server itself here, so the response is read as a stream
@@ -174,6 +186,8 @@ class HeaderFetcher:
         try:  # each batch of the wave has the time one batch alone has
             with self.watch.deadline(f"FETCH of {size} headers", len(wave)):
                 tags = send(imap, *(command for command, _ in wave))
+                if behind is not None:
+                    behind.send()
                 answered = read_fetch(imap, tags, take, MAX_LITERAL)
         except StreamError as exc:
             raise IMAPClientAbortError(str(exc)) from None
@@ -267,6 +281,14 @@ class HeaderFetcher:
             elif header is not None and uid in uids:
                 unusable.append(uid)
         return out, unusable
+
+
+def _reselect(client: WatchedClient, folder: str, then: NextFolder | None) -> None:
+    """Before the generic way reads `folder` again: the next folder's EXAMINE, if sent
+    behind a FETCH, has selected that folder; it is read, and `folder` selected back."""
+    if then is not None and then.sent:
+        then.settle()
+        client.examine(folder)
 
 
 def _waves(chunks: list[Sequence[int]], items: str) -> Iterator[list[tuple[bytes, int]]]:

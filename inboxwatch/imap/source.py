@@ -25,6 +25,7 @@ from inboxwatch.imap.bodyfetch import fetch_details
 from inboxwatch.imap.failures import network_error
 from inboxwatch.imap.headerfetch import BATCH, HeaderFetcher
 from inboxwatch.imap.login import Secret, ServerLogin
+from inboxwatch.imap.selection import Selection, search_since
 from inboxwatch.imap.slots import Release
 from inboxwatch.imap.wire import (
     Listing,
@@ -33,8 +34,6 @@ from inboxwatch.imap.wire import (
     batches,
     bound_literals,
     connection,
-    folder_state,
-    search_since,
     send,
     xoauth2,
 )
@@ -64,8 +63,6 @@ class ImapSource:
         self.host = account.host
         self.account = account.name
         self.timeout = account.timeout.total_seconds()
-        self._last_examined: tuple[str, FolderState] | None = None
-        self._current: str | None = None  # the folder selected now
         # The LIST sent with a password LOGIN (WatchedClient.login_listing), for the first
         # list_folders(); a fetch worker (worker=False) never lists.
         self._listing: Listing | None = None
@@ -84,6 +81,7 @@ class ImapSource:
         # Gmail's own conversations too (core.threads).
         gmail = b"X-GM-EXT-1" in self.client.capabilities()
         self.headers = HeaderFetcher(self.client, self.watch, login_as, gmail, spare)
+        self.selection = Selection(self.client, self.watch)
 
     def _connect(self, account: ServerLogin) -> WatchedClient:
         if account.security == "plain" and not (
@@ -215,6 +213,7 @@ class ImapSource:
         """Every folder with its SPECIAL-USE flags; imapclient decodes modified UTF-7."""
         listing, self._listing = self._listing, None  # sent with the LOGIN: used once
         try:
+            self.selection.settle()
             if listing is None:
                 with self.watch.deadline("LIST"):
                     listing = self.client.list_folders()
@@ -230,14 +229,35 @@ class ImapSource:
         return folders
 
     def fetch_since(
-        self, folder: str, since: datetime, progress: Progress | None = None
+        self,
+        folder: str,
+        since: datetime,
+        progress: Progress | None = None,
+        then: str | None = None,
     ) -> FolderScan:
-        """Header fields, FLAGS and INTERNALDATE of every message from `since` on."""
+        """Header fields, FLAGS and INTERNALDATE of every message from `since` on; `then`,
+        the folder read next, is asked for behind the last FETCH (imap.ahead)."""
         with self._guard(folder):
-            state, uids = self._examine(folder, since)
+            state, uids = self.selection.examine(folder, since)
             scan = FolderScan(folder)
-            self.headers.fetch(folder, uids, since, scan, progress, state.uidvalidity)
+            self._headers(folder, uids, since, scan, progress, state, (then, since))
         return scan
+
+    def _headers(
+        self,
+        folder: str,
+        uids: Sequence[int],
+        since: datetime,
+        scan: FolderScan,
+        progress: Progress | None,
+        state: FolderState,
+        then: tuple[str | None, datetime | None],
+    ) -> None:
+        ahead = self.selection.ahead(*then)
+        try:
+            self.headers.fetch(folder, uids, since, scan, progress, state.uidvalidity, then=ahead)
+        finally:
+            self.selection.sent_ahead()
 
     def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
         """A little of each message's body, for the closing and invitation checks."""
@@ -245,8 +265,8 @@ class ImapSource:
             return {}
         preview = b"PREVIEW" in self.client.capabilities()  # RFC 8970 (Dovecot 2.3.17+)
         with self._guard(folder):
-            if folder != self._current:  # the folder a scan read last is still selected
-                self._selected(folder, None)
+            if folder != self.selection.current:  # a scan's last folder is still selected
+                self.selection.selected(folder, None)
             return fetch_details(self.client, uids, preview, self.watch.deadline)
 
     def fetch_uids(
@@ -261,7 +281,7 @@ class ImapSource:
         `each` at most STREAM_BATCH records at a time (the caller keeps each only as long
         as it needs) while the FETCHes are pipelined."""
         with self._guard(folder):
-            if self._examine(folder)[0].uidvalidity != uidvalidity:
+            if self.selection.examine(folder)[0].uidvalidity != uidvalidity:
                 raise ServerError(f"{folder!r} changed its UIDVALIDITY; its UIDs are stale")
             self.headers.fetch(folder, uids, since, FolderScan(folder), None, uidvalidity, each)
 
@@ -272,6 +292,7 @@ class ImapSource:
         known: FolderState | None,
         cached: Collection[int],
         progress: Progress | None = None,
+        then: tuple[str | None, datetime | None] = (None, None),
     ) -> FolderSync:
         """Only what changed since `known`: new UIDs, flag changes, expunged UIDs.
 
@@ -283,7 +304,7 @@ class ImapSource:
         """
         with self._guard(folder):
             # A first read (nothing known) asks its SEARCH with the EXAMINE.
-            state, searched = self._selected(folder, since if known is None else None)
+            state, searched = self.selection.selected(folder, since if known is None else None)
             if state.unchanged_since(known):
                 return FolderSync(folder, state, replace=False)
             replace = known is None or known.uidvalidity != state.uidvalidity
@@ -309,7 +330,7 @@ class ImapSource:
                 sync.flags = self._changed_flags(known, state, sorted(previous & current))
             scan = FolderScan(folder)
             uids = sorted(current - previous)
-            self.headers.fetch(folder, uids, since, scan, progress, state.uidvalidity)
+            self._headers(folder, uids, since, scan, progress, state, then)
             sync.new, sync.failures = scan.messages, scan.failures
         return sync
 
@@ -345,44 +366,13 @@ class ImapSource:
     def examine_each(self, folders: Sequence[str]) -> list[FolderState]:
         """`examine` of each folder, all asked in one write (a service's quick check: one
         round trip, not one a folder). The last stays selected, for a `sync_folder` of it."""
-        self._last_examined = None
-        self._current = None
-        if not folders:
-            return []
-        what = (
-            f"EXAMINE {folders[0]!r}" if len(folders) == 1 else f"EXAMINE of {len(folders)} folders"
-        )
-        with self._guard(folders[0]), self.watch.deadline(what, len(folders)):
-            answers = self.client.examine_each(folders)
-        states = []
+        with self._guard(folders[0] if folders else ""):
+            answers = self.selection.examine_each(list(folders))
         for folder, answer in zip(folders, answers, strict=True):
             if isinstance(answer, Exception):
                 with self._guard(folder):  # that folder's error, in its words
                     raise answer
-            states.append(folder_state(answer))
-        self._current = folders[-1]
-        self._last_examined = (folders[-1], states[-1])
-        return states
-
-    def _selected(
-        self, folder: str, since: datetime | None
-    ) -> tuple[FolderState, list[int] | None]:
-        """The folder's state, from the quick check's EXAMINE when it was this folder's;
-        else EXAMINEd, with the SEARCH SINCE `since` sent with it when wanted."""
-        last, self._last_examined = self._last_examined, None
-        if last is not None and last[0] == folder:
-            return last[1], None
-        state, uids = self._examine(folder, since)
-        return state, None if since is None else uids
-
-    def _examine(self, folder: str, since: datetime | None = None) -> tuple[FolderState, list[int]]:
-        """EXAMINE, and with `since` the UIDs from then on, asked in the same round trip."""
-        self._last_examined = None
-        self._current = None
-        with self.watch.deadline(f"EXAMINE {folder!r}"):  # and its SEARCH: one round trip
-            info, uids = self.client.examine(folder, b"" if since is None else search_since(since))
-        self._current = folder
-        return folder_state(info), uids
+        return [a for a in answers if not isinstance(a, Exception)]
 
     def _search_since(self, since: datetime) -> list[int]:
         with self.watch.deadline("SEARCH SINCE"):

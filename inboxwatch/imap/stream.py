@@ -109,14 +109,21 @@ def read_fetch(
             continue
         if record is None:
             _drain(reader, set(pending))
+            _keep_rest(imap, reader)
             return None
         tag, _, rest = record.partition(b" ")
         pending = tuple(t for t in pending if t != tag + b" ")
         status, _, text = rest.partition(b" ")
         answered[tag] = status.decode("ascii", "replace"), text.rstrip(b"\r\n")
-    if reader.pos < len(reader.buf):  # the server already said more: keep it for imaplib
-        imap.file = _Pushback(reader.buf[reader.pos :], reader.file)
+    _keep_rest(imap, reader)
     return answered
+
+
+def _keep_rest(imap: imaplib.IMAP4, reader: _Reader) -> None:
+    """What the server already said after the last answer read (a command sent behind the
+    FETCH: imap.ahead), kept for imaplib."""
+    if reader.pos < len(reader.buf):
+        imap.file = _Pushback(reader.buf[reader.pos :], reader.file)
 
 
 def _record(reader: _Reader, done: tuple[bytes, ...]) -> FetchRecord | bytes | None:

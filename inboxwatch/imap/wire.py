@@ -17,16 +17,13 @@ import socket
 import ssl
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
 from typing import Any
 
 from imapclient import IMAPClient, imap4, tls
-from imapclient.datetime_util import format_criteria_date
 from imapclient.exceptions import IMAPClientAbortError, LoginError
 from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_message_list
 
-from inboxwatch.core.ports import FolderState
 from inboxwatch.errors import ServerError
 from inboxwatch.imap.fetchparse import parse_fetch
 from inboxwatch.net import shut_down, within
@@ -94,8 +91,8 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         while True:
             try:
                 return self._examine(folder, search)
-            except _Refused as exc:
-                self._no_condstore([exc])
+            except Refused as exc:
+                self.no_condstore([exc])
 
     def examine_each(self, folders: Sequence[str]) -> list[dict[bytes, Any] | imaplib.IMAP4.error]:
         """EXAMINE each of `folders`, all in one write: RFC 3501 5.5 has a server run them
@@ -106,14 +103,23 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         while True:
             tags = _pipelined(self._imap, *map(self._examine_command, folders))
             answers = [self._examined(tag) for tag in tags]
-            if not any(isinstance(answer, _Refused) for answer in answers):
+            if not any(isinstance(answer, Refused) for answer in answers):
                 return answers
-            self._no_condstore(answers)
+            self.no_condstore(answers)
 
     def _examine(self, folder: str, search: bytes) -> tuple[dict[bytes, Any], list[int]]:
-        imap = self._imap
+        return self.examine_answer(self.examine_send(folder, search), bool(search))
+
+    def examine_send(self, folder: str, search: bytes = b"") -> list[bytes]:
+        """EXAMINE `folder`, with `UID SEARCH search` behind it, sent in one write and not
+        read: `examine_answer(tags)` reads them, after whatever was sent before them."""
         searching = [b"UID SEARCH " + search] if search else []
-        tags = _pipelined(imap, self._examine_command(folder), *searching)
+        return _pipelined(self._imap, self._examine_command(folder), *searching)
+
+    def examine_answer(self, tags: list[bytes], search: bool) -> tuple[dict[bytes, Any], list[int]]:
+        """What `examine_send` asked. Raises as `examine` does (Refused: the CONDSTORE
+        parameter refused, every answer read)."""
+        imap = self._imap
         examined = self._examined(tags[0])
         # After a failed EXAMINE, the SEARCH's BAD (no folder selected) is read all the same.
         searched = _finish(imap, tags[1], "SEARCH") if search else None
@@ -141,17 +147,17 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         except imaplib.IMAP4.error as exc:
             imap.state = "AUTH"  # a failed EXAMINE leaves no folder selected (RFC 3501 6.3.2)
             if self.condstore and "command error: BAD" in str(exc):  # imaplib's words
-                return _Refused(str(exc))
+                return Refused(str(exc))
             return exc  # NO: the folder's own answer (missing, no access)
         imap.state = "SELECTED" if typ == "OK" else "AUTH"  # as imaplib's select
         if typ != "OK":
             return imaplib.IMAP4.error(f"select failed: {_said(said)}")
         return dict(self._process_select_response(imap.untagged_responses))
 
-    def _no_condstore(self, answers: Sequence[object]) -> None:
+    def no_condstore(self, answers: Sequence[object]) -> None:
         # A server that offers CONDSTORE but not its EXAMINE parameter breaks RFC 7162;
         # without HIGHESTMODSEQ a poll asks for flags instead: only slower.
-        refused = next(a for a in answers if isinstance(a, _Refused))
+        refused = next(a for a in answers if isinstance(a, Refused))
         log.info("%s: EXAMINE (CONDSTORE) refused (%s); without it", self.host, refused)
         self.condstore = False
 
@@ -229,7 +235,7 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         return _WatchedPlain(self.watch, self.host, self.port, timeout)
 
 
-class _Refused(imaplib.IMAP4.error):
+class Refused(imaplib.IMAP4.error):
     """The EXAMINE's CONDSTORE parameter answered with BAD."""
 
 
@@ -388,22 +394,3 @@ def uid_set(uids: Sequence[int]) -> str:
 def batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def folder_state(info: dict[bytes, Any]) -> FolderState:
-    """A folder's state from its EXAMINE's answer."""
-    modseq = info.get(b"HIGHESTMODSEQ")
-    # RFC 3501 requires UIDVALIDITY; without it (0) a worker's check fails: read alone.
-    return FolderState(
-        int(info.get(b"UIDVALIDITY") or 0),
-        int(info.get(b"UIDNEXT") or 0) or None,
-        int(modseq) if modseq else None,
-        int(info.get(b"EXISTS") or 0),
-    )
-
-
-def search_since(since: datetime) -> bytes:
-    """SEARCH SINCE has day granularity in the server's zone (RFC 3501 6.4.4): a day
-    early, then the records are filtered on INTERNALDATE exactly."""
-    day: bytes = format_criteria_date((since - timedelta(days=1)).date())
-    return b"SINCE " + day

@@ -128,7 +128,11 @@ class LocalSource:
         return [FolderInfo(name) for name in self._folders]
 
     def fetch_since(
-        self, folder: str, since: datetime, progress: Progress | None = None
+        self,
+        folder: str,
+        since: datetime,
+        progress: Progress | None = None,
+        then: str | None = None,  # the folder read next: nothing to prepare here
     ) -> FolderScan:
         box = self._folder(folder)
         scan = FolderScan(folder)

@@ -154,14 +154,23 @@ class SyncingSource:
             return self.inner.list_folders()
 
     def fetch_since(
-        self, folder: str, since: datetime, progress: Progress | None = None
+        self,
+        folder: str,
+        since: datetime,
+        progress: Progress | None = None,
+        then: str | None = None,
     ) -> FolderScan:
         if self.stop.is_set():
             raise Interrupted
         known, cached, failed = self._cached(folder)
+        # The folder read next is examined behind this one's FETCH, with the SEARCH its
+        # read will want: the lookback's, for a folder read in full (ImapSource.sync_folder).
+        unknown = then is not None and (self.full or self.store.folder(self.account, then) is None)
         with self._bounded():
             sync = self.inner.sync_folder(
-                folder, since, known, cached.keys() | failed.keys(), _Checked(self.stop, progress)
+                *(folder, since, known, cached.keys() | failed.keys()),
+                _Checked(self.stop, progress),
+                then=(then, since if unknown else None),
             )
         if self.stop.is_set():
             raise Interrupted

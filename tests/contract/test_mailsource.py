@@ -173,6 +173,29 @@ def test_progress_never_runs_ahead_of_what_it_expects(source):
     assert counts["expect"] >= 3
 
 
+def test_the_folder_named_next_reads_alike_whatever_comes_next(source):
+    """`then` lets a source prepare the next folder (IMAP sends its EXAMINE behind this
+    folder's last FETCH): read next, another folder first, another lookback, a listing or
+    a body check first, and nothing read differs."""
+
+    def ids(folder: str, since: Any = LOOKBACK, then: str | None = None) -> list[str | None]:
+        return sorted(m.message_id for m in source.fetch_since(folder, since, then=then).messages)
+
+    inbox, sent = ids("INBOX"), ids("Sent")
+    assert ids("Sent", then="INBOX") == sent and ids("INBOX") == inbox  # read next
+    assert ids("Sent", then="INBOX") == sent and ids("Sent") == sent  # another folder first
+    assert ids("Sent", then="INBOX") == sent  # and another lookback:
+    assert ids("INBOX", NOW - D - timedelta(hours=1)) == ["<l1@x>"]
+    assert ids("Sent", then="INBOX") == sent and {f.name for f in source.list_folders()} >= {
+        "INBOX",
+        "Sent",
+    }
+    assert ids("Sent", then="INBOX") == sent
+    uids = [m.uid for m in source.fetch_since("INBOX", LOOKBACK).messages]
+    assert ids("INBOX", then="Sent") == inbox and source.details("INBOX", uids).keys() <= set(uids)
+    assert ids("Sent", then="Nowhere") == sent and ids("INBOX") == inbox  # a folder not there
+
+
 def test_a_missing_folder_is_an_error_that_names_it(source):
     with pytest.raises(InboxwatchError, match="Nowhere"):
         source.fetch_since("Nowhere", LOOKBACK)

@@ -225,6 +225,34 @@ def test_a_scan_spares_the_round_trips_it_can(run, tmp_path, dovecot, sent_mailb
     assert b' LIST "" "*"\r\n' in login and commands.count("LIST") == 1, commands
 
 
+def test_the_next_folders_examine_goes_behind_the_last_fetch(run, tmp_path, dovecot, sent_mailbox):
+    """A scan reads Sent, then INBOX: INBOX's EXAMINE and SEARCH are sent while Sent's FETCH
+    is still being answered (RFC 3501 5.5), not after its end: a round trip less, 0.1 s at
+    100 ms RTT. The server's answers are held back 0.1 s a chunk, so "before the end"
+    cannot be a race."""
+    seed(sent_mailbox)
+    with RecordingProxy(dovecot.port, delay=0.1) as proxy:
+        config = write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port)
+        result = run("scan", "--config", str(config), "--as-of", NOW.isoformat())
+        events = list(proxy.events)
+    assert result.code == 1, result.err
+    sent_by_client = [(n, chunk) for n, (side, chunk) in enumerate(events) if side == "client"]
+    [fetch_tag] = {
+        line.split(b" ")[0]
+        for _, chunk in sent_by_client[:3]  # LOGIN+LIST, EXAMINE Sent+SEARCH, its FETCH
+        for line in chunk.split(b"\r\n")
+        if b" UID FETCH " in line
+    }
+    examined = next(n for n, chunk in sent_by_client if b'EXAMINE "INBOX"' in chunk)
+    fetched = next(
+        n
+        for n, (side, chunk) in enumerate(events)
+        if side == "server" and fetch_tag + b" OK" in chunk
+    )
+    assert examined < fetched, events[: fetched + 2]
+    assert b"UID SEARCH" in events[examined][1]  # the SEARCH with it, in the same write
+
+
 def test_a_partial_fetch_reads_no_more_than_its_bound(dovecot, sent_mailbox):
     """Without PREVIEW, the first text part's first 2 KB, however big the message."""
     big = message(ANNA, "Long", "<big@c.example>", 40)

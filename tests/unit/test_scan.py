@@ -26,7 +26,11 @@ class _Source:
         return [FolderInfo("INBOX"), FolderInfo("Sent", frozenset({"\\Sent"}))]
 
     def fetch_since(
-        self, folder: str, since: datetime, progress: Progress | None = None
+        self,
+        folder: str,
+        since: datetime,
+        progress: Progress | None = None,
+        then: str | None = None,  # the folder read next: nothing to prepare here
     ) -> FolderScan:
         self.collector.append(gc.isenabled())
         if self.fail:

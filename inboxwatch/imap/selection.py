@@ -1,0 +1,170 @@
+"""Which folder a session has selected, and EXAMINEs whose answers are still to be read.
+
+A folder is selected by EXAMINE (read-only SELECT, RFC 3501 6.3.2). Three things spare
+that round trip: the quick check's EXAMINEs, sent together, leave the last folder
+selected for the poll that follows; a scan reads sent folders first, so INBOX is still
+selected for the body checks; and the next folder's EXAMINE (with its SEARCH) goes
+behind a folder's last header FETCH. RFC 3501 5.5 lets a client send commands before
+earlier ones are answered; the server runs an EXAMINE after the FETCH before it (it
+changes the selected folder), so the FETCH's answers still come first, and the
+EXAMINE's round trip overlaps their transfer: 0.1 s a folder after the first at 100 ms
+RTT. Whatever asks the server anything next reads that answer first (`settle`), so the
+session never reads past an answer it did not ask for.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from imapclient.datetime_util import format_criteria_date
+
+from inboxwatch.core.ports import FolderState
+from inboxwatch.imap.wire import Refused, SocketWatch, WatchedClient
+
+log = logging.getLogger(__name__)
+
+
+def search_since(since: datetime | None) -> bytes:
+    """SEARCH SINCE has day granularity in the server's zone (RFC 3501 6.4.4): a day
+    early, then the records are filtered on INTERNALDATE exactly. None: no SEARCH."""
+    if since is None:
+        return b""
+    day: bytes = format_criteria_date((since - timedelta(days=1)).date())
+    return b"SINCE " + day
+
+
+def folder_state(info: dict[bytes, Any]) -> FolderState:
+    """A folder's state from its EXAMINE's answer."""
+    modseq = info.get(b"HIGHESTMODSEQ")
+    # RFC 3501 requires UIDVALIDITY; without it (0) a worker's check fails: read alone.
+    return FolderState(
+        int(info.get(b"UIDVALIDITY") or 0),
+        int(info.get(b"UIDNEXT") or 0) or None,
+        int(modseq) if modseq else None,
+        int(info.get(b"EXISTS") or 0),
+    )
+
+
+class NextFolder:
+    """`folder`'s EXAMINE (and SEARCH `search`, if any), sent by `send` behind a FETCH and
+    read once by `answer`."""
+
+    def __init__(self, client: WatchedClient, folder: str, search: bytes) -> None:
+        self.client = client
+        self.folder = folder
+        self.search = search
+        self._tags: list[bytes] | None = None
+
+    @property
+    def sent(self) -> bool:
+        """Sent, and its answer not read yet."""
+        return self._tags is not None
+
+    def send(self) -> None:
+        self._tags = self.client.examine_send(self.folder, self.search)
+
+    def answer(self) -> tuple[dict[bytes, Any], list[int]]:
+        """The select response and the UIDs found, as `WatchedClient.examine` gives them,
+        and raises. A server refusing the CONDSTORE parameter is asked again without it."""
+        tags, self._tags = self._tags, None
+        if tags is None:
+            raise RuntimeError(f"the EXAMINE of {self.folder!r} was not sent, or was read")
+        try:
+            return self.client.examine_answer(tags, bool(self.search))
+        except Refused as exc:
+            self.client.no_condstore([exc])
+            return self.client.examine(self.folder, self.search)
+
+    def settle(self) -> None:
+        """Its answer read and dropped (not wanted after all); the folder's own trouble
+        is told if it is read. A lost connection raises."""
+        if not self.sent:
+            return
+        try:
+            self.answer()
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error as exc:
+            log.debug("the EXAMINE of %r sent ahead: %s", self.folder, exc)
+
+
+class Selection:
+    """The session's selected folder (`current`), the quick check's last EXAMINE, and an
+    EXAMINE sent ahead. Errors are imaplib's; the session (imap.source) words them."""
+
+    def __init__(self, client: WatchedClient, watch: SocketWatch) -> None:
+        self.client = client
+        self.watch = watch
+        self.current: str | None = None
+        self._last: tuple[str, FolderState] | None = None  # the quick check's last EXAMINE
+        self._ahead: NextFolder | None = None
+
+    def examine(self, folder: str, since: datetime | None = None) -> tuple[FolderState, list[int]]:
+        """EXAMINE, and with `since` the UIDs from then on, asked in the same round trip
+        (or sent ahead, and only read now)."""
+        self._last = None
+        self.current = None
+        ahead, self._ahead = self._ahead, None
+        search = search_since(since)
+        with self.watch.deadline(f"EXAMINE {folder!r}"):  # and its SEARCH: one round trip
+            if ahead is not None and (ahead.folder, ahead.search) == (folder, search):
+                info, uids = ahead.answer()
+            else:
+                if ahead is not None:
+                    ahead.settle()
+                info, uids = self.client.examine(folder, search)
+        self.current = folder
+        return folder_state(info), uids
+
+    def examine_each(self, folders: list[str]) -> list[FolderState | imaplib.IMAP4.error]:
+        """Each folder's state, or its EXAMINE's error, all asked in one write; the last
+        stays selected and its state is kept for `selected`."""
+        self.settle()
+        self._last = None
+        self.current = None
+        if not folders:
+            return []
+        one = len(folders) == 1
+        what = f"EXAMINE {folders[0]!r}" if one else f"EXAMINE of {len(folders)} folders"
+        with self.watch.deadline(what, len(folders)):
+            answers = self.client.examine_each(folders)
+        states = [a if isinstance(a, Exception) else folder_state(a) for a in answers]
+        last = states[-1]
+        if not isinstance(last, Exception):
+            self.current = folders[-1]
+            self._last = (folders[-1], last)
+        return states
+
+    def selected(self, folder: str, since: datetime | None) -> tuple[FolderState, list[int] | None]:
+        """The folder's state, from the quick check's EXAMINE when it was this folder's;
+        else EXAMINEd, with the SEARCH SINCE `since` sent with it when wanted."""
+        last, self._last = self._last, None
+        if last is not None and last[0] == folder:
+            return last[1], None
+        state, uids = self.examine(folder, since)
+        return state, None if since is None else uids
+
+    def ahead(self, folder: str | None, since: datetime | None) -> NextFolder | None:
+        """The EXAMINE of `folder` to send behind the FETCH about to go; `sent_ahead`
+        after it."""
+        self.settle()
+        self._ahead = (
+            None if folder is None else NextFolder(self.client, folder, search_since(since))
+        )
+        return self._ahead
+
+    def sent_ahead(self) -> None:
+        """After the FETCH: an EXAMINE sent ahead means the folder is changing."""
+        if self._ahead is None or not self._ahead.sent:
+            self._ahead = None
+        else:
+            self.current = None
+
+    def settle(self) -> None:
+        """An EXAMINE sent ahead and not read is read before anything else is asked."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.settle()
