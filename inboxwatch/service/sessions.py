@@ -1,7 +1,7 @@
 """Logged-in IMAP sessions a running service keeps between polls, each with its slot.
 
-A poll with nothing new is then one EXAMINE a folder on a session already open (two
-round trips for INBOX and Sent), where a new login costs the connection, the greeting,
+A poll with nothing new is then one EXAMINE a folder on a session already open (all
+sent together: one round trip), where a new login costs the connection, the greeting,
 TLS, LOGIN, ENABLE and LOGOUT: ~0.8 s of a 100 ms link (issue 21). A kept session holds
 its server's slot (imap.slots), as an open connection counts for a server's limit; when
 an account needs a slot and none is free, a kept idle session of that server is closed
