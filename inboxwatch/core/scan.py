@@ -146,10 +146,10 @@ class _AccountScan:
         # checks that follow (core.refine), and a service's quick check left the last one
         # selected: an EXAMINE less each, a round trip. Kept in the given order.
         order = list(dict.fromkeys(folders))
-        reading = order[::-1]
+        reading = order[::-1]  # each with the folder after it: the source may prepare it
         scans = {
-            f: self.source.fetch_since(f, since, progress, then=next(iter(reading[n + 1 :]), None))
-            for n, f in enumerate(reading)
+            f: self.source.fetch_since(f, since, progress, then=after)
+            for f, after in zip(reading, [*reading[1:], None], strict=True)
         }
         messages: list[MessageMeta] = []
         for folder in order:

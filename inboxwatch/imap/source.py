@@ -236,7 +236,7 @@ class ImapSource:
         then: str | None = None,
     ) -> FolderScan:
         """Header fields, FLAGS and INTERNALDATE of every message from `since` on; `then`,
-        the folder read next, is asked for behind the last FETCH (imap.ahead)."""
+        the folder read next, is examined behind the last FETCH (imap.selection)."""
         with self._guard(folder):
             state, uids = self.selection.examine(folder, since)
             scan = FolderScan(folder)

@@ -121,7 +121,7 @@ def read_fetch(
 
 def _keep_rest(imap: imaplib.IMAP4, reader: _Reader) -> None:
     """What the server already said after the last answer read (a command sent behind the
-    FETCH: imap.ahead), kept for imaplib."""
+    FETCH: imap.selection), kept for imaplib."""
     if reader.pos < len(reader.buf):
         imap.file = _Pushback(reader.buf[reader.pos :], reader.file)
 
