@@ -14,8 +14,10 @@ session never reads past an answer it did not ask for.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -147,21 +149,21 @@ class Selection:
         state, uids = self.examine(folder, since)
         return state, None if since is None else uids
 
-    def ahead(self, folder: str | None, since: datetime | None) -> NextFolder | None:
-        """The EXAMINE of `folder` to send behind the FETCH about to go; `sent_ahead`
-        after it."""
+    @contextlib.contextmanager
+    def behind(self, folder: str | None, since: datetime | None) -> Iterator[NextFolder | None]:
+        """The EXAMINE of `folder` (None: none) for the header FETCH about to go, to send
+        behind it; once sent, the selected folder is changing."""
         self.settle()
         self._ahead = (
             None if folder is None else NextFolder(self.client, folder, search_since(since))
         )
-        return self._ahead
-
-    def sent_ahead(self) -> None:
-        """After the FETCH: an EXAMINE sent ahead means the folder is changing."""
-        if self._ahead is None or not self._ahead.sent:
-            self._ahead = None
-        else:
-            self.current = None
+        try:
+            yield self._ahead
+        finally:
+            if self._ahead is None or not self._ahead.sent:
+                self._ahead = None
+            else:
+                self.current = None
 
     def settle(self) -> None:
         """An EXAMINE sent ahead and not read is read before anything else is asked."""

@@ -240,24 +240,11 @@ class ImapSource:
         with self._guard(folder):
             state, uids = self.selection.examine(folder, since)
             scan = FolderScan(folder)
-            self._headers(folder, uids, since, scan, progress, state, (then, since))
+            with self.selection.behind(then, since) as ahead:
+                self.headers.fetch(
+                    folder, uids, since, scan, progress, state.uidvalidity, then=ahead
+                )
         return scan
-
-    def _headers(
-        self,
-        folder: str,
-        uids: Sequence[int],
-        since: datetime,
-        scan: FolderScan,
-        progress: Progress | None,
-        state: FolderState,
-        then: tuple[str | None, datetime | None],
-    ) -> None:
-        ahead = self.selection.ahead(*then)
-        try:
-            self.headers.fetch(folder, uids, since, scan, progress, state.uidvalidity, then=ahead)
-        finally:
-            self.selection.sent_ahead()
 
     def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
         """A little of each message's body, for the closing and invitation checks."""
@@ -330,7 +317,10 @@ class ImapSource:
                 sync.flags = self._changed_flags(known, state, sorted(previous & current))
             scan = FolderScan(folder)
             uids = sorted(current - previous)
-            self._headers(folder, uids, since, scan, progress, state, then)
+            with self.selection.behind(*then) as ahead:
+                self.headers.fetch(
+                    folder, uids, since, scan, progress, state.uidvalidity, then=ahead
+                )
             sync.new, sync.failures = scan.messages, scan.failures
         return sync
 
