@@ -24,7 +24,7 @@ from typing import Any
 from imapclient.datetime_util import format_criteria_date
 
 from inboxwatch.core.ports import FolderState
-from inboxwatch.imap.wire import Refused, SocketWatch, WatchedClient
+from inboxwatch.imap.wire import SocketWatch, WatchedClient
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,7 @@ class NextFolder:
         tags, self._tags = self._tags, None
         if tags is None:
             raise RuntimeError(f"the EXAMINE of {self.folder!r} was not sent, or was read")
-        try:
-            return self.client.examine_answer(tags, bool(self.search))
-        except Refused as exc:
-            self.client.no_condstore([exc])
-            return self.client.examine(self.folder, self.search)
+        return self.client.examine_answer(self.folder, self.search, tags)
 
     def settle(self) -> None:
         """Its answer read and dropped (not wanted after all); the folder's own trouble

@@ -88,11 +88,7 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         at 100 ms RTT). The SEARCH depends on the EXAMINE, and RFC 3501 5.5 has a server
         run such commands in order; Dovecot starts no command while an EXAMINE runs.
         Raises as imapclient's select_folder and search do."""
-        while True:
-            try:
-                return self._examine(folder, search)
-            except Refused as exc:
-                self.no_condstore([exc])
+        return self.examine_answer(folder, search, self.examine_send(folder, search))
 
     def examine_each(self, folders: Sequence[str]) -> list[dict[bytes, Any] | imaplib.IMAP4.error]:
         """EXAMINE each of `folders`, all in one write: RFC 3501 5.5 has a server run them
@@ -103,26 +99,29 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         while True:
             tags = _pipelined(self._imap, *map(self._examine_command, folders))
             answers = [self._examined(tag) for tag in tags]
-            if not any(isinstance(answer, Refused) for answer in answers):
+            if not any(isinstance(answer, _Refused) for answer in answers):
                 return answers
-            self.no_condstore(answers)
-
-    def _examine(self, folder: str, search: bytes) -> tuple[dict[bytes, Any], list[int]]:
-        return self.examine_answer(self.examine_send(folder, search), bool(search))
+            self._no_condstore(answers)
 
     def examine_send(self, folder: str, search: bytes = b"") -> list[bytes]:
         """EXAMINE `folder`, with `UID SEARCH search` behind it, sent in one write and not
-        read: `examine_answer(tags)` reads them, after whatever was sent before them."""
+        read: `examine_answer` reads them, after whatever was sent before them."""
         searching = [b"UID SEARCH " + search] if search else []
         return _pipelined(self._imap, self._examine_command(folder), *searching)
 
-    def examine_answer(self, tags: list[bytes], search: bool) -> tuple[dict[bytes, Any], list[int]]:
-        """What `examine_send` asked. Raises as `examine` does (Refused: the CONDSTORE
-        parameter refused, every answer read)."""
+    def examine_answer(
+        self, folder: str, search: bytes, tags: list[bytes]
+    ) -> tuple[dict[bytes, Any], list[int]]:
+        """What `examine_send(folder, search)` asked, as `examine` gives it, and raises. A
+        server refusing the CONDSTORE parameter is asked again without it, once every
+        answer is read."""
         imap = self._imap
         examined = self._examined(tags[0])
         # After a failed EXAMINE, the SEARCH's BAD (no folder selected) is read all the same.
         searched = _finish(imap, tags[1], "SEARCH") if search else None
+        if isinstance(examined, _Refused):
+            self._no_condstore([examined])
+            return self.examine(folder, search)  # without the parameter: not refused again
         if isinstance(examined, imaplib.IMAP4.error):
             raise examined
         hits = imap.untagged_responses.pop("SEARCH", [])
@@ -147,17 +146,17 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         except imaplib.IMAP4.error as exc:
             imap.state = "AUTH"  # a failed EXAMINE leaves no folder selected (RFC 3501 6.3.2)
             if self.condstore and "command error: BAD" in str(exc):  # imaplib's words
-                return Refused(str(exc))
+                return _Refused(str(exc))
             return exc  # NO: the folder's own answer (missing, no access)
         imap.state = "SELECTED" if typ == "OK" else "AUTH"  # as imaplib's select
         if typ != "OK":
             return imaplib.IMAP4.error(f"select failed: {_said(said)}")
         return dict(self._process_select_response(imap.untagged_responses))
 
-    def no_condstore(self, answers: Sequence[object]) -> None:
+    def _no_condstore(self, answers: Sequence[object]) -> None:
         # A server that offers CONDSTORE but not its EXAMINE parameter breaks RFC 7162;
         # without HIGHESTMODSEQ a poll asks for flags instead: only slower.
-        refused = next(a for a in answers if isinstance(a, Refused))
+        refused = next(a for a in answers if isinstance(a, _Refused))
         log.info("%s: EXAMINE (CONDSTORE) refused (%s); without it", self.host, refused)
         self.condstore = False
 
@@ -235,7 +234,7 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         return _WatchedPlain(self.watch, self.host, self.port, timeout)
 
 
-class Refused(imaplib.IMAP4.error):
+class _Refused(imaplib.IMAP4.error):
     """The EXAMINE's CONDSTORE parameter answered with BAD."""
 
 
