@@ -16,20 +16,15 @@ from imapclient.response_parser import parse_fetch_response
 from inboxwatch.core.model import ParseFailure
 from inboxwatch.core.parse import HEADER_FIELDS, parse_headers
 from inboxwatch.core.ports import FolderScan, Progress
+from inboxwatch.imap.answers import Prefetch
 from inboxwatch.imap.fetchitems import FetchRecord, parse_fetch
 from inboxwatch.imap.login import Secret, ServerLogin
 from inboxwatch.imap.selection import NextFolder
+from inboxwatch.imap.sets import batches, uid_set
 from inboxwatch.imap.slots import Release
 from inboxwatch.imap.stream import StreamError, read_fetch
-from inboxwatch.imap.wire import (
-    MAX_LITERAL,
-    SocketWatch,
-    WatchedClient,
-    batches,
-    connection,
-    send,
-    uid_set,
-)
+from inboxwatch.imap.watch import SocketWatch
+from inboxwatch.imap.wire import MAX_LITERAL, WatchedClient, connection, send
 from inboxwatch.imap.worker import FetchWorker
 from inboxwatch.net import server_text
 
@@ -108,14 +103,17 @@ class HeaderFetcher:
         uidvalidity: int,
         each: Callable[[FolderScan], None] | None = None,
         then: NextFolder | None = None,
+        sent: Prefetch | None = None,
     ) -> None:
         """`uids` into `scan`; with `each`, handed to it STREAM_BATCH records at a time.
-        `then` is sent behind the last FETCH of a folder read on this connection alone."""
+        `then` is sent behind the last FETCH of a folder read on this connection alone;
+        `sent`, the FETCH of some of `uids` sent with the EXAMINE, is read first."""
         if progress is not None:
             progress.expect(len(uids))
-        theirs = self._hand_over(folder, uidvalidity, uids, since) if each is None else ()
+        split = each is None and sent is None  # a FETCH sent ahead: a small folder
+        theirs = self._hand_over(folder, uidvalidity, uids, since) if split else ()
         mine = uids[: len(uids) - len(theirs)]
-        self._read(folder, mine, since, scan, progress, each, None if theirs else then)
+        self._read(folder, mine, since, scan, progress, each, None if theirs else then, sent)
         if not theirs:
             return
         got = self._worker.collect() if self._worker is not None else "no worker"
@@ -137,27 +135,28 @@ class HeaderFetcher:
         progress: Progress | None,
         each: Callable[[FolderScan], None] | None = None,
         then: NextFolder | None = None,
+        sent: Prefetch | None = None,
     ) -> None:
         """`uids` on this session's own connection, STREAM_BATCH a command. The commands
         of a wave are sent together and answered in one read (pipelining, RFC 3501 5.5),
         so the link does not idle a round trip between batches: 0.1 s for every 5,000
-        messages at 100 ms RTT. A response holding anything the strict reader does not
+        messages at 100 ms RTT. The FETCH `sent` with the EXAMINE is the first wave,
+        already on its way. A response holding anything the strict reader does not
         expect was read to its end: what it did not give is fetched the generic way, as
         is everything after it on this session."""
         wanted, take = _taker(folder, since, scan, set(uids))
         if each is not None:
             take = _handing(take, scan, each)
-        waves = [*_waves([*batches(uids, STREAM_BATCH)], self.items)]
-        for index, wave in enumerate(waves):
-            if not self._stream:
+        waves = _plan(uids, sent, self.items)
+        for index, (commands, size, ahead) in enumerate(waves):
+            if not (self._stream or ahead):
                 break
-            size = sum(n for _, n in wave)
             behind = then if index == len(waves) - 1 else None
             if progress is None:  # no wrapper on each record of a poll nobody watches
-                self._answer(wave, size, take, behind)
+                self._answer(commands, size, take, behind, ahead)
                 continue
             steps = _Steps(take, progress, size)
-            self._answer(wave, size, steps, behind)
+            self._answer(commands, size, steps, behind, ahead)
             if size > steps.done:  # UIDs yet untold of: the rest
                 progress.advance(size - steps.done)
         if not self._stream:
@@ -173,19 +172,24 @@ class HeaderFetcher:
 
     def _answer(
         self,
-        wave: list[tuple[bytes, int]],
+        commands: list[bytes],
         size: int,
         take: Callable[[FetchRecord], None],
         behind: NextFolder | None = None,
+        ahead: bool = False,
     ) -> None:
-        """The bulk header FETCH of a wave of `size` UIDs. imapclient's generic response
-        parser costs more than the server itself here, so the response is read as a stream
-        by a strict reader (imap.stream) and each record parsed as it arrives, while the
-        server goes on writing."""
+        """The bulk header FETCH of a wave of `commands` for `size` UIDs (`ahead`: sent
+        already, `commands` is its tag). imapclient's generic response parser costs more
+        than the server itself here, so the response is read as a stream by a strict
+        reader (imap.stream) and each record parsed as it arrives, while the server goes
+        on writing."""
         imap = connection(self.client)
+        if ahead:
+            self._early(take)
+        times = max(len(commands), -(-size // STREAM_BATCH))
         try:  # each batch of the wave has the time one batch alone has
-            with self.watch.deadline(f"FETCH of {size} headers", len(wave)):
-                tags = send(imap, *(command for command, _ in wave))
+            with self.watch.deadline(f"FETCH of {size} headers", times):
+                tags = commands if ahead else send(imap, *commands)
                 if behind is not None:
                     behind.send()
                 answered = read_fetch(imap, tags, take, MAX_LITERAL)
@@ -200,11 +204,24 @@ class HeaderFetcher:
                 words = text.decode("utf-8", "replace")
                 raise IMAPClientError(f"FETCH failed: {status} {words}")
 
+    def alone(self, count: int) -> bool:
+        """Whether a folder of `count` messages is read on this connection alone."""
+        return self._login_as is None or count <= PARALLEL_MIN
+
+    def _early(self, take: Callable[[FetchRecord], None]) -> None:
+        """Records of the FETCH sent with the EXAMINE that came before the EXAMINE's last
+        answer, so that imaplib kept them (RFC 5182 2.1 has the FETCH wait for the SEARCH
+        that saved its set; a server may still write them early)."""
+        early = connection(self.client).untagged_responses.pop("FETCH", None)
+        for record in (parse_fetch(early) or []) if early else []:
+            take(record)
+
     def _hand_over(
         self, folder: str, uidvalidity: int, uids: Sequence[int], since: datetime
     ) -> Sequence[int]:
         """The last WORKER_SHARE of a big folder's `uids`, given to the worker; () if none."""
-        if self._login_as is None or len(uids) <= PARALLEL_MIN:
+        login_as = self._login_as
+        if login_as is None or self.alone(len(uids)):
             return ()
         if self._worker is not None and not self._worker.alive():
             self.close()  # it left after worker.IDLE_EXIT without a job: start another
@@ -214,7 +231,7 @@ class HeaderFetcher:
                 if self._slot is None:
                     return ()  # the server's connections are all in use: this folder alone
             try:
-                self._worker = FetchWorker(*self._login_as)
+                self._worker = FetchWorker(*login_as)
             except OSError as exc:  # no interpreter to start, no process left
                 self._alone(str(exc))
                 return ()
@@ -281,6 +298,20 @@ class HeaderFetcher:
             elif header is not None and uid in uids:
                 unusable.append(uid)
         return out, unusable
+
+
+def _plan(
+    uids: Sequence[int], sent: Prefetch | None, items: str
+) -> list[tuple[list[bytes], int, bool]]:
+    """The waves of FETCH commands for `uids`: their commands, their size, and whether
+    the wave was sent already (the FETCH `sent` with the EXAMINE, then: its tag)."""
+    skip = set() if sent is None else set(sent.uids)
+    rest = [uid for uid in uids if uid not in skip] if skip else uids
+    waves = [
+        ([command for command, _ in wave], sum(n for _, n in wave), False)
+        for wave in _waves([*batches(rest, STREAM_BATCH)], items)
+    ]
+    return waves if sent is None else [([sent.tag], len(sent.uids), True), *waves]
 
 
 def _reselect(client: WatchedClient, folder: str, then: NextFolder | None) -> None:

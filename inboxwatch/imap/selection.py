@@ -17,14 +17,17 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from imapclient.datetime_util import format_criteria_date
 
 from inboxwatch.core.ports import FolderState
-from inboxwatch.imap.wire import SocketWatch, WatchedClient
+from inboxwatch.imap.answers import Asked, Examined, Prefetch
+from inboxwatch.imap.stream import StreamError, read_fetch
+from inboxwatch.imap.watch import SocketWatch
+from inboxwatch.imap.wire import MAX_LITERAL, WatchedClient, connection
 
 log = logging.getLogger(__name__)
 
@@ -51,71 +54,114 @@ def folder_state(info: dict[bytes, Any]) -> FolderState:
 
 
 class NextFolder:
-    """`folder`'s EXAMINE (and SEARCH `search`, if any), sent by `send` behind a FETCH and
-    read once by `answer`."""
+    """`folder`'s EXAMINE (and SEARCH `search`, if any; and with `fetch`, the FETCH of what
+    it finds: `WatchedClient.examine_send`), sent by `send` behind a FETCH and read once
+    by `answer`."""
 
-    def __init__(self, client: WatchedClient, folder: str, search: bytes) -> None:
+    def __init__(
+        self, client: WatchedClient, folder: str, search: bytes, fetch: str | None = None
+    ) -> None:
         self.client = client
         self.folder = folder
         self.search = search
-        self._tags: list[bytes] | None = None
+        self.fetch = fetch
+        self._asked: Asked | None = None
 
     @property
     def sent(self) -> bool:
         """Sent, and its answer not read yet."""
-        return self._tags is not None
+        return self._asked is not None
 
     def send(self) -> None:
-        self._tags = self.client.examine_send(self.folder, self.search)
+        self._asked = self.client.examine_send(self.folder, self.search, self.fetch)
 
-    def answer(self) -> tuple[dict[bytes, Any], list[int]]:
-        """The select response and the UIDs found, as `WatchedClient.examine` gives them,
-        and raises. A server refusing the CONDSTORE parameter is asked again without it."""
-        tags, self._tags = self._tags, None
-        if tags is None:
+    def answer(self) -> Examined:
+        """What `WatchedClient.examine_answer` gives, and raises; a FETCH sent with it is
+        the caller's to read."""
+        asked, self._asked = self._asked, None
+        if asked is None:
             raise RuntimeError(f"the EXAMINE of {self.folder!r} was not sent, or was read")
-        return self.client.examine_answer(self.folder, self.search, tags)
+        return self.client.examine_answer(asked)
 
     def settle(self) -> None:
-        """Its answer read and dropped (not wanted after all); the folder's own trouble
-        is told if it is read. A lost connection raises."""
+        """Its answer read and dropped (not wanted after all), a FETCH sent with it too;
+        the folder's own trouble is told if it is read. A lost connection raises."""
         if not self.sent:
             return
         try:
-            self.answer()
+            drain(self.client, self.answer().prefetch)
         except imaplib.IMAP4.abort:
             raise
         except imaplib.IMAP4.error as exc:
             log.debug("the EXAMINE of %r sent ahead: %s", self.folder, exc)
 
 
+def drain(client: WatchedClient, prefetch: Prefetch | None) -> None:
+    """A FETCH sent ahead and not wanted after all: its records read and dropped."""
+    if prefetch is not None:
+        try:
+            read_fetch(connection(client), [prefetch.tag], lambda _record: None, MAX_LITERAL)
+        except StreamError as exc:
+            raise imaplib.IMAP4.abort(str(exc)) from None
+
+
 class Selection:
     """The session's selected folder (`current`), the quick check's last EXAMINE, and an
-    EXAMINE sent ahead. Errors are imaplib's; the session (imap.source) words them."""
+    EXAMINE sent ahead. Errors are imaplib's; the session (imap.source) words them.
 
-    def __init__(self, client: WatchedClient, watch: SocketWatch) -> None:
+    With SEARCHRES, a folder known to be small enough to read `alone` (on this connection,
+    without a worker: imap.headerfetch) has its header FETCH (`fetch` items) sent with its
+    EXAMINE. Sizes are known from an EXAMINE's EXISTS, or the STATUS of the folder read
+    next, asked with the EXAMINE before it: the whole folder read in one round trip."""
+
+    def __init__(
+        self,
+        client: WatchedClient,
+        watch: SocketWatch,
+        fetch: str,
+        alone: Callable[[int], bool],
+    ) -> None:
         self.client = client
         self.watch = watch
+        self.fetch = fetch
+        self.alone = alone
         self.current: str | None = None
+        self.sizes: dict[str, int] = {}  # messages in a folder, when last heard
         self._last: tuple[str, FolderState] | None = None  # the quick check's last EXAMINE
         self._ahead: NextFolder | None = None
 
-    def examine(self, folder: str, since: datetime | None = None) -> tuple[FolderState, list[int]]:
+    def examine(
+        self, folder: str, since: datetime | None = None, then: str | None = None
+    ) -> tuple[FolderState, list[int], Prefetch | None]:
         """EXAMINE, and with `since` the UIDs from then on, asked in the same round trip
-        (or sent ahead, and only read now)."""
+        (or sent ahead, and only read now), with their FETCH when the folder is known to
+        be small (`Prefetch`: the caller reads it). `then`, the folder read next: its
+        size is asked too, if not known."""
         self._last = None
         self.current = None
         ahead, self._ahead = self._ahead, None
         search = search_since(since)
         with self.watch.deadline(f"EXAMINE {folder!r}"):  # and its SEARCH: one round trip
             if ahead is not None and (ahead.folder, ahead.search) == (folder, search):
-                info, uids = ahead.answer()
+                examined = ahead.answer()
             else:
                 if ahead is not None:
                     ahead.settle()
-                info, uids = self.client.examine(folder, search)
+                status = then if then is not None and then not in self.sizes else ""
+                fetch = self._fetch(folder, search)
+                asked = self.client.examine_send(folder, search, fetch, status)
+                examined = self.client.examine_answer(asked)
+                if examined.messages is not None:
+                    self.sizes[status] = examined.messages
         self.current = folder
-        return folder_state(info), uids
+        state = folder_state(examined.info)
+        self.sizes[folder] = state.exists or 0
+        return state, examined.uids, examined.prefetch
+
+    def _fetch(self, folder: str, search: bytes) -> str | None:
+        """The FETCH items to send with `folder`'s EXAMINE and `search`, if it is small."""
+        size = self.sizes.get(folder)
+        return self.fetch if search and size is not None and self.alone(size) else None
 
     def examine_each(self, folders: list[str]) -> list[FolderState | imaplib.IMAP4.error]:
         """Each folder's state, or its EXAMINE's error, all asked in one write; the last
@@ -130,28 +176,36 @@ class Selection:
         with self.watch.deadline(what, len(folders)):
             answers = self.client.examine_each(folders)
         states = [a if isinstance(a, Exception) else folder_state(a) for a in answers]
+        for folder, state in zip(folders, states, strict=True):
+            if not isinstance(state, Exception):
+                self.sizes[folder] = state.exists or 0
         last = states[-1]
         if not isinstance(last, Exception):
             self.current = folders[-1]
             self._last = (folders[-1], last)
         return states
 
-    def selected(self, folder: str, since: datetime | None) -> tuple[FolderState, list[int] | None]:
+    def selected(
+        self, folder: str, since: datetime | None, then: str | None = None
+    ) -> tuple[FolderState, list[int] | None, Prefetch | None]:
         """The folder's state, from the quick check's EXAMINE when it was this folder's;
-        else EXAMINEd, with the SEARCH SINCE `since` sent with it when wanted."""
+        else `examine`d, with the SEARCH SINCE `since` sent with it when wanted."""
         last, self._last = self._last, None
         if last is not None and last[0] == folder:
-            return last[1], None
-        state, uids = self.examine(folder, since)
-        return state, None if since is None else uids
+            return last[1], None, None
+        state, uids, prefetch = self.examine(folder, since, then)
+        return state, None if since is None else uids, prefetch
 
     @contextlib.contextmanager
     def behind(self, folder: str | None, since: datetime | None) -> Iterator[NextFolder | None]:
         """The EXAMINE of `folder` (None: none) for the header FETCH about to go, to send
         behind it; once sent, the selected folder is changing."""
         self.settle()
+        search = search_since(since)
         self._ahead = (
-            None if folder is None else NextFolder(self.client, folder, search_since(since))
+            None
+            if folder is None
+            else NextFolder(self.client, folder, search, self._fetch(folder, search))
         )
         try:
             yield self._ahead

@@ -26,12 +26,12 @@ from inboxwatch.imap.failures import network_error
 from inboxwatch.imap.headerfetch import BATCH, HeaderFetcher
 from inboxwatch.imap.login import Secret, ServerLogin
 from inboxwatch.imap.selection import Selection, search_since
+from inboxwatch.imap.sets import batches
 from inboxwatch.imap.slots import Release
+from inboxwatch.imap.watch import SocketWatch
 from inboxwatch.imap.wire import (
     Listing,
-    SocketWatch,
     WatchedClient,
-    batches,
     bound_literals,
     connection,
     send,
@@ -81,7 +81,7 @@ class ImapSource:
         # Gmail's own conversations too (core.threads).
         gmail = b"X-GM-EXT-1" in self.client.capabilities()
         self.headers = HeaderFetcher(self.client, self.watch, login_as, gmail, spare)
-        self.selection = Selection(self.client, self.watch)
+        self.selection = Selection(self.client, self.watch, self.headers.items, self.headers.alone)
 
     def _connect(self, account: ServerLogin) -> WatchedClient:
         if account.security == "plain" and not (
@@ -138,6 +138,7 @@ class ImapSource:
                     self.client.login(username, secret.value)
             # RFC 7162 3.1: HIGHESTMODSEQ on EXAMINE lets an unchanged folder cost one command.
             self.client.condstore = b"CONDSTORE" in self.client.capabilities()
+            self.client.searchres = b"SEARCHRES" in self.client.capabilities()
         except LoginError as exc:
             # imapclient turns every failure of LOGIN into LoginError, a dropped connection
             # (imaplib's abort: "socket error: EOF") and our refused literal too. Only the
@@ -238,11 +239,11 @@ class ImapSource:
         """Header fields, FLAGS and INTERNALDATE of every message from `since` on; `then`,
         the folder read next, is examined behind the last FETCH (imap.selection)."""
         with self._guard(folder):
-            state, uids = self.selection.examine(folder, since)
+            state, uids, sent = self.selection.examine(folder, since, then)
             scan = FolderScan(folder)
             with self.selection.behind(then, since) as ahead:
                 self.headers.fetch(
-                    folder, uids, since, scan, progress, state.uidvalidity, then=ahead
+                    folder, uids, since, scan, progress, state.uidvalidity, then=ahead, sent=sent
                 )
         return scan
 
@@ -253,7 +254,7 @@ class ImapSource:
         preview = b"PREVIEW" in self.client.capabilities()  # RFC 8970 (Dovecot 2.3.17+)
         with self._guard(folder):
             if folder != self.selection.current:  # a scan's last folder is still selected
-                self.selection.selected(folder, None)
+                self.selection.selected(folder, None)  # no SEARCH: no FETCH sent with it
             return fetch_details(self.client, uids, preview, self.watch.deadline)
 
     def fetch_uids(
@@ -268,7 +269,7 @@ class ImapSource:
         `each` at most STREAM_BATCH records at a time (the caller keeps each only as long
         as it needs) while the FETCHes are pipelined."""
         with self._guard(folder):
-            if self.selection.examine(folder)[0].uidvalidity != uidvalidity:
+            if self.selection.examine(folder)[0].uidvalidity != uidvalidity:  # no FETCH sent
                 raise ServerError(f"{folder!r} changed its UIDVALIDITY; its UIDs are stale")
             self.headers.fetch(folder, uids, since, FolderScan(folder), None, uidvalidity, each)
 
@@ -291,7 +292,11 @@ class ImapSource:
         """
         with self._guard(folder):
             # A first read (nothing known) asks its SEARCH with the EXAMINE.
-            state, searched = self.selection.selected(folder, since if known is None else None)
+            first = since if known is None else None
+            # The next folder's size is asked only if it too is read whole (its own SEARCH).
+            state, searched, sent = self.selection.selected(
+                folder, first, then[0] if then[1] is not None else None
+            )
             if state.unchanged_since(known):
                 return FolderSync(folder, state, replace=False)
             replace = known is None or known.uidvalidity != state.uidvalidity
@@ -319,7 +324,7 @@ class ImapSource:
             uids = sorted(current - previous)
             with self.selection.behind(*then) as ahead:
                 self.headers.fetch(
-                    folder, uids, since, scan, progress, state.uidvalidity, then=ahead
+                    folder, uids, since, scan, progress, state.uidvalidity, then=ahead, sent=sent
                 )
             sync.new, sync.failures = scan.messages, scan.failures
         return sync

@@ -15,8 +15,7 @@ import imaplib
 import logging
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from typing import Any
 
 from imapclient import IMAPClient, imap4, tls
@@ -24,9 +23,9 @@ from imapclient.exceptions import IMAPClientAbortError, LoginError
 from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_message_list
 
-from inboxwatch.errors import ServerError
+from inboxwatch.imap.answers import Asked, Examined, Prefetch, esearch_uids, status_messages
 from inboxwatch.imap.fetchparse import parse_fetch
-from inboxwatch.net import shut_down, within
+from inboxwatch.imap.watch import SocketWatch
 
 log = logging.getLogger(__name__)
 # list_folders' answer: (flags, delimiter, name) a folder
@@ -35,39 +34,6 @@ Listing = list[tuple[Any, Any, str]]
 # A header block is small; a server announcing a far bigger literal is broken or hostile,
 # and imaplib would allocate the announced size up front.
 MAX_LITERAL = 32 * 1024 * 1024
-
-
-class SocketWatch:
-    """A session's socket, reachable from the moment it exists, and the deadline of each
-    operation on it. imapclient reads the greeting (and does the TLS handshake) inside
-    its constructor, before the caller holds the client; `timeout` bounds each read only,
-    so a server sending a byte per read would hold an operation forever (net.Deadline)."""
-
-    def __init__(self, host: str, seconds: float) -> None:
-        self.host = host
-        self.seconds = seconds
-        self.raw: socket.socket | None = None
-        self.imap: imaplib.IMAP4 | None = None
-
-    def current(self) -> socket.socket | None:
-        # imaplib's `sock`, once set, is the live one: STARTTLS replaces it.
-        sock: socket.socket | None = getattr(self.imap, "sock", None)
-        return sock if sock is not None else self.raw
-
-    def shutdown(self) -> None:
-        """End the session from another thread: whatever it waits for fails at once."""
-        shut_down(self.current())
-
-    def deadline(self, what: str, times: int = 1) -> AbstractContextManager[None]:
-        """`what` (connect, greeting and login; one command; one FETCH batch, or `times`
-        batches sent together) within `times` × `seconds` (net.OPERATION_DEADLINE times
-        the account's timeout), else the connection is shut and a ServerError says why."""
-        seconds = self.seconds * times
-        slow = ServerError(
-            f"{self.host} answered too slowly: {what} took over {seconds:g}s; try again "
-            "later (or raise the account's timeout if this server is always that slow)"
-        )
-        return within(seconds, self.shutdown, slow)
 
 
 class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
@@ -81,6 +47,9 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
     # CONDSTORE parameter, a "CONDSTORE enabling command" (3.1) that also answers with
     # HIGHESTMODSEQ, so the session needs no ENABLE and its round trip.
     condstore = False
+    # Set once logged in to a server offering SEARCHRES (RFC 5182): `examine_send` may send
+    # the FETCH of what its SEARCH finds in the same write (`$`, the saved result).
+    searchres = False
 
     def examine(self, folder: str, search: bytes = b"") -> tuple[dict[bytes, Any], list[int]]:
         """EXAMINE `folder` (a read-only SELECT); with `search`, a `UID SEARCH search` in it
@@ -88,7 +57,8 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         at 100 ms RTT). The SEARCH depends on the EXAMINE, and RFC 3501 5.5 has a server
         run such commands in order; Dovecot starts no command while an EXAMINE runs.
         Raises as imapclient's select_folder and search do."""
-        return self.examine_answer(folder, search, self.examine_send(folder, search))
+        examined = self.examine_answer(self.examine_send(folder, search))
+        return examined.info, examined.uids
 
     def examine_each(self, folders: Sequence[str]) -> list[dict[bytes, Any] | imaplib.IMAP4.error]:
         """EXAMINE each of `folders`, all in one write: RFC 3501 5.5 has a server run them
@@ -103,32 +73,63 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
                 return answers
             self._no_condstore(answers)
 
-    def examine_send(self, folder: str, search: bytes = b"") -> list[bytes]:
+    def examine_send(
+        self, folder: str, search: bytes = b"", fetch: str | None = None, status: str = ""
+    ) -> Asked:
         """EXAMINE `folder`, with `UID SEARCH search` behind it, sent in one write and not
-        read: `examine_answer` reads them, after whatever was sent before them."""
-        searching = [b"UID SEARCH " + search] if search else []
-        return _pipelined(self._imap, self._examine_command(folder), *searching)
+        read: `examine_answer` reads them, after whatever was sent before them. With
+        `fetch` (FETCH items) and a server offering SEARCHRES (RFC 5182), the SEARCH saves
+        its result and `UID FETCH $` of those items goes in the write too: the folder's
+        records come without a round trip of their own. With `status`, that other folder's
+        message count is asked too (never with a FETCH, whose records it could come
+        among: Dovecot runs pipelined commands side by side)."""
+        saving = bool(search and fetch and self.searchres)
+        commands = [self._examine_command(folder)]
+        if search:
+            commands.append(b"UID SEARCH " + (b"RETURN (SAVE ALL) " if saving else b"") + search)
+        if saving:
+            commands.append(f"UID FETCH $ ({fetch})".encode("ascii"))
+        elif status:
+            commands.append(b"STATUS " + _bytes(self._normalise_folder(status)) + b" (MESSAGES)")
+        status = "" if saving else status
+        return Asked(folder, search, _pipelined(self._imap, *commands), saving, status)
 
-    def examine_answer(
-        self, folder: str, search: bytes, tags: list[bytes]
-    ) -> tuple[dict[bytes, Any], list[int]]:
-        """What `examine_send(folder, search)` asked, as `examine` gives it, and raises. A
-        server refusing the CONDSTORE parameter is asked again without it, once every
-        answer is read."""
+    def examine_answer(self, asked: Asked) -> Examined:
+        """What `examine_send` asked, read up to the FETCH (left for imap.stream), and
+        raises as `examine`. A server refusing the CONDSTORE parameter is asked again
+        without it, once every answer is read."""
         imap = self._imap
-        examined = self._examined(tags[0])
+        tags = iter(asked.tags[1:])
+        examined = self._examined(asked.tags[0])
         # After a failed EXAMINE, the SEARCH's BAD (no folder selected) is read all the same.
-        searched = _finish(imap, tags[1], "SEARCH") if search else None
-        if isinstance(examined, _Refused):
-            self._no_condstore([examined])
-            return self.examine(folder, search)  # without the parameter: not refused again
-        if isinstance(examined, imaplib.IMAP4.error):
-            raise examined
-        hits = imap.untagged_responses.pop("SEARCH", [])
-        found = parse_message_list(hits) if hits else []
-        if searched is not None and searched[0] != "OK":
+        searched = _finish(imap, next(tags), "SEARCH") if asked.search else None
+        fetch = next(tags) if asked.saving else None
+        status = _finish(imap, next(tags), "STATUS") if asked.status else None
+        if isinstance(examined, imaplib.IMAP4.error) or searched is None:
+            if fetch is not None:  # nothing selected: its BAD is read and left behind
+                _finish(imap, fetch, "FETCH")
+            if isinstance(examined, _Refused):
+                self._no_condstore([examined])
+                return self.examine_answer(self.examine_send(asked.folder, asked.search))
+            if isinstance(examined, imaplib.IMAP4.error):
+                raise examined
+            return Examined(examined, [], messages=_messages(imap, status))
+        found = self._found(asked.tags[1] if asked.saving else None)
+        if searched[0] != "OK" or found is None:
+            if fetch is not None:  # $ is empty after a failed SEARCH (RFC 5182 2.1): read
+                _finish(imap, fetch, "FETCH")
             raise imaplib.IMAP4.error(f"search failed: {_said(searched[1])}")
-        return examined, sorted(found)
+        prefetch = None if fetch is None else Prefetch(fetch, found)
+        return Examined(examined, found, prefetch, _messages(imap, status))
+
+    def _found(self, saved: bytes | None) -> list[int] | None:
+        """The UIDs a SEARCH answered; a saved one's come in ESEARCH (None: not there)."""
+        imap = self._imap
+        if saved is not None:
+            uids = esearch_uids(imap.untagged_responses.pop("ESEARCH", []), saved)
+            return None if uids is None else sorted(uids)
+        hits = imap.untagged_responses.pop("SEARCH", [])
+        return sorted(parse_message_list(hits)) if hits else []
 
     def _examine_command(self, folder: str) -> bytes:
         command = b"EXAMINE " + _bytes(self._normalise_folder(folder))
@@ -236,6 +237,12 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
 
 class _Refused(imaplib.IMAP4.error):
     """The EXAMINE's CONDSTORE parameter answered with BAD."""
+
+
+def _messages(imap: imaplib.IMAP4, status: tuple[str, list[Any]] | None) -> int | None:
+    """MESSAGES of the STATUS answered `status`: only a hint, so a refusal is no error."""
+    said = imap.untagged_responses.pop("STATUS", [])
+    return status_messages(said) if status is not None and status[0] == "OK" else None
 
 
 def _bytes(value: str | bytes) -> bytes:
@@ -374,22 +381,3 @@ def send(imap: imaplib.IMAP4, *commands: bytes) -> list[bytes]:
         b"".join(tag + b" " + line + b"\r\n" for tag, line in zip(tags, commands, strict=True))
     )
     return tags
-
-
-def uid_set(uids: Sequence[int]) -> str:
-    """`1:5,7,9:12`: sorted UIDs as ranges, for short command lines (RFC 3501 sequence-set)."""
-    parts: list[str] = []
-    ordered = sorted(uids)
-    start = prev = ordered[0]
-    for uid in ordered[1:]:
-        if uid != prev + 1:
-            parts.append(f"{start}:{prev}" if prev > start else str(start))
-            start = uid
-        prev = uid
-    parts.append(f"{start}:{prev}" if prev > start else str(start))
-    return ",".join(parts)
-
-
-def batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

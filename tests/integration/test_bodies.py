@@ -5,6 +5,7 @@ and through local mbox; never more than the bound read per message."""
 from __future__ import annotations
 
 import contextlib
+import json
 import mailbox
 from datetime import timedelta
 from email.message import EmailMessage
@@ -14,6 +15,7 @@ import pytest
 from imapclient import IMAPClient
 
 from inboxwatch.imap.bodyfetch import fetch_details
+from inboxwatch.imap.selection import Selection
 from tests.conftest import NOW, OWNER, mail, write_config
 from tests.proxy import RecordingProxy
 
@@ -251,6 +253,64 @@ def test_the_next_folders_examine_goes_behind_the_last_fetch(run, tmp_path, dove
     )
     assert examined < fetched, events[: fetched + 2]
     assert b"UID SEARCH" in events[examined][1]  # the SEARCH with it, in the same write
+
+
+def test_a_small_next_folder_has_its_fetch_sent_with_its_examine(
+    run, tmp_path, dovecot, sent_mailbox, monkeypatch
+):
+    """With SEARCHRES (RFC 5182), INBOX's EXAMINE, saved SEARCH and `UID FETCH $` go
+    behind Sent's FETCH: INBOX's records follow Sent's without a round trip between. Its
+    size was asked (STATUS) with Sent's EXAMINE: a folder big enough for a second
+    connection is read as before. The report is the one read without it."""
+    seed(sent_mailbox)
+    with RecordingProxy(dovecot.port) as proxy:
+        config = write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port)
+        result = run(
+            "scan", "--config", str(config), "--as-of", NOW.isoformat(), "--format", "json"
+        )
+        writes = [chunk for side, chunk in proxy.events if side == "client"]
+    assert result.code == 1, result.err
+    [first] = [w for w in writes if b'EXAMINE "Sent"' in w]
+    assert b'STATUS "INBOX" (MESSAGES)' in first and b"UID FETCH $" not in first
+    [inbox] = [w for w in writes if b'EXAMINE "INBOX"' in w]
+    assert b"UID SEARCH RETURN (SAVE ALL) SINCE " in inbox and b"UID FETCH $ (" in inbox
+    headers = [w for w in writes if b"HEADER.FIELDS" in w]
+    assert len(headers) == 2  # Sent's FETCH, and INBOX's sent with its EXAMINE
+    # Without it (as for a folder over the worker's threshold): the same report.
+    monkeypatch.setattr(Selection, "_fetch", lambda self, folder, search: None)
+    with RecordingProxy(dovecot.port) as proxy:
+        config = write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port)
+        again = run("scan", "--config", str(config), "--as-of", NOW.isoformat(), "--format", "json")
+        assert b"UID FETCH $" not in bytes(proxy.client_bytes)
+    assert again.code == 1 and json.loads(again.out) == json.loads(result.out)
+
+
+@pytest.mark.dovecot
+def test_a_fetch_sent_ahead_for_a_folder_not_read_next_is_dropped_whole(dovecot, sent_mailbox):
+    """INBOX's records, sent ahead behind Sent's last FETCH, are read and dropped when
+    Sent is asked for again instead: none of them is taken for Sent's own (the two
+    folders' UIDs are the same numbers)."""
+    from inboxwatch.imap.login import Secret
+    from inboxwatch.imap.source import ImapSource
+    from tests.integration.test_fetchworker import account
+
+    for n in range(3):
+        sent_mailbox.add("INBOX", mail(f"in{n}@c.example", mid=f"<in{n}@x>"), NOW - H)
+        sent_mailbox.add("Sent", mail(OWNER, to=f"out{n}@c.example", mid=f"<out{n}@x>"), NOW - H)
+    since = NOW - timedelta(days=30)
+    source = ImapSource(account(dovecot, sent_mailbox.user), Secret(dovecot.password))
+    try:
+        source.fetch_since("INBOX", since)  # its size is known from here on
+        first = source.fetch_since("Sent", since, then="INBOX")  # INBOX's FETCH sent ahead
+        again = source.fetch_since("Sent", since)  # not INBOX after all
+        inbox = source.fetch_since("INBOX", since)
+    finally:
+        source.close()
+    ids = sorted(m.message_id for m in again.messages)
+    assert (
+        ids == sorted(m.message_id for m in first.messages) == ["<out0@x>", "<out1@x>", "<out2@x>"]
+    )
+    assert sorted(m.message_id for m in inbox.messages) == ["<in0@x>", "<in1@x>", "<in2@x>"]
 
 
 def test_a_partial_fetch_reads_no_more_than_its_bound(dovecot, sent_mailbox):

@@ -18,6 +18,7 @@ from imapclient.exceptions import IMAPClientAbortError, LoginError
 from inboxwatch.imap import stream, wire
 from inboxwatch.imap.fetchparse import fast_record
 from inboxwatch.imap.headerfetch import FETCH_ITEMS
+from inboxwatch.imap.watch import SocketWatch
 from tests.conftest import NOW, corpus_dir, mail
 from tests.proxy import RecordingProxy
 
@@ -82,7 +83,7 @@ def test_examine_and_its_search_go_in_one_write_and_a_failure_keeps_the_session(
     mailbox.add("INBOX", mail("anna@client.example"), NOW)
     mailbox.add("INBOX", mail("bo@client.example", mid="<b@x.example>"), NOW)
     with RecordingProxy(dovecot.port) as proxy:
-        watch = wire.SocketWatch("127.0.0.1", 10)
+        watch = SocketWatch("127.0.0.1", 10)
         client = wire.WatchedClient(watch, "127.0.0.1", port=proxy.port, ssl=False, timeout=10)
         client.login(mailbox.user, dovecot.password)
         client.condstore = True
@@ -102,6 +103,49 @@ def test_examine_and_its_search_go_in_one_write_and_a_failure_keeps_the_session(
 
 
 @pytest.mark.dovecot
+def test_a_saved_search_sends_the_fetch_with_the_examine_and_a_failure_keeps_the_session(
+    dovecot, sent_mailbox
+):
+    """SEARCHRES (RFC 5182): EXAMINE, `UID SEARCH RETURN (SAVE ALL)` and `UID FETCH $` in
+    one write; the records of exactly the UIDs found are left for the stream reader.
+    Whatever fails, every answer is read and the session stays in step."""
+    mailbox = sent_mailbox
+    for n in range(3):
+        mailbox.add("INBOX", mail(f"p{n}@client.example", mid=f"<p{n}@x.example>"), NOW)
+    mailbox.add("Sent", mail("me@x.example"), NOW)
+    items = " ".join(FETCH_ITEMS)
+    with RecordingProxy(dovecot.port) as proxy:
+        watch = SocketWatch("127.0.0.1", 10)
+        client = wire.WatchedClient(watch, "127.0.0.1", port=proxy.port, ssl=False, timeout=10)
+        client.login(mailbox.user, dovecot.password)
+        client.searchres = b"SEARCHRES" in client.capabilities()
+        assert client.searchres  # Dovecot offers it
+        examined = client.examine_answer(client.examine_send("INBOX", b"UID 2:*", items))
+        assert examined.uids == [2, 3] and examined.prefetch is not None
+        [write] = [c for c in proxy.client_chunks if b" EXAMINE " in c]
+        assert b" UID SEARCH RETURN (SAVE ALL) UID 2:*\r\n" in write
+        assert b" UID FETCH $ (" in write  # one round trip for the folder and its records
+        got: list[int] = []
+        tags = [examined.prefetch.tag]
+        answered = stream.read_fetch(
+            wire.connection(client), tags, lambda r: got.append(r[0]), 1 << 20
+        )
+        assert got == [2, 3] and answered == {tags[0]: ("OK", answered[tags[0]][1])}
+        # A failed SEARCH: $ is empty, its FETCH's answer is read, the error raised.
+        with pytest.raises(imaplib.IMAP4.error, match="search failed"):
+            client.examine_answer(client.examine_send("INBOX", b"NOSUCHKEY 1", items))
+        # A folder that is not there: the SEARCH's and the FETCH's BAD are read too.
+        with pytest.raises(imaplib.IMAP4.error, match="select failed"):
+            client.examine_answer(client.examine_send("Nowhere", b"ALL", items))
+        # Another folder's size, asked with an EXAMINE that sends no FETCH.
+        examined = client.examine_answer(client.examine_send("INBOX", b"ALL", status="Sent"))
+        assert examined.uids == [1, 2, 3] and examined.prefetch is None
+        assert examined.messages == 1
+        assert client.examine("INBOX", b"UID 3:*")[1] == [3]  # still in step
+        client.logout()
+
+
+@pytest.mark.dovecot
 @pytest.mark.corpus
 def test_the_fast_fetch_parser_reads_the_corpus_as_imapclient_does(dovecot, mailbox):
     """Dovecot's BODYSTRUCTURE, PREVIEW and FLAGS of the corpus's real mail (MIME trees,
@@ -112,7 +156,7 @@ def test_the_fast_fetch_parser_reads_the_corpus_as_imapclient_does(dovecot, mail
     paths += sorted(p for p in (corpus / "sisimai" / "maildir").rglob("*") if p.is_file())
     mailbox.bulk("INBOX", [(p.read_bytes(), NOW) for p in paths])
     items = ["BODYSTRUCTURE", "PREVIEW", "FLAGS"]
-    watch = wire.SocketWatch("127.0.0.1", 30)
+    watch = SocketWatch("127.0.0.1", 30)
     fast = wire.WatchedClient(watch, "127.0.0.1", port=dovecot.port, ssl=False, timeout=30)
     fast.login(mailbox.user, dovecot.password)
     uids = fast.examine("INBOX", b"ALL")[1]
@@ -133,7 +177,7 @@ def test_login_and_list_go_in_one_write_and_a_refused_login_keeps_the_session(
     dovecot, sent_mailbox
 ):
     with RecordingProxy(dovecot.port) as proxy:
-        watch = wire.SocketWatch("127.0.0.1", 10)
+        watch = SocketWatch("127.0.0.1", 10)
         client = wire.WatchedClient(watch, "127.0.0.1", port=proxy.port, ssl=False, timeout=10)
         # A wrong password: LoginError with the server's words, as imapclient's login
         # raises it; the LIST's answer (not logged in) is read, so the session goes on.

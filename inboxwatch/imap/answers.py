@@ -1,0 +1,67 @@
+"""What a pipelined EXAMINE asked (imap.wire) and what came back; the untagged answers it
+reads (ESEARCH, RFC 4731; STATUS, RFC 3501 7.2.4) as imaplib keeps them. Pure data."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from inboxwatch.imap.sets import uids_in
+
+# `* ESEARCH (TAG "A5") UID ALL 1:3,7` as imaplib keeps it: without `* ESEARCH `. An
+# empty result has no ALL (RFC 4731 3.1).
+_ESEARCH = re.compile(rb'\(TAG "([^"]*)"\)( UID)?(?: ALL ([0-9:,]+))?')
+_MESSAGES = re.compile(rb"\(.*\bMESSAGES (\d+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What `WatchedClient.examine_send` sent, for `examine_answer` to read."""
+
+    folder: str
+    search: bytes
+    tags: list[bytes]
+    saving: bool  # the SEARCH saved its result (SEARCHRES) and `UID FETCH $` went too
+    status: str  # the folder whose STATUS was asked, or ""
+
+
+@dataclass(frozen=True)
+class Prefetch:
+    """A header FETCH sent with its folder's EXAMINE (`UID FETCH $`) and not read: the
+    records of `uids`, answered as `tag` (imap.stream reads them)."""
+
+    tag: bytes
+    uids: list[int]
+
+
+@dataclass(frozen=True)
+class Examined:
+    """An EXAMINE's select response; the UIDs its SEARCH found; their FETCH, if sent
+    with it; and another folder's message count, if asked (None: not known)."""
+
+    info: dict[bytes, Any]
+    uids: list[int]
+    prefetch: Prefetch | None = None
+    messages: int | None = None
+
+
+def esearch_uids(lines: Sequence[Any], tag: bytes) -> list[int] | None:
+    """The UIDs of the `UID SEARCH RETURN (… ALL)` sent as `tag`, from imaplib's untagged
+    ESEARCH answers (each names its command's tag: pipelined searches may be answered in
+    any order); None when none of them is that command's."""
+    for line in lines:
+        found = _ESEARCH.match(line) if isinstance(line, bytes) else None
+        if found is not None and found.group(1) == tag and found.group(2):
+            return uids_in(found.group(3)) if found.group(3) else []
+    return None
+
+
+def status_messages(lines: Sequence[Any]) -> int | None:
+    """MESSAGES of a STATUS answer (`"INBOX" (MESSAGES 42)`, as imaplib keeps it)."""
+    for line in lines:
+        found = _MESSAGES.search(line) if isinstance(line, bytes) else None
+        if found is not None:
+            return int(found.group(1))
+    return None
