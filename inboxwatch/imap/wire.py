@@ -1,6 +1,7 @@
 """The IMAP session's connection: imapclient with its socket watched, capabilities from
-the greeting, EXAMINE with CONDSTORE and the SEARCH sent with it, SASL XOAUTH2, bounded
-literals, and `send` for commands whose answer `imap.stream` reads.
+the greeting, EXAMINE with CONDSTORE and the SEARCH sent with it (and with SEARCHRES the
+FETCH of what it finds), SASL XOAUTH2, bounded literals, and `send` for commands whose
+answer `imap.stream` reads.
 
 This is the one module that touches imaplib's internals (`IMAPClient._imap`, its
 `_new_tag`, `_command_complete`, `state`, `send` and `read`): imapclient offers no
