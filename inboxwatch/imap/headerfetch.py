@@ -159,12 +159,15 @@ class HeaderFetcher:
             self._answer(commands, size, steps, behind, ahead)
             if size > steps.done:  # UIDs yet untold of: the rest
                 progress.advance(size - steps.done)
-        if not self._stream:
+        # A FETCH `$` that left out some of its SEARCH's UIDs: expunged meanwhile, or a
+        # server's SEARCHRES amiss. They are asked for by UID, so none is missed.
+        holes = sent is not None and not wanted.isdisjoint(sent.uids)
+        if not self._stream or holes:
             _reselect(self.client, folder, then)
             left = sorted(wanted)  # also any UID expunged since: asking again costs nothing
             for batch in batches(left, BATCH):
                 self._generic_batch(folder, batch, take, scan)
-            if progress is not None:
+            if progress is not None and not self._stream:
                 progress.advance(len(left))
         if each is not None and (scan.messages or scan.failures):
             each(FolderScan(folder, scan.messages, scan.failures))

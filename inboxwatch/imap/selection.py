@@ -147,7 +147,9 @@ class Selection:
             else:
                 if ahead is not None:
                     ahead.settle()
-                status = then if then is not None and then not in self.sizes else ""
+                # A size is only wanted for a FETCH to send with an EXAMINE (SEARCHRES).
+                wanted = self.client.searchres and then not in self.sizes
+                status = then if then is not None and wanted else ""
                 fetch = self._fetch(folder, search)
                 asked = self.client.examine_send(folder, search, fetch, status)
                 examined = self.client.examine_answer(asked)

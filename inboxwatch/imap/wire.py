@@ -116,9 +116,16 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
                 raise examined
             return Examined(examined, [], messages=_messages(imap, status))
         found = self._found(asked.tags[1] if asked.saving else None)
+        if fetch is not None and (searched[0] != "OK" or found is None):
+            # $ is empty after a failed SEARCH (RFC 5182 2.1); without an ESEARCH answer
+            # the records are not known to be all there: read, dropped, asked plainly.
+            _finish(imap, fetch, "FETCH")
+            imap.untagged_responses.pop("FETCH", None)
+        if searched[0] == "OK" and found is None:
+            log.info("%s: no ESEARCH answer to a saved SEARCH; not saving", self.host)
+            self.searchres = False
+            return self.examine_answer(self.examine_send(asked.folder, asked.search))
         if searched[0] != "OK" or found is None:
-            if fetch is not None:  # $ is empty after a failed SEARCH (RFC 5182 2.1): read
-                _finish(imap, fetch, "FETCH")
             raise imaplib.IMAP4.error(f"search failed: {_said(searched[1])}")
         prefetch = None if fetch is None else Prefetch(fetch, found)
         return Examined(examined, found, prefetch, _messages(imap, status))

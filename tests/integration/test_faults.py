@@ -18,7 +18,7 @@ from tests.conftest import NOW, OWNER, mail, write_config
 from tests.integration.test_service import Recorder, seed, settings_for
 from tests.polling import poll_once
 from tests.proxy import RecordingProxy
-from tests.scripted_imap import DEFAULTS, ScriptedImap
+from tests.scripted_imap import DEFAULTS, ScriptedImap, inbound
 
 pytestmark = pytest.mark.dovecot
 H = timedelta(hours=1)
@@ -482,6 +482,40 @@ def test_a_server_refusing_the_condstore_examine_parameter_is_read_without_it():
         examines = [line for line in server.lines if " EXAMINE " in line]
     assert [m.uid for m in scan.messages] == [1, 2] and again.modseq is None
     assert ["CONDSTORE" in line for line in examines] == [True, False, False], examines
+
+
+@pytest.mark.parametrize("amiss", ["fetch", "esearch"])
+def test_a_server_whose_saved_search_goes_amiss_costs_time_not_messages(run, tmp_path, amiss):
+    """SEARCHRES (RFC 5182) sends INBOX's FETCH `$` with its EXAMINE. A server whose `$`
+    leaves out a message its ESEARCH named (`fetch`), or that gives no ESEARCH answer
+    (`esearch`), still has every message read: the missing one by UID, or the folder
+    asked again without saving."""
+    offered = b"IMAP4rev1 AUTH=PLAIN ENABLE ESEARCH SEARCHRES"
+    lines: list[str] = []
+
+    def search(tag: str, folder: str) -> bytes:
+        if "RETURN (SAVE ALL)" not in lines[-1]:
+            return DEFAULTS["UID SEARCH"].replace(b"{tag}", tag.encode())
+        said = f'* ESEARCH (TAG "{tag}") UID ALL 1:2\r\n' if amiss == "fetch" else ""
+        return f"{said}{tag} OK Search completed\r\n".encode()
+
+    def fetch(tag: str, folder: str) -> bytes:
+        records = ScriptedImap._fetch(tag, folder)
+        if "FETCH $ " in lines[-1] and folder == "INBOX":  # only Q1 of Q1 and Q2
+            return inbound(1) + f"{tag} OK Fetch completed\r\n".encode()
+        return records
+
+    script = {
+        "CAPABILITY": b"* CAPABILITY " + offered + b"\r\n{tag} OK done\r\n",
+        "STATUS": b'* STATUS "INBOX" (MESSAGES 2)\r\n{tag} OK Status completed\r\n',
+        "UID SEARCH": search,
+        "UID FETCH": fetch,
+    }
+    with ScriptedImap(script, [b"* OK [CAPABILITY " + offered + b"] ready\r\n"]) as server:
+        lines = server.lines
+        result = run("scan", "--config", str(scripted_config(tmp_path, server)))
+    assert result.code == 1 and "Q1" in result.out and "Q2" in result.out, result.err
+    assert any(" UID FETCH $ " in line for line in server.lines)  # the path was taken
 
 
 def test_a_server_refusing_the_condstore_parameter_is_read_without_it(run, tmp_path):
