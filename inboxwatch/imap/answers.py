@@ -22,9 +22,10 @@ class Asked:
 
     folder: str
     search: bytes
-    tags: list[bytes]
-    saving: bool  # the SEARCH saved its result (SEARCHRES) and `UID FETCH $` went too
-    status: str  # the folder whose STATUS was asked, or ""
+    examine: bytes  # each command's tag; None: not sent
+    status: bytes | None  # another folder's STATUS
+    searching: bytes | None  # the SEARCH, saving its result when `fetching` went too
+    fetching: bytes | None  # `UID FETCH $` (SEARCHRES)
 
 
 @dataclass(frozen=True)

@@ -82,30 +82,39 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         `fetch` (FETCH items) and a server offering SEARCHRES (RFC 5182), the SEARCH saves
         its result and `UID FETCH $` of those items goes in the write too: the folder's
         records come without a round trip of their own. With `status`, that other folder's
-        message count is asked too (never with a FETCH, whose records it could come
-        among: Dovecot runs pipelined commands side by side)."""
+        message count is asked too, before the SEARCH: Dovecot runs pipelined commands
+        side by side, and one sent behind the FETCH could be answered among its records."""
         saving = bool(search and fetch and self.searchres)
-        commands = [self._examine_command(folder)]
+        commands: dict[str, bytes] = {"examine": self._examine_command(folder)}
+        if status:
+            asking = b"STATUS " + _bytes(self._normalise_folder(status)) + b" (MESSAGES)"
+            commands["status"] = asking
         if search:
-            commands.append(b"UID SEARCH " + (b"RETURN (SAVE ALL) " if saving else b"") + search)
+            saved = b"RETURN (SAVE ALL) " if saving else b""
+            commands["searching"] = b"UID SEARCH " + saved + search
         if saving:
-            commands.append(f"UID FETCH $ ({fetch})".encode("ascii"))
-        elif status:
-            commands.append(b"STATUS " + _bytes(self._normalise_folder(status)) + b" (MESSAGES)")
-        status = "" if saving else status
-        return Asked(folder, search, _pipelined(self._imap, *commands), saving, status)
+            commands["fetching"] = f"UID FETCH $ ({fetch})".encode("ascii")
+        tags = dict(zip(commands, _pipelined(self._imap, *commands.values()), strict=True))
+        return Asked(
+            folder,
+            search,
+            tags["examine"],
+            tags.get("status"),
+            tags.get("searching"),
+            tags.get("fetching"),
+        )
 
     def examine_answer(self, asked: Asked) -> Examined:
         """What `examine_send` asked, read up to the FETCH (left for imap.stream), and
         raises as `examine`. A server refusing the CONDSTORE parameter is asked again
         without it, once every answer is read."""
         imap = self._imap
-        tags = iter(asked.tags[1:])
-        examined = self._examined(asked.tags[0])
+        examined = self._examined(asked.examine)
+        status = _finish(imap, asked.status, "STATUS") if asked.status else None
+        messages = _messages(imap, status)
         # After a failed EXAMINE, the SEARCH's BAD (no folder selected) is read all the same.
-        searched = _finish(imap, next(tags), "SEARCH") if asked.search else None
-        fetch = next(tags) if asked.saving else None
-        status = _finish(imap, next(tags), "STATUS") if asked.status else None
+        searched = _finish(imap, asked.searching, "SEARCH") if asked.searching else None
+        fetch = asked.fetching
         if isinstance(examined, imaplib.IMAP4.error) or searched is None:
             if fetch is not None:  # nothing selected: its BAD is read and left behind
                 _finish(imap, fetch, "FETCH")
@@ -114,8 +123,8 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
                 return self.examine_answer(self.examine_send(asked.folder, asked.search))
             if isinstance(examined, imaplib.IMAP4.error):
                 raise examined
-            return Examined(examined, [], messages=_messages(imap, status))
-        found = self._found(asked.tags[1] if asked.saving else None)
+            return Examined(examined, [], messages=messages)
+        found = self._found(asked.searching if fetch is not None else None)
         if fetch is not None and (searched[0] != "OK" or found is None):
             # $ is empty after a failed SEARCH (RFC 5182 2.1); without an ESEARCH answer
             # the records are not known to be all there: read, dropped, asked plainly.
@@ -128,7 +137,7 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         if searched[0] != "OK" or found is None:
             raise imaplib.IMAP4.error(f"search failed: {_said(searched[1])}")
         prefetch = None if fetch is None else Prefetch(fetch, found)
-        return Examined(examined, found, prefetch, _messages(imap, status))
+        return Examined(examined, found, prefetch, messages)
 
     def _found(self, saved: bytes | None) -> list[int] | None:
         """The UIDs a SEARCH answered; a saved one's come in ESEARCH (None: not there)."""

@@ -274,15 +274,19 @@ def test_a_small_next_folder_has_its_fetch_sent_with_its_examine(
     assert b'STATUS "INBOX" (MESSAGES)' in first and b"UID FETCH $" not in first
     [inbox] = [w for w in writes if b'EXAMINE "INBOX"' in w]
     assert b"UID SEARCH RETURN (SAVE ALL) SINCE " in inbox and b"UID FETCH $ (" in inbox
-    headers = [w for w in writes if b"HEADER.FIELDS" in w]
-    assert len(headers) == 2  # Sent's FETCH, and INBOX's sent with its EXAMINE
+    # Sent's FETCH, and INBOX's sent with its EXAMINE (the proxy may read them as one chunk)
+    assert sum(w.count(b"HEADER.FIELDS") for w in writes) == 2
     # Without it (as for a folder over the worker's threshold): the same report.
     monkeypatch.setattr(Selection, "_fetch", lambda self, folder, search: None)
     with RecordingProxy(dovecot.port) as proxy:
         config = write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port)
         again = run("scan", "--config", str(config), "--as-of", NOW.isoformat(), "--format", "json")
         assert b"UID FETCH $" not in bytes(proxy.client_bytes)
-    assert again.code == 1 and json.loads(again.out) == json.loads(result.out)
+    # The same report, but for when it was generated.
+    assert again.code == 1 and {**json.loads(again.out), "generated_at": ""} == {
+        **json.loads(result.out),
+        "generated_at": "",
+    }
 
 
 @pytest.mark.dovecot

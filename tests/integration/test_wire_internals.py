@@ -137,10 +137,18 @@ def test_a_saved_search_sends_the_fetch_with_the_examine_and_a_failure_keeps_the
         # A folder that is not there: the SEARCH's and the FETCH's BAD are read too.
         with pytest.raises(imaplib.IMAP4.error, match="select failed"):
             client.examine_answer(client.examine_send("Nowhere", b"ALL", items))
-        # Another folder's size, asked with an EXAMINE that sends no FETCH.
+        # Another folder's size, asked with an EXAMINE, with or without a FETCH: its STATUS
+        # goes before the SEARCH, so it is answered before the FETCH starts.
         examined = client.examine_answer(client.examine_send("INBOX", b"ALL", status="Sent"))
         assert examined.uids == [1, 2, 3] and examined.prefetch is None
         assert examined.messages == 1
+        asked = client.examine_send("INBOX", b"ALL", items, status="Sent")
+        examined = client.examine_answer(asked)
+        assert examined.messages == 1 and examined.prefetch is not None
+        got.clear()
+        tags = [examined.prefetch.tag]
+        stream.read_fetch(wire.connection(client), tags, lambda r: got.append(r[0]), 1 << 20)
+        assert got == [1, 2, 3]
         assert client.examine("INBOX", b"UID 3:*")[1] == [3]  # still in step
         client.logout()
 
