@@ -59,9 +59,15 @@ class NextFolder:
     by `answer`."""
 
     def __init__(
-        self, client: WatchedClient, folder: str, search: bytes, fetch: str | None = None
+        self,
+        client: WatchedClient,
+        watch: SocketWatch,
+        folder: str,
+        search: bytes,
+        fetch: str | None = None,
     ) -> None:
         self.client = client
+        self.watch = watch
         self.folder = folder
         self.search = search
         self.fetch = fetch
@@ -88,8 +94,9 @@ class NextFolder:
         the folder's own trouble is told if it is read. A lost connection raises."""
         if not self.sent:
             return
-        try:
-            drain(self.client, self.answer().prefetch)
+        try:  # a FETCH sent with it may be a whole folder's: the time a FETCH has
+            with self.watch.deadline(f"EXAMINE {self.folder!r} sent ahead", 2):
+                drain(self.client, self.answer().prefetch)
         except imaplib.IMAP4.abort:
             raise
         except imaplib.IMAP4.error as exc:
@@ -207,7 +214,7 @@ class Selection:
         self._ahead = (
             None
             if folder is None
-            else NextFolder(self.client, folder, search, self._fetch(folder, search))
+            else NextFolder(self.client, self.watch, folder, search, self._fetch(folder, search))
         )
         try:
             yield self._ahead
