@@ -239,11 +239,11 @@ def test_the_next_folders_examine_goes_behind_the_last_fetch(run, tmp_path, dove
         events = list(proxy.events)
     assert result.code == 1, result.err
     sent_by_client = [(n, chunk) for n, (side, chunk) in enumerate(events) if side == "client"]
-    [fetch_tag] = {
+    [fetch_tag] = {  # Sent's FETCH, not INBOX's `UID FETCH $` (one chunk may hold both)
         line.split(b" ")[0]
         for _, chunk in sent_by_client[:3]  # LOGIN+LIST, EXAMINE Sent+SEARCH, its FETCH
         for line in chunk.split(b"\r\n")
-        if b" UID FETCH " in line
+        if b" UID FETCH " in line and b" UID FETCH $ " not in line
     }
     examined = next(n for n, chunk in sent_by_client if b'EXAMINE "INBOX"' in chunk)
     fetched = next(
