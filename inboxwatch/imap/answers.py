@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from inboxwatch.imap.sets import uids_in
@@ -31,10 +31,13 @@ class Asked:
 @dataclass(frozen=True)
 class Prefetch:
     """A header FETCH sent with its folder's EXAMINE (`UID FETCH $`) and not read: the
-    records of `uids`, answered as `tag` (imap.stream reads them)."""
+    records of `uids`, answered as `tag` (imap.stream reads them). `early`: imaplib's
+    untagged FETCH data that came before the SEARCH's answer (RFC 5182 2.1 has the FETCH
+    wait for the SEARCH that saved its set; a server may still write them early)."""
 
     tag: bytes
     uids: list[int]
+    early: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

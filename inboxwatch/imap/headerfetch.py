@@ -147,6 +147,7 @@ class HeaderFetcher:
         wanted, take = _taker(folder, since, scan, set(uids))
         if each is not None:
             take = _handing(take, scan, each)
+        _take_early(sent, take)
         waves = _plan(uids, sent, self.items)
         for index, (commands, size, ahead) in enumerate(waves):
             if not (self._stream or ahead):
@@ -187,8 +188,6 @@ class HeaderFetcher:
         reader (imap.stream) and each record parsed as it arrives, while the server goes
         on writing."""
         imap = connection(self.client)
-        if ahead:
-            self._early(take)
         times = max(len(commands), -(-size // STREAM_BATCH))
         try:  # each batch of the wave has the time one batch alone has
             with self.watch.deadline(f"FETCH of {size} headers", times):
@@ -210,14 +209,6 @@ class HeaderFetcher:
     def alone(self, count: int) -> bool:
         """Whether a folder of `count` messages is read on this connection alone."""
         return self._login_as is None or count <= PARALLEL_MIN
-
-    def _early(self, take: Callable[[FetchRecord], None]) -> None:
-        """Records of the FETCH sent with the EXAMINE that came before the EXAMINE's last
-        answer, so that imaplib kept them (RFC 5182 2.1 has the FETCH wait for the SEARCH
-        that saved its set; a server may still write them early)."""
-        early = connection(self.client).untagged_responses.pop("FETCH", None)
-        for record in (parse_fetch(early) or []) if early else []:
-            take(record)
 
     def _hand_over(
         self, folder: str, uidvalidity: int, uids: Sequence[int], since: datetime
@@ -301,6 +292,13 @@ class HeaderFetcher:
             elif header is not None and uid in uids:
                 unusable.append(uid)
         return out, unusable
+
+
+def _take_early(sent: Prefetch | None, take: Callable[[FetchRecord], None]) -> None:
+    """The records of the FETCH `sent` with the EXAMINE that imaplib kept (`Prefetch.early`)."""
+    if sent is not None and sent.early:
+        for record in parse_fetch(sent.early) or []:
+            take(record)
 
 
 def _plan(

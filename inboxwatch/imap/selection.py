@@ -96,14 +96,14 @@ class NextFolder:
             return
         try:  # a FETCH sent with it may be a whole folder's: the time a FETCH has
             with self.watch.deadline(f"EXAMINE {self.folder!r} sent ahead", 2):
-                drain(self.client, self.answer().prefetch)
+                _drain(self.client, self.answer().prefetch)
         except imaplib.IMAP4.abort:
             raise
         except imaplib.IMAP4.error as exc:
             log.debug("the EXAMINE of %r sent ahead: %s", self.folder, exc)
 
 
-def drain(client: WatchedClient, prefetch: Prefetch | None) -> None:
+def _drain(client: WatchedClient, prefetch: Prefetch | None) -> None:
     """A FETCH sent ahead and not wanted after all: its records read and dropped."""
     if prefetch is not None:
         try:

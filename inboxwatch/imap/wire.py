@@ -136,7 +136,8 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
             return self.examine_answer(self.examine_send(asked.folder, asked.search))
         if searched[0] != "OK" or found is None:
             raise imaplib.IMAP4.error(f"search failed: {_said(searched[1])}")
-        prefetch = None if fetch is None else Prefetch(fetch, found)
+        early = imap.untagged_responses.pop("FETCH", []) if fetch is not None else []
+        prefetch = None if fetch is None else Prefetch(fetch, found, early)
         return Examined(examined, found, prefetch, messages)
 
     def _found(self, saved: bytes | None) -> list[int] | None:
