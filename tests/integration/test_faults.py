@@ -484,25 +484,28 @@ def test_a_server_refusing_the_condstore_examine_parameter_is_read_without_it():
     assert ["CONDSTORE" in line for line in examines] == [True, False, False], examines
 
 
-@pytest.mark.parametrize("amiss", ["fetch", "esearch"])
+@pytest.mark.parametrize("amiss", ["fetch", "esearch", "early"])
 def test_a_server_whose_saved_search_goes_amiss_costs_time_not_messages(run, tmp_path, amiss):
     """SEARCHRES (RFC 5182) sends INBOX's FETCH `$` with its EXAMINE. A server whose `$`
     leaves out a message its ESEARCH named (`fetch`), or that gives no ESEARCH answer
     (`esearch`), still has every message read: the missing one by UID, or the folder
-    asked again without saving."""
+    asked again without saving. One that writes a record before the SEARCH's answer
+    (`early`, which imaplib keeps) has it taken from there, not asked for again."""
     offered = b"IMAP4rev1 AUTH=PLAIN ENABLE ESEARCH SEARCHRES"
     lines: list[str] = []
 
     def search(tag: str, folder: str) -> bytes:
         if "RETURN (SAVE ALL)" not in lines[-1]:
             return DEFAULTS["UID SEARCH"].replace(b"{tag}", tag.encode())
-        said = f'* ESEARCH (TAG "{tag}") UID ALL 1:2\r\n' if amiss == "fetch" else ""
-        return f"{said}{tag} OK Search completed\r\n".encode()
+        said = f'* ESEARCH (TAG "{tag}") UID ALL 1:2\r\n' if amiss != "esearch" else ""
+        ahead = inbound(1) if amiss == "early" else b""
+        return ahead + f"{said}{tag} OK Search completed\r\n".encode()
 
     def fetch(tag: str, folder: str) -> bytes:
         records = ScriptedImap._fetch(tag, folder)
-        if "FETCH $ " in lines[-1] and folder == "INBOX":  # only Q1 of Q1 and Q2
-            return inbound(1) + f"{tag} OK Fetch completed\r\n".encode()
+        if "FETCH $ " in lines[-1] and folder == "INBOX":  # one of Q1 and Q2
+            record = inbound(2) if amiss == "early" else inbound(1)
+            return record + f"{tag} OK Fetch completed\r\n".encode()
         return records
 
     script = {
@@ -516,6 +519,9 @@ def test_a_server_whose_saved_search_goes_amiss_costs_time_not_messages(run, tmp
         result = run("scan", "--config", str(scripted_config(tmp_path, server)))
     assert result.code == 1 and "Q1" in result.out and "Q2" in result.out, result.err
     assert any(" UID FETCH $ " in line for line in server.lines)  # the path was taken
+    if amiss == "early":  # Sent's header FETCH and INBOX's `$`, and no other
+        headers = [line for line in server.lines if "HEADER.FIELDS" in line]
+        assert len(headers) == 2, headers
 
 
 def test_a_server_refusing_the_condstore_parameter_is_read_without_it(run, tmp_path):
