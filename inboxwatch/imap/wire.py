@@ -136,9 +136,10 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
             return self.examine_answer(self.examine_send(asked.folder, asked.search))
         if searched[0] != "OK" or found is None:
             raise imaplib.IMAP4.error(f"search failed: {_said(searched[1])}")
-        early = imap.untagged_responses.pop("FETCH", []) if fetch is not None else []
-        prefetch = None if fetch is None else Prefetch(fetch, found, early)
-        return Examined(examined, found, prefetch, messages)
+        if fetch is None:
+            return Examined(examined, found, None, messages)
+        early = imap.untagged_responses.pop("FETCH", [])  # records ahead of the answer
+        return Examined(examined, found, Prefetch(fetch, found, early), messages)
 
     def _found(self, saved: bytes | None) -> list[int] | None:
         """The UIDs a SEARCH answered; a saved one's come in ESEARCH (None: not there)."""
