@@ -4,7 +4,7 @@ them to the same expectations as the real ones."""
 from __future__ import annotations
 
 import email
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from email.message import EmailMessage
 
@@ -57,9 +57,11 @@ class MemorySource:
             progress.advance(len(stored))
         return scan
 
-    def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
+    def ask_details(self, folder: str, uids: Sequence[int]) -> Callable[[], dict[int, Details]]:
         stored = self.folders[folder]
-        return {uid: details_of(email.message_from_bytes(stored[uid - 1][0])) for uid in uids}
+        return lambda: {
+            uid: details_of(email.message_from_bytes(stored[uid - 1][0])) for uid in uids
+        }
 
     def close(self) -> None:
         self.closed = True

@@ -18,13 +18,13 @@ from inboxwatch.cli.common import (
     local_mail_options,
 )
 from inboxwatch.cli.options import common_options, load_config, setup_logging
+from inboxwatch.core.bodies import Bodies
 from inboxwatch.core.explain import Explanation, explain
 from inboxwatch.core.scan import (
     AccountPlan,
     SourceFactory,
     counterpart_matcher,
     read_account,
-    reader,
 )
 from inboxwatch.core.snooze import Snooze
 from inboxwatch.core.threads import build_threads
@@ -45,7 +45,7 @@ def _explained(
         threads = build_threads(read.messages, counterpart_matcher(read.owner))
         wanted = (message_id, subject)
         found = explain(
-            threads, read.owner, read.policy, as_of, plan.reply_window, wanted, reader(source)
+            threads, read.owner, read.policy, as_of, plan.reply_window, wanted, Bodies(source).read
         )
     finally:
         source.close()

@@ -4,7 +4,7 @@ live in the outer packages; tests/contract runs one suite of expectations agains
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,6 +14,9 @@ from typing import Protocol
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.model import MessageMeta, ParseFailure, PollRecord
 from inboxwatch.core.snooze import Snooze
+
+# Body details, by UID, once the source answers (MailSource.ask_details).
+Answer = Callable[[], dict[int, Details]]
 
 
 class Progress(Protocol):
@@ -119,9 +122,11 @@ class MailSource(Protocol):
         sends its EXAMINE behind this folder's last FETCH: a round trip less)."""
         ...
 
-    def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
-        """A little of these messages' bodies (core/bodytext.py): asked only for pending
-        messages, read with BODY.PEEK and never whole."""
+    def ask_details(self, folder: str, uids: Sequence[int]) -> Answer:
+        """A little of these messages' bodies (core/bodytext.py), given when the answer is
+        called: asked only for pending messages, read with BODY.PEEK and never whole. A
+        source may send the request at once, so that it travels while the scan works
+        (IMAP); nothing else is asked of the source before the answer is called."""
         ...
 
     def close(self) -> None: ...

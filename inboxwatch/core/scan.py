@@ -15,16 +15,23 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from inboxwatch.core.awaiting import awaiting
-from inboxwatch.core.bodytext import Details
+from inboxwatch.core.bodies import Bodies
 from inboxwatch.core.fanout import side_by_side
 from inboxwatch.core.incremental import EvalMemo, ThreadMemo
-from inboxwatch.core.model import AccountSummary, MessageMeta, Report, ReportError, by_wait
+from inboxwatch.core.model import (
+    AccountSummary,
+    MessageMeta,
+    Report,
+    ReportError,
+    Thread,
+    by_wait,
+)
 from inboxwatch.core.ports import FolderInfo, MailSource, Progress, discover_sent
-from inboxwatch.core.refine import Read, refine
+from inboxwatch.core.refine import refine
 from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.standards import Window
 from inboxwatch.core.threads import Roles, build_threads
-from inboxwatch.core.unanswered import evaluate
+from inboxwatch.core.unanswered import Outcome, evaluate
 from inboxwatch.core.vip import first_contacts
 from inboxwatch.errors import ConfigError, InboxwatchError, ServerError
 
@@ -224,6 +231,24 @@ def read_account(
     return AccountRead(watched, sent, messages, owner, policy, covered, job.errors)
 
 
+def _judged(
+    plan: AccountPlan, read: AccountRead, as_of: datetime, memo: ScanMemo | None
+) -> tuple[list[Thread], Outcome]:
+    """The account's threads and verdicts: all built and judged, or with `memo`, only
+    the threads the changes since the last scan touch."""
+    owner, policy = read.owner, read.policy
+    counterpart = counterpart_matcher(owner)
+    if memo is None:
+        threads = build_threads(read.messages, counterpart)
+        outcome = evaluate(plan.name, threads, owner, policy, as_of, plan.reply_window)
+    else:
+        threads = memo.threads.update(read.messages, counterpart, owner)
+        outcome = memo.verdicts.evaluate(
+            plan.name, threads, owner, policy, as_of, plan.reply_window
+        )
+    return threads, outcome
+
+
 def scan_account(
     plan: AccountPlan,
     source: MailSource,
@@ -236,17 +261,19 @@ def scan_account(
     only the threads the changes since the last scan touch are rebuilt and judged."""
     read = read_account(plan, source, as_of, progress)
     messages, owner, policy = read.messages, read.owner, read.policy
-    counterpart = counterpart_matcher(owner)
-    if memo is None:
-        threads = build_threads(messages, counterpart)
-        outcome = evaluate(plan.name, threads, owner, policy, as_of, plan.reply_window)
-    else:
-        threads = memo.threads.update(messages, counterpart, owner)
-        outcome = memo.verdicts.evaluate(
-            plan.name, threads, owner, policy, as_of, plan.reply_window
+    threads, outcome = _judged(plan, read, as_of, memo)
+    bodies = Bodies(source)
+    bodies.ahead([*outcome.overdue, *outcome.waiting])  # read by refine; meanwhile:
+    try:
+        late, soon = (
+            awaiting(plan.name, threads, owner, policy, as_of, plan.followup_after)
+            if read.covered
+            else ([], [])
         )
-    judge = (owner, policy, as_of, plan.reply_window)
-    refine(plan.name, outcome, threads, judge, reader(source))
+        judge = (owner, policy, as_of, plan.reply_window)
+        refine(plan.name, outcome, threads, judge, bodies.read)
+    finally:
+        bodies.settle()
     stats = outcome.stats
     if not read.covered:
         outcome.overdue, outcome.waiting, outcome.invitations = [], [], []
@@ -258,35 +285,10 @@ def scan_account(
     report.overdue.extend(outcome.overdue)
     report.waiting.extend(outcome.waiting)
     report.invitations.extend(outcome.invitations)
-    if read.covered:
-        late, soon = awaiting(plan.name, threads, owner, policy, as_of, plan.followup_after)
-        report.awaiting.extend(late)
-        report.awaiting_soon.extend(soon)
+    report.awaiting.extend(late)
+    report.awaiting_soon.extend(soon)
     report.stats.add(stats)
     report.errors.extend(read.errors)
-
-
-def reader(source: MailSource) -> Read:
-    """Bodies through the source, a folder at a time. Trouble reading them is not the
-    scan's: the messages stay as their headers judged them (flagged, not hidden)."""
-
-    def read(messages: Sequence[MessageMeta]) -> dict[tuple[str, int], Details]:
-        by_folder: dict[str, set[int]] = {}
-        for msg in messages:
-            by_folder.setdefault(msg.folder, set()).add(msg.uid)
-        found: dict[tuple[str, int], Details] = {}
-        for folder, uids in by_folder.items():
-            try:
-                got = source.details(folder, sorted(uids))
-            except InboxwatchError as exc:
-                log.warning(
-                    "reading message bodies in %r failed (%s); judged by headers", folder, exc
-                )
-                continue
-            found.update(((folder, uid), d) for uid, d in got.items())
-        return found
-
-    return read
 
 
 def _account_error(account: str, exc: InboxwatchError) -> ReportError:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, NamedTuple
 
 from inboxwatch.core.bodytext import (
     EVENT_BYTES,
@@ -62,14 +62,29 @@ def parts_of(body: Any, number: str = "") -> list[Part]:
     ]  # fmt: skip
 
 
-def fetch_details(
-    client: Any, uids: Sequence[int], preview: bool, deadline: Deadline
-) -> dict[int, Details]:
-    """Details of `uids` in the selected folder: two or three commands whatever their
-    number (BODYSTRUCTURE and PREVIEW together, then each text part size at once)."""
+class Asked(NamedTuple):
+    """Body details asked of the server (`ask_details`), their answer not read yet."""
+
+    tag: bytes | None
+    uids: list[int]
+    preview: bool
+
+
+def ask_details(client: Any, uids: Sequence[int], preview: bool) -> Asked:
+    """Send the FETCH of BODYSTRUCTURE (and PREVIEW, where offered) for `uids` in the
+    selected folder; `details_answer` reads it. Sent first so that its answer travels
+    while the scan works (a round trip and the transfer, ~0.4 s for 10,000 pending
+    messages at 100 ms RTT and 100 Mbit/s)."""
     items = ["BODYSTRUCTURE", "PREVIEW"] if preview else ["BODYSTRUCTURE"]
+    return Asked(client.fetch_send(list(uids), items), list(uids), preview)
+
+
+def details_answer(client: Any, asked: Asked, deadline: Deadline) -> dict[int, Details]:
+    """Details of the asked messages: two or three commands whatever their number (the
+    asked FETCH, then each text part size at once, then the invitations' events)."""
+    preview = asked.preview
     with deadline("FETCH BODYSTRUCTURE"):
-        answers = client.fetch(list(uids), items)
+        answers = client.fetch_answer(asked.tag, asked.uids)
     parts = {}
     for uid, data in answers.items():
         try:

@@ -19,24 +19,18 @@ from imapclient import SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from inboxwatch.core.bodytext import Details
-from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, FolderSync, Progress
+from inboxwatch.core.ports import Answer, FolderInfo, FolderScan, FolderState, FolderSync, Progress
 from inboxwatch.errors import AuthError, ConfigError, ServerError
-from inboxwatch.imap.bodyfetch import fetch_details
+from inboxwatch.imap.bodyfetch import ask_details, details_answer
 from inboxwatch.imap.failures import network_error
 from inboxwatch.imap.headerfetch import BATCH, HeaderFetcher
 from inboxwatch.imap.login import Secret, ServerLogin
+from inboxwatch.imap.sasl import xoauth2
 from inboxwatch.imap.selection import Selection, search_since
 from inboxwatch.imap.sets import batches
 from inboxwatch.imap.slots import Release
 from inboxwatch.imap.watch import SocketWatch
-from inboxwatch.imap.wire import (
-    Listing,
-    WatchedClient,
-    bound_literals,
-    connection,
-    send,
-    xoauth2,
-)
+from inboxwatch.imap.wire import Listing, WatchedClient, bound_literals, connection, send
 from inboxwatch.net import (
     is_loopback,
     keep_alive,
@@ -247,15 +241,22 @@ class ImapSource:
                 )
         return scan
 
-    def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
-        """A little of each message's body, for the closing and invitation checks."""
+    def ask_details(self, folder: str, uids: Sequence[int]) -> Answer:
+        """A little of each message's body, for the closing and invitation checks: the
+        FETCH is sent now and read when the answer is called (imap.bodyfetch)."""
         if not uids:
-            return {}
+            return dict
         preview = b"PREVIEW" in self.client.capabilities()  # RFC 8970 (Dovecot 2.3.17+)
         with self._guard(folder):
             if folder != self.selection.current:  # a scan's last folder is still selected
                 self.selection.selected(folder, None)  # no SEARCH: no FETCH sent with it
-            return fetch_details(self.client, uids, preview, self.watch.deadline)
+            asked = ask_details(self.client, uids, preview)
+
+        def answer() -> dict[int, Details]:
+            with self._guard(folder):
+                return details_answer(self.client, asked, self.watch.deadline)
+
+        return answer
 
     def fetch_uids(
         self,

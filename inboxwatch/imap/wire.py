@@ -1,7 +1,7 @@
 """The IMAP session's connection: imapclient with its socket watched, capabilities from
 the greeting, EXAMINE with CONDSTORE and the SEARCH sent with it (and with SEARCHRES the
-FETCH of what it finds), SASL XOAUTH2, bounded literals, and `send` for commands whose
-answer `imap.stream` reads.
+FETCH of what it finds), a FETCH sent now and read later, bounded literals, and `send`
+for commands whose answer `imap.stream` reads. (SASL XOAUTH2 is imap.sasl.)
 
 This is the one module that touches imaplib's internals (`IMAPClient._imap`, its
 `_new_tag`, `_command_complete`, `state`, `send` and `read`): imapclient offers no
@@ -233,11 +233,25 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         """imapclient's `fetch` (UIDs; sent and checked as it does), its answer parsed by
         imap.fetchparse: a record without a literal (BODYSTRUCTURE, PREVIEW, FLAGS) 3×
         faster, any other by imapclient's own parser."""
+        return self.fetch_answer(self.fetch_send(messages, data, modifiers), messages)
+
+    def fetch_send(
+        self, messages: Sequence[int], data: Sequence[str], modifiers: Sequence[str] = ()
+    ) -> bytes | None:
+        """`fetch`'s command written, its answer left to `fetch_answer`: the answer travels
+        while the caller works. Nothing else may be sent before it is read."""
         if not messages:
-            return {}
+            return None
         items = seq_to_parenstr_upper(data)
         tail = [seq_to_parenstr_upper(modifiers)] if modifiers else []
-        tag = self._imap._command("UID", "FETCH", join_message_ids(messages), items, *tail)
+        tag: bytes = self._imap._command("UID", "FETCH", join_message_ids(messages), items, *tail)
+        return tag
+
+    def fetch_answer(
+        self, tag: bytes | None, messages: Sequence[int]
+    ) -> dict[int, dict[bytes, Any]]:
+        if tag is None:
+            return {}
         typ, said = self._imap._command_complete("FETCH", tag)
         self._checkok("fetch", typ, said)
         typ, said = self._imap._untagged_response(typ, said, "FETCH")
@@ -352,23 +366,6 @@ def connection(client: IMAPClient) -> imaplib.IMAP4:
     """imapclient's imaplib connection, for the streamed FETCH and the generic UID FETCH."""
     imap: imaplib.IMAP4 = client._imap
     return imap
-
-
-def xoauth2(client: IMAPClient, user: str, token: str) -> None:
-    """SASL XOAUTH2 (Google's and Microsoft's mechanism; Dovecot's oauth2 passdb). A refused
-    token gets a `+` continuation carrying a base64 JSON error, and the server waits for
-    an empty line before its NO (Google's XOAUTH2 protocol page); imapclient's
-    oauth2_login would send the token a second time there. Raises imaplib's error on NO."""
-    first = f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
-    answered: list[bool] = []
-
-    def respond(_challenge: bytes) -> bytes:
-        if answered:
-            return b""  # the error continuation: an empty line ends the exchange
-        answered.append(True)
-        return first
-
-    connection(client).authenticate("XOAUTH2", respond)
 
 
 def bound_literals(client: IMAPClient) -> None:

@@ -11,6 +11,7 @@ message was delivered.
 from __future__ import annotations
 
 import email
+import functools
 import mailbox
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,7 +21,7 @@ from pathlib import Path
 from inboxwatch.core.bodytext import Details, details_of
 from inboxwatch.core.model import MessageMeta, ParseFailure
 from inboxwatch.core.parse import MAX_HEADER_BYTES, parse_headers
-from inboxwatch.core.ports import FolderInfo, FolderScan, Progress
+from inboxwatch.core.ports import Answer, FolderInfo, FolderScan, Progress
 from inboxwatch.errors import ConfigError
 
 # mbox Status/X-Status letters and Maildir info letters -> IMAP flags.
@@ -185,7 +186,11 @@ class LocalSource:
             raise ConfigError(f"folder {folder!r} not found among {', '.join(self._folders)}")
         return box
 
-    def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
+    def ask_details(self, folder: str, uids: Sequence[int]) -> Answer:
+        """Read from disk when the answer is called: nothing travels meanwhile."""
+        return functools.partial(self._details, folder, uids)
+
+    def _details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
         box = self._folder(folder)
         found = {}
         if isinstance(box, EmlFolder):

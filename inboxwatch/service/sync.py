@@ -15,7 +15,14 @@ from datetime import datetime
 
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.model import MessageMeta, ParseFailure
-from inboxwatch.core.ports import FolderInfo, FolderScan, FolderState, Progress, StateStore
+from inboxwatch.core.ports import (
+    Answer,
+    FolderInfo,
+    FolderScan,
+    FolderState,
+    Progress,
+    StateStore,
+)
 from inboxwatch.core.scan import ScanMemo
 from inboxwatch.errors import CorruptState, InboxwatchError, ServerError
 from inboxwatch.imap.source import ImapSource
@@ -208,19 +215,24 @@ class SyncingSource:
         where = None if known is None else (self.account, folder, known.uidvalidity)
         return known, cached, self.store.parse_failures(where) if where else {}
 
-    def details(self, folder: str, uids: Sequence[int]) -> dict[int, Details]:
-        """Read once per message: the kept ones, and the server's for the rest."""
+    def ask_details(self, folder: str, uids: Sequence[int]) -> Answer:
+        """Read once per message: the kept ones, and the server's for the rest (asked now,
+        read and kept when the answer is called)."""
         state = next((s.state for s in self._staged if s.folder == folder), None)
         where = None if state is None else (self.account, folder, state.uidvalidity)
         found = {} if where is None else self.store.details(where, uids)
         missing = [uid for uid in uids if uid not in found]
-        if missing:
+        with self._bounded():
+            fresh = self.inner.ask_details(folder, missing)
+
+        def answer() -> dict[int, Details]:
             with self._bounded():
-                fresh = self.inner.details(folder, missing)
-            if where is not None:
-                self.store.save_details(where, fresh)
-            found.update(fresh)
-        return found
+                got = fresh()
+            if where is not None and got:
+                self.store.save_details(where, got)
+            return found | got
+
+        return answer
 
     def commit(self) -> None:
         with self.store.transaction():

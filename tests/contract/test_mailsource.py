@@ -192,7 +192,9 @@ def test_the_folder_named_next_reads_alike_whatever_comes_next(source):
     }
     assert ids("Sent", then="INBOX") == sent
     uids = [m.uid for m in source.fetch_since("INBOX", LOOKBACK).messages]
-    assert ids("INBOX", then="Sent") == inbox and source.details("INBOX", uids).keys() <= set(uids)
+    assert ids("INBOX", then="Sent") == inbox and source.ask_details("INBOX", uids)().keys() <= set(
+        uids
+    )
     assert ids("Sent", then="Nowhere") == sent and ids("INBOX") == inbox  # a folder not there
 
 

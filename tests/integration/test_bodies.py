@@ -7,15 +7,17 @@ from __future__ import annotations
 import contextlib
 import json
 import mailbox
+import time
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 import pytest
-from imapclient import IMAPClient
 
-from inboxwatch.imap.bodyfetch import fetch_details
+from inboxwatch.imap.bodyfetch import ask_details, details_answer
 from inboxwatch.imap.selection import Selection
+from inboxwatch.imap.watch import SocketWatch
+from inboxwatch.imap.wire import WatchedClient
 from tests.conftest import NOW, OWNER, mail, write_config
 from tests.proxy import RecordingProxy
 
@@ -290,6 +292,55 @@ def test_a_small_next_folder_has_its_fetch_sent_with_its_examine(
 
 
 @pytest.mark.dovecot
+def test_the_body_checks_fetch_is_on_the_wire_while_the_scan_goes_on_judging(
+    run, tmp_path, dovecot, sent_mailbox, monkeypatch
+):
+    """The pending messages' BODYSTRUCTURE/PREVIEW FETCH is written as soon as the
+    findings are known, before the awaited replies are listed (core.bodies): its answer
+    travels meanwhile. The report is the one read with the FETCH sent when needed."""
+    import inboxwatch.core.scan as scan_module
+
+    seed(sent_mailbox)
+    seen: list[bool] = []
+    listing = scan_module.awaiting
+
+    def awaiting(*args, **kwargs):
+        # The proxy's thread forwards what was written: given a second to see it.
+        deadline = time.monotonic() + 1
+        while b"BODYSTRUCTURE" not in bytes(proxy.client_bytes) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(b"BODYSTRUCTURE" in bytes(proxy.client_bytes))
+        return listing(*args, **kwargs)
+
+    monkeypatch.setattr(scan_module, "awaiting", awaiting)
+    argv = ("scan", "--as-of", NOW.isoformat(), "--format", "json")
+    with RecordingProxy(dovecot.port) as proxy:
+        result = run(
+            *argv,
+            "--config",
+            str(write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port)),
+        )
+    assert result.code == 1, result.err
+    assert seen == [True]
+    # Asked only when refine reads them: the same report.
+    monkeypatch.setattr(scan_module.Bodies, "ahead", lambda self, findings: None)
+    seen.clear()
+    with RecordingProxy(dovecot.port) as proxy:
+        again = run(
+            *argv,
+            "--config",
+            str(write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port)),
+        )
+        assert b"BODYSTRUCTURE" in bytes(proxy.client_bytes)
+    assert seen == [False]
+    assert again.code == 1 and {**json.loads(again.out), "generated_at": ""} == {
+        **json.loads(result.out),
+        "generated_at": "",
+    }
+    assert json.loads(result.out)["stats"]["excluded"].get("closing")  # the bodies were read
+
+
+@pytest.mark.dovecot
 def test_a_fetch_sent_ahead_for_a_folder_not_read_next_is_dropped_whole(dovecot, sent_mailbox):
     """INBOX's records, sent ahead behind Sent's last FETCH, are read and dropped when
     Sent is asked for again instead: none of them is taken for Sent's own (the two
@@ -323,13 +374,15 @@ def test_a_partial_fetch_reads_no_more_than_its_bound(dovecot, sent_mailbox):
     big.set_content("Thanks!\n" + "x" * 1_000_000)
     sent_mailbox.add("INBOX", big.as_bytes(), NOW - 40 * H)
     with RecordingProxy(dovecot.port) as proxy:
-        client = IMAPClient("127.0.0.1", port=proxy.port, ssl=False, timeout=10)
+        watch = SocketWatch("127.0.0.1", 10)
+        client = WatchedClient(watch, "127.0.0.1", port=proxy.port, ssl=False, timeout=10)
         client.login(sent_mailbox.user, dovecot.password)
         client.select_folder("INBOX", readonly=True)
         [uid] = client.search("ALL")
         before = proxy.server_bytes
 
-        details = fetch_details(client, [uid], False, lambda what: contextlib.nullcontext())
+        asked = ask_details(client, [uid], False)
+        details = details_answer(client, asked, lambda what: contextlib.nullcontext())
         read = proxy.server_bytes - before
         client.logout()
     assert details[uid].text.startswith("Thanks!") and len(details[uid].text) <= 2048

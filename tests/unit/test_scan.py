@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -42,8 +43,8 @@ class _Source:
         scan.messages.append(MessageMeta(folder, 1, f"<{folder}@x>", (), (), "Hi", sender, when))
         return scan
 
-    def details(self, folder: str, uids: object) -> dict[int, object]:
-        return {}  # no body: each pending message stays as the headers judged it
+    def ask_details(self, folder: str, uids: object) -> Callable[[], dict[int, object]]:
+        return dict  # no body: each pending message stays as the headers judged it
 
     def close(self) -> None:
         self.collector.append(gc.isenabled())
