@@ -341,6 +341,35 @@ def test_the_body_checks_fetch_is_on_the_wire_while_the_scan_goes_on_judging(
 
 
 @pytest.mark.dovecot
+def test_a_connection_lost_during_the_body_checks_leaves_the_threads_to_their_headers(
+    run, tmp_path, dovecot, sent_mailbox
+):
+    """The connection drops when the body checks' FETCH is sent (its answer is read
+    later): the scan still reports, each pending thread judged by its headers alone
+    (flagged, not hidden), with one line saying what failed and no traceback."""
+    seed(sent_mailbox)
+    argv = ("scan", "--as-of", NOW.isoformat(), "--format", "json")
+    with RecordingProxy(dovecot.port) as proxy:
+        whole = run(
+            *argv,
+            "--config",
+            str(write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port)),
+        )
+    with RecordingProxy(dovecot.port, cut_on=b"BODYSTRUCTURE") as proxy:
+        cut = run(
+            *argv,
+            "--config",
+            str(write_config(tmp_path, dovecot, sent_mailbox.user, port=proxy.port)),
+        )
+    assert whole.code == cut.code == 1, cut.err
+    subjects = lambda result: sorted(f["subject"] for f in json.loads(result.out)["overdue"])  # noqa: E731
+    # The closing "thanks" the bodies excused is overdue again, as its headers say.
+    assert len(subjects(cut)) > len(subjects(whole)) and set(subjects(whole)) < set(subjects(cut))
+    assert "reading message bodies in 'INBOX' failed" in cut.err and "judged by headers" in cut.err
+    assert "Traceback" not in cut.err
+
+
+@pytest.mark.dovecot
 def test_a_fetch_sent_ahead_for_a_folder_not_read_next_is_dropped_whole(dovecot, sent_mailbox):
     """INBOX's records, sent ahead behind Sent's last FETCH, are read and dropped when
     Sent is asked for again instead: none of them is taken for Sent's own (the two
