@@ -18,14 +18,7 @@ from inboxwatch.core.awaiting import awaiting
 from inboxwatch.core.bodies import Bodies
 from inboxwatch.core.fanout import side_by_side
 from inboxwatch.core.incremental import EvalMemo, ThreadMemo
-from inboxwatch.core.model import (
-    AccountSummary,
-    MessageMeta,
-    Report,
-    ReportError,
-    Thread,
-    by_wait,
-)
+from inboxwatch.core.model import AccountSummary, MessageMeta, Report, ReportError, Thread, by_wait
 from inboxwatch.core.ports import FolderInfo, MailSource, Progress, discover_sent
 from inboxwatch.core.refine import refine
 from inboxwatch.core.rules import Owner, Policy

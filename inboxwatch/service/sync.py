@@ -15,14 +15,7 @@ from datetime import datetime
 
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.model import MessageMeta, ParseFailure
-from inboxwatch.core.ports import (
-    Answer,
-    FolderInfo,
-    FolderScan,
-    FolderState,
-    Progress,
-    StateStore,
-)
+from inboxwatch.core.ports import Answer, FolderInfo, FolderScan, FolderState, Progress, StateStore
 from inboxwatch.core.scan import ScanMemo
 from inboxwatch.errors import CorruptState, InboxwatchError, ServerError
 from inboxwatch.imap.source import ImapSource
@@ -222,13 +215,15 @@ class SyncingSource:
         where = None if state is None else (self.account, folder, state.uidvalidity)
         found = {} if where is None else self.store.details(where, uids)
         missing = [uid for uid in uids if uid not in found]
+        if not missing:  # all kept: the server is not asked (nor the deadline checked)
+            return lambda: found
         with self._bounded():
             fresh = self.inner.ask_details(folder, missing)
 
         def answer() -> dict[int, Details]:
             with self._bounded():
                 got = fresh()
-            if where is not None and got:
+            if where is not None:
                 self.store.save_details(where, got)
             return found | got
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import contextlib
 import json
 import mailbox
+import re
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 
@@ -367,6 +369,51 @@ def test_a_connection_lost_during_the_body_checks_leaves_the_threads_to_their_he
     assert len(subjects(cut)) > len(subjects(whole)) and set(subjects(whole)) < set(subjects(cut))
     assert "reading message bodies in 'INBOX' failed" in cut.err and "judged by headers" in cut.err
     assert "Traceback" not in cut.err
+
+
+@pytest.mark.dovecot
+def test_a_service_reads_each_pending_messages_body_once(tmp_path, dovecot, sent_mailbox):
+    """Bodies are kept in the state: a poll after new mail asks only for the new pending
+    message's, and a restarted service (nothing in memory) asks for none."""
+    from inboxwatch.config import Settings
+    from inboxwatch.delivery.smtp import StdoutSender
+    from inboxwatch.service.poller import Poller
+    from inboxwatch.service.sync import MemoryCache
+    from inboxwatch.store.sqlite import SqliteStore
+
+    seed(sent_mailbox)
+    with RecordingProxy(dovecot.port) as proxy:
+
+        def poll(poller: Poller, when: datetime) -> tuple[Any, list[bytes]]:
+            """The poll's report, and the UID sets of the body FETCHes it sent."""
+            before = len(proxy.client_bytes)
+            result = poller.poll(when)
+            sent = bytes(proxy.client_bytes)[before:]
+            assert not result.report.errors
+            return result.report, re.findall(rb"UID FETCH ([\d,:]+) \(BODYSTRUCTURE", sent)
+
+        account = {"name": "work", "host": "127.0.0.1", "port": proxy.port, "security": "plain"}
+        account |= {
+            "username": sent_mailbox.user,
+            "password": dovecot.password,
+            "addresses": [OWNER],
+        }
+        config = Settings(accounts=[account], state={"path": str(tmp_path / "s.db")})
+        store = SqliteStore(tmp_path / "s.db")
+        poller = Poller(config, store, StdoutSender(), memory=MemoryCache())
+        assert len(poll(poller, NOW)[1]) == 1  # every pending message's, in one FETCH
+        sent_mailbox.add("INBOX", mail("Nia <nia@n.example>", subject="New"), NOW - 30 * H)
+        sent_mailbox.client.select_folder("INBOX", readonly=True)
+        new = max(sent_mailbox.client.search("ALL"))
+        report, asked = poll(poller, NOW)
+        assert "New" in {f.subject for f in report.overdue}
+        assert asked == [str(new).encode()]
+        poller.close()
+        restarted = Poller(config, store, StdoutSender(), memory=MemoryCache())
+        report, asked = poll(restarted, NOW + H)
+        assert asked == [] and "New" in {f.subject for f in report.overdue}
+        restarted.close()
+        store.close()
 
 
 @pytest.mark.dovecot
