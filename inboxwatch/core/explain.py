@@ -11,7 +11,7 @@ from inboxwatch.core.model import MessageMeta, Stats, Thread, as_message_id
 from inboxwatch.core.refine import Read, said
 from inboxwatch.core.rules import Owner, Policy, exclusion
 from inboxwatch.core.standards import Window
-from inboxwatch.core.threads import base_subject
+from inboxwatch.core.subjects import base_subject
 from inboxwatch.core.unanswered import (
     Verdict,
     human_duration,

@@ -20,7 +20,8 @@ from datetime import datetime
 from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread, by_due, by_wait
 from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.standards import Window
-from inboxwatch.core.threads import Counterpart, base_subject, build_threads
+from inboxwatch.core.subjects import base_subject
+from inboxwatch.core.threads import Counterpart, build_threads
 from inboxwatch.core.unanswered import Outcome, Share, stamped, thread_share
 
 Key = tuple[str, int]

@@ -18,7 +18,8 @@ import pytest
 from inboxwatch.core.model import MessageMeta, ParseFailure
 from inboxwatch.core.parse import parse_headers
 from inboxwatch.core.rules import Owner, Policy, exclusion
-from inboxwatch.core.threads import base_subject, build_threads
+from inboxwatch.core.subjects import base_subject
+from inboxwatch.core.threads import build_threads
 from inboxwatch.local.source import LocalSource, _header_block
 from tests.conftest import corpus_dir
 from tests.factory import msg

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from inboxwatch.core.model import Address
 from inboxwatch.core.rules import Owner
 from inboxwatch.core.scan import counterpart_matcher
-from inboxwatch.core.threads import _SPACES, _Endings, base_subject, build_threads, strip_subject
+from inboxwatch.core.subjects import _SPACES, Endings, base_subject, strip_subject
+from inboxwatch.core.threads import build_threads
 from tests.factory import msg
 
 ME = "me@mydomain.example"
@@ -72,17 +73,17 @@ def test_base_subject_shortcuts_agree_with_the_rfc_5256_steps(subject):
 def test_a_subject_ruled_out_by_its_ending_has_no_wanted_base_subject(subject, others):
     # The screen may only say "maybe" too often, never "no" to a base subject wanted.
     wanted = {w.casefold() for w in others}
-    assert _Endings({*wanted, base_subject(subject)}).may_end(subject)
-    if not _Endings(wanted).may_end(subject):
+    assert Endings({*wanted, base_subject(subject)}).may_end(subject)
+    if not Endings(wanted).may_end(subject):
         assert base_subject(subject) not in wanted
 
 
 def test_the_ending_screen_rules_out_other_subjects():
-    endings = _Endings({"invoice 7", "quote"})
+    endings = Endings({"invoice 7", "quote"})
     assert endings.may_end("Re: [acme] Invoice 7") and endings.may_end("QUOTE")
     assert not endings.may_end("Re: Invoice 8") and not endings.may_end("Requote")
     # Trailers and wrappers RFC 5256 takes off the end: those are always asked.
-    assert _Endings({"x"}).may_end("[Fwd: x]") and _Endings({"x"}).may_end("x (fwd)")
+    assert Endings({"x"}).may_end("[Fwd: x]") and Endings({"x"}).may_end("x (fwd)")
 
 
 def test_subject_fallback_is_guarded_by_the_counterpart():
