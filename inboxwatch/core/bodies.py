@@ -36,8 +36,8 @@ class Bodies:
 
     def __init__(self, source: MailSource) -> None:
         self.source = source
-        self._asked: tuple[str, set[int]] = ("", set())  # asked ahead, answered or not
-        self._early: tuple[str, Answer] | None = None
+        # Asked ahead: the folder, its UIDs, and the answer (None: the ask failed).
+        self._ahead: tuple[str, set[int], Answer | None] | None = None
 
     def ahead(self, findings: Sequence[Finding]) -> None:
         """Ask now for the bodies of the findings' pending messages, in the folder that
@@ -46,16 +46,14 @@ class Bodies:
         if not wanted:
             return
         folder = max(wanted, key=lambda name: len(wanted[name]))
-        self._asked = folder, wanted[folder]  # once: a failed ask is not asked again
-        answer = self._ask(folder, sorted(wanted[folder]))
-        if answer is not None:
-            self._early = folder, answer
+        # Kept even when the ask fails: it is not asked again.
+        self._ahead = folder, wanted[folder], self._ask(folder, sorted(wanted[folder]))
 
     def read(self, messages: Sequence[MessageMeta]) -> dict[tuple[str, int], Details]:
         """Details of `messages`, by (folder, UID): the answer asked ahead, and the rest
         asked now."""
-        (ahead, asked), self._asked = self._asked, ("", set())
-        found = {(ahead, uid): d for uid, d in self._take().items()}
+        ahead, asked, early = self._take()
+        found = {(ahead, uid): d for uid, d in early.items()}
         for folder, uids in _by_folder((m.folder, (m.uid,)) for m in messages).items():
             rest = sorted(uids - asked if folder == ahead else uids)
             answer = self._ask(folder, rest) if rest else None
@@ -68,12 +66,13 @@ class Bodies:
         read and dropped, so that the session can be used again."""
         self._take()
 
-    def _take(self) -> dict[int, Details]:
-        early, self._early = self._early, None
-        if early is None:
-            return {}
-        folder, answer = early
-        return dict(self._answered(folder, answer))
+    def _take(self) -> tuple[str, set[int], dict[int, Details]]:
+        """What was asked ahead and its answer, read once (nothing: empty)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return "", set(), {}
+        folder, uids, answer = ahead
+        return folder, uids, {} if answer is None else dict(self._answered(folder, answer))
 
     def _ask(self, folder: str, uids: list[int]) -> Answer | None:
         try:

@@ -62,23 +62,25 @@ def parts_of(body: Any, number: str = "") -> list[Part]:
     ]  # fmt: skip
 
 
-class Asked(NamedTuple):
-    """Body details asked of the server (`ask_details`), their answer not read yet."""
+class DetailsAsked(NamedTuple):
+    """Body details asked of the server (`ask_details`), their answer not read yet (not
+    imap.answers.Asked, an EXAMINE's)."""
 
     tag: bytes | None
     uids: list[int]
     preview: bool
 
 
-def ask_details(client: Any, uids: Sequence[int], preview: bool) -> Asked:
+def ask_details(client: Any, uids: Sequence[int], preview: bool) -> DetailsAsked:
     """Send the FETCH of BODYSTRUCTURE (and PREVIEW, where offered) for `uids` in the
     selected folder; `details_answer` reads it, so that the answer travels while the
     scan works (core.bodies)."""
     items = ["BODYSTRUCTURE", "PREVIEW"] if preview else ["BODYSTRUCTURE"]
-    return Asked(client.fetch_send(list(uids), items), list(uids), preview)
+    wanted = list(uids)
+    return DetailsAsked(client.fetch_send(wanted, items), wanted, preview)
 
 
-def details_answer(client: Any, asked: Asked, deadline: Deadline) -> dict[int, Details]:
+def details_answer(client: Any, asked: DetailsAsked, deadline: Deadline) -> dict[int, Details]:
     """Details of the asked messages: two or three commands whatever their number (the
     asked FETCH, then each text part size at once, then the invitations' events)."""
     preview = asked.preview

@@ -1,5 +1,4 @@
-"""SASL XOAUTH2 on an IMAP session (Google's and Microsoft's mechanism; Dovecot's oauth2
-passdb), through imaplib's public `authenticate`."""
+"""SASL on an IMAP session, through imaplib's public `authenticate`."""
 
 from __future__ import annotations
 
