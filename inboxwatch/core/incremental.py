@@ -4,9 +4,9 @@ A poll after ten new messages should not re-thread and re-judge 100,000. The
 result is always exactly what `build_threads` and `evaluate` give for the whole
 mailbox (tests/unit/test_incremental.py compares them over random changes): the
 threads a change touches are rebuilt by `build_threads` itself, on their own
-messages plus the changed ones, and anything that could reach further — a
-removed message, the guarded subject fallback crossing from those threads to
-others — rebuilds everything.
+messages plus the changed ones and less the removed ones (archived, expunged, or
+past the lookback), and anything that could reach further — the guarded subject
+fallback crossing from those threads to others — rebuilds everything.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread, by_due, b
 from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.standards import Window
 from inboxwatch.core.subjects import base_subject
-from inboxwatch.core.threads import Counterpart, build_threads
+from inboxwatch.core.threads import Counterpart, build_threads, synthetic_id
 from inboxwatch.core.unanswered import Outcome, Share, stamped, thread_share
 
 Key = tuple[str, int]
@@ -33,14 +33,13 @@ def _key(msg: MessageMeta) -> Key:
 
 
 def _ids(msg: MessageMeta) -> Iterable[str]:
-    if msg.message_id:
-        yield msg.message_id
+    # Its own id as the graph keys it: a message without Message-ID shares its node with
+    # every copy of it (threads.synthetic_id), and a copy arriving later must find it.
+    yield msg.message_id or synthetic_id(msg)
     yield from msg.references
     yield from msg.in_reply_to
     if msg.thread_hint:  # a link as much as a reference is (threads._join_hinted)
         yield f"thread-hint:{msg.thread_hint}"
-    if msg.provider_id and not msg.message_id:
-        yield f"provider-id:{msg.provider_id}"  # its label copies share its place
 
 
 def _thread_ids(messages: Sequence[MessageMeta]) -> set[str]:
@@ -49,10 +48,9 @@ def _thread_ids(messages: Sequence[MessageMeta]) -> set[str]:
     for msg in messages:
         ids.update(msg.references)
         ids.update(msg.in_reply_to)
-        if msg.message_id:
-            ids.add(msg.message_id)
-        if msg.thread_hint or msg.provider_id:
-            ids.update(_ids(msg))
+        ids.add(msg.message_id or synthetic_id(msg))
+        if msg.thread_hint:
+            ids.add(f"thread-hint:{msg.thread_hint}")
     return ids
 
 
@@ -81,18 +79,22 @@ class ThreadMemo:
         known = self._objects  # what the memo holds, by identity: the cache hands back these
         changed = [m for m in messages if id(m) not in known]
         replaced = sum(_key(m) in self.messages for m in changed)
-        if (
-            context != self._context
-            or len(messages) - len(changed) != len(self.messages) - replaced  # some went
-            or len(changed) > MAX_CHANGED
-        ):
+        went = len(self.messages) - replaced - (len(messages) - len(changed))
+        if context != self._context or len(changed) + went > MAX_CHANGED:
             self._rebuild({_key(m): m for m in messages}, counterpart)
         else:
+            gone = self._gone(messages) if went else []
             changed = self._reflag(changed)
-            if changed and not self._patch(changed, counterpart):
+            if (changed or gone) and not self._patch(changed, gone, counterpart):
                 self._rebuild({_key(m): m for m in messages}, counterpart)
         self._context = context
         return list(self.threads.values())
+
+    def _gone(self, messages: Sequence[MessageMeta]) -> list[Key]:
+        """The memo's messages `messages` no longer hold (the owner archived or deleted
+        them, or they fell out of the lookback): most polls of a big mailbox lose a few."""
+        present = {_key(m) for m in messages}
+        return [key for key in self.messages if key not in present]
 
     def _store(self, msg: MessageMeta) -> None:
         old = self.messages.get(_key(msg))
@@ -144,12 +146,19 @@ class ThreadMemo:
         self._lone.update(base_subject(m.subject) for m in lone)
         self._lone_keys.update(map(_key, lone))
 
-    def _patch(self, changed: list[MessageMeta], counterpart: Counterpart) -> bool:
-        """Rebuild only the threads the changed messages touch; False when that could
-        give another result than a full rebuild (then nothing was modified)."""
-        touched = self._touched(changed)
+    def _patch(self, changed: list[MessageMeta], gone: list[Key], counterpart: Counterpart) -> bool:
+        """Rebuild only the threads the changed and the gone messages touch; False when
+        that could give another result than a full rebuild (then nothing was modified).
+
+        A gone message can split its thread, or reshape the threads sharing an id with
+        it: those are all in `touched`, rebuilt from what remains of them. Outside them
+        the fallback's choices stand: a lone message outside chose no thread inside (else
+        it would be inside), and the gone message only takes candidates away."""
+        touched = self._touched(changed, gone)
         old = [m for t in touched.values() for m in t.messages]
-        subset = {_key(m): m for m in old} | {_key(m): m for m in changed}
+        left = set(gone)
+        subset = {_key(m): m for m in old if _key(m) not in left}
+        subset.update((_key(m), m) for m in changed)
         lone: list[MessageMeta] = []
         threads = build_threads(subset.values(), counterpart, lone)
         old_subjects = Counter(base_subject(m.subject) for m in old)
@@ -169,6 +178,9 @@ class ThreadMemo:
         self._subjects -= old_subjects
         self._lone -= old_lone
         self._lone_keys.difference_update(_key(m) for m in old)
+        for where in gone:
+            self._objects.discard(id(self.messages.pop(where)))
+            del self._of_key[where]
         for msg in changed:
             self._store(msg)
         self._add(threads, lone)
@@ -198,14 +210,15 @@ class ThreadMemo:
             else:
                 del self._of_id[ident]
 
-    def _touched(self, changed: list[MessageMeta]) -> dict[int, Thread]:
-        """The threads sharing an id with the changed messages, and with those threads, and
-        so on: RFC 5256's graph is built in date order, so a thread's shape can depend on
-        every message that names one of its ids, not only on its own messages."""
+    def _touched(self, changed: list[MessageMeta], gone: list[Key]) -> dict[int, Thread]:
+        """The threads sharing an id with the changed messages, the threads that held the
+        changed or gone ones, and the threads sharing an id with those, and so on: RFC
+        5256's graph is built in date order, so a thread's shape can depend on every
+        message that names one of its ids, not only on its own messages."""
         touched: dict[int, Thread] = {}
         ids = [i for m in changed for i in _ids(m)]
-        for msg in changed:
-            replaced = self._of_key.get(_key(msg))
+        for where in [*map(_key, changed), *gone]:
+            replaced = self._of_key.get(where)
             if replaced is not None:
                 touched[id(replaced)] = replaced
                 ids.extend(_thread_ids(replaced.messages))

@@ -43,10 +43,11 @@ class _Container:
         return False
 
 
-def _synthetic_id(msg: MessageMeta) -> str:
-    # A stable key for a message without Message-ID: the provider's id where it has one
-    # (Gmail: one per message, whatever label folder it is read from), else the id made
-    # of its headers that the report shows too (MessageMeta.ident).
+def synthetic_id(msg: MessageMeta) -> str:
+    """A stable key for a message without Message-ID: the provider's id where it has one
+    (Gmail: one per message, whatever label folder it is read from), else the id made of
+    its headers that the report shows too (MessageMeta.ident). Two such messages with one
+    key are copies of one message, as two with one Message-ID are."""
     if msg.provider_id:
         return f"<no-message-id.{msg.provider_id}@provider.inboxwatch.invalid>"
     return msg.ident
@@ -73,7 +74,7 @@ class _Graph:
         return node
 
     def add(self, msg: MessageMeta) -> None:
-        node = self.get(msg.message_id or _synthetic_id(msg))
+        node = self.get(msg.message_id or synthetic_id(msg))
         duplicate = node.message is not None
         if node.message is None:
             node.message = msg

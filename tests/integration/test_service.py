@@ -400,8 +400,21 @@ def test_a_service_keeping_parsed_mail_in_memory_sees_what_a_fresh_process_sees(
     client.expunge()
     client.unselect_folder()
     both(T0 + 2 * H)
+    # A thread whose middle message is archived: it splits in two, and only it is redone.
+    chain = [("c1", None), ("c2", "<c1@client.example>"), ("c3", "<c2@client.example>")]
+    for n, (mid, parent) in enumerate(chain):
+        sender = "Bo <bo@client.example>" if mid == "c2" else "Anna <anna@client.example>"
+        text = mail(sender, subject="Contract", mid=f"<{mid}@client.example>", in_reply_to=parent)
+        sent_mailbox.add("INBOX", text, T0 - (50 - n) * H)
+    assert {f.thread_id for f in both(T0 + 3 * H).report.overdue} >= {"<c1@client.example>"}
+    client.create_folder("Archive")
+    client.select_folder("INBOX")
+    client.move(client.search(["HEADER", "Message-ID", "<c2@client.example>"]), "Archive")
+    client.unselect_folder()
+    split = {f.thread_id for f in both(T0 + 4 * H).report.overdue}
+    assert {"<c1@client.example>", "<c2@client.example>"} <= split
     dovecot.doveadm("mailbox", "update", "-u", sent_mailbox.user, "--uid-validity", "4242", "INBOX")
-    both(T0 + 3 * H)
+    both(T0 + 5 * H)
     store.close()
 
 

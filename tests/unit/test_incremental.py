@@ -2,8 +2,9 @@
 
 Random mailboxes (colliding ids and subjects, the owner and others writing, lone
 unlinked mail for the subject fallback) go through random polls: new messages,
-flag changes, removals, a later `now`; after each, the memo's threads and outcome
-must be exactly what build_threads + evaluate give for the whole mailbox.
+flag changes, removals, mail falling out of the lookback, a later `now`; after each,
+the memo's threads and outcome must be exactly what build_threads + evaluate give
+for the whole mailbox.
 """
 
 from __future__ import annotations
@@ -127,8 +128,14 @@ def test_incremental_polls_equal_a_full_rebuild(
         elif action < 0.8:  # flags changed on another device
             key = rnd.choice(list(mailbox))
             mailbox[key] = mailbox[key]._replace(flags=frozenset({"\\Answered"}))
-        elif action < 0.9:  # expunged
-            del mailbox[rnd.choice(list(mailbox))]
+        elif action < 0.75:  # archived or expunged on another device
+            for _ in range(rnd.randrange(1, 4)):
+                if mailbox:
+                    del mailbox[rnd.choice(list(mailbox))]
+        elif action < 0.9:  # the oldest fell out of the lookback
+            cut = min(m.received for m in mailbox.values()) + timedelta(hours=rnd.random() * 20)
+            for key in [k for k, m in mailbox.items() if m.received < cut]:
+                del mailbox[key]
         # else: nothing changed, only time passes
         hours += rnd.random() * 30
         check(memo, mailbox, hours, policy)
@@ -151,3 +158,41 @@ def test_a_new_message_touches_only_its_thread():
     }
     assert second["<o1>"] is first["<o1>"]  # untouched: the same object, not rebuilt
     assert [m.message_id for m in second["<q1>"].messages] == ["<q1>", "<r1>"]
+
+
+def _update(memo: ScanMemo, mailbox: dict[tuple[str, int], MessageMeta]) -> dict[str, Thread]:
+    threads = memo.threads.update(list(mailbox.values()), counterpart_matcher(OWNER), OWNER)
+    return {t.thread_id: t for t in threads}
+
+
+def test_a_removed_message_rebuilds_only_the_threads_it_was_in():
+    """Archiving a message (or its falling out of the lookback) is the commonest change of
+    all: it splits its thread where it was the link, and leaves the others as they were."""
+    memo = ScanMemo()
+    question = msg("q1", subject="Question", hours=0)
+    reply = msg("r1", irt=("q1",), sender=ME, to=("anna@client.example",), folder="Sent", hours=1)
+    again = msg("q2", irt=("r1",), subject="Re: Question", hours=2)  # names the reply alone
+    other = msg("o1", subject="Other", sender="bo@other.example", hours=3)
+    mailbox = {(m.folder, m.uid): m for m in (question, reply, again, other)}
+    first = _update(memo, mailbox)
+    assert [m.message_id for m in first["<q1>"].messages] == ["<q1>", "<r1>", "<q2>"]
+    del mailbox[(reply.folder, reply.uid)]
+    second = _update(memo, mailbox)
+    assert second["<o1>"] is first["<o1>"]  # untouched: the same object, not rebuilt
+    assert [m.message_id for m in second["<q1>"].messages] == ["<q1>"]
+    assert [m.message_id for m in second["<r1>"].messages] == ["<q2>"]  # its root: the gap
+    assert shape(list(second.values())) == shape(build_threads(list(mailbox.values())))
+
+
+def test_a_later_copy_of_a_message_without_message_id_joins_the_first():
+    """Two messages without Message-ID and with the same From, To, Date and Subject are
+    copies of one (threads.synthetic_id): one thread, whichever poll brought each."""
+    memo = ScanMemo()
+    first = msg(None, refs=("m0",), subject="Invoice", sender="bo@other.example")
+    mailbox = {(first.folder, first.uid): first}
+    _update(memo, mailbox)
+    copy = msg(None, irt=("m1",), subject="Invoice", sender="bo@other.example", folder="Later")
+    mailbox[(copy.folder, copy.uid)] = copy
+    threads = _update(memo, mailbox)
+    assert shape(list(threads.values())) == shape(build_threads(list(mailbox.values())))
+    assert len(threads) == 1
