@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,21 @@ def _poller(port: int, password: str, state: str, **options: Any) -> tuple[Any, 
     return Poller(settings, store, StdoutSender(), **options), store
 
 
+Change = Callable[[int, str, datetime, Path, int], None]
+
+
 def _service_poll(
-    port: int, password: str, now: datetime, state: str, change: int | None, first: bool = False
+    port: int,
+    password: str,
+    now: datetime,
+    state: str,
+    change: int | None,
+    first: bool = False,
+    how: Change | None = None,
 ) -> tuple[int, float]:
     """Like `inboxwatch run`: one poll to warm up, then the timed one (given the report of
-    the first, as the service keeps it), after `change_mailbox` when `change` is a round;
-    `first`: the first poll alone, timed."""
+    the first, as the service keeps it), after `how` (`change_mailbox` unless given) when
+    `change` is a round; `first`: the first poll alone, timed."""
     from inboxwatch.service.sync import MemoryCache
 
     poller, store = _poller(port, password, state, memory=MemoryCache())
@@ -57,7 +67,7 @@ def _service_poll(
         if first:
             return result.fetched, time.perf_counter() - started
         if change is not None:
-            change_mailbox(port, password, now, Path(state), change)
+            (how or change_mailbox)(port, password, now, Path(state), change)
         started = time.perf_counter()
         result = poller.poll(now)
         return result.fetched, time.perf_counter() - started
@@ -72,6 +82,12 @@ def m_idle(port: int, password: str, now: datetime, state: str) -> tuple[int, fl
 
 def m_change(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
     return _service_poll(port, password, now, state, int(Path(state + ".round").read_text()))
+
+
+def m_gone(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
+    """A running service's poll after the owner archived a few messages (`archive`)."""
+    round_ = int(Path(state + ".round").read_text())
+    return _service_poll(port, password, now, state, round_, how=archive)
 
 
 def m_first(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
@@ -116,6 +132,22 @@ def one_new_message(port: int, password: str, now: datetime) -> None:
     client.login("bench", password)
     text = _new_mail("One <one@x.example>", f"One {time.time()}", now)
     client.append("INBOX", text, msg_time=now - timedelta(minutes=1))
+    client.logout()
+
+
+def archive(port: int, password: str, now: datetime, state: Path, round_: int) -> None:
+    """5 messages of INBOX moved to Archive (a folder not watched): they are gone from
+    what the service reads, as when the owner files mail away on another device."""
+    from imapclient import IMAPClient
+
+    client = IMAPClient("127.0.0.1", port=port, ssl=False)
+    client.login("bench", password)
+    if not client.folder_exists("Archive"):
+        client.create_folder("Archive")
+    client.select_folder("INBOX")
+    uids = client.search(["ALL"])
+    start = (round_ + 1) * 997 % max(len(uids) - 5, 1)  # spread over the mailbox's age
+    client.move(uids[start : start + 5], "Archive")
     client.logout()
 
 

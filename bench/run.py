@@ -12,6 +12,7 @@ process (for a clean peak RSS), median of the rounds:
   poll-cron a poll in a fresh process (`run --once`), nothing new
   poll-idle a running service's poll with nothing new (it keeps the last report)
   poll-change the same after 10 new messages and 5 flag changes
+  poll-gone the same after 5 messages were archived (moved out of INBOX)
   cron-change a `run --once` after one new message (a fresh process on the kept state)
   start     what a fresh process pays before it polls: imports, settings, the state opened
   first     a service's first poll, on a new state (everything read and written)
@@ -46,6 +47,7 @@ from bench.polls import (  # noqa: E402
     bench_account,
     m_change,
     m_first,
+    m_gone,
     m_idle,
     m_poll,
     m_start,
@@ -206,6 +208,7 @@ MEASURES: dict[str, Any] = {
     "idle": m_idle,
     "change": m_change,
     "first": m_first,
+    "gone": m_gone,
     "start": m_start,
 }
 
@@ -364,6 +367,7 @@ def rounds(
         results.setdefault("poll-idle", []).append(go("idle"))
         state.with_name(state.name + ".round").write_text(str(round_))
         results.setdefault("poll-change", []).append(go("change"))
+        results.setdefault("poll-gone", []).append(go("gone"))
         results.setdefault("qresync", []).append(go("qresync"))
         print(f"round {round_ + 1} done", flush=True)
     return results
