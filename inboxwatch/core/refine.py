@@ -71,33 +71,105 @@ class _Refined:
     invitations: list[Finding] = field(default_factory=list)
 
 
+class Settled(NamedTuple):
+    """A flagged thread as its pending messages' bodies leave it, whatever the time."""
+
+    thread: Thread
+    verdict: Verdict
+    said: BodySaid | None  # None: the bodies change nothing (most threads)
+    invite: Details | None  # the first invitation's, when the bodies hold one
+
+
+class RefineMemo:
+    """Each flagged thread's `Settled`, by thread: a running service's poll judges again,
+    and reads the bodies of, only the flagged threads its changes rebuilt (core.incremental
+    hands back the others as the very same objects). A thread whose bodies could not all
+    be read is not kept: the next poll reads them again, as a scan would."""
+
+    def __init__(self) -> None:
+        self._context: object = None
+        self._known: dict[str, Settled] = {}  # by thread id; its thread is checked
+
+    def unsettled(
+        self, findings: Sequence[Finding], threads: Sequence[Thread], owner: Owner, policy: Policy
+    ) -> list[Finding]:
+        """The findings whose bodies `settle` will read (the others are known)."""
+        _, new = self._split(findings, threads, (owner, policy))
+        fresh = {t.thread_id for t in new}
+        return [f for f in findings if f.thread_id in fresh]
+
+    def settle(
+        self,
+        findings: Sequence[Finding],
+        threads: Sequence[Thread],
+        owner: Owner,
+        policy: Policy,
+        read: Read,
+    ) -> dict[str, Settled]:
+        """Each finding's thread settled, by thread id: the known ones as they were, the
+        others judged and their pending bodies read."""
+        settled, new = self._split(findings, threads, (owner, policy))
+        verdicts = [judge_thread(t, owner, policy, Stats()) for t in new]
+        details = read([m for v in verdicts for m in v.pending]) if verdicts else {}
+        kept = dict(settled)
+        for verdict in verdicts:
+            entry = _settled(verdict, details, policy)
+            settled[verdict.thread.thread_id] = entry
+            if all((m.folder, m.uid) in details for m in verdict.pending):
+                kept[verdict.thread.thread_id] = entry
+        self._known, self._context = kept, (owner, policy)  # a thread no longer flagged goes
+        return settled
+
+    def _split(
+        self, findings: Sequence[Finding], threads: Sequence[Thread], context: object
+    ) -> tuple[dict[str, Settled], list[Thread]]:
+        known = self._known if context == self._context else {}
+        wanted = {f.thread_id for f in findings}
+        settled: dict[str, Settled] = {}
+        new: list[Thread] = []
+        for thread in threads:
+            if thread.thread_id not in wanted:
+                continue
+            entry = known.get(thread.thread_id)
+            if entry is not None and entry.thread is thread:
+                settled[thread.thread_id] = entry
+            else:
+                new.append(thread)
+        return settled, new
+
+
+def _settled(
+    verdict: Verdict, details: Mapping[tuple[str, int], Details], policy: Policy
+) -> Settled:
+    body = said(verdict, details, policy)
+    if not any(body.kinds.values()):
+        return Settled(verdict.thread, verdict, None, None)
+    first = body.invites[0] if body.invites else None
+    invite = None if first is None else details[(first.folder, first.uid)]
+    return Settled(verdict.thread, verdict, body, invite)
+
+
 def refine(
     account: str,
     outcome: Outcome,
     threads: Sequence[Thread],
     judge: tuple[Owner, Policy, datetime, Window],
     read: Read,
+    memo: RefineMemo | None = None,
 ) -> None:
-    """Re-judge the outcome's findings with their pending messages' bodies, in place."""
+    """Re-judge the outcome's findings with their pending messages' bodies, in place;
+    `memo`: read only what it does not know."""
     findings = [*outcome.overdue, *outcome.waiting]
+    owner, policy = judge[0], judge[1]
+    settled = (memo or RefineMemo()).settle(findings, threads, owner, policy, read)
     if not findings:
         return
-    owner, policy = judge[0], judge[1]
-    wanted = {f.thread_id for f in findings}
-    verdicts = {
-        t.thread_id: judge_thread(t, owner, policy, Stats())
-        for t in threads
-        if t.thread_id in wanted
-    }
-    details = read([m for v in verdicts.values() for m in v.pending])
     late = {f.thread_id for f in outcome.overdue}
     out = _Refined(invitations=outcome.invitations)
     for found in findings:
-        verdict = verdicts.get(found.thread_id)
-        if verdict is not None:
-            _one(
-                account, found, verdict, details, judge, outcome.stats, out, found.thread_id in late
-            )
+        entry = settled.get(found.thread_id)
+        if entry is not None:
+            _one(account, found, entry, judge, outcome.stats, out, found.thread_id in late)
     for items in (out.overdue, out.waiting, out.invitations):
         items.sort(key=by_wait)
     outcome.overdue, outcome.waiting = out.overdue, out.waiting
@@ -107,8 +179,7 @@ def refine(
 def _one(
     account: str,
     found: Finding,
-    verdict: Verdict,
-    details: dict[tuple[str, int], Details],
+    entry: Settled,
     judge: tuple[Owner, Policy, datetime, Window],
     stats: Stats,
     out: _Refined,
@@ -117,10 +188,10 @@ def _one(
     """One finding: kept as it was, rebuilt without what needs no reply, moved to the
     invitations, or answered (the last word was theirs and closed it)."""
     owner, policy, as_of, window = judge
-    kinds, left, invites = said(verdict, details, policy)
-    if not any(kinds.values()):
+    if entry.said is None:
         (out.overdue if late else out.waiting).append(found)
         return
+    verdict, (kinds, left, invites) = entry.verdict, entry.said
     for kind in kinds.values():
         if kind and kind != "invitation":  # invitations are listed, not left out
             key = kind.split(" ", 1)[0]  # closing, calendar
@@ -131,9 +202,9 @@ def _one(
         again = stamped(again, policy, as_of)
         (out.overdue if again.overdue_at(as_of) else out.waiting).append(again)
         return
-    if invites:
-        first = details[(invites[0].folder, invites[0].uid)]
-        entry = finding(account, verdict._replace(pending=invites), owner, policy, window)
-        out.invitations.append(entry._replace(event=(first.title, first.start)))
+    if invites and entry.invite is not None:
+        event = (entry.invite.title, entry.invite.start)
+        listed = finding(account, verdict._replace(pending=invites), owner, policy, window)
+        out.invitations.append(listed._replace(event=event))
     else:
         stats.answered += 1

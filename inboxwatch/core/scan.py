@@ -14,13 +14,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from inboxwatch.core.awaiting import awaiting
+from inboxwatch.core.awaiting import OwedMemo, awaiting
 from inboxwatch.core.bodies import Bodies
 from inboxwatch.core.fanout import side_by_side
 from inboxwatch.core.incremental import EvalMemo, ThreadMemo
 from inboxwatch.core.model import AccountSummary, MessageMeta, Report, ReportError, Thread, by_wait
 from inboxwatch.core.ports import FolderInfo, MailSource, Progress, discover_sent
-from inboxwatch.core.refine import refine
+from inboxwatch.core.refine import RefineMemo, refine
 from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.standards import Window
 from inboxwatch.core.threads import Roles, build_threads
@@ -194,6 +194,8 @@ class ScanMemo:
 
     threads: ThreadMemo = field(default_factory=ThreadMemo)
     verdicts: EvalMemo = field(default_factory=EvalMemo)
+    owed: OwedMemo = field(default_factory=OwedMemo)  # your messages awaiting an answer
+    settled: RefineMemo = field(default_factory=RefineMemo)  # what flagged bodies said
 
 
 @dataclass
@@ -256,15 +258,18 @@ def scan_account(
     messages, owner, policy = read.messages, read.owner, read.policy
     threads, outcome = _judged(plan, read, as_of, memo)
     bodies = Bodies(source)
-    bodies.ahead([*outcome.overdue, *outcome.waiting])  # read by refine; meanwhile:
-    try:
+    findings = [*outcome.overdue, *outcome.waiting]
+    settled = None if memo is None else memo.settled
+    bodies.ahead(settled.unsettled(findings, threads, owner, policy) if settled else findings)
+    try:  # the bodies asked are read by refine; meanwhile:
+        owed = None if memo is None else memo.owed
         late, soon = (
-            awaiting(plan.name, threads, owner, policy, as_of, plan.followup_after)
+            awaiting(plan.name, threads, owner, policy, as_of, plan.followup_after, owed)
             if read.covered
             else ([], [])
         )
         judge = (owner, policy, as_of, plan.reply_window)
-        refine(plan.name, outcome, threads, judge, bodies.read)
+        refine(plan.name, outcome, threads, judge, bodies.read, settled)
     finally:
         bodies.settle()
     stats = outcome.stats

@@ -3,8 +3,8 @@
 Random mailboxes (colliding ids and subjects, the owner and others writing, lone
 unlinked mail for the subject fallback) go through random polls: new messages,
 flag changes, removals, mail falling out of the lookback, a later `now`; after each,
-the memo's threads and outcome must be exactly what build_threads + evaluate give
-for the whole mailbox.
+the memo's threads, outcome and awaited answers must be exactly what build_threads,
+evaluate and awaiting give for the whole mailbox.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from inboxwatch.core.awaiting import awaiting
 from inboxwatch.core.clock import BusinessHours
 from inboxwatch.core.model import Address, MessageMeta, Thread
 from inboxwatch.core.rules import Owner, Policy
@@ -98,6 +99,9 @@ def check(
         memo.verdicts.evaluate("work", threads, OWNER, policy, now, WINDOW),
         evaluate("work", full, OWNER, policy, now, WINDOW),
     )
+    after = timedelta(hours=20)
+    kept = awaiting("work", threads, OWNER, policy, now, after, memo.owed)
+    assert kept == awaiting("work", full, OWNER, policy, now, after)
 
 
 @settings(max_examples=300, deadline=None)
@@ -196,3 +200,15 @@ def test_a_later_copy_of_a_message_without_message_id_joins_the_first():
     threads = _update(memo, mailbox)
     assert shape(list(threads.values())) == shape(build_threads(list(mailbox.values())))
     assert len(threads) == 1
+
+
+def test_the_awaited_answers_are_judged_again_when_the_policy_changes():
+    """A teammate is nobody who owes you an answer (core.awaiting): adding one to the
+    config changes what a running service's memo had judged of the same threads."""
+    memo = ScanMemo()
+    asked = msg("a1", sender=ME, to=("bo@other.example",), folder="Sent", subject="Q")
+    threads = _update(memo, {(asked.folder, asked.uid): asked}).values()
+    now, after = T0 + timedelta(days=3), timedelta(days=1)
+    assert len(awaiting("work", threads, OWNER, POLICY, now, after, memo.owed)[0]) == 1
+    team = replace(POLICY, team=("bo@other.example",))
+    assert awaiting("work", threads, OWNER, team, now, after, memo.owed) == ([], [])
