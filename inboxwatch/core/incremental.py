@@ -12,12 +12,12 @@ fallback crossing from those threads to others — rebuilds everything.
 from __future__ import annotations
 
 import bisect
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread, by_due, by_wait
+from inboxwatch.core.reach import held, meets, put, take
 from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.standards import Window
 from inboxwatch.core.subjects import base_subject
@@ -26,6 +26,9 @@ from inboxwatch.core.unanswered import Outcome, Share, stamped, thread_share
 
 Key = tuple[str, int]
 MAX_CHANGED = 2000  # beyond this a full rebuild costs about the same
+# Rounds of threads the subject fallback could reach (ThreadMemo._patch); each adds some
+# (most patches need one; a new message on an old subject, between the same two, two).
+_ROUNDS = 8
 
 
 def _key(msg: MessageMeta) -> Key:
@@ -40,6 +43,11 @@ def _ids(msg: MessageMeta) -> Iterable[str]:
     yield from msg.in_reply_to
     if msg.thread_hint:  # a link as much as a reference is (threads._join_hinted)
         yield f"thread-hint:{msg.thread_hint}"
+
+
+def _subjects(messages: Sequence[MessageMeta]) -> set[str]:
+    """The thread's base subjects (most have one: replies' prefixes are taken off)."""
+    return set(map(base_subject, {m.subject for m in messages}))
 
 
 def _thread_ids(messages: Sequence[MessageMeta]) -> set[str]:
@@ -68,8 +76,8 @@ class ThreadMemo:
         self._of_key: dict[Key, Thread] = {}
         # id -> the thread (or, rarely, threads) whose messages name it
         self._of_id: dict[str, int | set[int]] = {}
-        self._subjects: Counter[str] = Counter()  # base subject -> messages
-        self._lone: Counter[str] = Counter()  # base subject -> messages seeking a thread
+        self._of_subject: dict[str, int | set[int]] = {}  # base subject -> threads
+        self._lone: dict[str, Key | set[Key]] = {}  # base subject -> messages seeking one
         self._lone_keys: set[Key] = set()
 
     def update(
@@ -131,19 +139,20 @@ class ThreadMemo:
     def _add(self, threads: list[Thread], lone: list[MessageMeta]) -> None:
         # A follow-up repeats its thread's whole References chain: each thread's distinct
         # ids are taken once (set operations in C), not once per message naming them.
-        of_key, of_id = self._of_key, self._of_id
-        subjects: list[str] = []
+        of_key, of_id, of_subject = self._of_key, self._of_id, self._of_subject
         for thread in threads:
             key = id(thread)
             self.threads[key] = thread
             messages = thread.messages
             of_key.update((_key(m), thread) for m in messages)
-            subjects.extend(m.subject for m in messages)
             for ident in _thread_ids(messages):
                 if of_id.setdefault(ident, key) != key:
-                    self._name(ident, key)
-        self._subjects.update(map(base_subject, subjects))
-        self._lone.update(base_subject(m.subject) for m in lone)
+                    put(of_id, ident, key)
+            for subject in _subjects(messages):
+                if of_subject.setdefault(subject, key) != key:
+                    put(of_subject, subject, key)
+        for msg in lone:
+            put(self._lone, base_subject(msg.subject), _key(msg))
         self._lone_keys.update(map(_key, lone))
 
     def _patch(self, changed: list[MessageMeta], gone: list[Key], counterpart: Counterpart) -> bool:
@@ -153,30 +162,30 @@ class ThreadMemo:
         A gone message can split its thread, or reshape the threads sharing an id with
         it: those are all in `touched`, rebuilt from what remains of them. Outside them
         the fallback's choices stand: a lone message outside chose no thread inside (else
-        it would be inside), and the gone message only takes candidates away."""
-        touched = self._touched(changed, gone)
-        old = [m for t in touched.values() for m in t.messages]
-        left = set(gone)
-        subset = {_key(m): m for m in old if _key(m) not in left}
-        subset.update((_key(m), m) for m in changed)
-        lone: list[MessageMeta] = []
-        threads = build_threads(subset.values(), counterpart, lone)
-        old_subjects = Counter(base_subject(m.subject) for m in old)
-        old_lone = Counter(base_subject(m.subject) for m in old if _key(m) in self._lone_keys)
-        new_subjects = Counter(base_subject(m.subject) for m in subset.values())
-        # The subject fallback joins a lone message to a thread sharing its base subject:
-        # it stays inside the subset when no lone message's subject is found outside it,
-        # and no lone message outside it shares a subject with it.
-        for msg in lone:
-            subject = base_subject(msg.subject)
-            if self._subjects[subject] - old_subjects[subject] > 0:
-                return False
-        if any(self._lone[s] - old_lone[s] > 0 for s in new_subjects if s):
+        it would be inside), and the gone message only takes candidates away. Where the
+        subject fallback could join a rebuilt thread with one outside, that one is
+        rebuilt with them, until none could (core.reach)."""
+        also: set[int] = set()
+        for _ in range(_ROUNDS):
+            touched = self._touched(changed, gone, also)
+            old = [m for t in touched.values() for m in t.messages]
+            left = set(gone)
+            subset = {_key(m): m for m in old if _key(m) not in left}
+            subset.update((_key(m), m) for m in changed)
+            lone: list[MessageMeta] = []
+            threads = build_threads(subset.values(), counterpart, lone)
+            inside = subset.keys() | {_key(m) for m in old}
+            reach = self._reach(threads, lone, touched, inside, counterpart)
+            if not reach:
+                break
+            also |= reach
+        else:
             return False
         for key, thread in touched.items():
             self._forget(key, thread)
-        self._subjects -= old_subjects
-        self._lone -= old_lone
+        for msg in old:
+            if _key(msg) in self._lone_keys:
+                take(self._lone, base_subject(msg.subject), _key(msg))
         self._lone_keys.difference_update(_key(m) for m in old)
         for where in gone:
             self._objects.discard(id(self.messages.pop(where)))
@@ -186,39 +195,51 @@ class ThreadMemo:
         self._add(threads, lone)
         return True
 
-    def _name(self, ident: str, key: int) -> None:
-        owners = self._of_id.get(ident)
-        if owners is None or owners == key:
-            self._of_id[ident] = key
-        elif isinstance(owners, set):
-            owners.add(key)
-        else:
-            self._of_id[ident] = {owners, key}
-
-    def _owners(self, ident: str) -> Iterable[int]:
-        owners = self._of_id.get(ident)
-        if owners is None:
-            return ()
-        return owners if isinstance(owners, set) else (owners,)
+    def _reach(
+        self,
+        threads: list[Thread],
+        lone: list[MessageMeta],
+        touched: dict[int, Thread],
+        inside: Collection[Key],
+        counterpart: Counterpart,
+    ) -> set[int]:
+        """The threads outside `touched` that the subject fallback could join with one of
+        `threads` (rebuilt from the touched ones), either way (core.reach): those a lone
+        message of theirs could join, and those of lone messages that could join them."""
+        found: set[int] = set()
+        for msg in lone:
+            for key in held(self._of_subject, base_subject(msg.subject)):
+                if key not in touched and meets(
+                    counterpart.roles(msg), (self.threads[key],), counterpart
+                ):
+                    found.add(key)
+        for thread in threads:
+            for subject in _subjects(thread.messages):
+                for where in held(self._lone, subject):
+                    if where in inside:
+                        continue  # threaded with the rest by build_threads itself
+                    if meets(counterpart.roles(self.messages[where]), (thread,), counterpart):
+                        found.add(id(self._of_key[where]))
+        return found
 
     def _forget(self, key: int, thread: Thread) -> None:
         del self.threads[key]
         for ident in _thread_ids(thread.messages):
-            owners = self._of_id[ident]
-            if isinstance(owners, set) and len(owners) > 1:
-                owners.discard(key)
-            else:
-                del self._of_id[ident]
+            take(self._of_id, ident, key)
+        for subject in _subjects(thread.messages):
+            take(self._of_subject, subject, key)
 
-    def _touched(self, changed: list[MessageMeta], gone: list[Key]) -> dict[int, Thread]:
+    def _touched(
+        self, changed: list[MessageMeta], gone: list[Key], also: Collection[int] = ()
+    ) -> dict[int, Thread]:
         """The threads sharing an id with the changed messages, the threads that held the
-        changed or gone ones, and the threads sharing an id with those, and so on: RFC
-        5256's graph is built in date order, so a thread's shape can depend on every
+        changed or gone ones, `also`, and the threads sharing an id with those, and so on:
+        RFC 5256's graph is built in date order, so a thread's shape can depend on every
         message that names one of its ids, not only on its own messages."""
         touched: dict[int, Thread] = {}
         ids = [i for m in changed for i in _ids(m)]
-        for where in [*map(_key, changed), *gone]:
-            replaced = self._of_key.get(where)
+        held_by = [self._of_key.get(where) for where in [*map(_key, changed), *gone]]
+        for replaced in [*held_by, *(self.threads[key] for key in also)]:
             if replaced is not None:
                 touched[id(replaced)] = replaced
                 ids.extend(_thread_ids(replaced.messages))
@@ -228,7 +249,7 @@ class ThreadMemo:
             if ident in seen:
                 continue
             seen.add(ident)
-            for key in self._owners(ident):
+            for key in held(self._of_id, ident):
                 if key not in touched:
                     touched[key] = self.threads[key]
                     ids.extend(_thread_ids(touched[key].messages))

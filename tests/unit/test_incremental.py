@@ -212,3 +212,26 @@ def test_the_awaited_answers_are_judged_again_when_the_policy_changes():
     assert len(awaiting("work", threads, OWNER, POLICY, now, after, memo.owed)[0]) == 1
     team = replace(POLICY, team=("bo@other.example",))
     assert awaiting("work", threads, OWNER, team, now, after, memo.owed) == ([], [])
+
+
+def test_new_mail_with_a_subject_seen_before_rebuilds_only_where_it_could_join():
+    """Most new mail shares its subject with some older thread ("Invoice"); the subject
+    fallback joins it only to one between the same two parties (core.reach). Anyone
+    else's is threaded alone, and the other threads stay as they were."""
+    memo = ScanMemo()
+    asked = msg("a1", sender=ME, to=("anna@client.example",), folder="Sent", subject="Invoice")
+    other = msg("o1", subject="Other", sender="bo@other.example", hours=1)
+    mailbox = {(m.folder, m.uid): m for m in (asked, other)}
+    first = _update(memo, mailbox)
+    stranger = msg("s1", subject="Invoice", sender="cy@third.example", hours=2)
+    mailbox[(stranger.folder, stranger.uid)] = stranger
+    second = _update(memo, mailbox)
+    assert second["<a1>"] is first["<a1>"] and second["<o1>"] is first["<o1>"]  # not rebuilt
+    assert [m.message_id for m in second["<s1>"].messages] == ["<s1>"]
+    anna = msg("n1", subject="Invoice", sender="anna@client.example", hours=3)
+    mailbox[(anna.folder, anna.uid)] = anna
+    third = _update(memo, mailbox)
+    assert [m.message_id for m in third["<a1>"].messages] == ["<a1>", "<n1>"]  # the fallback
+    assert third["<o1>"] is first["<o1>"]
+    full = build_threads(list(mailbox.values()), counterpart_matcher(OWNER))
+    assert shape(list(third.values())) == shape(full)
