@@ -286,10 +286,8 @@ class ImapSource:
         """Only what changed since `known`: new UIDs, flag changes, expunged UIDs.
 
         Flag changes come from SEARCH MODSEQ (CONDSTORE, RFC 7162) where offered,
-        else from FLAGS of the cached UIDs. New mail is `UID SEARCH UID <uidnext>:*`;
-        when the message count grew by exactly that many, nothing was expunged (UIDs
-        only grow, RFC 3501 2.3.1.1), so the whole lookback is searched only when
-        the count says something went away.
+        else from FLAGS of the cached UIDs. New mail and expunges are found by UID
+        (`_changes`); the lookback is searched by date only on a first read.
         """
         with self._guard(folder):
             # A first read (nothing known) asks its SEARCH with the EXAMINE.
@@ -304,18 +302,16 @@ class ImapSource:
             if known is not None and replace:
                 # RFC 3501 2.3.1.1: the server renumbered the folder (restored, recreated,
                 # migrated). Handled by a rebuild, but worth a line: it costs a full read.
+                was, now = known.uidvalidity, state.uidvalidity
                 log.warning(
                     "%s: folder %r changed its UIDVALIDITY (%d -> %d); reading it again",
-                    self.account,
-                    folder,
-                    known.uidvalidity,
-                    state.uidvalidity,
+                    *(self.account, folder, was, now),
                 )
             sync = FolderSync(folder, state, replace)
             previous = set() if replace else set(cached)
-            arrived = None if replace else self._arrived(known, state)
-            if arrived is not None:
-                current = previous | set(arrived)
+            changes = None if replace else self._changes(known, state, previous)
+            if changes is not None:
+                current, sync.gone = changes
             else:
                 current = set(self._search_since(since) if searched is None else searched)
                 sync.gone = previous - current
@@ -330,15 +326,27 @@ class ImapSource:
             sync.new, sync.failures = scan.messages, scan.failures
         return sync
 
-    def _arrived(self, known: FolderState | None, state: FolderState) -> list[int] | None:
-        """UIDs new since `known`, or None when messages may also have gone."""
+    def _changes(
+        self, known: FolderState | None, state: FolderState, previous: set[int]
+    ) -> tuple[set[int], set[int]] | None:
+        """(the UIDs the lookback holds now, those of `previous` gone) by UID alone, or None
+        when `known` lacks the figures for it (then the lookback is searched by date)."""
         if known is None or known.uidnext is None or known.exists is None or state.exists is None:
             return None
         # `n:*` always matches the highest UID, even below n (RFC 3501 6.4.8): filter.
         with self.watch.deadline("SEARCH UID"):
             found = self.client.search(["UID", f"{known.uidnext}:*"])
         found = [u for u in found if u >= known.uidnext]
-        return found if state.exists == known.exists + len(found) else None
+        if state.exists == known.exists + len(found):
+            return previous | set(found), set()  # UIDs only grow (RFC 3501 2.3.1.1)
+        if not previous:
+            return set(found), set()
+        # Some went: which cached UIDs are still there. What the lookback holds below
+        # known.uidnext was read last time (its start only moves later): a UID search finds
+        # it, ~0.01 s for Dovecot where a date search took 0.2-0.3 s at 60,000 messages.
+        with self.watch.deadline("SEARCH UID"):
+            still = set(self.client.search(["UID", f"{min(previous)}:{known.uidnext - 1}"]))
+        return (previous & still) | set(found), previous - still
 
     @contextlib.contextmanager
     def _guard(self, folder: str) -> Iterator[None]:
