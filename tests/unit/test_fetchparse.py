@@ -136,7 +136,21 @@ _LINES = st.builds(
 )
 
 
+def generic_each(lines: list[Any]) -> dict[int, Any] | None:
+    """imapclient's parse of each line on its own, as imaplib hands them over (a response
+    ends at its CRLF outside a literal). Given the list at once, imapclient reads it as one
+    stream, so a line with a "(" unclosed would take in the next: parse_fetch refuses it."""
+    parsed: dict[int, Any] = {}
+    for line in lines:
+        one = generic([line])
+        if one is None:
+            return None
+        for key, data in one.items():
+            parsed.setdefault(key, {}).update(data)
+    return parsed
+
+
 @settings(max_examples=3000, deadline=None)
 @given(st.lists(_LINES, min_size=1, max_size=3))
 def test_random_lines_parse_as_imapclient_parses_them(lines):
-    assert fast(lines) == generic(lines)  # None: both refuse
+    assert fast(lines) == generic_each(lines)  # None: both refuse
