@@ -7,6 +7,8 @@ import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from email.parser import BytesParser
+from email.policy import default
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,12 @@ def m_gone(port: int, password: str, now: datetime, state: str) -> tuple[int, fl
     return _service_poll(port, password, now, state, round_, how=archive)
 
 
+def m_seen(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
+    """A running service's poll after 10 new messages on subjects the mailbox has seen."""
+    round_ = int(Path(state + ".round").read_text())
+    return _service_poll(port, password, now, state, round_, how=seen_subjects)
+
+
 def m_first(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
     Path(state + ".first").unlink(missing_ok=True)
     return _service_poll(port, password, now, state + ".first", None, first=True)
@@ -148,6 +156,30 @@ def archive(port: int, password: str, now: datetime, state: Path, round_: int) -
     uids = client.search(["ALL"])
     start = (round_ + 1) * 997 % max(len(uids) - 5, 1)  # spread over the mailbox's age
     client.move(uids[start : start + 5], "Archive")
+    client.logout()
+
+
+def seen_subjects(port: int, password: str, now: datetime, state: Path, round_: int) -> None:
+    """10 new messages in INBOX without linking headers, each on the subject of an older
+    message there, half from its sender and half from someone new: most new mail is
+    about something the mailbox has seen ("Invoice"), which poll-change's does not show."""
+    from email.utils import parseaddr
+
+    from imapclient import IMAPClient
+
+    client = IMAPClient("127.0.0.1", port=port, ssl=False)
+    client.login("bench", password)
+    client.select_folder("INBOX")
+    uids = client.search(["ALL"])
+    picked = [uids[(round_ * 10 + n) * 3541 % len(uids)] for n in range(10)]
+    fields = b"BODY[HEADER.FIELDS (FROM SUBJECT)]"
+    for n, data in enumerate(
+        client.fetch(picked, [fields.replace(b"BODY", b"BODY.PEEK")]).values()
+    ):
+        header = BytesParser(policy=default).parsebytes(data[fields], headersonly=True)
+        sender = parseaddr(str(header["From"]))[1] if n % 2 else f"seen{n}@x.example"
+        text = _new_mail(f"Seen <{sender}>", str(header["Subject"]), now)
+        client.append("INBOX", text, msg_time=now - timedelta(minutes=n + 1))
     client.logout()
 
 

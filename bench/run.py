@@ -13,6 +13,7 @@ process (for a clean peak RSS), median of the rounds:
   poll-idle a running service's poll with nothing new (it keeps the last report)
   poll-change the same after 10 new messages and 5 flag changes
   poll-gone the same after 5 messages were archived (moved out of INBOX)
+  poll-seen the same after 10 new messages on subjects the mailbox has seen
   cron-change a `run --once` after one new message (a fresh process on the kept state)
   start     what a fresh process pays before it polls: imports, settings, the state opened
   first     a service's first poll, on a new state (everything read and written)
@@ -50,6 +51,7 @@ from bench.polls import (  # noqa: E402
     m_gone,
     m_idle,
     m_poll,
+    m_seen,
     m_start,
     one_new_message,
 )
@@ -209,6 +211,7 @@ MEASURES: dict[str, Any] = {
     "change": m_change,
     "first": m_first,
     "gone": m_gone,
+    "seen": m_seen,
     "start": m_start,
 }
 
@@ -368,6 +371,7 @@ def rounds(
         state.with_name(state.name + ".round").write_text(str(round_))
         results.setdefault("poll-change", []).append(go("change"))
         results.setdefault("poll-gone", []).append(go("gone"))
+        results.setdefault("poll-seen", []).append(go("seen"))
         results.setdefault("qresync", []).append(go("qresync"))
         print(f"round {round_ + 1} done", flush=True)
     return results
