@@ -72,24 +72,22 @@ class OwedMemo:
 
     def __init__(self) -> None:
         self._context: object = None
-        self._known: dict[int, tuple[Thread, Finding | None]] = {}
+        # By id(thread): the threads judged last are held, so no other object has their id.
+        self._threads: list[Thread] = []
+        self._known: dict[int, Finding | None] = {}
 
     def owed(
         self, account: str, threads: Iterable[Thread], owner: Owner, policy: Policy
     ) -> list[Finding]:
         context = (account, owner, policy)
         known = self._known if context == self._context else {}
-        fresh: dict[int, tuple[Thread, Finding | None]] = {}
-        found: list[Finding] = []
-        for thread in threads:
-            entry = known.get(id(thread))
-            if entry is None or entry[0] is not thread:  # an id is reused once freed
-                entry = (thread, owed(account, thread, owner, policy))
-            fresh[id(thread)] = entry
-            if entry[1] is not None:
-                found.append(entry[1])
-        self._known, self._context = fresh, context  # a thread gone is forgotten
-        return found
+        current = list(threads)
+        fresh: dict[int, Finding | None] = {}
+        for thread in current:
+            key = id(thread)
+            fresh[key] = known[key] if key in known else owed(account, thread, owner, policy)
+        self._threads, self._known, self._context = current, fresh, context
+        return [found for found in fresh.values() if found is not None]
 
 
 def awaiting(

@@ -151,9 +151,10 @@ class ThreadMemo:
             for subject in _subjects(messages):
                 if of_subject.setdefault(subject, key) != key:
                     put(of_subject, subject, key)
-        for msg in lone:
-            put(self._lone, base_subject(msg.subject), _key(msg))
-        self._lone_keys.update(map(_key, lone))
+        keys = [_key(m) for m in lone]  # one tuple each, in both indexes
+        for msg, where in zip(lone, keys, strict=True):
+            put(self._lone, base_subject(msg.subject), where)
+        self._lone_keys.update(keys)
 
     def _patch(self, changed: list[MessageMeta], gone: list[Key], counterpart: Counterpart) -> bool:
         """Rebuild only the threads the changed and the gone messages touch; False when

@@ -75,9 +75,9 @@ class Settled(NamedTuple):
     """A flagged thread as its pending messages' bodies leave it, whatever the time."""
 
     thread: Thread
-    verdict: Verdict
-    said: BodySaid | None  # None: the bodies change nothing (most threads)
-    invite: Details | None  # the first invitation's, when the bodies hold one
+    # Its verdict, what the bodies said and the first invitation's details, if any;
+    # None when the bodies change nothing (most threads: nothing more is kept of them).
+    change: tuple[Verdict, BodySaid, Details | None] | None
 
 
 class RefineMemo:
@@ -143,10 +143,10 @@ def _settled(
 ) -> Settled:
     body = said(verdict, details, policy)
     if not any(body.kinds.values()):
-        return Settled(verdict.thread, verdict, None, None)
+        return Settled(verdict.thread, None)
     first = body.invites[0] if body.invites else None
     invite = None if first is None else details[(first.folder, first.uid)]
-    return Settled(verdict.thread, verdict, body, invite)
+    return Settled(verdict.thread, (verdict, body, invite))
 
 
 def refine(
@@ -188,10 +188,10 @@ def _one(
     """One finding: kept as it was, rebuilt without what needs no reply, moved to the
     invitations, or answered (the last word was theirs and closed it)."""
     owner, policy, as_of, window = judge
-    if entry.said is None:
+    if entry.change is None:
         (out.overdue if late else out.waiting).append(found)
         return
-    verdict, (kinds, left, invites) = entry.verdict, entry.said
+    verdict, (kinds, left, invites), invite = entry.change
     for kind in kinds.values():
         if kind and kind != "invitation":  # invitations are listed, not left out
             key = kind.split(" ", 1)[0]  # closing, calendar
@@ -202,8 +202,8 @@ def _one(
         again = stamped(again, policy, as_of)
         (out.overdue if again.overdue_at(as_of) else out.waiting).append(again)
         return
-    if invites and entry.invite is not None:
-        event = (entry.invite.title, entry.invite.start)
+    if invites and invite is not None:
+        event = (invite.title, invite.start)
         listed = finding(account, verdict._replace(pending=invites), owner, policy, window)
         out.invitations.append(listed._replace(event=event))
     else:
