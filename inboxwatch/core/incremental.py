@@ -5,8 +5,8 @@ result is always exactly what `build_threads` and `evaluate` give for the whole
 mailbox (tests/unit/test_incremental.py compares them over random changes): the
 threads a change touches are rebuilt by `build_threads` itself, on their own
 messages plus the changed ones and less the removed ones (archived, expunged, or
-past the lookback), and anything that could reach further — the guarded subject
-fallback crossing from those threads to others — rebuilds everything.
+past the lookback), with the threads the subject fallback could join them to
+(core.reach); a change of owner or policy, or one too wide, rebuilds everything.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from inboxwatch.core.unanswered import Outcome, Share, stamped, thread_share
 
 Key = tuple[str, int]
 MAX_CHANGED = 2000  # beyond this a full rebuild costs about the same
-# Rounds of threads the subject fallback could reach (ThreadMemo._patch); each adds some
-# (most patches need one; a new message on an old subject, between the same two, two).
-_ROUNDS = 8
+# How often ThreadMemo._patch widens what it rebuilds to the threads the subject fallback
+# could reach before it rebuilds everything: most patches need no widening, and a new
+# message on an old subject between the same two parties needs one.
+_WIDENINGS = 8
 
 
 def _key(msg: MessageMeta) -> Key:
@@ -166,22 +167,10 @@ class ThreadMemo:
         it would be inside), and the gone message only takes candidates away. Where the
         subject fallback could join a rebuilt thread with one outside, that one is
         rebuilt with them, until none could (core.reach)."""
-        also: set[int] = set()
-        for _ in range(_ROUNDS):
-            touched = self._touched(changed, gone, also)
-            old = [m for t in touched.values() for m in t.messages]
-            left = set(gone)
-            subset = {_key(m): m for m in old if _key(m) not in left}
-            subset.update((_key(m), m) for m in changed)
-            lone: list[MessageMeta] = []
-            threads = build_threads(subset.values(), counterpart, lone)
-            inside = subset.keys() | {_key(m) for m in old}
-            reach = self._reach(threads, lone, touched, inside, counterpart)
-            if not reach:
-                break
-            also |= reach
-        else:
+        rebuilt = self._rebuilt(changed, gone, counterpart)
+        if rebuilt is None:
             return False
+        touched, old, threads, lone = rebuilt
         for key, thread in touched.items():
             self._forget(key, thread)
         for msg in old:
@@ -195,6 +184,28 @@ class ThreadMemo:
             self._store(msg)
         self._add(threads, lone)
         return True
+
+    def _rebuilt(
+        self, changed: list[MessageMeta], gone: list[Key], counterpart: Counterpart
+    ) -> tuple[dict[int, Thread], list[MessageMeta], list[Thread], list[MessageMeta]] | None:
+        """The touched threads, their messages, and the threads and lone messages built
+        again from them, widened to what the subject fallback could reach; None when that
+        takes more than _WIDENINGS widenings."""
+        also: set[int] = set()
+        left = set(gone)
+        for _ in range(_WIDENINGS + 1):
+            touched = self._touched(changed, gone, also)
+            old = [m for t in touched.values() for m in t.messages]
+            subset = {_key(m): m for m in old if _key(m) not in left}
+            subset.update((_key(m), m) for m in changed)
+            lone: list[MessageMeta] = []
+            threads = build_threads(subset.values(), counterpart, lone)
+            inside = subset.keys() | {_key(m) for m in old}
+            reach = self._reach(threads, lone, touched, inside, counterpart)
+            if not reach:
+                return touched, old, threads, lone
+            also |= reach
+        return None
 
     def _reach(
         self,

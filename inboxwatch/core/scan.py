@@ -259,15 +259,11 @@ def scan_account(
     threads, outcome = _judged(plan, read, as_of, memo)
     bodies = Bodies(source)
     findings = [*outcome.overdue, *outcome.waiting]
-    settled = None if memo is None else memo.settled
+    settled, owed = (memo.settled, memo.owed) if memo is not None else (None, None)
     bodies.ahead(settled.unsettled(findings, threads, owner, policy) if settled else findings)
     try:  # the bodies asked are read by refine; meanwhile:
-        owed = None if memo is None else memo.owed
-        late, soon = (
-            awaiting(plan.name, threads, owner, policy, as_of, plan.followup_after, owed)
-            if read.covered
-            else ([], [])
-        )
+        after = plan.followup_after if read.covered else timedelta(0)  # 0: nobody's awaited
+        late, soon = awaiting(plan.name, threads, owner, policy, as_of, after, owed)
         judge = (owner, policy, as_of, plan.reply_window)
         refine(plan.name, outcome, threads, judge, bodies.read, settled)
     finally:
