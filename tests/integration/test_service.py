@@ -413,8 +413,16 @@ def test_a_service_keeping_parsed_mail_in_memory_sees_what_a_fresh_process_sees(
     client.unselect_folder()
     split = {f.thread_id for f in both(T0 + 4 * H).report.overdue}
     assert {"<c1@client.example>", "<c2@client.example>"} <= split
-    dovecot.doveadm("mailbox", "update", "-u", sent_mailbox.user, "--uid-validity", "4242", "INBOX")
+    # Your message, then Anna's answer on its subject without linking headers: the subject
+    # fallback joins them (core.reach), which the service's poll must see as a scan does.
+    terms = mail(OWNER, "Anna <anna@client.example>", "Terms", mid="<t1@m.example>")
+    sent_mailbox.add("Sent", terms, T0 - 60 * H)
     both(T0 + 5 * H)
+    sent_mailbox.add("INBOX", mail("Anna <anna@client.example>", subject="Re: Terms"), T0 - 59 * H)
+    joined = both(T0 + 6 * H).report.overdue
+    assert [f.thread_id for f in joined if f.subject == "Re: Terms"] == ["<t1@m.example>"]
+    dovecot.doveadm("mailbox", "update", "-u", sent_mailbox.user, "--uid-validity", "4242", "INBOX")
+    both(T0 + 7 * H)
     store.close()
 
 
