@@ -36,9 +36,11 @@ def put(index: dict[str, V | set[V]], name: str, value: V) -> None:
 
 def take(index: dict[str, V | set[V]], name: str, value: V) -> None:
     held = index.get(name)
-    if isinstance(held, set) and len(held) > 1:
+    if isinstance(held, set):
         held.discard(value)
-    elif held is not None and (held == value or isinstance(held, set)):
+        if not held:
+            del index[name]
+    elif held == value:
         del index[name]
 
 
