@@ -25,10 +25,11 @@ from inboxwatch.core.carried import advance
 from inboxwatch.core.model import PollRecord, Report, ReportError
 from inboxwatch.core.ports import MailSource, Sender, StateStore
 from inboxwatch.core.reminders import with_seen
-from inboxwatch.core.scan import AccountPlan, SourceFactory, joined, run_scan
+from inboxwatch.core.scan import SourceFactory, collector_paused, joined, run_scan
 from inboxwatch.core.snooze import hold
-from inboxwatch.errors import AuthError, InboxwatchError, ServerError, SignInNeeded
+from inboxwatch.errors import AuthError, InboxwatchError, ServerError
 from inboxwatch.imap.slots import ServerSlots
+from inboxwatch.service.backoff import backing_off, clock_jump
 from inboxwatch.service.ledger import Digests, Shared
 from inboxwatch.service.plans import plan_of
 from inboxwatch.service.quickcheck import QuickCheck
@@ -40,9 +41,6 @@ if TYPE_CHECKING:
     from inboxwatch.service.replicas import Replica
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF = timedelta(hours=1)
-# How far the clock may step back between polls unnoticed: an NTP step, a slow poll.
-CLOCK_SLACK = timedelta(minutes=5)
 
 
 @dataclass
@@ -70,41 +68,6 @@ class PollResult:
 
 def _short(message: str, limit: int = 200) -> str:
     return message if len(message) <= limit else message[: limit - 1] + "…"
-
-
-def _backing_off(record: PollRecord | None, interval: timedelta, now: datetime) -> bool:
-    """After consecutive failures, wait 1, 2, 4… poll intervals (at most an hour), and at
-    least as long as a throttling server asked (Microsoft 365's Suggested Backoff Time)."""
-    if record is None or not record.failures or record.last_attempt is None:
-        return False
-    if record.error_code == SignInNeeded.exit_code:
-        # Costs no request (the token file remembers the ended sign-in), and after
-        # `inboxwatch auth` the account must be back at the next poll, not in an hour.
-        return False
-    if record.last_attempt > now + CLOCK_SLACK:
-        return False  # the clock went back: a wait from the later clock would last as long
-    if record.not_before is not None and now < record.not_before:
-        return True
-    delay = min(interval * 2 ** (record.failures - 1), MAX_BACKOFF)
-    return bool(now < record.last_attempt + delay)
-
-
-def clock_jump(record: PollRecord | None, plan: AccountPlan, now: datetime) -> str | None:
-    """Why the cache cannot be trusted at `now`, or None. With the clock ahead, a poll ages
-    every cached message out of the lookback and stores the folders as read, so once the
-    clock is back an incremental poll finds nothing new and reports nothing overdue. The
-    last success is kept until a poll succeeds, so a failed full read is tried again."""
-    if record is None:
-        return None
-    success, attempt = record.last_success, record.last_attempt
-    if success is not None and now < success - CLOCK_SLACK:
-        return f"the clock went back from {success:%Y-%m-%d %H:%M} to {now:%Y-%m-%d %H:%M} UTC"
-    if attempt is not None and now - attempt > plan.lookback:
-        return (
-            f"{(now - attempt).days} days passed since its last poll, more than the lookback "
-            "(the clock jumped ahead, or the service was stopped that long)"
-        )
-    return None
 
 
 def fingerprint(account: Account, tokens: Path) -> str:
@@ -188,6 +151,13 @@ class Poller:
         self.previous: Report | None = None
 
     def poll(self, now: datetime) -> PollResult:
+        # Paused through the whole poll, not only the scan: a cron run's kept report (tens
+        # of thousands of findings) is decoded and encoded outside it, and the collector's
+        # walks of the growing heap took over half of that (bench/README.md, issue 21).
+        with collector_paused():
+            return self._poll(now)
+
+    def _poll(self, now: datetime) -> PollResult:
         started = time.monotonic()
         if self.replica is not None:
             self._narrow(self.replica.take())
@@ -332,7 +302,7 @@ class Poller:
                     f"{block.message} (not retried until the password, sign-in or config changes)"
                 )
                 skipped.append(ReportError(account.name, "auth", message, AuthError.exit_code))
-            elif record is not None and _backing_off(record, interval, now):
+            elif record is not None and backing_off(record, interval, now):
                 message = (
                     f"skipped while backing off after {record.failures} failed poll(s): "
                     f"{record.last_error}"

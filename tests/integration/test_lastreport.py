@@ -3,6 +3,8 @@ forward by the next run when nothing changed, and never when anything it depends
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from inboxwatch.service import poller
@@ -155,3 +157,29 @@ def test_only_run_once_keeps_its_report(dovecot, sent_mailbox, tmp_path):
             assert (runner.store.last_report(lastreport.fingerprint(settings)) is not None) is kept
         finally:
             runner.close()
+
+
+def test_the_kept_report_is_encoded_and_decoded_with_the_collector_paused(
+    dovecot, sent_mailbox, tmp_path, monkeypatch
+):
+    """A big mailbox's report is tens of thousands of findings: with the cyclic collector
+    on, its walks of the growing heap took over half of a carried cron run (issue 21)."""
+    seed(sent_mailbox)
+    sent_mailbox.add("INBOX", mail("Cy <cy@x.example>", subject="Young"), T0 - 20 * H)
+    seen: dict[str, list[bool]] = {"encode": [], "decode": []}
+    for name, calls in seen.items():
+        real = getattr(lastreport, name)
+        monkeypatch.setattr(
+            lastreport,
+            name,
+            lambda value, real=real, calls=calls: calls.append(gc.isenabled()) or real(value),
+        )
+    settings, store = polls(dovecot, sent_mailbox, tmp_path)
+    try:
+        poll_once(settings, store, Recorder(), T0, keep_report=True)
+        carried = poll_once(settings, store, Recorder(), T0 + 5 * H, keep_report=True)
+    finally:
+        store.close()
+    assert seen == {"encode": [False], "decode": [False]}
+    assert gc.isenabled()
+    assert "Young" in {f.subject for f in carried.report.overdue}

@@ -22,9 +22,9 @@ from inboxwatch.config import Account, Settings
 from inboxwatch.core.model import MessageMeta, PollRecord
 from inboxwatch.delivery.smtp import SmtpSender
 from inboxwatch.errors import DeliveryError, LockError
+from inboxwatch.service.backoff import clock_jump
 from inboxwatch.service.health import health
 from inboxwatch.service.plans import plan_of
-from inboxwatch.service.poller import clock_jump
 from inboxwatch.service.sync import MemoryCache
 from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import OWNER, mail
