@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.control import strip_control_codes
 from rich.markup import escape
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -191,11 +194,31 @@ def render_table(report: Report, console: Console) -> None:
                 row.append(Text(f.account))
             table.add_row(*row)
         console.print(table)
-    for f in report.awaiting:
-        waited = human_duration(report.as_of - f.waiting_since)
-        line = f"Waiting on {f.correspondent.display()} for {waited}: {_cut(f.subject, 60)}"
-        console.print(line, style="yellow", highlight=False, soft_wrap=True)
+    if report.awaiting:
+        lines = map(partial(_awaited_line, report.as_of), report.awaiting)
+        console.print(_Lines(lines, "yellow"), soft_wrap=True)
     console.print(summary(report), highlight=False, soft_wrap=True)
+
+
+class _Lines:
+    """Plain lines in one style, handed to rich as they are. Not markup: a subject holding
+    "[/x]" made `console.print` raise (MarkupError) and "[bold]" restyled its line. Not a
+    Text of them all either: at 100,000 messages rich took 1.2 s over 21,000 awaited
+    threads' lines as one Text, and ~5 s printed one by one; as segments, 0.04-0.13 s."""
+
+    def __init__(self, lines: Iterable[str], style: str) -> None:
+        self.lines, self.style = lines, style
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        style = console.get_style(self.style)
+        for line in self.lines:
+            yield Segment(strip_control_codes(line), style)  # as Text would
+            yield Segment.line()
+
+
+def _awaited_line(as_of: datetime, f: Finding) -> str:
+    waited = human_duration(as_of - f.waiting_since)
+    return f"Waiting on {f.correspondent.display()} for {waited}: {_cut(f.subject, 60)}"
 
 
 def _marks(f: Finding) -> Text:
