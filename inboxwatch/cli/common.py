@@ -28,7 +28,7 @@ from rich.progress import (
 
 from inboxwatch.auth.refresh import tokens_dir
 from inboxwatch.cli.csvout import report_csv
-from inboxwatch.cli.output import dumps, render_errors, render_table
+from inboxwatch.cli.output import render_errors, render_table, write_json
 from inboxwatch.config import Digest, Settings
 from inboxwatch.core import ports
 from inboxwatch.core.model import Report
@@ -120,7 +120,7 @@ def emit(report: Report, fmt: str, limit: int | None = None) -> None:
         shown = dataclasses.replace(report, overdue=report.overdue[:limit])
         click.echo(f"inboxwatch: {len(report.overdue) - limit} more not shown (--limit)", err=True)
     if fmt == "json":
-        click.echo(dumps(shown))
+        write_json(shown, sys.stdout)
     elif fmt == "csv":
         click.echo(report_csv(shown), nl=False)
     else:

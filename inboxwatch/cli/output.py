@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import IO, Any
 
 from rich import box
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -158,8 +158,18 @@ def report_json(report: Report) -> dict[str, Any]:
     }
 
 
-def dumps(report: Report) -> str:
-    return json.dumps(report_json(report), indent=2, ensure_ascii=False)
+def write_json(report: Report, out: IO[str]) -> None:
+    """The JSON report, written as it is encoded. A 100,000-message mailbox's is ~38 MB:
+    made as one string (with the encoder's million pieces before their join), `scan
+    --format json` peaked at 434 MB where the table's run takes 213."""
+    pieces: list[str] = []
+    encoder = json.JSONEncoder(indent=2, ensure_ascii=False)
+    for piece in encoder.iterencode(report_json(report)):
+        pieces.append(piece)
+        if len(pieces) == 4096:  # one write per few hundred KB, not one per piece
+            out.write("".join(pieces))
+            pieces.clear()
+    out.write("".join(pieces) + "\n")
 
 
 def _cut(text: str, width: int) -> str:

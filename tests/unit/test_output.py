@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 
-from inboxwatch.cli.output import render_table
+from inboxwatch.cli.output import render_table, report_json, write_json
 from inboxwatch.core.model import AccountSummary, Address, Finding, Report
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
@@ -36,3 +37,25 @@ def test_awaited_subjects_that_look_like_markup_print_as_written() -> None:
         "[bold]not bold[/bold]\x1b[0m",
     ]
     assert "Nothing waiting" in lines[2]
+
+
+class _Writes(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def write(self, text: str) -> int:
+        self.sizes.append(len(text))
+        return super().write(text)
+
+
+def test_the_json_report_is_written_as_it_is_encoded() -> None:
+    """The same text as one json.dumps, in pieces: a big mailbox's report is never one
+    string (38 MB at 100,000 messages, which doubled `scan --format json`'s peak)."""
+    report = Report(NOW, NOW, timedelta(hours=24))
+    report.accounts.append(AccountSummary("work", ("INBOX",), ("Sent",), 3, 3, timedelta(hours=24)))
+    report.overdue.extend(_awaited(f"Subject {n} – ü", 30 + n) for n in range(3000))
+    out = _Writes()
+    write_json(report, out)
+    assert out.getvalue() == json.dumps(report_json(report), indent=2, ensure_ascii=False) + "\n"
+    assert len(out.sizes) > 10 and max(out.sizes) < len(out.getvalue()) // 10
