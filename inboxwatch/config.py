@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from inboxwatch.configerrors import describe
+
 # Re-exported: the layers above take every part of the config from config.
 from inboxwatch.digestconfig import Digest as Digest  # noqa: PLC0414
 from inboxwatch.digestconfig import TeamDigest as TeamDigest  # noqa: PLC0414
@@ -327,38 +329,6 @@ def _accounts_in(config: Path, folder: str) -> list[dict[str, Any]]:
             raise ConfigError(f"{path}: {describe(exc, data)}") from None
         found.append(data)
     return found
-
-
-def describe(exc: ValidationError, data: dict[str, Any]) -> str:
-    """Pydantic's errors as `accounts[work].window: <why>`, naming the key."""
-    lines = []
-    for err in exc.errors()[:3]:
-        key = _key_path(err["loc"], data)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling against config.example.toml)"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        lines.append(f"{key}: {msg}" if key else msg)
-    more = exc.error_count() - len(lines)
-    return "; ".join(lines) + (f" (and {more} more)" if more > 0 else "")
-
-
-def _key_path(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
-    parts: list[str] = []
-    node: Any = data
-    for item in loc:
-        if isinstance(item, int):
-            # A table of a list by its name, else by its place counted from 1 (`rules[1]` is
-            # the first rule, as core/standards.py labels it in reports).
-            entry = node[item] if isinstance(node, list) and item < len(node) else None
-            name = entry.get("name") if isinstance(entry, dict) else None
-            parts[-1] += f"[{name or item + (1 if isinstance(entry, dict) else 0)}]"
-            node = node[item] if isinstance(node, list) and item < len(node) else None
-        else:
-            parts.append(str(item))
-            node = node.get(item) if isinstance(node, dict) else None
-    return ".".join(parts)
 
 
 def smtp_identity(settings: Settings) -> Account | None:

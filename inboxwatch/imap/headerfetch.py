@@ -7,7 +7,7 @@ Read-only: BODY.PEEK (RFC 3501 6.4.5) never sets \\Seen.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, ProtocolError
@@ -20,7 +20,7 @@ from inboxwatch.imap.answers import Prefetch
 from inboxwatch.imap.fetchitems import FetchRecord, parse_fetch
 from inboxwatch.imap.login import Secret, ServerLogin
 from inboxwatch.imap.selection import NextFolder
-from inboxwatch.imap.sets import batches, uid_set
+from inboxwatch.imap.sets import batches, fetch_waves, uid_set
 from inboxwatch.imap.slots import Release
 from inboxwatch.imap.stream import StreamError, read_fetch
 from inboxwatch.imap.watch import SocketWatch
@@ -34,8 +34,6 @@ BATCH = 500  # UIDs per generic FETCH: bounded memory, far below Dovecot's 64 KB
 # UIDs per streamed FETCH: records are parsed as they arrive, so memory stays one read chunk;
 # few round trips; a command line of at most ~60 KB even for scattered UIDs (12 bytes each).
 STREAM_BATCH = 5000
-# FETCH commands sent before the first is answered: at most this many bytes of them.
-PIPELINED_BYTES = 16384
 PROGRESS_STEP = 1000  # records between two progress updates within a wave
 # A folder with more messages to read than this is read over two connections: the last
 # WORKER_SHARE of its UIDs by a worker process (imap.worker), which costs ~0.2 s to start.
@@ -310,7 +308,7 @@ def _plan(
     rest = [uid for uid in uids if uid not in skip] if skip else uids
     waves = [
         ([command for command, _ in wave], sum(n for _, n in wave), False)
-        for wave in _waves([*batches(rest, STREAM_BATCH)], items)
+        for wave in fetch_waves([*batches(rest, STREAM_BATCH)], items)
     ]
     return waves if sent is None else [([sent.tag], len(sent.uids), True), *waves]
 
@@ -321,21 +319,6 @@ def _reselect(client: WatchedClient, folder: str, then: NextFolder | None) -> No
     if then is not None and then.sent:
         then.settle()
         client.examine(folder)
-
-
-def _waves(chunks: list[Sequence[int]], items: str) -> Iterator[list[tuple[bytes, int]]]:
-    """The FETCH commands of `chunks` (with their sizes), grouped into waves sent at once.
-    A wave's commands are short together (contiguous UIDs: `1:5000`): both sides writing
-    at once can fill both socket buffers, so long ones (scattered UIDs) go one a wave."""
-    wave: list[tuple[bytes, int]] = []
-    for chunk in chunks:
-        command = f"UID FETCH {uid_set(chunk)} ({items})".encode("ascii")
-        if wave and sum(len(c) for c, _ in wave) + len(command) > PIPELINED_BYTES:
-            yield wave
-            wave = []
-        wave.append((command, len(chunk)))
-    if wave:
-        yield wave
 
 
 class _Steps:

@@ -1,8 +1,12 @@
-"""UID sets both ways (RFC 3501 9, sequence-set), and UIDs in batches."""
+"""UID sets both ways (RFC 3501 9, sequence-set), UIDs in batches, and batches' FETCH
+commands in waves sent at once."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+
+# FETCH commands sent before the first is answered: at most this many bytes of them.
+PIPELINED_BYTES = 16384
 
 
 def uid_set(uids: Sequence[int]) -> str:
@@ -33,3 +37,18 @@ def uids_in(text: bytes) -> list[int]:
 def batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def fetch_waves(chunks: list[Sequence[int]], items: str) -> Iterator[list[tuple[bytes, int]]]:
+    """The FETCH commands of `chunks` (with their sizes), grouped into waves sent at once.
+    A wave's commands are short together (contiguous UIDs: `1:5000`): both sides writing
+    at once can fill both socket buffers, so long ones (scattered UIDs) go one a wave."""
+    wave: list[tuple[bytes, int]] = []
+    for chunk in chunks:
+        command = f"UID FETCH {uid_set(chunk)} ({items})".encode("ascii")
+        if wave and sum(len(c) for c, _ in wave) + len(command) > PIPELINED_BYTES:
+            yield wave
+            wave = []
+        wave.append((command, len(chunk)))
+    if wave:
+        yield wave
