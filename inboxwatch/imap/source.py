@@ -23,11 +23,11 @@ from inboxwatch.core.ports import Answer, FolderInfo, FolderScan, FolderState, F
 from inboxwatch.errors import AuthError, ConfigError, ServerError
 from inboxwatch.imap.bodyfetch import ask_details, details_answer
 from inboxwatch.imap.failures import network_error
-from inboxwatch.imap.headerfetch import BATCH, HeaderFetcher
+from inboxwatch.imap.flags import changed_flags
+from inboxwatch.imap.headerfetch import HeaderFetcher
 from inboxwatch.imap.login import Secret, ServerLogin
 from inboxwatch.imap.sasl import xoauth2
 from inboxwatch.imap.selection import Selection, search_since
-from inboxwatch.imap.sets import batches
 from inboxwatch.imap.slots import Release
 from inboxwatch.imap.watch import SocketWatch
 from inboxwatch.imap.wire import Listing, WatchedClient, bound_literals, connection, send
@@ -316,7 +316,9 @@ class ImapSource:
                 current = set(self._search_since(since) if searched is None else searched)
                 sync.gone = previous - current
             if not replace:
-                sync.flags = self._changed_flags(known, state, sorted(previous & current))
+                modseq = known.modseq if known and state.modseq is not None else None
+                kept = sorted(previous & current)
+                sync.flags = changed_flags(self.client, self.watch, modseq, kept)
             scan = FolderScan(folder)
             uids = sorted(current - previous)
             with self.selection.behind(*then) as ahead:
@@ -381,20 +383,3 @@ class ImapSource:
     def _search_since(self, since: datetime) -> list[int]:
         with self.watch.deadline("SEARCH SINCE"):
             return sorted(self.client.search(search_since(since)))
-
-    def _changed_flags(
-        self, known: FolderState | None, state: FolderState, uids: Sequence[int]
-    ) -> dict[int, frozenset[str]]:
-        if known is not None and known.modseq is not None and state.modseq is not None:
-            with self.watch.deadline("SEARCH MODSEQ"):
-                changed = set(self.client.search(["MODSEQ", str(known.modseq + 1)]))
-            uids = [uid for uid in uids if uid in changed]
-        flags: dict[int, frozenset[str]] = {}
-        for batch in batches(uids, BATCH * 4):
-            wanted = set(batch)
-            with self.watch.deadline("FETCH FLAGS"):
-                answer = self.client.fetch(batch, ["FLAGS"])
-            for uid, data in answer.items():
-                if uid in wanted and b"FLAGS" in data:
-                    flags[uid] = frozenset(f.decode("ascii", "replace") for f in data[b"FLAGS"])
-        return flags

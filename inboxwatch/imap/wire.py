@@ -236,10 +236,11 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         return self.fetch_answer(self.fetch_send(messages, data, modifiers), messages)
 
     def fetch_send(
-        self, messages: Sequence[int], data: Sequence[str], modifiers: Sequence[str] = ()
+        self, messages: Sequence[int] | str, data: Sequence[str], modifiers: Sequence[str] = ()
     ) -> bytes | None:
         """`fetch`'s command written, its answer left to `fetch_answer`: the answer travels
-        while the caller works. Nothing else may be sent before it is read."""
+        while the caller works. Nothing else may be sent before it is read. `messages`: UIDs,
+        or a UID set as text (`4:900`)."""
         if not messages:
             return None
         items = seq_to_parenstr_upper(data)

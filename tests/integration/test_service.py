@@ -113,6 +113,34 @@ def test_flag_changes_and_expunges_are_noticed(dovecot, sent_mailbox, tmp_path, 
     assert sorted(store.messages("work", "INBOX")) == [1, 3]
 
 
+def test_changed_flags_are_asked_in_one_fetch_changedsince(dovecot, sent_mailbox, tmp_path, store):
+    """RFC 7162 3.1.4: one FETCH (FLAGS) (CHANGEDSINCE <last HIGHESTMODSEQ>) over the cached
+    UIDs' range, where SEARCH MODSEQ and a FETCH of what it found were two round trips."""
+    from tests.proxy import RecordingProxy
+
+    seed(sent_mailbox)
+    sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="Q3"), T0 - 40 * H)
+    with RecordingProxy(dovecot.port) as proxy:
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        assert len(poll_once(settings, store, Recorder(), T0).report.overdue) == 4
+        modseq = store.folder("work", "INBOX").modseq
+        other = sent_mailbox.client
+        other.select_folder("INBOX")
+        other.add_flags([1], [b"\\Answered"])  # replied from the phone
+        other.add_flags([3], [b"$Label"])  # a flag that changes no verdict
+        before = len(proxy.client_bytes)
+        result = poll_once(settings, store, Recorder(), T0 + H)
+        sent = bytes(proxy.client_bytes[before:]).decode()
+    commands = [line.split(" ", 1)[1] for line in sent.split("\r\n") if " FETCH " in line]
+    assert commands == [f"UID FETCH 1:4 (FLAGS) (CHANGEDSINCE {modseq})"], commands
+    assert "MODSEQ" not in sent.replace("CHANGEDSINCE", "")
+    assert result.fetched == 0  # Q0 (UID 1) answered from the phone: no longer listed
+    assert sorted(f.subject for f in result.report.overdue) == ["Q1", "Q2", "Q3"]
+    cached = store.messages("work", "INBOX")
+    assert "$Label" in cached[3].flags and "\\Answered" in cached[1].flags
+    assert "\\Answered" not in cached[2].flags
+
+
 def test_uidvalidity_change_rebuilds_the_folder_cache(
     dovecot, sent_mailbox, tmp_path, store, caplog
 ):
