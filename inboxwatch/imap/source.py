@@ -285,9 +285,10 @@ class ImapSource:
     ) -> FolderSync:
         """Only what changed since `known`: new UIDs, flag changes, expunged UIDs.
 
-        Flag changes come from SEARCH MODSEQ (CONDSTORE, RFC 7162) where offered,
-        else from FLAGS of the cached UIDs. New mail and expunges are found by UID
-        (`_changes`); the lookback is searched by date only on a first read.
+        Flag changes come from one FETCH CHANGEDSINCE (CONDSTORE, RFC 7162) where
+        offered, else from FLAGS of the cached UIDs (imap.flags). New mail and expunges
+        are found by UID (`_changes`); the lookback is searched by date only on a first
+        read.
         """
         with self._guard(folder):
             # A first read (nothing known) asks its SEARCH with the EXAMINE.
