@@ -132,12 +132,18 @@ def _new_mail(sender: str, subject: str, now: datetime) -> bytes:
     return message.as_bytes()
 
 
-def one_new_message(port: int, password: str, now: datetime) -> None:
-    """The cron-change measure's change: one new message in INBOX."""
+def _login(port: int, password: str) -> Any:
+    """The bench account's session on the bench's Dovecot, to change its mailbox with."""
     from imapclient import IMAPClient
 
     client = IMAPClient("127.0.0.1", port=port, ssl=False)
     client.login("bench", password)
+    return client
+
+
+def one_new_message(port: int, password: str, now: datetime) -> None:
+    """The cron-change measure's change: one new message in INBOX."""
+    client = _login(port, password)
     text = _new_mail("One <one@x.example>", f"One {time.time()}", now)
     client.append("INBOX", text, msg_time=now - timedelta(minutes=1))
     client.logout()
@@ -146,10 +152,7 @@ def one_new_message(port: int, password: str, now: datetime) -> None:
 def archive(port: int, password: str, now: datetime, state: Path, round_: int) -> None:
     """5 messages of INBOX moved to Archive (a folder not watched): they are gone from
     what the service reads, as when the owner files mail away on another device."""
-    from imapclient import IMAPClient
-
-    client = IMAPClient("127.0.0.1", port=port, ssl=False)
-    client.login("bench", password)
+    client = _login(port, password)
     if not client.folder_exists("Archive"):
         client.create_folder("Archive")
     client.select_folder("INBOX")
@@ -165,10 +168,7 @@ def seen_subjects(port: int, password: str, now: datetime, state: Path, round_: 
     about something the mailbox has seen ("Invoice"), which poll-change's does not show."""
     from email.utils import parseaddr
 
-    from imapclient import IMAPClient
-
-    client = IMAPClient("127.0.0.1", port=port, ssl=False)
-    client.login("bench", password)
+    client = _login(port, password)
     client.select_folder("INBOX")
     uids = client.search(["ALL"])
     picked = [uids[(round_ * 10 + n) * 3541 % len(uids)] for n in range(10)]
@@ -185,10 +185,7 @@ def seen_subjects(port: int, password: str, now: datetime, state: Path, round_: 
 
 def change_mailbox(port: int, password: str, now: datetime, state: Path, round_: int) -> None:
     """Note the QRESYNC state, then 10 new messages and 5 flag changes in INBOX."""
-    from imapclient import IMAPClient
-
-    client = IMAPClient("127.0.0.1", port=port, ssl=False)
-    client.login("bench", password)
+    client = _login(port, password)
     client.enable("CONDSTORE")
     known = {}
     for folder in ("INBOX", "Sent"):
