@@ -12,7 +12,7 @@ past the lookback), with the threads the subject fallback could join them to
 from __future__ import annotations
 
 import bisect
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -20,7 +20,7 @@ from inboxwatch.core.model import Finding, MessageMeta, Stats, Thread, by_due, b
 from inboxwatch.core.reach import held, meets, put, take
 from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.standards import Window
-from inboxwatch.core.subjects import base_subject
+from inboxwatch.core.subjects import Bases, base_subject
 from inboxwatch.core.threads import Counterpart, build_threads, synthetic_id
 from inboxwatch.core.unanswered import Outcome, Share, stamped, thread_share
 
@@ -46,9 +46,10 @@ def _ids(msg: MessageMeta) -> Iterable[str]:
         yield f"thread-hint:{msg.thread_hint}"
 
 
-def _subjects(messages: Sequence[MessageMeta]) -> set[str]:
+def _subjects(messages: Sequence[MessageMeta], bases: Mapping[str, str] | None = None) -> set[str]:
     """The thread's base subjects (most have one: replies' prefixes are taken off)."""
-    return set(map(base_subject, {m.subject for m in messages}))
+    take = base_subject if bases is None else bases.__getitem__
+    return set(map(take, {m.subject for m in messages}))
 
 
 def _thread_ids(messages: Sequence[MessageMeta]) -> set[str]:
@@ -133,14 +134,18 @@ class ThreadMemo:
     def _rebuild(self, current: dict[Key, MessageMeta], counterpart: Counterpart) -> None:
         self._reset({})  # the old indexes go first: a rebuild should not hold two sets
         lone: list[MessageMeta] = []
-        threads = build_threads(current.values(), counterpart, lone)
+        bases = Bases()  # the build's base subjects, taken again by the indexes
+        threads = build_threads(current.values(), counterpart, lone, bases)
         self._reset(current)
-        self._add(threads, lone)
+        self._add(threads, lone, bases)
 
-    def _add(self, threads: list[Thread], lone: list[MessageMeta]) -> None:
+    def _add(
+        self, threads: list[Thread], lone: list[MessageMeta], bases: Bases | None = None
+    ) -> None:
         # A follow-up repeats its thread's whole References chain: each thread's distinct
         # ids are taken once (set operations in C), not once per message naming them.
         of_key, of_id, of_subject = self._of_key, self._of_id, self._of_subject
+        bases = Bases() if bases is None else bases  # a lone message's subject is its thread's
         for thread in threads:
             key = id(thread)
             self.threads[key] = thread
@@ -149,12 +154,12 @@ class ThreadMemo:
             for ident in _thread_ids(messages):
                 if of_id.setdefault(ident, key) != key:
                     put(of_id, ident, key)
-            for subject in _subjects(messages):
+            for subject in _subjects(messages, bases):
                 if of_subject.setdefault(subject, key) != key:
                     put(of_subject, subject, key)
         keys = [_key(m) for m in lone]  # one tuple each, in both indexes
         for msg, where in zip(lone, keys, strict=True):
-            put(self._lone, base_subject(msg.subject), where)
+            put(self._lone, bases[msg.subject], where)
         self._lone_keys.update(keys)
 
     def _patch(self, changed: list[MessageMeta], gone: list[Key], counterpart: Counterpart) -> bool:

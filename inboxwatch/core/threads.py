@@ -13,7 +13,7 @@ from operator import attrgetter
 from typing import Protocol
 
 from inboxwatch.core.model import MessageMeta, Thread
-from inboxwatch.core.subjects import Endings, base_subject
+from inboxwatch.core.subjects import Bases, Endings
 
 
 class _Container:
@@ -142,13 +142,15 @@ def build_threads(
     messages: Iterable[MessageMeta],
     counterpart: Counterpart | None = None,
     lone: list[MessageMeta] | None = None,
+    bases: Bases | None = None,
 ) -> list[Thread]:
     """Group messages into threads, ordered by their first message's time.
 
     `counterpart` enables the subject fallback: a message with no linking headers
     joins a thread with the same base subject only where it and one of that
     thread's messages are the owner's and the other party's, either way round.
-    `lone`, if given, receives the messages that looked for such a thread.
+    `lone`, if given, receives the messages that looked for such a thread. `bases`
+    keeps the base subjects taken, for the caller to use again (core.incremental).
     """
     roots, groups = _linked_groups(messages)
     groups = _join_hinted(groups, roots)
@@ -159,7 +161,9 @@ def build_threads(
             return min(m.received for m in linked[key]), roots[key].msgid
 
         seeking = _seeking(groups, roots)
-        groups = _subject_fallback(groups, seeking, counterpart, _Union(rank), lone)
+        union = _Union(rank)
+        bases = Bases() if bases is None else bases
+        groups = _subject_fallback(groups, seeking, counterpart, union, lone, bases)
     threads = [
         Thread(roots[key].msgid, tuple(msgs if len(msgs) == 1 else sorted(msgs, key=_when)))
         for key, msgs in groups.items()
@@ -212,6 +216,7 @@ def _subject_fallback(
     counterpart: Counterpart,
     union: _Union,
     lone_out: list[MessageMeta] | None,
+    bases: Bases,
 ) -> dict[int, list[MessageMeta]]:
     """Join a thread begun by an unlinked message to the thread its subject and
     counterpart name.
@@ -221,10 +226,11 @@ def _subject_fallback(
     are "mine" or "theirs" for, so a seeking thread finds its candidates by lookup
     instead of by comparing itself with every thread of that subject.
     """
-    lone_subjects = {key: base_subject(msg.subject) for key, msg in seeking.items()}
+    lone_subjects = {key: bases[msg.subject] for key, msg in seeking.items()}
     lone = {key: seeking[key] for key, subject in lone_subjects.items() if subject}
     # Only the lone messages' base subjects matter: each thread's are taken among those.
-    subjects = _subjects_among(groups, lone_subjects, {s for s in lone_subjects.values() if s})
+    wanted = {s for s in lone_subjects.values() if s}
+    subjects = _subjects_among(groups, lone_subjects, wanted, bases)
     threads_of = Counter(s for names in subjects.values() for s in names)
     if lone_out is not None:
         lone_out.extend(lone.values())
@@ -272,7 +278,7 @@ def _merged(groups: dict[int, list[MessageMeta]], union: _Union) -> dict[int, li
 
 
 def _subjects_among(
-    groups: dict[int, list[MessageMeta]], known: dict[int, str], wanted: set[str]
+    groups: dict[int, list[MessageMeta]], known: dict[int, str], wanted: set[str], bases: Bases
 ) -> dict[int, tuple[str, ...]]:
     """Each thread's base subjects that are in `wanted` (`known`: some threads' one base
     subject, already taken). Most subjects are ruled out by their ending alone (subjects.Endings),
@@ -284,7 +290,7 @@ def _subjects_among(
             subjects[key] = (known[key],)
             continue
         names = {s for s in {m.subject for m in msgs} if endings.may_end(s)}
-        subjects[key] = tuple(b for b in {base_subject(s) for s in names} if b in wanted)
+        subjects[key] = tuple(b for b in {bases[s] for s in names} if b in wanted)
     return subjects
 
 

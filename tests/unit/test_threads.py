@@ -7,10 +7,10 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inboxwatch.core.model import Address
+from inboxwatch.core.model import Address, MessageMeta
 from inboxwatch.core.rules import Owner
 from inboxwatch.core.scan import counterpart_matcher
-from inboxwatch.core.subjects import _SPACES, Endings, base_subject, strip_subject
+from inboxwatch.core.subjects import _SPACES, Bases, Endings, base_subject, strip_subject
 from inboxwatch.core.threads import build_threads
 from tests.factory import msg
 
@@ -55,6 +55,20 @@ def test_base_subject():
     assert base_subject("Re: AW: Fwd:  Invoice   Q") == "invoice q"
     assert base_subject("RE[2]: SV: x (fwd)") == "x"
     assert base_subject("Re:") == ""
+
+
+def test_a_builds_base_subjects_are_kept_for_its_indexes():
+    """build_threads hands back, in `bases`, what it took: the service's indexes
+    (core.incremental) read the lone messages' base subjects from it."""
+    bases = Bases()
+    owner = Owner.of(["me@x.example"])
+    lone: list[MessageMeta] = []
+    mine = msg("a@x", sender="me@x.example", to=("bob@y.example",), subject="Quote")
+    theirs = msg("b@y", sender="bob@y.example", subject="RE: Quote", hours=1)
+    build_threads([mine, theirs], counterpart_matcher(owner), lone, bases)
+    assert bases == {"Quote": "quote", "RE: Quote": "quote"}
+    assert bases["Fwd: [list] Other"] == "other"  # a subject not seen yet is taken and kept
+    assert "Fwd: [list] Other" in bases
 
 
 SUBJECT_WORDS = ["Re", "RE", "re", "AW", "Fwd", "R", "Sv", "Ré", "ſv", "x", "Invoice", "(fwd)"]
