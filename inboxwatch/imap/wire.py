@@ -1,10 +1,11 @@
-"""The IMAP session's connection: imapclient with its socket watched, capabilities from
-the greeting, EXAMINE with CONDSTORE and the SEARCH sent with it (and with SEARCHRES the
+"""The IMAP session's connection: imapclient over imap.transport's watched socket,
+EXAMINE with CONDSTORE or QRESYNC and the SEARCH sent with it (and with SEARCHRES the
 FETCH of what it finds), a FETCH sent now and read later, bounded literals, and `send`
 for commands whose answer `imap.stream` reads. (SASL XOAUTH2 is imap.sasl.)
 
 This is the one module that touches imaplib's internals (`IMAPClient._imap`, its
-`_new_tag`, `_command_complete`, `state`, `send` and `read`): imapclient offers no
+`_new_tag`, `_command_complete`, `state`, `send` and `read`; imap.transport only
+overrides how a greeting's capabilities are read): imapclient offers no
 streamed FETCH, no pipelining and no bound on literal sizes.
 tests/integration/test_wire_internals.py fails if imapclient or imaplib stop providing
 what is relied on here.
@@ -14,18 +15,17 @@ from __future__ import annotations
 
 import imaplib
 import logging
-import socket
-import ssl
 from collections.abc import Sequence
 from typing import Any
 
-from imapclient import IMAPClient, imap4, tls
+from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, LoginError
 from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_message_list
 
 from inboxwatch.imap.answers import Asked, Examined, Prefetch, esearch_uids, status_messages
 from inboxwatch.imap.fetchparse import parse_fetch
+from inboxwatch.imap.transport import WatchedPlain, WatchedTLS
 from inboxwatch.imap.watch import SocketWatch
 
 log = logging.getLogger(__name__)
@@ -265,8 +265,8 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
     def _create_IMAP4(self) -> imaplib.IMAP4:
         timeout = getattr(self._timeout, "connect", None)
         if self.ssl:
-            return _WatchedTLS(self.watch, self.host, self.port, self.ssl_context, timeout)
-        return _WatchedPlain(self.watch, self.host, self.port, timeout)
+            return WatchedTLS(self.watch, self.host, self.port, self.ssl_context, timeout)
+        return WatchedPlain(self.watch, self.host, self.port, timeout)
 
 
 class _Refused(imaplib.IMAP4.error):
@@ -306,61 +306,6 @@ def _finish(imap: imaplib.IMAP4, tag: bytes, name: str) -> tuple[str, list[Any]]
     except imaplib.IMAP4.error as exc:  # a BAD, in imaplib's words
         return "BAD", [str(exc).encode()]
     return answer
-
-
-class _Greeted:
-    """imaplib asks CAPABILITY right after the greeting; a greeting carrying a
-    `[CAPABILITY …]` response code (RFC 3501 7.1; Dovecot's greeting does) has
-    already said it: one round trip less on every connection (0.1 s at 100 ms RTT). Only
-    the greeting: after STARTTLS the command is sent, as RFC 2595 3.1 wants."""
-
-    untagged_responses: dict[str, list[Any]]
-    capabilities: tuple[str, ...]
-    _encoding: str
-    _greeted = False
-
-    def _get_capabilities(self) -> None:
-        said = None if self._greeted else self.untagged_responses.pop("CAPABILITY", None)
-        self._greeted = True
-        if said and isinstance(said[-1], bytes) and b"IMAP4REV1" in said[-1].upper():
-            self.capabilities = tuple(str(said[-1], self._encoding).upper().split())
-            return
-        super()._get_capabilities()  # type: ignore[misc]
-
-
-class _WatchedPlain(_Greeted, imap4.IMAP4WithTimeout):  # type: ignore[misc]
-    def __init__(self, watch: SocketWatch, host: str, port: int, timeout: float | None) -> None:
-        self.watch = watch
-        watch.imap = self
-        super().__init__(host, port, timeout)
-
-    def _create_socket(self, timeout: float | None = None) -> socket.socket:
-        self.watch.raw = super()._create_socket(timeout)
-        return self.watch.raw
-
-
-class _WatchedTLS(_Greeted, tls.IMAP4_TLS):  # type: ignore[misc]
-    def __init__(
-        self,
-        watch: SocketWatch,
-        host: str,
-        port: int,
-        context: ssl.SSLContext | None,
-        timeout: float | None,
-    ) -> None:
-        self.watch = watch
-        watch.imap = self
-        super().__init__(host, port, context, timeout)
-
-    def _create_socket(self, timeout: float | None = None) -> socket.socket:
-        # As imapclient's tls.wrap_socket, but the TLS socket is watched before the
-        # handshake, which a server can trickle as slowly as a greeting.
-        raw = socket.create_connection((self.host, self.port), timeout or self._timeout)
-        context = self.ssl_context or ssl.create_default_context()
-        sock = context.wrap_socket(raw, server_hostname=self.host, do_handshake_on_connect=False)
-        self.watch.raw = sock
-        sock.do_handshake()
-        return sock
 
 
 def connection(client: IMAPClient) -> imaplib.IMAP4:
