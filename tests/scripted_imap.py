@@ -14,7 +14,8 @@ from email.utils import format_datetime
 from tests.conftest import NOW, OWNER, mail
 from tests.proxy import LoopbackServer
 
-# (tag, folder) -> bytes, or chunks sent one by one (an endless stream); None: hang up
+# (tag, folder: an EXAMINE's as sent, parameters too) -> bytes, or chunks sent one by one
+# (an endless stream); None: hang up
 Answer = bytes | Callable[[str, str], bytes | Iterable[bytes] | None]
 
 
@@ -69,9 +70,11 @@ class ScriptedImap(LoopbackServer):
                 name = (
                     " ".join(words[:2]).upper() if words[0].upper() == "UID" else words[0].upper()
                 )
-                if name in ("EXAMINE", "SELECT"):
-                    folder = rest.split(" ", 1)[1].strip('"')  # a quoted name has spaces
-                answer = self._answer(name, tag, folder)
+                argument = folder
+                if name in ("EXAMINE", "SELECT"):  # the callback sees its parameters too
+                    argument = rest.split(" ", 1)[1]
+                    folder = _name(argument)
+                answer = self._answer(name, tag, argument)
                 if answer is None:
                     return  # hang up
                 for chunk in [answer] if isinstance(answer, bytes) else answer:
@@ -101,6 +104,13 @@ class ScriptedImap(LoopbackServer):
     def _fetch(tag: str, folder: str) -> bytes:
         body = inbound(1) + inbound(2) if folder == "INBOX" else sent(1)
         return body + f"{tag} OK Fetch completed\r\n".encode()
+
+
+def _name(argument: str) -> str:
+    """The folder an EXAMINE names, without its parameters (a quoted name has spaces)."""
+    if argument.startswith('"'):
+        return argument[1 : argument.index('"', 1)]
+    return argument.split(" ", 1)[0]
 
 
 DEFAULTS = {

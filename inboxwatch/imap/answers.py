@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from inboxwatch.imap.resync import Resync
 from inboxwatch.imap.sets import uids_in
 
 # `* ESEARCH (TAG "A5") UID ALL 1:3,7` as imaplib keeps it: without `* ESEARCH `. An
@@ -26,6 +27,7 @@ class Asked:
     status: bytes | None  # another folder's STATUS
     searching: bytes | None  # the SEARCH, saving its result when `fetching` went too
     fetching: bytes | None  # `UID FETCH $` (SEARCHRES)
+    resync: bool = False  # the EXAMINE carried QRESYNC (imap.resync)
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,14 @@ class Prefetch:
 @dataclass(frozen=True)
 class Examined:
     """An EXAMINE's select response; the UIDs its SEARCH found; their FETCH, if sent
-    with it; and another folder's message count, if asked (None: not known)."""
+    with it; another folder's message count, if asked (None: not known); and with
+    QRESYNC, what changed since the state it was given."""
 
     info: dict[bytes, Any]
     uids: list[int]
     prefetch: Prefetch | None = None
     messages: int | None = None
+    resync: Resync | None = None
 
 
 def esearch_uids(lines: Sequence[Any], tag: bytes) -> list[int] | None:

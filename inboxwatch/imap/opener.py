@@ -18,16 +18,17 @@ from inboxwatch.imap.source import ImapSource
 
 
 def open_imap(
-    account: Account, tokens_dir: Path, slots: ServerSlots | None = None
+    account: Account, tokens_dir: Path, slots: ServerSlots | None = None, resync: bool = False
 ) -> Callable[[], ImapSource]:
     """A factory that logs in to the account when the scan gets to it (its password is
     read then, from the config, its file or the environment; its token from
     `tokens_dir`, renewed if it is about to expire). With `slots`, a big folder's second
-    connection waits for none: it is opened only if the server's cap leaves room."""
+    connection waits for none: it is opened only if the server's cap leaves room. `resync`:
+    a session that polls folders it read before (QRESYNC, imap.resync)."""
 
     def factory() -> ImapSource:
         spare = None if slots is None else lambda: slots.spare(account.host)
-        return ImapSource(account, secret(account, tokens_dir), spare=spare)
+        return ImapSource(account, secret(account, tokens_dir), spare=spare, resync=resync)
 
     return factory
 

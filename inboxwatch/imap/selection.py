@@ -25,9 +25,10 @@ from imapclient.datetime_util import format_criteria_date
 
 from inboxwatch.core.ports import FolderState
 from inboxwatch.imap.answers import Asked, Examined, Prefetch
+from inboxwatch.imap.resync import Resync
 from inboxwatch.imap.stream import StreamError, read_fetch
 from inboxwatch.imap.watch import SocketWatch
-from inboxwatch.imap.wire import MAX_LITERAL, WatchedClient, connection
+from inboxwatch.imap.wire import MAX_LITERAL, Known, WatchedClient, connection
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,13 @@ def folder_state(info: dict[bytes, Any]) -> FolderState:
     )
 
 
+def _known(state: FolderState | None) -> Known:
+    """A folder's last state as QRESYNC names it (RFC 7162 3.2.5); none without a modseq."""
+    if state is None or state.modseq is None:
+        return None
+    return state.uidvalidity, state.modseq
+
+
 class NextFolder:
     """`folder`'s EXAMINE (and SEARCH `search`, if any; and with `fetch`, the FETCH of what
     it finds: `WatchedClient.examine_send`), sent by `send` behind a FETCH and read once
@@ -65,12 +73,14 @@ class NextFolder:
         folder: str,
         search: bytes,
         fetch: str | None = None,
+        known: Known = None,
     ) -> None:
         self.client = client
         self.watch = watch
         self.folder = folder
         self.search = search
         self.fetch = fetch
+        self.known = known  # for QRESYNC, as `examine` would send it
         self._asked: Asked | None = None
 
     @property
@@ -79,7 +89,9 @@ class NextFolder:
         return self._asked is not None
 
     def send(self) -> None:
-        self._asked = self.client.examine_send(self.folder, self.search, self.fetch)
+        self._asked = self.client.examine_send(
+            self.folder, self.search, self.fetch, known=self.known
+        )
 
     def answer(self) -> Examined:
         """What `WatchedClient.examine_answer` gives, and raises; a FETCH sent with it is
@@ -134,17 +146,25 @@ class Selection:
         self.alone = alone
         self.current: str | None = None
         self.sizes: dict[str, int] = {}  # messages in a folder, when last heard
-        self._last: tuple[str, FolderState] | None = None  # the quick check's last EXAMINE
+        # The quick check's last EXAMINE: its folder, state, and QRESYNC's answer if any.
+        self._last: tuple[str, FolderState, Resync | None] | None = None
+        self._resync: tuple[str, Resync] | None = None  # QRESYNC's answer of the last EXAMINE
         self._ahead: NextFolder | None = None
 
     def examine(
-        self, folder: str, since: datetime | None = None, then: str | None = None
+        self,
+        folder: str,
+        since: datetime | None = None,
+        then: str | None = None,
+        known: FolderState | None = None,
     ) -> tuple[FolderState, list[int], Prefetch | None]:
         """EXAMINE, and with `since` the UIDs from then on, asked in the same round trip
         (or sent ahead, and only read now), with their FETCH when the folder is known to
         be small (`Prefetch`: the caller reads it). `then`, the folder read next: its
-        size is asked too, if not known."""
+        size is asked too, if not known. `known`, the folder's state at the last poll:
+        with QRESYNC, what changed since comes too (`resynced`)."""
         self._last = None
+        self._resync = None
         self.current = None
         ahead, self._ahead = self._ahead, None
         search = search_since(since)
@@ -158,23 +178,32 @@ class Selection:
                 wanted = self.client.searchres and then not in self.sizes
                 status = then if then is not None and wanted else ""
                 fetch = self._fetch(folder, search)
-                asked = self.client.examine_send(folder, search, fetch, status)
+                asked = self.client.examine_send(folder, search, fetch, status, _known(known))
                 examined = self.client.examine_answer(asked)
                 if examined.messages is not None:
                     self.sizes[status] = examined.messages
         self.current = folder
         state = folder_state(examined.info)
         self.sizes[folder] = state.exists or 0
+        self._resync = None if examined.resync is None else (folder, examined.resync)
         return state, examined.uids, examined.prefetch
+
+    def resynced(self, folder: str) -> Resync | None:
+        """What QRESYNC told of `folder`'s changes, if its last EXAMINE had it; told once."""
+        resync, self._resync = self._resync, None
+        return resync[1] if resync is not None and resync[0] == folder else None
 
     def _fetch(self, folder: str, search: bytes) -> str | None:
         """The FETCH items to send with `folder`'s EXAMINE and `search`, if it is small."""
         size = self.sizes.get(folder)
         return self.fetch if search and size is not None and self.alone(size) else None
 
-    def examine_each(self, folders: list[str]) -> list[FolderState | imaplib.IMAP4.error]:
+    def examine_each(
+        self, folders: list[str], known: list[FolderState | None] | None = None
+    ) -> list[FolderState | imaplib.IMAP4.error]:
         """Each folder's state, or its EXAMINE's error, all asked in one write; the last
-        stays selected and its state is kept for `selected`."""
+        stays selected and its state (and with `known`, what changed in it) is kept for
+        `selected`."""
         self.settle()
         self._last = None
         self.current = None
@@ -183,38 +212,48 @@ class Selection:
         one = len(folders) == 1
         what = f"EXAMINE {folders[0]!r}" if one else f"EXAMINE of {len(folders)} folders"
         with self.watch.deadline(what, len(folders)):
-            answers = self.client.examine_each(folders)
-        states = [a if isinstance(a, Exception) else folder_state(a) for a in answers]
+            states_known = None if known is None else [_known(k) for k in known]
+            answers = self.client.examine_each(folders, states_known)
+        states = [a if isinstance(a, Exception) else folder_state(a.info) for a in answers]
         for folder, state in zip(folders, states, strict=True):
             if not isinstance(state, Exception):
                 self.sizes[folder] = state.exists or 0
-        last = states[-1]
-        if not isinstance(last, Exception):
+        last, answer = states[-1], answers[-1]
+        if not isinstance(last, Exception) and not isinstance(answer, Exception):
             self.current = folders[-1]
-            self._last = (folders[-1], last)
+            self._last = (folders[-1], last, answer.resync)
         return states
 
     def selected(
-        self, folder: str, since: datetime | None, then: str | None = None
+        self,
+        folder: str,
+        since: datetime | None,
+        then: str | None = None,
+        known: FolderState | None = None,
     ) -> tuple[FolderState, list[int] | None, Prefetch | None]:
         """The folder's state, from the quick check's EXAMINE when it was this folder's;
         else `examine`d, with the SEARCH SINCE `since` sent with it when wanted."""
         last, self._last = self._last, None
         if last is not None and last[0] == folder:
+            self._resync = None if last[2] is None else (folder, last[2])
             return last[1], None, None
-        state, uids, prefetch = self.examine(folder, since, then)
+        state, uids, prefetch = self.examine(folder, since, then, known)
         return state, None if since is None else uids, prefetch
 
     @contextlib.contextmanager
-    def behind(self, folder: str | None, since: datetime | None) -> Iterator[NextFolder | None]:
+    def behind(
+        self, folder: str | None, since: datetime | None, known: FolderState | None = None
+    ) -> Iterator[NextFolder | None]:
         """The EXAMINE of `folder` (None: none) for the header FETCH about to go, to send
-        behind it; once sent, the selected folder is changing."""
+        behind it (with `known`, its last state: QRESYNC); once sent, the selected folder
+        is changing."""
         self.settle()
         search = search_since(since)
+        fetch = None if folder is None else self._fetch(folder, search)
         self._ahead = (
             None
             if folder is None
-            else NextFolder(self.client, self.watch, folder, search, self._fetch(folder, search))
+            else NextFolder(self.client, self.watch, folder, search, fetch, _known(known))
         )
         try:
             yield self._ahead

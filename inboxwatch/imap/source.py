@@ -22,12 +22,12 @@ from inboxwatch.core.bodytext import Details
 from inboxwatch.core.ports import Answer, FolderInfo, FolderScan, FolderState, FolderSync, Progress
 from inboxwatch.errors import AuthError, ConfigError, ServerError
 from inboxwatch.imap.bodyfetch import ask_details, details_answer
+from inboxwatch.imap.changes import changes, search_uids
 from inboxwatch.imap.failures import network_error
-from inboxwatch.imap.flags import changed_flags
 from inboxwatch.imap.headerfetch import HeaderFetcher
 from inboxwatch.imap.login import Secret, ServerLogin
 from inboxwatch.imap.sasl import xoauth2
-from inboxwatch.imap.selection import Selection, search_since
+from inboxwatch.imap.selection import Selection
 from inboxwatch.imap.slots import Release
 from inboxwatch.imap.watch import SocketWatch
 from inboxwatch.imap.wire import Listing, WatchedClient, bound_literals, connection, send
@@ -53,6 +53,7 @@ class ImapSource:
         secret: Secret,
         worker: bool = True,
         spare: Callable[[], Release | None] | None = None,
+        resync: bool = False,
     ) -> None:
         self.host = account.host
         self.account = account.name
@@ -65,6 +66,8 @@ class ImapSource:
             self.client = self._connect(account)
             try:
                 used = self._login(account.username, secret, list_early=worker)
+                # A session that polls (service.sessions) syncs folders it knows: QRESYNC.
+                self.client.qresync = resync and b"QRESYNC" in self.client.capabilities()
             except BaseException:
                 self._shutdown()
                 raise
@@ -281,22 +284,22 @@ class ImapSource:
         known: FolderState | None,
         cached: Collection[int],
         progress: Progress | None = None,
-        then: tuple[str | None, datetime | None] = (None, None),
+        then: tuple[str | None, datetime | None, FolderState | None] = (None, None, None),
     ) -> FolderSync:
         """Only what changed since `known`: new UIDs, flag changes, expunged UIDs.
 
-        Flag changes come from one FETCH CHANGEDSINCE (CONDSTORE, RFC 7162) where
-        offered, else from FLAGS of the cached UIDs (imap.flags). New mail and expunges
-        are found by UID (`_changes`); the lookback is searched by date only on a first
-        read.
+        With QRESYNC (RFC 7162 3.2) the EXAMINE itself answers all three (imap.resync).
+        Else flag changes come from one FETCH CHANGEDSINCE (CONDSTORE) where offered, or
+        from FLAGS of the cached UIDs (imap.flags), and new mail and expunges are found by
+        UID (imap.changes). The lookback is searched by date only on a first read.
         """
         with self._guard(folder):
             # A first read (nothing known) asks its SEARCH with the EXAMINE.
             first = since if known is None else None
             # The next folder's size is asked only if it too is read whole (its own SEARCH).
-            state, searched, sent = self.selection.selected(
-                folder, first, then[0] if then[1] is not None else None
-            )
+            nxt = then[0] if then[1] is not None else None
+            state, searched, sent = self.selection.selected(folder, first, nxt, known)
+            resync = self.selection.resynced(folder)
             if state.unchanged_since(known):
                 return FolderSync(folder, state, replace=False)
             replace = known is None or known.uidvalidity != state.uidvalidity
@@ -310,16 +313,13 @@ class ImapSource:
                 )
             sync = FolderSync(folder, state, replace)
             previous = set() if replace else set(cached)
-            changes = None if replace else self._changes(known, state, previous)
-            if changes is not None:
-                current, sync.gone = changes
+            if replace or known is None:
+                current = set(
+                    search_uids(self.client, self.watch, since) if searched is None else searched
+                )
             else:
-                current = set(self._search_since(since) if searched is None else searched)
-                sync.gone = previous - current
-            if not replace:
-                modseq = known.modseq if known and state.modseq is not None else None
-                kept = sorted(previous & current)
-                sync.flags = changed_flags(self.client, self.watch, modseq, kept)
+                delta = changes(self.client, self.watch, (known, state), previous, (since, resync))
+                current, sync.gone, sync.flags = delta
             scan = FolderScan(folder)
             uids = sorted(current - previous)
             with self.selection.behind(*then) as ahead:
@@ -328,28 +328,6 @@ class ImapSource:
                 )
             sync.new, sync.failures = scan.messages, scan.failures
         return sync
-
-    def _changes(
-        self, known: FolderState | None, state: FolderState, previous: set[int]
-    ) -> tuple[set[int], set[int]] | None:
-        """(the UIDs the lookback holds now, those of `previous` gone) by UID alone, or None
-        when `known` lacks the figures for it (then the lookback is searched by date)."""
-        if known is None or known.uidnext is None or known.exists is None or state.exists is None:
-            return None
-        # `n:*` always matches the highest UID, even below n (RFC 3501 6.4.8): filter.
-        with self.watch.deadline("SEARCH UID"):
-            found = self.client.search(["UID", f"{known.uidnext}:*"])
-        found = [u for u in found if u >= known.uidnext]
-        if state.exists == known.exists + len(found):
-            return previous | set(found), set()  # UIDs only grow (RFC 3501 2.3.1.1)
-        if not previous:
-            return set(found), set()
-        # Some went: which cached UIDs are still there. What the lookback holds below
-        # known.uidnext was read last time (its start only moves later): a UID search finds
-        # it, ~0.01 s for Dovecot where a date search took 0.2-0.3 s at 60,000 messages.
-        with self.watch.deadline("SEARCH UID"):
-            still = set(self.client.search(["UID", f"{min(previous)}:{known.uidnext - 1}"]))
-        return (previous & still) | set(found), previous - still
 
     @contextlib.contextmanager
     def _guard(self, folder: str) -> Iterator[None]:
@@ -370,17 +348,18 @@ class ImapSource:
         (Dovecot re-reads a large maildir's directory on every EXAMINE: ~0.1 s)."""
         return self.examine_each([folder])[0]
 
-    def examine_each(self, folders: Sequence[str]) -> list[FolderState]:
+    def examine_each(
+        self, folders: Sequence[str], known: Sequence[FolderState | None] | None = None
+    ) -> list[FolderState]:
         """`examine` of each folder, all asked in one write (a service's quick check: one
-        round trip, not one a folder). The last stays selected, for a `sync_folder` of it."""
+        round trip, not one a folder). The last stays selected, for a `sync_folder` of it;
+        with `known` (each folder's state at the last poll), QRESYNC's answer of it too."""
         with self._guard(folders[0] if folders else ""):
-            answers = self.selection.examine_each(list(folders))
+            answers = self.selection.examine_each(
+                list(folders), None if known is None else [*known]
+            )
         for folder, answer in zip(folders, answers, strict=True):
             if isinstance(answer, Exception):
                 with self._guard(folder):  # that folder's error, in its words
                     raise answer
         return [a for a in answers if not isinstance(a, Exception)]
-
-    def _search_since(self, since: datetime) -> list[int]:
-        with self.watch.deadline("SEARCH SINCE"):
-            return sorted(self.client.search(search_since(since)))

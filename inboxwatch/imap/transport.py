@@ -1,6 +1,7 @@
 """The IMAP session's socket: imaplib's plain or TLS connection, its socket reported to a
 SocketWatch (deadlines, a shutdown from another thread), and the capabilities a greeting
-already told taken from it. imap.wire builds its client on these."""
+already told taken from it, and QRESYNC's `[CLOSED]` boundary kept. imap.wire builds its
+client on these."""
 
 from __future__ import annotations
 
@@ -31,6 +32,15 @@ class _Greeted:
             self.capabilities = tuple(str(said[-1], self._encoding).upper().split())
             return
         super()._get_capabilities()  # type: ignore[misc]
+
+    def _append_untagged(self, typ: str, dat: Any) -> None:
+        # RFC 7162 3.2.11: with QRESYNC on, an EXAMINE's `OK [CLOSED]` ends what is said of
+        # the folder selected before it; the VANISHED and FETCH answers heard until then
+        # (changes made there meanwhile by another client) are not the new folder's.
+        if typ == "CLOSED":
+            self.untagged_responses.pop("VANISHED", None)
+            self.untagged_responses.pop("FETCH", None)
+        super()._append_untagged(typ, dat)  # type: ignore[misc]
 
 
 class WatchedPlain(_Greeted, imap4.IMAP4WithTimeout):  # type: ignore[misc]

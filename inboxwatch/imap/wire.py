@@ -25,12 +25,15 @@ from imapclient.response_parser import parse_message_list
 
 from inboxwatch.imap.answers import Asked, Examined, Prefetch, esearch_uids, status_messages
 from inboxwatch.imap.fetchparse import parse_fetch
+from inboxwatch.imap.resync import resync_of
 from inboxwatch.imap.transport import WatchedPlain, WatchedTLS
 from inboxwatch.imap.watch import SocketWatch
 
 log = logging.getLogger(__name__)
 # list_folders' answer: (flags, delimiter, name) a folder
 Listing = list[tuple[Any, Any, str]]
+# A folder's (UIDVALIDITY, HIGHESTMODSEQ) at the last poll, for QRESYNC; None: not known.
+Known = tuple[int, int] | None
 
 # A header block is small; a server announcing a far bigger literal is broken or hostile,
 # and imaplib would allocate the announced size up front.
@@ -51,6 +54,13 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
     # Set once logged in to a server offering SEARCHRES (RFC 5182): `examine_send` may send
     # the FETCH of what its SEARCH finds in the same write (`$`, the saved result).
     searchres = False
+    # Set by a session that polls (imap.source: `resync`) on a server offering QRESYNC (RFC
+    # 7162 3.2): ENABLE QRESYNC goes in the session's first EXAMINE write (RFC 5161 3.1: not
+    # once a folder was selected), and `resyncing` once the server said so; from then on an
+    # EXAMINE of a folder whose state is known answers what changed in it (imap.resync).
+    qresync = False
+    resyncing = False
+    _enable_asked = False
 
     def examine(self, folder: str, search: bytes = b"") -> tuple[dict[bytes, Any], list[int]]:
         """EXAMINE `folder` (a read-only SELECT); with `search`, a `UID SEARCH search` in it
@@ -61,21 +71,32 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         examined = self.examine_answer(self.examine_send(folder, search))
         return examined.info, examined.uids
 
-    def examine_each(self, folders: Sequence[str]) -> list[dict[bytes, Any] | imaplib.IMAP4.error]:
+    def examine_each(
+        self, folders: Sequence[str], known: Sequence[Known] | None = None
+    ) -> list[Examined | imaplib.IMAP4.error]:
         """EXAMINE each of `folders`, all in one write: RFC 3501 5.5 has a server run them
         in order, so the last stays selected, and a service's quick check costs one round
         trip instead of one a folder. Each folder's select response, or the error its
         EXAMINE answered (every answer read, the session in step); a lost connection
-        raises."""
+        raises. `known`: each folder's (UIDVALIDITY, HIGHESTMODSEQ) from the last poll, or
+        None, for QRESYNC (what changed in it comes with its answer)."""
         while True:
-            tags = _pipelined(self._imap, *map(self._examine_command, folders))
+            states = [None] * len(folders) if known is None else known
+            resync = [k is not None and self.resyncing for k in states]  # as sent
+            asked = zip(folders, states, strict=True)
+            tags = self._examines([self._examine_command(f, k) for f, k in asked])
             answers = [self._examined(tag) for tag in tags]
             if not any(isinstance(answer, _Refused) for answer in answers):
-                return answers
+                return [_answered(*a) for a in zip(answers, resync, strict=True)]
             self._no_condstore(answers)
 
     def examine_send(
-        self, folder: str, search: bytes = b"", fetch: str | None = None, status: str = ""
+        self,
+        folder: str,
+        search: bytes = b"",
+        fetch: str | None = None,
+        status: str = "",
+        known: Known = None,
     ) -> Asked:
         """EXAMINE `folder`, with `UID SEARCH search` behind it, sent in one write and not
         read: `examine_answer` reads them, after whatever was sent before them. With
@@ -83,9 +104,11 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         its result and `UID FETCH $` of those items goes in the write too: the folder's
         records come without a round trip of their own. With `status`, that other folder's
         message count is asked too, before the SEARCH: Dovecot runs pipelined commands
-        side by side, and one sent behind the FETCH could be answered among its records."""
+        side by side, and one sent behind the FETCH could be answered among its records.
+        `known`: as examine_each's, for a folder asked without a SEARCH."""
         saving = bool(search and fetch and self.searchres)
-        commands: dict[str, bytes] = {"examine": self._examine_command(folder)}
+        resync = known is not None and not search and self.resyncing  # as the command has it
+        commands = {"examine": self._examine_command(folder, None if search else known)}
         if status:
             asking = b"STATUS " + _bytes(self._normalise_folder(status)) + b" (MESSAGES)"
             commands["status"] = asking
@@ -94,7 +117,7 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
             commands["searching"] = b"UID SEARCH " + saved + search
         if saving:
             commands["fetching"] = f"UID FETCH $ ({fetch})".encode("ascii")
-        tags = dict(zip(commands, _pipelined(self._imap, *commands.values()), strict=True))
+        tags = dict(zip(commands, self._examines(list(commands.values())), strict=True))
         return Asked(
             folder,
             search,
@@ -102,6 +125,7 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
             tags.get("status"),
             tags.get("searching"),
             tags.get("fetching"),
+            resync,
         )
 
     def examine_answer(self, asked: Asked) -> Examined:
@@ -123,7 +147,8 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
                 return self.examine_answer(self.examine_send(asked.folder, asked.search))
             if isinstance(examined, imaplib.IMAP4.error):
                 raise examined
-            return Examined(examined, [], messages=messages)
+            resync = resync_of(examined) if asked.resync else None
+            return Examined(examined, [], messages=messages, resync=resync)
         found = self._found(asked.searching if fetch is not None else None)
         if fetch is not None and (searched[0] != "OK" or found is None):
             # $ is empty after a failed SEARCH (RFC 5182 2.1); without an ESEARCH answer
@@ -150,9 +175,24 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         hits = imap.untagged_responses.pop("SEARCH", [])
         return sorted(parse_message_list(hits)) if hits else []
 
-    def _examine_command(self, folder: str) -> bytes:
+    def _examine_command(self, folder: str, known: Known = None) -> bytes:
         command = b"EXAMINE " + _bytes(self._normalise_folder(folder))
+        if known is not None and self.resyncing:  # RFC 7162 3.2.5; it implies CONDSTORE
+            return command + b" (QRESYNC (%d %d))" % known
         return command + b" (CONDSTORE)" if self.condstore else command
+
+    def _examines(self, commands: list[bytes]) -> list[bytes]:
+        """EXAMINE `commands` (and any sent with them) written at once; the session's first
+        such write has ENABLE QRESYNC in front, its answer read here (it comes first, in
+        the same round trip). Returns the tags of `commands`."""
+        if not self.qresync or self._enable_asked:
+            return _pipelined(self._imap, *commands)
+        self._enable_asked = True
+        tags = _pipelined(self._imap, b"ENABLE QRESYNC", *commands)
+        typ, _ = _finish(self._imap, tags[0], "ENABLE")
+        said = self._imap.untagged_responses.pop("ENABLED", [])
+        self.resyncing = typ == "OK" and any(b"QRESYNC" in bytes(s).upper() for s in said)
+        return tags[1:]
 
     def _examined(self, tag: bytes) -> dict[bytes, Any] | imaplib.IMAP4.error:
         """The answer of the EXAMINE sent as `tag`: its select response, or its error."""
@@ -177,6 +217,10 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         # A server that offers CONDSTORE but not its EXAMINE parameter breaks RFC 7162;
         # without HIGHESTMODSEQ a poll asks for flags instead: only slower.
         refused = next(a for a in answers if isinstance(a, _Refused))
+        if self.resyncing:  # QRESYNC enabled, and then its parameter refused: CONDSTORE
+            log.info("%s: EXAMINE (QRESYNC) refused (%s); without it", self.host, refused)
+            self.resyncing = False
+            return
         log.info("%s: EXAMINE (CONDSTORE) refused (%s); without it", self.host, refused)
         self.condstore = False
 
@@ -271,6 +315,14 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
 
 class _Refused(imaplib.IMAP4.error):
     """The EXAMINE's CONDSTORE parameter answered with BAD."""
+
+
+def _answered(
+    answer: dict[bytes, Any] | imaplib.IMAP4.error, resync: bool
+) -> Examined | imaplib.IMAP4.error:
+    if isinstance(answer, imaplib.IMAP4.error):
+        return answer
+    return Examined(answer, [], resync=resync_of(answer) if resync else None)
 
 
 def _messages(imap: imaplib.IMAP4, status: tuple[str, list[Any]] | None) -> int | None:

@@ -38,10 +38,10 @@ class QuickCheck:
 
             def same(source: ImapSource) -> bool:
                 names = folders[name]
-                states = source.examine_each(names)  # in one round trip
+                known = [self.store.folder(name, f) for f in names]
+                states = source.examine_each(names, known)  # in one round trip
                 return all(
-                    state.unchanged_since(self.store.folder(name, f))
-                    for f, state in zip(names, states, strict=True)
+                    state.unchanged_since(last) for last, state in zip(known, states, strict=True)
                 )
 
             if not self.sessions.retried(name, same):

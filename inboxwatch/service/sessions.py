@@ -76,7 +76,7 @@ class Sessions:
         account = self.accounts[name]
         release = self._slot(account.host)
         try:
-            session = open_imap(account, self.tokens, self.slots)()
+            session = open_imap(account, self.tokens, self.slots, resync=True)()
         except BaseException:
             release()
             raise

@@ -165,12 +165,13 @@ class SyncingSource:
         known, cached, failed = self._cached(folder)
         # The folder read next is examined behind this one's FETCH, with the SEARCH its
         # read will want: the lookback's, for a folder read in full (ImapSource.sync_folder).
-        unknown = then is not None and (self.full or self.store.folder(self.account, then) is None)
+        ahead = None if then is None or self.full else self.store.folder(self.account, then)
+        unknown = then is not None and ahead is None
         with self._bounded():
             sync = self.inner.sync_folder(
                 *(folder, since, known, cached.keys() | failed.keys()),
                 _Checked(self.stop, progress),
-                then=(then, since if unknown else None),
+                then=(then, since if unknown else None, ahead),
             )
         if self.stop.is_set():
             raise Interrupted

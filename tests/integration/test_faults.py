@@ -559,3 +559,91 @@ def test_a_server_refusing_the_condstore_parameter_is_read_without_it(run, tmp_p
         'EXAMINE "INBOX" (CONDSTORE)', 'EXAMINE "Sent" (CONDSTORE)',
         'EXAMINE "INBOX"', 'EXAMINE "Sent"',
     ], checked  # fmt: skip
+
+
+def test_a_server_refusing_the_qresync_parameter_is_read_without_it(tmp_path):
+    """A server that offers QRESYNC and enables it (RFC 7162 3.2.3), then answers BAD to
+    EXAMINE's QRESYNC parameter, is asked with CONDSTORE instead, from then on: a running
+    service's quick check (its session enabled QRESYNC at the first poll) goes on."""
+    from inboxwatch.service.poller import Poller
+
+    state = b"* OK [HIGHESTMODSEQ 9] modseq\r\n"
+    examined = DEFAULTS["EXAMINE"].replace(b"{tag} OK", state + b"{tag} OK")
+
+    def examine(tag: str, folder: str) -> bytes:
+        if "(QRESYNC" in folder:
+            return f"{tag} BAD QRESYNC parameter not understood\r\n".encode()
+        return examined.replace(b"{tag}", tag.encode())
+
+    offered = b"IMAP4rev1 AUTH=PLAIN ENABLE CONDSTORE QRESYNC"
+    script = {
+        "EXAMINE": examine,
+        "ENABLE": b"* ENABLED QRESYNC\r\n{tag} OK Enabled\r\n",
+        "CAPABILITY": b"* CAPABILITY " + offered + b"\r\n{tag} OK done\r\n",
+    }
+    with ScriptedImap(script, [b"* OK [CAPABILITY " + offered + b"] ready\r\n"]) as server:
+        settings = Settings(
+            accounts=[scripted_account(server)], state={"path": str(tmp_path / "s.db")}
+        )
+        store = SqliteStore(tmp_path / "s.db")
+        poller = Poller(settings, store, Recorder())
+        try:
+            first = poller.poll(T0)
+            read = len(server.lines)
+            again = poller.poll(T0 + timedelta(hours=1))
+        finally:
+            poller.close()
+            store.close()
+        asked = [line.split(" ", 1)[1] for line in server.lines[read:]]
+    assert not first.report.errors and not again.report.errors and again.fetched == 0
+    assert [line for line in asked if line.startswith("EXAMINE")] == [
+        'EXAMINE "INBOX" (QRESYNC (7 9))', 'EXAMINE "Sent" (QRESYNC (7 9))',
+        'EXAMINE "INBOX" (CONDSTORE)', 'EXAMINE "Sent" (CONDSTORE)',
+    ], asked  # fmt: skip
+    assert not [line for line in asked if "ENABLE" in line]  # once a session, at its first
+
+
+def test_what_is_said_of_the_folder_before_closed_is_not_the_next_folders(tmp_path):
+    """RFC 7162 3.2.11: with QRESYNC on, an EXAMINE's `OK [CLOSED]` ends the responses about
+    the folder selected before it. A VANISHED and a FETCH heard ahead of it (another
+    client's changes there) are not applied to the folder examined: the mail stays."""
+    from inboxwatch.service.poller import Poller
+
+    def examined(modseq: int) -> bytes:
+        state = f"* OK [HIGHESTMODSEQ {modseq}] modseq\r\n".encode()
+        return DEFAULTS["EXAMINE"].replace(b"{tag} OK", state + b"{tag} OK")
+
+    stale = b"* VANISHED 2\r\n* 1 FETCH (UID 1 FLAGS (\\Deleted) MODSEQ (12))\r\n"
+    closed = b"* OK [CLOSED] Previous mailbox closed.\r\n"
+
+    def examine(tag: str, folder: str) -> bytes:
+        answer = stale + closed + examined(12) if "(QRESYNC" in folder else examined(9)
+        return answer.replace(b"{tag}", tag.encode())
+
+    offered = b"IMAP4rev1 AUTH=PLAIN ENABLE CONDSTORE QRESYNC"
+    script = {
+        "EXAMINE": examine,
+        "ENABLE": b"* ENABLED QRESYNC\r\n{tag} OK Enabled\r\n",
+        "CAPABILITY": b"* CAPABILITY " + offered + b"\r\n{tag} OK done\r\n",
+    }
+    with ScriptedImap(script, [b"* OK [CAPABILITY " + offered + b"] ready\r\n"]) as server:
+        settings = Settings(
+            accounts=[scripted_account(server)], state={"path": str(tmp_path / "s.db")}
+        )
+        store = SqliteStore(tmp_path / "s.db")
+        poller = Poller(settings, store, Recorder())
+        try:
+            first = poller.poll(NOW + timedelta(days=2))  # the scripted mail came at NOW
+            again = poller.poll(NOW + timedelta(days=2, hours=1))
+            cached = store.messages("work", "INBOX")
+        finally:
+            poller.close()
+            store.close()
+        resynced = [line for line in server.lines if "(QRESYNC (7 9))" in line]
+    assert resynced and not again.report.errors  # the changed modseq was read by QRESYNC
+    assert (
+        sorted(f.subject for f in again.report.overdue)
+        == sorted(f.subject for f in first.report.overdue)
+        == ["Q1", "Q2"]
+    )
+    assert sorted(cached) == [1, 2] and "\\Deleted" not in cached[1].flags

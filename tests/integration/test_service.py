@@ -73,6 +73,16 @@ def store(tmp_path):
     store.close()
 
 
+@pytest.fixture
+def no_qresync(monkeypatch):
+    """The service's sessions as with a server that does not offer QRESYNC (Dovecot does):
+    changes are asked by UID and FETCH CHANGEDSINCE (imap.changes)."""
+    from inboxwatch.service import sessions
+
+    real = sessions.open_imap
+    monkeypatch.setattr(sessions, "open_imap", lambda *a, **k: real(*a, **{**k, "resync": False}))
+
+
 def seed(box, now=T0):
     box.add("Sent", mail(OWNER, "x@y.example", mid="<s0@m.example>"), now - 72 * H)
     for n in range(3):
@@ -113,9 +123,12 @@ def test_flag_changes_and_expunges_are_noticed(dovecot, sent_mailbox, tmp_path, 
     assert sorted(store.messages("work", "INBOX")) == [1, 3]
 
 
-def test_changed_flags_are_asked_in_one_fetch_changedsince(dovecot, sent_mailbox, tmp_path, store):
-    """RFC 7162 3.1.4: one FETCH (FLAGS) (CHANGEDSINCE <last HIGHESTMODSEQ>) over the cached
-    UIDs' range, where SEARCH MODSEQ and a FETCH of what it found were two round trips."""
+def test_changed_flags_are_asked_in_one_fetch_changedsince(
+    dovecot, sent_mailbox, tmp_path, store, no_qresync
+):
+    """Without QRESYNC, RFC 7162 3.1.4: one FETCH (FLAGS) (CHANGEDSINCE <last
+    HIGHESTMODSEQ>) over the cached UIDs' range, where SEARCH MODSEQ and a FETCH of what it
+    found were two round trips."""
     from tests.proxy import RecordingProxy
 
     seed(sent_mailbox)
@@ -454,7 +467,9 @@ def test_a_service_keeping_parsed_mail_in_memory_sees_what_a_fresh_process_sees(
     store.close()
 
 
-def test_a_poll_after_new_mail_searches_only_the_new_uids(dovecot, sent_mailbox, tmp_path, store):
+def test_a_poll_after_new_mail_searches_only_the_new_uids(
+    dovecot, sent_mailbox, tmp_path, store, no_qresync
+):
     from tests.proxy import RecordingProxy
 
     seed(sent_mailbox)
@@ -473,9 +488,9 @@ def test_a_poll_after_new_mail_searches_only_the_new_uids(dovecot, sent_mailbox,
 
 
 def test_a_poll_after_an_expunge_finds_what_went_by_uid_not_by_date(
-    dovecot, sent_mailbox, tmp_path, store
+    dovecot, sent_mailbox, tmp_path, store, no_qresync
 ):
-    """Which cached messages went is asked by UID: the date search it replaced cost
+    """Without QRESYNC, which cached messages went is asked by UID: the date search it replaced cost
     Dovecot 0.2-0.3 s at 60,000 messages. Mail older than the lookback that arrives
     meanwhile (moved in from an archive, its INTERNALDATE kept) stays out."""
     from tests.proxy import RecordingProxy
@@ -500,6 +515,93 @@ def test_a_poll_after_an_expunge_finds_what_went_by_uid_not_by_date(
     assert sorted(store.messages("work", "INBOX")) == [1, 3, 4]
     assert any(" SEARCH UID 1:3" in line for line in searches), searches
     assert not any("SINCE" in line for line in searches), searches
+
+
+def change_inbox(box) -> None:
+    """Another client: Q0 answered from the phone, a label on Q2, Q1 deleted; new mail, and
+    mail older than the lookback moved in from an archive (its INTERNALDATE kept)."""
+    other = box.client
+    other.select_folder("INBOX")
+    other.add_flags([1], [b"\\Answered"])
+    other.add_flags([3], [b"$Label"])
+    other.add_flags([2], [b"\\Deleted"])
+    other.expunge()
+    other.unselect_folder()
+    box.add("INBOX", mail("Bo <bo@x.example>", subject="New"), T0 - 30 * H)
+    old = mail("Cy <cy@x.example>", subject="Old", date=T0 - timedelta(days=400))
+    box.add("INBOX", old, T0 - timedelta(days=400))
+
+
+def without_recent(messages: dict[int, MessageMeta]) -> dict[int, MessageMeta]:
+    """\\Recent is per session (RFC 3501 2.3.2): a fresh session sees it on other messages."""
+    return {u: m._replace(flags=m.flags - {"\\Recent"}) for u, m in messages.items()}
+
+
+def test_qresync_tells_a_polls_changes_with_the_examine(dovecot, sent_mailbox, tmp_path, store):
+    """RFC 7162 3.2: `EXAMINE "INBOX" (QRESYNC (uidvalidity modseq))` answers which UIDs
+    vanished and the flags of every message changed since, new ones too: no SEARCH and
+    no FETCH of flags of its own, and the cache ends as a fresh read of the mailbox."""
+    from tests.proxy import RecordingProxy
+
+    seed(sent_mailbox)
+    with RecordingProxy(dovecot.port) as proxy:
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        poll_once(settings, store, Recorder(), T0)
+        known = store.folder("work", "INBOX")
+        before = len(proxy.client_chunks)
+        change_inbox(sent_mailbox)
+        result = poll_once(settings, store, Recorder(), T0 + H)
+        chunks = [c.decode() for c in proxy.client_chunks[before:]]
+    lines = [line.split(" ", 1)[1] for c in chunks for line in c.split("\r\n") if line]
+    assert f'EXAMINE "INBOX" (QRESYNC ({known.uidvalidity} {known.modseq}))' in lines, lines
+    assert not [line for line in lines if "SEARCH" in line or "CHANGEDSINCE" in line], lines
+    fetches = [line for line in lines if "FETCH" in line and "HEADER.FIELDS" in line]
+    assert len(fetches) == 1 and fetches[0].startswith("UID FETCH 4:5 "), lines  # the new
+    # ENABLE once, in the write of the session's first EXAMINE (RFC 5161 3.1: before it).
+    [enabling] = [c for c in chunks if "ENABLE QRESYNC" in c]
+    assert " EXAMINE " in enabling and sum("ENABLE" in line for line in lines) == 1
+    assert result.fetched == 1  # New; Old is older than the lookback
+    assert sorted(f.subject for f in result.report.overdue) == ["New", "Q2"]
+    cached = store.messages("work", "INBOX")
+    assert sorted(cached) == [1, 3, 4]
+    assert "\\Answered" in cached[1].flags and "$Label" in cached[3].flags
+    fresh = SqliteStore(tmp_path / "fresh.db")
+    try:
+        direct = settings_for(dovecot, sent_mailbox.user, tmp_path)  # the proxy is gone
+        again = poll_once(direct, fresh, Recorder(), T0 + H)
+        assert not again.report.errors, again.report.errors
+        assert without_recent(fresh.messages("work", "INBOX")) == without_recent(cached)
+    finally:
+        fresh.close()
+
+
+def test_a_running_services_quick_check_asks_qresync(dovecot, sent_mailbox, tmp_path, store):
+    """A session kept between polls enabled QRESYNC at its first: the next quick check's
+    EXAMINEs carry it, and the folder it leaves selected is read from that answer."""
+    from inboxwatch.service.poller import Poller
+    from tests.proxy import RecordingProxy
+
+    seed(sent_mailbox)
+    with RecordingProxy(dovecot.port) as proxy:
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        poller = Poller(settings, store, Recorder(), memory=MemoryCache())
+        try:
+            poller.poll(T0)
+            before = len(proxy.client_bytes)
+            change_inbox(sent_mailbox)
+            sent_mailbox.add("Sent", mail(OWNER, "x@y.example", subject="Note"), T0 - H)
+            result = poller.poll(T0 + H)
+        finally:
+            poller.close()
+        sent = bytes(proxy.client_bytes[before:]).decode()
+    lines = [line.split(" ", 1)[1] for line in sent.split("\r\n") if line]
+    examines = [line for line in lines if line.startswith("EXAMINE")]
+    assert len(examines) >= 2 and all("(QRESYNC (" in line for line in examines), lines
+    assert not [line for line in lines if "SEARCH" in line or "CHANGEDSINCE" in line], lines
+    assert "ENABLE" not in sent  # enabled at the session's first poll
+    assert sorted(f.subject for f in result.report.overdue) == ["New", "Q2"]
+    assert sorted(store.messages("work", "INBOX")) == [1, 3, 4]
+    assert len(store.messages("work", "Sent")) == 2
 
 
 def test_an_expunge_hidden_by_an_append_is_still_seen(dovecot, sent_mailbox, tmp_path, store):
