@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from inboxwatch.imap.resync import Resync
+from inboxwatch.imap.resync import Resync, resync_of
 from inboxwatch.imap.sets import uids_in
 
 # `* ESEARCH (TAG "A5") UID ALL 1:3,7` as imaplib keeps it: without `* ESEARCH `. An
@@ -73,3 +73,13 @@ def status_messages(lines: Sequence[Any]) -> int | None:
         if found is not None:
             return int(found.group(1))
     return None
+
+
+E = TypeVar("E", bound=Exception)
+
+
+def examined(answer: dict[bytes, Any] | E, resync: bool) -> Examined | E:
+    """A pipelined EXAMINE's answer (or its error); with `resync`, it carried QRESYNC."""
+    if isinstance(answer, Exception):
+        return answer
+    return Examined(answer, [], resync=resync_of(answer) if resync else None)

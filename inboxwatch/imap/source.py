@@ -65,9 +65,11 @@ class ImapSource:
         with self.watch.deadline("connecting and logging in"):
             self.client = self._connect(account)
             try:
-                used = self._login(account.username, secret, list_early=worker)
                 # A session that polls (service.sessions) syncs folders it knows: QRESYNC.
-                self.client.qresync = resync and b"QRESYNC" in self.client.capabilities()
+                self.client.qresync = resync
+                used = self._login(account.username, secret, list_early=worker)
+                if b"QRESYNC" not in self.client.capabilities():
+                    self.client.qresync = self.client.resyncing = False
             except BaseException:
                 self._shutdown()
                 raise

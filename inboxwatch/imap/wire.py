@@ -23,7 +23,8 @@ from imapclient.exceptions import IMAPClientAbortError, LoginError
 from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_message_list
 
-from inboxwatch.imap.answers import Asked, Examined, Prefetch, esearch_uids, status_messages
+from inboxwatch.imap import answers
+from inboxwatch.imap.answers import Asked, Examined, Prefetch, esearch_uids
 from inboxwatch.imap.fetchparse import parse_fetch
 from inboxwatch.imap.resync import resync_of
 from inboxwatch.imap.transport import WatchedPlain, WatchedTLS
@@ -85,10 +86,10 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
             resync = [k is not None and self.resyncing for k in states]  # as sent
             asked = zip(folders, states, strict=True)
             tags = self._examines([self._examine_command(f, k) for f, k in asked])
-            answers = [self._examined(tag) for tag in tags]
-            if not any(isinstance(answer, _Refused) for answer in answers):
-                return [_answered(*a) for a in zip(answers, resync, strict=True)]
-            self._no_condstore(answers)
+            replies = [self._examined(tag) for tag in tags]
+            if not any(isinstance(reply, _Refused) for reply in replies):
+                return [answers.examined(*a) for a in zip(replies, resync, strict=True)]
+            self._no_condstore(replies)
 
     def examine_send(
         self,
@@ -135,7 +136,8 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         imap = self._imap
         examined = self._examined(asked.examine)
         status = _finish(imap, asked.status, "STATUS") if asked.status else None
-        messages = _messages(imap, status)
+        said = imap.untagged_responses.pop("STATUS", [])  # only a hint: a refusal is no error
+        messages = answers.status_messages(said) if status and status[0] == "OK" else None
         # After a failed EXAMINE, the SEARCH's BAD (no folder selected) is read all the same.
         searched = _finish(imap, asked.searching, "SEARCH") if asked.searching else None
         fetch = asked.fetching
@@ -187,12 +189,16 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         the same round trip). Returns the tags of `commands`."""
         if not self.qresync or self._enable_asked:
             return _pipelined(self._imap, *commands)
-        self._enable_asked = True
         tags = _pipelined(self._imap, b"ENABLE QRESYNC", *commands)
-        typ, _ = _finish(self._imap, tags[0], "ENABLE")
+        self._enabled(tags[0])
+        return tags[1:]
+
+    def _enabled(self, tag: bytes) -> None:
+        """The answer of the ENABLE QRESYNC sent as `tag`: `resyncing` if it said so."""
+        self._enable_asked = True
+        typ, _ = _finish(self._imap, tag, "ENABLE")
         said = self._imap.untagged_responses.pop("ENABLED", [])
         self.resyncing = typ == "OK" and any(b"QRESYNC" in bytes(s).upper() for s in said)
-        return tags[1:]
 
     def _examined(self, tag: bytes) -> dict[bytes, Any] | imaplib.IMAP4.error:
         """The answer of the EXAMINE sent as `tag`: its select response, or its error."""
@@ -247,24 +253,31 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         it runs the SEARCH after the EXAMINE (`examine`). Returns list_folders' answer, or
         None when the LIST was not answered OK (the caller lists again). The LOGIN goes
         as imaplib writes it (the user as is, the password quoted) and raises as
-        imapclient's login does; a name or password imaplib could not send takes login()."""
+        imapclient's login does; a name or password imaplib could not send takes login().
+        A session that wants QRESYNC sends ENABLE QRESYNC between them where the greeting
+        offers ENABLE (RFC 5161: once authenticated, before any EXAMINE): then its first
+        EXAMINEs, a quick check's, already carry QRESYNC."""
         imap = self._imap
         login = b"LOGIN %s %s" % (username.encode(), imap._quote(password).encode())
         if not (login.isascii() and username) or b"\r" in login or b"\n" in login:
             self.login(username, password)
             return None
         pattern = _bytes(self._normalise_folder("*"))
-        tags = _pipelined(imap, login, b'LIST "" ' + pattern)
+        enable = [b"ENABLE QRESYNC"] if self.qresync and "ENABLE" in imap.capabilities else []
+        tags = _pipelined(imap, login, *enable, b'LIST "" ' + pattern)
         try:
             typ, said = imap._command_complete("LOGIN", tags[0])
             if typ != "OK":
                 raise imap.error(said[-1])
         except imaplib.IMAP4.error as exc:  # as imapclient: LoginError, the cause its context
             if not isinstance(exc, imaplib.IMAP4.abort):  # the connection is still there:
-                _finish(imap, tags[1], "LIST")  # its BAD (not logged in) read, in step
+                for tag in tags[1:]:
+                    _finish(imap, tag, "LIST")  # its BAD (not logged in) read, in step
             raise LoginError(str(exc))  # noqa: B904
         imap.state = "AUTH"
-        typ, listed = _finish(imap, tags[1], "LIST")
+        if enable:
+            self._enabled(tags[1])
+        typ, listed = _finish(imap, tags[-1], "LIST")
         if typ != "OK":
             log.info("%s: LIST after LOGIN answered %s; listing again", self.host, typ)
             return None
@@ -315,20 +328,6 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
 
 class _Refused(imaplib.IMAP4.error):
     """The EXAMINE's CONDSTORE parameter answered with BAD."""
-
-
-def _answered(
-    answer: dict[bytes, Any] | imaplib.IMAP4.error, resync: bool
-) -> Examined | imaplib.IMAP4.error:
-    if isinstance(answer, imaplib.IMAP4.error):
-        return answer
-    return Examined(answer, [], resync=resync_of(answer) if resync else None)
-
-
-def _messages(imap: imaplib.IMAP4, status: tuple[str, list[Any]] | None) -> int | None:
-    """MESSAGES of the STATUS answered `status`: only a hint, so a refusal is no error."""
-    said = imap.untagged_responses.pop("STATUS", [])
-    return status_messages(said) if status is not None and status[0] == "OK" else None
 
 
 def _bytes(value: str | bytes) -> bytes:

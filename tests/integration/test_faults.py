@@ -564,7 +564,8 @@ def test_a_server_refusing_the_condstore_parameter_is_read_without_it(run, tmp_p
 def test_a_server_refusing_the_qresync_parameter_is_read_without_it(tmp_path):
     """A server that offers QRESYNC and enables it (RFC 7162 3.2.3), then answers BAD to
     EXAMINE's QRESYNC parameter, is asked with CONDSTORE instead, from then on: a running
-    service's quick check (its session enabled QRESYNC at the first poll) goes on."""
+    service's quick check (its session enabled QRESYNC at the first poll) goes on. Its
+    greeting does not offer ENABLE: ENABLE goes with the first EXAMINEs, not the LOGIN."""
     from inboxwatch.service.poller import Poller
 
     state = b"* OK [HIGHESTMODSEQ 9] modseq\r\n"
@@ -581,7 +582,7 @@ def test_a_server_refusing_the_qresync_parameter_is_read_without_it(tmp_path):
         "ENABLE": b"* ENABLED QRESYNC\r\n{tag} OK Enabled\r\n",
         "CAPABILITY": b"* CAPABILITY " + offered + b"\r\n{tag} OK done\r\n",
     }
-    with ScriptedImap(script, [b"* OK [CAPABILITY " + offered + b"] ready\r\n"]) as server:
+    with ScriptedImap(script, [b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"]) as server:
         settings = Settings(
             accounts=[scripted_account(server)], state={"path": str(tmp_path / "s.db")}
         )
@@ -601,12 +602,15 @@ def test_a_server_refusing_the_qresync_parameter_is_read_without_it(tmp_path):
         'EXAMINE "INBOX" (CONDSTORE)', 'EXAMINE "Sent" (CONDSTORE)',
     ], asked  # fmt: skip
     assert not [line for line in asked if "ENABLE" in line]  # once a session, at its first
+    [enable] = [n for n, line in enumerate(server.lines) if "ENABLE" in line]
+    assert " EXAMINE " in server.lines[enable + 1]  # right before the session's first EXAMINE
 
 
 def test_what_is_said_of_the_folder_before_closed_is_not_the_next_folders(tmp_path):
     """RFC 7162 3.2.11: with QRESYNC on, an EXAMINE's `OK [CLOSED]` ends the responses about
     the folder selected before it. A VANISHED and a FETCH heard ahead of it (another
-    client's changes there) are not applied to the folder examined: the mail stays."""
+    client's changes there) are not applied to the folder examined: the mail stays. (Its
+    greeting offers ENABLE: ENABLE QRESYNC goes with the LOGIN.)"""
     from inboxwatch.service.poller import Poller
 
     def examined(modseq: int) -> bytes:
@@ -640,6 +644,8 @@ def test_what_is_said_of_the_folder_before_closed_is_not_the_next_folders(tmp_pa
             poller.close()
             store.close()
         resynced = [line for line in server.lines if "(QRESYNC (7 9))" in line]
+        [login] = [n for n, line in enumerate(server.lines) if " LOGIN " in line]
+    assert "ENABLE QRESYNC" in server.lines[login + 1]
     assert resynced and not again.report.errors  # the changed modseq was read by QRESYNC
     assert (
         sorted(f.subject for f in again.report.overdue)

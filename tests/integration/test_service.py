@@ -557,9 +557,11 @@ def test_qresync_tells_a_polls_changes_with_the_examine(dovecot, sent_mailbox, t
     assert not [line for line in lines if "SEARCH" in line or "CHANGEDSINCE" in line], lines
     fetches = [line for line in lines if "FETCH" in line and "HEADER.FIELDS" in line]
     assert len(fetches) == 1 and fetches[0].startswith("UID FETCH 4:5 "), lines  # the new
-    # ENABLE once, in the write of the session's first EXAMINE (RFC 5161 3.1: before it).
+    # ENABLE once, in LOGIN's write (RFC 5161 3.1: authenticated, before any EXAMINE).
     [enabling] = [c for c in chunks if "ENABLE QRESYNC" in c]
-    assert " EXAMINE " in enabling and sum("ENABLE" in line for line in lines) == 1
+    assert " LOGIN " in enabling and ' LIST "" ' in enabling
+    assert sum("ENABLE" in line for line in lines) == 1
+    assert not [line for line in lines if "(CONDSTORE)" in line], lines  # all QRESYNC
     assert result.fetched == 1  # New; Old is older than the lookback
     assert sorted(f.subject for f in result.report.overdue) == ["New", "Q2"]
     cached = store.messages("work", "INBOX")
