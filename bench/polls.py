@@ -116,6 +116,7 @@ def m_poll(port: int, password: str, now: datetime, state: str) -> int:
     try:
         return int(poller.poll(now).fetched)
     finally:
+        poller.close()  # as `run --once` does: its session logs out
         store.close()
 
 

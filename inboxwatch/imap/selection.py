@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,10 @@ from inboxwatch.imap.watch import SocketWatch
 from inboxwatch.imap.wire import MAX_LITERAL, Known, WatchedClient, connection
 
 log = logging.getLogger(__name__)
+# An answer this recent (seconds) still stands for the read that follows it: a quick
+# check's states, the LIST sent with the LOGIN (imap.source). A session kept for the next
+# poll, minutes later, asks again.
+FRESH = 30.0
 
 
 def search_since(since: datetime | None) -> bytes:
@@ -148,6 +153,9 @@ class Selection:
         self.sizes: dict[str, int] = {}  # messages in a folder, when last heard
         # The quick check's last EXAMINE: its folder, state, and QRESYNC's answer if any.
         self._last: tuple[str, FolderState, Resync | None] | None = None
+        # Every folder the quick check found, and when: one it found unchanged is not asked
+        # again by the read right after (`unchanged`).
+        self._checked: tuple[float, dict[str, FolderState]] = (0.0, {})
         self._resync: tuple[str, Resync] | None = None  # QRESYNC's answer of the last EXAMINE
         self._ahead: NextFolder | None = None
 
@@ -215,14 +223,28 @@ class Selection:
             states_known = None if known is None else [_known(k) for k in known]
             answers = self.client.examine_each(folders, states_known)
         states = [a if isinstance(a, Exception) else folder_state(a.info) for a in answers]
-        for folder, state in zip(folders, states, strict=True):
-            if not isinstance(state, Exception):
-                self.sizes[folder] = state.exists or 0
+        found = {f: s for f, s in zip(folders, states, strict=True) if isinstance(s, FolderState)}
+        self.sizes.update((folder, state.exists or 0) for folder, state in found.items())
+        self._checked = (time.monotonic(), found)
         last, answer = states[-1], answers[-1]
         if not isinstance(last, Exception) and not isinstance(answer, Exception):
             self.current = folders[-1]
             self._last = (folders[-1], last, answer.resync)
         return states
+
+    def unchanged(self, folder: str, known: FolderState | None) -> FolderState | None:
+        """The quick check's state of `folder`, if it found it unchanged since `known` within
+        FRESH seconds: a read has nothing to ask of it, not even an EXAMINE. Told once."""
+        state = self._still(folder, known)
+        self._checked[1].pop(folder, None)
+        return state
+
+    def _still(self, folder: str, known: FolderState | None) -> FolderState | None:
+        at, found = self._checked
+        state = found.get(folder)
+        if state is None or time.monotonic() - at > FRESH or not state.unchanged_since(known):
+            return None
+        return state
 
     def selected(
         self,
@@ -246,8 +268,10 @@ class Selection:
     ) -> Iterator[NextFolder | None]:
         """The EXAMINE of `folder` (None: none) for the header FETCH about to go, to send
         behind it (with `known`, its last state: QRESYNC); once sent, the selected folder
-        is changing."""
+        is changing. Not one the quick check just found unchanged: nothing to read there."""
         self.settle()
+        if folder is not None and self._still(folder, known) is not None:
+            folder = None
         search = search_since(since)
         fetch = None if folder is None else self._fetch(folder, search)
         self._ahead = (

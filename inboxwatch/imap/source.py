@@ -12,6 +12,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 
@@ -27,7 +28,7 @@ from inboxwatch.imap.failures import network_error
 from inboxwatch.imap.headerfetch import HeaderFetcher
 from inboxwatch.imap.login import Secret, ServerLogin
 from inboxwatch.imap.sasl import xoauth2
-from inboxwatch.imap.selection import Selection
+from inboxwatch.imap.selection import FRESH, Selection
 from inboxwatch.imap.slots import Release
 from inboxwatch.imap.watch import SocketWatch
 from inboxwatch.imap.wire import Listing, WatchedClient, bound_literals, connection, send
@@ -59,8 +60,10 @@ class ImapSource:
         self.account = account.name
         self.timeout = account.timeout.total_seconds()
         # The LIST sent with a password LOGIN (WatchedClient.login_listing), for the first
-        # list_folders(); a fetch worker (worker=False) never lists.
-        self._listing: Listing | None = None
+        # list_folders() if it comes within FRESH (a scan's; cron's `run --once`
+        # after its quick check: one round trip less), with when it was answered; a fetch
+        # worker (worker=False) never lists.
+        self._listing: tuple[float, Listing] | None = None
         self.watch = SocketWatch(self.host, operation_deadline(self.timeout))
         with self.watch.deadline("connecting and logging in"):
             self.client = self._connect(account)
@@ -132,7 +135,8 @@ class ImapSource:
             else:
                 used = secret.value
                 if list_early:
-                    self._listing = self.client.login_listing(username, secret.value)
+                    listing = self.client.login_listing(username, secret.value)
+                    self._listing = None if listing is None else (time.monotonic(), listing)
                 else:
                     self.client.login(username, secret.value)
             # RFC 7162 3.1: HIGHESTMODSEQ on EXAMINE lets an unchanged folder cost one command.
@@ -211,7 +215,9 @@ class ImapSource:
 
     def list_folders(self) -> list[FolderInfo]:
         """Every folder with its SPECIAL-USE flags; imapclient decodes modified UTF-7."""
-        listing, self._listing = self._listing, None  # sent with the LOGIN: used once
+        sent, self._listing = self._listing, None  # sent with the LOGIN: used once, if fresh
+        fresh = sent is not None and time.monotonic() - sent[0] < FRESH
+        listing = sent[1] if sent is not None and fresh else None
         try:
             self.selection.settle()
             if listing is None:
@@ -295,6 +301,9 @@ class ImapSource:
         from FLAGS of the cached UIDs (imap.flags), and new mail and expunges are found by
         UID (imap.changes). The lookback is searched by date only on a first read.
         """
+        same = self.selection.unchanged(folder, known)
+        if same is not None:  # the quick check just found it so
+            return FolderSync(folder, same, replace=False)
         with self._guard(folder):
             # A first read (nothing known) asks its SEARCH with the EXAMINE.
             first = since if known is None else None
@@ -333,7 +342,6 @@ class ImapSource:
 
     @contextlib.contextmanager
     def _guard(self, folder: str) -> Iterator[None]:
-        self._listing = None  # a session that reads first (a quick check) lists afresh later
         try:
             yield
         except (OSError, IMAPClientAbortError, EOFError) as exc:

@@ -142,8 +142,9 @@ class Poller:
         teams = settings.team_digests()
         self.digests = Digests(settings.digest, store, settings.accounts, teams, shared)
         slots = ServerSlots(settings.max_per_server)  # connections to each server at once
-        # Logged in between polls by a running service; `run --once` logs out each time.
-        self.sessions = Sessions(self.accounts, self.tokens, slots, keep=not keep_report)
+        # Logged in between polls by a running service, and from the quick check to the read
+        # within one: `run --once` logs in once, and out at close().
+        self.sessions = Sessions(self.accounts, self.tokens, slots)
         self.quick = QuickCheck(store, self.sessions, settings.max_parallel)
         self.blocked: dict[str, AuthBlock] = {}  # failed logins, not retried
         # The last clean poll's report: when no folder changed and no digest is due, it is

@@ -46,13 +46,10 @@ class _Kept:
 class Sessions:
     """Thread-safe: a poll's accounts open and give back sessions side by side."""
 
-    def __init__(
-        self, accounts: Mapping[str, Account], tokens: Path, slots: ServerSlots, keep: bool
-    ) -> None:
+    def __init__(self, accounts: Mapping[str, Account], tokens: Path, slots: ServerSlots) -> None:
         self.accounts = accounts
         self.tokens = tokens
         self.slots = slots
-        self.keep = keep  # False (`run --once`): every session is closed after its use
         self._kept: dict[str, _Kept] = {}
         self._open: dict[int, Release] = {}  # by id(session): the slot of each in use
         self._lock = threading.Lock()
@@ -114,10 +111,11 @@ class Sessions:
         return True
 
     def done(self, name: str, session: ImapSource, reusable: bool) -> None:
-        """The account is done with `session`: kept for the next poll, or closed."""
+        """The account is done with `session`: kept for the next use (the read after a
+        quick check, the next poll; `close` at the end), or closed if it failed."""
         with self._lock:
             release = self._open.pop(id(session))
-        if not (self.keep and reusable):
+        if not reusable:
             _close(session, release)
             return
         session.rest()

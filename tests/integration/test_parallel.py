@@ -369,7 +369,7 @@ def test_stopping_logs_out_the_kept_sessions_side_by_side():
             closed.append(self.name)
 
     accounts = {n: Account(name=n, host="h", username=n, addresses=[OWNER]) for n in "abc"}
-    kept = sessions.Sessions(accounts, Path("unused"), ServerSlots(3), keep=True)
+    kept = sessions.Sessions(accounts, Path("unused"), ServerSlots(3))
     slots = ServerSlots(3)
     for name in accounts:
         release = slots.take("h")

@@ -606,6 +606,62 @@ def test_a_running_services_quick_check_asks_qresync(dovecot, sent_mailbox, tmp_
     assert len(store.messages("work", "Sent")) == 2
 
 
+def test_a_cron_run_after_new_mail_lists_with_its_login_and_asks_qresync(
+    dovecot, sent_mailbox, tmp_path, store
+):
+    """`run --once` (a process a poll) logs in once: the quick check's session reads too,
+    with the LIST sent with the LOGIN, and the check's EXAMINEs carry QRESYNC (enabled
+    with the LOGIN): the changed folder (Sent, the check's last) is read from the check's
+    answer, with no LIST, SEARCH or EXAMINE more."""
+    from tests.proxy import RecordingProxy
+
+    seed(sent_mailbox)
+    with RecordingProxy(dovecot.port) as proxy:
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        poll_once(settings, store, Recorder(), T0, keep_report=True)
+        before = len(proxy.client_chunks)
+        sent_mailbox.add(
+            "Sent", mail(OWNER, "anna@client.example", in_reply_to="<q0@client.example>"), T0 - H
+        )
+        result = poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
+        chunks = [c.decode() for c in proxy.client_chunks[before:]]
+    lines = [line.split(" ", 1)[1] for c in chunks for line in c.split("\r\n") if line]
+    [login] = [c for c in chunks if " LOGIN " in c]  # one session: the check's, then the read's
+    assert ' LIST "" ' in login and "ENABLE QRESYNC" in login
+    assert sum(line.startswith("LIST") for line in lines) == 1, lines
+    examines = [line for line in lines if line.startswith("EXAMINE")]
+    assert len(examines) == 2 and all("(QRESYNC (" in line for line in examines), lines
+    assert not [line for line in lines if "SEARCH" in line], lines
+    assert result.fetched == 1 and sorted(f.subject for f in result.report.overdue) == ["Q1", "Q2"]
+
+
+def test_a_login_listing_is_not_used_once_it_is_old(dovecot, sent_mailbox, monkeypatch):
+    """The LIST sent with the LOGIN serves a read within imap.selection.FRESH seconds (the
+    read after a quick check); a session kept for a later poll lists again: the folders
+    may have changed meanwhile."""
+    from inboxwatch.imap import source
+    from inboxwatch.imap.login import Secret
+    from tests.proxy import RecordingProxy
+
+    with RecordingProxy(dovecot.port) as proxy:
+        account = Account(
+            name="work", host="127.0.0.1", port=proxy.port, security="plain",
+            username=sent_mailbox.user, addresses=[OWNER],
+        )  # fmt: skip
+        fresh = source.ImapSource(account, Secret(dovecot.password))
+        kept = source.ImapSource(account, Secret(dovecot.password))
+        try:
+            sent_mailbox.client.create_folder("Projects")
+            assert "Projects" not in {f.name for f in fresh.list_folders()}  # from its LOGIN
+            monkeypatch.setattr(source, "FRESH", 0.0)
+            assert "Projects" in {f.name for f in kept.list_folders()}
+        finally:
+            fresh.close()
+            kept.close()
+        commands = proxy.commands()
+    assert commands.count("LIST") == 3, commands
+
+
 def test_an_expunge_hidden_by_an_append_is_still_seen(dovecot, sent_mailbox, tmp_path, store):
     seed(sent_mailbox)
     settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
