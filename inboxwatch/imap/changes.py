@@ -1,10 +1,10 @@
-"""What changed in a folder read before (imap.source's `sync_folder`): the UIDs its
-lookback holds now, the cached ones gone, and the changed flags of the rest.
+"""What changed in a folder read before (imap.source's `sync_folder`), where QRESYNC's
+answer to the EXAMINE (RFC 7162 3.2, imap.resync) did not tell: the UIDs its lookback
+holds now, the cached ones gone, and the changed flags of the rest.
 
-Three ways, the cheapest the server allows: QRESYNC's answer to the EXAMINE itself (RFC
-7162 3.2, imap.resync: no round trip of its own); else a SEARCH of the UIDs past the last
-UIDNEXT (and of those still there, when the count says some went) and one FETCH
-CHANGEDSINCE (imap.flags); else, without the figures for that, a SEARCH by date.
+A SEARCH of the UIDs past the last UIDNEXT (and of those still there, when the count says
+some went) and one FETCH CHANGEDSINCE (imap.flags); without the figures for that, a
+SEARCH by date.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from datetime import datetime
 
 from inboxwatch.core.ports import FolderState
 from inboxwatch.imap.flags import changed_flags
-from inboxwatch.imap.resync import Resync, applied
 from inboxwatch.imap.selection import search_since
 from inboxwatch.imap.watch import SocketWatch
 from inboxwatch.imap.wire import WatchedClient
@@ -26,16 +25,12 @@ def changes(
     watch: SocketWatch,
     states: tuple[FolderState, FolderState],
     previous: set[int],
-    asked: tuple[datetime, Resync | None],
+    since: datetime,
 ) -> Delta:
     """Since `states` (the folder's at the last poll, and now): (the UIDs the lookback from
-    `asked`'s date holds now, those of `previous`, the cached UIDs, gone, the changed
-    flags of the rest), from `asked`'s QRESYNC answer where it adds up."""
+    `since` holds now, those of `previous`, the cached UIDs, gone, the changed flags of the
+    rest), asked of the server (QRESYNC's answer, where it was given, is imap.source's)."""
     known, state = states
-    since, resync = asked
-    told = None if resync is None else applied(resync, known, state, previous)
-    if told is not None:
-        return told
     by_uid = _by_uid(client, watch, states, previous)
     if by_uid is not None:
         current, gone = by_uid

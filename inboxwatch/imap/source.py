@@ -14,6 +14,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from imapclient import SocketTimeout
@@ -22,11 +23,13 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.ports import Answer, FolderInfo, FolderScan, FolderState, FolderSync, Progress
 from inboxwatch.errors import AuthError, ConfigError, ServerError
+from inboxwatch.imap.answers import Prefetch
 from inboxwatch.imap.bodyfetch import ask_details, details_answer
 from inboxwatch.imap.changes import changes, search_uids
 from inboxwatch.imap.failures import network_error
 from inboxwatch.imap.headerfetch import HeaderFetcher
 from inboxwatch.imap.login import Secret, ServerLogin
+from inboxwatch.imap.resync import Resync, applied
 from inboxwatch.imap.sasl import xoauth2
 from inboxwatch.imap.selection import FRESH, Selection
 from inboxwatch.imap.slots import Release
@@ -311,9 +314,12 @@ class ImapSource:
             nxt = then[0] if then[1] is not None else None
             state, searched, sent = self.selection.selected(folder, first, nxt, known)
             resync = self.selection.resynced(folder)
+            replace = known is None or known.uidvalidity != state.uidvalidity
+            if known and sent and (replace or state.unchanged_since(known)):
+                self.selection.drop(sent)  # new mail's FETCH, sent with the EXAMINE: none
+                sent = None
             if state.unchanged_since(known):
                 return FolderSync(folder, state, replace=False)
-            replace = known is None or known.uidvalidity != state.uidvalidity
             if known is not None and replace:
                 # RFC 3501 2.3.1.1: the server renumbered the folder (restored, recreated,
                 # migrated). Handled by a rebuild, but worth a line: it costs a full read.
@@ -329,8 +335,8 @@ class ImapSource:
                     search_uids(self.client, self.watch, since) if searched is None else searched
                 )
             else:
-                delta = changes(self.client, self.watch, (known, state), previous, (since, resync))
-                current, sync.gone, sync.flags = delta
+                delta = self._delta((known, state), previous, since, resync, sent)
+                current, sync.gone, sync.flags, sent = delta
             scan = FolderScan(folder)
             uids = sorted(current - previous)
             with self.selection.behind(*then) as ahead:
@@ -339,6 +345,25 @@ class ImapSource:
                 )
             sync.new, sync.failures = scan.messages, scan.failures
         return sync
+
+    def _delta(
+        self,
+        states: tuple[FolderState, FolderState],
+        previous: set[int],
+        since: datetime,
+        resync: Resync | None,
+        sent: Prefetch | None,
+    ) -> tuple[set[int], set[int], dict[int, frozenset[str]], Prefetch | None]:
+        """What changed (imap.changes), from QRESYNC's answer where it adds up: the FETCH sent
+        with the EXAMINE is told the new UIDs; else it is read and dropped before asking."""
+        told = None if resync is None else applied(resync, *states, previous)
+        if told is None:
+            if sent is not None:
+                self.selection.drop(sent)
+            return (*changes(self.client, self.watch, states, previous, since), None)
+        current, gone, flags = told
+        new = sorted(current - previous)
+        return current, gone, flags, None if sent is None else replace(sent, uids=new)
 
     @contextlib.contextmanager
     def _guard(self, folder: str) -> Iterator[None]:

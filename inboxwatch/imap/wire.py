@@ -55,13 +55,10 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
     # Set once logged in to a server offering SEARCHRES (RFC 5182): `examine_send` may send
     # the FETCH of what its SEARCH finds in the same write (`$`, the saved result).
     searchres = False
-    # Set by a session that polls (imap.source: `resync`) on a server offering QRESYNC (RFC
-    # 7162 3.2): ENABLE QRESYNC goes in the session's first EXAMINE write (RFC 5161 3.1: not
-    # once a folder was selected), and `resyncing` once the server said so; from then on an
-    # EXAMINE of a folder whose state is known answers what changed in it (imap.resync).
-    qresync = False
-    resyncing = False
-    _enable_asked = False
+    # Set by a polling session (imap.source: `resync`) where QRESYNC (RFC 7162 3.2) may be
+    # offered: ENABLE QRESYNC goes with the LOGIN or the first EXAMINEs (`login_listing`,
+    # `_examines`); `resyncing` once the server said so (imap.resync).
+    qresync = resyncing = _enable_asked = False
 
     def examine(self, folder: str, search: bytes = b"") -> tuple[dict[bytes, Any], list[int]]:
         """EXAMINE `folder` (a read-only SELECT); with `search`, a `UID SEARCH search` in it
@@ -98,6 +95,7 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         fetch: str | None = None,
         status: str = "",
         known: Known = None,
+        after: int | None = None,
     ) -> Asked:
         """EXAMINE `folder`, with `UID SEARCH search` behind it, sent in one write and not
         read: `examine_answer` reads them, after whatever was sent before them. With
@@ -106,7 +104,8 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         records come without a round trip of their own. With `status`, that other folder's
         message count is asked too, before the SEARCH: Dovecot runs pipelined commands
         side by side, and one sent behind the FETCH could be answered among its records.
-        `known`: as examine_each's, for a folder asked without a SEARCH."""
+        `known`: as examine_each's (no SEARCH); with `after` (its UIDNEXT) and `fetch`, a
+        `UID FETCH after:*`, the new mail QRESYNC names (the caller tells the Prefetch)."""
         saving = bool(search and fetch and self.searchres)
         resync = known is not None and not search and self.resyncing  # as the command has it
         commands = {"examine": self._examine_command(folder, None if search else known)}
@@ -118,6 +117,8 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
             commands["searching"] = b"UID SEARCH " + saved + search
         if saving:
             commands["fetching"] = f"UID FETCH $ ({fetch})".encode("ascii")
+        elif fetch and after is not None and resync:
+            commands["fetching"] = f"UID FETCH {after}:* ({fetch})".encode("ascii")
         tags = dict(zip(commands, self._examines(list(commands.values())), strict=True))
         return Asked(
             folder,
@@ -141,6 +142,8 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         # After a failed EXAMINE, the SEARCH's BAD (no folder selected) is read all the same.
         searched = _finish(imap, asked.searching, "SEARCH") if asked.searching else None
         fetch = asked.fetching
+        if fetch is not None and searched is None and isinstance(examined, dict):
+            return Examined(examined, [], Prefetch(fetch, []), messages, resync_of(examined))
         if isinstance(examined, imaplib.IMAP4.error) or searched is None:
             if fetch is not None:  # nothing selected: its BAD is read and left behind
                 _finish(imap, fetch, "FETCH")

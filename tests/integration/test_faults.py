@@ -18,7 +18,7 @@ from tests.conftest import NOW, OWNER, mail, write_config
 from tests.integration.test_service import Recorder, seed, settings_for
 from tests.polling import poll_once
 from tests.proxy import RecordingProxy
-from tests.scripted_imap import DEFAULTS, ScriptedImap, inbound
+from tests.scripted_imap import DEFAULTS, ScriptedImap, fetch_item, inbound
 
 pytestmark = pytest.mark.dovecot
 H = timedelta(hours=1)
@@ -604,6 +604,65 @@ def test_a_server_refusing_the_qresync_parameter_is_read_without_it(tmp_path):
     assert not [line for line in asked if "ENABLE" in line]  # once a session, at its first
     [enable] = [n for n, line in enumerate(server.lines) if "ENABLE" in line]
     assert " EXAMINE " in server.lines[enable + 1]  # right before the session's first EXAMINE
+
+
+def test_a_qresync_answer_that_does_not_add_up_is_asked_by_uid(tmp_path):
+    """The quick check found INBOX grown by one; its EXAMINE (QRESYNC) goes with a FETCH of
+    the UIDs from the last UIDNEXT on, but the answer names no new message while the count
+    grew (a server that left something out). That FETCH's answer is read and dropped, and
+    the folder is asked by UID instead: the poll ends, nothing is lost or hangs."""
+    from inboxwatch.service.poller import Poller
+
+    def state(exists: int, uidnext: int, modseq: int) -> bytes:
+        return (
+            f"* {exists} EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT {uidnext}] n\r\n"
+            f"* OK [HIGHESTMODSEQ {modseq}] m\r\n{{tag}} OK [READ-ONLY] done\r\n"
+        ).encode()
+
+    def examine(tag: str, folder: str) -> bytes:
+        answer = state(3, 4, 12) if "(QRESYNC" in folder else state(2, 3, 9)
+        return answer.replace(b"{tag}", tag.encode())
+
+    second: list[str] = []  # the second poll's FETCHes in INBOX, by the folder selected
+
+    def uid_fetch(tag: str, folder: str) -> bytes:
+        done = f"{tag} OK Fetch completed\r\n".encode()
+        if not second or folder != "INBOX":
+            return ScriptedImap._fetch(tag, folder)
+        second.append(folder)
+        if len(second) == 2:  # the new UIDs' FETCH: its record flags UID 2, not to be taken
+            header = inbound(2).split(b"{", 1)[1].split(b"}\r\n", 1)[1][:-3]
+            return fetch_item(2, header, "\\Flagged") + done
+        return b"* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n" + done  # the flags asked by UID
+
+    offered = b"IMAP4rev1 AUTH=PLAIN ENABLE CONDSTORE QRESYNC SEARCHRES ESEARCH"
+    script = {
+        "EXAMINE": examine,
+        "UID FETCH": uid_fetch,
+        "ENABLE": b"* ENABLED QRESYNC\r\n{tag} OK Enabled\r\n",
+        "CAPABILITY": b"* CAPABILITY " + offered + b"\r\n{tag} OK done\r\n",
+    }
+    with ScriptedImap(script, [b"* OK [CAPABILITY " + offered + b"] ready\r\n"]) as server:
+        settings = Settings(
+            accounts=[scripted_account(server)], state={"path": str(tmp_path / "s.db")}
+        )
+        store = SqliteStore(tmp_path / "s.db")
+        poller = Poller(settings, store, Recorder())
+        try:
+            poller.poll(NOW + timedelta(days=2))
+            read = len(server.lines)
+            second.append("")
+            again = poller.poll(NOW + timedelta(days=2, hours=1))
+            cached = store.messages("work", "INBOX")
+        finally:
+            poller.close()
+            store.close()
+        asked = [line.split(" ", 1)[1] for line in server.lines[read:]]
+    assert not again.report.errors, again.report.errors
+    assert "\\Flagged" not in cached[2].flags  # the dropped FETCH's record was not read as flags
+    tail = next(n for n, line in enumerate(asked) if line.startswith("UID FETCH 3:* ("))
+    assert asked[tail - 1].startswith('EXAMINE "INBOX" (QRESYNC (7 9))'), asked
+    assert "UID SEARCH UID 3:*" in asked[tail + 1 :], asked
 
 
 def test_what_is_said_of_the_folder_before_closed_is_not_the_next_folders(tmp_path):

@@ -606,6 +606,43 @@ def test_a_running_services_quick_check_asks_qresync(dovecot, sent_mailbox, tmp_
     assert len(store.messages("work", "Sent")) == 2
 
 
+def test_new_mail_is_fetched_in_the_examines_round_trip(dovecot, sent_mailbox, tmp_path, store):
+    """A running service's quick check found INBOX changed (QRESYNC): the read sends INBOX's
+    EXAMINE and a `UID FETCH <last UIDNEXT>:*` of the headers together, and QRESYNC's
+    answer names which of what comes back are new: one round trip for both."""
+    from inboxwatch.service.poller import Poller
+    from tests.proxy import RecordingProxy
+
+    seed(sent_mailbox)
+    with RecordingProxy(dovecot.port) as proxy:
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        poller = Poller(settings, store, Recorder(), memory=MemoryCache())
+        try:
+            poller.poll(T0)
+            known = store.folder("work", "INBOX")
+            before = len(proxy.client_chunks)
+            change_inbox(sent_mailbox)
+            result = poller.poll(T0 + H)
+        finally:
+            poller.close()
+        chunks = [c.decode() for c in proxy.client_chunks[before:]]
+    [read] = [c for c in chunks if "HEADER.FIELDS" in c]
+    assert f'EXAMINE "INBOX" (QRESYNC ({known.uidvalidity} {known.modseq}))' in read, chunks
+    assert f" UID FETCH {known.uidnext}:* (" in read, chunks
+    assert not [c for c in chunks if "SEARCH" in c or "CHANGEDSINCE" in c], chunks
+    assert result.fetched == 1 and sorted(f.subject for f in result.report.overdue) == [
+        "New",
+        "Q2",
+    ]
+    cached = store.messages("work", "INBOX")
+    fresh = SqliteStore(tmp_path / "fresh.db")
+    try:
+        poll_once(settings_for(dovecot, sent_mailbox.user, tmp_path), fresh, Recorder(), T0 + H)
+        assert without_recent(fresh.messages("work", "INBOX")) == without_recent(cached)
+    finally:
+        fresh.close()
+
+
 def test_a_cron_run_after_new_mail_lists_with_its_login_and_asks_qresync(
     dovecot, sent_mailbox, tmp_path, store
 ):
