@@ -561,13 +561,46 @@ def test_a_server_refusing_the_condstore_parameter_is_read_without_it(run, tmp_p
     ], checked  # fmt: skip
 
 
+QRESYNC_OFFERED = b"IMAP4rev1 AUTH=PLAIN ENABLE CONDSTORE QRESYNC"
+
+
+def qresync_imap(examine, greeting: bytes = QRESYNC_OFFERED, **more) -> ScriptedImap:
+    """A scripted server that offers QRESYNC and enables it; `greeting`: the capabilities
+    its greeting lists (after login it lists QRESYNC_OFFERED)."""
+    script = {
+        "EXAMINE": examine,
+        "ENABLE": b"* ENABLED QRESYNC\r\n{tag} OK Enabled\r\n",
+        "CAPABILITY": b"* CAPABILITY " + QRESYNC_OFFERED + b"\r\n{tag} OK done\r\n",
+        **more,
+    }
+    return ScriptedImap(script, [b"* OK [CAPABILITY " + greeting + b"] ready\r\n"])
+
+
+def kept_polls(server, tmp_path, between=lambda: None):
+    """A running service's first two polls (its session kept between them), a day after the
+    scripted mail came: both results, how many lines the server had read before the
+    second, and INBOX's cache after it."""
+    from inboxwatch.service.poller import Poller
+
+    settings = Settings(accounts=[scripted_account(server)], state={"path": str(tmp_path / "s.db")})
+    store = SqliteStore(tmp_path / "s.db")
+    poller = Poller(settings, store, Recorder())
+    try:
+        first = poller.poll(NOW + timedelta(days=2))
+        read = len(server.lines)
+        between()
+        again = poller.poll(NOW + timedelta(days=2, hours=1))
+        return first, again, read, store.messages("work", "INBOX")
+    finally:
+        poller.close()
+        store.close()
+
+
 def test_a_server_refusing_the_qresync_parameter_is_read_without_it(tmp_path):
     """A server that offers QRESYNC and enables it (RFC 7162 3.2.3), then answers BAD to
     EXAMINE's QRESYNC parameter, is asked with CONDSTORE instead, from then on: a running
     service's quick check (its session enabled QRESYNC at the first poll) goes on. Its
     greeting does not offer ENABLE: ENABLE goes with the first EXAMINEs, not the LOGIN."""
-    from inboxwatch.service.poller import Poller
-
     state = b"* OK [HIGHESTMODSEQ 9] modseq\r\n"
     examined = DEFAULTS["EXAMINE"].replace(b"{tag} OK", state + b"{tag} OK")
 
@@ -576,34 +609,16 @@ def test_a_server_refusing_the_qresync_parameter_is_read_without_it(tmp_path):
             return f"{tag} BAD QRESYNC parameter not understood\r\n".encode()
         return examined.replace(b"{tag}", tag.encode())
 
-    offered = b"IMAP4rev1 AUTH=PLAIN ENABLE CONDSTORE QRESYNC"
-    script = {
-        "EXAMINE": examine,
-        "ENABLE": b"* ENABLED QRESYNC\r\n{tag} OK Enabled\r\n",
-        "CAPABILITY": b"* CAPABILITY " + offered + b"\r\n{tag} OK done\r\n",
-    }
-    with ScriptedImap(script, [b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"]) as server:
-        settings = Settings(
-            accounts=[scripted_account(server)], state={"path": str(tmp_path / "s.db")}
-        )
-        store = SqliteStore(tmp_path / "s.db")
-        poller = Poller(settings, store, Recorder())
-        try:
-            first = poller.poll(T0)
-            read = len(server.lines)
-            again = poller.poll(T0 + timedelta(hours=1))
-        finally:
-            poller.close()
-            store.close()
+    with qresync_imap(examine, greeting=b"IMAP4rev1 AUTH=PLAIN") as server:
+        first, again, read, _ = kept_polls(server, tmp_path)
         asked = [line.split(" ", 1)[1] for line in server.lines[read:]]
+        [enable] = [n for n, line in enumerate(server.lines) if "ENABLE" in line]
+        assert " EXAMINE " in server.lines[enable + 1]  # with the session's first EXAMINE
     assert not first.report.errors and not again.report.errors and again.fetched == 0
     assert [line for line in asked if line.startswith("EXAMINE")] == [
         'EXAMINE "INBOX" (QRESYNC (7 9))', 'EXAMINE "Sent" (QRESYNC (7 9))',
         'EXAMINE "INBOX" (CONDSTORE)', 'EXAMINE "Sent" (CONDSTORE)',
     ], asked  # fmt: skip
-    assert not [line for line in asked if "ENABLE" in line]  # once a session, at its first
-    [enable] = [n for n, line in enumerate(server.lines) if "ENABLE" in line]
-    assert " EXAMINE " in server.lines[enable + 1]  # right before the session's first EXAMINE
 
 
 def test_a_qresync_answer_that_does_not_add_up_is_asked_by_uid(tmp_path):
@@ -611,7 +626,6 @@ def test_a_qresync_answer_that_does_not_add_up_is_asked_by_uid(tmp_path):
     the UIDs from the last UIDNEXT on, but the answer names no new message while the count
     grew (a server that left something out). That FETCH's answer is read and dropped, and
     the folder is asked by UID instead: the poll ends, nothing is lost or hangs."""
-    from inboxwatch.service.poller import Poller
 
     def state(exists: int, uidnext: int, modseq: int) -> bytes:
         return (
@@ -623,7 +637,7 @@ def test_a_qresync_answer_that_does_not_add_up_is_asked_by_uid(tmp_path):
         answer = state(3, 4, 12) if "(QRESYNC" in folder else state(2, 3, 9)
         return answer.replace(b"{tag}", tag.encode())
 
-    second: list[str] = []  # the second poll's FETCHes in INBOX, by the folder selected
+    second: list[str] = []  # the second poll's FETCHes in INBOX
 
     def uid_fetch(tag: str, folder: str) -> bytes:
         done = f"{tag} OK Fetch completed\r\n".encode()
@@ -635,28 +649,8 @@ def test_a_qresync_answer_that_does_not_add_up_is_asked_by_uid(tmp_path):
             return fetch_item(2, header, "\\Flagged") + done
         return b"* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n" + done  # the flags asked by UID
 
-    offered = b"IMAP4rev1 AUTH=PLAIN ENABLE CONDSTORE QRESYNC SEARCHRES ESEARCH"
-    script = {
-        "EXAMINE": examine,
-        "UID FETCH": uid_fetch,
-        "ENABLE": b"* ENABLED QRESYNC\r\n{tag} OK Enabled\r\n",
-        "CAPABILITY": b"* CAPABILITY " + offered + b"\r\n{tag} OK done\r\n",
-    }
-    with ScriptedImap(script, [b"* OK [CAPABILITY " + offered + b"] ready\r\n"]) as server:
-        settings = Settings(
-            accounts=[scripted_account(server)], state={"path": str(tmp_path / "s.db")}
-        )
-        store = SqliteStore(tmp_path / "s.db")
-        poller = Poller(settings, store, Recorder())
-        try:
-            poller.poll(NOW + timedelta(days=2))
-            read = len(server.lines)
-            second.append("")
-            again = poller.poll(NOW + timedelta(days=2, hours=1))
-            cached = store.messages("work", "INBOX")
-        finally:
-            poller.close()
-            store.close()
+    with qresync_imap(examine, **{"UID FETCH": uid_fetch}) as server:
+        _, again, read, cached = kept_polls(server, tmp_path, lambda: second.append(""))
         asked = [line.split(" ", 1)[1] for line in server.lines[read:]]
     assert not again.report.errors, again.report.errors
     assert "\\Flagged" not in cached[2].flags  # the dropped FETCH's record was not read as flags
@@ -670,7 +664,6 @@ def test_what_is_said_of_the_folder_before_closed_is_not_the_next_folders(tmp_pa
     the folder selected before it. A VANISHED and a FETCH heard ahead of it (another
     client's changes there) are not applied to the folder examined: the mail stays. (Its
     greeting offers ENABLE: ENABLE QRESYNC goes with the LOGIN.)"""
-    from inboxwatch.service.poller import Poller
 
     def examined(modseq: int) -> bytes:
         state = f"* OK [HIGHESTMODSEQ {modseq}] modseq\r\n".encode()
@@ -683,28 +676,11 @@ def test_what_is_said_of_the_folder_before_closed_is_not_the_next_folders(tmp_pa
         answer = stale + closed + examined(12) if "(QRESYNC" in folder else examined(9)
         return answer.replace(b"{tag}", tag.encode())
 
-    offered = b"IMAP4rev1 AUTH=PLAIN ENABLE CONDSTORE QRESYNC"
-    script = {
-        "EXAMINE": examine,
-        "ENABLE": b"* ENABLED QRESYNC\r\n{tag} OK Enabled\r\n",
-        "CAPABILITY": b"* CAPABILITY " + offered + b"\r\n{tag} OK done\r\n",
-    }
-    with ScriptedImap(script, [b"* OK [CAPABILITY " + offered + b"] ready\r\n"]) as server:
-        settings = Settings(
-            accounts=[scripted_account(server)], state={"path": str(tmp_path / "s.db")}
-        )
-        store = SqliteStore(tmp_path / "s.db")
-        poller = Poller(settings, store, Recorder())
-        try:
-            first = poller.poll(NOW + timedelta(days=2))  # the scripted mail came at NOW
-            again = poller.poll(NOW + timedelta(days=2, hours=1))
-            cached = store.messages("work", "INBOX")
-        finally:
-            poller.close()
-            store.close()
+    with qresync_imap(examine) as server:
+        first, again, _, cached = kept_polls(server, tmp_path)
         resynced = [line for line in server.lines if "(QRESYNC (7 9))" in line]
         [login] = [n for n, line in enumerate(server.lines) if " LOGIN " in line]
-    assert "ENABLE QRESYNC" in server.lines[login + 1]
+        assert "ENABLE QRESYNC" in server.lines[login + 1]
     assert resynced and not again.report.errors  # the changed modseq was read by QRESYNC
     assert (
         sorted(f.subject for f in again.report.overdue)

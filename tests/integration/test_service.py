@@ -487,36 +487,6 @@ def test_a_poll_after_new_mail_searches_only_the_new_uids(
     assert not any("SINCE" in line for line in searches), searches
 
 
-def test_a_poll_after_an_expunge_finds_what_went_by_uid_not_by_date(
-    dovecot, sent_mailbox, tmp_path, store, no_qresync
-):
-    """Without QRESYNC, which cached messages went is asked by UID: the date search it replaced cost
-    Dovecot 0.2-0.3 s at 60,000 messages. Mail older than the lookback that arrives
-    meanwhile (moved in from an archive, its INTERNALDATE kept) stays out."""
-    from tests.proxy import RecordingProxy
-
-    seed(sent_mailbox)
-    with RecordingProxy(dovecot.port) as proxy:
-        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
-        poll_once(settings, store, Recorder(), T0)
-        before = len(proxy.client_bytes)
-        other = sent_mailbox.client
-        other.select_folder("INBOX")
-        other.add_flags([2], [b"\\Deleted"])
-        other.expunge()
-        other.unselect_folder()
-        sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="New"), T0 - 30 * H)
-        old = mail("Cy <cy@x.example>", subject="Old", date=T0 - timedelta(days=400))
-        sent_mailbox.add("INBOX", old, T0 - timedelta(days=400))
-        result = poll_once(settings, store, Recorder(), T0 + H)
-        sent = bytes(proxy.client_bytes[before:]).decode()
-    searches = [line for line in sent.split("\r\n") if " SEARCH " in line]
-    assert sorted(f.subject for f in result.report.overdue) == ["New", "Q0", "Q2"]
-    assert sorted(store.messages("work", "INBOX")) == [1, 3, 4]
-    assert any(" SEARCH UID 1:3" in line for line in searches), searches
-    assert not any("SINCE" in line for line in searches), searches
-
-
 def change_inbox(box) -> None:
     """Another client: Q0 answered from the phone, a label on Q2, Q1 deleted; new mail, and
     mail older than the lookback moved in from an archive (its INTERNALDATE kept)."""
@@ -530,6 +500,29 @@ def change_inbox(box) -> None:
     box.add("INBOX", mail("Bo <bo@x.example>", subject="New"), T0 - 30 * H)
     old = mail("Cy <cy@x.example>", subject="Old", date=T0 - timedelta(days=400))
     box.add("INBOX", old, T0 - timedelta(days=400))
+
+
+def test_a_poll_after_an_expunge_finds_what_went_by_uid_not_by_date(
+    dovecot, sent_mailbox, tmp_path, store, no_qresync
+):
+    """Without QRESYNC, which cached messages went is asked by UID: the date search it replaced cost
+    Dovecot 0.2-0.3 s at 60,000 messages. Mail older than the lookback that arrives
+    meanwhile (moved in from an archive, its INTERNALDATE kept) stays out."""
+    from tests.proxy import RecordingProxy
+
+    seed(sent_mailbox)
+    with RecordingProxy(dovecot.port) as proxy:
+        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        poll_once(settings, store, Recorder(), T0)
+        before = len(proxy.client_bytes)
+        change_inbox(sent_mailbox)
+        result = poll_once(settings, store, Recorder(), T0 + H)
+        sent = bytes(proxy.client_bytes[before:]).decode()
+    searches = [line for line in sent.split("\r\n") if " SEARCH " in line]
+    assert sorted(f.subject for f in result.report.overdue) == ["New", "Q2"]
+    assert sorted(store.messages("work", "INBOX")) == [1, 3, 4]
+    assert any(" SEARCH UID 1:3" in line for line in searches), searches
+    assert not any("SINCE" in line for line in searches), searches
 
 
 def without_recent(messages: dict[int, MessageMeta]) -> dict[int, MessageMeta]:
@@ -577,25 +570,38 @@ def test_qresync_tells_a_polls_changes_with_the_examine(dovecot, sent_mailbox, t
         fresh.close()
 
 
-def test_a_running_services_quick_check_asks_qresync(dovecot, sent_mailbox, tmp_path, store):
-    """A session kept between polls enabled QRESYNC at its first: the next quick check's
-    EXAMINEs carry it, and the folder it leaves selected is read from that answer."""
+def kept_session_polls(dovecot, box, tmp_path, store, change):
+    """A running service's first two polls, `change` made to the mailbox between them,
+    through a recording proxy: the second's result, what the client wrote for it (one
+    string a write) and INBOX's state before it."""
     from inboxwatch.service.poller import Poller
     from tests.proxy import RecordingProxy
 
-    seed(sent_mailbox)
+    seed(box)
     with RecordingProxy(dovecot.port) as proxy:
-        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
+        settings = settings_for(dovecot, box.user, tmp_path, port=proxy.port)
         poller = Poller(settings, store, Recorder(), memory=MemoryCache())
         try:
             poller.poll(T0)
-            before = len(proxy.client_bytes)
-            change_inbox(sent_mailbox)
-            sent_mailbox.add("Sent", mail(OWNER, "x@y.example", subject="Note"), T0 - H)
+            known = store.folder("work", "INBOX")
+            before = len(proxy.client_chunks)
+            change(box)
             result = poller.poll(T0 + H)
         finally:
             poller.close()
-        sent = bytes(proxy.client_bytes[before:]).decode()
+        return result, [c.decode() for c in proxy.client_chunks[before:]], known
+
+
+def test_a_running_services_quick_check_asks_qresync(dovecot, sent_mailbox, tmp_path, store):
+    """A session kept between polls enabled QRESYNC at its first: the next quick check's
+    EXAMINEs carry it, and the folder it leaves selected is read from that answer."""
+
+    def change(box) -> None:
+        change_inbox(box)
+        box.add("Sent", mail(OWNER, "x@y.example", subject="Note"), T0 - H)
+
+    result, chunks, _ = kept_session_polls(dovecot, sent_mailbox, tmp_path, store, change)
+    sent = "".join(chunks)
     lines = [line.split(" ", 1)[1] for line in sent.split("\r\n") if line]
     examines = [line for line in lines if line.startswith("EXAMINE")]
     assert len(examines) >= 2 and all("(QRESYNC (" in line for line in examines), lines
@@ -610,22 +616,7 @@ def test_new_mail_is_fetched_in_the_examines_round_trip(dovecot, sent_mailbox, t
     """A running service's quick check found INBOX changed (QRESYNC): the read sends INBOX's
     EXAMINE and a `UID FETCH <last UIDNEXT>:*` of the headers together, and QRESYNC's
     answer names which of what comes back are new: one round trip for both."""
-    from inboxwatch.service.poller import Poller
-    from tests.proxy import RecordingProxy
-
-    seed(sent_mailbox)
-    with RecordingProxy(dovecot.port) as proxy:
-        settings = settings_for(dovecot, sent_mailbox.user, tmp_path, port=proxy.port)
-        poller = Poller(settings, store, Recorder(), memory=MemoryCache())
-        try:
-            poller.poll(T0)
-            known = store.folder("work", "INBOX")
-            before = len(proxy.client_chunks)
-            change_inbox(sent_mailbox)
-            result = poller.poll(T0 + H)
-        finally:
-            poller.close()
-        chunks = [c.decode() for c in proxy.client_chunks[before:]]
+    result, chunks, known = kept_session_polls(dovecot, sent_mailbox, tmp_path, store, change_inbox)
     [read] = [c for c in chunks if "HEADER.FIELDS" in c]
     assert f'EXAMINE "INBOX" (QRESYNC ({known.uidvalidity} {known.modseq}))' in read, chunks
     assert f" UID FETCH {known.uidnext}:* (" in read, chunks
