@@ -1,23 +1,47 @@
-"""What changed in a folder read before (imap.source's `sync_folder`), where QRESYNC's
-answer to the EXAMINE (RFC 7162 3.2, imap.resync) did not tell: the UIDs its lookback
-holds now, the cached ones gone, and the changed flags of the rest.
+"""What changed in a folder read before (imap.source's `sync_folder`): the UIDs its
+lookback holds now, the cached ones gone, and the changed flags of the rest.
 
-A SEARCH of the UIDs past the last UIDNEXT (and of those still there, when the count says
-some went) and one FETCH CHANGEDSINCE (imap.flags); without the figures for that, a
-SEARCH by date.
+From QRESYNC's answer to the EXAMINE (RFC 7162 3.2, imap.resync) where it adds up, with
+no round trip of its own. Else a SEARCH of the UIDs past the last UIDNEXT (and of those
+still there, when the count says some went) and one FETCH CHANGEDSINCE (imap.flags);
+without the figures for that, a SEARCH by date.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from inboxwatch.core.ports import FolderState
+from inboxwatch.imap.answers import Prefetch
 from inboxwatch.imap.flags import changed_flags
-from inboxwatch.imap.selection import search_since
+from inboxwatch.imap.resync import Resync, applied
+from inboxwatch.imap.selection import Selection, search_since
 from inboxwatch.imap.watch import SocketWatch
 from inboxwatch.imap.wire import WatchedClient
 
 Delta = tuple[set[int], set[int], dict[int, frozenset[str]]]
+
+
+def changed_since(
+    selection: Selection,
+    states: tuple[FolderState, FolderState],
+    previous: set[int],
+    asked: tuple[datetime, Resync | None, Prefetch | None],
+) -> tuple[set[int], set[int], dict[int, frozenset[str]], Prefetch | None]:
+    """As `changes`, from QRESYNC's answer (`asked`: the lookback's start, the answer, and
+    the FETCH of new mail sent with the EXAMINE) where it adds up: that FETCH is then told
+    the new UIDs. Else it is read and dropped first: nothing is asked before its answer."""
+    since, resync, sent = asked
+    told = None if resync is None else applied(resync, *states, previous)
+    if told is None:
+        if sent is not None:
+            selection.drop(sent)
+        found = changes(selection.client, selection.watch, states, previous, since)
+        return (*found, None)
+    current, gone, flags = told
+    new = sorted(current - previous)
+    return current, gone, flags, None if sent is None else replace(sent, uids=new)
 
 
 def changes(

@@ -23,8 +23,9 @@ from inboxwatch.imap.selection import NextFolder
 from inboxwatch.imap.sets import batches, fetch_waves, uid_set
 from inboxwatch.imap.slots import Release
 from inboxwatch.imap.stream import StreamError, read_fetch
+from inboxwatch.imap.transport import MAX_LITERAL
 from inboxwatch.imap.watch import SocketWatch
-from inboxwatch.imap.wire import MAX_LITERAL, WatchedClient, connection, send
+from inboxwatch.imap.wire import WatchedClient, connection, send
 from inboxwatch.imap.worker import FetchWorker
 from inboxwatch.net import server_text
 

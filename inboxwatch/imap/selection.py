@@ -28,8 +28,9 @@ from inboxwatch.core.ports import FolderState
 from inboxwatch.imap.answers import Asked, Examined, Prefetch
 from inboxwatch.imap.resync import Resync
 from inboxwatch.imap.stream import StreamError, read_fetch
+from inboxwatch.imap.transport import MAX_LITERAL
 from inboxwatch.imap.watch import SocketWatch
-from inboxwatch.imap.wire import MAX_LITERAL, Known, WatchedClient, connection
+from inboxwatch.imap.wire import Known, WatchedClient, connection
 
 log = logging.getLogger(__name__)
 # An answer this recent (seconds) still stands for the read that follows it: a quick
@@ -224,7 +225,10 @@ class Selection:
         return self.fetch if search and size is not None and self.alone(size) else None
 
     def examine_each(
-        self, folders: list[str], known: list[FolderState | None] | None = None
+        self,
+        folders: list[str],
+        known: list[FolderState | None] | None = None,
+        listing: bool = False,
     ) -> list[FolderState | imaplib.IMAP4.error]:
         """Each folder's state, or its EXAMINE's error, all asked in one write; the last
         stays selected and its state (and with `known`, what changed in it) is kept for
@@ -238,7 +242,7 @@ class Selection:
         what = f"EXAMINE {folders[0]!r}" if one else f"EXAMINE of {len(folders)} folders"
         with self.watch.deadline(what, len(folders)):
             states_known = None if known is None else [_known(k) for k in known]
-            answers = self.client.examine_each(folders, states_known)
+            answers = self.client.examine_each(folders, states_known, listing)
         states = [a if isinstance(a, Exception) else folder_state(a.info) for a in answers]
         found = {f: s for f, s in zip(folders, states, strict=True) if isinstance(s, FolderState)}
         self.sizes.update((folder, state.exists or 0) for folder, state in found.items())

@@ -14,7 +14,6 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from imapclient import SocketTimeout
@@ -23,18 +22,16 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.ports import Answer, FolderInfo, FolderScan, FolderState, FolderSync, Progress
 from inboxwatch.errors import AuthError, ConfigError, ServerError
-from inboxwatch.imap.answers import Prefetch
 from inboxwatch.imap.bodyfetch import ask_details, details_answer
-from inboxwatch.imap.changes import changes, search_uids
+from inboxwatch.imap.changes import changed_since, search_uids
 from inboxwatch.imap.failures import network_error
 from inboxwatch.imap.headerfetch import HeaderFetcher
 from inboxwatch.imap.login import Secret, ServerLogin
-from inboxwatch.imap.resync import Resync, applied
 from inboxwatch.imap.sasl import xoauth2
 from inboxwatch.imap.selection import FRESH, Selection
 from inboxwatch.imap.slots import Release
 from inboxwatch.imap.watch import SocketWatch
-from inboxwatch.imap.wire import Listing, WatchedClient, bound_literals, connection, send
+from inboxwatch.imap.wire import Listing, WatchedClient, connection, send
 from inboxwatch.net import (
     is_loopback,
     keep_alive,
@@ -62,10 +59,10 @@ class ImapSource:
         self.host = account.host
         self.account = account.name
         self.timeout = account.timeout.total_seconds()
-        # The LIST sent with a password LOGIN (WatchedClient.login_listing), for the first
-        # list_folders() if it comes within FRESH (a scan's; cron's `run --once`
-        # after its quick check: one round trip less), with when it was answered; a fetch
-        # worker (worker=False) never lists.
+        # The LIST sent with a password LOGIN (WatchedClient.login_listing) or a quick check,
+        # for the first list_folders() if it comes within FRESH (a scan's; the read after
+        # a quick check: one round trip less), with when it was answered; a fetch worker
+        # (worker=False) never lists.
         self._listing: tuple[float, Listing] | None = None
         self.watch = SocketWatch(self.host, operation_deadline(self.timeout))
         with self.watch.deadline("connecting and logging in"):
@@ -113,7 +110,6 @@ class ImapSource:
             # 896) on, the CRLF waits for the first part's ACK, which the server delays
             # (RFC 1122 4.2.3.2): up to a round trip more for each command on a real link.
             client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            bound_literals(client)
             if context is not None and account.security == "starttls":
                 self._starttls(client, context)
         except (OSError, IMAPClientError, EOFError) as exc:
@@ -216,11 +212,14 @@ class ImapSource:
         self.headers.kill_worker()
         self.watch.shutdown()
 
+    def _fresh(self) -> Listing | None:
+        """The LIST answer heard with the LOGIN or a quick check, if within FRESH seconds."""
+        heard = self._listing
+        return heard[1] if heard is not None and time.monotonic() - heard[0] < FRESH else None
+
     def list_folders(self) -> list[FolderInfo]:
         """Every folder with its SPECIAL-USE flags; imapclient decodes modified UTF-7."""
-        sent, self._listing = self._listing, None  # sent with the LOGIN: used once, if fresh
-        fresh = sent is not None and time.monotonic() - sent[0] < FRESH
-        listing = sent[1] if sent is not None and fresh else None
+        listing, self._listing = self._fresh(), None  # used once
         try:
             self.selection.settle()
             if listing is None:
@@ -335,7 +334,9 @@ class ImapSource:
                     search_uids(self.client, self.watch, since) if searched is None else searched
                 )
             else:
-                delta = self._delta((known, state), previous, since, resync, sent)
+                delta = changed_since(
+                    self.selection, (known, state), previous, (since, resync, sent)
+                )
                 current, sync.gone, sync.flags, sent = delta
             scan = FolderScan(folder)
             uids = sorted(current - previous)
@@ -345,25 +346,6 @@ class ImapSource:
                 )
             sync.new, sync.failures = scan.messages, scan.failures
         return sync
-
-    def _delta(
-        self,
-        states: tuple[FolderState, FolderState],
-        previous: set[int],
-        since: datetime,
-        resync: Resync | None,
-        sent: Prefetch | None,
-    ) -> tuple[set[int], set[int], dict[int, frozenset[str]], Prefetch | None]:
-        """What changed (imap.changes), from QRESYNC's answer where it adds up: the FETCH sent
-        with the EXAMINE is told the new UIDs; else it is read and dropped before asking."""
-        told = None if resync is None else applied(resync, *states, previous)
-        if told is None:
-            if sent is not None:
-                self.selection.drop(sent)
-            return (*changes(self.client, self.watch, states, previous, since), None)
-        current, gone, flags = told
-        new = sorted(current - previous)
-        return current, gone, flags, None if sent is None else replace(sent, uids=new)
 
     @contextlib.contextmanager
     def _guard(self, folder: str) -> Iterator[None]:
@@ -388,11 +370,16 @@ class ImapSource:
     ) -> list[FolderState]:
         """`examine` of each folder, all asked in one write (a service's quick check: one
         round trip, not one a folder). The last stays selected, for a `sync_folder` of it;
-        with `known` (each folder's state at the last poll), QRESYNC's answer of it too."""
+        with `known` (each folder's state at the last poll), QRESYNC's answer of it too.
+        A LIST goes with them unless one was just answered: a read that follows lists no
+        more (a running service's kept session; cron's has its LOGIN's)."""
+        listing = self._fresh() is None
         with self._guard(folders[0] if folders else ""):
             answers = self.selection.examine_each(
-                list(folders), None if known is None else [*known]
+                list(folders), None if known is None else [*known], listing
             )
+        if listing and self.client.listed is not None:
+            self._listing = (time.monotonic(), self.client.listed)
         for folder, answer in zip(folders, answers, strict=True):
             if isinstance(answer, Exception):
                 with self._guard(folder):  # that folder's error, in its words

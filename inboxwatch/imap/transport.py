@@ -1,7 +1,7 @@
 """The IMAP session's socket: imaplib's plain or TLS connection, its socket reported to a
-SocketWatch (deadlines, a shutdown from another thread), and the capabilities a greeting
-already told taken from it, and QRESYNC's `[CLOSED]` boundary kept. imap.wire builds its
-client on these."""
+SocketWatch (deadlines, a shutdown from another thread), the capabilities a greeting
+already told taken from it, literals bounded, and QRESYNC's `[CLOSED]` boundary kept.
+imap.wire builds its client on these."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ import ssl
 from typing import Any
 
 from imapclient import imap4, tls
+from imapclient.exceptions import IMAPClientAbortError
 
 from inboxwatch.imap.watch import SocketWatch
+
+# A header block is small; a server announcing a far bigger literal is broken or hostile,
+# and imaplib would allocate the announced size up front.
+MAX_LITERAL = 32 * 1024 * 1024
 
 
 class _Greeted:
@@ -32,6 +37,17 @@ class _Greeted:
             self.capabilities = tuple(str(said[-1], self._encoding).upper().split())
             return
         super()._get_capabilities()  # type: ignore[misc]
+
+    def read(self, size: int) -> bytes:
+        # imaplib reads every literal through here: a literal over MAX_LITERAL is refused
+        # before its size is allocated. The stream cannot be resynchronised after: it ends.
+        if size > MAX_LITERAL:
+            raise IMAPClientAbortError(
+                f"server announced a {size:,}-byte literal (limit {MAX_LITERAL:,}); "
+                "refusing to read it"
+            )
+        data: bytes = super().read(size)  # type: ignore[misc]
+        return data
 
     def _append_untagged(self, typ: str, dat: Any) -> None:
         # RFC 7162 3.2.11: with QRESYNC on, an EXAMINE's `OK [CLOSED]` ends what is said of

@@ -1,7 +1,8 @@
 """The IMAP session's connection: imapclient over imap.transport's watched socket,
 EXAMINE with CONDSTORE or QRESYNC and the SEARCH sent with it (and with SEARCHRES the
-FETCH of what it finds), a FETCH sent now and read later, bounded literals, and `send`
-for commands whose answer `imap.stream` reads. (SASL XOAUTH2 is imap.sasl.)
+FETCH of what it finds), a FETCH sent now and read later, and `send`
+for commands whose answer `imap.stream` reads. (SASL XOAUTH2 is imap.sasl; bounded
+literals, imap.transport.)
 
 This is the one module that touches imaplib's internals (`IMAPClient._imap`, its
 `_new_tag`, `_command_complete`, `state`, `send` and `read`; imap.transport only
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientAbortError, LoginError
+from imapclient.exceptions import LoginError
 from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_message_list
 
@@ -35,10 +36,6 @@ log = logging.getLogger(__name__)
 Listing = list[tuple[Any, Any, str]]
 # A folder's (UIDVALIDITY, HIGHESTMODSEQ) at the last poll, for QRESYNC; None: not known.
 Known = tuple[int, int] | None
-
-# A header block is small; a server announcing a far bigger literal is broken or hostile,
-# and imaplib would allocate the announced size up front.
-MAX_LITERAL = 32 * 1024 * 1024
 
 
 class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
@@ -59,6 +56,7 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
     # offered: ENABLE QRESYNC goes with the LOGIN or the first EXAMINEs (`login_listing`,
     # `_examines`); `resyncing` once the server said so (imap.resync).
     qresync = resyncing = _enable_asked = False
+    listed: Listing | None = None  # the LIST sent with the last `examine_each`, if asked
 
     def examine(self, folder: str, search: bytes = b"") -> tuple[dict[bytes, Any], list[int]]:
         """EXAMINE `folder` (a read-only SELECT); with `search`, a `UID SEARCH search` in it
@@ -70,19 +68,23 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         return examined.info, examined.uids
 
     def examine_each(
-        self, folders: Sequence[str], known: Sequence[Known] | None = None
+        self, folders: Sequence[str], known: Sequence[Known] | None = None, listing: bool = False
     ) -> list[Examined | imaplib.IMAP4.error]:
         """EXAMINE each of `folders`, all in one write: RFC 3501 5.5 has a server run them
         in order, so the last stays selected, and a service's quick check costs one round
         trip instead of one a folder. Each folder's select response, or the error its
         EXAMINE answered (every answer read, the session in step); a lost connection
         raises. `known`: each folder's (UIDVALIDITY, HIGHESTMODSEQ) from the last poll, or
-        None, for QRESYNC (what changed in it comes with its answer)."""
+        None, for QRESYNC (what changed in it comes with its answer). With `listing`, a
+        `LIST "" "*"` goes first in the write, its answer kept as `listed` (or None)."""
+        self.listed = None
         while True:
             states = [None] * len(folders) if known is None else known
             resync = [k is not None and self.resyncing for k in states]  # as sent
-            asked = zip(folders, states, strict=True)
-            tags = self._examines([self._examine_command(f, k) for f, k in asked])
+            asked = [self._examine_command(f, k) for f, k in zip(folders, states, strict=True)]
+            tags = self._examines([self._list_command(), *asked] if listing else asked)
+            if listing:  # its answer comes first; not asked again if the EXAMINEs are
+                self.listed, listing = self._listing_answer(tags.pop(0), "with EXAMINE"), False
             replies = [self._examined(tag) for tag in tags]
             if not any(isinstance(reply, _Refused) for reply in replies):
                 return [answers.examined(*a) for a in zip(replies, resync, strict=True)]
@@ -265,9 +267,8 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         if not (login.isascii() and username) or b"\r" in login or b"\n" in login:
             self.login(username, password)
             return None
-        pattern = _bytes(self._normalise_folder("*"))
         enable = [b"ENABLE QRESYNC"] if self.qresync and "ENABLE" in imap.capabilities else []
-        tags = _pipelined(imap, login, *enable, b'LIST "" ' + pattern)
+        tags = _pipelined(imap, login, *enable, self._list_command())
         try:
             typ, said = imap._command_complete("LOGIN", tags[0])
             if typ != "OK":
@@ -280,11 +281,18 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         imap.state = "AUTH"
         if enable:
             self._enabled(tags[1])
-        typ, listed = _finish(imap, tags[-1], "LIST")
+        return self._listing_answer(tags[-1], "after LOGIN")
+
+    def _list_command(self) -> bytes:
+        return b'LIST "" ' + _bytes(self._normalise_folder("*"))
+
+    def _listing_answer(self, tag: bytes, sent: str) -> Listing | None:
+        """list_folders' answer from the LIST sent as `tag`; None if not OK (list again)."""
+        typ, listed = _finish(self._imap, tag, "LIST")
         if typ != "OK":
-            log.info("%s: LIST after LOGIN answered %s; listing again", self.host, typ)
+            log.info("%s: LIST %s answered %s; listing again", self.host, sent, typ)
             return None
-        listed = imap._untagged_response(typ, listed, "LIST")[1]
+        listed = self._imap._untagged_response(typ, listed, "LIST")[1]
         return self._proc_folder_list(listed)  # type: ignore[no-any-return]
 
     def fetch(
@@ -366,24 +374,6 @@ def connection(client: IMAPClient) -> imaplib.IMAP4:
     """imapclient's imaplib connection, for the streamed FETCH and the generic UID FETCH."""
     imap: imaplib.IMAP4 = client._imap
     return imap
-
-
-def bound_literals(client: IMAPClient) -> None:
-    """Refuse a literal over MAX_LITERAL before imaplib allocates it (bounded memory)."""
-    imap = connection(client)
-    read = imap.read
-
-    def guarded(size: int) -> bytes:
-        if size > MAX_LITERAL:
-            # The stream cannot be resynchronised after a refused literal: drop it.
-            raise IMAPClientAbortError(
-                f"server announced a {size:,}-byte literal (limit "
-                f"{MAX_LITERAL:,}); refusing to read it"
-            )
-        data: bytes = read(size)
-        return data
-
-    imap.read = guarded  # type: ignore[method-assign]
 
 
 def send(imap: imaplib.IMAP4, *commands: bytes) -> list[bytes]:

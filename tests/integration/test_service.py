@@ -615,8 +615,11 @@ def test_a_running_services_quick_check_asks_qresync(dovecot, sent_mailbox, tmp_
 def test_new_mail_is_fetched_in_the_examines_round_trip(dovecot, sent_mailbox, tmp_path, store):
     """A running service's quick check found INBOX changed (QRESYNC): the read sends INBOX's
     EXAMINE and a `UID FETCH <last UIDNEXT>:*` of the headers together, and QRESYNC's
-    answer names which of what comes back are new: one round trip for both."""
+    answer names which of what comes back are new: one round trip for both. The read's
+    LIST went with the check's EXAMINEs."""
     result, chunks, known = kept_session_polls(dovecot, sent_mailbox, tmp_path, store, change_inbox)
+    lists = [c for c in chunks if ' LIST "" ' in c]
+    assert len(lists) == 1 and lists[0].count(" EXAMINE ") == 2, chunks
     [read] = [c for c in chunks if "HEADER.FIELDS" in c]
     assert f'EXAMINE "INBOX" (QRESYNC ({known.uidvalidity} {known.modseq}))' in read, chunks
     assert f" UID FETCH {known.uidnext}:* (" in read, chunks

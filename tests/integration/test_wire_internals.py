@@ -15,7 +15,7 @@ import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, LoginError
 
-from inboxwatch.imap import stream, wire
+from inboxwatch.imap import stream, transport, wire
 from inboxwatch.imap.fetchparse import fast_record
 from inboxwatch.imap.headerfetch import FETCH_ITEMS
 from inboxwatch.imap.watch import SocketWatch
@@ -57,14 +57,18 @@ def test_the_imaplib_parts_wire_relies_on(client):
 
 
 @pytest.mark.dovecot
-def test_bound_literals_guards_imaplib_read(client):
-    wire.bound_literals(client)
+def test_literals_are_bounded_in_imaplibs_read(dovecot, mailbox):
+    mailbox.add("INBOX", mail("anna@client.example"), NOW)
+    watch = SocketWatch("127.0.0.1", 10)
+    client = wire.WatchedClient(watch, "127.0.0.1", port=dovecot.port, ssl=False)
+    client.login(mailbox.user, dovecot.password)
     imap = wire.connection(client)
     # imaplib reads every literal through `read(size)`: the guard sits there.
     with pytest.raises(IMAPClientAbortError, match="literal"):
-        imap.read(wire.MAX_LITERAL + 1)
+        imap.read(transport.MAX_LITERAL + 1)
     client.select_folder("INBOX", readonly=True)
     assert list(client.fetch([1], ["BODY.PEEK[HEADER]"])) == [1]  # small ones pass
+    client.logout()
 
 
 @pytest.mark.dovecot
