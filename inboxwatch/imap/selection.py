@@ -208,7 +208,8 @@ class Selection:
             return None
         if known.uidnext is None or now.uidnext is None or not self.client.resyncing:
             return None
-        return known.uidnext if self.alone(now.uidnext - known.uidnext) else None
+        new = now.uidnext - known.uidnext  # UIDs given since (some may be gone again)
+        return known.uidnext if new > 0 and self.alone(new) else None
 
     def drop(self, prefetch: Prefetch) -> None:
         """A FETCH sent with an EXAMINE and not wanted after all: read and dropped."""

@@ -5,9 +5,9 @@ for commands whose answer `imap.stream` reads. (SASL XOAUTH2 is imap.sasl; bound
 literals, imap.transport.)
 
 This is the one module that touches imaplib's internals (`IMAPClient._imap`, its
-`_new_tag`, `_command_complete`, `state`, `send` and `read`; imap.transport only
-overrides how a greeting's capabilities are read): imapclient offers no
-streamed FETCH, no pipelining and no bound on literal sizes.
+`_new_tag`, `_command_complete`, `state`, `send` and `read`; imap.transport overrides
+three imaplib methods: the greeting's capabilities, `read`, untagged answers): imapclient
+offers no streamed FETCH, no pipelining and no bound on literal sizes.
 tests/integration/test_wire_internals.py fails if imapclient or imaplib stop providing
 what is relied on here.
 """

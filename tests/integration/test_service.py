@@ -637,6 +637,23 @@ def test_new_mail_is_fetched_in_the_examines_round_trip(dovecot, sent_mailbox, t
         fresh.close()
 
 
+def test_a_flag_change_alone_is_read_from_the_examine(dovecot, sent_mailbox, tmp_path, store):
+    """Only a flag changed: QRESYNC's answer to the EXAMINE tells it, and nothing is fetched
+    (no headers: no UID was given since the last poll)."""
+
+    def answered(box) -> None:
+        box.client.select_folder("INBOX")
+        box.client.add_flags([1], [b"\\Answered"])  # replied from the phone
+
+    result, chunks, _ = kept_session_polls(dovecot, sent_mailbox, tmp_path, store, answered)
+    assert not [c for c in chunks if " FETCH " in c or "SEARCH" in c], chunks
+    assert result.fetched == 0 and sorted(f.subject for f in result.report.overdue) == [
+        "Q1",
+        "Q2",
+    ]
+    assert "\\Answered" in store.messages("work", "INBOX")[1].flags
+
+
 def test_a_cron_run_after_new_mail_lists_with_its_login_and_asks_qresync(
     dovecot, sent_mailbox, tmp_path, store
 ):
