@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -652,6 +653,69 @@ def test_a_flag_change_alone_is_read_from_the_examine(dovecot, sent_mailbox, tmp
         "Q2",
     ]
     assert "\\Answered" in store.messages("work", "INBOX")[1].flags
+
+
+def change_at_random(rng: random.Random, box, when: datetime, n: int) -> None:
+    """One change another client might make: new mail (on a new subject or in a thread
+    seen before), the owner's reply, a flag set or taken off, a message deleted."""
+    client = box.client
+    client.select_folder("INBOX")
+    inbox = client.search(["ALL"])
+    kind = rng.choice(
+        ["mail", "reply", "answer", "flag", "unflag", "expunge"] if inbox else ["mail"]
+    )
+    mid = f"<r{n}@x.example>"
+    if kind == "mail":
+        earlier = f"<r{rng.randrange(n)}@x.example>" if n and rng.random() < 0.5 else None
+        message = mail(f"P{n % 3} <p{n % 3}@x.example>", subject=f"R{n % 4}", mid=mid,
+                       in_reply_to=earlier, references=(earlier,) if earlier else ())  # fmt: skip
+        box.add("INBOX", message, when - rng.randrange(1, 50) * H)
+    elif kind == "reply":
+        asked = f"<r{rng.randrange(max(n, 1))}@x.example>"
+        reply = mail(OWNER, "p1@x.example", "Re: R1", mid=mid, in_reply_to=asked)
+        box.add("Sent", reply, when - rng.randrange(1, 20) * H)
+    elif kind in ("answer", "flag", "unflag"):
+        flag = {"answer": b"\\Answered", "flag": b"$Label", "unflag": b"\\Answered"}[kind]
+        uid = [rng.choice(inbox)]
+        client.remove_flags(uid, [flag]) if kind == "unflag" else client.add_flags(uid, [flag])
+    else:
+        client.add_flags([rng.choice(inbox)], [b"\\Deleted"])
+        client.expunge()
+    client.unselect_folder()
+
+
+def test_random_changes_read_by_qresync_match_a_fresh_read(dovecot, sent_mailbox, tmp_path, store):
+    """A running service that reads its changes by QRESYNC (and new mail with the EXAMINE)
+    ends each poll where a fresh read of the whole mailbox does: the same cache, the same
+    findings, over rounds of random changes."""
+    from inboxwatch.service.poller import Poller
+
+    rng = random.Random(2112)
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    poller = Poller(settings, store, Recorder(), memory=MemoryCache())
+    try:
+        poller.poll(T0)
+        changes = 0
+        for round_ in range(10):
+            now = T0 + (round_ + 1) * H
+            for _ in range(rng.randint(1, 3)):
+                change_at_random(rng, sent_mailbox, now, changes)
+                changes += 1
+            kept = poller.poll(now)
+            fresh = SqliteStore(tmp_path / f"fresh-{round_}.db")
+            try:
+                again = poll_once(settings, fresh, Recorder(), now)
+                for folder in ("INBOX", "Sent"):
+                    ours = without_recent(store.messages("work", folder))
+                    assert ours == without_recent(fresh.messages("work", folder)), round_
+            finally:
+                fresh.close()
+            found = [(f.thread_id, f.subject) for f in kept.report.overdue + kept.report.waiting]
+            want = [(f.thread_id, f.subject) for f in again.report.overdue + again.report.waiting]
+            assert sorted(found) == sorted(want), round_
+    finally:
+        poller.close()
 
 
 def test_a_cron_run_after_new_mail_lists_with_its_login_and_asks_qresync(
