@@ -320,13 +320,7 @@ class ImapSource:
             if state.unchanged_since(known):
                 return FolderSync(folder, state, replace=False)
             if known is not None and replace:
-                # RFC 3501 2.3.1.1: the server renumbered the folder (restored, recreated,
-                # migrated). Handled by a rebuild, but worth a line: it costs a full read.
-                was, now = known.uidvalidity, state.uidvalidity
-                log.warning(
-                    "%s: folder %r changed its UIDVALIDITY (%d -> %d); reading it again",
-                    *(self.account, folder, was, now),
-                )
+                _renumbered(self.account, folder, known, state)
             sync = FolderSync(folder, state, replace)
             previous = set() if replace else set(cached)
             if replace or known is None:
@@ -385,3 +379,12 @@ class ImapSource:
                 with self._guard(folder):  # that folder's error, in its words
                     raise answer
         return [a for a in answers if not isinstance(a, Exception)]
+
+
+def _renumbered(account: str, folder: str, known: FolderState, state: FolderState) -> None:
+    # RFC 3501 2.3.1.1: the server renumbered the folder (restored, recreated, migrated).
+    # Handled by a rebuild, but worth a line: it costs a full read.
+    log.warning(
+        "%s: folder %r changed its UIDVALIDITY (%d -> %d); reading it again",
+        *(account, folder, known.uidvalidity, state.uidvalidity),
+    )
