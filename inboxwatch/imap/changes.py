@@ -53,7 +53,7 @@ def changes(
 ) -> Delta:
     """Since `states` (the folder's at the last poll, and now): (the UIDs the lookback from
     `since` holds now, those of `previous`, the cached UIDs, gone, the changed flags of the
-    rest), asked of the server (QRESYNC's answer, where it was given, is imap.source's)."""
+    rest), asked of the server (QRESYNC's answer, where it was given: `changed_since`)."""
     known, state = states
     by_uid = _by_uid(client, watch, states, previous)
     if by_uid is not None:

@@ -5,7 +5,7 @@
 since (`* VANISHED (EARLIER) …`) and the flags of every message changed since, new ones
 included. A poll after a change then costs the EXAMINE and the FETCH of the new headers,
 where a SEARCH for new UIDs, another for the ones still there and a FETCH of changed
-flags were each a round trip of their own (imap.source). Pure data.
+flags were each a round trip of their own (imap.changes). Pure data.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def applied(
 ) -> tuple[set[int], set[int], dict[int, frozenset[str]]] | None:
     """(the UIDs the folder's lookback holds now, those of `cached` gone, the changed flags
     of the rest) by the EXAMINE's answer alone, or None when it does not add up (then the
-    folder is asked by UID, imap.source). New mail is the changed messages above the last
+    folder is asked by UID, imap.changes). New mail is the changed messages above the last
     UIDNEXT (their mod-sequences are all newer). Without anything vanished the message
     count must have grown by exactly the new ones: a server that left out an expunge is
     caught here rather than keeping a deleted message flagged."""

@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 FRESH = 30.0
 
 
+def heard_lately(at: float) -> bool:
+    """An answer heard at `at` (time.monotonic()) still stands: within FRESH seconds."""
+    return time.monotonic() - at < FRESH
+
+
 def search_since(since: datetime | None) -> bytes:
     """SEARCH SINCE has day granularity in the server's zone (RFC 3501 6.4.4): a day
     early, then the records are filtered on INTERNALDATE exactly. None: no SEARCH."""
@@ -157,23 +162,24 @@ class Selection:
         # Every folder the quick check found, and when: one it found unchanged is not asked
         # again by the read right after (`unchanged`).
         self._checked: tuple[float, dict[str, FolderState]] = (0.0, {})
-        self._resync: tuple[str, Resync] | None = None  # QRESYNC's answer of the last EXAMINE
         self._ahead: NextFolder | None = None
 
     def examine(
-        self,
-        folder: str,
-        since: datetime | None = None,
-        then: str | None = None,
-        known: FolderState | None = None,
+        self, folder: str, since: datetime | None = None, then: str | None = None
     ) -> tuple[FolderState, list[int], Prefetch | None]:
         """EXAMINE, and with `since` the UIDs from then on, asked in the same round trip
         (or sent ahead, and only read now), with their FETCH when the folder is known to
         be small (`Prefetch`: the caller reads it). `then`, the folder read next: its
-        size is asked too, if not known. `known`, the folder's state at the last poll:
-        with QRESYNC, what changed since comes too (`resynced`)."""
+        size is asked too, if not known."""
+        state, examined = self._examine(folder, since, then, None)
+        return state, examined.uids, examined.prefetch
+
+    def _examine(
+        self, folder: str, since: datetime | None, then: str | None, known: FolderState | None
+    ) -> tuple[FolderState, Examined]:
+        """`examine`'s; with `known`, the folder's state at the last poll, QRESYNC's answer
+        comes too where the server offers it (`Examined.resync`)."""
         self._last = None
-        self._resync = None
         self.current = None
         ahead, self._ahead = self._ahead, None
         search = search_since(since)
@@ -195,8 +201,7 @@ class Selection:
         self.current = folder
         state = folder_state(examined.info)
         self.sizes[folder] = state.exists or 0
-        self._resync = None if examined.resync is None else (folder, examined.resync)
-        return state, examined.uids, examined.prefetch
+        return state, examined
 
     def _tail(self, folder: str, known: FolderState | None) -> int | None:
         """The last UIDNEXT, to FETCH from with the EXAMINE of `folder`, when the quick check
@@ -204,7 +209,7 @@ class Selection:
         new headers come in the EXAMINE's round trip (0.1 s a poll at 100 ms RTT)."""
         at, found = self._checked
         now = found.pop(folder, None)
-        if known is None or now is None or time.monotonic() - at > FRESH:
+        if known is None or now is None or not heard_lately(at):
             return None
         if known.uidnext is None or now.uidnext is None or not self.client.resyncing:
             return None
@@ -214,11 +219,6 @@ class Selection:
     def drop(self, prefetch: Prefetch) -> None:
         """A FETCH sent with an EXAMINE and not wanted after all: read and dropped."""
         _drain(self.client, prefetch)
-
-    def resynced(self, folder: str) -> Resync | None:
-        """What QRESYNC told of `folder`'s changes, if its last EXAMINE had it; told once."""
-        resync, self._resync = self._resync, None
-        return resync[1] if resync is not None and resync[0] == folder else None
 
     def _fetch(self, folder: str, search: bytes) -> str | None:
         """The FETCH items to send with `folder`'s EXAMINE and `search`, if it is small."""
@@ -265,7 +265,7 @@ class Selection:
     def _still(self, folder: str, known: FolderState | None) -> FolderState | None:
         at, found = self._checked
         state = found.get(folder)
-        if state is None or time.monotonic() - at > FRESH or not state.unchanged_since(known):
+        if state is None or not heard_lately(at) or not state.unchanged_since(known):
             return None
         return state
 
@@ -275,15 +275,16 @@ class Selection:
         since: datetime | None,
         then: str | None = None,
         known: FolderState | None = None,
-    ) -> tuple[FolderState, list[int] | None, Prefetch | None]:
+    ) -> tuple[FolderState, list[int] | None, Prefetch | None, Resync | None]:
         """The folder's state, from the quick check's EXAMINE when it was this folder's;
-        else `examine`d, with the SEARCH SINCE `since` sent with it when wanted."""
+        else `examine`d, with the SEARCH SINCE `since` sent with it when wanted; and with
+        `known`, what QRESYNC told of its changes since, if the server offers it."""
         last, self._last = self._last, None
         if last is not None and last[0] == folder:
-            self._resync = None if last[2] is None else (folder, last[2])
-            return last[1], None, None
-        state, uids, prefetch = self.examine(folder, since, then, known)
-        return state, None if since is None else uids, prefetch
+            return last[1], None, None, last[2]
+        state, examined = self._examine(folder, since, then, known)
+        uids = None if since is None else examined.uids
+        return state, uids, examined.prefetch, examined.resync
 
     @contextlib.contextmanager
     def behind(

@@ -28,7 +28,7 @@ from inboxwatch.imap.failures import network_error
 from inboxwatch.imap.headerfetch import HeaderFetcher
 from inboxwatch.imap.login import Secret, ServerLogin
 from inboxwatch.imap.sasl import xoauth2
-from inboxwatch.imap.selection import FRESH, Selection
+from inboxwatch.imap.selection import Selection, heard_lately
 from inboxwatch.imap.slots import Release
 from inboxwatch.imap.watch import SocketWatch
 from inboxwatch.imap.wire import Listing, WatchedClient, connection, send
@@ -215,7 +215,7 @@ class ImapSource:
     def _fresh(self) -> Listing | None:
         """The LIST answer heard with the LOGIN or a quick check, if within FRESH seconds."""
         heard = self._listing
-        return heard[1] if heard is not None and time.monotonic() - heard[0] < FRESH else None
+        return heard[1] if heard is not None and heard_lately(heard[0]) else None
 
     def list_folders(self) -> list[FolderInfo]:
         """Every folder with its SPECIAL-USE flags; imapclient decodes modified UTF-7."""
@@ -311,8 +311,7 @@ class ImapSource:
             first = since if known is None else None
             # The next folder's size is asked only if it too is read whole (its own SEARCH).
             nxt = then[0] if then[1] is not None else None
-            state, searched, sent = self.selection.selected(folder, first, nxt, known)
-            resync = self.selection.resynced(folder)
+            state, searched, sent, resync = self.selection.selected(folder, first, nxt, known)
             replace = known is None or known.uidvalidity != state.uidvalidity
             if known and sent and (replace or state.unchanged_since(known)):
                 self.selection.drop(sent)  # new mail's FETCH, sent with the EXAMINE: none

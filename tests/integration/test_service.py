@@ -751,7 +751,7 @@ def test_a_login_listing_is_not_used_once_it_is_old(dovecot, sent_mailbox, monke
     """The LIST sent with the LOGIN serves a read within imap.selection.FRESH seconds (the
     read after a quick check); a session kept for a later poll lists again: the folders
     may have changed meanwhile."""
-    from inboxwatch.imap import source
+    from inboxwatch.imap import selection, source
     from inboxwatch.imap.login import Secret
     from tests.proxy import RecordingProxy
 
@@ -765,7 +765,7 @@ def test_a_login_listing_is_not_used_once_it_is_old(dovecot, sent_mailbox, monke
         try:
             sent_mailbox.client.create_folder("Projects")
             assert "Projects" not in {f.name for f in fresh.list_folders()}  # from its LOGIN
-            monkeypatch.setattr(source, "FRESH", 0.0)
+            monkeypatch.setattr(selection, "FRESH", 0.0)
             assert "Projects" in {f.name for f in kept.list_folders()}
         finally:
             fresh.close()
