@@ -38,6 +38,11 @@ _WIDENINGS = 8
 _key: Callable[[MessageMeta], Key] = attrgetter("folder", "uid")
 
 
+def _where(messages: Iterable[MessageMeta], keys: Mapping[int, Key] | None) -> Iterable[Key]:
+    """The messages' keys: the tuples `keys` holds by id(message), else new ones."""
+    return map(_key, messages) if keys is None else map(keys.__getitem__, map(id, messages))
+
+
 def _ids(msg: MessageMeta) -> Iterable[str]:
     # Its own id as the graph keys it: a message without Message-ID shares its node with
     # every copy of it (threads.synthetic_id), and a copy arriving later must find it.
@@ -142,16 +147,17 @@ class ThreadMemo:
         threads = build_threads(current.values(), counterpart, lone, bases)
         self._reset(current)
         # The indexes share the key tuples of `current` (~56 bytes a message each less).
-        keys = {id(m): key for key, m in current.items()}
-        self._add(threads, lone, bases, lambda m: keys[id(m)])
+        self._add(threads, lone, bases, dict(zip(map(id, current.values()), current, strict=True)))
 
     def _add(
         self,
         threads: list[Thread],
         lone: list[MessageMeta],
         bases: Bases | None = None,
-        key_of: Callable[[MessageMeta], Key] = _key,
+        keys: Mapping[int, Key] | None = None,
     ) -> None:
+        """Index `threads` and `lone`; `keys`: the messages' key tuples, by id(message), to
+        share (else each gets its own)."""
         # A follow-up repeats its thread's whole References chain: each thread's distinct
         # ids are taken once (set operations in C), not once per message naming them.
         of_key, of_id, of_subject = self._of_key, self._of_id, self._of_subject
@@ -160,17 +166,17 @@ class ThreadMemo:
             key = id(thread)
             self.threads[key] = thread
             messages = thread.messages
-            of_key.update(zip(map(key_of, messages), repeat(thread)))
+            of_key.update(zip(_where(messages, keys), repeat(thread)))
             for ident in _thread_ids(messages):
                 if of_id.setdefault(ident, key) != key:
                     put(of_id, ident, key)
             for subject in _subjects(messages, bases):
                 if of_subject.setdefault(subject, key) != key:
                     put(of_subject, subject, key)
-        keys = list(map(key_of, lone))  # one tuple each, in both indexes
-        for msg, where in zip(lone, keys, strict=True):
+        spots = list(_where(lone, keys))  # one tuple each, in both indexes
+        for msg, where in zip(lone, spots, strict=True):
             put(self._lone, bases[msg.subject], where)
-        self._lone_keys.update(keys)
+        self._lone_keys.update(spots)
 
     def _patch(self, changed: list[MessageMeta], gone: list[Key], counterpart: Counterpart) -> bool:
         """Rebuild only the threads the changed and the gone messages touch; False when
