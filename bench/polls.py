@@ -4,6 +4,7 @@ service's polls, `run --once` from cron, and the mailbox changes they are timed 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -14,11 +15,15 @@ from typing import Any
 
 from bench.mailgen import OWNER
 
+# `bench/run.py --compress`: the server offers COMPRESS=DEFLATE and inboxwatch asks it.
+COMPRESS = "INBOXWATCH_BENCH_COMPRESS"
+
 
 def bench_account(port: int, password: str, lookback: str) -> Any:
     from inboxwatch.config import Account
 
     return Account(
+        compress=os.environ.get(COMPRESS) == "1",
         name="bench",
         host="127.0.0.1",
         port=port,

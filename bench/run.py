@@ -1,6 +1,6 @@
 """Benchmark inboxwatch against the IMAP floor and a naive client, in one run, same machine.
 
-    python bench/run.py --messages 100000 --rounds 3 [--cold] [--rtt-ms 100 --mbit 100]
+    python bench/run.py --messages 100000 --rounds 3 [--cold] [--rtt-ms 100 --mbit 100] [--compress]
 
 Starts a throwaway Dovecot (tests/dovecot.py), writes a generated mailbox
 (bench/mailgen.py) straight into its Maildir, then times, each in its own
@@ -18,7 +18,9 @@ process (for a clean peak RSS), median of the rounds:
   start     what a fresh process pays before it polls: imports, settings, the state opened
   first     a service's first poll, on a new state (everything read and written)
   qresync   the QRESYNC floor for that change (raw client: SELECT QRESYNC + FETCH new)
-Ratios are against the floor (and the naive scan) of the same run.
+Ratios are against the floor (and the naive scan) of the same run. `--compress`: the
+server offers COMPRESS=DEFLATE and inboxwatch asks it (`compress = true`); the floor and
+the naive client read uncompressed, as before.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from bench import delayproxy  # noqa: E402
 from bench.mailgen import write_maildir  # noqa: E402
 from bench.polls import (  # noqa: E402
+    COMPRESS,
     bench_account,
     m_change,
     m_first,
@@ -310,6 +313,9 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cold", action="store_true")
+    parser.add_argument(
+        "--compress", action="store_true", help="COMPRESS=DEFLATE offered and asked (not the floor)"
+    )
     delayproxy.add_options(parser)
     parser.add_argument("--measure")
     parser.add_argument("--port", type=int)
@@ -325,7 +331,9 @@ def main() -> int:
 
     base = Path(tempfile.mkdtemp(prefix="inboxwatch-bench-"))
     os.chmod(base, 0o755)
-    server = Dovecot(base)
+    server = Dovecot(base, compress=args.compress)
+    if args.compress:  # inherited by each measure's process (bench.polls.bench_account)
+        os.environ[COMPRESS] = "1"
     server.start()
     now = datetime.now(UTC)
     maildir = base / "mail" / "bench"

@@ -138,6 +138,8 @@ class Account(_Server, Standards):
     open_url: str = ""
     # Who gets this account's digest, instead of digest.to (a team lead, a shared inbox).
     digest_to: list[str] = []
+    # COMPRESS=DEFLATE (RFC 4978) where the server offers it: for a slow link (imap.compress).
+    compress: bool = False
 
     @field_validator("open_url")
     @classmethod

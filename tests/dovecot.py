@@ -86,6 +86,12 @@ namespace inbox {{
 """
 
 
+ZLIB = (
+    "mail_plugins = $mail_plugins zlib\n"
+    "protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}\n"
+)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -111,6 +117,7 @@ class Dovecot:
         cert: Path | None = None,
         key: Path | None = None,
         introspection_url: str | None = None,
+        compress: bool = False,
     ) -> None:
         self.binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
         if not Path(self.binary).exists():
@@ -124,6 +131,11 @@ class Dovecot:
         self._write_config(cert, key)
         if introspection_url is not None:
             self._add_oauth2(introspection_url)
+        if compress:  # COMPRESS=DEFLATE (RFC 4978), offered once logged in
+            text = self.config.read_text(encoding="utf-8")
+            self.config.write_text(
+                text.replace("protocols = imap\n", "protocols = imap\n" + ZLIB), encoding="utf-8"
+            )
 
     def _add_oauth2(self, url: str) -> None:
         """XOAUTH2 and OAUTHBEARER through Dovecot's oauth2 passdb, each token checked by

@@ -27,6 +27,8 @@ class ServerLogin(Protocol):
     def username(self) -> str: ...
     @property
     def timeout(self) -> timedelta: ...
+    @property
+    def compress(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Login:
     ca_file: str
     username: str
     timeout: timedelta
+    compress: bool = False
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,7 @@ class ImapSource:
                 timeout=SocketTimeout(connect=self.timeout, read=self.timeout),
             )
             client.normalise_times = False  # keep INTERNALDATE's own offset; we convert to UTC
+            client.compress = account.compress  # COMPRESS DEFLATE once logged in
             keep_alive(client.socket())  # kept between polls by the service
             # imapclient writes a command and its CRLF apart: with Nagle's algorithm (RFC
             # 896) on, the CRLF waits for the first part's ACK, which the server delays
@@ -138,6 +139,7 @@ class ImapSource:
                     self._listing = None if listing is None else (time.monotonic(), listing)
                 else:
                     self.client.login(username, secret.value)
+            self.client.deflate()  # COMPRESS, where wanted and not sent with the LOGIN
             # RFC 7162 3.1: HIGHESTMODSEQ on EXAMINE lets an unchanged folder cost one command.
             self.client.condstore = b"CONDSTORE" in self.client.capabilities()
             self.client.searchres = b"SEARCHRES" in self.client.capabilities()

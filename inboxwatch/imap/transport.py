@@ -1,12 +1,13 @@
 """The IMAP session's socket: imaplib's plain or TLS connection, its socket reported to a
 SocketWatch (deadlines, a shutdown from another thread), the capabilities a greeting
-already told taken from it, literals bounded, and QRESYNC's `[CLOSED]` boundary kept.
-imap.wire builds its client on these."""
+already told taken from it, literals bounded, QRESYNC's `[CLOSED]` boundary kept, and
+writes deflated under COMPRESS (imap.compress). imap.wire builds its client on these."""
 
 from __future__ import annotations
 
 import socket
 import ssl
+import zlib
 from typing import Any
 
 from imapclient import imap4, tls
@@ -29,6 +30,7 @@ class _Greeted:
     capabilities: tuple[str, ...]
     _encoding: str
     _greeted = False
+    deflater: Any = None  # set once COMPRESS DEFLATE is on (imap.compress)
 
     def _get_capabilities(self) -> None:
         said = None if self._greeted else self.untagged_responses.pop("CAPABILITY", None)
@@ -48,6 +50,13 @@ class _Greeted:
             )
         data: bytes = super().read(size)  # type: ignore[misc]
         return data
+
+    def send(self, data: bytes) -> None:
+        # Every write of imaplib's and ours comes here; under COMPRESS each is deflated
+        # and flushed whole, so the server can act on it (RFC 4978 section 4).
+        if self.deflater is not None:
+            data = self.deflater.compress(data) + self.deflater.flush(zlib.Z_SYNC_FLUSH)
+        super().send(data)  # type: ignore[misc]
 
     def _append_untagged(self, typ: str, dat: Any) -> None:
         # RFC 7162 3.2.11: with QRESYNC on, an EXAMINE's `OK [CLOSED]` ends what is said of

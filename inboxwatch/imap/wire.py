@@ -24,7 +24,7 @@ from imapclient.exceptions import LoginError
 from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_message_list
 
-from inboxwatch.imap import answers
+from inboxwatch.imap import answers, compress
 from inboxwatch.imap.answers import Asked, Examined, Prefetch, esearch_uids
 from inboxwatch.imap.fetchparse import parse_fetch
 from inboxwatch.imap.resync import resync_of
@@ -56,6 +56,7 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
     # offered: ENABLE QRESYNC goes with the LOGIN or the first EXAMINEs (`login_listing`,
     # `_examines`); `resyncing` once the server said so (imap.resync).
     qresync = resyncing = _enable_asked = False
+    compress = False  # ask COMPRESS DEFLATE once logged in (the account's `compress`)
     listed: Listing | None = None  # the LIST sent with the last `examine_each`, if asked
 
     def examine(self, folder: str, search: bytes = b"") -> tuple[dict[bytes, Any], list[int]]:
@@ -261,14 +262,15 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         imapclient's login does; a name or password imaplib could not send takes login().
         A session that wants QRESYNC sends ENABLE QRESYNC between them where the greeting
         offers ENABLE (RFC 5161: once authenticated, before any EXAMINE): then its first
-        EXAMINEs, a quick check's, already carry QRESYNC."""
+        EXAMINEs, a quick check's, already carry QRESYNC. COMPRESS goes last (imap.compress)."""
         imap = self._imap
         login = b"LOGIN %s %s" % (username.encode(), imap._quote(password).encode())
         if not (login.isascii() and username) or b"\r" in login or b"\n" in login:
             self.login(username, password)
             return None
         enable = [b"ENABLE QRESYNC"] if self.qresync and "ENABLE" in imap.capabilities else []
-        tags = _pipelined(imap, login, *enable, self._list_command())
+        deflate = [compress.COMMAND] if self.compress else []
+        tags = _pipelined(imap, login, *enable, self._list_command(), *deflate)
         try:
             typ, said = imap._command_complete("LOGIN", tags[0])
             if typ != "OK":
@@ -281,7 +283,17 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
         imap.state = "AUTH"
         if enable:
             self._enabled(tags[1])
-        return self._listing_answer(tags[-1], "after LOGIN")
+        listing = self._listing_answer(tags[len(tags) - 1 - len(deflate)], "after LOGIN")
+        if deflate:
+            self.compress = False  # asked
+            compress.answered(imap, tags[-1], self.host)
+        return listing
+
+    def deflate(self) -> None:
+        """COMPRESS DEFLATE, if wanted and not sent with the LOGIN (XOAUTH2, a worker)."""
+        if self.compress:
+            self.compress = False  # asked once, whatever the answer
+            compress.answered(self._imap, _pipelined(self._imap, compress.COMMAND)[0], self.host)
 
     def _list_command(self) -> bytes:
         return b'LIST "" ' + _bytes(self._normalise_folder("*"))

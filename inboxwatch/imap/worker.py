@@ -34,7 +34,9 @@ from inboxwatch.imap.login import Secret, ServerLogin
 # A running service keeps its session between polls, minutes apart: its worker does not
 # keep a second connection and process for that long; the next big read starts another.
 IDLE_EXIT = 30.0
-_LOGIN_FIELDS = ("name", "host", "port", "security", "allow_insecure", "ca_file", "username")
+_LOGIN_FIELDS = (
+    *("name", "host", "port", "security", "allow_insecure", "ca_file", "username", "compress"),
+)
 
 
 def write_frame(stream: IO[bytes], value: Any) -> None:
