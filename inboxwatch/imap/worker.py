@@ -35,7 +35,14 @@ from inboxwatch.imap.login import Secret, ServerLogin
 # keep a second connection and process for that long; the next big read starts another.
 IDLE_EXIT = 30.0
 _LOGIN_FIELDS = (
-    *("name", "host", "port", "security", "allow_insecure", "ca_file", "username", "compress"),
+    "name",
+    "host",
+    "port",
+    "security",
+    "allow_insecure",
+    "ca_file",
+    "username",
+    "compress",
 )
 
 
