@@ -35,6 +35,7 @@ def check_account(account: Account, tokens: Path) -> str:
     source = open_imap(account, tokens)()
     try:
         folders = source.list_folders()
+        offered, compressed = source.compression()
     finally:
         source.close()
     names = {f.name for f in folders}
@@ -57,7 +58,19 @@ def check_account(account: Account, tokens: Path) -> str:
     return (
         f"logged in to {account.host}:{account.port} ({account.security}) as "
         f"{account.username}{how}; watching {', '.join(watched)}; sent folder {sent}"
+        + _compression(account, offered, compressed)
     )
+
+
+def _compression(account: Account, offered: bool, compressed: bool) -> str:
+    """What `compress` does on this server, where it matters (README: a slow link)."""
+    if compressed:
+        return "; compressed (COMPRESS=DEFLATE)"
+    if account.compress:
+        return "; the server does not offer COMPRESS=DEFLATE, so compress = true does nothing"
+    if offered:
+        return "; the server offers COMPRESS=DEFLATE (compress = true helps on a slow link)"
+    return ""
 
 
 def check_smtp(settings: Settings) -> str:

@@ -209,6 +209,15 @@ class ImapSource:
             send(connection(self.client), b"LOGOUT")
         self._shutdown()
 
+    def compression(self) -> tuple[bool, bool]:
+        """Whether the server offers COMPRESS=DEFLATE, and whether this session took it."""
+        try:
+            with self.watch.deadline("CAPABILITY"):
+                offered = b"COMPRESS=DEFLATE" in self.client.capabilities()
+        except (OSError, IMAPClientError, EOFError) as exc:
+            raise network_error(self.host, exc, self.timeout) from exc
+        return offered, connection(self.client).deflater is not None
+
     def abort(self) -> None:
         """From another thread (a poll past its deadline): fail what the session waits for."""
         self.headers.kill_worker()

@@ -21,7 +21,7 @@ from inboxwatch.imap.opener import open_imap
 from inboxwatch.service.plans import plan_of
 from inboxwatch.service.sync import MemoryCache
 from inboxwatch.store.sqlite import SqliteStore
-from tests.conftest import NOW, OWNER, Mailbox, mail
+from tests.conftest import NOW, OWNER, Mailbox, mail, write_config
 from tests.dovecot import Dovecot, running
 from tests.polling import poll_once
 from tests.proxy import RecordingProxy
@@ -151,6 +151,31 @@ def test_a_server_without_compress_is_read_as_before(dovecot, mailbox, tmp_path)
     assert report.accounts[0].messages == 41 and report.overdue
     assert b"COMPRESS DEFLATE" in bytes(proxy.client_bytes)  # asked, refused (BAD), went on
     assert b"EXAMINE" in bytes(proxy.client_bytes)  # the rest in clear
+
+
+@pytest.mark.parametrize(
+    ("compressing", "wanted", "said"),
+    [
+        (True, True, "; compressed (COMPRESS=DEFLATE)"),
+        (True, False, "; the server offers COMPRESS=DEFLATE (compress = true helps on a slow"),
+        (False, True, "; the server does not offer COMPRESS=DEFLATE, so compress = true does"),
+    ],
+)
+def test_check_says_what_compress_does_on_the_server(
+    run, tmp_path, zdovecot, zbox, dovecot, sent_mailbox, compressing, wanted, said
+):
+    server, user = (zdovecot, zbox.user) if compressing else (dovecot, sent_mailbox.user)
+    result = run("check", "--config", str(write_config(tmp_path, server, user, compress=wanted)))
+    assert result.code == 0, result.out + result.err
+    assert said in result.out
+
+
+def test_check_says_nothing_of_compression_where_it_is_neither_offered_nor_asked(
+    run, tmp_path, dovecot, sent_mailbox
+):
+    result = run("check", "--config", str(write_config(tmp_path, dovecot, sent_mailbox.user)))
+    assert result.code == 0 and "ok account work" in result.out
+    assert "COMPRESS" not in result.out
 
 
 class _Trickle:
