@@ -60,6 +60,7 @@ class RecordingProxy(LoopbackServer):
         cut_on: bytes | None = None,
         stall_on: bytes | None = None,
         faulty_connections: int = 1_000_000,
+        mangle_after: int | None = None,
     ) -> None:
         self.target = (target_host, target_port)
         self.delay = delay  # seconds before forwarding each server->client chunk
@@ -67,6 +68,7 @@ class RecordingProxy(LoopbackServer):
         self.cut_on = cut_on  # close when the client sends a line containing this
         self.stall_on = stall_on  # go silent (but stay open) when the client sends this
         self.faulty_connections = faulty_connections  # later connections pass through
+        self.mangle_after = mangle_after  # invert every server->client byte after this many
         self.client_bytes = bytearray()
         self.client_chunks: list[bytes] = []  # as each arrived: what the client wrote at once
         # Both directions in the order they passed: a client chunk when it arrived, a
@@ -96,7 +98,7 @@ class RecordingProxy(LoopbackServer):
         self.connections += 1
         faulty = self.connections <= self.faulty_connections
         upstream = socket.create_connection(self.target)
-        state = {"stalled": False, "sent": 0}
+        state = {"stalled": False, "sent": 0, "seen": 0}
         for src, dst, record in ((client, upstream, True), (upstream, client, False)):
             threading.Thread(
                 target=self._pipe, args=(src, dst, record, faulty, state), daemon=True
@@ -124,6 +126,10 @@ class RecordingProxy(LoopbackServer):
                         self.events.append(("server", chunk))
                 if state["stalled"]:
                     continue  # swallow: the peer waits for an answer that never comes
+                if not record and faulty and self.mangle_after is not None:
+                    keep = max(self.mangle_after - state["seen"], 0)
+                    state["seen"] += len(chunk)
+                    chunk = chunk[:keep] + bytes(b ^ 0xFF for b in chunk[keep:])
                 if not record and faulty and self.cut_after is not None:
                     room = self.cut_after - state["sent"]
                     if room <= len(chunk):

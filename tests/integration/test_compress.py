@@ -1,6 +1,7 @@
 """COMPRESS=DEFLATE (RFC 4978) against a real Dovecot with its imap_zlib plugin: the same
 mail read in fewer bytes, over plain and TLS, by the worker too, kept across a running
-service's polls; and a server without it read as before."""
+service's polls; a stream cut or damaged ends in one line and exit 5; `check` says what
+`compress` does; and a server without it read as before."""
 
 from __future__ import annotations
 
@@ -151,6 +152,29 @@ def test_a_server_without_compress_is_read_as_before(dovecot, mailbox, tmp_path)
     assert report.accounts[0].messages == 41 and report.overdue
     assert b"COMPRESS DEFLATE" in bytes(proxy.client_bytes)  # asked, refused (BAD), went on
     assert b"EXAMINE" in bytes(proxy.client_bytes)  # the rest in clear
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        ({"cut_after": 8000}, ("dropped",)),
+        # Inflated garbage either breaks zlib at once, or reads as a block still to come
+        # and the session waits for it until its deadline.
+        ({"mangle_after": 8000}, ("compressed stream is damaged", "did not answer within 3s")),
+    ],
+)
+def test_a_compressed_stream_cut_or_damaged_is_one_line_and_exit_5(
+    run, tmp_path, zdovecot, zbox, fault, said
+):
+    seed(zbox, 300)  # its headers' FETCH runs past the fault, well after COMPRESS's OK
+    with RecordingProxy(zdovecot.port, **fault) as proxy:
+        config = write_config(
+            tmp_path, zdovecot, zbox.user, port=proxy.port, compress=True, timeout="3s"
+        )
+        result = run("scan", "--config", str(config), "--as-of", NOW.isoformat())
+    assert result.code == 5, result.out + result.err
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err, result.err
+    assert any(words in result.err for words in said), result.err
 
 
 @pytest.mark.parametrize(
