@@ -27,6 +27,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 16  # compressed bytes read at a time: ~64 KB holds ~0.4 MB of headers
+# Inflated at most at a time: DEFLATE expands up to ~1,000×, so a hostile server's 64 KB
+# could otherwise become ~64 MB at once (the rest waits in `unconsumed_tail`).
+OUT = 1 << 20
 COMMAND = b"COMPRESS DEFLATE"
 
 
@@ -46,11 +49,13 @@ class Inflating(io.RawIOBase):
         # Blocks until at least one inflated byte is there: a compressed chunk may inflate
         # to nothing yet (a block split across reads), and a 0 would read as end of file.
         while not self.left:
-            data = self.source.read1(CHUNK)
+            data = self.inflater.unconsumed_tail
             if not data:
-                return 0  # the server closed the connection
+                data = self.source.read1(CHUNK)
+                if not data:
+                    return 0  # the server closed the connection
             try:
-                self.left = memoryview(self.inflater.decompress(data))
+                self.left = memoryview(self.inflater.decompress(data, OUT))
             except zlib.error as exc:
                 raise OSError(f"the server's compressed stream is damaged ({exc})") from None
         count = min(len(buffer), len(self.left))

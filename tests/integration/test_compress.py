@@ -234,6 +234,19 @@ def test_inflating_gives_the_stream_whatever_the_reads(step):
     assert source.closed
 
 
+def test_a_stream_that_inflates_a_thousandfold_comes_a_megabyte_at_a_time():
+    text = bytes(20 << 20)  # 20 MB of zeros: ~20 KB deflated
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    data = deflater.compress(text) + deflater.flush(zlib.Z_SYNC_FLUSH)
+    assert len(data) < 64 << 10  # one read of the source
+    reader = compress.Inflating(_Trickle(data, 1 << 16))
+    buffer = bytearray(64 << 20)
+    counts = []
+    while count := reader.readinto(buffer):
+        counts.append(count)
+    assert sum(counts) == len(text) and max(counts) <= compress.OUT
+
+
 def test_a_damaged_stream_is_an_oserror():
     reader = compress.Inflating(_Trickle(b"\xff\xff\xff\xff not deflate", 64))
     with pytest.raises(OSError, match="compressed stream is damaged"):
