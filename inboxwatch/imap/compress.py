@@ -75,7 +75,7 @@ def start(imap: Any) -> None:
     imap.deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
 
 
-def answered(imap: Any, tag: bytes, host: str) -> bool:
+def answered(imap: Any, tag: bytes, host: str) -> None:
     """The answer to the COMPRESS sent as `tag` read, and compression begun if it was OK.
     A server that does not offer it answers BAD or NO: the session goes on as it was."""
     try:
@@ -87,6 +87,5 @@ def answered(imap: Any, tag: bytes, host: str) -> bool:
     if typ != "OK":
         text = said[-1].decode("utf-8", "replace") if said and isinstance(said[-1], bytes) else ""
         log.info("%s: COMPRESS DEFLATE not taken (%s %s); reading uncompressed", host, typ, text)
-        return False
+        return
     start(imap)
-    return True

@@ -30,7 +30,7 @@ from inboxwatch.imap.resync import Resync
 from inboxwatch.imap.stream import StreamError, read_fetch
 from inboxwatch.imap.transport import MAX_LITERAL
 from inboxwatch.imap.watch import SocketWatch
-from inboxwatch.imap.wire import Known, WatchedClient, connection
+from inboxwatch.imap.wire import Known, Listing, WatchedClient, connection
 
 log = logging.getLogger(__name__)
 # An answer this recent (seconds) still stands for the read that follows it: a quick
@@ -230,20 +230,20 @@ class Selection:
         folders: list[str],
         known: list[FolderState | None] | None = None,
         listing: bool = False,
-    ) -> list[FolderState | imaplib.IMAP4.error]:
+    ) -> tuple[list[FolderState | imaplib.IMAP4.error], Listing | None]:
         """Each folder's state, or its EXAMINE's error, all asked in one write; the last
         stays selected and its state (and with `known`, what changed in it) is kept for
-        `selected`."""
+        `selected`. With `listing`, a LIST's answer comes back too (WatchedClient's)."""
         self.settle()
         self._last = None
         self.current = None
         if not folders:
-            return []
+            return [], None
         one = len(folders) == 1
         what = f"EXAMINE {folders[0]!r}" if one else f"EXAMINE of {len(folders)} folders"
         with self.watch.deadline(what, len(folders)):
             states_known = None if known is None else [_known(k) for k in known]
-            answers = self.client.examine_each(folders, states_known, listing)
+            answers, listed = self.client.examine_each(folders, states_known, listing)
         states = [a if isinstance(a, Exception) else folder_state(a.info) for a in answers]
         found = {f: s for f, s in zip(folders, states, strict=True) if isinstance(s, FolderState)}
         self.sizes.update((folder, state.exists or 0) for folder, state in found.items())
@@ -252,7 +252,7 @@ class Selection:
         if not isinstance(last, Exception) and not isinstance(answer, Exception):
             self.current = folders[-1]
             self._last = (folders[-1], last, answer.resync)
-        return states
+        return states, listed
 
     def unchanged(self, folder: str, known: FolderState | None) -> FolderState | None:
         """The quick check's state of `folder`, if it found it unchanged since `known` within

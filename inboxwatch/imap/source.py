@@ -377,13 +377,12 @@ class ImapSource:
         with `known` (each folder's state at the last poll), QRESYNC's answer of it too.
         A LIST goes with them unless one was just answered: a read that follows lists no
         more (a running service's kept session; cron's has its LOGIN's)."""
-        listing = self._fresh() is None
         with self._guard(folders[0] if folders else ""):
-            answers = self.selection.examine_each(
-                list(folders), None if known is None else [*known], listing
+            answers, listed = self.selection.examine_each(
+                list(folders), None if known is None else [*known], self._fresh() is None
             )
-        if listing and self.client.listed is not None:
-            self._listing = (time.monotonic(), self.client.listed)
+        if listed is not None:
+            self._listing = (time.monotonic(), listed)
         for folder, answer in zip(folders, answers, strict=True):
             if isinstance(answer, Exception):
                 with self._guard(folder):  # that folder's error, in its words

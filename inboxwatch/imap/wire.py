@@ -1,15 +1,14 @@
 """The IMAP session's connection: imapclient over imap.transport's watched socket,
 EXAMINE with CONDSTORE or QRESYNC and the SEARCH sent with it (and with SEARCHRES the
-FETCH of what it finds), a FETCH sent now and read later, and `send`
-for commands whose answer `imap.stream` reads. (SASL XOAUTH2 is imap.sasl; bounded
-literals, imap.transport.)
+FETCH of what it finds), a FETCH sent now and read later, and `send` for commands whose
+answer `imap.stream` reads. (SASL XOAUTH2 is imap.sasl; bounded literals, imap.transport.)
 
-This is the one module that touches imaplib's internals (`IMAPClient._imap`, its
-`_new_tag`, `_command_complete`, `state`, `send` and `read`; imap.transport overrides
-three imaplib methods: the greeting's capabilities, `read`, untagged answers): imapclient
-offers no streamed FETCH, no pipelining and no bound on literal sizes.
-tests/integration/test_wire_internals.py fails if imapclient or imaplib stop providing
-what is relied on here.
+imaplib's internals are touched here (`IMAPClient._imap`, its `_new_tag`,
+`_command_complete`, `state`, `send` and `read`), in imap.transport (which overrides the
+greeting's capabilities, `read`, `send` and untagged answers) and in imap.compress (which
+swaps imaplib's `file`): imapclient offers no streamed FETCH, no pipelining, no bound on
+literal sizes and no COMPRESS. tests/integration/test_wire_internals.py fails if
+imapclient or imaplib stop providing what is relied on.
 """
 
 from __future__ import annotations
@@ -57,7 +56,6 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
     # `_examines`); `resyncing` once the server said so (imap.resync).
     qresync = resyncing = _enable_asked = False
     compress = False  # ask COMPRESS DEFLATE once logged in (the account's `compress`)
-    listed: Listing | None = None  # the LIST sent with the last `examine_each`, if asked
 
     def examine(self, folder: str, search: bytes = b"") -> tuple[dict[bytes, Any], list[int]]:
         """EXAMINE `folder` (a read-only SELECT); with `search`, a `UID SEARCH search` in it
@@ -70,25 +68,25 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
 
     def examine_each(
         self, folders: Sequence[str], known: Sequence[Known] | None = None, listing: bool = False
-    ) -> list[Examined | imaplib.IMAP4.error]:
+    ) -> tuple[list[Examined | imaplib.IMAP4.error], Listing | None]:
         """EXAMINE each of `folders`, all in one write: RFC 3501 5.5 has a server run them
         in order, so the last stays selected, and a service's quick check costs one round
         trip instead of one a folder. Each folder's select response, or the error its
         EXAMINE answered (every answer read, the session in step); a lost connection
         raises. `known`: each folder's (UIDVALIDITY, HIGHESTMODSEQ) from the last poll, or
         None, for QRESYNC (what changed in it comes with its answer). With `listing`, a
-        `LIST "" "*"` goes first in the write, its answer kept as `listed` (or None)."""
-        self.listed = None
+        `LIST "" "*"` goes first in the write: its answer comes back too (None if not OK)."""
+        listed = None
         while True:
             states = [None] * len(folders) if known is None else known
             resync = [k is not None and self.resyncing for k in states]  # as sent
             asked = [self._examine_command(f, k) for f, k in zip(folders, states, strict=True)]
             tags = self._examines([self._list_command(), *asked] if listing else asked)
             if listing:  # its answer comes first; not asked again if the EXAMINEs are
-                self.listed, listing = self._listing_answer(tags.pop(0), "with EXAMINE"), False
+                listed, listing = self._listing_answer(tags.pop(0), "with EXAMINE"), False
             replies = [self._examined(tag) for tag in tags]
             if not any(isinstance(reply, _Refused) for reply in replies):
-                return [answers.examined(*a) for a in zip(replies, resync, strict=True)]
+                return [answers.examined(*a) for a in zip(replies, resync, strict=True)], listed
             self._no_condstore(replies)
 
     def examine_send(
@@ -285,15 +283,17 @@ class WatchedClient(IMAPClient):  # type: ignore[misc]  # imapclient is untyped
             self._enabled(tags[1])
         listing = self._listing_answer(tags[len(tags) - 1 - len(deflate)], "after LOGIN")
         if deflate:
-            self.compress = False  # asked
-            compress.answered(imap, tags[-1], self.host)
+            self._deflated(tags[-1])
         return listing
 
     def deflate(self) -> None:
         """COMPRESS DEFLATE, if wanted and not sent with the LOGIN (XOAUTH2, a worker)."""
         if self.compress:
-            self.compress = False  # asked once, whatever the answer
-            compress.answered(self._imap, _pipelined(self._imap, compress.COMMAND)[0], self.host)
+            self._deflated(_pipelined(self._imap, compress.COMMAND)[0])
+
+    def _deflated(self, tag: bytes) -> None:
+        self.compress = False  # asked once, whatever the answer to `tag` says
+        compress.answered(self._imap, tag, self.host)
 
     def _list_command(self) -> bytes:
         return b'LIST "" ' + _bytes(self._normalise_folder("*"))

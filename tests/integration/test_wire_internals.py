@@ -1,8 +1,9 @@
-"""What imap.wire and imap.stream rely on in imapclient and imaplib, checked on a real
-Dovecot session.
+"""What imap.wire, imap.stream and imap.compress rely on in imapclient and imaplib,
+checked on a real Dovecot session.
 
-imap.wire is the one module that touches imaplib's private parts; if an upgrade of
-imapclient or of Python changes them, this fails before any scan reads wrongly.
+They (with imap.transport's overrides) are where imaplib's private parts are touched; if
+an upgrade of imapclient or of Python changes them, this fails before any scan reads
+wrongly.
 """
 
 from __future__ import annotations
@@ -54,6 +55,38 @@ def test_the_imaplib_parts_wire_relies_on(client):
     assert len(records) == 2
     # After the streamed response, imapclient goes on on the same connection.
     assert client.search(["ALL"]) == [1]
+
+
+class _Counting(io.RawIOBase):
+    """A pass-through of a buffered file that counts what is read through it."""
+
+    def __init__(self, source: io.BufferedReader) -> None:
+        super().__init__()
+        self.source, self.count = source, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        data = self.source.read1(len(buffer))
+        buffer[: len(data)] = data
+        self.count += len(data)
+        return len(data)
+
+
+@pytest.mark.dovecot
+def test_imaplib_reads_through_its_file_and_writes_through_send(client):
+    """What imap.compress relies on: a `file` put in place of imaplib's carries every read
+    after it (lines and literals), and every write goes through `send`."""
+    imap = wire.connection(client)
+    counting = _Counting(imap.file)
+    imap.file = io.BufferedReader(counting)
+    written: list[bytes] = []
+    send = imap.send
+    imap.send = lambda data: written.append(data) or send(data)  # type: ignore[method-assign]
+    client.select_folder("INBOX", readonly=True)
+    assert client.fetch([1], ["BODY.PEEK[HEADER]"])[1][b"BODY[HEADER]"]  # a literal
+    assert counting.count > 100 and any(b"FETCH" in w for w in written)
 
 
 @pytest.mark.dovecot
