@@ -3,12 +3,20 @@ is listed again (`remind`), and the order a digest lists threads in. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from inboxwatch.core.model import Finding, Report, by_wait
 from inboxwatch.core.standards import PRIORITIES
+
+# The entries each list of a digest shows, the most urgent first; the rest are counted,
+# and `inboxwatch scan` lists them. A person reads the first few dozen, and mail servers
+# refuse big messages (Postfix's message_size_limit is 10 MB unless raised, Gmail takes
+# 25 MB): listing every thread of a 100,000-message mailbox (9,601 overdue, 21,214
+# awaiting an answer) made a 31.5 MB digest (bench/README.md, issue 21).
+LISTED = 100  # in a digest of one account; a digest of several shares it out
+LISTED_LEAST = 10
 
 
 def with_seen(report: Report, seen: Mapping[tuple[str, str], int]) -> Report:
@@ -29,3 +37,16 @@ def reminds(f: Finding) -> bool:
 def by_urgency(f: Finding) -> tuple[bool, int, datetime, str, str]:
     """A digest's order: escalated first, then by priority, then longest wait first."""
     return not f.escalated, PRIORITIES.index(f.priority), *by_wait(f)
+
+
+def listed(found: Sequence[Finding], accounts: int) -> tuple[Sequence[Finding], int]:
+    """What one list of a digest of `accounts` accounts shows of `found` (in its order),
+    and how many entries it leaves out."""
+    room = max(LISTED_LEAST, LISTED // max(accounts, 1))
+    return found[:room], max(0, len(found) - room)
+
+
+def reminding(report: Report, account: str) -> list[Finding]:
+    """The account's overdue threads a digest lists, in its order (before `listed`)."""
+    mine = (f for f in report.overdue if f.account == account and reminds(f))
+    return sorted(mine, key=by_urgency)

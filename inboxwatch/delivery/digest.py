@@ -28,7 +28,7 @@ from jinja2 import (
 from inboxwatch.config import Account, Digest
 from inboxwatch.core.model import SYNTHETIC_DOMAIN, Finding, ReplyStandard, Report
 from inboxwatch.core.parse import clean_text
-from inboxwatch.core.reminders import by_urgency, reminds
+from inboxwatch.core.reminders import listed, reminding, reminds
 from inboxwatch.core.trend import trend
 from inboxwatch.core.unanswered import human_duration
 from inboxwatch.links import bare_id, open_link, open_template, reply_link
@@ -253,8 +253,10 @@ def _sections(
     configs: dict[str, Account],
 ) -> list[dict[str, Any]]:
     """Each account's overdue threads, invitations, messages of yours awaiting an answer,
-    and the threads due before the next digest."""
+    and the threads due before the next digest: each list its first entries (`listed`),
+    with how many more there are (`<list>_more`, 0 when none)."""
     sections = []
+    accounts = len(report.accounts)
     for summary in report.accounts:
         config = configs.get(summary.name)
 
@@ -266,18 +268,19 @@ def _sections(
             for f in items(report.waiting)
             if upcoming is not None and (f.due or f.waiting_since + summary.window) <= upcoming
         ]
-        overdue = sorted((f for f in items(report.overdue) if reminds(f)), key=by_urgency)
-        sections.append(
-            {
-                "invitations": [
-                    _invitation(f, zone, now, config) for f in items(report.invitations)
-                ],
-                "awaiting": [_item(f, zone, now, config) for f in items(report.awaiting)],
-                "name": _cut(summary.name, NAME_LIMIT),
-                "overdue": [_item(f, zone, now, config) for f in overdue],
-                "due_soon": [_item(f, zone, now, config) for f in soon],
-            }
-        )
+        section: dict[str, Any] = {"name": _cut(summary.name, NAME_LIMIT)}
+        lists = {
+            "overdue": reminding(report, summary.name),
+            "invitations": items(report.invitations),
+            "awaiting": items(report.awaiting),
+            "due_soon": soon,
+        }
+        for key, found in lists.items():
+            shown, more = listed(found, accounts)
+            entry = _invitation if key == "invitations" else _item
+            section[key] = [entry(f, zone, now, config) for f in shown]
+            section[f"{key}_more"] = more
+        sections.append(section)
     return sections
 
 
@@ -304,7 +307,7 @@ def context(
     zone = ZoneInfo(config.timezone)
     upcoming = next_run(config.schedule, config.timezone, now)
     sections = _sections(report, zone, now, upcoming, {a.name: a for a in accounts})
-    count = sum(len(a["overdue"]) for a in sections)
+    count = sum(len(a["overdue"]) + a["overdue_more"] for a in sections)
     window = _window_text(report.window)
     subject = (
         f"{count} conversation{'s' if count != 1 else ''} waiting {window}"
@@ -320,7 +323,7 @@ def context(
         "accounts": sections,
         "several_accounts": len(sections) > 1,
         "overdue_count": count,
-        "due_soon_count": sum(len(a["due_soon"]) for a in sections),
+        "due_soon_count": sum(len(a["due_soon"]) + a["due_soon_more"] for a in sections),
         "standard": _standard(report.stats.reply, report.window, report.as_of),
         "warnings": _warnings(report),
         "sign_ins": _sign_ins(report),

@@ -14,7 +14,7 @@ from typing import TypeVar
 from inboxwatch.config import Account, Digest
 from inboxwatch.core.model import Report
 from inboxwatch.core.ports import Sender, StateStore
-from inboxwatch.core.reminders import reminds
+from inboxwatch.core.reminders import listed, reminding
 from inboxwatch.errors import InboxwatchError, StateError
 from inboxwatch.periods import latest_run, period_key
 
@@ -190,10 +190,14 @@ class DigestLedger:
 
     def _listed(self, report: Report, now: datetime) -> None:
         """The threads this digest listed, by the schedule's period (not the recipients'):
-        `digests_seen` counts digests, not copies of one."""
-        listed = [(f.account, f.thread_id) for f in report.overdue if reminds(f)]
+        `digests_seen` counts digests, not copies of one. Only those it showed: a thread
+        past a long list's end (reminders.LISTED) was not seen, so `remind = "once"`
+        still lists it when the list is shorter."""
+        accounts = len(report.accounts)
+        shown = (listed(reminding(report, a.name), accounts)[0] for a in report.accounts)
+        threads = [(f.account, f.thread_id) for found in shown for f in found]
         self.store.note_listed(
-            period_key(self.config.schedule, self.config.timezone, now), listed, now
+            period_key(self.config.schedule, self.config.timezone, now), threads, now
         )
 
 
