@@ -383,3 +383,4 @@ class PollRecord:
     error_code: int | None
     failures: int
     not_before: datetime | None = None
+    lookback: timedelta | None = None  # what the cached messages cover (service/backoff.py)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -249,6 +249,7 @@ class StateStore(Protocol):
         error: str | None = None,
         code: int | None = None,
         not_before: datetime | None = None,
+        lookback: timedelta | None = None,
     ) -> None: ...
 
     def close(self) -> None: ...

@@ -1,5 +1,6 @@
 """Whether an account is read at this poll: backing off after failures, and whether its
-cache can be trusted after the clock jumped (the service's poller asks both)."""
+cache can be trusted after the clock jumped or the lookback grew (the service's poller
+asks each)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,21 @@ def clock_jump(record: PollRecord | None, plan: AccountPlan, now: datetime) -> s
             "(the clock jumped ahead, or the service was stopped that long)"
         )
     return None
+
+
+def lookback_grew(record: PollRecord | None, plan: AccountPlan) -> str | None:
+    """Why the cache lacks mail the lookback now holds, or None. A poll reads by UID what
+    arrived since the last one (imap.changes) and trusts the cache for older mail, so
+    mail older than the last lookback's start, inside a longer one now, would never be
+    read. A cache with no poll noted (none yet, or a crash before it) has nothing older."""
+    if record is None or record.last_success is None:
+        return None
+    if record.lookback is None:
+        return "its cache does not say which lookback it covers (an earlier version wrote it)"
+    if plan.lookback > record.lookback:
+        return f"the lookback grew from {_days(record.lookback)} to {_days(plan.lookback)}"
+    return None
+
+
+def _days(span: timedelta) -> str:
+    return f"{span.days}d" if span == timedelta(days=span.days) else str(span)

@@ -29,7 +29,7 @@ from inboxwatch.core.scan import SourceFactory, collector_paused, joined, run_sc
 from inboxwatch.core.snooze import hold
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
 from inboxwatch.imap.slots import ServerSlots
-from inboxwatch.service.backoff import backing_off, clock_jump
+from inboxwatch.service.backoff import backing_off, clock_jump, lookback_grew
 from inboxwatch.service.ledger import Digests, Shared
 from inboxwatch.service.plans import plan_of
 from inboxwatch.service.quickcheck import QuickCheck
@@ -230,12 +230,17 @@ class Poller:
             self.store.save_report(key, lastreport.encode(report))
 
     def _clock_jumps(self, now: datetime, polls: dict[str, PollRecord]) -> set[str]:
-        """The accounts whose cache a clock jump made untrustworthy: read in full."""
+        """The accounts whose cache a clock jump made untrustworthy, or which lacks mail a
+        grown lookback holds: read in full."""
         jumped = set()
         for plan in self.plans:
-            reason = clock_jump(polls.get(plan.name), plan, now)
+            record = polls.get(plan.name)
+            reason = clock_jump(record, plan, now)
             if reason is not None:
                 log.warning("%s: %s; reading its mailbox in full", plan.name, reason)
+            elif (reason := lookback_grew(record, plan)) is not None:
+                log.info("%s: %s; reading its mailbox in full once", plan.name, reason)
+            if reason is not None:
                 jumped.add(plan.name)
                 if self.memory is not None:
                     self.memory.scans.pop(plan.name, None)
@@ -262,7 +267,7 @@ class Poller:
                 continue
             if plan.name in read:
                 opened[plan.name].commit()
-                self.store.record_poll(plan.name, now)
+                self.store.record_poll(plan.name, now, lookback=plan.lookback)
             else:
                 self._record_failure(self.accounts[plan.name], report, now)
         fetched = sum(source.fetched for source in opened.values())
@@ -357,8 +362,8 @@ class Poller:
             previous = _readable(lastreport.decode, stored[1])
             if previous is None:
                 return None
-        for account in self.settings.accounts:
-            self.store.record_poll(account.name, now)
+        for plan in self.plans:  # as read: a changed lookback is not carried (fingerprint)
+            self.store.record_poll(plan.name, now, lookback=plan.lookback)
         return previous
 
     def _unchanged(self, folders: dict[str, tuple[str, ...]]) -> bool:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.model import MessageMeta, PollRecord
@@ -19,7 +19,7 @@ from inboxwatch.store import bodies, failures, notes, reminders
 from inboxwatch.store.bodies import Folder
 from inboxwatch.store.rows import Db, iso, meta_from_row, meta_to_row
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
@@ -61,6 +61,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         " expires DOUBLE PRECISION NOT NULL)",
         "CREATE TABLE replicas (holder TEXT PRIMARY KEY, seen DOUBLE PRECISION NOT NULL)",
     ),
+    # 11: the lookback the cached messages cover (service/backoff.py): after it grows, a
+    # poll reads the account in full, else the mail it newly holds is never read.
+    11: ("ALTER TABLE polls ADD COLUMN lookback INTEGER",),
 }
 
 P = ParamSpec("P")
@@ -307,21 +310,24 @@ class SqlState:
         error: str | None = None,
         code: int | None = None,
         not_before: datetime | None = None,
+        lookback: timedelta | None = None,
     ) -> None:
         stamp = now.isoformat()
         until = not_before.isoformat() if not_before else None
+        covers = None if lookback is None else int(lookback.total_seconds())
         with self.transaction() as db:
-            if error is None:
+            if error is None:  # a success without a lookback keeps the one noted before
                 db.execute(
-                    "INSERT INTO polls VALUES (?, ?, ?, NULL, NULL, 0, NULL) ON CONFLICT(account)"
-                    " DO UPDATE SET last_attempt = excluded.last_attempt, last_success ="
-                    " excluded.last_success, last_error = NULL, error_code = NULL, failures = 0,"
-                    " not_before = NULL",
-                    (account, stamp, stamp),
+                    "INSERT INTO polls VALUES (?, ?, ?, NULL, NULL, 0, NULL, ?)"
+                    " ON CONFLICT(account) DO UPDATE SET last_attempt = excluded.last_attempt,"
+                    " last_success = excluded.last_success, last_error = NULL, error_code = NULL,"
+                    " failures = 0, not_before = NULL,"
+                    " lookback = COALESCE(excluded.lookback, polls.lookback)",
+                    (account, stamp, stamp, covers),
                 )
             else:
                 db.execute(
-                    "INSERT INTO polls VALUES (?, ?, NULL, ?, ?, 1, ?) ON CONFLICT(account)"
+                    "INSERT INTO polls VALUES (?, ?, NULL, ?, ?, 1, ?, NULL) ON CONFLICT(account)"
                     " DO UPDATE SET last_attempt = excluded.last_attempt, last_error ="
                     " excluded.last_error, error_code = excluded.error_code,"
                     " failures = polls.failures + 1, not_before = excluded.not_before",
@@ -332,6 +338,14 @@ class SqlState:
 def poll_records(db: Db) -> dict[str, PollRecord]:
     rows = db.execute(
         "SELECT account, last_attempt, last_success, last_error, error_code, failures,"
-        " not_before FROM polls"
+        " not_before, lookback FROM polls"
     ).fetchall()
-    return {r[0]: PollRecord(r[0], iso(r[1]), iso(r[2]), r[3], r[4], r[5], iso(r[6])) for r in rows}
+    return {r[0]: _record(r) for r in rows}
+
+
+def _record(row: Sequence[Any]) -> PollRecord:
+    account, attempt, success, error, code, failures, not_before, lookback = row
+    covers = None if lookback is None else timedelta(seconds=lookback)
+    return PollRecord(
+        account, iso(attempt), iso(success), error, code, failures, iso(not_before), covers
+    )

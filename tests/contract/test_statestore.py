@@ -138,6 +138,19 @@ def test_poll_records_count_failures_until_a_success(store):
     )
 
 
+def test_a_poll_notes_the_lookback_its_cache_covers(store):
+    """Kept through a failure and a success that does not say (service/backoff.py)."""
+    store.record_poll("work", NOW)
+    assert store.polls()["work"].lookback is None  # as an earlier version left it
+    store.record_poll("work", NOW, lookback=timedelta(days=30))
+    store.record_poll("work", NOW + timedelta(minutes=15), "connection dropped", 5)
+    assert store.polls()["work"].lookback == timedelta(days=30)
+    store.record_poll("work", NOW + timedelta(minutes=30))
+    assert store.polls()["work"].lookback == timedelta(days=30)
+    store.record_poll("work", NOW + timedelta(minutes=45), lookback=timedelta(days=400))
+    assert store.polls()["work"].lookback == timedelta(days=400)
+
+
 def test_what_was_written_is_there_after_reopening(opener):
     first = opener()
     save(first, meta(1))

@@ -1,0 +1,82 @@
+"""A longer lookback is read: a poll reads by UID what arrived since the last one and
+trusts its cache for older mail, so after `lookback` grew the mail older than the last
+lookback's start was never read, and its unanswered threads never reported."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from inboxwatch.config import Settings
+from inboxwatch.service.sync import MemoryCache
+from inboxwatch.store.sqlite import SqliteStore
+from tests.conftest import OWNER, mail
+from tests.integration.test_service import T0, H, Recorder, settings_for
+from tests.polling import poll_once
+
+D = 24 * H
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = SqliteStore(tmp_path / "state.db")
+    yield store
+    store.close()
+
+
+def with_lookback(settings: Settings, days: int) -> Settings:
+    account = settings.accounts[0].model_copy(update={"lookback": timedelta(days=days)})
+    return settings.model_copy(update={"accounts": [account]})
+
+
+@pytest.fixture
+def box(sent_mailbox):
+    sent_mailbox.add("Sent", mail(OWNER, "x@y.example", mid="<s0@m.example>"), T0 - 3 * D)
+    sent_mailbox.add("INBOX", mail("Anna <anna@client.example>", subject="Old"), T0 - 40 * D)
+    sent_mailbox.add("INBOX", mail("Bo <bo@client.example>", subject="Recent"), T0 - 10 * D)
+    return sent_mailbox
+
+
+def overdue(result) -> list[str]:
+    return sorted(f.subject for f in result.report.overdue)
+
+
+@pytest.mark.parametrize("mode", ["service", "run-once"])
+def test_a_longer_lookback_reads_the_older_mail_once(dovecot, box, tmp_path, store, caplog, mode):
+    settings = settings_for(dovecot, box.user, tmp_path)
+    keep = mode == "run-once"
+
+    def poll(days: int, hours: int):  # a restart with the config changed: a new memory
+        memory = MemoryCache() if mode == "service" else None
+        return poll_once(
+            with_lookback(settings, days), store, Recorder(), T0 + hours * H,
+            memory=memory, keep_report=keep,
+        )  # fmt: skip
+
+    assert overdue(poll(30, 0)) == ["Recent"]
+    caplog.set_level(logging.INFO)
+    grown = poll(60, 1)
+    assert overdue(grown) == ["Old", "Recent"] and grown.fetched == 3  # read in full
+    assert any("work: the lookback grew from 30d to 60d" in r.getMessage() for r in caplog.records)
+    again = poll(60, 2)
+    assert overdue(again) == ["Old", "Recent"] and again.fetched == 0
+    # Shorter again: the cache holds all it needs; what fell out is dropped.
+    shorter = poll(30, 3)
+    assert overdue(shorter) == ["Recent"] and shorter.fetched == 0
+
+
+def test_a_cache_from_before_the_lookback_was_noted_is_read_in_full_once(
+    dovecot, box, tmp_path, store, caplog
+):
+    settings = with_lookback(settings_for(dovecot, box.user, tmp_path), 60)
+    assert overdue(poll_once(settings, store, Recorder(), T0)) == ["Old", "Recent"]
+    with sqlite3.connect(tmp_path / "state.db") as db:  # as an earlier version left it
+        db.execute("UPDATE polls SET lookback = NULL")
+    caplog.set_level(logging.INFO)
+    upgraded = poll_once(settings, store, Recorder(), T0 + H)
+    assert upgraded.fetched == 3 and overdue(upgraded) == ["Old", "Recent"]
+    assert any("an earlier version wrote it" in r.getMessage() for r in caplog.records)
+    assert poll_once(settings, store, Recorder(), T0 + 2 * H).fetched == 0
