@@ -336,15 +336,15 @@ class SqlState:
 
 
 def poll_records(db: Db) -> dict[str, PollRecord]:
-    rows = db.execute(
-        "SELECT account, last_attempt, last_success, last_error, error_code, failures,"
-        " not_before, lookback FROM polls"
-    ).fetchall()
+    # Every column, in the migrations' order: `health` reads the file beside a service an
+    # upgrade has not restarted yet, whose polls have no `lookback` (schema 11).
+    rows = db.execute("SELECT * FROM polls").fetchall()
     return {r[0]: _record(r) for r in rows}
 
 
 def _record(row: Sequence[Any]) -> PollRecord:
-    account, attempt, success, error, code, failures, not_before, lookback = row
+    account, attempt, success, error, code, failures, not_before, *rest = row
+    lookback = rest[0] if rest else None
     covers = None if lookback is None else timedelta(seconds=lookback)
     return PollRecord(
         account, iso(attempt), iso(success), error, code, failures, iso(not_before), covers

@@ -80,3 +80,16 @@ def test_a_cache_from_before_the_lookback_was_noted_is_read_in_full_once(
     assert upgraded.fetched == 3 and overdue(upgraded) == ["Old", "Recent"]
     assert any("an earlier version wrote it" in r.getMessage() for r in caplog.records)
     assert poll_once(settings, store, Recorder(), T0 + 2 * H).fetched == 0
+
+
+def test_health_reads_the_polls_of_a_service_not_yet_upgraded(tmp_path, store):
+    """`health` of the new version beside a running service of the one before, whose
+    polls have no lookback column yet: it still sees the poll."""
+    from inboxwatch.config import State
+    from inboxwatch.store.beside import polls
+
+    store.record_poll("work", T0, lookback=timedelta(days=30))
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        db.execute("ALTER TABLE polls DROP COLUMN lookback")
+    record = polls(State(path=str(tmp_path / "state.db")))["work"]
+    assert record.last_success == T0 and record.lookback is None
