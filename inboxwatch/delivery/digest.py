@@ -28,7 +28,7 @@ from jinja2 import (
 from inboxwatch.config import Account, Digest
 from inboxwatch.core.model import SYNTHETIC_DOMAIN, Finding, ReplyStandard, Report
 from inboxwatch.core.parse import clean_text
-from inboxwatch.core.reminders import listed, reminding, reminds
+from inboxwatch.core.reminders import by_account, listed, reminding, reminds
 from inboxwatch.core.trend import trend
 from inboxwatch.core.unanswered import human_duration
 from inboxwatch.links import bare_id, open_link, open_template, reply_link
@@ -257,22 +257,20 @@ def _sections(
     with how many more there are (`<list>_more`, 0 when none)."""
     sections = []
     accounts = len(report.accounts)
+    overdue, invitations = reminding(report), by_account(report.invitations)
+    awaiting, waiting = by_account(report.awaiting), by_account(report.waiting)
     for summary in report.accounts:
-        config = configs.get(summary.name)
-
-        def items(found: list[Finding], name: str = summary.name) -> list[Finding]:
-            return [f for f in found if f.account == name]
-
+        name, config = summary.name, configs.get(summary.name)
         soon = [
             f
-            for f in items(report.waiting)
+            for f in waiting.get(name, [])
             if upcoming is not None and (f.due or f.waiting_since + summary.window) <= upcoming
         ]
-        section: dict[str, Any] = {"name": _cut(summary.name, NAME_LIMIT)}
+        section: dict[str, Any] = {"name": _cut(name, NAME_LIMIT)}
         lists = {
-            "overdue": reminding(report, summary.name),
-            "invitations": items(report.invitations),
-            "awaiting": items(report.awaiting),
+            "overdue": overdue.get(name, []),
+            "invitations": invitations.get(name, []),
+            "awaiting": awaiting.get(name, []),
             "due_soon": soon,
         }
         for key, found in lists.items():

@@ -193,8 +193,8 @@ class DigestLedger:
         `digests_seen` counts digests, not copies of one. Only those it showed: a thread
         past a long list's end (reminders.LISTED) was not seen, so `remind = "once"`
         still lists it when the list is shorter."""
-        accounts = len(report.accounts)
-        shown = (listed(reminding(report, a.name), accounts)[0] for a in report.accounts)
+        accounts, overdue = len(report.accounts), reminding(report)
+        shown = (listed(overdue.get(a.name, []), accounts)[0] for a in report.accounts)
         threads = [(f.account, f.thread_id) for found in shown for f in found]
         self.store.note_listed(
             period_key(self.config.schedule, self.config.timezone, now), threads, now

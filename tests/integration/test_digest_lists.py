@@ -85,6 +85,10 @@ def test_accounts_share_the_digest_and_each_keeps_at_least_a_few():
     assert text.count("\n* Question") == 2 * per
     assert text.count(f"… and {80 - per} more waiting for your reply") == 2
     assert listed(list(range(50)), 40) == (list(range(LISTED_LEAST)), 50 - LISTED_LEAST)
+    many = render(report_of({f"a{n}": 5 for n in range(40)}), demo_digest(), NOW).text
+    assert LISTED // 40 < LISTED_LEAST  # so each account shows the least a list does
+    assert many.count("\n* Question") == 40 * LISTED_LEAST
+    assert many.count(f"… and {5 - LISTED_LEAST} more waiting for your reply") == 40
 
 
 def test_a_huge_backlog_makes_a_small_message():
