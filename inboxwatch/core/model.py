@@ -373,6 +373,15 @@ class Report:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """What an account's cached messages are of (service/backoff.py): which mailbox (a
+    digest of its host, port and user name) and how far back."""
+
+    mailbox: str
+    lookback: timedelta
+
+
+@dataclass(frozen=True)
 class PollRecord:
     """What the state remembers of an account's polls: for health and for backing off."""
 
@@ -383,4 +392,4 @@ class PollRecord:
     error_code: int | None
     failures: int
     not_before: datetime | None = None
-    lookback: timedelta | None = None  # what the cached messages cover (service/backoff.py)
+    covers: Coverage | None = None  # what its cached messages are of

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage
 from typing import Protocol
 
 from inboxwatch.core.bodytext import Details
-from inboxwatch.core.model import MessageMeta, ParseFailure, PollRecord
+from inboxwatch.core.model import Coverage, MessageMeta, ParseFailure, PollRecord
 from inboxwatch.core.snooze import Snooze
 
 # Body details, by UID, once the source answers (MailSource.ask_details).
@@ -249,7 +249,7 @@ class StateStore(Protocol):
         error: str | None = None,
         code: int | None = None,
         not_before: datetime | None = None,
-        lookback: timedelta | None = None,
+        covers: Coverage | None = None,
     ) -> None: ...
 
     def close(self) -> None: ...

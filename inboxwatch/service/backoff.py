@@ -1,12 +1,14 @@
 """Whether an account is read at this poll: backing off after failures, and whether its
-cache can be trusted after the clock jumped or the lookback grew (the service's poller
-asks each)."""
+cache can be trusted after the clock jumped, the lookback grew or the account was
+pointed at another mailbox (the service's poller asks each)."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 
-from inboxwatch.core.model import PollRecord
+from inboxwatch.config import Account
+from inboxwatch.core.model import Coverage, PollRecord
 from inboxwatch.core.scan import AccountPlan
 from inboxwatch.errors import SignInNeeded
 
@@ -50,17 +52,32 @@ def clock_jump(record: PollRecord | None, plan: AccountPlan, now: datetime) -> s
     return None
 
 
-def lookback_grew(record: PollRecord | None, plan: AccountPlan) -> str | None:
-    """Why the cache lacks mail the lookback now holds, or None. A poll reads by UID what
-    arrived since the last one (imap.changes) and trusts the cache for older mail, so
-    mail older than the last lookback's start, inside a longer one now, would never be
-    read. A cache with no poll noted (none yet, or a crash before it) has nothing older."""
+def coverage(account: Account, plan: AccountPlan) -> Coverage:
+    """What a poll of the account reads: its mailbox, by a digest of where it is (an
+    account renamed in place keeps its cache; one pointed elsewhere does not), and how
+    far back."""
+    where = f"{account.username}\0{account.host}\0{account.port}"
+    return Coverage(hashlib.sha256(where.encode()).hexdigest()[:32], plan.lookback)
+
+
+def cache_short(record: PollRecord | None, wanted: Coverage) -> str | None:
+    """Why the account's cache does not hold what a poll `wanted`, or None.
+
+    A poll reads by UID what arrived since the last one (imap.changes) and trusts the
+    cache for the rest. So after the lookback grew, mail older than the last one's start
+    was never read; and after host or user name changed, the other mailbox's messages
+    were taken for this one's wherever its UIDVALIDITY matched (Dovecot's is the second
+    the folder was made: two mailboxes made together share it). A cache with no poll
+    noted (none yet, or a crash before it was noted) is read whole anyway."""
     if record is None or record.last_success is None:
         return None
-    if record.lookback is None:
-        return "its cache does not say which lookback it covers (an earlier version wrote it)"
-    if plan.lookback > record.lookback:
-        return f"the lookback grew from {_days(record.lookback)} to {_days(plan.lookback)}"
+    had = record.covers
+    if had is None:
+        return "its cache does not say what it holds (an earlier version wrote it)"
+    if had.mailbox != wanted.mailbox:
+        return "its host, port or username changed, so its cache is of another mailbox"
+    if wanted.lookback > had.lookback:
+        return f"the lookback grew from {_days(had.lookback)} to {_days(wanted.lookback)}"
     return None
 
 

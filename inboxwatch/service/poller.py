@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, TypeVar
 from inboxwatch.auth.refresh import account_tokens, tokens_dir
 from inboxwatch.config import Account, Settings, account_password
 from inboxwatch.core.carried import advance
-from inboxwatch.core.model import PollRecord, Report, ReportError
+from inboxwatch.core.model import Coverage, PollRecord, Report, ReportError
 from inboxwatch.core.ports import MailSource, Sender, StateStore
 from inboxwatch.core.reminders import with_seen
-from inboxwatch.core.scan import SourceFactory, collector_paused, joined, run_scan
+from inboxwatch.core.scan import AccountPlan, SourceFactory, collector_paused, joined, run_scan
 from inboxwatch.core.snooze import hold
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
 from inboxwatch.imap.slots import ServerSlots
-from inboxwatch.service.backoff import backing_off, clock_jump, lookback_grew
+from inboxwatch.service.backoff import backing_off, cache_short, clock_jump, coverage
 from inboxwatch.service.ledger import Digests, Shared
 from inboxwatch.service.plans import plan_of
 from inboxwatch.service.quickcheck import QuickCheck
@@ -229,16 +229,19 @@ class Poller:
             key = lastreport.fingerprint(self.settings)
             self.store.save_report(key, lastreport.encode(report))
 
+    def _covers(self, plan: AccountPlan) -> Coverage:
+        return coverage(self.accounts[plan.name], plan)
+
     def _clock_jumps(self, now: datetime, polls: dict[str, PollRecord]) -> set[str]:
-        """The accounts whose cache a clock jump made untrustworthy, or which lacks mail a
-        grown lookback holds: read in full."""
+        """The accounts whose cache a clock jump made untrustworthy, or which does not
+        hold what this poll reads (service.backoff): read in full."""
         jumped = set()
         for plan in self.plans:
             record = polls.get(plan.name)
             reason = clock_jump(record, plan, now)
             if reason is not None:
                 log.warning("%s: %s; reading its mailbox in full", plan.name, reason)
-            elif (reason := lookback_grew(record, plan)) is not None:
+            elif (reason := cache_short(record, self._covers(plan))) is not None:
                 log.info("%s: %s; reading its mailbox in full once", plan.name, reason)
             if reason is not None:
                 jumped.add(plan.name)
@@ -267,7 +270,7 @@ class Poller:
                 continue
             if plan.name in read:
                 opened[plan.name].commit()
-                self.store.record_poll(plan.name, now, lookback=plan.lookback)
+                self.store.record_poll(plan.name, now, covers=self._covers(plan))
             else:
                 self._record_failure(self.accounts[plan.name], report, now)
         fetched = sum(source.fetched for source in opened.values())
@@ -362,8 +365,8 @@ class Poller:
             previous = _readable(lastreport.decode, stored[1])
             if previous is None:
                 return None
-        for plan in self.plans:  # as read: a changed lookback is not carried (fingerprint)
-            self.store.record_poll(plan.name, now, lookback=plan.lookback)
+        for plan in self.plans:  # as read: a changed config is not carried (fingerprint)
+            self.store.record_poll(plan.name, now, covers=self._covers(plan))
         return previous
 
     def _unchanged(self, folders: dict[str, tuple[str, ...]]) -> bool:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from inboxwatch.core.bodytext import Details
-from inboxwatch.core.model import MessageMeta, PollRecord
+from inboxwatch.core.model import Coverage, MessageMeta, PollRecord
 from inboxwatch.core.ports import FolderState
 from inboxwatch.core.snooze import Snooze
 from inboxwatch.errors import InboxwatchError
@@ -61,9 +61,13 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         " expires DOUBLE PRECISION NOT NULL)",
         "CREATE TABLE replicas (holder TEXT PRIMARY KEY, seen DOUBLE PRECISION NOT NULL)",
     ),
-    # 11: the lookback the cached messages cover (service/backoff.py): after it grows, a
-    # poll reads the account in full, else the mail it newly holds is never read.
-    11: ("ALTER TABLE polls ADD COLUMN lookback INTEGER",),
+    # 11: what the cached messages are of (service/backoff.py): when the lookback grew or
+    # the account reads another mailbox, a poll reads it in full (else the mail the
+    # longer lookback holds is never read, or the other mailbox's cache is taken for it).
+    11: (
+        "ALTER TABLE polls ADD COLUMN lookback INTEGER",
+        "ALTER TABLE polls ADD COLUMN mailbox TEXT",
+    ),
 }
 
 P = ParamSpec("P")
@@ -310,26 +314,28 @@ class SqlState:
         error: str | None = None,
         code: int | None = None,
         not_before: datetime | None = None,
-        lookback: timedelta | None = None,
+        covers: Coverage | None = None,
     ) -> None:
         stamp = now.isoformat()
         until = not_before.isoformat() if not_before else None
-        covers = None if lookback is None else int(lookback.total_seconds())
+        lookback = None if covers is None else int(covers.lookback.total_seconds())
+        mailbox = None if covers is None else covers.mailbox
         with self.transaction() as db:
-            if error is None:  # a success without a lookback keeps the one noted before
+            if error is None:  # a success that does not say what it read keeps the last
                 db.execute(
-                    "INSERT INTO polls VALUES (?, ?, ?, NULL, NULL, 0, NULL, ?)"
+                    "INSERT INTO polls VALUES (?, ?, ?, NULL, NULL, 0, NULL, ?, ?)"
                     " ON CONFLICT(account) DO UPDATE SET last_attempt = excluded.last_attempt,"
                     " last_success = excluded.last_success, last_error = NULL, error_code = NULL,"
                     " failures = 0, not_before = NULL,"
-                    " lookback = COALESCE(excluded.lookback, polls.lookback)",
-                    (account, stamp, stamp, covers),
+                    " lookback = COALESCE(excluded.lookback, polls.lookback),"
+                    " mailbox = COALESCE(excluded.mailbox, polls.mailbox)",
+                    (account, stamp, stamp, lookback, mailbox),
                 )
             else:
                 db.execute(
-                    "INSERT INTO polls VALUES (?, ?, NULL, ?, ?, 1, ?, NULL) ON CONFLICT(account)"
-                    " DO UPDATE SET last_attempt = excluded.last_attempt, last_error ="
-                    " excluded.last_error, error_code = excluded.error_code,"
+                    "INSERT INTO polls VALUES (?, ?, NULL, ?, ?, 1, ?, NULL, NULL)"
+                    " ON CONFLICT(account) DO UPDATE SET last_attempt = excluded.last_attempt,"
+                    " last_error = excluded.last_error, error_code = excluded.error_code,"
                     " failures = polls.failures + 1, not_before = excluded.not_before",
                     (account, stamp, error, code, until),
                 )
@@ -337,15 +343,17 @@ class SqlState:
 
 def poll_records(db: Db) -> dict[str, PollRecord]:
     # Every column, in the migrations' order: `health` reads the file beside a service an
-    # upgrade has not restarted yet, whose polls have no `lookback` (schema 11).
+    # upgrade has not restarted yet, whose polls have no `lookback` nor `mailbox` (11).
     rows = db.execute("SELECT * FROM polls").fetchall()
     return {r[0]: _record(r) for r in rows}
 
 
 def _record(row: Sequence[Any]) -> PollRecord:
     account, attempt, success, error, code, failures, not_before, *rest = row
-    lookback = rest[0] if rest else None
-    covers = None if lookback is None else timedelta(seconds=lookback)
+    lookback, mailbox = (*rest, None, None)[:2]
+    covers = None
+    if lookback is not None and mailbox is not None:
+        covers = Coverage(mailbox, timedelta(seconds=lookback))
     return PollRecord(
         account, iso(attempt), iso(success), error, code, failures, iso(not_before), covers
     )

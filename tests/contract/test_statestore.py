@@ -12,7 +12,7 @@ import pytest
 
 from inboxwatch.config import State
 from inboxwatch.core.bodytext import Details
-from inboxwatch.core.model import Address, MessageMeta
+from inboxwatch.core.model import Address, Coverage, MessageMeta
 from inboxwatch.core.ports import FolderState, StateStore
 from inboxwatch.store.beside import open_store
 from tests.conftest import NOW
@@ -138,17 +138,18 @@ def test_poll_records_count_failures_until_a_success(store):
     )
 
 
-def test_a_poll_notes_the_lookback_its_cache_covers(store):
+def test_a_poll_notes_what_its_cache_covers(store):
     """Kept through a failure and a success that does not say (service/backoff.py)."""
+    month, year = Coverage("a1", timedelta(days=30)), Coverage("b2", timedelta(days=400))
     store.record_poll("work", NOW)
-    assert store.polls()["work"].lookback is None  # as an earlier version left it
-    store.record_poll("work", NOW, lookback=timedelta(days=30))
+    assert store.polls()["work"].covers is None  # as an earlier version left it
+    store.record_poll("work", NOW, covers=month)
     store.record_poll("work", NOW + timedelta(minutes=15), "connection dropped", 5)
-    assert store.polls()["work"].lookback == timedelta(days=30)
+    assert store.polls()["work"].covers == month
     store.record_poll("work", NOW + timedelta(minutes=30))
-    assert store.polls()["work"].lookback == timedelta(days=30)
-    store.record_poll("work", NOW + timedelta(minutes=45), lookback=timedelta(days=400))
-    assert store.polls()["work"].lookback == timedelta(days=400)
+    assert store.polls()["work"].covers == month
+    store.record_poll("work", NOW + timedelta(minutes=45), covers=year)
+    assert store.polls()["work"].covers == year
 
 
 def test_what_was_written_is_there_after_reopening(opener):

@@ -1,6 +1,7 @@
-"""A longer lookback is read: a poll reads by UID what arrived since the last one and
-trusts its cache for older mail, so after `lookback` grew the mail older than the last
-lookback's start was never read, and its unanswered threads never reported."""
+"""A cache is used only for what it holds. A poll reads by UID what arrived since the
+last one and trusts its cache for the rest, so after `lookback` grew the mail older than
+the last lookback's start was never read, and after the account was pointed at another
+mailbox the first one's threads were reported for it (service/backoff.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from datetime import timedelta
 import pytest
 
 from inboxwatch.config import Settings
+from inboxwatch.core.model import Coverage
 from inboxwatch.service.sync import MemoryCache
 from inboxwatch.store.sqlite import SqliteStore
-from tests.conftest import OWNER, mail
+from tests.conftest import OWNER, Mailbox, mail
 from tests.integration.test_service import T0, H, Recorder, settings_for
 from tests.polling import poll_once
 
@@ -74,7 +76,7 @@ def test_a_cache_from_before_the_lookback_was_noted_is_read_in_full_once(
     settings = with_lookback(settings_for(dovecot, box.user, tmp_path), 60)
     assert overdue(poll_once(settings, store, Recorder(), T0)) == ["Old", "Recent"]
     with sqlite3.connect(tmp_path / "state.db") as db:  # as an earlier version left it
-        db.execute("UPDATE polls SET lookback = NULL")
+        db.execute("UPDATE polls SET lookback = NULL, mailbox = NULL")
     caplog.set_level(logging.INFO)
     upgraded = poll_once(settings, store, Recorder(), T0 + H)
     assert upgraded.fetched == 3 and overdue(upgraded) == ["Old", "Recent"]
@@ -88,8 +90,39 @@ def test_health_reads_the_polls_of_a_service_not_yet_upgraded(tmp_path, store):
     from inboxwatch.config import State
     from inboxwatch.store.beside import polls
 
-    store.record_poll("work", T0, lookback=timedelta(days=30))
+    store.record_poll("work", T0, covers=Coverage("a1", timedelta(days=30)))
     with sqlite3.connect(tmp_path / "state.db") as db:
         db.execute("ALTER TABLE polls DROP COLUMN lookback")
+        db.execute("ALTER TABLE polls DROP COLUMN mailbox")
     record = polls(State(path=str(tmp_path / "state.db")))["work"]
-    assert record.last_success == T0 and record.lookback is None
+    assert record.last_success == T0 and record.covers is None
+
+
+@pytest.mark.parametrize("mode", ["service", "run-once"])
+def test_an_account_pointed_at_another_mailbox_reads_that_one(dovecot, tmp_path, store, mode):
+    """Two mailboxes made in the same second: Dovecot gives their folders one UIDVALIDITY,
+    and the same UIDs. The account's cache of the first was taken for the second's."""
+    first, second = Mailbox(dovecot, f"first-{mode}"), Mailbox(dovecot, f"second-{mode}")
+    for box, who in ((first, "Anna"), (second, "Bo")):
+        box.create("Sent")
+        box.add("Sent", mail(OWNER, "x@y.example"), T0 - 3 * D)
+        for n in range(3):
+            asked = mail(f"{who} <{who.lower()}@x.example>", subject=f"{who} {n}")
+            box.add("INBOX", asked, T0 - (2 + n) * D)
+    for folder in ("INBOX", "Sent"):  # made in the same second, or as if they were
+        validity = first.client.select_folder(folder, readonly=True)[b"UIDVALIDITY"]
+        dovecot.doveadm(
+            "mailbox", "update", "-u", second.user, "--uid-validity", str(validity), folder
+        )
+    settings = settings_for(dovecot, first.user, tmp_path)
+    keep = mode == "run-once"
+    memory = MemoryCache() if mode == "service" else None
+    before = poll_once(settings, store, Recorder(), T0, memory=memory, keep_report=keep)
+    assert overdue(before) == ["Anna 0", "Anna 1", "Anna 2"]
+    account = settings.accounts[0].model_copy(update={"username": second.user})
+    moved = settings.model_copy(update={"accounts": [account]})
+    memory = MemoryCache() if mode == "service" else None  # a restart with the new config
+    after = poll_once(moved, store, Recorder(), T0 + H, memory=memory, keep_report=keep)
+    assert overdue(after) == ["Bo 0", "Bo 1", "Bo 2"] and after.fetched == 4
+    first.close()
+    second.close()
