@@ -236,6 +236,11 @@ class StateStore(Protocol):
 
     def save_details(self, where: tuple[str, str, int], found: Mapping[int, Details]) -> None: ...
 
+    def forget_details(self, account: str) -> None:
+        """Drop what was read of the account's bodies: its cache may be of another mailbox
+        (service/backoff.py), whose folders can have this one's UIDVALIDITY and UIDs."""
+        ...
+
     def snoozes(self) -> list[Snooze]:
         """The user's snoozed and muted threads (core/snooze.py)."""
         ...

@@ -60,6 +60,14 @@ def coverage(account: Account, plan: AccountPlan) -> Coverage:
     return Coverage(hashlib.sha256(where.encode()).hexdigest()[:32], plan.lookback)
 
 
+def other_mailbox(record: PollRecord | None, wanted: Coverage) -> bool:
+    """Whether the account's cache may be of another mailbox than the one `wanted`: its
+    host, port or user name changed, or an earlier version did not note them."""
+    if record is None or record.last_success is None:
+        return False  # nothing cached, or a crash before the first poll was noted
+    return record.covers is None or record.covers.mailbox != wanted.mailbox
+
+
 def cache_short(record: PollRecord | None, wanted: Coverage) -> str | None:
     """Why the account's cache does not hold what a poll `wanted`, or None.
 
@@ -67,16 +75,13 @@ def cache_short(record: PollRecord | None, wanted: Coverage) -> str | None:
     cache for the rest. So after the lookback grew, mail older than the last one's start
     was never read; and after host or user name changed, the other mailbox's messages
     were taken for this one's wherever its UIDVALIDITY matched (Dovecot's is the second
-    the folder was made: two mailboxes made together share it). A cache with no poll
-    noted (none yet, or a crash before it was noted) is read whole anyway."""
-    if record is None or record.last_success is None:
-        return None
-    had = record.covers
-    if had is None:
-        return "its cache does not say what it holds (an earlier version wrote it)"
-    if had.mailbox != wanted.mailbox:
+    the folder was made: two mailboxes made together share it)."""
+    had = None if record is None else record.covers
+    if other_mailbox(record, wanted):
+        if had is None:
+            return "its cache does not say what it holds (an earlier version wrote it)"
         return "its host, port or username changed, so its cache is of another mailbox"
-    if wanted.lookback > had.lookback:
+    if had is not None and wanted.lookback > had.lookback:
         return f"the lookback grew from {_days(had.lookback)} to {_days(wanted.lookback)}"
     return None
 

@@ -29,7 +29,13 @@ from inboxwatch.core.scan import AccountPlan, SourceFactory, collector_paused, j
 from inboxwatch.core.snooze import hold
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
 from inboxwatch.imap.slots import ServerSlots
-from inboxwatch.service.backoff import backing_off, cache_short, clock_jump, coverage
+from inboxwatch.service.backoff import (
+    backing_off,
+    cache_short,
+    clock_jump,
+    coverage,
+    other_mailbox,
+)
 from inboxwatch.service.ledger import Digests, Shared
 from inboxwatch.service.plans import plan_of
 from inboxwatch.service.quickcheck import QuickCheck
@@ -243,6 +249,8 @@ class Poller:
                 log.warning("%s: %s; reading its mailbox in full", plan.name, reason)
             elif (reason := cache_short(record, self._covers(plan))) is not None:
                 log.info("%s: %s; reading its mailbox in full once", plan.name, reason)
+                if other_mailbox(record, self._covers(plan)):
+                    self.store.forget_details(plan.name)  # read before the poll uses them
             if reason is not None:
                 jumped.add(plan.name)
                 if self.memory is not None:

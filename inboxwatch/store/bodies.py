@@ -45,3 +45,7 @@ def forget(db: Db, where: Folder, expunged: Iterable[int]) -> None:
         "DELETE FROM bodies WHERE account = ? AND folder = ? AND uid = ?",
         [(account, folder, uid) for uid in expunged],
     )
+
+
+def forget_account(db: Db, account: str) -> None:
+    db.execute("DELETE FROM bodies WHERE account = ?", (account,))

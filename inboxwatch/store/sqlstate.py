@@ -299,6 +299,11 @@ class SqlState:
             bodies.insert(db, where, found)
 
     @guarded
+    def forget_details(self, account: str) -> None:
+        with self.transaction() as db:
+            bodies.forget_account(db, account)
+
+    @guarded
     def snoozes(self) -> list[Snooze]:
         return notes.rows(self.db)
 

@@ -152,6 +152,14 @@ def test_a_poll_notes_what_its_cache_covers(store):
     assert store.polls()["work"].covers == year
 
 
+def test_what_was_read_of_one_accounts_bodies_can_be_dropped(store):
+    store.save_details(("work", "INBOX", 7), {1: Details("Thanks", False)})
+    store.save_details(("home", "INBOX", 7), {1: Details("Lunch?", False)})
+    store.forget_details("work")
+    assert store.details(("work", "INBOX", 7), [1]) == {}
+    assert store.details(("home", "INBOX", 7), [1]) == {1: Details("Lunch?", False)}
+
+
 def test_what_was_written_is_there_after_reopening(opener):
     first = opener()
     save(first, meta(1))

@@ -126,3 +126,32 @@ def test_an_account_pointed_at_another_mailbox_reads_that_one(dovecot, tmp_path,
     assert overdue(after) == ["Bo 0", "Bo 1", "Bo 2"] and after.fetched == 4
     first.close()
     second.close()
+
+
+def test_what_was_read_of_the_other_mailboxs_bodies_is_not_taken_for_this_ones(
+    dovecot, tmp_path, store
+):
+    """The body checks' cache is by folder, UIDVALIDITY and UID too: the first mailbox's
+    invitation at UID 1 made the second one's question at UID 1 an invitation."""
+    from tests.integration.test_bodies import google_invite
+
+    first, second = Mailbox(dovecot, "first-bodies"), Mailbox(dovecot, "second-bodies")
+    for box in (first, second):
+        box.create("Sent")
+        box.add("Sent", mail(OWNER, "x@y.example"), T0 - 3 * D)
+    first.add("INBOX", google_invite().as_bytes(), T0 - 30 * H)
+    second.add("INBOX", mail("Bo <bo@x.example>", subject="A question"), T0 - 30 * H)
+    for folder in ("INBOX", "Sent"):
+        validity = first.client.select_folder(folder, readonly=True)[b"UIDVALIDITY"]
+        dovecot.doveadm(
+            "mailbox", "update", "-u", second.user, "--uid-validity", str(validity), folder
+        )
+    settings = settings_for(dovecot, first.user, tmp_path)
+    before = poll_once(settings, store, Recorder(), T0)
+    assert [f.subject for f in before.report.invitations] == ["Invitation: Design review"]
+    account = settings.accounts[0].model_copy(update={"username": second.user})
+    moved = settings.model_copy(update={"accounts": [account]})
+    after = poll_once(moved, store, Recorder(), T0 + H)
+    assert overdue(after) == ["A question"] and after.report.invitations == []
+    first.close()
+    second.close()
