@@ -34,6 +34,20 @@ def chromium() -> str:
     return path
 
 
+def dump_dom(page: Path, profile: Path, *flags: str) -> str:
+    """The page's DOM after loading, as headless Chromium (the README picture's flags, no
+    background networking at start) leaves it: scripts would have run by then."""
+    result = subprocess.run(
+        [chromium(), *FLAGS, f"--user-data-dir={profile}", *flags, "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
 class Page:
     def __init__(self, socket: ClientConnection) -> None:
         self.socket = socket

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,8 +16,7 @@ from inboxwatch.core.scan import run_scan
 from inboxwatch.delivery.digest import compose, render
 from inboxwatch.delivery.smtp import SmtpSender
 from inboxwatch.errors import AuthError, DeliveryError
-from scripts.render_digest import FLAGS
-from tests.browser import chromium
+from tests.browser import dump_dom
 from tests.smtp import PASSWORD, USER, smtp_server
 
 DATA = Path(__file__).parents[1] / "data"
@@ -118,22 +116,7 @@ def test_html_renders_in_a_browser_runs_no_script_and_loads_nothing(tmp_path):
     page = tmp_path / "digest.html"
     page.write_text(render(hostile_report(), Digest(to=["me@x.example"]), NOW).html)
     netlog = tmp_path / "net.json"
-    result = subprocess.run(
-        [
-            chromium(),
-            *FLAGS,  # the README picture's flags: no background networking at start
-            f"--user-data-dir={tmp_path / 'profile'}",
-            f"--log-net-log={netlog}",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    dom = result.stdout
+    dom = dump_dom(page, tmp_path / "profile", f"--log-net-log={netlog}")
     assert "<title>1 conversation waiting &gt; 24h</title>" in dom  # onerror never ran
     assert "pwned" not in dom.split("<body")[0]
     assert "<script" not in dom and "<img" not in dom

@@ -4,7 +4,6 @@ counts as seen only the threads the digest showed."""
 
 from __future__ import annotations
 
-import subprocess
 from datetime import timedelta
 
 from inboxwatch.core.model import AccountSummary, Address, Finding, Report, Stats
@@ -12,8 +11,7 @@ from inboxwatch.core.reminders import LISTED, LISTED_LEAST, listed, with_seen
 from inboxwatch.delivery.digest import compose, render
 from inboxwatch.service.ledger import DigestGroup, DigestLedger
 from inboxwatch.store.sqlite import SqliteStore
-from scripts.render_digest import FLAGS
-from tests.browser import chromium
+from tests.browser import dump_dom
 from tests.integration.test_digest import NOW, demo_digest
 from tests.integration.test_service import Recorder
 
@@ -130,16 +128,7 @@ def test_the_ledger_counts_only_what_the_digest_showed(tmp_path):
 def test_the_count_of_the_rest_shows_in_a_browser(tmp_path):
     page = tmp_path / "digest.html"
     page.write_text(render(report_of({"work": LISTED + 1234}), demo_digest(), NOW).html)
-    profile = f"--user-data-dir={tmp_path / 'profile'}"
-    result = subprocess.run(
-        [chromium(), *FLAGS, profile, "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    dom = result.stdout
+    dom = dump_dom(page, tmp_path / "profile")
     assert f"<title>{LISTED + 1234} conversations waiting" in dom
     assert "… and 1,234 more waiting for your reply" in dom
     assert dom.count("Question ") == LISTED
