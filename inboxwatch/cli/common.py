@@ -40,6 +40,7 @@ from inboxwatch.imap.opener import open_imap
 from inboxwatch.imap.slots import ServerSlots
 from inboxwatch.local.source import LocalSource
 from inboxwatch.service.plans import NO_OVERRIDES, Overrides, local_plan, plan_of
+from inboxwatch.service.reuse import through_cache
 
 DEMO_AS_OF = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DEMO_ADDRESS = "sam@studio.example"
@@ -244,12 +245,16 @@ def config_scan(
     when: tuple[datetime, datetime],
     progress: ports.Progress | None = None,
     overrides: Overrides = NO_OVERRIDES,
+    cache: ports.StateStore | None = None,
 ) -> Report:
     """The config's `accounts` (all if none) scanned as of `when` (as_of, generated_at):
-    `max_parallel` at once, at most `max_per_server` connections to each server."""
+    `max_parallel` at once, at most `max_per_server` connections to each server. With
+    the service's `cache`, an account it holds is read through it (service/reuse.py)."""
     slots = ServerSlots(settings.max_per_server)
     hosts = {a.name: a.host for a in settings.accounts}
     jobs = config_jobs(settings, accounts, overrides, slots)
+    if cache is not None:
+        jobs = through_cache(jobs, settings, cache, when[0], slots)
     return run_scan(
         jobs,
         *when,

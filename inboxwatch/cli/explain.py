@@ -3,6 +3,7 @@ the verdict, on IMAP accounts or mail on disk (issue 18, item 4)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -23,6 +24,7 @@ from inboxwatch.core.explain import Explanation, explain
 from inboxwatch.core.scan import (
     AccountPlan,
     SourceFactory,
+    collector_paused,
     counterpart_matcher,
     read_account,
 )
@@ -30,6 +32,7 @@ from inboxwatch.core.snooze import Snooze
 from inboxwatch.core.threads import build_threads
 from inboxwatch.errors import UsageError
 from inboxwatch.service.plans import NO_OVERRIDES
+from inboxwatch.service.reuse import through_cache
 from inboxwatch.store import beside
 
 Job = tuple[AccountPlan, SourceFactory]
@@ -41,8 +44,9 @@ def _explained(
     plan, factory = job
     source = factory()
     try:
-        read = read_account(plan, source, as_of)
-        threads = build_threads(read.messages, counterpart_matcher(read.owner))
+        with collector_paused():  # as a scan's: a big mailbox's objects, and no cycles
+            read = read_account(plan, source, as_of)
+            threads = build_threads(read.messages, counterpart_matcher(read.owner))
         wanted = (message_id, subject)
         found = explain(
             threads, read.owner, read.policy, as_of, plan.reply_window, wanted, Bodies(source).read
@@ -67,6 +71,21 @@ def lines(account: str, found: Explanation, held: Sequence[Snooze], as_of: datet
             until = "muted" if note.until is None else f"snoozed until {note.until:%Y-%m-%d}"
             out.append(f"  {until} (inboxwatch unsnooze {note.message_id})")
     return out
+
+
+def _shown(
+    jobs: Sequence[Job], when: datetime, wanted: tuple[str, str], held: Sequence[Snooze]
+) -> int:
+    """Each account's threads `wanted` holds, printed; how many."""
+    shown = 0
+    for job in jobs:
+        found, problems = _explained(job, when, *wanted)
+        for problem in problems:
+            click.echo(f"{job[0].name}: {problem}", err=True)
+        for each in found:
+            click.echo("\n".join(lines(job[0].name, each, held, when)))
+            shown += 1
+    return shown
 
 
 @click.command("explain", short_help="Why a thread is (or is not) listed: each message's role.")
@@ -97,22 +116,20 @@ def explain_command(
         raise UsageError("name one MESSAGE-ID, or --subject TEXT")
     when = as_of or (DEMO_AS_OF if demo else datetime.now(UTC))
     held: list[Snooze] = []
-    if demo:
-        jobs = demo_jobs()
-    elif local.given:
-        jobs = local_jobs(local, NO_OVERRIDES)
-    else:
-        settings = load_config(ctx, config_path)[1]
-        jobs = config_jobs(settings, accounts)
-        held = beside.snoozes(settings.state)
-    shown = 0
-    for job in jobs:
-        found, problems = _explained(job, when, message_id, subject)
-        for problem in problems:
-            click.echo(f"{job[0].name}: {problem}", err=True)
-        for each in found:
-            click.echo("\n".join(lines(job[0].name, each, held, when)))
-            shown += 1
+    with contextlib.ExitStack() as stack:
+        if demo:
+            jobs = demo_jobs()
+        elif local.given:
+            jobs = local_jobs(local, NO_OVERRIDES)
+        else:
+            settings = load_config(ctx, config_path)[1]
+            jobs = config_jobs(settings, accounts)
+            held = beside.snoozes(settings.state)
+            if as_of is None:  # now: what the service's polls read is in its cache
+                store = stack.enter_context(beside.cache_beside(settings.state))
+                if store is not None:
+                    jobs = through_cache(jobs, settings, store, when)
+        shown = _shown(jobs, when, (message_id, subject), held)
     if not shown:
         what = message_id or f"a subject holding {subject!r}"
         raise UsageError(f"no thread in the lookback holds {what} (try --as-of, or scan)")

@@ -39,7 +39,8 @@ def _note(
     now = datetime.now(UTC)
     if until is not None and until <= now:
         raise UsageError(f"--until {until:%Y-%m-%d %H:%M} UTC has passed")
-    report = config_scan(settings, [], (now, now))
+    with beside.cache_beside(settings.state) as cache:  # what the service's polls read
+        report = config_scan(settings, [], (now, now), cache=cache)
     finding = find(report, message_id)
     if finding is None:
         raise UsageError(

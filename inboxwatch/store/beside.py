@@ -23,6 +23,7 @@ from inboxwatch.core.model import PollRecord
 from inboxwatch.core.snooze import Snooze
 from inboxwatch.errors import LockError, StateError
 from inboxwatch.store import notes, reminders
+from inboxwatch.store.cacheview import CacheView
 from inboxwatch.store.faults import state_error
 from inboxwatch.store.readonly import read_unlocked
 from inboxwatch.store.rows import Db
@@ -64,6 +65,25 @@ def digests_seen(state: State) -> reminders.Seen:
 def polls(state: State) -> dict[str, PollRecord]:
     """Poll records for `health`, which runs beside the service."""
     return read_beside(state, poll_records, {})
+
+
+@contextmanager
+def cache_beside(state: State) -> Iterator[SqlState | None]:
+    """The state's cache to read beside a running service (service/reuse.py), or None
+    where no state was written yet. A file's is read-only (store/cacheview.py)."""
+    if state.url is not None:
+        with _beside_service(state.url.get_secret_value()) as store:
+            yield store
+        return
+    path = state.path_resolved()
+    if not path.exists():
+        yield None
+        return
+    view = CacheView(path)
+    try:
+        yield view
+    finally:
+        view.close()
 
 
 def write_beside(state: State, work: Callable[[Db], T]) -> T:

@@ -1,0 +1,38 @@
+"""The state file's cache read beside a running service, which holds the file's lock:
+a read-only connection of its own (SQLite keeps the two apart), for `explain`
+(service/reuse.py). Its reads are SqlState's; it writes nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from inboxwatch.core.bodytext import Details
+from inboxwatch.errors import InboxwatchError
+from inboxwatch.store.bodies import Folder
+from inboxwatch.store.faults import state_error
+from inboxwatch.store.sqlstate import SqlState
+
+
+class CacheView(SqlState):
+    db: sqlite3.Connection
+
+    def __init__(self, path: Path) -> None:
+        self.mutex = threading.RLock()
+        self.path = path
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        self.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+    def fault(self, exc: Exception) -> InboxwatchError | None:
+        return state_error(self.path, exc) if isinstance(exc, sqlite3.Error) else None
+
+    def save_details(self, where: Folder, found: Mapping[int, Details]) -> None:
+        """Not kept: the service reads and keeps its own at its next poll."""
+
+    def where(self) -> str:
+        return f"state file {self.path}"
+
+    def close(self) -> None:
+        self.db.close()

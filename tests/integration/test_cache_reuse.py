@@ -1,0 +1,105 @@
+"""`explain` and `snooze` through the service's cache (service/reuse.py): they fetch
+only what arrived since the last poll, say what a full read says, and `explain` writes
+nothing to the state."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import OWNER, mail, write_config
+from tests.proxy import RecordingProxy
+
+ANNA = "Anna Keller <anna@client.example>"
+H = timedelta(hours=1)
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def box(sent_mailbox, now):
+    box = sent_mailbox
+    box.add("INBOX", mail(ANNA, subject="Quote", mid="<q1@c.example>"), now - 80 * H)
+    reply = mail(OWNER, ANNA, "Re: Quote", mid="<r1@m.example>", in_reply_to="<q1@c.example>")
+    box.add("Sent", reply, now - 70 * H)
+    for n in range(20):  # mail the cache holds, which explain need not fetch again
+        box.add("INBOX", mail(f"P{n} <p{n}@x.example>", subject=f"Note {n}"), now - 60 * H)
+    return box
+
+
+def config_through(proxy: RecordingProxy, tmp_path: Path, dovecot, user: str, **kw) -> Path:
+    config = write_config(tmp_path, dovecot, user, port=proxy.port, **kw)
+    with config.open("a") as out:
+        out.write(f'\n[state]\npath = "{tmp_path / "state.db"}"\n')
+    return config
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_explain_fetches_only_what_arrived_since_the_last_poll(run, tmp_path, dovecot, box, now):
+    with RecordingProxy(dovecot.port) as proxy:
+        config = config_through(proxy, tmp_path, dovecot, box.user)
+        assert run("run", "--once", "--config", str(config)).code == 0
+        later = mail(ANNA, subject="Re: Quote", mid="<q2@c.example>", in_reply_to="<r1@m.example>")
+        box.add("INBOX", later, now - 30 * H)
+        state = digest(tmp_path / "state.db")
+        start = len(proxy.client_bytes)
+        cached = run("explain", "q2@c.example", "--config", str(config))
+        sent = bytes(proxy.client_bytes[start:]).decode("ascii", "replace")
+        asof = ("--as-of", now.isoformat())  # a full read: the cache holds mail as of now
+        full = run("explain", "q2@c.example", "--config", str(config), *asof)
+    assert cached.code == 0, cached.err
+    assert "work: thread <q1@c.example>, 3 message(s)" in cached.out
+    assert "expects a reply: waiting   <q2@c.example>" in cached.out
+    # The one new message's headers (UID 22, after the question and 20 notes), no more.
+    assert re.findall(r"UID FETCH (\S+) \(BODY\.PEEK\[HEADER", sent) == ["22"], sent
+    assert digest(tmp_path / "state.db") == state  # nothing written
+    # The same thread, roles and verdict (its waits are told as of a moment apart).
+    assert full.code == 0, full.err
+    assert roles(full.out) == roles(cached.out) and "verdict: overdue" in full.out
+
+
+def roles(out: str) -> list[str]:
+    return [line for line in out.splitlines() if "verdict" not in line]
+
+
+def test_explain_reads_in_full_where_the_cache_does_not_hold_the_lookback(
+    run, tmp_path, dovecot, box, now
+):
+    with RecordingProxy(dovecot.port) as proxy:
+        config = config_through(proxy, tmp_path, dovecot, box.user, lookback="10d")
+        assert run("run", "--once", "--config", str(config)).code == 0
+        config = config_through(proxy, tmp_path, dovecot, box.user, lookback="20d")
+        start = len(proxy.client_bytes)
+        result = run("explain", "q1@c.example", "--config", str(config))
+        sent = bytes(proxy.client_bytes[start:]).decode("ascii", "replace")
+    assert result.code == 0, result.err
+    assert "work: thread <q1@c.example>, 2 message(s)" in result.out
+    assert "SEARCH" in sent  # the lookback searched by date: a first read
+
+
+def test_snooze_reads_through_the_cache_and_keeps_its_note(run, tmp_path, dovecot, box, now):
+    later = mail(ANNA, subject="Re: Quote", mid="<q2@c.example>", in_reply_to="<r1@m.example>")
+    box.add("INBOX", later, now - 30 * H)
+    with RecordingProxy(dovecot.port) as proxy:
+        config = config_through(proxy, tmp_path, dovecot, box.user)
+        assert run("run", "--once", "--config", str(config)).code == 0
+        box.add("INBOX", mail("Bo <bo@x.example>", subject="New"), now - 26 * H)
+        start = len(proxy.client_bytes)
+        until = (now + 48 * H).strftime("%Y-%m-%dT%H:%M")
+        result = run("snooze", "q2@c.example", "--until", until, "--config", str(config))
+        sent = bytes(proxy.client_bytes[start:]).decode("ascii", "replace")
+        listed = run("snoozed", "--config", str(config))
+    assert result.code == 0, result.err
+    assert "snoozed until" in result.out and "Re: Quote" in result.out
+    assert re.findall(r"UID FETCH (\S+) \(BODY\.PEEK\[HEADER", sent) == ["23"], sent
+    assert "q2@c.example" in listed.out
