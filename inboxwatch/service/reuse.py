@@ -1,7 +1,7 @@
-"""A command that reads the mailbox once (`explain`) through the cache the service keeps,
-where that cache holds what the command reads: only what arrived since the last poll is
-fetched, as a poll would (service.sync), and nothing is written (the state is the
-service's: the source is never committed).
+"""Commands that read the mailbox once (`explain`, `snooze`, `mute`) through the cache the
+service keeps, where that cache holds what they read: only what arrived since the last
+poll is fetched, as a poll would (service.sync), and nothing is written (the state is
+the service's: the source is never committed, nor what it read of bodies kept).
 
 At 100,000 messages `explain` read every header again, ~6 s on loopback and twice that
 over a slow link, to show one thread (bench/README.md)."""
@@ -58,6 +58,6 @@ def _holds(record: PollRecord | None, plan: AccountPlan, account: Account, now: 
 
 def _synced(account: Account, login: Callable[[], ImapSource], store: StateStore) -> SourceFactory:
     def factory() -> MailSource:
-        return SyncingSource(login(), store, account.name)
+        return SyncingSource(login(), store, account.name, keep=False)
 
     return factory

@@ -117,6 +117,7 @@ class SyncingSource:
         full: bool = False,
         deadline: float | None = None,
         release: Callable[[ImapSource, bool], None] | None = None,
+        keep: bool = True,
     ) -> None:
         self.memory = memory
         self.full = full  # trust nothing cached: read every folder again (a clock jump)
@@ -129,6 +130,8 @@ class SyncingSource:
         # Where the session goes when the account is done (service.sessions: kept for the
         # next poll if nothing failed on it), else it is logged out.
         self.release = release
+        # False: a command reading beside the service (service.reuse) writes nothing.
+        self.keep = keep
         self.failed = False
         # The account's whole poll within service.account_timeout: at the deadline the
         # session is shut, so whatever it waits for fails, and the next account is read.
@@ -224,7 +227,7 @@ class SyncingSource:
         def answer() -> dict[int, Details]:
             with self._bounded():
                 got = fresh()
-            if where is not None:
+            if where is not None and self.keep:
                 self.store.save_details(where, got)
             return found | got
 

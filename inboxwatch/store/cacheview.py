@@ -1,17 +1,14 @@
 """The state file's cache read beside a running service, which holds the file's lock:
-a read-only connection of its own (SQLite keeps the two apart), for `explain`
-(service/reuse.py). Its reads are SqlState's; it writes nothing."""
+a read-only connection of its own (SQLite keeps the two apart), for `explain` and
+`snooze` (service/reuse.py). Its reads are SqlState's; it cannot write."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 
-from inboxwatch.core.bodytext import Details
 from inboxwatch.errors import InboxwatchError
-from inboxwatch.store.bodies import Folder
 from inboxwatch.store.faults import state_error
 from inboxwatch.store.sqlstate import SqlState
 
@@ -27,9 +24,6 @@ class CacheView(SqlState):
 
     def fault(self, exc: Exception) -> InboxwatchError | None:
         return state_error(self.path, exc) if isinstance(exc, sqlite3.Error) else None
-
-    def save_details(self, where: Folder, found: Mapping[int, Details]) -> None:
-        """Not kept: the service reads and keeps its own at its next poll."""
 
     def where(self) -> str:
         return f"state file {self.path}"

@@ -34,10 +34,13 @@ def box(sent_mailbox, now):
     return box
 
 
-def config_through(proxy: RecordingProxy, tmp_path: Path, dovecot, user: str, **kw) -> Path:
+def config_through(
+    proxy: RecordingProxy, tmp_path: Path, dovecot, user: str, url: str = "", **kw
+) -> Path:
     config = write_config(tmp_path, dovecot, user, port=proxy.port, **kw)
+    state = f'url = "{url}"' if url else f'path = "{tmp_path / "state.db"}"'
     with config.open("a") as out:
-        out.write(f'\n[state]\npath = "{tmp_path / "state.db"}"\n')
+        out.write(f"\n[state]\n{state}\n")
     return config
 
 
@@ -103,3 +106,25 @@ def test_snooze_reads_through_the_cache_and_keeps_its_note(run, tmp_path, doveco
     assert "snoozed until" in result.out and "Re: Quote" in result.out
     assert re.findall(r"UID FETCH (\S+) \(BODY\.PEEK\[HEADER", sent) == ["23"], sent
     assert "q2@c.example" in listed.out
+
+
+def test_explain_through_a_postgresql_state_keeps_nothing(run, tmp_path, dovecot, box, postgres):
+    """The state's database beside the service: the cache read, no body details kept."""
+    import psycopg
+
+    url = postgres.new_database()
+    later = mail(ANNA, subject="Re: Quote", mid="<q2@c.example>", in_reply_to="<r1@m.example>")
+    with RecordingProxy(dovecot.port) as proxy:
+        config = config_through(proxy, tmp_path, dovecot, box.user, url=url)
+        assert run("run", "--once", "--config", str(config)).code == 0
+        box.add("INBOX", later, datetime.now(UTC) - 30 * H)
+        with psycopg.connect(url) as db:
+            before = db.execute("SELECT count(*) FROM bodies").fetchone()
+        start = len(proxy.client_bytes)
+        result = run("explain", "q2@c.example", "--config", str(config))
+        sent = bytes(proxy.client_bytes[start:]).decode("ascii", "replace")
+    assert result.code == 0, result.err
+    assert "expects a reply: waiting   <q2@c.example>" in result.out
+    assert re.findall(r"UID FETCH (\S+) \(BODY\.PEEK\[HEADER", sent) == ["22"], sent
+    with psycopg.connect(url) as db:
+        assert db.execute("SELECT count(*) FROM bodies").fetchone() == before
