@@ -20,7 +20,11 @@ class CacheView(SqlState):
         self.mutex = threading.RLock()
         self.path = path
         uri = f"{path.resolve().as_uri()}?mode=ro"
-        self.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        self.db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+        # One read transaction for the command's length: every read sees one snapshot
+        # (WAL), so a folder's state and its messages are of the same poll even while
+        # the service commits the next one.
+        self.db.execute("BEGIN")
 
     def fault(self, exc: Exception) -> InboxwatchError | None:
         return state_error(self.path, exc) if isinstance(exc, sqlite3.Error) else None

@@ -16,6 +16,7 @@ from tests.proxy import RecordingProxy
 
 ANNA = "Anna Keller <anna@client.example>"
 H = timedelta(hours=1)
+NOW_UTC = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -128,3 +129,33 @@ def test_explain_through_a_postgresql_state_keeps_nothing(run, tmp_path, dovecot
     assert re.findall(r"UID FETCH (\S+) \(BODY\.PEEK\[HEADER", sent) == ["22"], sent
     with psycopg.connect(url) as db:
         assert db.execute("SELECT count(*) FROM bodies").fetchone() == before
+
+
+def test_the_cache_is_read_as_one_snapshot_while_the_service_commits(tmp_path):
+    """A folder's state and its messages of one poll, even when the service commits the
+    next between the two reads."""
+    from inboxwatch.core.model import Address, MessageMeta
+    from inboxwatch.core.ports import FolderState
+    from inboxwatch.store.cacheview import CacheView
+    from inboxwatch.store.sqlite import SqliteStore
+
+    def meta(uid: int) -> MessageMeta:
+        sender = Address("", "a@x.example")
+        return MessageMeta("INBOX", uid, f"<{uid}@x>", (), (), "Hi", sender, NOW_UTC)
+
+    store = SqliteStore(tmp_path / "state.db")  # the running service, holding the lock
+    try:
+        with store.transaction():
+            store.save_folder("work", "INBOX", FolderState(7, 2, 5, 1), [meta(1)], [], True)
+        view = CacheView(tmp_path / "state.db")
+        try:
+            assert view.folder("work", "INBOX") == FolderState(7, 2, 5, 1)
+            with store.transaction():  # the next poll's commit
+                store.save_folder("work", "INBOX", FolderState(7, 3, 6, 2), [meta(2)], [], False)
+            assert sorted(view.messages("work", "INBOX")) == [1]
+            assert view.folder("work", "INBOX") == FolderState(7, 2, 5, 1)
+        finally:
+            view.close()
+        assert sorted(store.messages("work", "INBOX")) == [1, 2]
+    finally:
+        store.close()
