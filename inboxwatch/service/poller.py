@@ -243,13 +243,13 @@ class Poller:
         hold what this poll reads (service.backoff): read in full."""
         jumped = set()
         for plan in self.plans:
-            record = polls.get(plan.name)
+            record, wanted = polls.get(plan.name), self._covers(plan)
             reason = clock_jump(record, plan, now)
             if reason is not None:
                 log.warning("%s: %s; reading its mailbox in full", plan.name, reason)
-            elif (reason := cache_short(record, self._covers(plan))) is not None:
+            elif (reason := cache_short(record, wanted)) is not None:
                 log.info("%s: %s; reading its mailbox in full once", plan.name, reason)
-                if other_mailbox(record, self._covers(plan)):
+                if other_mailbox(record, wanted):
                     self.store.forget_details(plan.name)  # read before the poll uses them
             if reason is not None:
                 jumped.add(plan.name)

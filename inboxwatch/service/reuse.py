@@ -41,9 +41,11 @@ def through_cache(
     chosen: list[Job] = []
     for plan, given in jobs:
         account = accounts[plan.name]
-        held = _holds(polls.get(plan.name), plan, account, now)
-        login = open_imap(account, tokens, slots, resync=True)
-        chosen.append((plan, _synced(account, login, store) if held else given))
+        if _holds(polls.get(plan.name), plan, account, now):
+            login = open_imap(account, tokens, slots, resync=True)
+            chosen.append((plan, _synced(account, login, store)))
+        else:
+            chosen.append((plan, given))
     return chosen
 
 

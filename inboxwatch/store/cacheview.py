@@ -10,6 +10,7 @@ from pathlib import Path
 
 from inboxwatch.errors import InboxwatchError
 from inboxwatch.store.faults import state_error
+from inboxwatch.store.readonly import connect_readonly
 from inboxwatch.store.sqlstate import SqlState
 
 
@@ -19,8 +20,7 @@ class CacheView(SqlState):
     def __init__(self, path: Path) -> None:
         self.mutex = threading.RLock()
         self.path = path
-        uri = f"{path.resolve().as_uri()}?mode=ro"
-        self.db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+        self.db = connect_readonly(path, check_same_thread=False, isolation_level=None)
         # One read transaction for the command's length: every read sees one snapshot
         # (WAL), so a folder's state and its messages are of the same poll even while
         # the service commits the next one.

@@ -6,11 +6,19 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from inboxwatch.errors import CorruptState
 
 T = TypeVar("T")
+
+
+def connect_readonly(path: Path, **options: Any) -> sqlite3.Connection:
+    """A connection that can only read the file, beside the service's own."""
+    db: sqlite3.Connection = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro", uri=True, **options
+    )
+    return db
 
 
 def read_unlocked(path: Path, read: Callable[[sqlite3.Connection], T], empty: T) -> T:
@@ -19,7 +27,7 @@ def read_unlocked(path: Path, read: Callable[[sqlite3.Connection], T], empty: T)
     path = path.expanduser()
     if not path.exists():
         return empty
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    db = connect_readonly(path)
     try:
         return read(db)
     except sqlite3.OperationalError:
