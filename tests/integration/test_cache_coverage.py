@@ -17,6 +17,7 @@ from inboxwatch.service.sync import MemoryCache
 from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import OWNER, Mailbox, mail
 from tests.integration.test_service import T0, H, Recorder, settings_for
+from tests.integration.test_standards_imap import with_standards
 from tests.polling import poll_once
 
 D = 24 * H
@@ -30,8 +31,17 @@ def store(tmp_path):
 
 
 def with_lookback(settings: Settings, days: int) -> Settings:
-    account = settings.accounts[0].model_copy(update={"lookback": timedelta(days=days)})
-    return settings.model_copy(update={"accounts": [account]})
+    return with_standards(settings, lookback=timedelta(days=days))
+
+
+def same_validity(dovecot, first: Mailbox, second: Mailbox) -> None:
+    """The second mailbox's folders get the first's UIDVALIDITY, as if made in the same
+    second (Dovecot's is the time the folder was made)."""
+    for folder in ("INBOX", "Sent"):
+        validity = first.client.select_folder(folder, readonly=True)[b"UIDVALIDITY"]
+        dovecot.doveadm(
+            "mailbox", "update", "-u", second.user, "--uid-validity", str(validity), folder
+        )
 
 
 @pytest.fixture
@@ -109,18 +119,13 @@ def test_an_account_pointed_at_another_mailbox_reads_that_one(dovecot, tmp_path,
         for n in range(3):
             asked = mail(f"{who} <{who.lower()}@x.example>", subject=f"{who} {n}")
             box.add("INBOX", asked, T0 - (2 + n) * D)
-    for folder in ("INBOX", "Sent"):  # made in the same second, or as if they were
-        validity = first.client.select_folder(folder, readonly=True)[b"UIDVALIDITY"]
-        dovecot.doveadm(
-            "mailbox", "update", "-u", second.user, "--uid-validity", str(validity), folder
-        )
+    same_validity(dovecot, first, second)
     settings = settings_for(dovecot, first.user, tmp_path)
     keep = mode == "run-once"
     memory = MemoryCache() if mode == "service" else None
     before = poll_once(settings, store, Recorder(), T0, memory=memory, keep_report=keep)
     assert overdue(before) == ["Anna 0", "Anna 1", "Anna 2"]
-    account = settings.accounts[0].model_copy(update={"username": second.user})
-    moved = settings.model_copy(update={"accounts": [account]})
+    moved = with_standards(settings, username=second.user)
     memory = MemoryCache() if mode == "service" else None  # a restart with the new config
     after = poll_once(moved, store, Recorder(), T0 + H, memory=memory, keep_report=keep)
     assert overdue(after) == ["Bo 0", "Bo 1", "Bo 2"] and after.fetched == 4
@@ -141,16 +146,11 @@ def test_what_was_read_of_the_other_mailboxs_bodies_is_not_taken_for_this_ones(
         box.add("Sent", mail(OWNER, "x@y.example"), T0 - 3 * D)
     first.add("INBOX", google_invite().as_bytes(), T0 - 30 * H)
     second.add("INBOX", mail("Bo <bo@x.example>", subject="A question"), T0 - 30 * H)
-    for folder in ("INBOX", "Sent"):
-        validity = first.client.select_folder(folder, readonly=True)[b"UIDVALIDITY"]
-        dovecot.doveadm(
-            "mailbox", "update", "-u", second.user, "--uid-validity", str(validity), folder
-        )
+    same_validity(dovecot, first, second)
     settings = settings_for(dovecot, first.user, tmp_path)
     before = poll_once(settings, store, Recorder(), T0)
     assert [f.subject for f in before.report.invitations] == ["Invitation: Design review"]
-    account = settings.accounts[0].model_copy(update={"username": second.user})
-    moved = settings.model_copy(update={"accounts": [account]})
+    moved = with_standards(settings, username=second.user)
     after = poll_once(moved, store, Recorder(), T0 + H)
     assert overdue(after) == ["A question"] and after.report.invitations == []
     first.close()
