@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from inboxwatch.config import Account
 from inboxwatch.core.model import Coverage, PollRecord
 from inboxwatch.core.scan import AccountPlan
-from inboxwatch.durations import format_duration
 from inboxwatch.errors import SignInNeeded
 
 MAX_BACKOFF = timedelta(hours=1)
@@ -83,6 +82,11 @@ def cache_short(record: PollRecord | None, wanted: Coverage) -> str | None:
             return "its cache does not say what it holds (an earlier version wrote it)"
         return "its host, port or username changed, so its cache is of another mailbox"
     if had is not None and wanted.lookback > had.lookback:
-        grew = f"{format_duration(had.lookback)} to {format_duration(wanted.lookback)}"
-        return f"the lookback grew from {grew}"
+        return f"the lookback grew from {_days(had.lookback)} to {_days(wanted.lookback)}"
     return None
+
+
+def _days(span: timedelta) -> str:
+    # durations.format_duration says it in the config's notation, but the architecture
+    # table keeps `service` from importing `durations` (tests/unit/test_architecture.py).
+    return f"{span.days}d" if span == timedelta(days=span.days) else str(span)
