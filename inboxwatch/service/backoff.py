@@ -1,6 +1,6 @@
 """Whether an account is read at this poll: backing off after failures, and whether its
-cache can be trusted after the clock jumped, the lookback grew or the account was
-pointed at another mailbox (the service's poller asks each)."""
+cache can be trusted after the clock jumped, the lookback grew, the account was pointed
+at another mailbox or the parsers changed (the service's poller asks each)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from inboxwatch.config import Account
 from inboxwatch.core.model import Coverage, PollRecord
+from inboxwatch.core.parse import GENERATION
 from inboxwatch.core.scan import AccountPlan
 from inboxwatch.errors import SignInNeeded
 
@@ -54,10 +55,10 @@ def clock_jump(record: PollRecord | None, plan: AccountPlan, now: datetime) -> s
 
 def coverage(account: Account, plan: AccountPlan) -> Coverage:
     """What a poll of the account reads: its mailbox, by a digest of where it is (an
-    account renamed in place keeps its cache; one pointed elsewhere does not), and how
-    far back."""
+    account renamed in place keeps its cache; one pointed elsewhere does not), how far
+    back, and with which parsers."""
     where = f"{account.username}\0{account.host}\0{account.port}"
-    return Coverage(hashlib.sha256(where.encode()).hexdigest()[:32], plan.lookback)
+    return Coverage(hashlib.sha256(where.encode()).hexdigest()[:32], plan.lookback, GENERATION)
 
 
 def other_mailbox(record: PollRecord | None, wanted: Coverage) -> bool:
@@ -66,6 +67,15 @@ def other_mailbox(record: PollRecord | None, wanted: Coverage) -> bool:
     if record is None or record.last_success is None:
         return False  # nothing cached, or a crash before the first poll was noted
     return record.covers is None or record.covers.mailbox != wanted.mailbox
+
+
+def stale_details(record: PollRecord | None, wanted: Coverage) -> bool:
+    """Whether what was read of the account's bodies is to be dropped before it is read
+    in full: it may be another mailbox's, or another generation's parsers read it."""
+    if other_mailbox(record, wanted):
+        return True
+    had = None if record is None else record.covers
+    return had is not None and had.parsed != wanted.parsed
 
 
 def cache_short(record: PollRecord | None, wanted: Coverage) -> str | None:
@@ -83,6 +93,13 @@ def cache_short(record: PollRecord | None, wanted: Coverage) -> str | None:
         return "its host, port or username changed, so its cache is of another mailbox"
     if had is not None and wanted.lookback > had.lookback:
         return f"the lookback grew from {_days(had.lookback)} to {_days(wanted.lookback)}"
+    if had is not None and wanted.parsed != had.parsed:
+        # A message the old parsers misread keeps its fields, and one they could not read
+        # is never fetched again (store/failures.py), until the cache is read again.
+        return (
+            f"its cache was read by another version's parsers (generation {had.parsed}; "
+            f"this version's is {wanted.parsed})"
+        )
     return None
 
 

@@ -34,7 +34,7 @@ from inboxwatch.service.backoff import (
     cache_short,
     clock_jump,
     coverage,
-    other_mailbox,
+    stale_details,
 )
 from inboxwatch.service.ledger import Digests, Shared
 from inboxwatch.service.plans import plan_of
@@ -249,7 +249,7 @@ class Poller:
                 log.warning("%s: %s; reading its mailbox in full", plan.name, reason)
             elif (reason := cache_short(record, wanted)) is not None:
                 log.info("%s: %s; reading its mailbox in full once", plan.name, reason)
-                if other_mailbox(record, wanted):
+                if stale_details(record, wanted):
                     self.store.forget_details(plan.name)  # read before the poll uses them
             if reason is not None:
                 jumped.add(plan.name)

@@ -19,7 +19,7 @@ from inboxwatch.store import bodies, failures, notes, reminders
 from inboxwatch.store.bodies import Folder
 from inboxwatch.store.rows import Db, iso, meta_from_row, meta_to_row
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
@@ -67,6 +67,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     11: (
         "ALTER TABLE polls ADD COLUMN lookback INTEGER",
         "ALTER TABLE polls ADD COLUMN mailbox TEXT",
+    ),
+    # 12: which parsers read the cache (core.parse.GENERATION): another generation's cache
+    # is read again once. Those noted before the column were read by the first.
+    12: (
+        "ALTER TABLE polls ADD COLUMN parsed INTEGER",
+        "UPDATE polls SET parsed = 1 WHERE mailbox IS NOT NULL",
     ),
 }
 
@@ -323,22 +329,24 @@ class SqlState:
     ) -> None:
         stamp = now.isoformat()
         until = not_before.isoformat() if not_before else None
-        lookback = None if covers is None else int(covers.lookback.total_seconds())
-        mailbox = None if covers is None else covers.mailbox
+        noted: tuple[int | None, str | None, int | None] = (None, None, None)
+        if covers is not None:
+            noted = (int(covers.lookback.total_seconds()), covers.mailbox, covers.parsed)
         with self.transaction() as db:
             if error is None:  # a success that does not say what it read keeps the last
                 db.execute(
-                    "INSERT INTO polls VALUES (?, ?, ?, NULL, NULL, 0, NULL, ?, ?)"
+                    "INSERT INTO polls VALUES (?, ?, ?, NULL, NULL, 0, NULL, ?, ?, ?)"
                     " ON CONFLICT(account) DO UPDATE SET last_attempt = excluded.last_attempt,"
                     " last_success = excluded.last_success, last_error = NULL, error_code = NULL,"
                     " failures = 0, not_before = NULL,"
                     " lookback = COALESCE(excluded.lookback, polls.lookback),"
-                    " mailbox = COALESCE(excluded.mailbox, polls.mailbox)",
-                    (account, stamp, stamp, lookback, mailbox),
+                    " mailbox = COALESCE(excluded.mailbox, polls.mailbox),"
+                    " parsed = COALESCE(excluded.parsed, polls.parsed)",
+                    (account, stamp, stamp, *noted),
                 )
             else:
                 db.execute(
-                    "INSERT INTO polls VALUES (?, ?, NULL, ?, ?, 1, ?, NULL, NULL)"
+                    "INSERT INTO polls VALUES (?, ?, NULL, ?, ?, 1, ?, NULL, NULL, NULL)"
                     " ON CONFLICT(account) DO UPDATE SET last_attempt = excluded.last_attempt,"
                     " last_error = excluded.last_error, error_code = excluded.error_code,"
                     " failures = polls.failures + 1, not_before = excluded.not_before",
@@ -348,17 +356,17 @@ class SqlState:
 
 def poll_records(db: Db) -> dict[str, PollRecord]:
     # Every column, in the migrations' order: `health` reads the file beside a service an
-    # upgrade has not restarted yet, whose polls have no `lookback` nor `mailbox` (11).
+    # upgrade has not restarted yet, whose polls lack the later columns (11, 12).
     rows = db.execute("SELECT * FROM polls").fetchall()
     return {r[0]: _record(r) for r in rows}
 
 
 def _record(row: Sequence[Any]) -> PollRecord:
     account, attempt, success, error, code, failures, not_before, *rest = row
-    lookback, mailbox = (*rest, None, None)[:2]
+    lookback, mailbox, parsed = (*rest, None, None, None)[:3]
     covers = None
-    if lookback is not None and mailbox is not None:
-        covers = Coverage(mailbox, timedelta(seconds=lookback))
+    if lookback is not None and mailbox is not None and parsed is not None:
+        covers = Coverage(mailbox, timedelta(seconds=lookback), parsed)
     return PollRecord(
         account, iso(attempt), iso(success), error, code, failures, iso(not_before), covers
     )

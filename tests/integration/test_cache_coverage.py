@@ -1,7 +1,8 @@
 """A cache is used only for what it holds. A poll reads by UID what arrived since the
 last one and trusts its cache for the rest, so after `lookback` grew the mail older than
-the last lookback's start was never read, and after the account was pointed at another
-mailbox the first one's threads were reported for it (service/backoff.py)."""
+the last lookback's start was never read, after the account was pointed at another
+mailbox the first one's threads were reported for it, and after an upgrade whatever the
+old parsers misread or could not read stayed so (service/backoff.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import timedelta
 import pytest
 
 from inboxwatch.config import Settings
+from inboxwatch.core.bodytext import Details
 from inboxwatch.core.model import Coverage
 from inboxwatch.service.sync import MemoryCache
 from inboxwatch.store.sqlite import SqliteStore
@@ -100,9 +102,12 @@ def test_health_reads_the_polls_of_a_service_not_yet_upgraded(tmp_path, store):
     from inboxwatch.config import State
     from inboxwatch.store.beside import polls
 
-    store.record_poll("work", T0, covers=Coverage("a1", timedelta(days=30)))
+    store.record_poll("work", T0, covers=Coverage("a1", timedelta(days=30), 1))
     with sqlite3.connect(tmp_path / "state.db") as db:
-        db.execute("ALTER TABLE polls DROP COLUMN lookback")
+        db.execute("ALTER TABLE polls DROP COLUMN parsed")  # 11's
+        record = polls(State(path=str(tmp_path / "state.db")))["work"]
+        assert record.last_success == T0 and record.covers is None
+        db.execute("ALTER TABLE polls DROP COLUMN lookback")  # 10's
         db.execute("ALTER TABLE polls DROP COLUMN mailbox")
     record = polls(State(path=str(tmp_path / "state.db")))["work"]
     assert record.last_success == T0 and record.covers is None
@@ -155,3 +160,95 @@ def test_what_was_read_of_the_other_mailboxs_bodies_is_not_taken_for_this_ones(
     assert overdue(after) == ["A question"] and after.report.invitations == []
     first.close()
     second.close()
+
+
+def parsed_by_older_parsers(tmp_path) -> None:
+    """The state as a version with other parsers left it (core.parse.GENERATION)."""
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        db.execute("UPDATE polls SET parsed = parsed - 1")
+
+
+@pytest.mark.parametrize("mode", ["service", "run-once"])
+def test_mail_the_old_parsers_could_not_read_is_read_again_after_an_upgrade(
+    dovecot, box, tmp_path, store, caplog, mode
+):
+    """A parse failure is remembered by UID and not fetched again (store/failures.py), and
+    a cached row keeps what the parsers made of it: after a parser fix both are read again
+    once, or the message stays unread, or misread, for as long as the cache lives."""
+    settings = with_lookback(settings_for(dovecot, box.user, tmp_path), 60)
+    keep = mode == "run-once"
+
+    def poll(hours: int):  # each a new process, or a restart: a new memory
+        memory = MemoryCache() if mode == "service" else None
+        return poll_once(
+            settings, store, Recorder(), T0 + hours * H, memory=memory, keep_report=keep
+        )
+
+    assert overdue(poll(0)) == ["Old", "Recent"]
+    validity = store.folder("work", "INBOX").uidvalidity
+    cached = store.messages("work", "INBOX")
+    old = next(uid for uid, m in cached.items() if m.subject == "Old")
+    recent = next(uid for uid, m in cached.items() if m.subject == "Recent")
+    # As the old parsers left them: "Old" unreadable, "Recent" misread as a newsletter.
+    misread = cached[recent]._replace(list_headers=True, precedence="bulk")
+    with store.transaction():
+        state = store.folder("work", "INBOX")
+        store.save_folder("work", "INBOX", state, [misread], [old], replace=False)
+        store.save_failures(("work", "INBOX", validity), {old: "unparsable"}, [], False)
+    kept = poll(1)  # the same parsers: the cache is trusted, as designed
+    assert overdue(kept) == [] and kept.fetched == 0
+    assert [(e.kind, e.uid) for e in kept.report.errors] == [("parse", old)]
+    parsed_by_older_parsers(tmp_path)
+    caplog.set_level(logging.INFO)
+    fixed = poll(2)
+    assert overdue(fixed) == ["Old", "Recent"] and fixed.report.errors == []
+    assert fixed.fetched == 3  # read in full, once
+    assert any("another version's parsers" in r.getMessage() for r in caplog.records)
+    assert store.parse_failures(("work", "INBOX", validity)) == {}
+    again = poll(3)
+    assert overdue(again) == ["Old", "Recent"] and again.fetched == 0
+
+
+def test_what_the_old_parsers_read_of_bodies_is_read_again_after_an_upgrade(
+    dovecot, sent_mailbox, tmp_path, store
+):
+    """What was read of a pending message's body is kept by UID (store/bodies.py): after a
+    parser fix it is read again, else a body the old parser misread stays misread."""
+    sent_mailbox.add("Sent", mail(OWNER, "x@y.example"), T0 - 3 * D)
+    sent_mailbox.add("INBOX", mail("Bo <bo@x.example>", subject="A question"), T0 - 30 * H)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path)
+    assert overdue(poll_once(settings, store, Recorder(), T0)) == ["A question"]
+    where = ("work", "INBOX", store.folder("work", "INBOX").uidvalidity)
+    (uid,) = store.messages("work", "INBOX")
+    invite = Details(None, False, "REQUEST", "Design review", "20261210T100000Z")
+    store.save_details(where, {uid: invite})  # as an old parser might have misread it
+    kept = poll_once(settings, store, Recorder(), T0 + H)
+    assert [f.subject for f in kept.report.invitations] == ["A question"]  # trusted
+    parsed_by_older_parsers(tmp_path)
+    fixed = poll_once(settings, store, Recorder(), T0 + 2 * H)
+    assert overdue(fixed) == ["A question"] and fixed.report.invitations == []
+    assert store.details(where, [uid])[uid].calendar == ""
+
+
+def test_polls_that_noted_their_cache_were_read_by_the_first_generation(tmp_path):
+    """Schema 12's upgrade: a state whose polls noted what their cache holds was read by
+    the first generation of the parsers, and is not read in full again for it; one that
+    noted nothing still is (an earlier version wrote it)."""
+    from inboxwatch.store.sqlstate import MIGRATIONS
+
+    path, stamp = tmp_path / "state.db", T0.isoformat()
+    with sqlite3.connect(path) as db:  # as schema 11 left it
+        for version in range(1, 12):
+            for statement in MIGRATIONS[version]:
+                db.execute(statement)
+        db.execute("PRAGMA user_version = 11")
+        row = "INSERT INTO polls VALUES (?, ?, ?, NULL, NULL, 0, NULL, ?, ?)"
+        db.execute(row, ("noted", stamp, stamp, int((30 * D).total_seconds()), "a1"))
+        db.execute(row, ("older", stamp, stamp, None, None))
+    upgraded = SqliteStore(path)
+    try:
+        polls = upgraded.polls()
+        assert polls["noted"].covers == Coverage("a1", timedelta(days=30), 1)
+        assert polls["older"].covers is None
+    finally:
+        upgraded.close()
