@@ -70,9 +70,10 @@ def polls(state: State) -> dict[str, PollRecord]:
 @contextmanager
 def cache_beside(state: State) -> Iterator[SqlState | None]:
     """The state's cache to read beside a running service (service/reuse.py), or None
-    where no state was written yet. A file's is read-only (store/cacheview.py)."""
+    where no state was written yet; read-only, and as one snapshot: a file's through
+    store/cacheview.py, a database's in one transaction."""
     if state.url is not None:
-        with _beside_service(state.url.get_secret_value()) as store:
+        with _beside_service(state.url.get_secret_value()) as store, store.snapshot():
             yield store
         return
     path = state.path_resolved()

@@ -176,6 +176,18 @@ class PostgresStore(SqlState):
         except psycopg.Error as exc:  # COMMIT itself: the server went away, a constraint
             raise state_error(self.url, exc) from None
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read within sees the database as it was at the first (REPEATABLE READ),
+        and nothing can be written (READ ONLY): `explain` beside the service reads a
+        folder's state and its messages of one poll, as from a file (store/cacheview.py)."""
+        from psycopg import IsolationLevel
+
+        self.conn.isolation_level = IsolationLevel.REPEATABLE_READ
+        self.conn.read_only = True
+        with self.mutex, self.conn.transaction(force_rollback=True):
+            yield
+
     def follow_path(self) -> None:
         """Each poll: a connection the server dropped (a restart, a failover) is opened
         again; the poll that found it broken failed whole."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from inboxwatch.errors import StateError
 from tests.conftest import OWNER, mail, write_config
 from tests.proxy import RecordingProxy
 
@@ -156,6 +157,39 @@ def test_the_cache_is_read_as_one_snapshot_while_the_service_commits(tmp_path):
             assert view.folder("work", "INBOX") == FolderState(7, 2, 5, 1)
         finally:
             view.close()
+        assert sorted(store.messages("work", "INBOX")) == [1, 2]
+    finally:
+        store.close()
+
+
+def test_a_postgresql_cache_is_read_as_one_snapshot_while_a_replica_commits(postgres):
+    """As from a file: the database's connection commits each statement, so a poll
+    committed between two reads gave a folder's state of one poll and messages of the
+    next."""
+    from inboxwatch.config import State
+    from inboxwatch.core.model import Address, MessageMeta
+    from inboxwatch.core.ports import FolderState
+    from inboxwatch.store.beside import cache_beside
+    from inboxwatch.store.postgres import PostgresStore
+
+    def meta(uid: int) -> MessageMeta:
+        sender = Address("", "a@x.example")
+        return MessageMeta("INBOX", uid, f"<{uid}@x>", (), (), "Hi", sender, NOW_UTC)
+
+    url = postgres.new_database()
+    store = PostgresStore(url)  # the running service
+    try:
+        with store.transaction():
+            store.save_folder("work", "INBOX", FolderState(7, 2, 5, 1), [meta(1)], [], True)
+        with cache_beside(State(url=url)) as view:
+            assert view is not None
+            assert view.folder("work", "INBOX") == FolderState(7, 2, 5, 1)
+            with store.transaction():  # the next poll's commit
+                store.save_folder("work", "INBOX", FolderState(7, 3, 6, 2), [meta(2)], [], False)
+            assert sorted(view.messages("work", "INBOX")) == [1]
+            assert view.folder("work", "INBOX") == FolderState(7, 2, 5, 1)
+            with pytest.raises(StateError, match="read-only transaction"):
+                view.record_poll("work", NOW_UTC)
         assert sorted(store.messages("work", "INBOX")) == [1, 2]
     finally:
         store.close()
