@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from inboxwatch.core.awaiting import OwedMemo, awaiting
 from inboxwatch.core.bodies import Bodies
 from inboxwatch.core.fanout import side_by_side
-from inboxwatch.core.incremental import EvalMemo, ThreadMemo
+from inboxwatch.core.incremental import ThreadMemo
 from inboxwatch.core.model import AccountSummary, MessageMeta, Report, ReportError, Thread, by_wait
 from inboxwatch.core.ports import FolderInfo, MailSource, Progress, discover_sent
 from inboxwatch.core.refine import RefineMemo, refine
@@ -25,6 +25,7 @@ from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.standards import Window
 from inboxwatch.core.threads import Roles, build_threads
 from inboxwatch.core.unanswered import Outcome, evaluate
+from inboxwatch.core.verdicts import EvalMemo
 from inboxwatch.core.vip import first_contacts
 from inboxwatch.errors import ConfigError, InboxwatchError, ServerError
 
