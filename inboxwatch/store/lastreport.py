@@ -16,6 +16,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from inboxwatch import __version__
 from inboxwatch.config import Settings
 from inboxwatch.core.model import (
@@ -63,13 +65,16 @@ def folders(text: str) -> dict[str, tuple[str, ...]]:
 
 
 def encode(report: Report) -> str:
-    head = json.dumps(folders_of(report), ensure_ascii=False, separators=(",", ":"))
+    head = orjson.dumps(folders_of(report)).decode()
     return head + "\n" + _body(report)  # JSON escapes newlines: the first is the end of head
 
 
 def _body(report: Report) -> str:
+    # orjson: 31,000 findings' lists encode in a fraction of json's time (bench/README.md).
+    # `decode` reads with json, which decodes in place past the first line, faster than
+    # orjson given a str (it takes a copy, and encodes it to UTF-8 first).
     stats = report.stats
-    return json.dumps(
+    body = orjson.dumps(
         {
             "generated_at": report.generated_at.isoformat(),
             "as_of": report.as_of.isoformat(),
@@ -95,9 +100,8 @@ def _body(report: Report) -> str:
                 for e in report.errors
             ],
         },
-        ensure_ascii=False,
-        separators=(",", ":"),
     )
+    return body.decode()
 
 
 def decode(text: str) -> Report:
