@@ -73,6 +73,7 @@ def _service_poll(
         result = poller.poll(now)  # the poller keeps this report for the next poll
         if first:
             return result.fetched, time.perf_counter() - started
+        poller.settle()  # as the service does after each poll's line (service.scheduler)
         if change is not None:
             (how or change_mailbox)(port, password, now, Path(state), change)
         started = time.perf_counter()

@@ -85,6 +85,10 @@ class ThreadMemo:
         self._of_subject: dict[str, int | set[int]] = {}  # base subject -> threads
         self._lone: dict[str, Key | set[Key]] = {}  # base subject -> messages seeking one
         self._lone_keys: set[Key] = set()
+        # A rebuild's threads not yet indexed (`settle`): a running service indexes them
+        # between polls, so its first poll gives its report ~0.35 s sooner at 100,000.
+        self._unindexed: tuple[list[Thread], list[MessageMeta], Bases, dict[int, Key]] | None
+        self._unindexed = None
 
     def update(
         self, messages: Sequence[MessageMeta], counterpart: Counterpart, context: object
@@ -96,7 +100,8 @@ class ThreadMemo:
         went = len(self.messages) - replaced - (len(messages) - len(changed))
         if context != self._context or len(changed) + went > MAX_CHANGED:
             self._rebuild({_key(m): m for m in messages}, counterpart)
-        else:
+        elif changed or went:
+            self.settle()  # what a change touches is found through the indexes
             gone = self._gone(messages) if went else []
             changed = self._reflag(changed)
             if (changed or gone) and not self._patch(changed, gone, counterpart):
@@ -141,8 +146,21 @@ class ThreadMemo:
         bases = Bases()  # the build's base subjects, taken again by the indexes
         threads = build_threads(current.values(), counterpart, lone, bases)
         self._reset(current)
+        self.threads = {id(thread): thread for thread in threads}
         # The indexes share the key tuples of `current` (~56 bytes a message each less).
-        self._add(threads, lone, bases, dict(zip(map(id, current.values()), current, strict=True)))
+        keys = dict(zip(map(id, current.values()), current, strict=True))
+        self._unindexed = (threads, lone, bases, keys)
+
+    @property
+    def settled(self) -> bool:
+        return self._unindexed is None
+
+    def settle(self) -> None:
+        """Index the threads the last rebuild made, if not yet done: the next update that
+        finds a change needs them (and does this itself), an unchanged one does not."""
+        if self._unindexed is not None:
+            unindexed, self._unindexed = self._unindexed, None
+            self._add(*unindexed)
 
     def _add(
         self,

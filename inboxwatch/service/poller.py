@@ -225,6 +225,14 @@ class Poller:
         self.plans = [p for p in self.every_plan if p.name in names]
         self.previous = None  # it covered other accounts
 
+    def settle(self) -> None:
+        """What a running service does between polls, once a poll's report is out: index
+        the threads a first poll (or a rebuild) made, which the next poll that finds a
+        change needs (core.incremental; it would index them itself)."""
+        if self.memory is not None:
+            for memo in self.memory.scans.values():
+                memo.threads.settle()
+
     def close(self) -> None:
         """The sessions kept between polls, logged out (the service stops)."""
         self.sessions.close(self.settings.max_parallel)

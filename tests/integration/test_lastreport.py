@@ -4,10 +4,12 @@ forward by the next run when nothing changed, and never when anything it depends
 from __future__ import annotations
 
 import gc
+from datetime import datetime
 
 import pytest
 
 from inboxwatch.service import poller
+from inboxwatch.service.poller import PollResult
 from inboxwatch.service.scheduler import Scheduler
 from inboxwatch.store import lastreport
 from inboxwatch.store.sqlite import SqliteStore
@@ -157,6 +159,32 @@ def test_only_run_once_keeps_its_report(dovecot, sent_mailbox, tmp_path):
             assert (runner.store.last_report(lastreport.fingerprint(settings)) is not None) is kept
         finally:
             runner.close()
+
+
+def test_a_service_indexes_its_threads_after_the_polls_line(dovecot, sent_mailbox, tmp_path):
+    """The first poll's report goes out before its threads are indexed for the next poll
+    (core.incremental), and the service indexes them then, between polls."""
+    seed(sent_mailbox)
+    settings = settings_for(dovecot, sent_mailbox.user, tmp_path, to=[])
+    runner = Scheduler(settings, Recorder(), clock=lambda: T0)
+    indexed: list[bool] = []
+    poll = runner.poller.poll
+
+    def polled(now: datetime) -> PollResult:
+        result = poll(now)
+        memory = runner.poller.memory
+        assert memory is not None
+        indexed.extend(m.threads.settled for m in memory.scans.values())
+        return result
+
+    runner.poller.poll = polled  # type: ignore[method-assign]
+    try:
+        assert runner.job() == 0
+        assert indexed == [False]
+        memory = runner.poller.memory
+        assert memory is not None and all(m.threads.settled for m in memory.scans.values())
+    finally:
+        runner.close()
 
 
 def test_the_kept_report_is_encoded_and_decoded_with_the_collector_paused(
