@@ -375,12 +375,12 @@ class Report:
 @dataclass(frozen=True)
 class Coverage:
     """What an account's cached messages are of (service/backoff.py): which mailbox (a
-    digest of its host, port and user name), how far back, and which generation of the
-    parsers read them (core.parse.GENERATION)."""
+    digest of its host, port and user name), how far back, and which parsers read them
+    (core.generation.PARSERS)."""
 
     mailbox: str
     lookback: timedelta
-    parsed: int
+    parsed: str
 
 
 @dataclass(frozen=True)

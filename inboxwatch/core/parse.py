@@ -66,13 +66,6 @@ HEADER_FIELDS = (
     "X-Auto-Response-Suppress",
 )
 
-# What the parsers make of a message, numbered. A state's cache holds what they made of
-# each message when it was read, and its parse failures are not fetched again: a cache of
-# another generation is read again in full once (service.backoff.cache_short), so a
-# fixed parser reaches the mail read before it. Bumped whenever parse_headers, the FETCH
-# parser or the body checks' parser (bodytext) give any message other fields;
-# tests/integration/test_corpus.py fails until it is, with the corpus's new digest.
-GENERATION = 1
 MAX_HEADER_BYTES = 64 * 1024  # bounded cost: a 100 KB subject or 20,000 ids is cut here
 MAX_REFERENCES = 50  # the last N References are the ones that link a reply
 MAX_ADDRESSES = 100

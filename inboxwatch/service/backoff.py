@@ -8,8 +8,8 @@ import hashlib
 from datetime import datetime, timedelta
 
 from inboxwatch.config import Account
+from inboxwatch.core.generation import PARSERS
 from inboxwatch.core.model import Coverage, PollRecord
-from inboxwatch.core.parse import GENERATION
 from inboxwatch.core.scan import AccountPlan
 from inboxwatch.errors import SignInNeeded
 
@@ -58,7 +58,7 @@ def coverage(account: Account, plan: AccountPlan) -> Coverage:
     account renamed in place keeps its cache; one pointed elsewhere does not), how far
     back, and with which parsers."""
     where = f"{account.username}\0{account.host}\0{account.port}"
-    return Coverage(hashlib.sha256(where.encode()).hexdigest()[:32], plan.lookback, GENERATION)
+    return Coverage(hashlib.sha256(where.encode()).hexdigest()[:32], plan.lookback, PARSERS)
 
 
 def other_mailbox(record: PollRecord | None, wanted: Coverage) -> bool:
@@ -71,7 +71,7 @@ def other_mailbox(record: PollRecord | None, wanted: Coverage) -> bool:
 
 def stale_details(record: PollRecord | None, wanted: Coverage) -> bool:
     """Whether what was read of the account's bodies is to be dropped before it is read
-    in full: it may be another mailbox's, or another generation's parsers read it."""
+    in full: it may be another mailbox's, or other parsers read it."""
     if other_mailbox(record, wanted):
         return True
     had = None if record is None else record.covers
@@ -97,8 +97,8 @@ def cache_short(record: PollRecord | None, wanted: Coverage) -> str | None:
         # A message the old parsers misread keeps its fields, and one they could not read
         # is never fetched again (store/failures.py), until the cache is read again.
         return (
-            f"its cache was read by another version's parsers (generation {had.parsed}; "
-            f"this version's is {wanted.parsed})"
+            f"its cache was read by other parsers (generation {had.parsed}; these are "
+            f"generation {wanted.parsed})"
         )
     return None
 

@@ -68,12 +68,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE polls ADD COLUMN lookback INTEGER",
         "ALTER TABLE polls ADD COLUMN mailbox TEXT",
     ),
-    # 12: which parsers read the cache (core.parse.GENERATION): another generation's cache
-    # is read again once. Those noted before the column were read by the first.
-    12: (
-        "ALTER TABLE polls ADD COLUMN parsed INTEGER",
-        "UPDATE polls SET parsed = 1 WHERE mailbox IS NOT NULL",
-    ),
+    # 12: which parsers read the cache (core.parse.PARSERS): a cache other parsers read is
+    # read again once, as is one from before the column (which Python read it is unknown).
+    12: ("ALTER TABLE polls ADD COLUMN parsed TEXT",),
 }
 
 P = ParamSpec("P")
@@ -329,7 +326,7 @@ class SqlState:
     ) -> None:
         stamp = now.isoformat()
         until = not_before.isoformat() if not_before else None
-        noted: tuple[int | None, str | None, int | None] = (None, None, None)
+        noted: tuple[int | None, str | None, str | None] = (None, None, None)
         if covers is not None:
             noted = (int(covers.lookback.total_seconds()), covers.mailbox, covers.parsed)
         with self.transaction() as db:

@@ -140,7 +140,7 @@ def test_poll_records_count_failures_until_a_success(store):
 
 def test_a_poll_notes_what_its_cache_covers(store):
     """Kept through a failure and a success that does not say (service/backoff.py)."""
-    month, year = Coverage("a1", timedelta(days=30), 1), Coverage("b2", timedelta(days=400), 2)
+    month, year = Coverage("a1", timedelta(days=30), "1"), Coverage("b2", timedelta(days=400), "2")
     store.record_poll("work", NOW)
     assert store.polls()["work"].covers is None  # as an earlier version left it
     store.record_poll("work", NOW, covers=month)

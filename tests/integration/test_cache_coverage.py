@@ -102,7 +102,7 @@ def test_health_reads_the_polls_of_a_service_not_yet_upgraded(tmp_path, store):
     from inboxwatch.config import State
     from inboxwatch.store.beside import polls
 
-    store.record_poll("work", T0, covers=Coverage("a1", timedelta(days=30), 1))
+    store.record_poll("work", T0, covers=Coverage("a1", timedelta(days=30), "1"))
     with sqlite3.connect(tmp_path / "state.db") as db:
         db.execute("ALTER TABLE polls DROP COLUMN parsed")  # 11's
         record = polls(State(path=str(tmp_path / "state.db")))["work"]
@@ -163,9 +163,10 @@ def test_what_was_read_of_the_other_mailboxs_bodies_is_not_taken_for_this_ones(
 
 
 def parsed_by_older_parsers(tmp_path) -> None:
-    """The state as a version with other parsers left it (core.parse.GENERATION)."""
+    """The state as other parsers left it: another version's, or another Python's
+    (core.generation.PARSERS)."""
     with sqlite3.connect(tmp_path / "state.db") as db:
-        db.execute("UPDATE polls SET parsed = parsed - 1")
+        db.execute("UPDATE polls SET parsed = '0 on Python 3.11.2'")
 
 
 @pytest.mark.parametrize("mode", ["service", "run-once"])
@@ -203,7 +204,7 @@ def test_mail_the_old_parsers_could_not_read_is_read_again_after_an_upgrade(
     fixed = poll(2)
     assert overdue(fixed) == ["Old", "Recent"] and fixed.report.errors == []
     assert fixed.fetched == 3  # read in full, once
-    assert any("another version's parsers" in r.getMessage() for r in caplog.records)
+    assert any("read by other parsers" in r.getMessage() for r in caplog.records)
     assert store.parse_failures(("work", "INBOX", validity)) == {}
     again = poll(3)
     assert overdue(again) == ["Old", "Recent"] and again.fetched == 0
@@ -230,10 +231,10 @@ def test_what_the_old_parsers_read_of_bodies_is_read_again_after_an_upgrade(
     assert store.details(where, [uid])[uid].calendar == ""
 
 
-def test_polls_that_noted_their_cache_were_read_by_the_first_generation(tmp_path):
-    """Schema 12's upgrade: a state whose polls noted what their cache holds was read by
-    the first generation of the parsers, and is not read in full again for it; one that
-    noted nothing still is (an earlier version wrote it)."""
+def test_a_cache_from_before_its_parsers_were_noted_is_read_in_full_once(tmp_path):
+    """Schema 12's upgrade: which Python's email package read a schema-11 cache is not
+    known, so its polls say nothing of what it holds, and each account is read in full
+    once (as after schema 11's)."""
     from inboxwatch.store.sqlstate import MIGRATIONS
 
     path, stamp = tmp_path / "state.db", T0.isoformat()
@@ -244,11 +245,9 @@ def test_polls_that_noted_their_cache_were_read_by_the_first_generation(tmp_path
         db.execute("PRAGMA user_version = 11")
         row = "INSERT INTO polls VALUES (?, ?, ?, NULL, NULL, 0, NULL, ?, ?)"
         db.execute(row, ("noted", stamp, stamp, int((30 * D).total_seconds()), "a1"))
-        db.execute(row, ("older", stamp, stamp, None, None))
     upgraded = SqliteStore(path)
     try:
-        polls = upgraded.polls()
-        assert polls["noted"].covers == Coverage("a1", timedelta(days=30), 1)
-        assert polls["older"].covers is None
+        record = upgraded.polls()["noted"]
+        assert record.last_success == T0 and record.covers is None
     finally:
         upgraded.close()

@@ -1,12 +1,16 @@
-"""The parsers' generation (core.parse.GENERATION) changes whenever what they make of a
-message does, so that a state's cache, read by the parsers before, is read again once
+"""The parsers' generation (core.generation.GENERATION) changes whenever what they make
+of a message does, so that a state's cache, read by the parsers before, is read again once
 (service.backoff.cache_short): a fixed parser then reaches the mail already cached, and
 a message the old ones could not read is fetched again.
 
 Nobody remembers to bump a number; this test does. It parses the shared corpus (real
 mail from other projects: broken headers, bounces, a mailing list's month) as a poll
 would, headers and bodies, and compares a digest of every field with the one recorded
-for the generation. The FETCH parser has its own tests (tests/unit/test_fetchparse.py)."""
+for the generation. The FETCH parser has its own tests (tests/unit/test_fetchparse.py).
+
+What the stdlib's email package decides is not ours to number: the cache notes the Python
+too (core.generation.PARSERS), and the messages it reads otherwise on CI's two Pythons are
+left out of the digest (STDLIB_READS)."""
 
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ from pathlib import Path
 import pytest
 
 from inboxwatch.core.bodytext import details_of
-from inboxwatch.core.parse import GENERATION, parse_headers
+from inboxwatch.core.generation import GENERATION
+from inboxwatch.core.parse import parse_headers
 from inboxwatch.local.source import _header_block
 from tests.conftest import corpus_dir
 
@@ -30,12 +35,19 @@ pytestmark = pytest.mark.corpus
 WHEN = datetime(2026, 11, 1, tzinfo=UTC)
 
 # Each generation's digest of the corpus as its parsers read it. A change to the parsers
-# that moves the digest gets a new generation (core.parse.GENERATION) and a line here;
-# the lines before stay, so a generation is never given two meanings. Taken with CPython
-# 3.11.7, CI's: the careful path is the stdlib's email package, and another release of it
-# may read the corpus's broken mail otherwise (then the test says so, as it should).
+# that moves the digest gets a new generation (core.generation.GENERATION) and a line
+# here; the lines before stay, so a generation is never given two meanings.
 DIGESTS = {
-    1: "a4c33821fd73303706ce11bbf4c906dbd13bd7ea5cdd7506fe6cd3a97d2c6878",
+    1: "14579c0d0488b3399181d4234563e40a640ef9c6a67a5e45a61980b43e3e35db",
+}
+# Broken address fields our fast path leaves to the stdlib's getaddresses, whose answers
+# changed within 3.11 (gh-102988, CVE-2023-27043): these read otherwise on CPython 3.11.2
+# and 3.11.7, the two CI runs the suite on. Another Python may read more of the corpus
+# otherwise; the test then names it.
+STDLIB_READS = {
+    "mikel-mail/error_emails/missing_body.eml",
+    "mikel-mail/plain_emails/raw_email_multiple_from.eml",
+    "mikel-mail/plain_emails/raw_email_with_at_display_name.eml",
 }
 
 
@@ -61,6 +73,8 @@ def _messages(corpus: Path, tmp_path: Path) -> Iterator[tuple[str, bytes]]:
 def _digest(corpus: Path, tmp_path: Path) -> tuple[str, int]:
     digest, count = hashlib.sha256(), 0
     for n, (name, raw) in enumerate(_messages(corpus, tmp_path)):
+        if name in STDLIB_READS:
+            continue
         meta = parse_headers(_header_block(raw), "corpus", n, WHEN, ("\\Seen",))
         details = details_of(email.message_from_bytes(raw))
         digest.update(f"{name}\0{meta!r}\0{details!r}\n".encode())
