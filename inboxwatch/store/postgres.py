@@ -185,7 +185,9 @@ class PostgresStore(SqlState):
 
         self.conn.isolation_level = IsolationLevel.REPEATABLE_READ
         self.conn.read_only = True
-        with self.mutex, self.conn.transaction(force_rollback=True):
+        # Not under the store's mutex: a scan reads its accounts from threads of its own
+        # (core.fanout), and each read takes the mutex for its own statement.
+        with self.conn.transaction(force_rollback=True):
             yield
 
     def follow_path(self) -> None:

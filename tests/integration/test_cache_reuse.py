@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -190,6 +191,13 @@ def test_a_postgresql_cache_is_read_as_one_snapshot_while_a_replica_commits(post
             assert view.folder("work", "INBOX") == FolderState(7, 2, 5, 1)
             with pytest.raises(StateError, match="read-only transaction"):
                 view.record_poll("work", NOW_UTC)
+            # Accounts are read side by side (core.fanout): from other threads too.
+            found: list[FolderState | None] = []
+            reader = threading.Thread(target=lambda: found.append(view.folder("work", "INBOX")))
+            reader.daemon = True
+            reader.start()
+            reader.join(10)
+            assert found == [FolderState(7, 2, 5, 1)], "another thread's read waited"
         assert sorted(store.messages("work", "INBOX")) == [1, 2]
     finally:
         store.close()
