@@ -69,13 +69,16 @@ def other_mailbox(record: PollRecord | None, wanted: Coverage) -> bool:
     return record.covers is None or record.covers.mailbox != wanted.mailbox
 
 
+def other_parsers(record: PollRecord | None, wanted: Coverage) -> bool:
+    """Whether other parsers (another version's, or another Python's) read the cache."""
+    had = None if record is None else record.covers
+    return had is not None and had.parsed != wanted.parsed
+
+
 def stale_details(record: PollRecord | None, wanted: Coverage) -> bool:
     """Whether what was read of the account's bodies is to be dropped before it is read
     in full: it may be another mailbox's, or other parsers read it."""
-    if other_mailbox(record, wanted):
-        return True
-    had = None if record is None else record.covers
-    return had is not None and had.parsed != wanted.parsed
+    return other_mailbox(record, wanted) or other_parsers(record, wanted)
 
 
 def cache_short(record: PollRecord | None, wanted: Coverage) -> str | None:
@@ -93,7 +96,7 @@ def cache_short(record: PollRecord | None, wanted: Coverage) -> str | None:
         return "its host, port or username changed, so its cache is of another mailbox"
     if had is not None and wanted.lookback > had.lookback:
         return f"the lookback grew from {_days(had.lookback)} to {_days(wanted.lookback)}"
-    if had is not None and wanted.parsed != had.parsed:
+    if had is not None and other_parsers(record, wanted):
         # A message the old parsers misread keeps its fields, and one they could not read
         # is never fetched again (store/failures.py), until the cache is read again.
         return (

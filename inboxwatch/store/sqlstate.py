@@ -68,7 +68,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE polls ADD COLUMN lookback INTEGER",
         "ALTER TABLE polls ADD COLUMN mailbox TEXT",
     ),
-    # 12: which parsers read the cache (core.parse.PARSERS): a cache other parsers read is
+    # 12: which parsers read the cache (core.generation.PARSERS): a cache other parsers read is
     # read again once, as is one from before the column (which Python read it is unknown).
     12: ("ALTER TABLE polls ADD COLUMN parsed TEXT",),
 }

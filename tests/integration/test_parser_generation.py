@@ -89,7 +89,7 @@ def test_the_parsers_generation_is_bumped_when_what_they_read_changes(tmp_path):
     assert DIGESTS[GENERATION] == found, (
         f"the parsers read the corpus differently now (digest {found}, Python "
         f"{platform.python_version()}), so a cache the generation before made holds other "
-        "fields: bump core.parse.GENERATION and add its line to DIGESTS, leaving the lines "
+        "fields: bump core.generation.GENERATION and add its line to DIGESTS, leaving the lines "
         "before as they are"
     )
     assert len(set(DIGESTS.values())) == len(DIGESTS)
