@@ -184,9 +184,16 @@ class StateStore(Protocol):
         replace: bool,
     ) -> None: ...
 
-    def last_report(self, fingerprint: str) -> str | None: ...
+    def kept_folders(self, fingerprint: str) -> str | None:
+        """The kept report's folders line (store.lastreport), if it was made with
+        `fingerprint`; its body is read apart, only when it is carried."""
+        ...
 
-    def save_report(self, fingerprint: str, text: str) -> None: ...
+    def kept_report(self, fingerprint: str, folders: str) -> bytes | None:
+        """The kept report's body, if it is still the one with these folders."""
+        ...
+
+    def save_report(self, fingerprint: str, folders: str, report: bytes) -> None: ...
 
     def digest(self, period: str) -> tuple[str, str] | None: ...
 
@@ -200,8 +207,8 @@ class StateStore(Protocol):
         it is "sent", or another's claim younger than `stale_before` (None: any) holds it."""
         ...
 
-    def save_parts(self, polled: datetime, parts: Mapping[str, str]) -> None:
-        """Each account's report (store.lastreport's text) as its poll at `polled` read it."""
+    def save_parts(self, polled: datetime, parts: Mapping[str, bytes]) -> None:
+        """Each account's report (store.lastreport's body) as its poll at `polled` read it."""
         ...
 
     def touch_parts(self, polled: datetime, names: Sequence[str]) -> None:
@@ -209,7 +216,7 @@ class StateStore(Protocol):
         (advanced in time when read: core.carried.advance)."""
         ...
 
-    def parts(self) -> dict[str, tuple[datetime, str]]:
+    def parts(self) -> dict[str, tuple[datetime, bytes]]:
         """Every account's last saved report, with when it was polled."""
         ...
 

@@ -99,14 +99,15 @@ class AuthBlock:
     message: str
 
 
+A = TypeVar("A")
 T = TypeVar("T")
 
 
-def _readable(read: Callable[[str], T], text: str) -> T | None:
-    """`read` (lastreport's folders or decode) of the stored report's text; None, and a
-    line, when it does not read (the poll reads the cache instead)."""
+def _readable(read: Callable[[A], T], kept: A) -> T | None:
+    """`read` (lastreport's folders or decode) of what was kept of the report; None, and
+    a line, when it does not read (the poll reads the cache instead)."""
     try:
-        return read(text)
+        return read(kept)
     except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         log.info("stored report unreadable (%s); reading the cache", exc)
         return None
@@ -174,7 +175,6 @@ class Poller:
         full = self._clock_jumps(now, polls)
         notes = self.store.snoozes()  # the user's, changed by `snooze` beside the service
         kept = None if full else self._carry(previous, stored, now)
-        del stored  # a big mailbox's report text (tens of MB) is not held through the poll
         carried = kept is not None
         if kept is not None:
             result = PollResult(advance(kept, self.plans, now), 0, 0.0, None)
@@ -241,7 +241,8 @@ class Poller:
         """`run --once`: the report as read, for the next run to start from."""
         if self.keep_report and not report.errors:
             key = lastreport.fingerprint(self.settings)
-            self.store.save_report(key, lastreport.encode(report))
+            folders = lastreport.encode_folders(report)
+            self.store.save_report(key, folders, lastreport.encode(report))
 
     def _covers(self, plan: AccountPlan) -> Coverage:
         return coverage(self.accounts[plan.name], plan)
@@ -352,9 +353,9 @@ class Poller:
             log.warning("%s: %s", account.name, error.message)
 
     def _stored_report(self) -> tuple[dict[str, tuple[str, ...]], str] | None:
-        """The folders and the text of the report a `run --once` stored, if the settings
-        it was made with are these; the text is decoded only if it is carried."""
-        text = self.store.last_report(lastreport.fingerprint(self.settings))
+        """The folders of the report a `run --once` stored, as read and as kept, if the
+        settings it was made with are these; the report is read only if it is carried."""
+        text = self.store.kept_folders(lastreport.fingerprint(self.settings))
         if text is None:
             return None
         folders = _readable(lastreport.folders, text)
@@ -378,7 +379,8 @@ class Poller:
         if folders is None or set(folders) != set(self.accounts) or not self._unchanged(folders):
             return None
         if stored is not None and previous is None:
-            previous = _readable(lastreport.decode, stored[1])
+            body = self.store.kept_report(lastreport.fingerprint(self.settings), stored[1])
+            previous = None if body is None else _readable(lastreport.decode, body)
             if previous is None:
                 return None
         for plan in self.plans:  # as read: a changed config is not carried (fingerprint)

@@ -56,7 +56,7 @@ class Replica:
         self.mine: frozenset[str] = frozenset()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._parts: dict[str, tuple[datetime, str]] = {}
+        self._parts: dict[str, tuple[datetime, bytes]] = {}
         self._saved: set[str] = set()  # accounts whose part this replica last wrote
 
     @property

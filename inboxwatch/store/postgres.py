@@ -1,10 +1,11 @@
 """The state in PostgreSQL (`[state] url`, issue 23): the same tables and SQL as SQLite
 (store/sqlstate.py), through psycopg 3 (the optional extra `inboxwatch[postgres]`).
 
-The shared SQL is SQLite's dialect; three things differ and are translated here, once
+The shared SQL is SQLite's dialect; four things differ and are translated here, once
 per statement: `?` placeholders are psycopg's `%s`; `INSERT OR REPLACE` / `OR IGNORE`
 are `ON CONFLICT … DO UPDATE` / `DO NOTHING` on the table's primary key; and INTEGER
-columns are BIGINT (IMAP UIDs and UIDVALIDITY are unsigned 32-bit, MODSEQ 63-bit).
+columns are BIGINT (IMAP UIDs and UIDVALIDITY are unsigned 32-bit, MODSEQ 63-bit), BLOB
+BYTEA.
 Several services on one database are replicas: they share the accounts by lease
 (store/leases.py) rather than keep each other out, as SQLite's file lock does.
 """
@@ -56,6 +57,7 @@ def translate(sql: str) -> str:
     """SQLite's statement as PostgreSQL's."""
     out = sql.replace("?", "%s")
     out = re.sub(r"\bINTEGER\b", "BIGINT", out)
+    out = re.sub(r"\bBLOB\b", "BYTEA", out)
     found = _UPSERT.search(out)
     if found is None:
         return out

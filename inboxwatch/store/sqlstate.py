@@ -19,7 +19,7 @@ from inboxwatch.store import bodies, failures, notes, reminders
 from inboxwatch.store.bodies import Folder
 from inboxwatch.store.rows import Db, iso, meta_from_row, meta_to_row
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
@@ -71,6 +71,17 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 12: which parsers read the cache (core.generation.PARSERS): a cache other parsers read is
     # read again once, as is one from before the column (which Python read it is unknown).
     12: ("ALTER TABLE polls ADD COLUMN parsed TEXT",),
+    # 13: kept reports as UTF-8 bytes, their folders apart (lastreport.py): a 100,000-message
+    # `run --once` held its report's text three times over while writing it (as a str, then
+    # a copy with the folders line, then SQLite's UTF-8), and read it all to see the
+    # folders. Kept reports are only a cache: the next run reads the messages' cache once.
+    13: (
+        "DROP TABLE reports",
+        "CREATE TABLE reports (id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " fingerprint TEXT NOT NULL, folders TEXT NOT NULL, report BLOB NOT NULL)",
+        "DROP TABLE parts",
+        "CREATE TABLE parts (account TEXT PRIMARY KEY, polled TEXT NOT NULL, report BLOB NOT NULL)",
+    ),
 }
 
 P = ParamSpec("P")
@@ -202,14 +213,24 @@ class SqlState:
     # --- the last report (lastreport.py) -------------------------------------------
 
     @guarded
-    def last_report(self, fingerprint: str) -> str | None:
-        row = self.db.execute("SELECT fingerprint, report FROM reports WHERE id = 1").fetchone()
-        return row[1] if row and row[0] == fingerprint else None
+    def kept_folders(self, fingerprint: str) -> str | None:
+        row = self.db.execute("SELECT fingerprint, folders FROM reports WHERE id = 1").fetchone()
+        return str(row[1]) if row and row[0] == fingerprint else None
 
     @guarded
-    def save_report(self, fingerprint: str, text: str) -> None:
+    def kept_report(self, fingerprint: str, folders: str) -> bytes | None:
+        row = self.db.execute(
+            "SELECT report FROM reports WHERE id = 1 AND fingerprint = ? AND folders = ?",
+            (fingerprint, folders),
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    @guarded
+    def save_report(self, fingerprint: str, folders: str, report: bytes) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO reports VALUES (1, ?, ?)", (fingerprint, text))
+            db.execute(
+                "INSERT OR REPLACE INTO reports VALUES (1, ?, ?, ?)", (fingerprint, folders, report)
+            )
 
     # --- the digest ledger ----------------------------------------------------------
 
@@ -252,7 +273,7 @@ class SqlState:
     # --- each account's last report, for replicas (service/replicas.py) -------------
 
     @guarded
-    def save_parts(self, polled: datetime, parts: Mapping[str, str]) -> None:
+    def save_parts(self, polled: datetime, parts: Mapping[str, bytes]) -> None:
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO parts VALUES (?, ?, ?)",
@@ -268,9 +289,9 @@ class SqlState:
             )
 
     @guarded
-    def parts(self) -> dict[str, tuple[datetime, str]]:
+    def parts(self) -> dict[str, tuple[datetime, bytes]]:
         rows = self.db.execute("SELECT account, polled, report FROM parts").fetchall()
-        return {row[0]: (datetime.fromisoformat(row[1]), row[2]) for row in rows}
+        return {row[0]: (datetime.fromisoformat(row[1]), bytes(row[2])) for row in rows}
 
     @guarded
     def digests_seen(self) -> reminders.Seen:

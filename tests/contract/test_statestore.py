@@ -108,10 +108,15 @@ def test_folder_changes_outside_a_transaction_are_refused(store):
 
 
 def test_the_kept_report_matches_its_fingerprint_and_new_mail_drops_it(store):
-    store.save_report("fp1", '{"r": 1}')
-    assert store.last_report("fp1") == '{"r": 1}' and store.last_report("fp2") is None
+    store.save_report("fp1", '{"w": ["INBOX"]}', '{"r": "é"}'.encode())
+    assert store.kept_folders("fp1") == '{"w": ["INBOX"]}' and store.kept_folders("fp2") is None
+    assert store.kept_report("fp1", '{"w": ["INBOX"]}') == '{"r": "é"}'.encode()
+    # The body read after its folders is theirs: another report kept since is not.
+    assert store.kept_report("fp1", '{"w": []}') is None
+    assert store.kept_report("fp2", '{"w": ["INBOX"]}') is None
     save(store, meta(1))  # the report described the folders before: it goes
-    assert store.last_report("fp1") is None
+    assert store.kept_folders("fp1") is None
+    assert store.kept_report("fp1", '{"w": ["INBOX"]}') is None
 
 
 def test_the_digest_ledger_keeps_the_last_state_per_period(store):
@@ -210,11 +215,11 @@ def test_of_claims_made_at_once_by_two_replicas_one_wins(postgres):
 
 def test_each_accounts_report_part_is_kept_with_its_poll_time(store):
     assert store.parts() == {}
-    store.save_parts(NOW, {"a": '{"a": 1}', "b": '{"b": 1}'})
-    store.save_parts(NOW + timedelta(hours=1), {"b": '{"b": 2}'})
-    assert store.parts() == {"a": (NOW, '{"a": 1}'), "b": (NOW + timedelta(hours=1), '{"b": 2}')}
+    store.save_parts(NOW, {"a": b'{"a": 1}', "b": b'{"b": 1}'})
+    store.save_parts(NOW + timedelta(hours=1), {"b": b'{"b": 2}'})
+    assert store.parts() == {"a": (NOW, b'{"a": 1}'), "b": (NOW + timedelta(hours=1), b'{"b": 2}')}
     store.touch_parts(NOW + timedelta(hours=2), ["a"])  # polled again, nothing changed
-    assert store.parts()["a"] == (NOW + timedelta(hours=2), '{"a": 1}')
+    assert store.parts()["a"] == (NOW + timedelta(hours=2), b'{"a": 1}')
 
 
 def test_digests_are_held_back_only_until_a_resend_is_accepted(store):
