@@ -70,7 +70,8 @@ def encode(report: Report) -> bytes:
     once a subject holds one beyond Latin-1) a 100,000-message report's 22 MB took 44,
     and SQLite made UTF-8 of it again; a `run --once` peaked at ~290 MB writing it."""
     # orjson: 31,000 findings' lists encode in a fraction of json's time (bench/README.md),
-    # their datetimes as isoformat() writes them (RFC 3339).
+    # their datetimes as isoformat() writes them (RFC 3339). Findings and conversations
+    # are made lists by `_row` as orjson reaches them, not all before it starts.
     stats = report.stats
     return orjson.dumps(
         {
@@ -84,11 +85,11 @@ def encode(report: Report) -> bytes:
                 ]
                 for a in report.accounts
             ],
-            "overdue": [_finding(f) for f in report.overdue],
-            "waiting": [_finding(f) for f in report.waiting],
-            "invitations": [_finding(f) for f in report.invitations],
-            "awaiting": [_finding(f) for f in report.awaiting],
-            "awaiting_soon": [_finding(f) for f in report.awaiting_soon],
+            "overdue": report.overdue,
+            "waiting": report.waiting,
+            "invitations": report.invitations,
+            "awaiting": report.awaiting,
+            "awaiting_soon": report.awaiting_soon,
             "stats": [stats.threads, stats.answered, stats.overdue, stats.pending],
             "excluded": stats.excluded,
             # The report's conversations are its accounts' (decode joins them again).
@@ -98,7 +99,18 @@ def encode(report: Report) -> bytes:
                 for e in report.errors
             ],
         },
+        default=_row,
     )
+
+
+def _row(value: object) -> list[Any]:
+    """A finding or a conversation as its list (orjson's `default`: it writes neither
+    NamedTuple as it is)."""
+    if isinstance(value, Finding):
+        return _finding(value)
+    if isinstance(value, Conversation):
+        return [*value]  # since, due, replied, answered, rule, priority, as `_reply` reads
+    raise TypeError(f"{type(value).__name__} is not kept in a report")
 
 
 def decode(body: bytes) -> Report:
@@ -133,10 +145,7 @@ def _reply_row(reply: ReplyStandard, each: bool = True) -> list[Any]:
     return [
         *(reply.conversations, reply.answered, reply.judged, reply.within_window),
         [float(d) for d in reply.delays],
-        [
-            [c.since, c.due, c.replied, c.answered, c.rule, c.priority]
-            for c in (reply.each if each else ())
-        ],
+        reply.each if each else [],  # each by `_row`
     ]
 
 
