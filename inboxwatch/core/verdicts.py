@@ -90,6 +90,8 @@ class EvalMemo:
         self._totals.add(share.stats)
         if share.conversation is not None:
             self._totals.reply.each.append(share.conversation)
+        if share.delay is not None:
+            self._totals.reply.delays.append(share.delay)
         if share.finding is not None:
             f = share.finding
             entry = by_due(f)
@@ -105,6 +107,8 @@ class EvalMemo:
         self._totals.add(share.stats, -1)
         if share.conversation is not None:
             self._totals.reply.each.remove(share.conversation)
+        if share.delay is not None:
+            self._totals.reply.delays.remove(share.delay)
         if share.finding is not None:
             f = share.finding
             at = bisect.bisect_left(self._pending, by_due(f))
