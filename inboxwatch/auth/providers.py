@@ -9,9 +9,6 @@ own libraries (google-auth-oauthlib) would add five packages for it.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +66,12 @@ def client_form(oauth2: OAuth2, where: str) -> dict[str, str]:
 
 def post_form(url: str, form: dict[str, str]) -> dict[str, Any]:
     """The JSON answer of a token endpoint: a token, or `{"error": ...}` (RFC 6749 5.2)."""
+    # Imported here: a poll whose access token is still good asks no endpoint, and the
+    # HTTP client cost every `run --once` ~15 ms to import.
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
     request = urllib.request.Request(
         url,
         data=urllib.parse.urlencode(form).encode("ascii"),

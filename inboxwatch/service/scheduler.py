@@ -17,9 +17,6 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.interval import IntervalTrigger
-
 from inboxwatch.config import Settings
 from inboxwatch.core.ports import Sender
 from inboxwatch.errors import CorruptState, InboxwatchError
@@ -31,6 +28,8 @@ from inboxwatch.store.beside import open_store
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
+
+    from apscheduler.schedulers.blocking import BlockingScheduler
 
     from inboxwatch.service.metrics import Metrics
 
@@ -164,6 +163,10 @@ class Scheduler:
                 server.shutdown()
 
     def _schedule(self) -> int:
+        # Imported here: `run --once` from cron schedules nothing (~10 ms of every run).
+        from apscheduler.schedulers.blocking import BlockingScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
         scheduler = self._scheduler = BlockingScheduler(timezone=UTC)
         interval = self.settings.service.poll_interval
         options = {

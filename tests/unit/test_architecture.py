@@ -229,6 +229,13 @@ def test_the_cli_group_loads_a_command_only_when_it_runs():
     assert not {m.split(".")[0] for m in run} & {"rich", "jinja2", "dns"}
 
 
+def test_a_poll_from_cron_loads_no_scheduler_and_no_http_client():
+    # `run --once` schedules nothing, and asks a token endpoint only when its access
+    # token ran out: ~20 ms of every cron run (bench/README, issue 21).
+    loaded = set(loaded_after("inboxwatch.cli.run", "inboxwatch.service.scheduler"))
+    assert not loaded & {"apscheduler.schedulers", "urllib.request", "http.client"}
+
+
 def test_every_command_named_by_the_group_is_found():
     import click
 
