@@ -207,8 +207,8 @@ class StateStore(Protocol):
         it is "sent", or another's claim younger than `stale_before` (None: any) holds it."""
         ...
 
-    def save_parts(self, polled: datetime, parts: Mapping[str, bytes]) -> None:
-        """Each account's report (store.lastreport's body) as its poll at `polled` read it."""
+    def save_parts(self, polled: datetime, parts: Mapping[str, str]) -> None:
+        """Each account's report (store.lastreport's, as text) as its poll at `polled` read it."""
         ...
 
     def touch_parts(self, polled: datetime, names: Sequence[str]) -> None:
@@ -216,7 +216,7 @@ class StateStore(Protocol):
         (advanced in time when read: core.carried.advance)."""
         ...
 
-    def parts(self) -> dict[str, tuple[datetime, bytes]]:
+    def parts(self) -> dict[str, tuple[datetime, str]]:
         """Every account's last saved report, with when it was polled."""
         ...
 

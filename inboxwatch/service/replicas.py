@@ -56,7 +56,7 @@ class Replica:
         self.mine: frozenset[str] = frozenset()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._parts: dict[str, tuple[datetime, bytes]] = {}
+        self._parts: dict[str, tuple[datetime, str]] = {}
         self._saved: set[str] = set()  # accounts whose part this replica last wrote
 
     @property
@@ -80,7 +80,9 @@ class Replica:
         if not read and self._saved.issuperset(names):
             self.store.touch_parts(polled, names)
             return
-        parts = {name: lastreport.encode(part) for name, part in report.split(names).items()}
+        parts = {
+            name: lastreport.encode(part).decode() for name, part in report.split(names).items()
+        }
         if parts:
             self.store.save_parts(polled, parts)
         self._saved = set(names)

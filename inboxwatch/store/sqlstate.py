@@ -71,16 +71,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 12: which parsers read the cache (core.generation.PARSERS): a cache other parsers read is
     # read again once, as is one from before the column (which Python read it is unknown).
     12: ("ALTER TABLE polls ADD COLUMN parsed TEXT",),
-    # 13: kept reports as UTF-8 bytes, their folders apart (lastreport.py): a 100,000-message
+    # 13: the kept report as UTF-8 bytes, its folders apart (lastreport.py): a 100,000-message
     # `run --once` held its report's text three times over while writing it (as a str, then
     # a copy with the folders line, then SQLite's UTF-8), and read it all to see the
-    # folders. Kept reports are only a cache: the next run reads the messages' cache once.
+    # folders. A kept report is only a cache: the next run reads the messages' cache once.
+    # Replicas' `parts` stay text: replicas of two versions share them during an upgrade.
     13: (
         "DROP TABLE reports",
         "CREATE TABLE reports (id INTEGER PRIMARY KEY CHECK (id = 1),"
         " fingerprint TEXT NOT NULL, folders TEXT NOT NULL, report BLOB NOT NULL)",
-        "DROP TABLE parts",
-        "CREATE TABLE parts (account TEXT PRIMARY KEY, polled TEXT NOT NULL, report BLOB NOT NULL)",
     ),
 }
 
@@ -273,7 +272,7 @@ class SqlState:
     # --- each account's last report, for replicas (service/replicas.py) -------------
 
     @guarded
-    def save_parts(self, polled: datetime, parts: Mapping[str, bytes]) -> None:
+    def save_parts(self, polled: datetime, parts: Mapping[str, str]) -> None:
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO parts VALUES (?, ?, ?)",
@@ -289,9 +288,9 @@ class SqlState:
             )
 
     @guarded
-    def parts(self) -> dict[str, tuple[datetime, bytes]]:
+    def parts(self) -> dict[str, tuple[datetime, str]]:
         rows = self.db.execute("SELECT account, polled, report FROM parts").fetchall()
-        return {row[0]: (datetime.fromisoformat(row[1]), bytes(row[2])) for row in rows}
+        return {row[0]: (datetime.fromisoformat(row[1]), row[2]) for row in rows}
 
     @guarded
     def digests_seen(self) -> reminders.Seen:
