@@ -3,9 +3,9 @@
 
 The shared SQL is SQLite's dialect; four things differ and are translated here, once
 per statement: `?` placeholders are psycopg's `%s`; `INSERT OR REPLACE` / `OR IGNORE`
-are `ON CONFLICT … DO UPDATE` / `DO NOTHING` on the table's primary key; and INTEGER
-columns are BIGINT (IMAP UIDs and UIDVALIDITY are unsigned 32-bit, MODSEQ 63-bit), BLOB
-BYTEA.
+are `ON CONFLICT … DO UPDATE` / `DO NOTHING` on the table's primary key; INTEGER
+columns are BIGINT (IMAP UIDs and UIDVALIDITY are unsigned 32-bit, MODSEQ 63-bit); and
+BLOB ones (the kept report) BYTEA.
 Several services on one database are replicas: they share the accounts by lease
 (store/leases.py) rather than keep each other out, as SQLite's file lock does.
 """
