@@ -111,6 +111,9 @@ def test_the_kept_report_matches_its_fingerprint_and_new_mail_drops_it(store):
     store.save_report("fp1", '{"w": ["INBOX"]}', '{"r": "é"}'.encode())
     assert store.kept_folders("fp1") == '{"w": ["INBOX"]}' and store.kept_folders("fp2") is None
     assert store.kept_report("fp1", '{"w": ["INBOX"]}') == '{"r": "é"}'.encode()
+    store.save_report("fp1", '{"w": ["INBOX"]}', b"{}")  # a shorter one replaces it whole
+    assert store.kept_report("fp1", '{"w": ["INBOX"]}') == b"{}"
+    store.save_report("fp1", '{"w": ["INBOX"]}', '{"r": "é"}'.encode())
     # The body read after its folders is theirs: another report kept since is not.
     assert store.kept_report("fp1", '{"w": []}') is None
     assert store.kept_report("fp2", '{"w": ["INBOX"]}') is None
