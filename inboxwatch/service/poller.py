@@ -101,6 +101,8 @@ class AuthBlock:
 
 A = TypeVar("A")
 T = TypeVar("T")
+# A kept report's folders, as read and as kept, and the settings' fingerprint it matched.
+_Stored = tuple[dict[str, tuple[str, ...]], str, str]
 
 
 def _readable(read: Callable[[A], T], kept: A) -> T | None:
@@ -352,20 +354,18 @@ class Poller:
         else:
             log.warning("%s: %s", account.name, error.message)
 
-    def _stored_report(self) -> tuple[dict[str, tuple[str, ...]], str] | None:
+    def _stored_report(self) -> _Stored | None:
         """The folders of the report a `run --once` stored, as read and as kept, if the
         settings it was made with are these; the report is read only if it is carried."""
-        text = self.store.kept_folders(lastreport.fingerprint(self.settings))
+        key = lastreport.fingerprint(self.settings)
+        text = self.store.kept_folders(key)
         if text is None:
             return None
         folders = _readable(lastreport.folders, text)
-        return None if folders is None else (folders, text)
+        return None if folders is None else (folders, text, key)
 
     def _carry(
-        self,
-        previous: Report | None,
-        stored: tuple[dict[str, tuple[str, ...]], str] | None,
-        now: datetime,
+        self, previous: Report | None, stored: _Stored | None, now: datetime
     ) -> Report | None:
         """The previous report (the service's, or the one `run --once` stored), when no
         folder changed and no digest is due, so it only needs moving forward in time; the
@@ -379,7 +379,7 @@ class Poller:
         if folders is None or set(folders) != set(self.accounts) or not self._unchanged(folders):
             return None
         if stored is not None and previous is None:
-            body = self.store.kept_report(lastreport.fingerprint(self.settings), stored[1])
+            body = self.store.kept_report(stored[2], stored[1])
             previous = None if body is None else _readable(lastreport.decode, body)
             if previous is None:
                 return None
