@@ -4,7 +4,7 @@ live in the outer packages; tests/contract runs one suite of expectations agains
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -167,10 +167,35 @@ class StateStore(Protocol):
         account: str,
         folder: str,
         state: FolderState,
-        upsert: Iterable[MessageMeta],
+        upsert: Collection[MessageMeta],
         delete: Iterable[int],
         replace: bool,
-    ) -> None: ...
+        every: Collection[MessageMeta] | None = None,
+        removed: Collection[MessageMeta] = (),
+    ) -> None:
+        """`every`: the folder's messages after the change, to keep what they name (only
+        `run --once` does: core.splice), and `removed` the deleted ones' (a named folder
+        changes by them alone); `every` None leaves the folder unnamed."""
+        ...
+
+    def uids(self, account: str, folder: str) -> set[int]: ...
+
+    def named(self, account: str, folder: str) -> bool:
+        """Whether the folder's cached messages' names are kept (see `save_folder`)."""
+        ...
+
+    def naming(self, account: str, wanted: Collection[str]) -> set[tuple[str, int]]:
+        """The (folder, uid) of the named messages having any of `wanted` among their names
+        (core.splice.names_of), or more: never fewer."""
+        ...
+
+    def arrived(
+        self, account: str, folder: str, after: datetime | None, until: datetime
+    ) -> set[int]:
+        """The cached messages of a named folder received after `after`, up to `until`."""
+        ...
+
+    def cached(self, account: str, keys: Collection[tuple[str, int]]) -> list[MessageMeta]: ...
 
     def parse_failures(self, where: tuple[str, str, int]) -> dict[int, str]:
         """The messages of (account, folder, UIDVALIDITY) the parsers could not read."""

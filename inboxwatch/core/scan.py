@@ -212,6 +212,13 @@ class AccountRead:
     errors: list[ReportError]
 
 
+def folders_read(plan: AccountPlan, source: MailSource) -> tuple[list[str], list[str]] | None:
+    """The folders a scan of `plan` reads (watched, sent), or None where one is missing."""
+    job = _AccountScan(plan, source, datetime.min)  # as_of: not asked
+    watched, sent = job.folders(source.list_folders())
+    return None if job.errors else (watched, sent)
+
+
 def read_account(
     plan: AccountPlan, source: MailSource, as_of: datetime, progress: Progress | None = None
 ) -> AccountRead:

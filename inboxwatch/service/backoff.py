@@ -1,17 +1,21 @@
-"""Whether an account is read at this poll: backing off after failures, and whether its
-cache can be trusted after the clock jumped, the lookback grew, the account was pointed
-at another mailbox or the parsers changed (the service's poller asks each)."""
+"""Whether an account is read at this poll: backing off after failures, a refused login
+(not retried until something changes), and whether its cache can be trusted after the
+clock jumped, the lookback grew, the account was pointed at another mailbox or the
+parsers changed (the service's poller asks each)."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from inboxwatch.config import Account
+from inboxwatch.auth.refresh import account_tokens
+from inboxwatch.config import Account, account_password
 from inboxwatch.core.generation import PARSERS
 from inboxwatch.core.model import Coverage, PollRecord
 from inboxwatch.core.scan import AccountPlan
-from inboxwatch.errors import SignInNeeded
+from inboxwatch.errors import InboxwatchError, SignInNeeded
 
 MAX_BACKOFF = timedelta(hours=1)
 # How far the clock may step back between polls unnoticed: an NTP step, a slow poll.
@@ -110,3 +114,26 @@ def _days(span: timedelta) -> str:
     # durations.format_duration says it in the config's notation, but the architecture
     # table keeps `service` from importing `durations` (tests/unit/test_architecture.py).
     return f"{span.days}d" if span == timedelta(days=span.days) else str(span)
+
+
+def fingerprint(account: Account, tokens: Path) -> str:
+    """Changes when the account's config, password or OAuth sign-in does (held in memory
+    only): a login refused with a fresh token is retried after `inboxwatch auth`."""
+    try:
+        if account.auth == "oauth2":
+            signed = account_tokens(account, tokens).file.read()
+            secret = str(signed.signed_in_at) if signed else ""
+        else:
+            secret = account_password(account)
+    except InboxwatchError:
+        secret = ""
+    text = account.model_dump_json() + "\0" + secret
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuthBlock:
+    """A login that failed: not retried (no retry storm) until config or password change."""
+
+    fingerprint: str
+    message: str

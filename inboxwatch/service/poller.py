@@ -9,18 +9,17 @@ it with any clock.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from inboxwatch.auth.refresh import account_tokens, tokens_dir
-from inboxwatch.config import Account, Settings, account_password
+from inboxwatch.auth.refresh import tokens_dir
+from inboxwatch.config import Account, Settings
 from inboxwatch.core.carried import advance
 from inboxwatch.core.model import Coverage, PollRecord, Report, ReportError
 from inboxwatch.core.ports import MailSource, Sender, StateStore
@@ -29,11 +28,14 @@ from inboxwatch.core.scan import AccountPlan, SourceFactory, collector_paused, j
 from inboxwatch.core.snooze import hold
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
 from inboxwatch.imap.slots import ServerSlots
+from inboxwatch.service import splicing
 from inboxwatch.service.backoff import (
+    AuthBlock,
     backing_off,
     cache_short,
     clock_jump,
     coverage,
+    fingerprint,
     stale_details,
 )
 from inboxwatch.service.ledger import Digests, Shared
@@ -74,29 +76,6 @@ class PollResult:
 
 def _short(message: str, limit: int = 200) -> str:
     return message if len(message) <= limit else message[: limit - 1] + "…"
-
-
-def fingerprint(account: Account, tokens: Path) -> str:
-    """Changes when the account's config, password or OAuth sign-in does (held in memory
-    only): a login refused with a fresh token is retried after `inboxwatch auth`."""
-    try:
-        if account.auth == "oauth2":
-            signed = account_tokens(account, tokens).file.read()
-            secret = str(signed.signed_in_at) if signed else ""
-        else:
-            secret = account_password(account)
-    except InboxwatchError:
-        secret = ""
-    text = account.model_dump_json() + "\0" + secret
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class AuthBlock:
-    """A login that failed: not retried (no retry storm) until config or password change."""
-
-    fingerprint: str
-    message: str
 
 
 A = TypeVar("A")
@@ -181,7 +160,7 @@ class Poller:
         if kept is not None:
             result = PollResult(advance(kept, self.plans, now), 0, 0.0, None)
         else:
-            result = self._read(now, full, polls)
+            result = self._splice(stored, now, full, polls) or self._read(now, full, polls)
         seen = self.store.digests_seen()
         shown = with_seen(hold(result.report, notes, now), seen)
         if self.replica is not None:  # whichever replica finds a digest due sends it
@@ -268,6 +247,32 @@ class Poller:
                     self.memory.scans.pop(plan.name, None)
         return jumped
 
+    def _splice(
+        self, stored: _Stored | None, now: datetime, full: set[str], polls: dict[str, PollRecord]
+    ) -> PollResult | None:
+        """`run --once` after a change: the kept report brought forward by it, reading only
+        what it touches (service.splicing); None where a whole read is needed."""
+        if stored is None or full or self.replica or self.digests.due(now):
+            return None
+        if self._skipped(now, polls) or not splicing.named(self.store, stored[0]):
+            return None
+        body = self.store.kept_report(stored[2], stored[1])
+        kept = None if body is None else _readable(lastreport.decode, body)
+        opened: dict[str, SyncingSource] = {}
+        with splicing.closing(opened):
+            opener = functools.partial(self._opened, opened)
+            report = kept and splicing.brought(kept, self.plans, self.store, opener, now)
+        if report is None:
+            return None
+        for plan in self.plans:
+            opened[plan.name].commit()
+            self.store.record_poll(plan.name, now, covers=self._covers(plan))
+        return PollResult(report, sum(s.fetched for s in opened.values()), 0, None)
+
+    def _opened(self, opened: dict[str, SyncingSource], name: str) -> SyncingSource:
+        self._factory(name, opened, set())()
+        return opened[name]
+
     def _read(
         self,
         now: datetime,
@@ -312,6 +317,7 @@ class Poller:
                 full=name in full,
                 deadline=self.settings.service.account_timeout.total_seconds(),
                 release=lambda session, ok: self.sessions.done(name, session, ok),
+                named=self.keep_report and self.replica is None,  # for _splice
             )
             opened[name] = source
             return source

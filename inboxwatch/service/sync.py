@@ -9,19 +9,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.model import MessageMeta, ParseFailure
 from inboxwatch.core.ports import Answer, FolderInfo, FolderScan, FolderState, Progress, StateStore
 from inboxwatch.core.scan import ScanMemo
+from inboxwatch.core.splice import Change
 from inboxwatch.errors import CorruptState, InboxwatchError, ServerError
 from inboxwatch.imap.source import ImapSource
 from inboxwatch.net import Deadline
 
 log = logging.getLogger(__name__)
+_TICK = timedelta(microseconds=1)  # the cache's times are whole microseconds (store/rows.py)
 
 
 class Interrupted(Exception):
@@ -37,6 +39,11 @@ class _Staged:
     delete: set[int]
     current: dict[int, MessageMeta]
     failed: dict[int, str]  # new parse failures, by UID (store/failures.py)
+    # The folder's messages now, for `run --once` to keep their names (store/names.py);
+    # None: not kept. A delta (`SyncingSource.delta`) changes a named folder: only the
+    # change is named, and nothing more is needed.
+    every: Collection[MessageMeta] | None = None
+    removed: Collection[MessageMeta] = ()  # the deleted messages, whose names go
 
 
 class MemoryCache:
@@ -118,8 +125,10 @@ class SyncingSource:
         deadline: float | None = None,
         release: Callable[[ImapSource, bool], None] | None = None,
         keep: bool = True,
+        named: bool = False,
     ) -> None:
         self.memory = memory
+        self.named = named  # `run --once`: what the cached messages name is kept
         self.full = full  # trust nothing cached: read every folder again (a clock jump)
         self.inner = inner
         self.store = store
@@ -181,8 +190,7 @@ class SyncingSource:
         current = {} if sync.replace else cached
         changed = _apply_flags(current, sync.flags)
         aged = {uid for uid, m in current.items() if m.received < since} - sync.gone
-        for uid in sync.gone | aged:
-            current.pop(uid, None)
+        removed = [m for uid in sync.gone | aged if (m := current.pop(uid, None)) is not None]
         current.update((meta.uid, meta) for meta in sync.new)
         self.fetched += len(sync.new) + len(sync.failures)
         new_failures = {f.uid: f.reason for f in sync.failures}
@@ -190,11 +198,42 @@ class SyncingSource:
             _Staged(
                 *(folder, sync.state, sync.replace, [*changed, *sync.new], sync.gone | aged),
                 *(current, new_failures),
+                *((current.values(), removed) if self.named else (None, ())),
             )
         )
         kept = {} if sync.replace else {u: r for u, r in failed.items() if u not in sync.gone}
         old = [ParseFailure(folder, uid, reason) for uid, reason in sorted(kept.items())]
         return FolderScan(folder, list(current.values()), [*old, *sync.failures])
+
+    def delta(self, folder: str, kept: datetime, since: datetime, now: datetime) -> Change | None:
+        """What changed in `folder` since a kept report read it at `kept`, as a read at
+        `now` with the lookback from `since` would find it, reading from the cache only
+        the messages whose flags changed or whose time came; staged as `fetch_since`
+        stages. None where only a whole read will do: the folder is not named (a service
+        wrote it), its UIDVALIDITY changed, or a message does not parse."""
+        if self.stop.is_set():
+            raise Interrupted
+        known = self.store.folder(self.account, folder)
+        if known is None or not self.store.named(self.account, folder):
+            return None
+        cached = self.store.uids(self.account, folder)
+        with self._bounded():
+            sync = self.inner.sync_folder(folder, since, known, cached, _Checked(self.stop, None))
+        if sync.replace or sync.failures:
+            return None
+        # As fetch_since: what fell out of the lookback goes (cached before this read).
+        gone = sync.gone | self.store.arrived(self.account, folder, None, since - _TICK)
+        flagged = self.store.cached(self.account, [(folder, u) for u in sync.flags.keys() - gone])
+        changed = [m._replace(flags=sync.flags[m.uid]) for m in flagged]
+        changed = [m for m, old in zip(changed, flagged, strict=True) if m.flags != old.flags]
+        come = self.store.arrived(self.account, folder, kept, now) - gone
+        came = self.store.cached(self.account, [(folder, uid) for uid in come])
+        upsert = [*changed, *sync.new]
+        removed = self.store.cached(self.account, [(folder, uid) for uid in gone])
+        self._staged.append(_Staged(folder, sync.state, False, upsert, gone, {}, {}, (), removed))
+        self.fetched += len(sync.new)
+        new = {(m.folder, m.uid): m for m in [*came, *upsert] if m.received <= now}
+        return Change(new, {(folder, uid) for uid in gone})
 
     def _cached(
         self, folder: str
@@ -237,7 +276,8 @@ class SyncingSource:
         with self.store.transaction():
             for s in self._staged:
                 self.store.save_folder(
-                    self.account, s.folder, s.state, s.upsert, s.delete, s.replace
+                    *(self.account, s.folder, s.state, s.upsert, s.delete, s.replace),
+                    *(s.every, s.removed),
                 )
                 where = (self.account, s.folder, s.state.uidvalidity)
                 self.store.save_failures(where, s.failed, s.delete, s.replace)

@@ -1,11 +1,11 @@
 """The state in PostgreSQL (`[state] url`, issue 23): the same tables and SQL as SQLite
 (store/sqlstate.py), through psycopg 3 (the optional extra `inboxwatch[postgres]`).
 
-The shared SQL is SQLite's dialect; four things differ and are translated here, once
+The shared SQL is SQLite's dialect; five things differ and are translated here, once
 per statement: `?` placeholders are psycopg's `%s`; `INSERT OR REPLACE` / `OR IGNORE`
 are `ON CONFLICT … DO UPDATE` / `DO NOTHING` on the table's primary key; INTEGER
-columns are BIGINT (IMAP UIDs and UIDVALIDITY are unsigned 32-bit, MODSEQ 63-bit); and
-BLOB ones (the kept report) BYTEA.
+columns are BIGINT (IMAP UIDs and UIDVALIDITY are unsigned 32-bit, MODSEQ 63-bit); BLOB
+ones (the kept report) BYTEA; and a table WITHOUT ROWID (store/names.py) a plain one.
 Several services on one database are replicas: they share the accounts by lease
 (store/leases.py) rather than keep each other out, as SQLite's file lock does.
 """
@@ -23,10 +23,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from inboxwatch.errors import ConfigError, CorruptState, InboxwatchError, StateError
 from inboxwatch.store.rows import Cursor
-from inboxwatch.store.sqlstate import MIGRATIONS, SCHEMA_VERSION, SqlState, guarded
+from inboxwatch.store.schema import MIGRATIONS, SCHEMA_VERSION
+from inboxwatch.store.sqlstate import SqlState, guarded
 
 log = logging.getLogger(__name__)
-_CREATE = re.compile(r"CREATE TABLE (\w+) \((.*)\)$", re.DOTALL)
+_CREATE = re.compile(r"CREATE TABLE (\w+) \((.*)\)( WITHOUT ROWID)?$", re.DOTALL)
 _ADD = re.compile(r"ALTER TABLE (\w+) ADD COLUMN (\w+)")
 _UPSERT = re.compile(r"INSERT OR (REPLACE|IGNORE) INTO (\w+)")
 
@@ -58,6 +59,7 @@ def translate(sql: str) -> str:
     out = sql.replace("?", "%s")
     out = re.sub(r"\bINTEGER\b", "BIGINT", out)
     out = re.sub(r"\bBLOB\b", "BYTEA", out)
+    out = out.removesuffix(" WITHOUT ROWID")  # SQLite's; PostgreSQL's tables are heaps
     found = _UPSERT.search(out)
     if found is None:
         return out
@@ -212,7 +214,7 @@ class PostgresStore(SqlState):
 
     def recover(self, reason: str) -> None:
         with self.transaction() as db:
-            for table in ("messages", "folders", "reports", "bodies", "failures"):
+            for table in ("messages", "folders", "names", "reports", "bodies", "failures"):
                 db.execute(f"DELETE FROM {table}")
         self.recovered = f"{reason}; emptied the message cache (the digest ledger is kept)"
         log.error("%s; rebuilding the cache from the mailbox", self.recovered)

@@ -5,7 +5,7 @@ the repeated addresses, folders and flags of a large cache are shared objects on
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from sys import intern
 from typing import Any, Protocol
@@ -137,6 +137,15 @@ def _shared_list(pairs: tuple[tuple[str, str], ...]) -> tuple[Address, ...]:
 @lru_cache(maxsize=1 << 10)
 def _shared_flags(flags: tuple[str, ...]) -> frozenset[str]:
     return frozenset(flags)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(when: datetime) -> int:
+    """A time as whole microseconds since 1970 (exact, as a float's would not be): the
+    column `messages.received` is compared in SQL (store/names.py)."""
+    return (when - _EPOCH) // timedelta(microseconds=1)
 
 
 def iso(value: str | None) -> datetime | None:

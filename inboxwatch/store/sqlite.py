@@ -21,7 +21,8 @@ from typing import IO
 from inboxwatch.errors import ConfigError, CorruptState, InboxwatchError, LockError
 from inboxwatch.store import recovery
 from inboxwatch.store.faults import space_error, state_error
-from inboxwatch.store.sqlstate import MIGRATIONS, SCHEMA_VERSION, SqlState, guarded
+from inboxwatch.store.schema import MIGRATIONS, SCHEMA_VERSION
+from inboxwatch.store.sqlstate import SqlState, guarded
 
 log = logging.getLogger(__name__)
 # A transaction changing more rows than this leaves its checkpoint to the _Checkpointer;

@@ -5,7 +5,7 @@ schema's versions and what their errors mean to a user."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
@@ -15,73 +15,9 @@ from inboxwatch.core.model import Coverage, MessageMeta, PollRecord
 from inboxwatch.core.ports import FolderState
 from inboxwatch.core.snooze import Snooze
 from inboxwatch.errors import InboxwatchError
-from inboxwatch.store import bodies, failures, notes, reminders
+from inboxwatch.store import bodies, failures, names, notes, reminders
 from inboxwatch.store.bodies import Folder
-from inboxwatch.store.rows import Db, iso, meta_from_row, meta_to_row
-
-SCHEMA_VERSION = 13
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: (
-        "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
-        " uidvalidity INTEGER NOT NULL, uidnext INTEGER, modseq INTEGER, exists_count INTEGER,"
-        " PRIMARY KEY (account, folder))",
-        "CREATE TABLE messages (account TEXT NOT NULL, folder TEXT NOT NULL, uid INTEGER NOT NULL,"
-        " meta TEXT NOT NULL, PRIMARY KEY (account, folder, uid))",
-        "CREATE TABLE digests (period TEXT PRIMARY KEY, state TEXT NOT NULL,"
-        " message_id TEXT NOT NULL, updated_at TEXT NOT NULL)",
-        "CREATE TABLE polls (account TEXT PRIMARY KEY, last_attempt TEXT, last_success TEXT,"
-        " last_error TEXT, error_code INTEGER, failures INTEGER NOT NULL DEFAULT 0)",
-    ),
-    # 2: a throttling server's "come back later" time (Microsoft 365's Suggested Backoff).
-    2: ("ALTER TABLE polls ADD COLUMN not_before TEXT",),
-    # 3: the last clean poll's report, for `run --once` (lastreport.py).
-    3: (
-        "CREATE TABLE reports (id INTEGER PRIMARY KEY CHECK (id = 1),"
-        " fingerprint TEXT NOT NULL, report TEXT NOT NULL)",
-    ),
-    # 4: why digests are held back (a ledger lost with a damaged file; store/recovery.py).
-    4: ("CREATE TABLE notes (name TEXT PRIMARY KEY, value TEXT NOT NULL)",),
-    # 5: more header fields are read (List-Id apart, machine-sent marks: issue 18), which
-    # cached rows lack: the cache is dropped and read again once. The ledger stays.
-    5: ("DELETE FROM messages", "DELETE FROM folders", "DELETE FROM reports"),
-    # 6: the user's snoozed and muted threads (store/notes.py).
-    6: (notes.TABLE,),
-    # 7: what was read of pending messages' bodies (store/bodies.py).
-    7: (bodies.TABLE,),
-    # 8: which overdue threads each digest listed (store/reminders.py).
-    8: (reminders.TABLE,),
-    # 9: messages the parsers could not read, not fetched again (store/failures.py).
-    9: (failures.TABLE,),
-    # 10: replicas on one PostgreSQL (issue 23): each account's last report, so any
-    # replica composes a team's digest, and the accounts' leases (store/leases.py). SQLite
-    # has one service (its file lock): there `parts` and the leases stay empty.
-    10: (
-        "CREATE TABLE parts (account TEXT PRIMARY KEY, polled TEXT NOT NULL, report TEXT NOT NULL)",
-        "CREATE TABLE leases (account TEXT PRIMARY KEY, holder TEXT NOT NULL,"
-        " expires DOUBLE PRECISION NOT NULL)",
-        "CREATE TABLE replicas (holder TEXT PRIMARY KEY, seen DOUBLE PRECISION NOT NULL)",
-    ),
-    # 11: what the cached messages are of (service/backoff.py): when the lookback grew or
-    # the account reads another mailbox, a poll reads it in full (else the mail the
-    # longer lookback holds is never read, or the other mailbox's cache is taken for it).
-    11: (
-        "ALTER TABLE polls ADD COLUMN lookback INTEGER",
-        "ALTER TABLE polls ADD COLUMN mailbox TEXT",
-    ),
-    # 12: which parsers read the cache (core.generation.PARSERS): a cache other parsers read is
-    # read again once, as is one from before the column (which Python read it is unknown).
-    12: ("ALTER TABLE polls ADD COLUMN parsed TEXT",),
-    # 13: the kept report as UTF-8 bytes, its folders apart (lastreport.py): a 100,000-message
-    # `run --once` held its report's text three times over while writing it (as a str, then
-    # a copy with the folders line, then SQLite's UTF-8), and read it all to see the
-    # folders. A kept report is only a cache: the next run reads the messages' cache once.
-    # Replicas' `parts` stay text: replicas of two versions share them during an upgrade.
-    13: (
-        "DROP TABLE reports",
-        "CREATE TABLE reports (id INTEGER PRIMARY KEY CHECK (id = 1),"
-        " fingerprint TEXT NOT NULL, folders TEXT NOT NULL, report BLOB NOT NULL)",
-    ),
-}
+from inboxwatch.store.rows import Db, iso, meta_from_row, meta_to_row, micros
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -172,11 +108,15 @@ class SqlState:
         account: str,
         folder: str,
         state: FolderState,
-        upsert: Iterable[MessageMeta],
+        upsert: Collection[MessageMeta],
         delete: Iterable[int],
         replace: bool,
+        every: Collection[MessageMeta] | None = None,
+        removed: Collection[MessageMeta] = (),
     ) -> None:
-        """Within a transaction: the folder's new state and its cache changes. A kept
+        """Within a transaction: the folder's new state and its cache changes, and with
+        `every` (its messages now: `run --once`) what they name, `removed` (the messages
+        deleted) no longer naming anything (store/names.py). A kept
         report describes the states before: it goes in the same transaction, so no later
         poll carries it forward over mail read since (lastreport.py)."""
         if not self.db.in_transaction:
@@ -187,18 +127,59 @@ class SqlState:
         if replace:
             db.execute("DELETE FROM messages WHERE account = ? AND folder = ?", (account, folder))
         bodies.forget(db, (account, folder, state.uidvalidity), delete)
+        names.save(db, (account, folder), (upsert, removed), every, replace)
         db.executemany(
             "DELETE FROM messages WHERE account = ? AND folder = ? AND uid = ?",
             [(account, folder, uid) for uid in delete],
         )
         db.executemany(  # a generator: 100,000 rows' JSON is never all held at once
-            "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?)",
-            ((account, folder, m.uid, meta_to_row(m)) for m in upsert),
+            "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?)",
+            ((account, folder, m.uid, meta_to_row(m), micros(m.received)) for m in upsert),
         )
+        row = (account, folder, state.uidvalidity, state.uidnext, state.modseq, state.exists)
         db.execute(
-            "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?, ?)",
-            (account, folder, state.uidvalidity, state.uidnext, state.modseq, state.exists),
+            "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*row, int(every is not None)),
         )
+
+    # --- what a change can touch (core.splice) ----------------------------------------
+
+    @guarded
+    def uids(self, account: str, folder: str) -> set[int]:
+        rows = self.db.execute(
+            "SELECT uid FROM messages WHERE account = ? AND folder = ?", (account, folder)
+        )
+        return {int(uid) for (uid,) in rows}
+
+    @guarded
+    def named(self, account: str, folder: str) -> bool:
+        """Whether `run --once` keeps the folder's names (store/names.py)."""
+        row = self.db.execute(
+            "SELECT named FROM folders WHERE account = ? AND folder = ?", (account, folder)
+        ).fetchone()
+        return bool(row and row[0])
+
+    @guarded
+    def naming(self, account: str, wanted: Collection[str]) -> set[tuple[str, int]]:
+        return names.naming(self.db, account, wanted)
+
+    @guarded
+    def arrived(
+        self, account: str, folder: str, after: datetime | None, until: datetime
+    ) -> set[int]:
+        """The cached messages received after `after` (None: any time), up to `until`."""
+        low = -(2**62) if after is None else micros(after)
+        rows = self.db.execute(
+            "SELECT uid FROM messages WHERE account = ? AND folder = ?"
+            " AND received > ? AND received <= ?",
+            (account, folder, low, micros(until)),
+        )
+        return {int(uid) for (uid,) in rows}
+
+    @guarded
+    def cached(self, account: str, keys: Collection[tuple[str, int]]) -> list[MessageMeta]:
+        """The cached messages at `keys` (folder, uid) that there are."""
+        return names.cached(self.db, account, keys)
 
     @guarded
     def parse_failures(self, where: Folder) -> dict[int, str]:

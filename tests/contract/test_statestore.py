@@ -14,6 +14,7 @@ from inboxwatch.config import State
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.model import Address, Coverage, MessageMeta
 from inboxwatch.core.ports import FolderState, StateStore
+from inboxwatch.core.splice import names_of
 from inboxwatch.store.beside import open_store
 from tests.conftest import NOW
 
@@ -105,6 +106,40 @@ def test_folder_changes_outside_a_transaction_are_refused(store):
     with pytest.raises(RuntimeError):
         store.save_folder("work", "INBOX", STATE, [meta(1)], [], True)
     assert store.folder("work", "INBOX") is None
+
+
+def test_what_messages_name_is_kept_for_run_once_only(store):
+    """store/names.py: what `run --once` finds a change's messages by (core.splice)."""
+    one, two = meta(1), meta(2)._replace(message_id="<2@x>", references=(), in_reply_to=())
+    save(store, one, two)  # a running service: nothing named
+    assert not store.named("work", "INBOX") and store.naming("work", ["<p@x>"]) == set()
+    with store.transaction():
+        store.save_folder("work", "INBOX", STATE, [], [], False, [one, two])
+    assert store.named("work", "INBOX")
+    assert store.naming("work", ["<p@x>"]) == {("INBOX", 1)}
+    assert store.naming("work", ["<2@x>", "<r@x>", "<none@x>"]) == {("INBOX", 1), ("INBOX", 2)}
+    assert store.naming("work", names_of(two) - {"<2@x>"}) == {("INBOX", 1), ("INBOX", 2)}
+    assert store.naming("other", ["<p@x>"]) == set()
+    many = [f"<{n}@nowhere>" for n in range(1200)]  # more than one statement's worth
+    assert store.naming("work", [*many, "<2@x>"]) == {("INBOX", 2)}
+    three = meta(3)._replace(message_id="<3@x>", references=(), in_reply_to=("<2@x>",))
+    with store.transaction():  # named: only the change is
+        store.save_folder("work", "INBOX", STATE, [three], [1], False, (), [one])
+    assert store.naming("work", ["<p@x>"]) == set()
+    assert store.naming("work", ["<2@x>"]) == {("INBOX", 2), ("INBOX", 3)}
+    assert store.uids("work", "INBOX") == {2, 3}
+    assert store.cached("work", [("INBOX", 3), ("INBOX", 9), ("Sent", 2)]) == [three]
+    save(store, three, replace=False)  # a service again: the names go
+    assert not store.named("work", "INBOX") and store.naming("work", ["<2@x>"]) == set()
+
+
+def test_messages_are_found_by_when_they_arrived(store):
+    with store.transaction():
+        store.save_folder("work", "INBOX", STATE, [meta(1), meta(2), meta(3)], [], True, ())
+    # meta(n) arrived n hours before NOW; after `after`, up to and with `until`
+    assert store.arrived("work", "INBOX", None, NOW - timedelta(hours=2)) == {2, 3}
+    assert store.arrived("work", "INBOX", NOW - timedelta(hours=3), NOW) == {1, 2}
+    assert store.arrived("work", "Sent", None, NOW) == set()
 
 
 def test_the_kept_report_matches_its_fingerprint_and_new_mail_drops_it(store):

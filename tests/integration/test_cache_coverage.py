@@ -235,7 +235,7 @@ def test_a_cache_from_before_its_parsers_were_noted_is_read_in_full_once(tmp_pat
     """Schema 12's upgrade: which Python's email package read a schema-11 cache is not
     known, so its polls say nothing of what it holds, and each account is read in full
     once (as after schema 11's)."""
-    from inboxwatch.store.sqlstate import MIGRATIONS
+    from inboxwatch.store.schema import MIGRATIONS
 
     path, stamp = tmp_path / "state.db", T0.isoformat()
     with sqlite3.connect(path) as db:  # as schema 11 left it

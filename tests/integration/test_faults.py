@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from inboxwatch.config import Settings
-from inboxwatch.service.poller import AuthBlock
+from inboxwatch.service.backoff import AuthBlock
 from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import NOW, OWNER, mail, write_config
 from tests.integration.test_service import Recorder, seed, settings_for
