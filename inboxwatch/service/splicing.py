@@ -80,7 +80,7 @@ def brought(
     """`kept` as a whole read at `now` would report it, each account read through
     `source(name)` (its changes staged, for the caller to commit); None where that
     cannot be known without a whole read (the module's docstring)."""
-    if kept.as_of >= now or {a.name for a in kept.accounts} != {p.name for p in plans}:
+    if kept.as_of > now or {a.name for a in kept.accounts} != {p.name for p in plans}:
         return None
     report = advance(kept, plans, now)
     for plan in plans:
@@ -106,7 +106,10 @@ def _account(
     """The account's parts before and after the change, and its message count now."""
     then, now = times
     chosen = None if plan.policy.vip_from_sent else folders_read(plan, source)
-    if chosen is None or chosen != (list(summary.folders), list(summary.sent_folders)):
+    if chosen is None or [set(f) for f in chosen] != [
+        set(summary.folders),
+        set(summary.sent_folders),
+    ]:
         return None
     watched, sent = chosen
     change = Change()

@@ -216,6 +216,8 @@ class SyncingSource:
         known = self.store.folder(self.account, folder)
         if known is None or not self.store.named(self.account, folder):
             return None
+        if self.store.parse_failures((self.account, folder, known.uidvalidity)):
+            return None  # reported as errors: a kept report has none (nor is there one)
         cached = self.store.uids(self.account, folder)
         with self._bounded():
             sync = self.inner.sync_folder(folder, since, known, cached, _Checked(self.stop, None))
