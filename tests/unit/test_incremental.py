@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from inboxwatch.core.awaiting import awaiting
 from inboxwatch.core.clock import BusinessHours
+from inboxwatch.core.incremental import Key
 from inboxwatch.core.model import Address, MessageMeta, Thread
 from inboxwatch.core.rules import Owner, Policy
 from inboxwatch.core.scan import ScanMemo, counterpart_matcher
@@ -70,6 +71,38 @@ def random_message(rnd: random.Random, hours: float) -> MessageMeta:
     return made
 
 
+def random_mailbox(rnd: random.Random, size: int) -> tuple[dict[Key, MessageMeta], float]:
+    """`size` random messages an hour or so apart; and the hour of the last."""
+    hours = 0.0
+    mailbox: dict[Key, MessageMeta] = {}
+    for _ in range(size):
+        hours += rnd.random() * 10
+        m = random_message(rnd, hours)
+        mailbox[(m.folder, m.uid)] = m
+    return mailbox, hours
+
+
+def random_change(rnd: random.Random, mailbox: dict[Key, MessageMeta], hours: float) -> float:
+    """One change on the server, in `mailbox`: new mail (sometimes dated before the newest,
+    or a little later), flags changed or mail archived or expunged on another device, or
+    nothing; returns the hour of the newest mail."""
+    action = rnd.random()
+    if action < 0.5 or not mailbox:
+        for _ in range(rnd.randrange(1, 4)):
+            hours += rnd.random() * 10
+            shift = rnd.random() * 30 * (rnd.random() < 0.3) - 5 * (rnd.random() < 0.1)
+            m = random_message(rnd, hours - shift)
+            mailbox[(m.folder, m.uid)] = m
+    elif action < 0.7:
+        key = rnd.choice(list(mailbox))
+        mailbox[key] = mailbox[key]._replace(flags=frozenset({"\\Answered"}))
+    elif action < 0.9:
+        for _ in range(rnd.randrange(1, 4)):
+            if mailbox:
+                del mailbox[rnd.choice(list(mailbox))]
+    return hours
+
+
 def shape(threads: list[Thread]) -> set[tuple[str, tuple[tuple[str, int], ...]]]:
     return {(t.thread_id, tuple((m.folder, m.uid) for m in t.messages)) for t in threads}
 
@@ -115,34 +148,17 @@ def test_incremental_polls_equal_a_full_rebuild(
     rnd: random.Random, size: int, polls: int, policy: Policy
 ):
     memo = ScanMemo()
-    hours = 0.0
-    mailbox: dict[tuple[str, int], MessageMeta] = {}
-    for _ in range(size):
-        hours += rnd.random() * 10
-        m = random_message(rnd, hours)
-        mailbox[(m.folder, m.uid)] = m
+    mailbox, hours = random_mailbox(rnd, size)
     check(memo, mailbox, hours + 1, policy)
     for _ in range(polls):
         if rnd.random() < 0.5:  # a service indexes a rebuild between polls; else the next
             memo.threads.settle()  # poll that finds a change does
-        action = rnd.random()
-        if action < 0.5 or not mailbox:  # new mail, sometimes dated before the newest
-            for _ in range(rnd.randrange(1, 4)):
-                hours += rnd.random() * 10
-                m = random_message(rnd, hours - rnd.random() * 30 * (rnd.random() < 0.3))
-                mailbox[(m.folder, m.uid)] = m
-        elif action < 0.8:  # flags changed on another device
-            key = rnd.choice(list(mailbox))
-            mailbox[key] = mailbox[key]._replace(flags=frozenset({"\\Answered"}))
-        elif action < 0.75:  # archived or expunged on another device
-            for _ in range(rnd.randrange(1, 4)):
-                if mailbox:
-                    del mailbox[rnd.choice(list(mailbox))]
-        elif action < 0.9:  # the oldest fell out of the lookback
+        if rnd.random() < 0.15 and mailbox:  # the oldest fell out of the lookback
             cut = min(m.received for m in mailbox.values()) + timedelta(hours=rnd.random() * 20)
             for key in [k for k, m in mailbox.items() if m.received < cut]:
                 del mailbox[key]
-        # else: nothing changed, only time passes
+        else:
+            hours = random_change(rnd, mailbox, hours)
         hours += rnd.random() * 30
         check(memo, mailbox, hours, policy)
 

@@ -27,7 +27,7 @@ from inboxwatch.core.rules import Policy
 from inboxwatch.core.scan import AccountPlan
 from inboxwatch.core.splice import Change, names_of, part, region, spliced
 from tests.factory import T0
-from tests.unit.test_incremental import OWNER, POLICY, RULED, random_message
+from tests.unit.test_incremental import OWNER, POLICY, RULED, random_change, random_mailbox
 
 LOOKBACK = timedelta(hours=200)
 BODIES = {  # by subject: what a pending message's body says (core.refine)
@@ -96,27 +96,6 @@ def comparable(report: Report) -> tuple[object, ...]:
     )
 
 
-def step(
-    rnd: random.Random, mailbox: dict[Key, MessageMeta], hours: float
-) -> dict[Key, MessageMeta]:
-    """The mailbox after one random change on the server."""
-    mailbox = dict(mailbox)
-    action = rnd.random()
-    if action < 0.5 or not mailbox:  # new mail, sometimes dated before the newest or later
-        for _ in range(rnd.randrange(1, 4)):
-            shift = rnd.random() * 30 * (rnd.random() < 0.3) - 5 * (rnd.random() < 0.1)
-            m = random_message(rnd, hours - shift)
-            mailbox[(m.folder, m.uid)] = m
-    elif action < 0.7:  # flags changed on another device
-        key = rnd.choice(list(mailbox))
-        mailbox[key] = mailbox[key]._replace(flags=frozenset({"\\Answered"}))
-    elif action < 0.9:  # archived or expunged on another device
-        for _ in range(rnd.randrange(1, 4)):
-            if mailbox:
-                del mailbox[rnd.choice(list(mailbox))]
-    return mailbox
-
-
 def change_of(before: dict[Key, MessageMeta], after: dict[Key, MessageMeta]) -> Change:
     new = {k: m for k, m in after.items() if before.get(k) != m}
     return Change(new, set(before) - set(after))
@@ -133,18 +112,14 @@ def test_a_spliced_report_equals_a_full_scan(
     rnd: random.Random, size: int, changes: int, policy: Policy
 ) -> None:
     plan = plan_of(policy)
-    hours = 0.0
-    mailbox: dict[Key, MessageMeta] = {}
-    for _ in range(size):
-        hours += rnd.random() * 10
-        m = random_message(rnd, hours)
-        mailbox[(m.folder, m.uid)] = m
+    mailbox, hours = random_mailbox(rnd, size)
     then = T0 + timedelta(hours=hours)
     kept = scanned(plan, read_at(mailbox, then), then)
     seen = read_at(mailbox, then)
     for _ in range(changes):
         hours += rnd.random() * 30 * (rnd.random() < 0.9)  # a clock gone back reads whole
-        mailbox = step(rnd, mailbox, hours)
+        mailbox = dict(mailbox)
+        hours = random_change(rnd, mailbox, hours)
         now = T0 + timedelta(hours=hours)
         current = read_at(mailbox, now)
         found = region(change_of(seen, current), Cache(seen), 10**6)
