@@ -38,9 +38,10 @@ def _where(messages: Iterable[MessageMeta], keys: Mapping[int, Key] | None) -> I
     return map(_key, messages) if keys is None else map(keys.__getitem__, map(id, messages))
 
 
-def _ids(msg: MessageMeta) -> Iterable[str]:
-    # Its own id as the graph keys it: a message without Message-ID shares its node with
-    # every copy of it (threads.synthetic_id), and a copy arriving later must find it.
+def linked_ids(msg: MessageMeta) -> Iterable[str]:
+    """The ids by which threading links a message to others (core.splice finds by them).
+    Its own id as the graph keys it: a message without Message-ID shares its node with
+    every copy of it (threads.synthetic_id), and a copy arriving later must find it."""
     yield msg.message_id or synthetic_id(msg)
     yield from msg.references
     yield from msg.in_reply_to
@@ -55,7 +56,7 @@ def _subjects(messages: Sequence[MessageMeta], bases: Mapping[str, str] | None =
 
 
 def _thread_ids(messages: Sequence[MessageMeta]) -> set[str]:
-    """Every id the thread's messages name, once (as `_ids` gives them)."""
+    """Every id the thread's messages name, once (as `linked_ids` gives them)."""
     ids: set[str] = set()
     for msg in messages:
         ids.update(msg.references)
@@ -283,7 +284,7 @@ class ThreadMemo:
         RFC 5256's graph is built in date order, so a thread's shape can depend on every
         message that names one of its ids, not only on its own messages."""
         touched: dict[int, Thread] = {}
-        ids = [i for m in changed for i in _ids(m)]
+        ids = [i for m in changed for i in linked_ids(m)]
         held_by = [self._of_key.get(where) for where in [*map(_key, changed), *gone]]
         for replaced in [*held_by, *(self.threads[key] for key in also)]:
             if replaced is not None:

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Protocol
 
 from inboxwatch.core.awaiting import awaiting
-from inboxwatch.core.incremental import Key, _ids
+from inboxwatch.core.incremental import Key, linked_ids
 from inboxwatch.core.model import AccountSummary, Finding, MessageMeta, Report, Stats, by_wait
 from inboxwatch.core.refine import Read, refine
 from inboxwatch.core.rules import Owner, Policy
@@ -45,8 +45,8 @@ class Cached(Protocol):
         ...
 
 
-# A base subject as a name; a NUL never begins a header's id (a match would only make
-# the region larger: core.splice is right on any superset).
+# A base subject as a name: a NUL never begins a header's id (and a match would only make
+# the region larger, which is still right).
 _SUBJECT, _LONE = "\0subject ", "\0lone "
 
 
@@ -55,7 +55,7 @@ def names_of(msg: MessageMeta, bases: Mapping[str, str] | None = None) -> set[st
     subject, and that subject again where it has no linking headers (the fallback may
     join it to another thread of that subject). `bases`: base subjects taken before
     (core.subjects.Bases), for many messages."""
-    names = set(_ids(msg))
+    names = set(linked_ids(msg))
     base = base_subject(msg.subject) if bases is None else bases[msg.subject]
     if base:  # a message of no subject joins no thread by it
         names.add(_SUBJECT + base)
@@ -108,7 +108,7 @@ def _neighbours(messages: Iterable[MessageMeta], cached: Cached, asked: set[str]
     and the lone ones of any of their base subjects (each name asked once)."""
     wanted: set[str] = set()
     for msg in messages:
-        wanted.update(_ids(msg))
+        wanted.update(linked_ids(msg))
         base = base_subject(msg.subject)
         if base:
             wanted.add(_LONE + base)

@@ -223,3 +223,41 @@ def test_a_cache_from_before_names_is_named_by_the_next_whole_read(
     assert comparable(found.report) == comparable(
         whole(dovecot, sent_mailbox, tmp_path, T0 + 3 * H)
     )
+
+
+def test_a_renumbered_folder_means_a_whole_read(dovecot, sent_mailbox, tmp_path, counted):
+    seed(sent_mailbox)
+    settings, store = polls(dovecot, sent_mailbox, tmp_path)
+    try:
+        poll_once(settings, store, Recorder(), T0, keep_report=True)
+        validity = store.folder("work", "INBOX").uidvalidity
+        dovecot.doveadm(
+            *("mailbox", "update", "-u", sent_mailbox.user),
+            *("--uid-validity", str(validity + 7), "INBOX"),
+        )
+        found = poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
+        assert store.folder("work", "INBOX").uidvalidity == validity + 7
+        assert store.named("work", "INBOX")  # named afresh by the whole read
+    finally:
+        store.close()
+    assert counted == ["whole", "refused", "whole"]
+    assert found.fetched == 3 and len(found.report.overdue) == 3
+
+
+def test_a_sent_folder_without_your_mail_means_a_whole_read(
+    dovecot, sent_mailbox, tmp_path, counted
+):
+    """Contract rule 6: the whole read says why nothing is overdue any more."""
+    seed(sent_mailbox)
+    settings, store = polls(dovecot, sent_mailbox, tmp_path)
+    try:
+        poll_once(settings, store, Recorder(), T0, keep_report=True)
+        sent_mailbox.client.select_folder("Sent")
+        sent_mailbox.client.add_flags(sent_mailbox.client.search(["ALL"]), [b"\\Deleted"])
+        sent_mailbox.client.expunge()
+        sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="New"), T0)
+        found = poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
+    finally:
+        store.close()
+    assert counted == ["whole", "refused", "whole"]
+    assert [e.kind for e in found.report.errors] == ["coverage"] and not found.report.overdue
