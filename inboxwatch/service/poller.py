@@ -13,10 +13,9 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from inboxwatch.auth.refresh import tokens_dir
 from inboxwatch.config import Account, Settings
@@ -38,6 +37,7 @@ from inboxwatch.service.backoff import (
     fingerprint,
     stale_details,
 )
+from inboxwatch.service.keptreport import KeptReport
 from inboxwatch.service.ledger import Digests, Shared
 from inboxwatch.service.plans import plan_of
 from inboxwatch.service.quickcheck import QuickCheck
@@ -76,22 +76,6 @@ class PollResult:
 
 def _short(message: str, limit: int = 200) -> str:
     return message if len(message) <= limit else message[: limit - 1] + "…"
-
-
-A = TypeVar("A")
-T = TypeVar("T")
-# A kept report's folders, as read and as kept, and the settings' fingerprint it matched.
-_Stored = tuple[dict[str, tuple[str, ...]], str, str]
-
-
-def _readable(read: Callable[[A], T], kept: A) -> T | None:
-    """`read` (lastreport's folders or decode) of what was kept of the report; None, and
-    a line, when it does not read (the poll reads the cache instead)."""
-    try:
-        return read(kept)
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        log.info("stored report unreadable (%s); reading the cache", exc)
-        return None
 
 
 class Poller:
@@ -151,9 +135,17 @@ class Poller:
         if self.replica is not None:
             self._narrow(self.replica.take())
         previous, self.previous = self.previous, None
-        stored = self._stored_report() if self.keep_report and previous is None else None
+        stored = None
+        if self.keep_report and previous is None:
+            stored = KeptReport.of(self.store, self.settings)
         polls = self.store.polls()  # read once: the clock check and the backoff share it
         full = self._clock_jumps(now, polls)
+        if (
+            stored
+            and not (full or self.digests.due(now))
+            and splicing.named(self.store, stored.folders)
+        ):
+            stored.read_ahead()  # carried or brought forward: decoded while the server answers
         notes = self.store.snoozes()  # the user's, changed by `snooze` beside the service
         kept = None if full else self._carry(previous, stored, now)
         carried = kept is not None
@@ -248,16 +240,15 @@ class Poller:
         return jumped
 
     def _splice(
-        self, stored: _Stored | None, now: datetime, full: set[str], polls: dict[str, PollRecord]
+        self, stored: KeptReport | None, now: datetime, full: set[str], polls: dict[str, PollRecord]
     ) -> PollResult | None:
         """`run --once` after a change: the kept report brought forward by it, reading only
         what it touches (service.splicing); None where a whole read is needed."""
         if stored is None or full or self.replica or self.digests.due(now):
             return None
-        if self._skipped(now, polls) or not splicing.named(self.store, stored[0]):
+        if self._skipped(now, polls) or not splicing.named(self.store, stored.folders):
             return None
-        body = self.store.kept_report(stored[2], stored[1])
-        kept = None if body is None else _readable(lastreport.decode, body)
+        kept = stored.report()
         opened: dict[str, SyncingSource] = {}
         with splicing.closing(opened):
             opener = functools.partial(self._opened, opened)
@@ -360,18 +351,8 @@ class Poller:
         else:
             log.warning("%s: %s", account.name, error.message)
 
-    def _stored_report(self) -> _Stored | None:
-        """The folders of the report a `run --once` stored, as read and as kept, if the
-        settings it was made with are these; the report is read only if it is carried."""
-        key = lastreport.fingerprint(self.settings)
-        text = self.store.kept_folders(key)
-        if text is None:
-            return None
-        folders = _readable(lastreport.folders, text)
-        return None if folders is None else (folders, text, key)
-
     def _carry(
-        self, previous: Report | None, stored: _Stored | None, now: datetime
+        self, previous: Report | None, stored: KeptReport | None, now: datetime
     ) -> Report | None:
         """The previous report (the service's, or the one `run --once` stored), when no
         folder changed and no digest is due, so it only needs moving forward in time; the
@@ -381,12 +362,11 @@ class Poller:
         if previous is not None:
             folders = None if previous.errors else lastreport.folders_of(previous)
         else:
-            folders = None if stored is None else stored[0]
+            folders = None if stored is None else stored.folders
         if folders is None or set(folders) != set(self.accounts) or not self._unchanged(folders):
             return None
         if stored is not None and previous is None:
-            body = self.store.kept_report(stored[2], stored[1])
-            previous = None if body is None else _readable(lastreport.decode, body)
+            previous = stored.report()
             if previous is None:
                 return None
         for plan in self.plans:  # as read: a changed config is not carried (fingerprint)

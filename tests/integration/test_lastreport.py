@@ -252,3 +252,29 @@ def test_reports_kept_before_schema_13_are_dropped_by_the_upgrade(tmp_path):
         assert upgraded.kept_report("fp", '{"a": []}') == b"{}"
     finally:
         upgraded.close()
+
+
+def test_a_kept_report_is_decoded_ahead_and_its_errors_raised_where_asked(tmp_path, monkeypatch):
+    """service.keptreport decodes in a thread while the quick check waits: what the thread
+    met is the poll's (a line, or the error itself), not a traceback of the thread's."""
+    from inboxwatch.core.model import Report
+    from inboxwatch.service.keptreport import KeptReport
+
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        report = Report(T0, T0)
+        store.save_report("key", "{}", lastreport.encode(report))
+        assert KeptReport(store, "key", "{}", {}).report() == report
+        store.save_report("key", "{}", b"[1]")  # damaged: read whole, as before
+        assert KeptReport(store, "key", "{}", {}).report() is None
+
+        def fails(body: bytes) -> Report:
+            raise RuntimeError("out of memory, say")
+
+        monkeypatch.setattr(lastreport, "decode", fails)
+        kept = KeptReport(store, "key", "{}", {})
+        kept.read_ahead()
+        with pytest.raises(RuntimeError, match="out of memory"):
+            kept.report()
+    finally:
+        store.close()
