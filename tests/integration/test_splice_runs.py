@@ -261,3 +261,33 @@ def test_a_sent_folder_without_your_mail_means_a_whole_read(
         store.close()
     assert counted == ["whole", "refused", "whole"]
     assert [e.kind for e in found.report.errors] == ["coverage"] and not found.report.overdue
+
+
+def test_a_sent_folder_gone_means_a_whole_read(dovecot, sent_mailbox, tmp_path, counted):
+    """The sent folder is found anew at each read (SPECIAL-USE, or its name): another one
+    than the kept report's means another account's view of the mail."""
+    seed(sent_mailbox)
+    settings, store = polls(dovecot, sent_mailbox, tmp_path)
+    try:
+        poll_once(settings, store, Recorder(), T0, keep_report=True)
+        sent_mailbox.client.delete_folder("Sent")
+        sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="New"), T0)
+        found = poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
+    finally:
+        store.close()
+    assert counted == ["whole", "refused", "whole"]
+    assert [e.kind for e in found.report.errors] == ["coverage"]
+
+
+def test_vip_from_sent_means_a_whole_read(dovecot, sent_mailbox, tmp_path, counted):
+    """Who is a VIP depends on every message you sent in 90 days."""
+    seed(sent_mailbox)
+    settings, store = polls(dovecot, sent_mailbox, tmp_path)
+    settings = with_standards(settings, vip_from_sent=True)
+    try:
+        poll_once(settings, store, Recorder(), T0, keep_report=True)
+        sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="New"), T0)
+        poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
+    finally:
+        store.close()
+    assert counted == ["whole", "refused", "whole"]
