@@ -65,11 +65,13 @@ def save(
     change: tuple[Collection[MessageMeta], Collection[MessageMeta]],
     every: Collection[MessageMeta] | None,
     fresh: bool,
-) -> None:
+) -> bool:
     """The folder's names after a change (messages added or changed, messages removed),
-    before its row in `folders` is written: with `every` (its messages now), only the
-    change if the folder was named and not read afresh (`fresh`), else every message's;
-    with `every` None (a service) none are kept."""
+    before its row in `folders` is written; whether it is named after. With `every` (its
+    messages now) only the change is named where the folder was named and not read afresh
+    (`fresh`), else every message; with `every` None (a service) none are kept. An empty
+    `every` names afresh only a folder with no cached message (`SyncingSource.delta`
+    passes none: it changes named folders only, and another would stay unnamed)."""
     account, folder = where
     found = db.execute("SELECT named FROM folders WHERE account = ? AND folder = ?", where)
     row = found.fetchone()
@@ -77,12 +79,19 @@ def save(
     if every is not None and not fresh and row and row[0]:
         db.executemany("DELETE FROM names WHERE name = ? AND place = ?", _rows(account, removed))
         db.executemany(_INSERT, sorted(_rows(account, added)))
-        return
+        return True
     low = _folder(account, folder) - _SIGN
     db.execute("DELETE FROM names WHERE place >= ? AND place <= ?", (low, low + 0xFFFFFFFF))
-    if every is not None:
-        db.executemany(_INSERT, sorted(_rows(account, every)))  # in key order: ~25% sooner
-        _date(db, where, every)
+    if every is None or not (every or fresh or _empty(db, where)):
+        return False
+    db.executemany(_INSERT, sorted(_rows(account, every)))  # in key order: ~25% sooner
+    _date(db, where, every)
+    return True
+
+
+def _empty(db: Db, where: tuple[str, str]) -> bool:
+    found = db.execute("SELECT 1 FROM messages WHERE account = ? AND folder = ? LIMIT 1", where)
+    return found.fetchone() is None
 
 
 def _date(db: Db, where: tuple[str, str], every: Collection[MessageMeta]) -> None:

@@ -127,7 +127,7 @@ class SqlState:
         if replace:
             db.execute("DELETE FROM messages WHERE account = ? AND folder = ?", (account, folder))
         bodies.forget(db, (account, folder, state.uidvalidity), delete)
-        names.save(db, (account, folder), (upsert, removed), every, replace)
+        named = names.save(db, (account, folder), (upsert, removed), every, replace)
         db.executemany(
             "DELETE FROM messages WHERE account = ? AND folder = ? AND uid = ?",
             [(account, folder, uid) for uid in delete],
@@ -139,7 +139,7 @@ class SqlState:
         row = (account, folder, state.uidvalidity, state.uidnext, state.modseq, state.exists)
         db.execute(
             "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (*row, int(every is not None)),
+            (*row, int(named)),
         )
 
     # --- what a change can touch (core.splice) ----------------------------------------

@@ -131,6 +131,9 @@ def test_what_messages_name_is_kept_for_run_once_only(store):
     assert store.cached("work", [("INBOX", 3), ("INBOX", 9), ("Sent", 2)]) == [three]
     save(store, three, replace=False)  # a service again: the names go
     assert not store.named("work", "INBOX") and store.naming("work", ["<2@x>"]) == set()
+    with store.transaction():  # only a change, on a folder not named: it stays unnamed
+        store.save_folder("work", "INBOX", STATE, [meta(4)], [], False, ())
+    assert not store.named("work", "INBOX") and store.naming("work", ["<4@x>"]) == set()
 
 
 def test_messages_are_found_by_when_they_arrived(store):
