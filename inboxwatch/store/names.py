@@ -76,6 +76,8 @@ def save(
     found = db.execute("SELECT named FROM folders WHERE account = ? AND folder = ?", where)
     row = found.fetchone()
     added, removed = change
+    if every is not None and _shared(db, where):
+        every = None  # its places are another folder's too: neither can be named
     if every is not None and not fresh and row and row[0]:
         db.executemany("DELETE FROM names WHERE name = ? AND place = ?", _rows(account, removed))
         db.executemany(_INSERT, sorted(_rows(account, added)))
@@ -87,6 +89,21 @@ def save(
     db.executemany(_INSERT, sorted(_rows(account, every)))  # in key order: ~25% sooner
     _date(db, where, every)
     return True
+
+
+def _shared(db: Db, where: tuple[str, str]) -> bool:
+    """Whether another folder of the account hashes to this one's places (a 32-bit hash:
+    about one account in 10^8 with ten folders). A message's names would then be dropped
+    with another's, so neither folder is named: each change run reads whole."""
+    account, folder = where
+    mine = _folder(account, folder)
+    rows = db.execute("SELECT folder FROM folders WHERE account = ?", (account,))
+    others = [f for (f,) in rows if f != folder and _folder(account, str(f)) == mine]
+    db.executemany(
+        "UPDATE folders SET named = 0 WHERE account = ? AND folder = ?",
+        [(account, other) for other in others],
+    )
+    return bool(others)
 
 
 def _empty(db: Db, where: tuple[str, str]) -> bool:

@@ -136,6 +136,18 @@ def test_what_messages_name_is_kept_for_run_once_only(store):
     assert not store.named("work", "INBOX") and store.naming("work", ["<4@x>"]) == set()
 
 
+def test_two_folders_whose_places_share_a_hash_are_not_named(store):
+    """store/names.py keeps a message's folder as a 32-bit hash: where two of an account's
+    folders share one, a message's names could go with another's; neither is named."""
+    first, second = "uablaijhsa", "pfcxpytzcn"  # CRC-32 of "work\0<folder>" alike
+    with store.transaction():
+        store.save_folder("work", first, STATE, [meta(1, first)], [], True, [meta(1, first)])
+    assert store.named("work", first)
+    with store.transaction():
+        store.save_folder("work", second, STATE, [meta(1, second)], [], True, [meta(1, second)])
+    assert not store.named("work", second) and not store.named("work", first)
+
+
 def test_messages_are_found_by_when_they_arrived(store):
     with store.transaction():
         store.save_folder("work", "INBOX", STATE, [meta(1), meta(2), meta(3)], [], True, ())
