@@ -140,19 +140,20 @@ class Poller:
             stored = KeptReport.of(self.store, self.settings)
         polls = self.store.polls()  # read once: the clock check and the backoff share it
         full = self._clock_jumps(now, polls)
-        if (
-            stored
-            and not (full or self.digests.due(now))
-            and splicing.named(self.store, stored.folders)
-        ):
-            stored.read_ahead()  # carried or brought forward: decoded while the server answers
+        # A kept report that may be carried or brought forward (every folder named; none
+        # with a replica, whose sources keep no names): decoded while the server answers.
+        ahead = None
+        if stored and not (full or self.digests.due(now)):
+            ahead = stored if splicing.named(self.store, stored.folders) else None
+        if ahead is not None:
+            ahead.read_ahead()
         notes = self.store.snoozes()  # the user's, changed by `snooze` beside the service
         kept = None if full else self._carry(previous, stored, now)
         carried = kept is not None
         if kept is not None:
             result = PollResult(advance(kept, self.plans, now), 0, 0.0, None)
         else:
-            result = self._splice(stored, now, full, polls) or self._read(now, full, polls)
+            result = self._splice(ahead, now, polls) or self._read(now, full, polls)
         seen = self.store.digests_seen()
         shown = with_seen(hold(result.report, notes, now), seen)
         if self.replica is not None:  # whichever replica finds a digest due sends it
@@ -240,15 +241,14 @@ class Poller:
         return jumped
 
     def _splice(
-        self, stored: KeptReport | None, now: datetime, full: set[str], polls: dict[str, PollRecord]
+        self, ahead: KeptReport | None, now: datetime, polls: dict[str, PollRecord]
     ) -> PollResult | None:
-        """`run --once` after a change: the kept report brought forward by it, reading only
-        what it touches (service.splicing); None where a whole read is needed."""
-        if stored is None or full or self.replica or self.digests.due(now):
+        """`run --once` after a change: the kept report read ahead (`_poll`: no clock jump,
+        no digest due, every folder named) brought forward by it, reading only what it
+        touches (service.splicing); None where a whole read is needed."""
+        if ahead is None or self._skipped(now, polls):
             return None
-        if self._skipped(now, polls) or not splicing.named(self.store, stored.folders):
-            return None
-        kept = stored.report()
+        kept = ahead.report()
         opened: dict[str, SyncingSource] = {}
         with splicing.closing(opened):
             opener = functools.partial(self._opened, opened)
