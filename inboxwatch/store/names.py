@@ -128,11 +128,8 @@ def naming(db: Db, account: str, names: Collection[str]) -> set[tuple[str, int]]
     share a hash with one)."""
     rows = db.execute("SELECT folder FROM folders WHERE account = ?", (account,))
     of = {_folder(account, str(folder)): str(folder) for (folder,) in rows}
-    hashes = sorted({_hash(n) for n in names})
     found: set[tuple[str, int]] = set()
-    for start in range(0, len(hashes), _CHUNK):
-        chunk = hashes[start : start + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
+    for chunk, marks in _chunks(sorted({_hash(n) for n in names})):
         places = db.execute(f"SELECT place FROM names WHERE name IN ({marks})", chunk)
         for (signed,) in places:
             place = int(signed) + _SIGN
@@ -149,12 +146,17 @@ def cached(db: Db, account: str, keys: Collection[tuple[str, int]]) -> list[Mess
         by_folder.setdefault(folder, []).append(uid)
     found: list[MessageMeta] = []
     for folder, uids in by_folder.items():
-        for start in range(0, len(uids), _CHUNK):
-            chunk = uids[start : start + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in _chunks(uids):
             rows = db.execute(
                 f"SELECT meta FROM messages WHERE account = ? AND folder = ? AND uid IN ({marks})",
                 (account, folder, *chunk),
             )
             found.extend(meta_from_row(folder, meta) for (meta,) in rows)
     return found
+
+
+def _chunks(values: list[int]) -> Iterator[tuple[list[int], str]]:
+    """`values` a statement's worth at a time, with the placeholders for its IN (...)."""
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        yield chunk, ", ".join("?" * len(chunk))
