@@ -26,6 +26,14 @@ def polls(dovecot, box, tmp_path, port=None, **digest):
     return settings, SqliteStore(settings.state.path_resolved())
 
 
+def as_before_schema_14(store):
+    """The cache as an earlier version left it: no arrival times, no names (store/names.py)."""
+    with store.transaction() as db:
+        db.execute("UPDATE messages SET received = NULL")
+        db.execute("UPDATE folders SET named = 0")
+        db.execute("DELETE FROM names")
+
+
 def test_a_report_survives_the_state_file(dovecot, sent_mailbox, tmp_path):
     seed(sent_mailbox)
     sent_mailbox.add("INBOX", mail("Cy <cy@x.example>", subject="Young"), T0 - 20 * H)
@@ -151,8 +159,7 @@ def test_a_run_that_finds_mail_changed_reads_no_stored_report(
     settings, store = polls(dovecot, sent_mailbox, tmp_path)
     try:
         poll_once(settings, store, Recorder(), T0, keep_report=True)
-        with store.transaction() as db:
-            db.execute("UPDATE folders SET named = 0")
+        as_before_schema_14(store)
         sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="New"), T0 - 30 * H)
 
         def refused(*args: object) -> None:

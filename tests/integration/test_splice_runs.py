@@ -15,7 +15,7 @@ from inboxwatch.service import poller, splicing
 from inboxwatch.store import lastreport
 from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import OWNER, mail
-from tests.integration.test_lastreport import polls
+from tests.integration.test_lastreport import as_before_schema_14, polls
 from tests.integration.test_service import T0, H, Recorder, seed, settings_for
 from tests.integration.test_standards_imap import with_standards
 from tests.polling import poll_once
@@ -148,20 +148,29 @@ def test_folders_a_service_wrote_are_read_whole(dovecot, sent_mailbox, tmp_path,
     assert {"New", "Newer"} <= {f.subject for f in found.report.waiting + found.report.overdue}
 
 
-def test_a_folder_gone_means_a_whole_read(dovecot, sent_mailbox, tmp_path, counted):
+@pytest.mark.parametrize(
+    ("gone", "folders", "error"),
+    [("Projects", ["INBOX", "Projects"], "folder"), ("Sent", None, "coverage")],
+)
+def test_a_folder_gone_means_a_whole_read(
+    dovecot, sent_mailbox, tmp_path, counted, gone, folders, error
+):
+    """A folder the account read, named in the config or found as its sent folder
+    (SPECIAL-USE, or its name), is gone: the whole read says what that means."""
     seed(sent_mailbox)
-    sent_mailbox.create("Projects")
     settings, store = polls(dovecot, sent_mailbox, tmp_path)
-    settings = with_standards(settings, folders=["INBOX", "Projects"])
+    if folders is not None:
+        sent_mailbox.create(gone)
+        settings = with_standards(settings, folders=folders)
     try:
         poll_once(settings, store, Recorder(), T0, keep_report=True)
-        sent_mailbox.client.delete_folder("Projects")
+        sent_mailbox.client.delete_folder(gone)
         sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="New"), T0)
         found = poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
     finally:
         store.close()
     assert counted == ["whole", "refused", "whole"]
-    assert [e.kind for e in found.report.errors] == ["folder"]  # the whole read says so
+    assert [e.kind for e in found.report.errors] == [error]
 
 
 def test_a_due_digest_means_a_whole_read(dovecot, sent_mailbox, tmp_path, counted):
@@ -208,10 +217,7 @@ def test_a_cache_from_before_names_is_named_by_the_next_whole_read(
     settings, store = polls(dovecot, sent_mailbox, tmp_path)
     try:
         poll_once(settings, store, Recorder(), T0, keep_report=True)
-        with store.transaction() as db:
-            db.execute("UPDATE messages SET received = NULL")
-            db.execute("UPDATE folders SET named = 0")
-            db.execute("DELETE FROM names")
+        as_before_schema_14(store)
         sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="New"), T0 + H)
         poll_once(settings, store, Recorder(), T0 + 2 * H, keep_report=True)
         assert store.arrived("work", "INBOX", None, T0) == store.uids("work", "INBOX") - {4}
@@ -261,22 +267,6 @@ def test_a_sent_folder_without_your_mail_means_a_whole_read(
         store.close()
     assert counted == ["whole", "refused", "whole"]
     assert [e.kind for e in found.report.errors] == ["coverage"] and not found.report.overdue
-
-
-def test_a_sent_folder_gone_means_a_whole_read(dovecot, sent_mailbox, tmp_path, counted):
-    """The sent folder is found anew at each read (SPECIAL-USE, or its name): another one
-    than the kept report's means another account's view of the mail."""
-    seed(sent_mailbox)
-    settings, store = polls(dovecot, sent_mailbox, tmp_path)
-    try:
-        poll_once(settings, store, Recorder(), T0, keep_report=True)
-        sent_mailbox.client.delete_folder("Sent")
-        sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="New"), T0)
-        found = poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
-    finally:
-        store.close()
-    assert counted == ["whole", "refused", "whole"]
-    assert [e.kind for e in found.report.errors] == ["coverage"]
 
 
 def test_vip_from_sent_means_a_whole_read(dovecot, sent_mailbox, tmp_path, counted):
