@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Collection, Mapping
 
 
 # The domain of the ids given to messages that carry no Message-ID (RFC 2606 .invalid):
@@ -288,6 +288,10 @@ class AccountSummary:
     ruled: bool = False  # rules give some mail another window than `window`
 
 
+# The findings a report lists by thread (snoozed and muted are those `hold` takes out).
+FINDING_LISTS = ("overdue", "waiting", "invitations", "awaiting", "awaiting_soon")
+
+
 @dataclass(slots=True)
 class Report:
     generated_at: datetime
@@ -306,6 +310,15 @@ class Report:
     # Threads the user snoozed or muted (core/snooze.py): waiting, but not shown.
     snoozed: list[Finding] = field(default_factory=list)
     muted: list[Finding] = field(default_factory=list)
+
+    def listing(self, lists: Mapping[str, list[Finding]]) -> Report:
+        """A copy with the lists named in `lists` (of FINDING_LISTS) as given."""
+        copy = replace(self)
+        for key, found in lists.items():
+            if key not in FINDING_LISTS:
+                raise KeyError(key)
+            setattr(copy, key, found)
+        return copy
 
     def only(self, names: Collection[str]) -> Report:
         """The part of this report about the accounts `names` (their own digest)."""

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.model import Coverage, MessageMeta, ParseFailure, PollRecord
@@ -150,6 +150,28 @@ class Sender(Protocol):
     def send(self, msg: EmailMessage) -> None: ...
 
 
+class KeptFinding(NamedTuple):
+    """A kept report's finding as the store keeps it (store/keptrows.py): what a poll
+    counts and deletes it by, and its row (store.lastreport)."""
+
+    account: str
+    thread: str
+    kind: int  # its list: store.lastreport.LISTS
+    since: int  # waiting since, in microseconds since 1970
+    due: int  # when it is overdue (Finding.overdue_at), likewise
+    ids: str  # its message ids, one a line
+    row: bytes
+
+
+class KeptChange(NamedTuple):
+    """One account's change to a kept report's findings and conversations."""
+
+    account: str
+    threads: Collection[str]  # those whose findings go
+    findings: Sequence[KeptFinding]  # those that come
+    conversations: Mapping[bytes, int]  # rows (store.lastreport), by how many more or fewer
+
+
 class StateStore(Protocol):
     """What a service keeps between polls: each folder's state and cached headers, the
     report a `run --once` keeps, the digest ledger and the poll records. Every write is
@@ -215,10 +237,35 @@ class StateStore(Protocol):
         ...
 
     def kept_report(self, fingerprint: str, folders: str) -> bytes | None:
-        """The kept report's body, if it is still the one with these folders."""
+        """The kept report's head (its figures: its findings and conversations are rows),
+        if it is still the one with these folders."""
         ...
 
-    def save_report(self, fingerprint: str, folders: str, report: bytes) -> None: ...
+    def save_report(
+        self,
+        fingerprint: str,
+        folders: str,
+        head: bytes,
+        changes: Sequence[KeptChange],
+        whole: bool,
+    ) -> None:
+        """The kept report's head, and its rows changed by `changes`; `whole`: the rows are
+        all in `changes` (the kept ones are dropped first)."""
+        ...
+
+    def kept_counts(self, account: str, floor: datetime, now: datetime) -> tuple[int, int]:
+        """How many of the account's kept findings are overdue at `now` (those kept overdue
+        since `floor` or later, those kept waiting and past due), and how many waiting."""
+        ...
+
+    def kept_findings(self, near: tuple[str, str, str] | None = None) -> list[tuple[int, bytes]]:
+        """The kept findings' lists and rows; `near` (account, thread, message id): only
+        the overdue and waiting ones of that thread or holding that message id, or more."""
+        ...
+
+    def kept_conversations(self) -> list[tuple[str, bytes, int]]:
+        """The kept conversations' rows, by account, each with how many there are."""
+        ...
 
     def digest(self, period: str) -> tuple[str, str] | None: ...
 

@@ -156,6 +156,7 @@ def spliced(report: Report, name: str, before: Part, after: Part, count: int) ->
     """`report` (brought to `now` by core.carried.advance) with account `name`'s part
     `before` taken out and `after` put in; `count`: its messages now. The reply standard's
     `judged` stays as of each part's read (a carried report's does too: a digest reads)."""
+    moved = figures(report, name, before, after, count)
     lists: dict[str, list[Finding]] = {}
     for key, theirs in after.lists.items():
         kept = [
@@ -164,19 +165,23 @@ def spliced(report: Report, name: str, before: Part, after: Part, count: int) ->
             if f.account != name or f.thread_id not in before.threads
         ]
         lists[key] = sorted([*kept, *theirs], key=by_wait)
+    moved.stats.overdue, moved.stats.pending = len(lists["overdue"]), len(lists["waiting"])
+    return moved.listing(lists)
+
+
+def figures(report: Report, name: str, before: Part, after: Part, count: int) -> Report:
+    """`spliced` but for the findings, which stay as they were: the accounts' and the
+    report's figures (a kept report's findings are rows: store/keptrows.py)."""
     stats = _moved(report.stats, before.stats, after.stats)
-    stats.overdue, stats.pending = len(lists["overdue"]), len(lists["waiting"])
     accounts = [a if a.name != name else _summary(a, before, after, count) for a in report.accounts]
-    return replace(
-        report,
-        accounts=accounts,
-        stats=stats,
-        overdue=lists["overdue"],
-        waiting=lists["waiting"],
-        invitations=lists["invitations"],
-        awaiting=lists["awaiting"],
-        awaiting_soon=lists["awaiting_soon"],
-    )
+    return replace(report, accounts=accounts, stats=stats)
+
+
+def bare(part: Part) -> Part:
+    """`part` without its conversations, for a report whose conversations are rows: only
+    its reply standard's figures and delays are moved (`figures`)."""
+    reply = replace(part.stats.reply, each=[])
+    return replace(part, stats=replace(part.stats, reply=reply))
 
 
 def _moved(stats: Stats, before: Stats, after: Stats) -> Stats:

@@ -13,6 +13,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from inboxwatch.core.model import Coverage, PollRecord, Report, ReportError
 from inboxwatch.core.ports import MailSource, Sender, StateStore
 from inboxwatch.core.reminders import with_seen
 from inboxwatch.core.scan import AccountPlan, SourceFactory, collector_paused, joined, run_scan
-from inboxwatch.core.snooze import hold
+from inboxwatch.core.snooze import Snooze, hold
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
 from inboxwatch.imap.slots import ServerSlots
 from inboxwatch.service import splicing
@@ -37,7 +38,7 @@ from inboxwatch.service.backoff import (
     fingerprint,
     stale_details,
 )
-from inboxwatch.service.keptreport import KeptReport
+from inboxwatch.service.keptreport import KeptReport, keep
 from inboxwatch.service.ledger import Digests, Shared
 from inboxwatch.service.plans import plan_of
 from inboxwatch.service.quickcheck import QuickCheck
@@ -57,6 +58,9 @@ class PollResult:
     fetched: int
     seconds: float
     digest: str | None  # the period whose digest was sent in this poll
+    # `run --once` brought forward from its kept report: `report` holds the figures and
+    # the counts it shows, and the findings stay rows (read whole by `kept.report`).
+    kept: KeptReport | None = None
 
     def line(self) -> str:
         """The poll's one log line; a failed account with its reason (cut short)."""
@@ -66,7 +70,7 @@ class PollResult:
                 failed.setdefault(error.account, error.message)
         text = (
             f"poll: {len(self.report.accounts)} account(s) read, {self.fetched} message(s) "
-            f"fetched, {len(self.report.overdue)} overdue, {self.seconds:.2f}s"
+            f"fetched, {self.report.stats.overdue} overdue, {self.seconds:.2f}s"
         )
         if failed:
             why = (f"{name} ({_short(failed[name])})" for name in sorted(failed))
@@ -140,40 +144,90 @@ class Poller:
             stored = KeptReport.of(self.store, self.settings)
         polls = self.store.polls()  # read once: the clock check and the backoff share it
         full = self._clock_jumps(now, polls)
-        # A kept report that may be carried or brought forward (every folder named; none
-        # with a replica, whose sources keep no names): decoded while the server answers.
-        ahead = None
-        if stored and not (full or self.digests.due(now)):
-            ahead = stored if splicing.named(self.store, stored.folders) else None
-        if ahead is not None:
-            ahead.read_ahead()
         notes = self.store.snoozes()  # the user's, changed by `snooze` beside the service
+        if stored is not None and self.replica is None:  # a replica keeps the whole report
+            if not (full or self.digests.due(now)):
+                found = self._from_kept(stored, now, polls, notes)
+                if found is not None:
+                    found.seconds = time.monotonic() - started
+                    return found
+            stored = None
         kept = None if full else self._carry(previous, stored, now)
         carried = kept is not None
         if kept is not None:
             result = PollResult(advance(kept, self.plans, now), 0, 0.0, None)
         else:
-            result = self._splice(ahead, now, polls) or self._read(now, full, polls)
+            result = self._read(now, full, polls)
         seen = self.store.digests_seen()
         shown = with_seen(hold(result.report, notes, now), seen)
-        if self.replica is not None:  # whichever replica finds a digest due sends it
-            mine = [n for n in self.accounts if n in self.replica.mine]
-            self.replica.keep(result.report, now, mine, read=not carried)
-            if self.digests.due(now):
-                everyone = joined(self.replica.everyone(), now, now)
-                everyone = with_seen(
-                    hold(advance(everyone, self.every_plan, now), notes, now), seen
-                )
-                result.digest = self.digests.send_if_due(everyone, self.sender, now)
-        elif not carried:  # a carried poll has no digest due (_carry)
-            result.digest = self.digests.send_if_due(shown, self.sender, now)
-        if not carried:
-            self._keep(result.report)
+        result.digest = self._deliver(result.report, shown, (notes, seen), carried, now)
+        if not carried and self.keep_report and not result.report.errors:
+            keep(self.store, self.settings, result.report)  # for the next run to start from
         result.seconds = time.monotonic() - started
         # Carried forward as read: a snooze that ends, or an unsnooze, shows at once.
         self.previous = None if result.report.errors else result.report
         result.report = shown
         return result
+
+    def _deliver(
+        self,
+        report: Report,
+        shown: Report,
+        held: tuple[list[Snooze], Mapping[tuple[str, str], int]],
+        carried: bool,
+        now: datetime,
+    ) -> str | None:
+        """The digest if one is due (of `shown`; a replica's of every replica's reports,
+        this one's kept with them); the period it was sent for."""
+        if self.replica is None:  # a carried poll has no digest due (_carry)
+            return None if carried else self.digests.send_if_due(shown, self.sender, now)
+        notes, seen = held
+        mine = [n for n in self.accounts if n in self.replica.mine]
+        self.replica.keep(report, now, mine, read=not carried)
+        if not self.digests.due(now):  # whichever replica finds a digest due sends it
+            return None
+        everyone = joined(self.replica.everyone(), now, now)
+        everyone = with_seen(hold(advance(everyone, self.every_plan, now), notes, now), seen)
+        return self.digests.send_if_due(everyone, self.sender, now)
+
+    def _from_kept(
+        self, stored: KeptReport, now: datetime, polls: dict[str, PollRecord], notes: list[Snooze]
+    ) -> PollResult | None:
+        """`run --once` from the report it kept (no clock jump, no digest due): carried
+        forward in time when no folder changed, else brought forward by the change where
+        every folder is named (service.splicing); None where a whole read is needed. Its
+        report holds the figures and the counts it shows, not the findings (they stay
+        rows: service.keptreport); the run shows only its line."""
+        if set(stored.folders) != set(self.accounts):
+            return None
+        if self._unchanged(stored.folders):
+            head = stored.head()
+            report = head and stored.shown(advance(head, self.plans, now), self.plans, notes, now)
+            if report is None:
+                return None
+            self._recorded(now)
+            return PollResult(report, 0, 0.0, None, stored)
+        if not splicing.named(self.store, stored.folders) or self._skipped(now, polls):
+            return None
+        head = stored.head()
+        opened: dict[str, SyncingSource] = {}
+        with splicing.closing(opened):
+            opener = functools.partial(self._opened, opened)
+            found = head and splicing.brought(head, self.plans, self.store, opener, now)
+        if not found:
+            return None
+        for source in opened.values():
+            source.commit()
+        self._recorded(now)
+        stored.splice(*found)
+        report = stored.shown(found[0], self.plans, notes, now)
+        fetched = sum(s.fetched for s in opened.values())
+        return None if report is None else PollResult(report, fetched, 0.0, None, stored)
+
+    def _recorded(self, now: datetime) -> None:
+        """Every account's poll recorded as a success at `now`."""
+        for plan in self.plans:
+            self.store.record_poll(plan.name, now, covers=self._covers(plan))
 
     def _lost(self, name: str) -> bool:
         """A replica whose lease on `name` ended during this poll (its renewals failed
@@ -211,13 +265,6 @@ class Poller:
         """The sessions kept between polls, logged out (the service stops)."""
         self.sessions.close(self.settings.max_parallel)
 
-    def _keep(self, report: Report) -> None:
-        """`run --once`: the report as read, for the next run to start from."""
-        if self.keep_report and not report.errors:
-            key = lastreport.fingerprint(self.settings)
-            folders = lastreport.encode_folders(report)
-            self.store.save_report(key, folders, lastreport.encode(report))
-
     def _covers(self, plan: AccountPlan) -> Coverage:
         return coverage(self.accounts[plan.name], plan)
 
@@ -239,26 +286,6 @@ class Poller:
                 if self.memory is not None:
                     self.memory.scans.pop(plan.name, None)
         return jumped
-
-    def _splice(
-        self, ahead: KeptReport | None, now: datetime, polls: dict[str, PollRecord]
-    ) -> PollResult | None:
-        """`run --once` after a change: the kept report read ahead (`_poll`: no clock jump,
-        no digest due, every folder named) brought forward by it, reading only what it
-        touches (service.splicing); None where a whole read is needed."""
-        if ahead is None or self._skipped(now, polls):
-            return None
-        kept = ahead.report()
-        opened: dict[str, SyncingSource] = {}
-        with splicing.closing(opened):
-            opener = functools.partial(self._opened, opened)
-            report = kept and splicing.brought(kept, self.plans, self.store, opener, now)
-        if report is None:
-            return None
-        for plan in self.plans:
-            opened[plan.name].commit()
-            self.store.record_poll(plan.name, now, covers=self._covers(plan))
-        return PollResult(report, sum(s.fetched for s in opened.values()), 0, None)
 
     def _opened(self, opened: dict[str, SyncingSource], name: str) -> SyncingSource:
         self._factory(name, opened, set())()
@@ -308,7 +335,7 @@ class Poller:
                 full=name in full,
                 deadline=self.settings.service.account_timeout.total_seconds(),
                 release=lambda session, ok: self.sessions.done(name, session, ok),
-                named=self.keep_report and self.replica is None,  # for _splice
+                named=self.keep_report and self.replica is None,  # for _from_kept
             )
             opened[name] = source
             return source
@@ -366,11 +393,10 @@ class Poller:
         if folders is None or set(folders) != set(self.accounts) or not self._unchanged(folders):
             return None
         if stored is not None and previous is None:
-            previous = stored.report()
+            previous = stored.report(self.plans)  # a replica's `run --once`: whole
             if previous is None:
                 return None
-        for plan in self.plans:  # as read: a changed config is not carried (fingerprint)
-            self.store.record_poll(plan.name, now, covers=self._covers(plan))
+        self._recorded(now)  # as read: a changed config is not carried (fingerprint)
         return previous
 
     def _unchanged(self, folders: dict[str, tuple[str, ...]]) -> bool:

@@ -30,8 +30,9 @@ from inboxwatch.core.ports import StateStore
 from inboxwatch.core.refine import Read
 from inboxwatch.core.rules import Owner
 from inboxwatch.core.scan import AccountPlan, folders_read
-from inboxwatch.core.splice import Change, Part, part, region, spliced
+from inboxwatch.core.splice import Change, Part, bare, figures, part, region
 from inboxwatch.errors import InboxwatchError
+from inboxwatch.service.keptreport import Spliced
 from inboxwatch.service.sync import SyncingSource
 
 log = logging.getLogger(__name__)
@@ -76,13 +77,16 @@ def brought(
     store: StateStore,
     source: Callable[[str], SyncingSource],
     now: datetime,
-) -> Report | None:
-    """`kept` as a whole read at `now` would report it, each account read through
-    `source(name)` (its changes staged, for the caller to commit); None where that
-    cannot be known without a whole read (the module's docstring)."""
+) -> tuple[Report, list[Spliced]] | None:
+    """`kept` (a kept report's head: service.keptreport) brought to `now` with the
+    figures a whole read would give, and each account's part before and after the change
+    (read through `source(name)`, its changes staged for the caller to commit), which its
+    rows change by; None where that cannot be known without a whole read (the module's
+    docstring)."""
     if kept.as_of > now or {a.name for a in kept.accounts} != {p.name for p in plans}:
         return None
     report = advance(kept, plans, now)
+    parts: list[Spliced] = []
     for plan in plans:
         summary = next(a for a in kept.accounts if a.name == plan.name)
         try:
@@ -92,8 +96,10 @@ def brought(
             return None
         if found is None:
             return None
-        report = spliced(report, plan.name, *found)
-    return report
+        before, after, count = found
+        report = figures(report, plan.name, bare(before), bare(after), count)
+        parts.append((plan.name, before, after))
+    return report, parts
 
 
 def _account(

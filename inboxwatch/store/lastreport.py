@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +24,7 @@ import orjson
 from inboxwatch import __version__
 from inboxwatch.config import Settings
 from inboxwatch.core.model import (
+    FINDING_LISTS,
     AccountSummary,
     Address,
     Conversation,
@@ -30,12 +34,17 @@ from inboxwatch.core.model import (
     Report,
     ReportError,
     Stats,
+    by_wait,
 )
+from inboxwatch.core.ports import KeptChange, KeptFinding
+from inboxwatch.store.rows import micros
 
 # 2: findings carry their reply standard (due, priority, rule, ...). 3: a first line of
 # the accounts' folders, so a run that finds mail changed decodes nothing else. 4: the
-# folders apart (`encode_folders`), the body as UTF-8 bytes (schema 13).
-FORMAT = 4
+# folders apart (`encode_folders`), the body as UTF-8 bytes (schema 13). 5: the body is a
+# head (`head`): the findings and conversations are rows (store/keptrows.py).
+FORMAT = 5
+LISTS = FINDING_LISTS  # a finding row's kind: its index
 
 
 def fingerprint(settings: Settings) -> str:
@@ -65,7 +74,7 @@ def folders(text: str) -> dict[str, tuple[str, ...]]:
     return {str(name): tuple(map(str, names)) for name, names in head.items()}
 
 
-def encode(report: Report) -> bytes:
+def encode(report: Report, each: bool = True) -> bytes:
     """The report as UTF-8 JSON, kept as bytes: as a `str` (two or four bytes a character
     once a subject holds one beyond Latin-1) a 100,000-message report's 22 MB took 44,
     and SQLite made UTF-8 of it again; a `run --once` peaked at ~290 MB writing it."""
@@ -81,7 +90,7 @@ def encode(report: Report) -> bytes:
             "accounts": [
                 [
                     *(a.name, a.folders, a.sent_folders, a.messages, a.threads),
-                    *(_seconds(a.window), _reply_row(a.reply), a.ruled),
+                    *(_seconds(a.window), _reply_row(a.reply, each), a.ruled),
                 ]
                 for a in report.accounts
             ],
@@ -144,6 +153,75 @@ def decode(body: bytes | str) -> Report:
     )
 
 
+def head(report: Report) -> bytes:
+    """The kept report's head: `encode` without findings or conversations (`changes`
+    makes them rows; `filled` puts them back)."""
+    return encode(report.listing({key: [] for key in LISTS}), each=False)
+
+
+def changes(report: Report) -> list[KeptChange]:
+    """Each account's findings and conversations as rows, for a report kept whole."""
+    lists: dict[str, dict[str, list[Finding]]] = {a.name: {} for a in report.accounts}
+    for key in LISTS:
+        for f in getattr(report, key):
+            lists.setdefault(f.account, {}).setdefault(key, []).append(f)
+    each = {a.name: a.reply.each for a in report.accounts}
+    return [change(name, (), found, (), each.get(name, [])) for name, found in lists.items()]
+
+
+def change(
+    account: str,
+    threads: Collection[str],
+    lists: Mapping[str, Sequence[Finding]],
+    gone: Sequence[Conversation],
+    come: Sequence[Conversation],
+) -> KeptChange:
+    """The account's rows changed: the findings of `threads` dropped, those of `lists`
+    added, conversations `gone` taken out and `come` put in."""
+    counted: Counter[bytes] = Counter(orjson.dumps([*c]) for c in come)
+    counted.subtract(orjson.dumps([*c]) for c in gone)
+    rows = [_kept(LISTS.index(key), f) for key, found in lists.items() for f in found]
+    return KeptChange(account, threads, rows, {row: n for row, n in counted.items() if n})
+
+
+def _kept(kind: int, f: Finding) -> KeptFinding:
+    due = micros(f.due or f.waiting_since)  # Finding.overdue_at
+    ids = "\n".join(f.message_ids)
+    row = orjson.dumps(_finding(f))
+    return KeptFinding(f.account, f.thread_id, kind, micros(f.waiting_since), due, ids, row)
+
+
+def filled(
+    head: Report,
+    findings: Iterable[tuple[int, bytes]],
+    conversations: Iterable[tuple[str, bytes, int]],
+) -> Report:
+    """The report `head` and its rows make (its findings in each list's order, by_wait);
+    raises ValueError, KeyError or TypeError on anything unexpected."""
+    lists: dict[str, list[Finding]] = {key: [] for key in LISTS}
+    for kind, row in findings:
+        lists[LISTS[kind]].append(_found(orjson.loads(row)))
+    for found in lists.values():
+        found.sort(key=by_wait)
+    each: dict[str, list[Conversation]] = {}
+    for account, row, n in conversations:
+        each.setdefault(account, []).extend([_conversation(orjson.loads(row))] * n)
+    accounts = [replace(a, reply=_with(a.reply, each.get(a.name, []))) for a in head.accounts]
+    every = [c for a in accounts for c in a.reply.each]
+    stats = replace(head.stats, reply=_with(head.stats.reply, every))
+    return replace(head, accounts=accounts, stats=stats).listing(lists)
+
+
+def found(kind_row: tuple[int, bytes]) -> tuple[str, Finding]:
+    """A finding's row as its list and the finding."""
+    kind, row = kind_row
+    return LISTS[kind], _found(orjson.loads(row))
+
+
+def _with(reply: ReplyStandard, each: list[Conversation]) -> ReplyStandard:
+    return replace(reply, delays=[*reply.delays], each=each)
+
+
 def _reply_row(reply: ReplyStandard, each: bool = True) -> list[Any]:
     """Its figures, and each conversation (a big mailbox has tens of thousands, and
     `run --once` reads them back at every poll: ISO times, which decode fastest)."""
@@ -157,15 +235,18 @@ def _reply_row(reply: ReplyStandard, each: bool = True) -> list[Any]:
 def _reply(row: list[Any]) -> ReplyStandard:
     conversations, replied, judged, within, delays, each = row
 
-    at = datetime.fromisoformat
     return ReplyStandard(
         *(int(conversations), int(replied), int(judged), int(within)),
         [float(d) for d in delays],
-        [
-            Conversation(at(a), at(b), at(c) if c is not None else None, bool(d), str(e), str(f))
-            for a, b, c, d, e, f in each
-        ],
+        [_conversation(row) for row in each],
     )
+
+
+def _conversation(row: list[Any]) -> Conversation:
+    since, due, replied, answered, rule, priority = row
+    at = datetime.fromisoformat
+    when = at(replied) if replied is not None else None
+    return Conversation(at(since), at(due), when, bool(answered), str(rule), str(priority))
 
 
 def _summary(row: list[Any]) -> AccountSummary:

@@ -214,7 +214,16 @@ class PostgresStore(SqlState):
 
     def recover(self, reason: str) -> None:
         with self.transaction() as db:
-            for table in ("messages", "folders", "names", "reports", "bodies", "failures"):
+            for table in (
+                "messages",
+                "folders",
+                "names",
+                "reports",
+                "kept_findings",
+                "kept_conversations",
+                "bodies",
+                "failures",
+            ):
                 db.execute(f"DELETE FROM {table}")
         self.recovered = f"{reason}; emptied the message cache (the digest ledger is kept)"
         log.error("%s; rebuilding the cache from the mailbox", self.recovered)

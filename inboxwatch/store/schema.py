@@ -4,9 +4,9 @@ SCHEMA_VERSION by running the versions it lacks, in order."""
 
 from __future__ import annotations
 
-from inboxwatch.store import bodies, failures, names, notes, reminders
+from inboxwatch.store import bodies, failures, keptrows, names, notes, reminders
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "CREATE TABLE folders (account TEXT NOT NULL, folder TEXT NOT NULL,"
@@ -77,4 +77,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE folders ADD COLUMN named INTEGER NOT NULL DEFAULT 0",
         names.TABLE,
     ),
+    # 15: the kept report's findings and conversations as rows (store/keptrows.py): a
+    # `run --once` after a change writes the rows it touched, not the whole report. A
+    # report kept before is read whole once (its fingerprint's FORMAT differs).
+    15: ("DELETE FROM reports", *keptrows.TABLES),
 }

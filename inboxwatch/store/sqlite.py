@@ -207,19 +207,6 @@ class SqliteStore(SqlState):
                     raise state_error(self.path, exc) from None
                 raise
 
-    @guarded
-    def save_report(self, fingerprint: str, folders: str, report: bytes) -> None:
-        # The body written into its row in place (incremental blob I/O): bound as a
-        # parameter, SQLite copied it twice first (the binding, then the record), 42 MB at
-        # the peak of a 100,000-message `run --once`, in the same time.
-        with self.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO reports VALUES (1, ?, ?, zeroblob(?))",
-                (fingerprint, folders, len(report)),
-            )
-            with db.blobopen("reports", "report", 1) as blob:  # the row's id is its rowid
-                blob.write(report)
-
     def _commit(self, big: bool) -> None:
         if not big:
             self.db.execute("COMMIT")

@@ -12,10 +12,10 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.model import Coverage, MessageMeta, PollRecord
-from inboxwatch.core.ports import FolderState
+from inboxwatch.core.ports import FolderState, KeptChange
 from inboxwatch.core.snooze import Snooze
 from inboxwatch.errors import InboxwatchError
-from inboxwatch.store import bodies, failures, names, notes, reminders
+from inboxwatch.store import bodies, failures, keptrows, names, notes, reminders
 from inboxwatch.store.bodies import Folder
 from inboxwatch.store.rows import Db, iso, meta_from_row, meta_to_row, micros
 
@@ -206,11 +206,34 @@ class SqlState:
         return bytes(row[0]) if row else None
 
     @guarded
-    def save_report(self, fingerprint: str, folders: str, report: bytes) -> None:
+    def save_report(
+        self,
+        fingerprint: str,
+        folders: str,
+        head: bytes,
+        changes: Sequence[KeptChange],
+        whole: bool,
+    ) -> None:
         with self.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO reports VALUES (1, ?, ?, ?)", (fingerprint, folders, report)
-            )
+            if keptrows.save(db, changes, whole):
+                db.execute(
+                    "INSERT OR REPLACE INTO reports VALUES (1, ?, ?, ?)",
+                    (fingerprint, folders, head),
+                )
+            else:  # the next run reads the cache whole, and keeps rows that match
+                db.execute("DELETE FROM reports")
+
+    @guarded
+    def kept_counts(self, account: str, floor: datetime, now: datetime) -> tuple[int, int]:
+        return keptrows.counts(self.db, account, micros(floor), micros(now))
+
+    @guarded
+    def kept_findings(self, near: tuple[str, str, str] | None = None) -> list[tuple[int, bytes]]:
+        return keptrows.findings(self.db, near)
+
+    @guarded
+    def kept_conversations(self) -> list[tuple[str, bytes, int]]:
+        return keptrows.conversations(self.db)
 
     # --- the digest ledger ----------------------------------------------------------
 

@@ -13,9 +13,10 @@ import pytest
 from inboxwatch.config import State
 from inboxwatch.core.bodytext import Details
 from inboxwatch.core.model import Address, Coverage, MessageMeta
-from inboxwatch.core.ports import FolderState, StateStore
+from inboxwatch.core.ports import FolderState, KeptChange, KeptFinding, StateStore
 from inboxwatch.core.splice import names_of
 from inboxwatch.store.beside import open_store
+from inboxwatch.store.rows import micros
 from tests.conftest import NOW
 
 STATE = FolderState(uidvalidity=7, uidnext=4, modseq=99, exists=3)
@@ -158,18 +159,68 @@ def test_messages_are_found_by_when_they_arrived(store):
 
 
 def test_the_kept_report_matches_its_fingerprint_and_new_mail_drops_it(store):
-    store.save_report("fp1", '{"w": ["INBOX"]}', '{"r": "é"}'.encode())
+    store.save_report("fp1", '{"w": ["INBOX"]}', '{"r": "é"}'.encode(), [], True)
     assert store.kept_folders("fp1") == '{"w": ["INBOX"]}' and store.kept_folders("fp2") is None
     assert store.kept_report("fp1", '{"w": ["INBOX"]}') == '{"r": "é"}'.encode()
-    store.save_report("fp1", '{"w": ["INBOX"]}', b"{}")  # a shorter one replaces it whole
+    store.save_report("fp1", '{"w": ["INBOX"]}', b"{}", [], True)  # a shorter one replaces it
     assert store.kept_report("fp1", '{"w": ["INBOX"]}') == b"{}"
-    store.save_report("fp1", '{"w": ["INBOX"]}', '{"r": "é"}'.encode())
+    store.save_report("fp1", '{"w": ["INBOX"]}', '{"r": "é"}'.encode(), [], False)
     # The body read after its folders is theirs: another report kept since is not.
     assert store.kept_report("fp1", '{"w": []}') is None
     assert store.kept_report("fp2", '{"w": ["INBOX"]}') is None
     save(store, meta(1))  # the report described the folders before: it goes
     assert store.kept_folders("fp1") is None
     assert store.kept_report("fp1", '{"w": ["INBOX"]}') is None
+
+
+def kept(account, thread, kind, since_h, due_h, ids=()):
+    """A kept finding row: `since_h` and `due_h` hours after NOW's epoch second."""
+    at = micros(NOW)
+    hour = 3_600_000_000
+    row = f"{account}/{thread}".encode()
+    return KeptFinding(
+        account, thread, kind, at + since_h * hour, at + due_h * hour, "\n".join(ids), row
+    )
+
+
+def test_the_kept_rows_change_by_thread_and_count_what_shows(store):
+    hour = timedelta(hours=1)
+    rows = [
+        kept("work", "<a>", 0, -50, -26),  # overdue
+        kept("work", "<b>", 1, -10, 14, ("<b>", "<b2>")),  # waiting, overdue 14 h on
+        kept("work", "<c>", 3, -60, -60),  # awaiting: never counted
+        kept("home", "<d>", 0, -5, -1),
+    ]
+    first = [
+        KeptChange("work", (), rows[:3], {b"c1": 2, b"c2": 1}),
+        KeptChange("home", (), rows[3:], {b"c1": 1}),
+    ]
+    store.save_report("fp", "{}", b"head", first, True)
+    assert store.kept_counts("work", NOW - 100 * hour, NOW) == (1, 1)
+    assert store.kept_counts("work", NOW - 30 * hour, NOW) == (0, 1)  # <a> out of the lookback
+    assert store.kept_counts("work", NOW - 100 * hour, NOW + 15 * hour) == (2, 0)
+    assert store.kept_counts("home", NOW - 100 * hour, NOW) == (1, 0)
+    # Near a note: by thread, or by a message id (LIKE's wildcards are taken as text).
+    assert store.kept_findings(("work", "<b>", "<x>")) == [(1, b"work/<b>")]
+    assert store.kept_findings(("work", "<x>", "<b2>")) == [(1, b"work/<b>")]
+    assert store.kept_findings(("work", "<x>", "%")) == []
+    assert store.kept_findings(("home", "<b>", "<x>")) == []
+    # A splice: <a> goes, <e> comes; one c1 taken out, c3 put in.
+    change = KeptChange("work", {"<a>"}, [kept("work", "<e>", 1, -1, 23)], {b"c1": -1, b"c3": 1})
+    store.save_report("fp", "{}", b"head2", [change], False)
+    assert store.kept_report("fp", "{}") == b"head2"
+    assert sorted(store.kept_findings()) == [
+        (0, b"home/<d>"), (1, b"work/<b>"), (1, b"work/<e>"), (3, b"work/<c>")
+    ]  # fmt: skip
+    assert sorted(store.kept_conversations()) == [
+        ("home", b"c1", 1), ("work", b"c1", 1), ("work", b"c2", 1), ("work", b"c3", 1)
+    ]  # fmt: skip
+    # A conversation to take out that is not kept: the rows no longer match their head,
+    # which goes (the next run reads the cache whole and keeps rows afresh).
+    store.save_report("fp", "{}", b"head3", [KeptChange("work", (), [], {b"c9": -1})], False)
+    assert store.kept_folders("fp") is None
+    store.save_report("fp", "{}", b"head4", [KeptChange("work", (), rows[:1], {})], True)
+    assert store.kept_findings() == [(0, b"work/<a>")] and store.kept_conversations() == []
 
 
 def test_the_digest_ledger_keeps_the_last_state_per_period(store):

@@ -8,10 +8,15 @@ from datetime import datetime
 
 import pytest
 
+from inboxwatch.core.carried import advance
+from inboxwatch.core.ports import KeptChange, KeptFinding
+from inboxwatch.core.snooze import snooze_of
 from inboxwatch.service import poller
+from inboxwatch.service.keptreport import KeptReport
+from inboxwatch.service.plans import plan_of
 from inboxwatch.service.poller import PollResult
 from inboxwatch.service.scheduler import Scheduler
-from inboxwatch.store import lastreport
+from inboxwatch.store import lastreport, notes
 from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import mail
 from tests.integration.test_service import T0, H, Recorder, seed, settings_for
@@ -24,6 +29,16 @@ pytestmark = pytest.mark.dovecot
 def polls(dovecot, box, tmp_path, port=None, **digest):
     settings = settings_for(dovecot, box.user, tmp_path, port=port, to=[], **digest)
     return settings, SqliteStore(settings.state.path_resolved())
+
+
+def kept(settings, store, now=None):
+    """The report `run --once` kept, whole (its head and rows: service.keptreport), as of
+    `now` (else as of its own time)."""
+    plans = [plan_of(a) for a in settings.accounts]
+    found = KeptReport.of(store, settings)
+    report = None if found is None else found.report(plans)
+    assert report is not None
+    return report if now is None else advance(report, plans, now)
 
 
 def as_before_schema_14(store):
@@ -63,6 +78,8 @@ def test_run_once_carries_its_stored_report_while_nothing_changed(dovecot, sent_
             later = T0 + 5 * H  # a fresh process: no report in memory; "Young" waited 25 h
             carried = poll_once(settings, store, Recorder(), later, keep_report=True)
             sent = bytes(proxy.client_bytes[before:]).decode()
+            # The run shows counts (its findings stay rows); kept whole, a fresh read's.
+            shown = kept(settings, store, later)
         finally:
             store.close()
     fresh, other = polls(dovecot, sent_mailbox, tmp_path / "fresh")  # reads it all
@@ -71,8 +88,7 @@ def test_run_once_carries_its_stored_report_while_nothing_changed(dovecot, sent_
     finally:
         other.close()
     assert "FETCH" not in sent and "SEARCH" not in sent
-    assert carried.report.overdue == full.report.overdue and carried.report.overdue
-    assert "Young" in {f.subject for f in carried.report.overdue}
+    assert shown.overdue == full.report.overdue and "Young" in {f.subject for f in shown.overdue}
     # Counts as a fresh read gives them; the reply standard stays as of the last read (a
     # carried report never makes a digest: a poll with one due always reads).
     assert carried.report.stats.overdue == full.report.stats.overdue
@@ -102,7 +118,8 @@ def test_a_stored_report_is_not_carried_once_mail_or_settings_changed(
         sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="Changed"), T0 - 30 * H)
         changed = poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
         # brought forward by the change (service.splicing): not read whole, nor carried
-        assert len(scans) == 3 and "Changed" in {f.subject for f in changed.report.overdue}
+        assert len(scans) == 3 and changed.report.stats.overdue == 4
+        assert "Changed" in {f.subject for f in kept(settings, store).overdue}
         wider, _ = polls(dovecot, sent_mailbox, tmp_path / "other")
         wider.accounts[0].window = 96 * H  # another standard: the stored report does not apply
         judged = poll_once(wider, store, Recorder(), T0 + H, keep_report=True)
@@ -142,11 +159,37 @@ def test_an_unreadable_stored_report_means_reading_the_cache(dovecot, sent_mailb
             ("[1]", body),
             ('{"a": 1}', body),
         ):
-            store.save_report(key, folders, damaged)
+            store.save_report(key, folders, damaged, [], False)
             again = poll_once(settings, store, Recorder(), T0, keep_report=True)
             assert again.report.overdue == first.report.overdue, (folders, damaged[:20])
     finally:
         store.close()
+
+
+def test_a_run_from_the_kept_report_counts_what_notes_hide(dovecot, sent_mailbox, tmp_path):
+    """Counted from the rows (service.keptreport), as core.snooze.hold leaves a whole
+    report: a muted thread and a snoozed one hidden, until the snooze ends. Rows a note
+    may hold are read; where one does not decode, the run reads the cache whole."""
+    seed(sent_mailbox)
+    settings, store = polls(dovecot, sent_mailbox, tmp_path)
+    try:
+        first = poll_once(settings, store, Recorder(), T0, keep_report=True)
+        muted, snoozed = first.report.overdue[:2]
+        with store.transaction() as db:
+            notes.insert(db, snooze_of(muted, muted.thread_id, None, T0))
+            notes.insert(db, snooze_of(snoozed, snoozed.message_ids[0], T0 + 3 * H, T0))
+        carried = poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
+        ended = poll_once(settings, store, Recorder(), T0 + 4 * H, keep_report=True)
+        with store.transaction() as db:
+            db.execute("UPDATE kept_findings SET row = ?", (b"[1]",))
+        damaged = poll_once(settings, store, Recorder(), T0 + 5 * H, keep_report=True)
+        service = poll_once(settings, store, Recorder(), T0 + 5 * H)  # reads whole
+    finally:
+        store.close()
+    count = len(first.report.overdue)
+    assert (carried.report.stats.overdue, ended.report.stats.overdue) == (count - 2, count - 1)
+    assert damaged.report.overdue == service.report.overdue  # read whole: the findings
+    assert damaged.report.stats.overdue == service.report.stats.overdue == count - 1
 
 
 def test_a_run_that_finds_mail_changed_reads_no_stored_report(
@@ -218,7 +261,7 @@ def test_the_kept_report_is_encoded_and_decoded_with_the_collector_paused(
     on, its walks of the growing heap took over half of a carried cron run (issue 21)."""
     seed(sent_mailbox)
     sent_mailbox.add("INBOX", mail("Cy <cy@x.example>", subject="Young"), T0 - 20 * H)
-    seen: dict[str, list[bool]] = {"encode": [], "decode": []}
+    seen: dict[str, list[bool]] = {"changes": [], "decode": []}
     for name, calls in seen.items():
         real = getattr(lastreport, name)
         monkeypatch.setattr(
@@ -228,13 +271,13 @@ def test_the_kept_report_is_encoded_and_decoded_with_the_collector_paused(
         )
     settings, store = polls(dovecot, sent_mailbox, tmp_path)
     try:
-        poll_once(settings, store, Recorder(), T0, keep_report=True)
+        first = poll_once(settings, store, Recorder(), T0, keep_report=True)
         carried = poll_once(settings, store, Recorder(), T0 + 5 * H, keep_report=True)
     finally:
         store.close()
-    assert seen == {"encode": [False], "decode": [False]}
+    assert seen == {"changes": [False], "decode": [False]}  # rows made; the head read
     assert gc.isenabled()
-    assert "Young" in {f.subject for f in carried.report.overdue}
+    assert carried.report.stats.overdue == first.report.stats.overdue + 1  # "Young"
 
 
 def test_reports_kept_before_schema_13_are_dropped_by_the_upgrade(tmp_path):
@@ -255,33 +298,27 @@ def test_reports_kept_before_schema_13_are_dropped_by_the_upgrade(tmp_path):
     upgraded = SqliteStore(path)
     try:
         assert upgraded.kept_folders("fp") is None and upgraded.parts() == {"a": (T0, "{}")}
-        upgraded.save_report("fp", '{"a": []}', b"{}")
+        upgraded.save_report("fp", '{"a": []}', b"{}", [], True)
         assert upgraded.kept_report("fp", '{"a": []}') == b"{}"
     finally:
         upgraded.close()
 
 
-def test_a_kept_report_is_decoded_ahead_and_its_errors_raised_where_asked(tmp_path, monkeypatch):
-    """service.keptreport decodes in a thread while the quick check waits: what the thread
-    met is the poll's (a line, or the error itself), not a traceback of the thread's."""
+def test_a_kept_report_is_whole_from_its_head_and_rows(tmp_path):
+    """service.keptreport: what a replica's `run --once` carries; a head or a row that does
+    not decode means none (the poll reads the cache)."""
     from inboxwatch.core.model import Report
-    from inboxwatch.service.keptreport import KeptReport
 
     store = SqliteStore(tmp_path / "state.db")
     try:
         report = Report(T0, T0)
-        store.save_report("key", "{}", lastreport.encode(report))
-        assert KeptReport(store, "key", "{}", {}).report() == report
-        store.save_report("key", "{}", b"[1]")  # damaged: read whole, as before
-        assert KeptReport(store, "key", "{}", {}).report() is None
-
-        def fails(body: bytes) -> Report:
-            raise RuntimeError("out of memory, say")
-
-        monkeypatch.setattr(lastreport, "decode", fails)
-        kept = KeptReport(store, "key", "{}", {})
-        kept.read_ahead()
-        with pytest.raises(RuntimeError, match="out of memory"):
-            kept.report()
+        store.save_report("key", "{}", lastreport.head(report), [], True)
+        assert KeptReport(store, "key", "{}", {}).report([]) == report
+        store.save_report("key", "{}", b"[1]", [], True)  # damaged: read whole, as before
+        assert KeptReport(store, "key", "{}", {}).report([]) is None
+        damaged = KeptFinding("a", "<t>", 0, 0, 0, "<t>", b"[1]")
+        rows = [KeptChange("a", (), [damaged], {})]
+        store.save_report("key", "{}", lastreport.head(report), rows, True)
+        assert KeptReport(store, "key", "{}", {}).report([]) is None
     finally:
         store.close()

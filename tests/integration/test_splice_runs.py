@@ -15,7 +15,7 @@ from inboxwatch.service import poller, splicing
 from inboxwatch.store import lastreport
 from inboxwatch.store.sqlite import SqliteStore
 from tests.conftest import OWNER, mail
-from tests.integration.test_lastreport import as_before_schema_14, polls
+from tests.integration.test_lastreport import as_before_schema_14, kept, polls
 from tests.integration.test_service import T0, H, Recorder, seed, settings_for
 from tests.integration.test_standards_imap import with_standards
 from tests.polling import poll_once
@@ -93,14 +93,17 @@ def test_a_change_is_spliced_into_the_kept_report(dovecot, sent_mailbox, tmp_pat
         spliced = poll_once(settings, store, Recorder(), later, keep_report=True)
         assert counted == ["whole", "spliced"]
         assert spliced.fetched == 3
+        report = kept(settings, store)  # the run shows counts; its findings are rows
         carried = poll_once(settings, store, Recorder(), later + 30 * H, keep_report=True)
         assert counted == ["whole", "spliced"]  # nothing changed: carried, as before
+        overdue = kept(settings, store, later + 30 * H).overdue
     finally:
         store.close()
-    assert comparable(spliced.report) == comparable(whole(dovecot, box, tmp_path, later))
-    report = spliced.report
+    assert comparable(report) == comparable(whole(dovecot, box, tmp_path, later))
     assert not report.overdue and [f.subject for f in report.waiting] == ["Young", "Re: Invoice"]
-    assert carried.report.overdue == whole(dovecot, box, tmp_path / "2", later + 30 * H).overdue
+    assert (spliced.report.stats.overdue, spliced.report.stats.pending) == (0, 2)
+    assert overdue == whole(dovecot, box, tmp_path / "2", later + 30 * H).overdue
+    assert carried.report.stats.overdue == len(overdue) == 2
 
 
 def test_mail_falling_out_of_the_lookback_is_spliced_out(dovecot, sent_mailbox, tmp_path, counted):
@@ -115,6 +118,7 @@ def test_mail_falling_out_of_the_lookback_is_spliced_out(dovecot, sent_mailbox, 
         later = T0 + 59 * H  # the first sent message (72 h old) and Q2 (42 h) age out
         spliced = poll_once(settings, store, Recorder(), later, keep_report=True)
         assert counted == ["whole", "spliced"]
+        report = kept(settings, store)
     finally:
         store.close()
     fresh, other = polls(dovecot, box, tmp_path / "whole")
@@ -124,8 +128,9 @@ def test_mail_falling_out_of_the_lookback_is_spliced_out(dovecot, sent_mailbox, 
         )
     finally:
         other.close()
-    assert comparable(spliced.report) == comparable(full.report)
+    assert comparable(report) == comparable(full.report)
     assert {f.subject for f in full.report.overdue} == {"Q0", "Q1", "New"}
+    assert spliced.report.stats.overdue == 3
 
 
 def test_folders_a_service_wrote_are_read_whole(dovecot, sent_mailbox, tmp_path, counted):
@@ -199,7 +204,8 @@ def test_a_kept_report_that_does_not_decode_means_a_whole_read(
     try:
         first = poll_once(settings, store, Recorder(), T0, keep_report=True)
         key = lastreport.fingerprint(settings)
-        store.save_report(key, lastreport.encode_folders(first.report), b'{"overdue": [1]}')
+        folders = lastreport.encode_folders(first.report)
+        store.save_report(key, folders, b'{"overdue": [1]}', [], False)
         sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="New"), T0)
         found = poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
     finally:
@@ -222,13 +228,12 @@ def test_a_cache_from_before_names_is_named_by_the_next_whole_read(
         poll_once(settings, store, Recorder(), T0 + 2 * H, keep_report=True)
         assert store.arrived("work", "INBOX", None, T0) == store.uids("work", "INBOX") - {4}
         sent_mailbox.add("INBOX", mail("Ed <ed@x.example>", subject="Newer"), T0 + 2 * H)
-        found = poll_once(settings, store, Recorder(), T0 + 3 * H, keep_report=True)
+        poll_once(settings, store, Recorder(), T0 + 3 * H, keep_report=True)
+        found = kept(settings, store)
     finally:
         store.close()
     assert counted == ["whole", "whole", "spliced"]
-    assert comparable(found.report) == comparable(
-        whole(dovecot, sent_mailbox, tmp_path, T0 + 3 * H)
-    )
+    assert comparable(found) == comparable(whole(dovecot, sent_mailbox, tmp_path, T0 + 3 * H))
 
 
 def test_a_renumbered_folder_means_a_whole_read(dovecot, sent_mailbox, tmp_path, counted):
