@@ -248,9 +248,10 @@ class StateStore(Protocol):
         head: bytes,
         changes: Sequence[KeptChange],
         whole: bool,
-    ) -> None:
+    ) -> bool:
         """The kept report's head, and its rows changed by `changes`; `whole`: the rows are
-        all in `changes` (the kept ones are dropped first)."""
+        all in `changes` (the kept ones are dropped first). False where a conversation to
+        take out is not kept: the rows no longer match a head, and none is kept."""
         ...
 
     def kept_counts(self, account: str, floor: datetime, now: datetime) -> tuple[int, int]:

@@ -101,16 +101,17 @@ class KeptReport:
             waiting -= len(some.waiting) - len(held.waiting)
         return replace(report, stats=replace(report.stats, overdue=overdue, pending=waiting))
 
-    def splice(self, report: Report, parts: Sequence[Spliced]) -> None:
+    def splice(self, report: Report, parts: Sequence[Spliced]) -> bool:
         """Kept as `report` (the head brought forward: service.splicing), its rows changed
-        by each account's part before and after."""
+        by each account's part before and after; False where they no longer matched it
+        (then nothing is kept)."""
         rows = [
             lastreport.change(
                 name, old.threads, new.lists, old.stats.reply.each, new.stats.reply.each
             )
             for name, old, new in parts
         ]
-        self.store.save_report(self.key, self.text, lastreport.head(report), rows, whole=False)
+        return self.store.save_report(self.key, self.text, lastreport.head(report), rows, False)
 
 
 def _near(note: Snooze) -> tuple[str, str, str]:

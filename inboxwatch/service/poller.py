@@ -13,7 +13,6 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -129,7 +128,7 @@ class Poller:
 
     def poll(self, now: datetime) -> PollResult:
         # Paused through the whole poll, not only the scan: a cron run's kept report (tens
-        # of thousands of findings) is decoded and encoded outside it, and the collector's
+        # of thousands of findings) is made into rows outside it, and the collector's
         # walks of the growing heap took over half of that (bench/README.md, issue 21).
         with collector_paused():
             return self._poll(now)
@@ -158,9 +157,8 @@ class Poller:
             result = PollResult(advance(kept, self.plans, now), 0, 0.0, None)
         else:
             result = self._read(now, full, polls)
-        seen = self.store.digests_seen()
-        shown = with_seen(hold(result.report, notes, now), seen)
-        result.digest = self._deliver(result.report, shown, (notes, seen), carried, now)
+        shown = with_seen(hold(result.report, notes, now), self.store.digests_seen())
+        result.digest = self._deliver(result.report, shown, notes, carried, now)
         if not carried and self.keep_report and not result.report.errors:
             keep(self.store, self.settings, result.report)  # for the next run to start from
         result.seconds = time.monotonic() - started
@@ -170,25 +168,22 @@ class Poller:
         return result
 
     def _deliver(
-        self,
-        report: Report,
-        shown: Report,
-        held: tuple[list[Snooze], Mapping[tuple[str, str], int]],
-        carried: bool,
-        now: datetime,
+        self, report: Report, shown: Report, notes: list[Snooze], carried: bool, now: datetime
     ) -> str | None:
         """The digest if one is due (of `shown`; a replica's of every replica's reports,
         this one's kept with them); the period it was sent for."""
         if self.replica is None:  # a carried poll has no digest due (_carry)
             return None if carried else self.digests.send_if_due(shown, self.sender, now)
-        notes, seen = held
         mine = [n for n in self.accounts if n in self.replica.mine]
         self.replica.keep(report, now, mine, read=not carried)
         if not self.digests.due(now):  # whichever replica finds a digest due sends it
             return None
-        everyone = joined(self.replica.everyone(), now, now)
-        everyone = with_seen(hold(advance(everyone, self.every_plan, now), notes, now), seen)
-        return self.digests.send_if_due(everyone, self.sender, now)
+        everyone = hold(
+            advance(joined(self.replica.everyone(), now, now), self.every_plan, now), notes, now
+        )
+        return self.digests.send_if_due(
+            with_seen(everyone, self.store.digests_seen()), self.sender, now
+        )
 
     def _from_kept(
         self, stored: KeptReport, now: datetime, polls: dict[str, PollRecord], notes: list[Snooze]
@@ -219,10 +214,10 @@ class Poller:
         for source in opened.values():
             source.commit()
         self._recorded(now)
-        stored.splice(*found)
-        report = stored.shown(found[0], self.plans, notes, now)
+        kept = stored.splice(*found)  # False: the rows no longer matched; read whole
+        shown = stored.shown(found[0], self.plans, notes, now) if kept else None
         fetched = sum(s.fetched for s in opened.values())
-        return None if report is None else PollResult(report, fetched, 0.0, None, stored)
+        return None if shown is None else PollResult(shown, fetched, 0.0, None, stored)
 
     def _recorded(self, now: datetime) -> None:
         """Every account's poll recorded as a success at `now`."""

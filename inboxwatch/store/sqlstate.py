@@ -213,15 +213,15 @@ class SqlState:
         head: bytes,
         changes: Sequence[KeptChange],
         whole: bool,
-    ) -> None:
+    ) -> bool:
         with self.transaction() as db:
-            if keptrows.save(db, changes, whole):
-                db.execute(
-                    "INSERT OR REPLACE INTO reports VALUES (1, ?, ?, ?)",
-                    (fingerprint, folders, head),
-                )
+            kept = keptrows.save(db, changes, whole)
+            if kept:
+                row = (fingerprint, folders, head)
+                db.execute("INSERT OR REPLACE INTO reports VALUES (1, ?, ?, ?)", row)
             else:  # the next run reads the cache whole, and keeps rows that match
                 db.execute("DELETE FROM reports")
+        return kept
 
     @guarded
     def kept_counts(self, account: str, floor: datetime, now: datetime) -> tuple[int, int]:

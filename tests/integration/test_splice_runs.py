@@ -214,6 +214,26 @@ def test_a_kept_report_that_does_not_decode_means_a_whole_read(
     assert "New" in {f.subject for f in found.report.waiting + found.report.overdue}
 
 
+def test_kept_rows_that_no_longer_match_mean_a_whole_read(dovecot, sent_mailbox, tmp_path, counted):
+    """A conversation the change takes out is not among the rows (store/keptrows.py): the
+    run reads whole, as the next would (no report is kept over rows that do not match)."""
+    seed(sent_mailbox)
+    settings, store = polls(dovecot, sent_mailbox, tmp_path)
+    try:
+        poll_once(settings, store, Recorder(), T0, keep_report=True)
+        with store.transaction() as db:
+            db.execute("DELETE FROM kept_conversations")
+        # You answered Q0: its conversation is taken out and put in again, answered.
+        answer = mail(OWNER, "anna@client.example", in_reply_to="<q0@client.example>")
+        sent_mailbox.add("Sent", answer, T0 + H / 2)
+        found = poll_once(settings, store, Recorder(), T0 + H, keep_report=True)
+        assert found.kept is None and kept(settings, store).overdue == found.report.overdue
+    finally:
+        store.close()
+    assert counted == ["whole", "spliced", "whole"]
+    assert found.report.overdue == whole(dovecot, sent_mailbox, tmp_path, T0 + H).overdue
+
+
 def test_a_cache_from_before_names_is_named_by_the_next_whole_read(
     dovecot, sent_mailbox, tmp_path, counted
 ):
