@@ -168,8 +168,8 @@ class KeptChange(NamedTuple):
 
     account: str
     threads: Collection[str]  # those whose findings go
-    findings: Sequence[KeptFinding]  # those that come
-    conversations: Mapping[bytes, int]  # rows (store.lastreport), by how many more or fewer
+    findings: Iterable[KeptFinding]  # those that come (made as they are written)
+    conversations: Mapping[str, int]  # rows (store.lastreport), by how many more or fewer
 
 
 class StateStore(Protocol):
@@ -264,7 +264,7 @@ class StateStore(Protocol):
         the overdue and waiting ones of that thread or holding that message id, or more."""
         ...
 
-    def kept_conversations(self) -> list[tuple[str, bytes, int]]:
+    def kept_conversations(self) -> list[tuple[str, str, int]]:
         """The kept conversations' rows, by account, each with how many there are."""
         ...
 

@@ -29,7 +29,7 @@ TABLES = (
     "CREATE INDEX kept_findings_kind ON kept_findings (account, kind, since, due)",
     # A conversation has no thread id (core.model.Conversation): a splice takes out the
     # ones equal to those it read before, as ReplyStandard.add does; equal ones are counted.
-    "CREATE TABLE kept_conversations (account TEXT NOT NULL, row BLOB NOT NULL,"
+    "CREATE TABLE kept_conversations (account TEXT NOT NULL, row TEXT NOT NULL,"
     " n INTEGER NOT NULL, PRIMARY KEY (account, row))",
 )
 _CHUNK = 500  # threads in one IN (...): well under SQLite's 32,766 parameters
@@ -53,15 +53,19 @@ def save(db: Db, changes: Sequence[KeptChange], whole: bool) -> bool:
                 (change.account, *chunk),
             )
         db.executemany("INSERT INTO kept_findings VALUES (?, ?, ?, ?, ?, ?, ?)", change.findings)
-        matched &= _count(db, change)
+        matched &= _count(db, change, whole)
     return matched
 
 
-def _count(db: Db, change: KeptChange) -> bool:
+def _count(db: Db, change: KeptChange, whole: bool) -> bool:
     more = [(change.account, row, n) for row, n in change.conversations.items() if n > 0]
     db.executemany(
         "INSERT INTO kept_conversations VALUES (?, ?, ?)"
-        " ON CONFLICT (account, row) DO UPDATE SET n = kept_conversations.n + excluded.n",
+        + (
+            ""
+            if whole
+            else " ON CONFLICT (account, row) DO UPDATE SET n = kept_conversations.n + excluded.n"
+        ),
         more,
     )
     matched = True
@@ -107,6 +111,6 @@ def findings(db: Db, near: tuple[str, str, str] | None) -> list[tuple[int, bytes
     return [(int(kind), bytes(row)) for kind, row in rows]
 
 
-def conversations(db: Db) -> list[tuple[str, bytes, int]]:
+def conversations(db: Db) -> list[tuple[str, str, int]]:
     rows = db.execute("SELECT account, row, n FROM kept_conversations")
-    return [(str(account), bytes(row), int(n)) for account, row, n in rows]
+    return [(str(account), str(row), int(n)) for account, row, n in rows]

@@ -7,6 +7,10 @@ fingerprint of what it depends on (the account settings and this version), and r
 only when the fingerprint matches. The state file is written only by inboxwatch (0600),
 but what is read back is still checked: anything unexpected means "no report", and the
 poll reads the cache as before.
+
+A kept report is a head (`head`: its figures) and rows (`changes`: its findings and
+conversations, store/keptrows.py), put together again by `filled`. `encode` and `decode`
+also carry a replica's part of a report whole (service/replicas.py).
 """
 
 from __future__ import annotations
@@ -75,9 +79,9 @@ def folders(text: str) -> dict[str, tuple[str, ...]]:
 
 
 def encode(report: Report, each: bool = True) -> bytes:
-    """The report as UTF-8 JSON, kept as bytes: as a `str` (two or four bytes a character
-    once a subject holds one beyond Latin-1) a 100,000-message report's 22 MB took 44,
-    and SQLite made UTF-8 of it again; a `run --once` peaked at ~290 MB writing it."""
+    """The report as UTF-8 JSON bytes (as a `str`, two or four bytes a character once a
+    subject holds one beyond Latin-1: a 100,000-message report's 22 MB took 44); without
+    `each`, the accounts' conversations are left out (`head`)."""
     # orjson: 31,000 findings' lists encode in a fraction of json's time (bench/README.md),
     # their datetimes as isoformat() writes them (RFC 3339). Findings and conversations
     # are made lists by `_row` as orjson reaches them, not all before it starts.
@@ -178,10 +182,19 @@ def change(
 ) -> KeptChange:
     """The account's rows changed: the findings of `threads` dropped, those of `lists`
     added, conversations `gone` taken out and `come` put in."""
-    counted: Counter[bytes] = Counter(orjson.dumps([*c]) for c in come)
-    counted.subtract(orjson.dumps([*c]) for c in gone)
-    rows = [_kept(LISTS.index(key), f) for key, found in lists.items() for f in found]
+    counted: Counter[str] = Counter(_text(c) for c in come)
+    counted.subtract(_text(c) for c in gone)
+    # A generator: each row is made as it is written. orjson's bytes hold ~3.5 KB each
+    # however short (its buffer, shrunk by realloc, is not given back): as a list, 31,000
+    # findings' rows (18 MB) held +104 MB.
+    rows = (_kept(LISTS.index(key), f) for key, found in lists.items() for f in found)
     return KeptChange(account, threads, rows, {row: n for row, n in counted.items() if n})
+
+
+def _text(c: Conversation) -> str:
+    """A conversation's row: text, so that 30,000 of them held at once are their size
+    (orjson's bytes would be ~3.5 KB each: `change`)."""
+    return orjson.dumps([*c]).decode()
 
 
 def _kept(kind: int, f: Finding) -> KeptFinding:
@@ -194,7 +207,7 @@ def _kept(kind: int, f: Finding) -> KeptFinding:
 def filled(
     head: Report,
     findings: Iterable[tuple[int, bytes]],
-    conversations: Iterable[tuple[str, bytes, int]],
+    conversations: Iterable[tuple[str, str, int]],
 ) -> Report:
     """The report `head` and its rows make (its findings in each list's order, by_wait);
     raises ValueError, KeyError or TypeError on anything unexpected."""
@@ -204,8 +217,8 @@ def filled(
     for found in lists.values():
         found.sort(key=by_wait)
     each: dict[str, list[Conversation]] = {}
-    for account, row, n in conversations:
-        each.setdefault(account, []).extend([_conversation(orjson.loads(row))] * n)
+    for account, text, n in conversations:
+        each.setdefault(account, []).extend([_conversation(orjson.loads(text))] * n)
     accounts = [replace(a, reply=_with(a.reply, each.get(a.name, []))) for a in head.accounts]
     every = [c for a in accounts for c in a.reply.each]
     stats = replace(head.stats, reply=_with(head.stats.reply, every))

@@ -232,7 +232,7 @@ class SqlState:
         return keptrows.findings(self.db, near)
 
     @guarded
-    def kept_conversations(self) -> list[tuple[str, bytes, int]]:
+    def kept_conversations(self) -> list[tuple[str, str, int]]:
         return keptrows.conversations(self.db)
 
     # --- the digest ledger ----------------------------------------------------------

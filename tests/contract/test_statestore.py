@@ -192,8 +192,8 @@ def test_the_kept_rows_change_by_thread_and_count_what_shows(store):
         kept("home", "<d>", 0, -5, -1),
     ]
     first = [
-        KeptChange("work", (), rows[:3], {b"c1": 2, b"c2": 1}),
-        KeptChange("home", (), rows[3:], {b"c1": 1}),
+        KeptChange("work", (), rows[:3], {"c1": 2, "c2": 1}),
+        KeptChange("home", (), rows[3:], {"c1": 1}),
     ]
     store.save_report("fp", "{}", b"head", first, True)
     assert store.kept_counts("work", NOW - 100 * hour, NOW) == (1, 1)
@@ -206,18 +206,18 @@ def test_the_kept_rows_change_by_thread_and_count_what_shows(store):
     assert store.kept_findings(("work", "<x>", "%")) == []
     assert store.kept_findings(("home", "<b>", "<x>")) == []
     # A splice: <a> goes, <e> comes; one c1 taken out, c3 put in.
-    change = KeptChange("work", {"<a>"}, [kept("work", "<e>", 1, -1, 23)], {b"c1": -1, b"c3": 1})
+    change = KeptChange("work", {"<a>"}, [kept("work", "<e>", 1, -1, 23)], {"c1": -1, "c3": 1})
     store.save_report("fp", "{}", b"head2", [change], False)
     assert store.kept_report("fp", "{}") == b"head2"
     assert sorted(store.kept_findings()) == [
         (0, b"home/<d>"), (1, b"work/<b>"), (1, b"work/<e>"), (3, b"work/<c>")
     ]  # fmt: skip
     assert sorted(store.kept_conversations()) == [
-        ("home", b"c1", 1), ("work", b"c1", 1), ("work", b"c2", 1), ("work", b"c3", 1)
+        ("home", "c1", 1), ("work", "c1", 1), ("work", "c2", 1), ("work", "c3", 1)
     ]  # fmt: skip
     # A conversation to take out that is not kept: the rows no longer match their head,
     # which goes (the next run reads the cache whole and keeps rows afresh).
-    store.save_report("fp", "{}", b"head3", [KeptChange("work", (), [], {b"c9": -1})], False)
+    store.save_report("fp", "{}", b"head3", [KeptChange("work", (), [], {"c9": -1})], False)
     assert store.kept_folders("fp") is None
     store.save_report("fp", "{}", b"head4", [KeptChange("work", (), rows[:1], {})], True)
     assert store.kept_findings() == [(0, b"work/<a>")] and store.kept_conversations() == []
