@@ -109,6 +109,51 @@ def m_first(port: int, password: str, now: datetime, state: str) -> tuple[int, f
     return _service_poll(port, password, now, state + ".first", None, first=True)
 
 
+def _lean(port: int, password: str, state: str) -> tuple[Any, Any]:
+    """A lean service's poller (`inboxwatch run`'s: service.lean) and its state."""
+    from inboxwatch.service.sync import MemoryCache
+
+    return _poller(port, password, state, memory=MemoryCache(), keep_report=True, lean=True)
+
+
+def m_lean_idle(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
+    """A lean service on a new state: its first poll, what it does once that poll's line
+    is out (the report kept, the memory dropped), then a poll with nothing new, timed;
+    the process's resident set after it is what such a service holds between polls."""
+    lean = state + ".lean"
+    for path in Path(lean).parent.glob(Path(lean).name + "*"):
+        path.unlink()
+    poller, store = _lean(port, password, lean)
+    try:
+        poller.poll(now)
+        poller.settle()  # as `inboxwatch run` does after each poll's line
+        started = time.perf_counter()
+        result = poller.poll(now)
+        poller.settle()
+        return result.fetched, time.perf_counter() - started
+    finally:
+        poller.close()
+        store.close()
+
+
+def m_lean_change(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
+    """A lean service restarted on the state `m_lean_idle` left (its first poll carries
+    the kept report), timed on its poll after 10 new messages and 5 flag changes."""
+    lean = state + ".lean"
+    poller, store = _lean(port, password, lean)
+    try:
+        poller.poll(now)
+        poller.settle()
+        round_ = int(Path(state + ".round").read_text()) + 100  # other messages' flags
+        change_mailbox(port, password, now, Path(lean), round_)
+        started = time.perf_counter()
+        result = poller.poll(now)
+        return result.fetched, time.perf_counter() - started
+    finally:
+        poller.close()
+        store.close()
+
+
 def m_start(port: int, password: str, now: datetime, state: str) -> int:
     """What `m_poll` does before it polls: imports, settings, the state opened."""
     _, store = _poller(port, password, state, keep_report=True)

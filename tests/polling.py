@@ -12,7 +12,8 @@ from inboxwatch.core.model import Report
 from inboxwatch.core.ports import Sender, StateStore
 from inboxwatch.core.reminders import with_seen
 from inboxwatch.core.snooze import hold
-from inboxwatch.service.poller import AuthBlock, Poller, PollResult
+from inboxwatch.service.poller import AuthBlock, Poller
+from inboxwatch.service.result import PollResult
 from inboxwatch.service.sync import MemoryCache
 
 

@@ -200,6 +200,11 @@ class StateStore(Protocol):
         changes by them alone); `every` None leaves the folder unnamed."""
         ...
 
+    def name_folder(self, account: str, folder: str, every: Collection[MessageMeta]) -> None:
+        """Keep what the folder's cached messages (`every`, all of them) name: a lean
+        service names what it read once its report is out (service.poller)."""
+        ...
+
     def uids(self, account: str, folder: str) -> set[int]: ...
 
     def named(self, account: str, folder: str) -> bool:

@@ -9,6 +9,7 @@ whole: at 100,000 messages they are 31,000 findings and 30,000 conversations, wh
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -80,16 +81,12 @@ class KeptReport:
 
     def shown(
         self, report: Report, plans: Sequence[AccountPlan], notes: Sequence[Snooze], now: datetime
-    ) -> Report | None:
+    ) -> tuple[Report, dict[str, tuple[int, int]]] | None:
         """`report` (the head brought to `now`) with the overdue and waiting threads its
-        rows show, counted as core.carried.advance and core.snooze.hold would leave them;
-        None where a row a note may hold does not read."""
-        overdue = waiting = 0
-        for plan in plans:
-            late, due = self.store.kept_counts(plan.name, now - plan.lookback, now)
-            overdue, waiting = overdue + late, waiting + due
-        names = {plan.name for plan in plans}
-        mine = [n for n in notes if n.account in names]
+        rows show, counted as core.carried.advance and core.snooze.hold would leave them,
+        and those counts by account; None where a row a note may hold does not read."""
+        counts = {p.name: self.store.kept_counts(p.name, now - p.lookback, now) for p in plans}
+        mine = [n for n in notes if n.account in counts]
         near = {r for n in mine for r in self.store.kept_findings(_near(n))}
         if near:  # the rows a note may hold, and whether each is shown otherwise
             lists = readable(_lists, near)
@@ -97,9 +94,14 @@ class KeptReport:
                 return None
             some = advance(report.listing(lists), plans, now)
             held = hold(some, mine, now)
-            overdue -= len(some.overdue) - len(held.overdue)
-            waiting -= len(some.waiting) - len(held.waiting)
-        return replace(report, stats=replace(report.stats, overdue=overdue, pending=waiting))
+            late = Counter(f.account for f in some.overdue)
+            late.subtract(f.account for f in held.overdue)
+            due = Counter(f.account for f in some.waiting)
+            due.subtract(f.account for f in held.waiting)
+            counts = {a: (o - late[a], w - due[a]) for a, (o, w) in counts.items()}
+        overdue, waiting = sum(o for o, _ in counts.values()), sum(w for _, w in counts.values())
+        stats = replace(report.stats, overdue=overdue, pending=waiting)
+        return replace(report, stats=stats), counts
 
     def splice(self, report: Report, parts: Sequence[Spliced]) -> bool:
         """Kept as `report` (the head brought forward: service.splicing), its rows changed

@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 
 from inboxwatch.errors import ConfigError
-from inboxwatch.service.poller import PollResult
+from inboxwatch.service.result import PollResult
 
 log = logging.getLogger(__name__)
 Health = Callable[[], tuple[bool, str]]
@@ -74,8 +74,9 @@ class Metrics:
             self.signin.labels(name).set(1 if name in signin else 0)
             if name in read:
                 self.last_success.labels(name).set(now.timestamp())
-                self.overdue.labels(name).set(sum(f.account == name for f in report.overdue))
-                self.waiting.labels(name).set(sum(f.account == name for f in report.waiting))
+                overdue, waiting = result.count(name)
+                self.overdue.labels(name).set(overdue)
+                self.waiting.labels(name).set(waiting)
         self.fetched.inc(result.fetched)
         self.duration.set(result.seconds)
         if result.digest:

@@ -13,7 +13,6 @@ import functools
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -27,7 +26,7 @@ from inboxwatch.core.scan import AccountPlan, SourceFactory, collector_paused, j
 from inboxwatch.core.snooze import Snooze, hold
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
 from inboxwatch.imap.slots import ServerSlots
-from inboxwatch.service import splicing
+from inboxwatch.service import lean, splicing
 from inboxwatch.service.backoff import (
     AuthBlock,
     backing_off,
@@ -41,6 +40,7 @@ from inboxwatch.service.keptreport import KeptReport, keep
 from inboxwatch.service.ledger import Digests, Shared
 from inboxwatch.service.plans import plan_of
 from inboxwatch.service.quickcheck import QuickCheck
+from inboxwatch.service.result import PollResult
 from inboxwatch.service.sessions import Sessions
 from inboxwatch.service.sync import MemoryCache, SyncingSource
 from inboxwatch.store import lastreport
@@ -51,43 +51,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class PollResult:
-    report: Report
-    fetched: int
-    seconds: float
-    digest: str | None  # the period whose digest was sent in this poll
-    # `run --once` brought forward from its kept report: `report` holds the figures and
-    # the counts it shows, and the findings stay rows (read whole by `kept.report`).
-    kept: KeptReport | None = None
-
-    def line(self) -> str:
-        """The poll's one log line; a failed account with its reason (cut short)."""
-        failed: dict[str, str] = {}
-        for error in self.report.errors:
-            if error.exit_code > 1:
-                failed.setdefault(error.account, error.message)
-        text = (
-            f"poll: {len(self.report.accounts)} account(s) read, {self.fetched} message(s) "
-            f"fetched, {self.report.stats.overdue} overdue, {self.seconds:.2f}s"
-        )
-        if failed:
-            why = (f"{name} ({_short(failed[name])})" for name in sorted(failed))
-            text += f"; failed: {'; '.join(why)}"
-        return text + (f"; digest sent for {self.digest}" if self.digest else "")
-
-
-def _short(message: str, limit: int = 200) -> str:
-    return message if len(message) <= limit else message[: limit - 1] + "…"
-
-
 class Poller:
     """Polls every account incrementally, commits what was read, sends the digest if due.
 
     `memory`: the parsed messages a running service keeps, so its polls after a change
     redo only what changed. `keep_report` (`run --once`, a process per poll): the
     report is kept in the state file, and the one kept before serves as the previous
-    report. A running service reads everything at its first poll instead.
+    report. `lean` (a running service that keeps its report): once a read's report is
+    out, it is kept and the memory dropped (`settle`), and the polls after it work from
+    the kept report as `run --once` does; a service that is not lean reads everything at
+    its first poll and keeps it in memory.
     """
 
     def __init__(
@@ -100,6 +73,7 @@ class Poller:
         memory: MemoryCache | None = None,
         keep_report: bool = False,
         replica: Replica | None = None,
+        lean: bool = False,
     ) -> None:
         self.settings = settings
         self.replica = replica
@@ -113,6 +87,8 @@ class Poller:
         self.stop = stop or threading.Event()
         self.memory = memory
         self.keep_report = keep_report
+        self.lean = lean
+        self.unkept: Report | None = None  # lean: the clean report `settle` keeps
         shared = None if replica is None else Shared(replica.ready, replica.stale)
         teams = settings.team_digests()
         self.digests = Digests(settings.digest, store, settings.accounts, teams, shared)
@@ -160,7 +136,10 @@ class Poller:
         shown = with_seen(hold(result.report, notes, now), self.store.digests_seen())
         result.digest = self._deliver(result.report, shown, notes, carried, now)
         if not carried and self.keep_report and not result.report.errors:
-            keep(self.store, self.settings, result.report)  # for the next run to start from
+            if self.lean:  # kept once the poll's line is out (`settle`)
+                self.unkept = result.report
+            else:  # for the next run to start from
+                keep(self.store, self.settings, result.report)
         result.seconds = time.monotonic() - started
         # Carried forward as read: a snooze that ends, or an unsnooze, shows at once.
         self.previous = None if result.report.errors else result.report
@@ -197,11 +176,11 @@ class Poller:
             return None
         if self._unchanged(stored.folders):
             head = stored.head()
-            report = head and stored.shown(advance(head, self.plans, now), self.plans, notes, now)
-            if report is None:
+            shown = head and stored.shown(advance(head, self.plans, now), self.plans, notes, now)
+            if not shown:
                 return None
             self._recorded(now)
-            return PollResult(report, 0, 0.0, None, stored)
+            return PollResult(shown[0], 0, 0.0, None, stored, shown[1])
         if not splicing.named(self.store, stored.folders) or self._skipped(now, polls):
             return None
         head = stored.head()
@@ -215,9 +194,9 @@ class Poller:
             source.commit()
         self._recorded(now)
         kept = stored.splice(*found)  # False: the rows no longer matched; read whole
-        shown = stored.shown(found[0], self.plans, notes, now) if kept else None
+        counted = stored.shown(found[0], self.plans, notes, now) if kept else None
         fetched = sum(s.fetched for s in opened.values())
-        return None if shown is None else PollResult(shown, fetched, 0.0, None, stored)
+        return counted and PollResult(counted[0], fetched, 0.0, None, stored, counted[1])
 
     def _recorded(self, now: datetime) -> None:
         """Every account's poll recorded as a success at `now`."""
@@ -251,8 +230,14 @@ class Poller:
     def settle(self) -> None:
         """What a running service does between polls, once a poll's report is out: index
         the threads a first poll (or a rebuild) made, which the next poll that finds a
-        change needs (core.incremental; it would index them itself)."""
-        if self.memory is not None:
+        change needs (core.incremental; it would index them itself). A lean service
+        keeps the report instead, and drops its memory (service.lean)."""
+        if self.memory is not None and self.unkept is not None:
+            with collector_paused():
+                lean.keep(self.store, self.settings, self.memory, self.unkept)
+            self.memory, self.unkept, self.previous = None, None, None
+            lean.shed()
+        elif self.memory is not None:
             for memo in self.memory.scans.values():
                 memo.threads.settle()
 
@@ -283,7 +268,7 @@ class Poller:
         return jumped
 
     def _opened(self, opened: dict[str, SyncingSource], name: str) -> SyncingSource:
-        self._factory(name, opened, set())()
+        self._factory(name, opened, set(), kept=True)()
         return opened[name]
 
     def _read(
@@ -296,6 +281,8 @@ class Poller:
         skipped = self._skipped(now, polls)
         left_out = {e.account for e in skipped}
         plans = [p for p in self.plans if p.name not in left_out]
+        if self.lean and self.memory is None:  # the memory a lean service's `settle` drops
+            self.memory = MemoryCache()
         jobs = [(plan, self._factory(plan.name, opened, full)) for plan in plans]
         memos = self.memory.scans if self.memory is not None else None
         parallel = self.settings.max_parallel
@@ -318,7 +305,10 @@ class Poller:
         name: str,
         opened: dict[str, SyncingSource],
         full: set[str],
+        kept: bool = False,
     ) -> SourceFactory:
+        """`kept`: brought forward from the kept report (`_from_kept`), without memory."""
+
         def factory() -> MailSource:
             inner = self.sessions.open(name)
             source = SyncingSource(
@@ -326,11 +316,12 @@ class Poller:
                 self.store,
                 name,
                 self.stop,
-                self.memory,
+                None if kept else self.memory,
                 full=name in full,
                 deadline=self.settings.service.account_timeout.total_seconds(),
                 release=lambda session, ok: self.sessions.done(name, session, ok),
                 named=self.keep_report and self.replica is None,  # for _from_kept
+                naming=not self.lean,  # a lean service names what it read in `settle`
             )
             opened[name] = source
             return source

@@ -68,6 +68,11 @@ class MemoryCache:
     ) -> None:
         self._folders[(account, folder)] = (state, messages)
 
+    def folders(self) -> Iterator[tuple[str, str, dict[int, MessageMeta]]]:
+        """Each folder's messages held: account, folder and messages by UID."""
+        for (account, folder), (_, messages) in self._folders.items():
+            yield account, folder, messages
+
     def forget(self, account: str) -> None:
         """An account another replica polls now: its messages need not stay in memory."""
         self.scans.pop(account, None)
@@ -126,9 +131,13 @@ class SyncingSource:
         release: Callable[[ImapSource, bool], None] | None = None,
         keep: bool = True,
         named: bool = False,
+        naming: bool = True,
     ) -> None:
         self.memory = memory
         self.named = named  # `run --once`: what the cached messages name is kept
+        # False (a lean service): a folder read whole is named only where it was named
+        # before; the others are named once the poll's report is out (Poller.settle).
+        self.naming = naming
         self.full = full  # trust nothing cached: read every folder again (a clock jump)
         self.inner = inner
         self.store = store
@@ -194,11 +203,12 @@ class SyncingSource:
         current.update((meta.uid, meta) for meta in sync.new)
         self.fetched += len(sync.new) + len(sync.failures)
         new_failures = {f.uid: f.reason for f in sync.failures}
+        named = self.named and (self.naming or self.store.named(self.account, folder))
         self._staged.append(
             _Staged(
                 *(folder, sync.state, sync.replace, [*changed, *sync.new], sync.gone | aged),
                 *(current, new_failures),
-                *((current.values(), removed) if self.named else (None, ())),
+                *((current.values(), removed) if named else (None, ())),
             )
         )
         kept = {} if sync.replace else {u: r for u, r in failed.items() if u not in sync.gone}

@@ -142,6 +142,13 @@ class SqlState:
             (*row, int(named)),
         )
 
+    @guarded
+    def name_folder(self, account: str, folder: str, every: Collection[MessageMeta]) -> None:
+        with self.transaction() as db:
+            named = names.save(db, (account, folder), ((), ()), every, True)
+            where = (int(named), account, folder)
+            db.execute("UPDATE folders SET named = ? WHERE account = ? AND folder = ?", where)
+
     # --- what a change can touch (core.splice) ----------------------------------------
 
     @guarded

@@ -233,12 +233,15 @@ def test_a_damaged_state_file_is_set_aside_and_rebuilt(
     scheduler = service(settings, sender, clock)
     try:
         code = scheduler.job()
+        if how == "bad-row":  # a sound file: its kept report is carried, nothing read; the
+            clock.now = T0 + 25 * H  # next whole read (the digest's) meets the row
+            assert code == 0 and scheduler.job() == 0
         # Rebuilt from the mailbox: the three threads are cached again.
         assert sorted(scheduler.store.messages("work", "INBOX")) == [1, 2, 3]
     finally:
         scheduler.close()
     if how == "bad-row":  # a sound file with one bad cached row: that folder is read again
-        assert code == 0 and len(sender.sent) == 1
+        assert len(sender.sent) == 2
         assert any("damaged" in r.getMessage() for r in caplog.records)
         return
     assert list(tmp_path.glob("state.db.corrupt-*"))
