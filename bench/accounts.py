@@ -11,7 +11,8 @@ everything), then a steady poll (nothing changed: the quick check). Medians of t
   serial    all accounts, max_parallel = 1 (the old way: one after the other)
   parallel  all accounts, max_parallel = --parallel (default: the config's default)
 Ratios are against `one` and `serial` of the same run; RSS per account is
-(parallel's RSS - one's) / (accounts - 1).
+(parallel's RSS - one's) / (accounts - 1), and what the service holds between polls
+after them (it is lean: service.lean).
 """
 
 from __future__ import annotations
@@ -73,13 +74,18 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     config = settings(args.port, args.password, users, args.parallel, args.per_server, args.state)
     store = SqliteStore(Path(args.state))
     now = datetime.fromisoformat(args.now)
-    poller = Poller(config, store, StdoutSender(), memory=MemoryCache())
+    # As `inboxwatch run` makes it: lean (service.lean), its report kept and its memory
+    # dropped once the first poll's line is out (`settle`, not timed).
+    poller = Poller(
+        config, store, StdoutSender(), memory=MemoryCache(), keep_report=True, lean=True
+    )
     try:
         started = time.perf_counter()
         first = poller.poll(now)
         first_s = time.perf_counter() - started
         failed = [e for e in first.report.errors if e.exit_code > 1]
         assert not failed, failed
+        poller.settle()
         # The runner notes the link's counts of the first poll, then lets the steady go.
         print("first done", flush=True)
         sys.stdin.readline()
@@ -95,6 +101,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "fetched": first.fetched,
         "steady_fetched": steady.fetched,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_now_mb": int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20,
         "worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
 
@@ -165,7 +172,9 @@ def table(results: dict[str, list[dict[str, Any]]], accounts: int) -> str:
         f"serial / one = {serial['steady'] / one['steady']:.2f}×",
         f"first: parallel / serial = {side['first'] / serial['first']:.2f}×; "
         f"parallel / one = {side['first'] / one['first']:.2f}×",
-        f"RSS per account: {(side['rss_mb'] - one['rss_mb']) / max(accounts - 1, 1):.2f} MB",
+        f"RSS per account: {(side['rss_mb'] - one['rss_mb']) / max(accounts - 1, 1):.2f} MB"
+        f" at the peak; between polls {side['rss_now_mb']:.0f} MB in all (one:"
+        f" {one['rss_now_mb']:.0f} MB)",
     ]
     return "\n".join(lines)
 

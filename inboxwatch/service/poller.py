@@ -167,11 +167,11 @@ class Poller:
     def _from_kept(
         self, stored: KeptReport, now: datetime, polls: dict[str, PollRecord], notes: list[Snooze]
     ) -> PollResult | None:
-        """`run --once` from the report it kept (no clock jump, no digest due): carried
-        forward in time when no folder changed, else brought forward by the change where
-        every folder is named (service.splicing); None where a whole read is needed. Its
-        report holds the figures and the counts it shows, not the findings (they stay
-        rows: service.keptreport); the run shows only its line."""
+        """A poll from the kept report (`run --once`, a lean service; no clock jump, no
+        digest due): carried forward in time when no folder changed, else brought forward
+        by the change where every folder is named (service.splicing); None where a whole
+        read is needed. Its report holds the figures and the counts it shows, not the
+        findings (they stay rows: service.keptreport): the poll shows its line."""
         if set(stored.folders) != set(self.accounts):
             return None
         if self._unchanged(stored.folders):
