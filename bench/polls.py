@@ -59,20 +59,17 @@ def _service_poll(
     now: datetime,
     state: str,
     change: int | None,
-    first: bool = False,
     how: Change | None = None,
 ) -> tuple[int, float]:
-    """Like `inboxwatch run`: one poll to warm up, then the timed one (given the report of
-    the first, as the service keeps it), after `how` (`change_mailbox` unless given) when
-    `change` is a round; `first`: the first poll alone, timed."""
+    """A service keeping its memory, as replicas do (`inboxwatch run` is lean otherwise:
+    service.lean): one poll to warm up, then the timed one (given the report of the first,
+    as the service keeps it), after `how` (`change_mailbox` unless given) when `change`
+    is a round."""
     from inboxwatch.service.sync import MemoryCache
 
     poller, store = _poller(port, password, state, memory=MemoryCache())
     try:
-        started = time.perf_counter()
-        result = poller.poll(now)  # the poller keeps this report for the next poll
-        if first:
-            return result.fetched, time.perf_counter() - started
+        poller.poll(now)  # the poller keeps this report for the next poll
         poller.settle()  # as the service does after each poll's line (service.scheduler)
         if change is not None:
             (how or change_mailbox)(port, password, now, Path(state), change)
@@ -105,8 +102,19 @@ def m_seen(port: int, password: str, now: datetime, state: str) -> tuple[int, fl
 
 
 def m_first(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
-    Path(state + ".first").unlink(missing_ok=True)
-    return _service_poll(port, password, now, state + ".first", None, first=True)
+    """A lean service's first poll on a new state (`inboxwatch run`'s: service.lean), timed
+    to its report; what it does once the poll's line is out is not."""
+    first = state + ".first"
+    for path in Path(first).parent.glob(Path(first).name + "*"):
+        path.unlink()
+    poller, store = _lean(port, password, first)
+    try:
+        started = time.perf_counter()
+        result = poller.poll(now)
+        return result.fetched, time.perf_counter() - started
+    finally:
+        poller.close()
+        store.close()
 
 
 def _lean(port: int, password: str, state: str) -> tuple[Any, Any]:

@@ -10,7 +10,7 @@ process (for a clean peak RSS), median of the rounds:
   full      inboxwatch's audit with a lookback covering every message
   default   inboxwatch's default scan (30-day lookback)
   poll-cron a poll in a fresh process (`run --once`), nothing new
-  poll-idle a running service's poll with nothing new (it keeps the last report)
+  poll-idle a service's poll with nothing new (it keeps the last report)
   poll-change the same after 10 new messages and 5 flag changes
   poll-gone the same after 5 messages were archived (moved out of INBOX)
   poll-seen the same after 10 new messages on subjects the mailbox has seen
@@ -21,7 +21,7 @@ process (for a clean peak RSS), median of the rounds:
             changes
   cron-change a `run --once` after one new message (a fresh process on the kept state)
   start     what a fresh process pays before it polls: imports, settings, the state opened
-  first     a service's first poll, on a new state (everything read and written)
+  first     a (lean) service's first poll, on a new state (everything read and written)
   qresync   the QRESYNC floor for that change (raw client: SELECT QRESYNC + FETCH new)
 Ratios are against the floor (and the naive scan) of the same run. `--compress`: the
 server offers COMPRESS=DEFLATE and inboxwatch asks it (`compress = true`); the floor and

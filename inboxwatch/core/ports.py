@@ -205,7 +205,9 @@ class StateStore(Protocol):
         service names what it read once its report is out (service.poller)."""
         ...
 
-    def uids(self, account: str, folder: str) -> set[int]: ...
+    def uids(self, account: str, folder: str, latest: int | None = None) -> set[int]:
+        """The folder's cached UIDs; `latest`: only that many of the highest."""
+        ...
 
     def named(self, account: str, folder: str) -> bool:
         """Whether the folder's cached messages' names are kept (see `save_folder`)."""

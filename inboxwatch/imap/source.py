@@ -314,9 +314,9 @@ class ImapSource:
         from FLAGS of the cached UIDs (imap.flags), and new mail and expunges are found by
         UID (imap.changes). The lookback is searched by date only on a first read.
         """
-        same = self.selection.unchanged(folder, known)
+        same = self.unchanged(folder, known)
         if same is not None:  # the quick check just found it so
-            return FolderSync(folder, same, replace=False)
+            return same
         with self._guard(folder):
             # A first read (nothing known) asks its SEARCH with the EXAMINE.
             first = since if known is None else None
@@ -368,6 +368,12 @@ class ImapSource:
         a `sync_folder` of it that comes next uses this state instead of asking again
         (Dovecot re-reads a large maildir's directory on every EXAMINE: ~0.1 s)."""
         return self.examine_each([folder])[0]
+
+    def unchanged(self, folder: str, known: FolderState | None) -> FolderSync | None:
+        """What `sync_folder` finds of a folder the quick check just found unchanged since
+        `known` (nothing, and without asking); None otherwise. Told once."""
+        same = self.selection.unchanged(folder, known)
+        return None if same is None else FolderSync(folder, same, replace=False)
 
     def examine_each(
         self, folders: Sequence[str], known: Sequence[FolderState | None] | None = None

@@ -151,8 +151,9 @@ def _yours(
     if any(owner.wrote(m) and m.folder in sent for m in change.new.values()):
         return True
     for folder in sent:
-        uids = sorted(store.uids(account, folder), reverse=True)
-        keys = [(folder, uid) for uid in uids if (folder, uid) not in change.gone][:_OWNED]
+        uids = store.uids(account, folder, latest=_OWNED + len(change.gone))
+        keys = [(folder, uid) for uid in sorted(uids, reverse=True)]
+        keys = [key for key in keys if key not in change.gone][:_OWNED]
         if any(owner.wrote(m) and m.received <= now for m in store.cached(account, keys)):
             return True
     return False

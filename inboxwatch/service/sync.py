@@ -228,9 +228,15 @@ class SyncingSource:
             return None
         if self.store.parse_failures((self.account, folder, known.uidvalidity)):
             return None  # reported as errors: a kept report has none (nor is there one)
-        cached = self.store.uids(self.account, folder)
-        with self._bounded():
-            sync = self.inner.sync_folder(folder, since, known, cached, _Checked(self.stop, None))
+        # The cached UIDs tell expunges apart: not read for a folder the quick check found
+        # unchanged (a 100,000-message cache's took ~20 ms a folder).
+        sync = self.inner.unchanged(folder, known)
+        if sync is None:
+            cached = self.store.uids(self.account, folder)
+            with self._bounded():
+                sync = self.inner.sync_folder(
+                    folder, since, known, cached, _Checked(self.stop, None)
+                )
         if sync.replace or sync.failures:
             return None
         # As fetch_since: what fell out of the lookback goes (cached before this read).

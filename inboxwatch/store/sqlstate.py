@@ -152,11 +152,11 @@ class SqlState:
     # --- what a change can touch (core.splice) ----------------------------------------
 
     @guarded
-    def uids(self, account: str, folder: str) -> set[int]:
-        rows = self.db.execute(
-            "SELECT uid FROM messages WHERE account = ? AND folder = ?", (account, folder)
-        )
-        return {int(uid) for (uid,) in rows}
+    def uids(self, account: str, folder: str, latest: int | None = None) -> set[int]:
+        sql = "SELECT uid FROM messages WHERE account = ? AND folder = ?"
+        if latest is not None:
+            sql += f" ORDER BY uid DESC LIMIT {int(latest)}"
+        return {int(uid) for (uid,) in self.db.execute(sql, (account, folder))}
 
     @guarded
     def named(self, account: str, folder: str) -> bool:
