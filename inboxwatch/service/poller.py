@@ -187,7 +187,8 @@ class Poller:
         opened: dict[str, SyncingSource] = {}
         with splicing.closing(opened):
             opener = functools.partial(self._opened, opened)
-            found = head and splicing.brought(head, self.plans, self.store, opener, now)
+            at = (now, self.settings.max_parallel)
+            found = head and splicing.brought(head, self.plans, self.store, opener, at)
         if not found:
             return None
         for source in opened.values():
@@ -233,9 +234,14 @@ class Poller:
         change needs (core.incremental; it would index them itself). A lean service
         keeps the report instead, and drops its memory (service.lean)."""
         if self.memory is not None and self.unkept is not None:
-            with collector_paused():
-                lean.keep(self.store, self.settings, self.memory, self.unkept)
-            self.memory, self.unkept, self.previous = None, None, None
+            report, self.unkept = self.unkept, None
+            try:
+                with collector_paused():
+                    lean.keep(self.store, self.settings, self.memory, report)
+            except InboxwatchError as exc:  # the poll went well: it goes on from memory
+                log.warning("report not kept (%s); polls go on from memory", exc)
+                return
+            self.memory, self.previous = None, None
             lean.shed()
         elif self.memory is not None:
             for memo in self.memory.scans.values():

@@ -113,3 +113,56 @@ def test_shedding_clears_the_parsers_caches():
     assert any(cache is base_subject for cache in lean._caches())
     lean.shed()
     assert base_subject.cache_info().currsize == 0
+
+
+def test_a_report_that_cannot_be_kept_leaves_the_service_on_its_memory(
+    dovecot, sent_mailbox, tmp_path, monkeypatch, caplog
+):
+    """The poll went well and its line is out: a state that refuses the rows (a full
+    disk, say) costs the service its leanness, not a poll."""
+    from inboxwatch.errors import StateError
+
+    seed(sent_mailbox)
+    poller, store = served(settings_for(dovecot, sent_mailbox.user, tmp_path, to=[]), True)
+
+    def refused(*args: object) -> None:
+        raise StateError("state.path: the disk is full")
+
+    try:
+        poller.poll(T0)
+        with monkeypatch.context() as patched:
+            patched.setattr(lean, "keep", refused)
+            poller.settle()
+        assert poller.memory is not None and poller.previous is not None
+        assert any("report not kept (state.path: the disk is full)" in r.getMessage()
+                   for r in caplog.records)  # fmt: skip
+        sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="New"), T0 + H)
+        again = job(poller, T0 + 2 * H)  # from memory; its report kept this time
+        assert again.fetched == 1 and again.kept is None and poller.memory is None
+    finally:
+        poller.close()
+        store.close()
+
+
+def test_accounts_are_brought_forward_side_by_side(dovecot, sent_mailbox, tmp_path):
+    """Each account's part of a change is read at once, as a whole read reads them
+    (`max_parallel`): over a slow link hundreds of accounts each wait on their server."""
+    seed(sent_mailbox)
+    one = settings_for(dovecot, sent_mailbox.user, tmp_path / "thin", to=[])
+    twin = one.accounts[0].model_copy(update={"name": "home"})
+    settings = one.model_copy(update={"accounts": [*one.accounts, twin]})
+    other = settings.model_copy(update={"state": settings_for(
+        dovecot, sent_mailbox.user, tmp_path / "full", to=[]).state})  # fmt: skip
+    thin, thin_store = served(settings, lean=True)
+    full, full_store = served(other, lean=False)
+    try:
+        job(thin, T0), job(full, T0)
+        sent_mailbox.add("INBOX", mail("Di <di@x.example>", subject="New"), T0 + H)
+        shown, expected = job(thin, T0 + 30 * H), job(full, T0 + 30 * H)
+        assert shown.kept is not None and shown.fetched == 2  # one message, each account
+        for name in ("work", "home"):
+            assert shown.count(name) == expected.count(name) == (4, 0)
+    finally:
+        for poller, store in ((thin, thin_store), (full, full_store)):
+            poller.close()
+            store.close()
