@@ -53,6 +53,26 @@ def _poller(port: int, password: str, state: str, **options: Any) -> tuple[Any, 
 Change = Callable[[int, str, datetime, Path, int], None]
 
 
+def _timed(made: tuple[Any, Any], now: datetime, change: Callable[[], None] | None = None,
+           warm: bool = True) -> tuple[int, float]:  # fmt: skip
+    """On `made` (a poller and its state, as `inboxwatch run` builds them): a poll to warm
+    up and what the service does once its line is out (`warm`), `change`, then the timed
+    poll (given the report of the first, as the service keeps it)."""
+    poller, store = made
+    try:
+        if warm:
+            poller.poll(now)
+            poller.settle()  # as the service does after each poll's line (service.scheduler)
+        if change is not None:
+            change()
+        started = time.perf_counter()
+        result = poller.poll(now)
+        return result.fetched, time.perf_counter() - started
+    finally:
+        poller.close()
+        store.close()
+
+
 def _service_poll(
     port: int,
     password: str,
@@ -62,23 +82,16 @@ def _service_poll(
     how: Change | None = None,
 ) -> tuple[int, float]:
     """A service keeping its memory, as replicas do (`inboxwatch run` is lean otherwise:
-    service.lean): one poll to warm up, then the timed one (given the report of the first,
-    as the service keeps it), after `how` (`change_mailbox` unless given) when `change`
-    is a round."""
+    service.lean), timed after `how` (`change_mailbox` unless given) when `change` is a
+    round."""
     from inboxwatch.service.sync import MemoryCache
 
-    poller, store = _poller(port, password, state, memory=MemoryCache())
-    try:
-        poller.poll(now)  # the poller keeps this report for the next poll
-        poller.settle()  # as the service does after each poll's line (service.scheduler)
-        if change is not None:
-            (how or change_mailbox)(port, password, now, Path(state), change)
-        started = time.perf_counter()
-        result = poller.poll(now)
-        return result.fetched, time.perf_counter() - started
-    finally:
-        poller.close()
-        store.close()
+    made = _poller(port, password, state, memory=MemoryCache())
+    if change is None:
+        return _timed(made, now)
+    return _timed(
+        made, now, lambda: (how or change_mailbox)(port, password, now, Path(state), change)
+    )
 
 
 def m_idle(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
@@ -101,20 +114,11 @@ def m_seen(port: int, password: str, now: datetime, state: str) -> tuple[int, fl
     return _service_poll(port, password, now, state, round_, how=seen_subjects)
 
 
-def m_first(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
-    """A lean service's first poll on a new state (`inboxwatch run`'s: service.lean), timed
-    to its report; what it does once the poll's line is out is not."""
-    first = state + ".first"
-    for path in Path(first).parent.glob(Path(first).name + "*"):
+def _fresh(state: str) -> str:
+    """`state`, its -wal and -shm files gone."""
+    for path in Path(state).parent.glob(Path(state).name + "*"):
         path.unlink()
-    poller, store = _lean(port, password, first)
-    try:
-        started = time.perf_counter()
-        result = poller.poll(now)
-        return result.fetched, time.perf_counter() - started
-    finally:
-        poller.close()
-        store.close()
+    return state
 
 
 def _lean(port: int, password: str, state: str) -> tuple[Any, Any]:
@@ -124,42 +128,26 @@ def _lean(port: int, password: str, state: str) -> tuple[Any, Any]:
     return _poller(port, password, state, memory=MemoryCache(), keep_report=True, lean=True)
 
 
+def m_first(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
+    """A lean service's first poll on a new state (`inboxwatch run`'s: service.lean), timed
+    to its report; what it does once the poll's line is out is not."""
+    return _timed(_lean(port, password, _fresh(state + ".first")), now, warm=False)
+
+
 def m_lean_idle(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
     """A lean service on a new state: its first poll, what it does once that poll's line
     is out (the report kept, the memory dropped), then a poll with nothing new, timed;
     the process's resident set after it is what such a service holds between polls."""
-    lean = state + ".lean"
-    for path in Path(lean).parent.glob(Path(lean).name + "*"):
-        path.unlink()
-    poller, store = _lean(port, password, lean)
-    try:
-        poller.poll(now)
-        poller.settle()  # as `inboxwatch run` does after each poll's line
-        started = time.perf_counter()
-        result = poller.poll(now)
-        poller.settle()
-        return result.fetched, time.perf_counter() - started
-    finally:
-        poller.close()
-        store.close()
+    return _timed(_lean(port, password, _fresh(state + ".lean")), now)
 
 
 def m_lean_change(port: int, password: str, now: datetime, state: str) -> tuple[int, float]:
     """A lean service restarted on the state `m_lean_idle` left (its first poll carries
     the kept report), timed on its poll after 10 new messages and 5 flag changes."""
     lean = state + ".lean"
-    poller, store = _lean(port, password, lean)
-    try:
-        poller.poll(now)
-        poller.settle()
-        round_ = int(Path(state + ".round").read_text()) + 100  # other messages' flags
-        change_mailbox(port, password, now, Path(lean), round_)
-        started = time.perf_counter()
-        result = poller.poll(now)
-        return result.fetched, time.perf_counter() - started
-    finally:
-        poller.close()
-        store.close()
+    round_ = int(Path(state + ".round").read_text()) + 100  # other messages' flags
+    change = lambda: change_mailbox(port, password, now, Path(lean), round_)  # noqa: E731
+    return _timed(_lean(port, password, lean), now, change)
 
 
 def m_start(port: int, password: str, now: datetime, state: str) -> int:
