@@ -1,6 +1,6 @@
-"""`run --once` after a change: the kept report brought forward by what changed
-(core.splice), reading only the cached messages the change can touch, where that gives
-what a whole read would; else None, and the poll reads as before.
+"""`run --once` or a lean service after a change: the kept report brought forward by
+what changed (core.splice), reading only the cached messages the change can touch, where
+that gives what a whole read would; else None, and the poll reads as before.
 
 At 100,000 messages a whole read of the cache, threading and judging took ~3 s for one
 new message, where a running service's poll took 0.25 s (issue 21, bench/README.md).
@@ -10,7 +10,7 @@ as of that read), a clock jump or a cache that does not hold the lookback, an ac
 skipped or failing, `vip_from_sent` (who is a VIP depends on every message you sent),
 a folder added, gone or renumbered, a message that does not parse, a sent folder that
 might no longer hold your mail (contract rule 6), a change touching more than `LIMIT`
-messages, or a folder a running service wrote (its names are not kept: store/names.py).
+messages, or a folder a replica wrote (its names are not kept: store/names.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""What each cached message names (core.splice.names_of), so that `run --once` finds the
-messages a change can touch without reading the rest (issue 21): the SQL.
+"""What each cached message names (core.splice.names_of), so that `run --once` and a lean
+service find the messages a change can touch without reading the rest (issue 21): the SQL.
 
 A row is two integers: a hash of the name, and the message's place (a hash of its account
 and folder, and its UID). 100,000 messages name ~390,000 ids and subjects: as text they
@@ -10,10 +10,11 @@ never another one: core.splice is right on any superset. For the same reason a m
 names are dropped by its own names, and a row left behind by a message gone without them
 costs nothing but a lookup.
 
-Only `run --once` keeps them (`folders.named`): a running service finds what a change
-touches in its memory (core.incremental), and writing every name would slow its first
-poll by over a second at 100,000 messages. A folder a service wrote is named afresh by
-the next `run --once` that reads it whole.
+`run --once` keeps them as it reads (`folders.named`). A lean service names what its
+first read found once that poll's report is out (service.lean): writing every name would
+slow its first poll by over a second at 100,000 messages. A replica keeps none (it finds
+what a change touches in its memory: core.incremental); a folder it wrote is named afresh
+by the next whole read that names.
 """
 
 from __future__ import annotations

@@ -160,7 +160,7 @@ class SqlState:
 
     @guarded
     def named(self, account: str, folder: str) -> bool:
-        """Whether `run --once` keeps the folder's names (store/names.py)."""
+        """Whether the folder's names are kept (store/names.py)."""
         row = self.db.execute(
             "SELECT named FROM folders WHERE account = ? AND folder = ?", (account, folder)
         ).fetchone()
