@@ -10,8 +10,7 @@ from inboxwatch.config import Settings
 from inboxwatch.core.carried import advance
 from inboxwatch.core.model import Report
 from inboxwatch.core.ports import Sender, StateStore
-from inboxwatch.core.reminders import with_seen
-from inboxwatch.core.snooze import hold
+from inboxwatch.core.reminders import shown_of
 from inboxwatch.service.poller import AuthBlock, Poller
 from inboxwatch.service.result import PollResult
 from inboxwatch.service.sync import MemoryCache
@@ -46,8 +45,9 @@ def _whole(result: PollResult, poller: Poller, now: datetime) -> PollResult:
         return result
     whole = result.kept.report(poller.plans)
     assert whole is not None
-    shown = hold(advance(whole, poller.plans, now), poller.store.snoozes(), now)
+    store = poller.store
+    shown = shown_of(store.snoozes(), store.digests_seen(), now, advance(whole, poller.plans, now))
     counts = (shown.stats.overdue, shown.stats.pending)
     assert counts == (result.report.stats.overdue, result.report.stats.pending)
-    result.report = with_seen(shown, poller.store.digests_seen())
+    result.report = shown
     return result

@@ -13,8 +13,8 @@ from inboxwatch.cli.common import config_scan, parse_instant
 from inboxwatch.cli.options import common_options, load_config, setup_logging
 from inboxwatch.config import Settings
 from inboxwatch.core.model import Report, as_message_id
-from inboxwatch.core.reminders import with_seen
-from inboxwatch.core.snooze import Snooze, find, hold, snooze_of
+from inboxwatch.core.reminders import shown_of
+from inboxwatch.core.snooze import Snooze, find, snooze_of
 from inboxwatch.errors import UsageError
 from inboxwatch.store import beside, notes
 
@@ -23,7 +23,7 @@ def held(report: Report, settings: Settings, now: datetime) -> Report:
     """`report` without what the user snoozed or muted, and with how many of the service's
     digests listed each thread (`scan`, `digest`)."""
     state = settings.state
-    return with_seen(hold(report, beside.snoozes(state), now), beside.digests_seen(state))
+    return shown_of(beside.snoozes(state), beside.digests_seen(state), now, report)
 
 
 def _note(

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from inboxwatch.core.model import Finding, Report, by_wait
+from inboxwatch.core.snooze import Snooze, hold
 from inboxwatch.core.standards import PRIORITIES
 
 # The entries each list of a digest shows, the most urgent first; the rest are counted,
@@ -17,6 +18,14 @@ from inboxwatch.core.standards import PRIORITIES
 # awaiting an answer) made a 31.5 MB digest (bench/README.md, issue 21).
 LISTED = 100  # in a digest of one account; a digest of several shares it out
 LISTED_LEAST = 3  # 300 accounts: at most 3,600 entries, ~4-5 MB
+
+
+def shown_of(
+    notes: Sequence[Snooze], seen: Mapping[tuple[str, str], int], now: datetime, report: Report
+) -> Report:
+    """What `report` shows (a poll's line, its digest): the threads the user's notes hide
+    held back (core.snooze), and how many digests listed each overdue one before."""
+    return with_seen(hold(report, notes, now), seen)
 
 
 def with_seen(report: Report, seen: Mapping[tuple[str, str], int]) -> Report:

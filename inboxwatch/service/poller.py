@@ -13,6 +13,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -21,9 +22,9 @@ from inboxwatch.config import Account, Settings
 from inboxwatch.core.carried import advance
 from inboxwatch.core.model import Coverage, PollRecord, Report, ReportError
 from inboxwatch.core.ports import MailSource, Sender, StateStore
-from inboxwatch.core.reminders import with_seen
+from inboxwatch.core.reminders import shown_of
 from inboxwatch.core.scan import AccountPlan, SourceFactory, collector_paused, joined, run_scan
-from inboxwatch.core.snooze import Snooze, hold
+from inboxwatch.core.snooze import Snooze
 from inboxwatch.errors import AuthError, InboxwatchError, ServerError
 from inboxwatch.imap.slots import ServerSlots
 from inboxwatch.service import lean, splicing
@@ -133,8 +134,9 @@ class Poller:
             result = PollResult(advance(kept, self.plans, now), 0, 0.0, None)
         else:
             result = self._read(now, full, polls)
-        shown = with_seen(hold(result.report, notes, now), self.store.digests_seen())
-        result.digest = self._deliver(result.report, shown, notes, carried, now)
+        held = functools.partial(shown_of, notes, self.store.digests_seen(), now)
+        shown = held(result.report)
+        result.digest = self._deliver(result.report, shown, held, carried, now)
         if not carried and self.keep_report and not result.report.errors:
             if self.lean:  # kept once the poll's line is out (`settle`)
                 self.unkept = result.report
@@ -147,22 +149,23 @@ class Poller:
         return result
 
     def _deliver(
-        self, report: Report, shown: Report, notes: list[Snooze], carried: bool, now: datetime
+        self,
+        report: Report,
+        shown: Report,
+        held: Callable[[Report], Report],
+        carried: bool,
+        now: datetime,
     ) -> str | None:
         """The digest if one is due (of `shown`; a replica's of every replica's reports,
-        this one's kept with them); the period it was sent for."""
+        this one's kept with them, as `held` shows them); the period it was sent for."""
         if self.replica is None:  # a carried poll has no digest due (_carry)
             return None if carried else self.digests.send_if_due(shown, self.sender, now)
         mine = [n for n in self.accounts if n in self.replica.mine]
         self.replica.keep(report, now, mine, read=not carried)
         if not self.digests.due(now):  # whichever replica finds a digest due sends it
             return None
-        everyone = hold(
-            advance(joined(self.replica.everyone(), now, now), self.every_plan, now), notes, now
-        )
-        return self.digests.send_if_due(
-            with_seen(everyone, self.store.digests_seen()), self.sender, now
-        )
+        everyone = advance(joined(self.replica.everyone(), now, now), self.every_plan, now)
+        return self.digests.send_if_due(held(everyone), self.sender, now)
 
     def _from_kept(
         self, stored: KeptReport, now: datetime, polls: dict[str, PollRecord], notes: list[Snooze]
